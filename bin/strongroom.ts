@@ -1,0 +1,47 @@
+// The CLI entry point: the only place that reads argv and the process environment.
+import { ConfigError, loadServerConfig } from '../src/config/config.ts';
+import { runCli, type ServerCommandOptions } from '../src/cli/program.ts';
+import { printDevBanner } from '../src/server/banner.ts';
+import { startServer } from '../src/server/run.ts';
+import { isStrongroomError } from '../src/errors/errors.ts';
+
+async function runServer(o: ServerCommandOptions): Promise<void> {
+  let config;
+  try {
+    config = loadServerConfig(o, process.env, process.cwd());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`strongroom: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  let server;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    const msg = isStrongroomError(err) ? err.message : (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${config.listen} is already in use: stop the other server or pass --listen` : (err as Error).message;
+    process.stderr.write(`strongroom: cannot start the server: ${msg}\n`);
+    process.exit(1);
+  }
+  if (server.devRootToken) printDevBanner(process.stdout, server.address, server.devRootToken, config);
+  let closing = false;
+  const shutdown = async () => {
+    if (closing) return;
+    closing = true;
+    await server.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  await new Promise(() => {});
+}
+
+const code = await runCli(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  env: process.env,
+  cwd: process.cwd(),
+}, runServer);
+process.exitCode = code;

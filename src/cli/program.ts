@@ -1,0 +1,63 @@
+import { Command, CommanderError } from 'commander';
+import { type CliIO, describeError } from './context.ts';
+import { operatorCommands, statusCommand } from './operator.ts';
+import { projectCommands } from './project.ts';
+import { secretCommands } from './secret.ts';
+
+export interface ServerCommandOptions {
+  dev?: boolean;
+  config?: string;
+  listen?: string;
+  data?: string;
+}
+
+/**
+ * Builds the `strongroom` command tree. The server command is passed in by the
+ * entry point, so the CLI itself depends only on the SDK and the API contract.
+ */
+export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => Promise<void>): Command {
+  const program = new Command('strongroom')
+    .description('Strongroom: a self-hosted credential vault for LLM applications')
+    .option('--addr <url>', 'server address (default: $STRONGROOM_ADDR or http://127.0.0.1:8210)')
+    .option('--token <token>', 'token to use (default: $STRONGROOM_TOKEN; prefer the variable, flags end up in shell history)')
+    .option('--format <format>', 'output format: table or json', 'table')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride();
+
+  program
+    .command('server')
+    .description('run the vault server')
+    .option('--dev', 'development server: SQLite under ./.strongroom-dev, initialised and unsealed automatically (NOT for production)')
+    .option('--config <file>', 'YAML configuration file (also $STRONGROOM_CONFIG)')
+    .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8210)')
+    .option('--data <dir>', 'data folder (SQLite storage, and in dev mode the key file)')
+    .action((o: ServerCommandOptions) => runServer(o));
+
+  statusCommand(program, io);
+  operatorCommands(program, io);
+  projectCommands(program, io);
+  secretCommands(program, io);
+
+  for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; resolves to the process exit code. */
+export async function runCli(argv: string[], io: CliIO, runServer: (o: ServerCommandOptions) => Promise<void>): Promise<number> {
+  const program = buildProgram(io, runServer);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version exit 0; usage errors were already printed by commander
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    io.stderr.write(`${describeError(err)}\n`);
+    return err instanceof Error && err.name === 'UsageError' ? 2 : 1;
+  }
+}

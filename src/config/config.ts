@@ -1,0 +1,241 @@
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { type Static, Type } from 'typebox';
+import { Value } from 'typebox/value';
+import { parse as parseYaml } from 'yaml';
+
+/**
+ * Server configuration: one schema, read from a YAML file, then overridden by
+ * STRONGROOM_* environment variables, then by command-line flags; validated
+ * once and frozen. This module is the only reader of process.env (callers pass
+ * `env` in). Relative paths in a file are relative to that file.
+ */
+const Strict = { additionalProperties: false } as const;
+
+export const ServerConfigSchema = Type.Object(
+  {
+    listen: Type.String({ minLength: 1, maxLength: 300, description: 'host:port to listen on' }),
+    storage: Type.Union([
+      Type.Object({ memory: Type.Object({}, Strict) }, Strict),
+      Type.Object({ sqlite: Type.Object({ path: Type.String({ minLength: 1 }) }, Strict) }, Strict),
+      Type.Object(
+        {
+          postgres: Type.Object(
+            {
+              url: Type.String({ minLength: 1 }),
+              table: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$' })),
+              max_connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+            },
+            Strict,
+          ),
+        },
+        Strict,
+      ),
+    ]),
+    seal: Type.Union([
+      Type.Object({ shamir: Type.Object({}, Strict) }, Strict),
+      Type.Object({ static: Type.Object({ key_file: Type.String({ minLength: 1 }) }, Strict) }, Strict),
+    ]),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert_file: Type.String({ minLength: 1 }),
+          key_file: Type.String({ minLength: 1 }),
+          min_version: Type.Optional(Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')])),
+        },
+        Strict,
+      ),
+    ),
+    allow_insecure_http: Type.Boolean({ description: 'allow plain HTTP on a non-loopback address' }),
+    max_request_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    dev: Type.Boolean(),
+  },
+  Strict,
+);
+
+export type ServerConfig = Static<typeof ServerConfigSchema>;
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:8210',
+  allow_insecure_http: false,
+  max_request_bytes: 1024 * 1024,
+  log_level: 'info',
+  dev: false,
+} as const;
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Flags from `strongroom server`. */
+export interface ServerFlags {
+  config?: string;
+  listen?: string;
+  data?: string;
+  dev?: boolean;
+}
+
+/** Environment variables that override leaves of the config (STRONGROOM_<PATH>). */
+const ENV_LEAVES: Record<string, (cfg: Record<string, unknown>, v: string) => void> = {
+  STRONGROOM_LISTEN: (c, v) => {
+    c.listen = v;
+  },
+  STRONGROOM_STORAGE_SQLITE_PATH: (c, v) => {
+    c.storage = { sqlite: { path: v } };
+  },
+  STRONGROOM_STORAGE_POSTGRES_URL: (c, v) => {
+    const prev = (c.storage as { postgres?: Record<string, unknown> } | undefined)?.postgres;
+    c.storage = { postgres: { ...(prev ?? {}), url: v } };
+  },
+  STRONGROOM_SEAL_STATIC_KEY_FILE: (c, v) => {
+    c.seal = { static: { key_file: v } };
+  },
+  STRONGROOM_SEAL_TYPE: (c, v) => {
+    if (v === 'shamir') c.seal = { shamir: {} };
+    else throw new ConfigError('STRONGROOM_SEAL_TYPE must be "shamir" (use STRONGROOM_SEAL_STATIC_KEY_FILE for a static seal)');
+  },
+  STRONGROOM_TLS_CERT_FILE: (c, v) => {
+    c.tls = { ...((c.tls as object | undefined) ?? {}), cert_file: v };
+  },
+  STRONGROOM_TLS_KEY_FILE: (c, v) => {
+    c.tls = { ...((c.tls as object | undefined) ?? {}), key_file: v };
+  },
+  STRONGROOM_ALLOW_INSECURE_HTTP: (c, v) => {
+    c.allow_insecure_http = parseBool('STRONGROOM_ALLOW_INSECURE_HTTP', v);
+  },
+  STRONGROOM_MAX_REQUEST_BYTES: (c, v) => {
+    if (!/^\d+$/.test(v)) throw new ConfigError('STRONGROOM_MAX_REQUEST_BYTES must be a whole number of bytes');
+    c.max_request_bytes = Number(v);
+  },
+  STRONGROOM_LOG_LEVEL: (c, v) => {
+    c.log_level = v;
+  },
+};
+
+function parseBool(name: string, v: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new ConfigError(`${name} must be true or false, not ${JSON.stringify(v)}`);
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : Number.NaN;
+  if (!m || port > 65535) throw new ConfigError(`listen must be host:port (like 127.0.0.1:8210), not ${JSON.stringify(listen)}`);
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+function describeErrors(raw: unknown): string {
+  const lines: string[] = [];
+  for (const e of Value.Errors(ServerConfigSchema, raw)) {
+    const where = e.instancePath === '' ? '(top level)' : e.instancePath.slice(1).replaceAll('/', '.');
+    if (e.keyword === 'additionalProperties') {
+      const extra = (e.params as { additionalProperties?: string[] }).additionalProperties ?? [];
+      lines.push(`${where}: unknown key${extra.length > 1 ? 's' : ''} ${extra.join(', ')}`);
+    } else if (e.keyword !== 'boolean' && e.keyword !== 'anyOf') {
+      lines.push(`${where}: ${e.message}`);
+    }
+  }
+  return [...new Set(lines)].slice(0, 10).join('\n  ') || 'invalid configuration';
+}
+
+/**
+ * Builds the frozen server configuration from a file (optional), the
+ * environment and flags, in that order of precedence (flags win).
+ */
+export function loadServerConfig(flags: ServerFlags, env: Readonly<Record<string, string | undefined>>, cwd: string): Readonly<ServerConfig> {
+  let cfg: Record<string, unknown> = {};
+  let base = cwd;
+  const file = flags.config ?? env.STRONGROOM_CONFIG;
+  if (file) {
+    const path = resolve(cwd, file);
+    base = dirname(path);
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    let parsed: unknown;
+    try {
+      parsed = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError(`the config file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new ConfigError(`the config file ${path} must be a YAML mapping of keys`);
+    }
+    cfg = { ...((parsed as Record<string, unknown> | null) ?? {}) };
+  }
+  for (const [name, apply] of Object.entries(ENV_LEAVES)) {
+    const v = env[name];
+    if (v !== undefined && v !== '') apply(cfg, v);
+  }
+  if (flags.listen) cfg.listen = flags.listen;
+  if (flags.dev) cfg.dev = true;
+  if (cfg.dev === true) {
+    // dev mode: embedded SQLite and a static key under one local folder
+    const dir = resolve(cwd, flags.data ?? '.strongroom-dev');
+    cfg.storage ??= { sqlite: { path: `${dir}/strongroom.db` } };
+    cfg.seal ??= { static: { key_file: `${dir}/unseal.key` } };
+    cfg.log_level ??= 'warn';
+  } else if (flags.data) {
+    const dir = resolve(cwd, flags.data);
+    cfg.storage ??= { sqlite: { path: `${dir}/strongroom.db` } };
+  }
+  const merged = { ...DEFAULTS, ...cfg } as Record<string, unknown>;
+  if (merged.storage === undefined) {
+    throw new ConfigError('no storage configured: set `storage: {sqlite: {path: ...}}` or `{postgres: {url: ...}}`, or pass --data DIR');
+  }
+  merged.seal ??= { shamir: {} };
+  if (!Value.Check(ServerConfigSchema, merged)) {
+    throw new ConfigError(`invalid configuration:\n  ${describeErrors(merged)}`);
+  }
+  const config = merged as ServerConfig;
+  const { host } = parseListen(config.listen);
+  if (!config.tls && !isLoopback(host) && !config.allow_insecure_http) {
+    throw new ConfigError(
+      `refusing to serve plain HTTP on ${config.listen}: configure tls (cert_file, key_file), listen on a loopback address, or set allow_insecure_http: true`,
+    );
+  }
+  // resolve relative file paths against the config file's folder
+  if ('sqlite' in config.storage) config.storage.sqlite.path = resolve(base, config.storage.sqlite.path);
+  if ('static' in config.seal) config.seal.static.key_file = resolve(base, config.seal.static.key_file);
+  if (config.tls) {
+    config.tls.cert_file = resolve(base, config.tls.cert_file);
+    config.tls.key_file = resolve(base, config.tls.key_file);
+  }
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(o: T): Readonly<T> {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+/** Settings for CLI commands that talk to a server. */
+export interface ClientSettings {
+  addr: string;
+  token: string | undefined;
+}
+
+export function loadClientSettings(flags: { addr?: string; token?: string }, env: Readonly<Record<string, string | undefined>>): ClientSettings {
+  return {
+    addr: flags.addr ?? env.STRONGROOM_ADDR ?? `http://${DEFAULTS.listen}`,
+    token: flags.token ?? (env.STRONGROOM_TOKEN || undefined),
+  };
+}

@@ -1,0 +1,110 @@
+import { StrongroomError } from '../errors/errors.ts';
+import type { Core } from './core.ts';
+import type { Operation } from './types.ts';
+
+const SYSTEM = { type: 'System', id: 'sys' } as const;
+
+/** Operations on the vault itself: init, seal/unseal, status, key rotation. */
+export function sysOperations(core: Core) {
+  const sealStatus = () => core.seal.status();
+
+  return [
+    {
+      name: 'sys.seal-status',
+      action: 'sys.status',
+      auth: 'none',
+      whenSealed: true,
+      resource: () => SYSTEM,
+      handle: async () => sealStatus(),
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'sys.init',
+      action: 'sys.init',
+      auth: 'none',
+      whenSealed: true,
+      resource: () => SYSTEM,
+      async handle(_ctx, i) {
+        const status = await core.seal.status();
+        if (status.initialized) throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
+        let shares = 0;
+        let threshold = 0;
+        if (status.type === 'shamir') {
+          shares = i.secret_shares ?? 5;
+          threshold = i.secret_threshold ?? 3;
+          if (threshold > shares) {
+            throw new StrongroomError('validation_failed', 'secret_threshold cannot be larger than secret_shares');
+          }
+          if (threshold < 2 && shares > 1) {
+            throw new StrongroomError('validation_failed', 'secret_threshold must be at least 2 when there is more than one share');
+          }
+        } else if (i.secret_shares !== undefined || i.secret_threshold !== undefined) {
+          throw new StrongroomError('validation_failed', 'this server uses a static seal: do not give secret_shares or secret_threshold');
+        }
+        const { shares: keys } = await core.seal.initialize(shares, threshold);
+        await core.afterUnseal();
+        const { token } = await core.tokens.create({ policies: ['root'], display_name: 'root' });
+        // a Shamir-sealed vault starts sealed: the key holders must unseal it
+        if (status.type === 'shamir') core.sealNow();
+        const out = {
+          keys: keys.map((k) => k.toString('hex')),
+          keys_base64: keys.map((k) => k.toString('base64')),
+          root_token: token,
+        };
+        for (const k of keys) k.fill(0);
+        return out;
+      },
+    } satisfies Operation<{ secret_shares?: number; secret_threshold?: number }>,
+
+    {
+      name: 'sys.unseal',
+      action: 'sys.unseal',
+      auth: 'none',
+      whenSealed: true,
+      resource: () => SYSTEM,
+      async handle(_ctx, i) {
+        if (i.reset) {
+          core.seal.resetProgress();
+          return sealStatus();
+        }
+        if (i.key === undefined) throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
+        const wasSealed = core.barrier.sealed;
+        await core.seal.submitShare(i.key);
+        if (wasSealed && !core.barrier.sealed) await core.afterUnseal();
+        return sealStatus();
+      },
+    } satisfies Operation<{ key?: string; reset?: boolean }>,
+
+    {
+      name: 'sys.seal',
+      action: 'sys.seal',
+      auth: 'token',
+      resource: () => SYSTEM,
+      async handle() {
+        core.sealNow();
+        return sealStatus();
+      },
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'sys.rotate',
+      action: 'sys.rotate',
+      auth: 'token',
+      resource: () => SYSTEM,
+      async handle() {
+        const info = await core.barrier.rotate();
+        return { term: info.term, installed_at: info.created_at };
+      },
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'sys.key-status',
+      action: 'sys.status',
+      auth: 'token',
+      resource: () => SYSTEM,
+      async handle() {
+        return core.barrier.keyStatus();
+      },
+    } satisfies Operation<Record<string, never>>,
+  ];
+}

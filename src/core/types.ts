@@ -1,0 +1,48 @@
+/** Who is making a request, once authenticated. */
+export interface Identity {
+  kind: 'token';
+  accessor: string;
+  display_name: string;
+  policies: readonly string[];
+}
+
+/** What a request acts on, as the policy engine sees it. */
+export interface Resource {
+  type: 'System' | 'Project' | 'Environment' | 'Secret';
+  id: string;
+  attrs?: Readonly<Record<string, unknown>>;
+}
+
+/** Transport-free facts about a request. */
+export interface RequestInfo {
+  request_id: string;
+  client_address: string;
+  /** The bearer token as presented, if any. Never logged or audited. */
+  token?: string | undefined;
+}
+
+export interface OperationContext {
+  identity: Identity | undefined;
+  request: RequestInfo;
+}
+
+/**
+ * A unit of work the core can perform. Every operation declares its policy
+ * action; the core refuses at start-up to register one that does not.
+ */
+export interface Operation<I = never, O = unknown> {
+  /** Unique name, e.g. 'secret.read'. */
+  name: string;
+  /** The policy action checked before the handler runs. */
+  action: string;
+  /** 'token': a valid token is required; 'none': public (status, init, unseal). */
+  auth: 'token' | 'none';
+  /** Whether the operation may run while sealed (only status/init/unseal). */
+  whenSealed?: boolean;
+  /** The resource the action applies to, derived from the input alone. */
+  resource(input: I): Resource;
+  handle(ctx: OperationContext, input: I): Promise<O>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a registry holds operations of every input/output type
+export type AnyOperation = Operation<any, any>;

@@ -1,0 +1,366 @@
+import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import { StrongroomError } from '../../errors/errors.ts';
+import type { Clock } from '../../lib/clock.ts';
+import type { Operation, Resource } from '../../core/types.ts';
+import { checkSecretName, checkSlug } from './names.ts';
+
+/**
+ * The `kv` engine: projects, their environments, and versioned secrets.
+ *
+ * Layout inside its barrier view:
+ *   projects/<project>                    project record (with its environments)
+ *   meta/<project>/<env>/<name>           secret metadata and version history (no values)
+ *   data/<project>/<env>/<name>/<version> one version's value
+ */
+export type SecretMetadata = Record<string, string>;
+
+interface ProjectRecord {
+  name: string;
+  created_at: string;
+  environments: Record<string, { created_at: string }>;
+}
+
+interface VersionInfo {
+  version: number;
+  created_at: string;
+  /** 'write' or 'rollback' (a rollback copies an older version's value into a new version). */
+  source: 'write' | 'rollback';
+  rolled_back_from?: number;
+}
+
+interface SecretRecord {
+  name: string;
+  created_at: string;
+  updated_at: string;
+  current_version: number;
+  deleted_at: string | null;
+  metadata: SecretMetadata;
+  versions: VersionInfo[];
+}
+
+interface ValueRecord {
+  value: string;
+}
+
+export interface SecretAddress {
+  project: string;
+  env: string;
+  name: string;
+}
+
+export interface EnvAddress {
+  project: string;
+  env: string;
+}
+
+const pad = (v: number) => v.toString().padStart(10, '0');
+const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
+const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
+
+function secretResource(a: SecretAddress): Resource {
+  return { type: 'Secret', id: `${a.project}/${a.env}/${a.name}`, attrs: { project: a.project, environment: a.env, name: a.name } };
+}
+function envResource(a: EnvAddress): Resource {
+  return { type: 'Environment', id: `${a.project}/${a.env}`, attrs: { project: a.project, environment: a.env } };
+}
+function projectResource(project: string): Resource {
+  return { type: 'Project', id: project, attrs: { project } };
+}
+
+export function createKvEngine(store: BarrierStore, clock: Clock) {
+  const iso = () => new Date(clock.now()).toISOString();
+
+  async function project(r: BarrierWriter, name: string): Promise<ProjectRecord> {
+    const raw = await r.get(`projects/${name}`);
+    if (!raw) {
+      throw new StrongroomError('project_not_found', `project ${JSON.stringify(name)} does not exist; create it with \`strongroom project create ${name}\``);
+    }
+    return dec<ProjectRecord>(raw);
+  }
+
+  async function environment(r: BarrierWriter, a: EnvAddress): Promise<ProjectRecord> {
+    const p = await project(r, a.project);
+    if (!Object.hasOwn(p.environments, a.env)) {
+      throw new StrongroomError(
+        'environment_not_found',
+        `environment ${JSON.stringify(a.env)} does not exist in project ${JSON.stringify(a.project)}; it has: ${Object.keys(p.environments).join(', ') || 'none'}`,
+      );
+    }
+    return p;
+  }
+
+  function checkSecret(a: SecretAddress): string {
+    checkSlug('project', a.project);
+    checkSlug('environment', a.env);
+    checkSecretName(a.name);
+    return `${a.project}/${a.env}/${a.name}`;
+  }
+
+  /** The secret's record, or a precise 404 saying which part of the address is missing. */
+  async function secret(r: BarrierWriter, a: SecretAddress, opts: { allowDeleted?: boolean } = {}): Promise<SecretRecord> {
+    const path = checkSecret(a);
+    const raw = await r.get(`meta/${path}`);
+    if (!raw) {
+      await environment(r, a);
+      throw new StrongroomError('secret_not_found', `secret ${path} does not exist`);
+    }
+    const rec = dec<SecretRecord>(raw);
+    if (rec.deleted_at !== null && !opts.allowDeleted) {
+      throw new StrongroomError('secret_deleted', `secret ${path} was deleted; restore it with \`strongroom secret restore ${path}\``);
+    }
+    return rec;
+  }
+
+  async function readValue(r: BarrierWriter, path: string, version: number): Promise<string> {
+    const raw = await r.get(`data/${path}/${pad(version)}`);
+    if (!raw) throw new StrongroomError('version_destroyed', `version ${version} of ${path} was destroyed`);
+    const v = dec<ValueRecord>(raw).value;
+    raw.fill(0);
+    return v;
+  }
+
+  async function appendVersion(
+    tx: BarrierWriter,
+    a: SecretAddress,
+    value: string,
+    opts: { metadata?: SecretMetadata; cas?: number; source: 'write' | 'rollback'; from?: number },
+  ): Promise<{ version: number; created_at: string }> {
+    const path = checkSecret(a);
+    const now = iso();
+    const raw = await tx.get(`meta/${path}`);
+    let rec: SecretRecord;
+    if (raw) {
+      rec = dec<SecretRecord>(raw);
+    } else {
+      await environment(tx, a);
+      rec = { name: a.name, created_at: now, updated_at: now, current_version: 0, deleted_at: null, metadata: {}, versions: [] };
+    }
+    if (opts.cas !== undefined && opts.cas !== rec.current_version) {
+      throw new StrongroomError(
+        'cas_mismatch',
+        `check-and-set failed: ${path} is at version ${rec.current_version}, not ${opts.cas}; read it again and retry`,
+        { details: { current_version: rec.current_version } },
+      );
+    }
+    const version = rec.current_version + 1;
+    rec.current_version = version;
+    rec.updated_at = now;
+    rec.deleted_at = null;
+    if (opts.metadata) rec.metadata = { ...opts.metadata };
+    rec.versions.push(
+      opts.source === 'rollback'
+        ? { version, created_at: now, source: 'rollback', rolled_back_from: opts.from! }
+        : { version, created_at: now, source: 'write' },
+    );
+    await tx.put(`data/${path}/${pad(version)}`, enc({ value } satisfies ValueRecord));
+    await tx.put(`meta/${path}`, enc(rec));
+    return { version, created_at: now };
+  }
+
+  const operations = {
+    createProject: {
+      name: 'project.create',
+      action: 'project.create',
+      auth: 'token',
+      resource: (i) => projectResource(i.name),
+      async handle(_ctx, i) {
+        checkSlug('project', i.name);
+        const envs = [...new Set(i.environments ?? ['dev', 'staging', 'prod'])];
+        for (const e of envs) checkSlug('environment', e);
+        return store.transaction(async (tx) => {
+          if (await tx.get(`projects/${i.name}`)) {
+            throw new StrongroomError('already_exists', `project ${JSON.stringify(i.name)} already exists`);
+          }
+          const now = iso();
+          const rec: ProjectRecord = {
+            name: i.name,
+            created_at: now,
+            environments: Object.fromEntries(envs.map((e) => [e, { created_at: now }])),
+          };
+          await tx.put(`projects/${i.name}`, enc(rec));
+          return { name: rec.name, created_at: rec.created_at, environments: envs };
+        });
+      },
+    } satisfies Operation<{ name: string; environments?: string[] }>,
+
+    listProjects: {
+      name: 'project.list',
+      action: 'project.list',
+      auth: 'token',
+      resource: () => ({ type: 'System', id: 'projects' }),
+      async handle() {
+        const projects = [];
+        for (const path of await store.list('projects/')) {
+          const raw = await store.get(path);
+          if (!raw) continue;
+          const p = dec<ProjectRecord>(raw);
+          projects.push({ name: p.name, created_at: p.created_at, environments: Object.keys(p.environments).sort() });
+        }
+        return { projects };
+      },
+    } satisfies Operation<Record<string, never>>,
+
+    getProject: {
+      name: 'project.read',
+      action: 'project.read',
+      auth: 'token',
+      resource: (i) => projectResource(i.project),
+      async handle(_ctx, i) {
+        checkSlug('project', i.project);
+        const p = await project(store, i.project);
+        return { name: p.name, created_at: p.created_at, environments: Object.keys(p.environments).sort() };
+      },
+    } satisfies Operation<{ project: string }>,
+
+    createEnvironment: {
+      name: 'environment.create',
+      action: 'environment.create',
+      auth: 'token',
+      resource: (i) => envResource({ project: i.project, env: i.name }),
+      async handle(_ctx, i) {
+        checkSlug('project', i.project);
+        checkSlug('environment', i.name);
+        return store.transaction(async (tx) => {
+          const p = await project(tx, i.project);
+          if (Object.hasOwn(p.environments, i.name)) {
+            throw new StrongroomError('already_exists', `environment ${JSON.stringify(i.name)} already exists in ${i.project}`);
+          }
+          p.environments[i.name] = { created_at: iso() };
+          await tx.put(`projects/${i.project}`, enc(p));
+          return { project: i.project, name: i.name, created_at: p.environments[i.name]!.created_at };
+        });
+      },
+    } satisfies Operation<{ project: string; name: string }>,
+
+    writeSecret: {
+      name: 'secret.write',
+      action: 'secret.write',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        return store.transaction((tx) =>
+          appendVersion(tx, i, i.value, {
+            source: 'write',
+            ...(i.metadata === undefined ? {} : { metadata: i.metadata }),
+            ...(i.cas === undefined ? {} : { cas: i.cas }),
+          }),
+        );
+      },
+    } satisfies Operation<SecretAddress & { value: string; metadata?: SecretMetadata; cas?: number }>,
+
+    readSecret: {
+      name: 'secret.read',
+      action: 'secret.read',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        const rec = await secret(store, i);
+        const version = i.version ?? rec.current_version;
+        const info = rec.versions.find((v) => v.version === version);
+        if (!info) {
+          throw new StrongroomError('version_not_found', `${i.project}/${i.env}/${i.name} has no version ${version} (latest is ${rec.current_version})`);
+        }
+        const value = await readValue(store, `${i.project}/${i.env}/${i.name}`, version);
+        return { name: rec.name, value, version, current_version: rec.current_version, metadata: rec.metadata, created_at: info.created_at };
+      },
+    } satisfies Operation<SecretAddress & { version?: number }>,
+
+    listSecrets: {
+      name: 'secret.list',
+      action: 'secret.list',
+      auth: 'token',
+      resource: envResource,
+      async handle(_ctx, i) {
+        checkSlug('project', i.project);
+        checkSlug('environment', i.env);
+        await environment(store, i);
+        const prefix = `meta/${i.project}/${i.env}/`;
+        const secrets = [];
+        for (const path of await store.list(prefix)) {
+          const raw = await store.get(path);
+          if (!raw) continue;
+          const r = dec<SecretRecord>(raw);
+          secrets.push({ name: r.name, version: r.current_version, updated_at: r.updated_at, deleted: r.deleted_at !== null });
+        }
+        return { project: i.project, env: i.env, secrets };
+      },
+    } satisfies Operation<EnvAddress>,
+
+    secretVersions: {
+      name: 'secret.versions',
+      action: 'secret.history',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        const rec = await secret(store, i, { allowDeleted: true });
+        const path = `${i.project}/${i.env}/${i.name}`;
+        const present = new Set((await store.list(`data/${path}/`)).map((p) => Number(p.slice(p.lastIndexOf('/') + 1))));
+        return {
+          name: rec.name,
+          current_version: rec.current_version,
+          deleted_at: rec.deleted_at,
+          metadata: rec.metadata,
+          versions: rec.versions.map((v) => ({ ...v, destroyed: !present.has(v.version) })),
+        };
+      },
+    } satisfies Operation<SecretAddress>,
+
+    rollbackSecret: {
+      name: 'secret.rollback',
+      action: 'secret.rollback',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        return store.transaction(async (tx) => {
+          const rec = await secret(tx, i);
+          if (!rec.versions.some((v) => v.version === i.version)) {
+            throw new StrongroomError('version_not_found', `${i.project}/${i.env}/${i.name} has no version ${i.version}`);
+          }
+          const value = await readValue(tx, `${i.project}/${i.env}/${i.name}`, i.version);
+          const out = await appendVersion(tx, i, value, { source: 'rollback', from: i.version });
+          return { ...out, rolled_back_from: i.version };
+        });
+      },
+    } satisfies Operation<SecretAddress & { version: number }>,
+
+    deleteSecret: {
+      name: 'secret.delete',
+      action: 'secret.delete',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        return store.transaction(async (tx) => {
+          const rec = await secret(tx, i, { allowDeleted: true });
+          const path = `${i.project}/${i.env}/${i.name}`;
+          if (!i.destroy) {
+            if (rec.deleted_at === null) {
+              rec.deleted_at = iso();
+              await tx.put(`meta/${path}`, enc(rec));
+            }
+            return { name: rec.name, deleted_at: rec.deleted_at, destroyed: false };
+          }
+          for (const p of await tx.list(`data/${path}/`)) await tx.delete(p);
+          await tx.delete(`meta/${path}`);
+          return { name: rec.name, deleted_at: iso(), destroyed: true };
+        });
+      },
+    } satisfies Operation<SecretAddress & { destroy?: boolean }>,
+
+    restoreSecret: {
+      name: 'secret.restore',
+      action: 'secret.restore',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        return store.transaction(async (tx) => {
+          const rec = await secret(tx, i, { allowDeleted: true });
+          rec.deleted_at = null;
+          await tx.put(`meta/${i.project}/${i.env}/${i.name}`, enc(rec));
+          return { name: rec.name, version: rec.current_version };
+        });
+      },
+    } satisfies Operation<SecretAddress>,
+  };
+
+  return { operations: Object.values(operations) };
+}

@@ -1,0 +1,56 @@
+/**
+ * The one error type of Strongroom. `code` comes from a closed set; the HTTP
+ * status for each code is mapped once, at the edge (src/server/errors.ts).
+ * Messages are written for the user and must never contain secret material.
+ */
+export const ERROR_CODES = [
+  'bad_request',
+  'invalid_json',
+  'unknown_field',
+  'validation_failed',
+  'invalid_name',
+  'payload_too_large',
+  'unsupported_media_type',
+  'route_not_found',
+  'method_not_allowed',
+  'not_found',
+  'project_not_found',
+  'environment_not_found',
+  'secret_not_found',
+  'secret_deleted',
+  'version_not_found',
+  'version_destroyed',
+  'already_exists',
+  'cas_mismatch',
+  'unauthenticated',
+  'invalid_token',
+  'permission_denied',
+  'sealed',
+  'not_initialized',
+  'already_initialized',
+  'invalid_unseal_key',
+  'unseal_in_progress',
+  'integrity_error',
+  'storage_unavailable',
+  'audit_unavailable',
+  'rate_limited',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class StrongroomError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'StrongroomError';
+    this.code = code;
+    this.details = options?.details ? Object.freeze({ ...options.details }) : undefined;
+  }
+}
+
+export function isStrongroomError(err: unknown, code?: ErrorCode): err is StrongroomError {
+  return err instanceof StrongroomError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,201 @@
+import { readFile } from 'node:fs/promises';
+import { importAesKey, open } from '../crypto/aead.ts';
+import { constantTimeEqual, randomKey } from '../crypto/random.ts';
+import { combineShares, splitSecret } from '../crypto/shamir.ts';
+import { StrongroomError } from '../errors/errors.ts';
+import type { Barrier } from '../barrier/barrier.ts';
+import { encryptRecord, recordAad } from '../barrier/barrier.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+
+/**
+ * The seal protects the root key. The root key (which opens the barrier's
+ * keyring) is stored encrypted under an unseal key; the unseal key is either
+ * split into Shamir shares held by people, or read from a key file (static).
+ */
+export type SealSettings = { shamir: object } | { static: { key_file: string } };
+
+const SEAL_CONFIG_PATH = 'core/seal/config';
+const ROOT_KEY_PATH = 'core/seal/root-key';
+const SHARE_BYTES = 33;
+
+interface StoredSealConfig {
+  type: 'shamir' | 'static';
+  shares: number;
+  threshold: number;
+  created_at: string;
+}
+
+export interface SealStatus {
+  type: 'shamir' | 'static';
+  initialized: boolean;
+  sealed: boolean;
+  t: number;
+  n: number;
+  progress: number;
+}
+
+export interface InitResult {
+  /** Shamir shares of the unseal key (empty for a static seal). */
+  shares: Buffer[];
+}
+
+export interface SealManager {
+  status(): Promise<SealStatus>;
+  /** Initialises storage: a new root key, keyring and seal configuration. Leaves the barrier unsealed. */
+  initialize(shares: number, threshold: number): Promise<InitResult>;
+  /** Adds one Shamir share; unseals when the threshold is reached. */
+  submitShare(share: string): Promise<SealStatus>;
+  /** Unseals with the static key file. */
+  unsealWithKeyFile(): Promise<void>;
+  resetProgress(): void;
+  seal(): void;
+}
+
+/** Parses a key share given as hex or base64. */
+export function parseShare(input: string): Buffer {
+  const s = input.trim();
+  let buf: Buffer | undefined;
+  if (/^[0-9a-fA-F]+$/.test(s) && s.length === SHARE_BYTES * 2) buf = Buffer.from(s, 'hex');
+  else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(s)) buf = Buffer.from(s, 'base64');
+  if (!buf || buf.byteLength !== SHARE_BYTES) {
+    throw new StrongroomError('invalid_unseal_key', 'an unseal key must be a key share as printed by `operator init` (hex or base64)');
+  }
+  return buf;
+}
+
+/** Reads a 32-byte key from a file: raw bytes, 64 hex characters or base64. */
+export async function readKeyFile(path: string): Promise<Buffer> {
+  let raw: Buffer;
+  try {
+    raw = await readFile(path);
+  } catch (err) {
+    throw new StrongroomError('bad_request', `cannot read the seal key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  if (raw.byteLength === 32) return raw;
+  const text = raw.toString('utf8').trim();
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
+  const b64 = Buffer.from(text, 'base64');
+  if (b64.byteLength === 32) return b64;
+  throw new StrongroomError('bad_request', `the seal key file ${path} must hold 32 bytes (raw, 64 hex characters or base64)`);
+}
+
+export function createSealManager(opts: { settings: SealSettings; storage: StorageBackend; barrier: Barrier; now: () => Date }): SealManager {
+  const { settings, storage, barrier } = opts;
+  const type: 'shamir' | 'static' = 'shamir' in settings ? 'shamir' : 'static';
+  let pending: Buffer[] = [];
+
+  async function storedConfig(): Promise<StoredSealConfig | undefined> {
+    const raw = await storage.get(SEAL_CONFIG_PATH);
+    if (!raw) return undefined;
+    const cfg = JSON.parse(Buffer.from(raw).toString('utf8')) as StoredSealConfig;
+    if (cfg.type !== type) {
+      throw new StrongroomError(
+        'bad_request',
+        `this storage was initialised with a ${cfg.type} seal but the configuration asks for a ${type} seal`,
+      );
+    }
+    return cfg;
+  }
+
+  async function unsealWith(unsealKey: Uint8Array): Promise<void> {
+    const wrapped = await storage.get(ROOT_KEY_PATH);
+    if (!wrapped) throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
+    const k = importAesKey(unsealKey);
+    // root-key records use term 0 and bind their path like every barrier record
+    const rootKey = open(k, Buffer.from(wrapped).subarray(5), recordAad(0, ROOT_KEY_PATH));
+    if (!rootKey) throw new StrongroomError('invalid_unseal_key', 'the unseal key is not correct');
+    try {
+      await barrier.unseal(rootKey);
+    } finally {
+      rootKey.fill(0);
+    }
+  }
+
+  async function status(): Promise<SealStatus> {
+    const cfg = await storedConfig();
+    return {
+      type,
+      initialized: cfg !== undefined,
+      sealed: barrier.sealed,
+      t: cfg?.threshold ?? 0,
+      n: cfg?.shares ?? 0,
+      progress: pending.length,
+    };
+  }
+
+  return {
+    status,
+    async initialize(shares, threshold) {
+      if (await storedConfig()) throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
+      let unsealKey: Buffer;
+      let out: Buffer[] = [];
+      if (type === 'static') {
+        unsealKey = await readKeyFile((settings as { static: { key_file: string } }).static.key_file);
+      } else {
+        unsealKey = randomKey();
+        out = await splitSecret(unsealKey, shares, threshold);
+      }
+      const rootKey = randomKey();
+      const cfg: StoredSealConfig = {
+        type,
+        shares: type === 'shamir' ? shares : 0,
+        threshold: type === 'shamir' ? threshold : 0,
+        created_at: opts.now().toISOString(),
+      };
+      const wrapped = encryptRecord(importAesKey(unsealKey), 0, ROOT_KEY_PATH, rootKey);
+      await barrier.initialize(rootKey, new Map<string, Uint8Array>([
+        [ROOT_KEY_PATH, wrapped],
+        [SEAL_CONFIG_PATH, Buffer.from(JSON.stringify(cfg))],
+      ]));
+      await barrier.unseal(rootKey);
+      rootKey.fill(0);
+      unsealKey.fill(0);
+      return { shares: out };
+    },
+    async submitShare(input) {
+      const cfg = await storedConfig();
+      if (!cfg) throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
+      if (type !== 'shamir') throw new StrongroomError('bad_request', 'this server uses a static seal and unseals itself');
+      if (!barrier.sealed) return status();
+      const share = parseShare(input);
+      // a share already given does not count twice
+      if (!pending.some((p) => constantTimeEqual(p, share))) pending.push(share);
+      if (pending.length < cfg.threshold) return status();
+      const given = pending;
+      pending = [];
+      try {
+        const key = await combineShares(given);
+        await unsealWith(key);
+        key.fill(0);
+      } catch (err) {
+        if (err instanceof StrongroomError && err.code === 'invalid_unseal_key') {
+          throw new StrongroomError(
+            'invalid_unseal_key',
+            'the key shares given do not reconstruct the unseal key; unseal progress was reset, start again with correct shares',
+          );
+        }
+        throw new StrongroomError('invalid_unseal_key', 'the key shares given are not valid; unseal progress was reset');
+      } finally {
+        for (const g of given) g.fill(0);
+      }
+      return status();
+    },
+    async unsealWithKeyFile() {
+      if (type !== 'static') throw new TypeError('unsealWithKeyFile needs a static seal');
+      const key = await readKeyFile((settings as { static: { key_file: string } }).static.key_file);
+      try {
+        await unsealWith(key);
+      } finally {
+        key.fill(0);
+      }
+    },
+    resetProgress() {
+      for (const p of pending) p.fill(0);
+      pending = [];
+    },
+    seal() {
+      this.resetProgress();
+      barrier.seal();
+    },
+  };
+}

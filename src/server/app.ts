@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { ServerConfig } from '../config/config.ts';
+import type { Core } from '../core/core.ts';
+import { StrongroomError } from '../errors/errors.ts';
+import { HTTP_STATUS } from './errors.ts';
+import { type RouteDef, v1Routes } from './routes/v1/routes.ts';
+
+/**
+ * The HTTP adapter: schema-validated routes that turn HTTP into core calls and
+ * core errors into `{"error": {code, message, request_id}}` bodies. It holds no
+ * business logic, authorizes nothing and audits nothing itself: the core does.
+ */
+export interface ServerOptions {
+  config: Readonly<ServerConfig>;
+  core: Core;
+  logger: Logger;
+  routes?: RouteDef[];
+}
+
+function tokenFrom(req: FastifyRequest): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(auth);
+    return m ? m[1] : auth.trim() === '' ? undefined : auth;
+  }
+  const vault = req.headers['x-vault-token'];
+  return typeof vault === 'string' && vault !== '' ? vault : undefined;
+}
+
+function errorReply(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message, request_id: reply.request.id } });
+}
+
+function validationMessage(err: FastifyError): { code: 'unknown_field' | 'validation_failed'; message: string } {
+  const first = err.validation?.[0];
+  const where = `${err.validationContext ?? 'body'}${first?.instancePath ? first.instancePath.replaceAll('/', '.') : ''}`;
+  if (first?.keyword === 'additionalProperties') {
+    const extra = (first.params as { additionalProperty?: string }).additionalProperty;
+    return { code: 'unknown_field', message: `unknown field ${JSON.stringify(extra)} in ${where}` };
+  }
+  return { code: 'validation_failed', message: `${where} ${first?.message ?? 'is invalid'}` };
+}
+
+export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
+  const { config, core, logger } = opts;
+  const routes = opts.routes ?? v1Routes;
+  for (const r of routes) {
+    if (!core.operations.has(r.operation)) throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.operation}`);
+  }
+
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.max_request_bytes,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    return503OnClosing: true,
+    ...(config.tls
+      ? {
+          https: {
+            cert: readFileSync(config.tls.cert_file),
+            key: readFileSync(config.tls.key_file),
+            minVersion: config.tls.min_version ?? 'TLSv1.2',
+          },
+        }
+      : {}),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  }) as unknown as FastifyInstance;
+
+  // only JSON bodies are accepted
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text as string));
+    } catch {
+      done(new StrongroomError('invalid_json', 'the request body is not valid JSON'), undefined);
+    }
+  });
+
+  app.addHook('onSend', async (req, reply, payload) => {
+    reply.header('x-request-id', req.id);
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+    return payload;
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    errorReply(reply, 404, 'route_not_found', `no route for ${req.method} ${req.url.split('?')[0]}; see docs/api.md`),
+  );
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof StrongroomError) {
+      const status = HTTP_STATUS[err.code];
+      if (status >= 500 && err.code !== 'sealed' && err.code !== 'not_initialized') {
+        req.log.error({ code: err.code, path: err.details?.path }, 'request failed');
+      }
+      return errorReply(reply, status, err.code, err.message);
+    }
+    if (err.validation) {
+      const { code, message } = validationMessage(err);
+      return errorReply(reply, 400, code, message);
+    }
+    switch (err.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return errorReply(reply, 413, 'payload_too_large', `the request body is larger than ${config.max_request_bytes} bytes`);
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return errorReply(reply, 415, 'unsupported_media_type', 'send the body as application/json');
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return errorReply(reply, 400, 'invalid_json', 'the request body is not valid JSON');
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+      return errorReply(reply, err.statusCode, 'bad_request', 'the request is malformed');
+    }
+    // never echo internals: log the kind of failure, answer generically
+    req.log.error({ err: { type: err.name, code: err.code, stack: err.stack } }, 'unexpected error');
+    return errorReply(reply, 500, 'internal', 'an internal error occurred; the server log has details under this request id');
+  });
+
+  for (const r of routes) {
+    app.route({
+      method: r.method,
+      url: r.url,
+      schema: r.schema,
+      handler: async (req, reply) => {
+        const result = await core.invoke(r.operation, r.input(req), {
+          request_id: req.id,
+          client_address: req.ip,
+          token: tokenFrom(req),
+        });
+        return reply.code(r.status ? r.status(result) : 200).send(result);
+      },
+    });
+  }
+  return app;
+}

@@ -1,0 +1,126 @@
+import type { FastifyRequest } from 'fastify';
+import type { TSchema } from 'typebox';
+import * as api from '../../../api/v1.ts';
+
+/**
+ * The v1 route table. Each route names the core operation it invokes (which
+ * carries the policy action); the server refuses to start if a route names an
+ * operation that does not exist. Routes never authorize or audit by themselves.
+ */
+export interface RouteDef {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  url: string;
+  operation: string;
+  schema: { params?: TSchema; querystring?: TSchema; body?: TSchema };
+  /** Builds the operation input; path parameters always win over body fields. */
+  input(req: FastifyRequest): unknown;
+  /** HTTP status for a successful result (default 200). */
+  status?(result: unknown): number;
+}
+
+type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string>; Body: Record<string, unknown> }>;
+const params = (req: FastifyRequest) => (req as Req).params;
+const query = (req: FastifyRequest) => (req as Req).query;
+const body = (req: FastifyRequest) => ((req as Req).body ?? {}) as Record<string, unknown>;
+const none = () => ({});
+
+export const v1Routes: RouteDef[] = [
+  // --- sys ---
+  { method: 'GET', url: '/v1/sys/seal-status', operation: 'sys.seal-status', schema: {}, input: none },
+  {
+    method: 'GET',
+    url: '/v1/sys/health',
+    operation: 'sys.seal-status',
+    schema: {},
+    input: none,
+    status: (r) => {
+      const s = r as api.SealStatusResponse;
+      return !s.initialized ? 501 : s.sealed ? 503 : 200;
+    },
+  },
+  { method: 'POST', url: '/v1/sys/init', operation: 'sys.init', schema: { body: api.InitRequest }, input: body },
+  { method: 'POST', url: '/v1/sys/unseal', operation: 'sys.unseal', schema: { body: api.UnsealRequest }, input: body },
+  { method: 'POST', url: '/v1/sys/seal', operation: 'sys.seal', schema: {}, input: none },
+  { method: 'POST', url: '/v1/sys/rotate', operation: 'sys.rotate', schema: {}, input: none },
+  { method: 'GET', url: '/v1/sys/key-status', operation: 'sys.key-status', schema: {}, input: none },
+
+  // --- projects and environments ---
+  {
+    method: 'POST',
+    url: '/v1/projects',
+    operation: 'project.create',
+    schema: { body: api.ProjectCreateRequest },
+    input: body,
+    status: () => 201,
+  },
+  { method: 'GET', url: '/v1/projects', operation: 'project.list', schema: {}, input: none },
+  {
+    method: 'GET',
+    url: '/v1/projects/:project',
+    operation: 'project.read',
+    schema: { params: api.ProjectParams },
+    input: (r) => ({ project: params(r).project }),
+  },
+  {
+    method: 'POST',
+    url: '/v1/projects/:project/environments',
+    operation: 'environment.create',
+    schema: { params: api.ProjectParams, body: api.EnvironmentCreateRequest },
+    input: (r) => ({ ...body(r), project: params(r).project }),
+    status: () => 201,
+  },
+
+  // --- secrets ---
+  {
+    method: 'GET',
+    url: '/v1/secrets/:project/:env',
+    operation: 'secret.list',
+    schema: { params: api.EnvParams },
+    input: (r) => ({ project: params(r).project, env: params(r).env }),
+  },
+  {
+    method: 'PUT',
+    url: '/v1/secrets/:project/:env/:name',
+    operation: 'secret.write',
+    schema: { params: api.SecretParams, body: api.SecretPutRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/secrets/:project/:env/:name',
+    operation: 'secret.read',
+    schema: { params: api.SecretParams, querystring: api.VersionQuery },
+    input: (r) => {
+      const v = query(r).version;
+      return { ...params(r), ...(v === undefined ? {} : { version: Number(v) }) };
+    },
+  },
+  {
+    method: 'GET',
+    url: '/v1/secrets/:project/:env/:name/versions',
+    operation: 'secret.versions',
+    schema: { params: api.SecretParams },
+    input: (r) => ({ ...params(r) }),
+  },
+  {
+    method: 'POST',
+    url: '/v1/secrets/:project/:env/:name/rollback',
+    operation: 'secret.rollback',
+    schema: { params: api.SecretParams, body: api.SecretRollbackRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/secrets/:project/:env/:name',
+    operation: 'secret.delete',
+    schema: { params: api.SecretParams, querystring: api.DeleteQuery },
+    input: (r) => ({ ...params(r), destroy: query(r).destroy === 'true' }),
+  },
+  {
+    method: 'POST',
+    url: '/v1/secrets/:project/:env/:name/restore',
+    operation: 'secret.restore',
+    schema: { params: api.SecretParams },
+    input: (r) => ({ ...params(r) }),
+  },
+];

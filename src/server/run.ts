@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { createAuditBroker } from '../audit/broker.ts';
+import { parseListen, type ServerConfig } from '../config/config.ts';
+import { type Core, createCore } from '../core/core.ts';
+import { systemClock } from '../lib/clock.ts';
+import { rootOnlyAuthorizer } from '../policy/authorize.ts';
+import type { StorageBackend } from '../storage/backend.ts';
+import { openStorage, type StorageConfig } from '../storage/index.ts';
+import { buildServer } from './app.ts';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  core: Core;
+  storage: StorageBackend;
+  /** The base URL the server answers on, e.g. http://127.0.0.1:8210 */
+  address: string;
+  /** Set in dev mode only: a fresh root token minted at start. */
+  devRootToken?: string;
+  close(): Promise<void>;
+}
+
+/** Creates a logger that never prints request bodies or credential headers. */
+export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'strongroom' },
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers["x-vault-token"]', 'req.headers.cookie', '*.token', '*.value', '*.key'],
+        censor: '[redacted]',
+      },
+    },
+    destination ?? process.stdout,
+  );
+}
+
+function ensureDevKeyFile(path: string): void {
+  if (existsSync(path)) return;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  writeFileSync(path, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+}
+
+export async function startServer(config: Readonly<ServerConfig>, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger(config.log_level);
+  if (config.dev && 'static' in config.seal) ensureDevKeyFile(config.seal.static.key_file);
+  const storage = await openStorage(config.storage as StorageConfig);
+  let app: FastifyInstance | undefined;
+  try {
+    const core = createCore({
+      storage,
+      seal: config.seal,
+      clock: systemClock,
+      audit: createAuditBroker([]),
+      authorizer: rootOnlyAuthorizer,
+    });
+    await core.start();
+
+    let devRootToken: string | undefined;
+    if (config.dev) devRootToken = await prepareDev(core);
+
+    app = await buildServer({ config, core, logger });
+    const { host, port } = parseListen(config.listen);
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const boundPort = typeof addr === 'object' && addr ? addr.port : port;
+    const shownHost = host.includes(':') ? `[${host}]` : host;
+    const address = `${config.tls ? 'https' : 'http'}://${shownHost}:${boundPort}`;
+    logger.info({ address, storage: storage.kind, seal: Object.keys(config.seal)[0] }, 'strongroom server listening');
+    const server = app;
+    return {
+      app: server,
+      core,
+      storage,
+      address,
+      ...(devRootToken ? { devRootToken } : {}),
+      async close() {
+        await server.close();
+        core.sealNow();
+        await storage.close();
+      },
+    };
+  } catch (err) {
+    await app?.close();
+    await storage.close();
+    throw err;
+  }
+}
+
+/**
+ * Dev mode: initialise on first start, and mint a fresh root token on every
+ * start (revoking the previous ones), so no token ever has to be stored.
+ */
+async function prepareDev(core: Core): Promise<string> {
+  const status = await core.seal.status();
+  if (!status.initialized) {
+    await core.invoke('sys.init', {}, { request_id: 'dev-init', client_address: '127.0.0.1' });
+  }
+  for (const t of await core.tokens.list()) {
+    if (t.policies.includes('root')) await core.tokens.revokeAccessor(t.accessor);
+  }
+  const { token } = await core.tokens.create({ policies: ['root'], display_name: 'dev-root' });
+  return token;
+}
