@@ -10,7 +10,8 @@ export async function splitSecret(secret: Uint8Array, shares: number, threshold:
     // the library requires at least two shares; one share is the secret itself plus a marker byte
     return [Buffer.concat([secret, Buffer.from([0])])];
   }
-  return (await shamirSplit(secret, shares, threshold)).map((s) => Buffer.from(s));
+  // the library accepts plain Uint8Arrays only (not Buffers)
+  return (await shamirSplit(Uint8Array.from(secret), shares, threshold)).map((s) => Buffer.from(s));
 }
 
 export async function combineShares(shares: Uint8Array[]): Promise<Buffer> {
@@ -18,5 +19,5 @@ export async function combineShares(shares: Uint8Array[]): Promise<Buffer> {
     const s = shares[0]!;
     return Buffer.from(s.subarray(0, s.byteLength - 1));
   }
-  return Buffer.from(await shamirCombine(shares));
+  return Buffer.from(await shamirCombine(shares.map((s) => Uint8Array.from(s))));
 }

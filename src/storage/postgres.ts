@@ -63,7 +63,11 @@ function unavailableMessage(err: unknown): string | undefined {
   }
   // pg raises these as plain Errors without a code
   const message = err instanceof Error ? err.message : '';
-  if (/Connection terminated|timeout exceeded when trying to connect|connection error|not queryable/i.test(message)) {
+  if (
+    /Connection terminated|timeout exceeded when trying to connect|connection error|not queryable/i.test(
+      message,
+    )
+  ) {
     return 'the storage backend is unreachable';
   }
   return undefined;
@@ -110,7 +114,8 @@ export async function createPostgresStorage(opts: PostgresStorageOptions): Promi
     throw new TypeError('postgres storage table must match /^[a-z_][a-z0-9_]{0,62}$/');
   }
   const max = opts.maxConnections ?? 10;
-  if (!Number.isInteger(max) || max < 1) throw new TypeError('postgres storage maxConnections must be a positive integer');
+  if (!Number.isInteger(max) || max < 1)
+    throw new TypeError('postgres storage maxConnections must be a positive integer');
 
   const t = `"${table}"`;
   // named statements are prepared once per connection and reused
@@ -364,6 +369,8 @@ async function ensureTable(pool: pg.Pool, table: string): Promise<void> {
   );
   const collation = rows[0]?.collation;
   if (collation !== 'C' && collation !== 'POSIX') {
-    throw new Error(`postgres table ${table} has column key with collation ${collation ?? 'default'}; it must be "C"`);
+    throw new Error(
+      `postgres table ${table} has column key with collation ${collation ?? 'default'}; it must be "C"`,
+    );
   }
 }

@@ -22,7 +22,8 @@ export function assertValue(value: Uint8Array): void {
 export function checkPrefix(prefix: string): boolean {
   if (typeof prefix !== 'string') throw new TypeError('storage prefix must be a string');
   if (prefix.includes('\0')) throw new TypeError('storage prefix must not contain NUL');
-  if (!prefix.isWellFormed()) throw new TypeError('storage prefix must be well-formed UTF-16 (no lone surrogates)');
+  if (!prefix.isWellFormed())
+    throw new TypeError('storage prefix must be well-formed UTF-16 (no lone surrogates)');
   return Buffer.byteLength(prefix) <= MAX_KEY_BYTES;
 }
 
@@ -75,7 +76,9 @@ export function createReentryGuard(kind: string): {
     assertOutside() {
       // a promise started in fn that outlives the transaction keeps its context: only an active one counts
       if (als.getStore()?.active) {
-        throw new TypeError(`${kind} storage: inside transaction() use the transaction object, not the backend`);
+        throw new TypeError(
+          `${kind} storage: inside transaction() use the transaction object, not the backend`,
+        );
       }
     },
   };

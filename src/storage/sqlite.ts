@@ -109,7 +109,12 @@ function reader(stmts: Statements, before: () => void): StorageReader {
  * never waits for one.
  */
 export function createSqliteStorage(opts: { path: string }): SqliteStorage {
-  if (typeof opts?.path !== 'string' || opts.path === '' || opts.path === ':memory:' || opts.path.startsWith('file:')) {
+  if (
+    typeof opts?.path !== 'string' ||
+    opts.path === '' ||
+    opts.path === ':memory:' ||
+    opts.path.startsWith('file:')
+  ) {
     throw new TypeError('sqlite storage needs a file path (use the memory backend for an in-memory store)');
   }
   const path = resolve(opts.path);
@@ -123,7 +128,10 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
     db.exec(`PRAGMA busy_timeout=${BUSY_TIMEOUT_MS}`);
     const mode = (db.prepare('PRAGMA journal_mode=WAL').get() as { journal_mode: string }).journal_mode;
     if (mode !== 'wal') {
-      throw new StrongroomError('storage_unavailable', `sqlite could not enable WAL journal mode (got ${mode})`);
+      throw new StrongroomError(
+        'storage_unavailable',
+        `sqlite could not enable WAL journal mode (got ${mode})`,
+      );
     }
     db.exec('PRAGMA synchronous=FULL');
     db.exec('PRAGMA foreign_keys=ON');
@@ -138,7 +146,9 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
   const readDb = ro;
 
   const writeReads = prepareReads(db);
-  const put = db.prepare('INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+  const put = db.prepare(
+    'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  );
   const del = db.prepare('DELETE FROM kv WHERE key = ?');
   const begin = db.prepare('BEGIN IMMEDIATE');
   const commit = db.prepare('COMMIT');
@@ -170,7 +180,7 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
     }
   }
 
-  const outside = reader(writeReads, assertOpen);
+  const outside = reader(prepareReads(readDb), assertOpen);
 
   return {
     kind: 'sqlite',

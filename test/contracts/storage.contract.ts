@@ -129,7 +129,16 @@ export function storageContract(
 
     test('list handles prefixes ending at the edges of the code point range', async (t) => {
       const storage = await make(t);
-      const keys = ['p\uD7FF', 'p\uD7FFz', 'p\uE000', 'q\u{10FFFF}', 'q\u{10FFFF}x', 'r', '\u{10FFFF}', '\u{10FFFF}!'];
+      const keys = [
+        'p\uD7FF',
+        'p\uD7FFz',
+        'p\uE000',
+        'q\u{10FFFF}',
+        'q\u{10FFFF}x',
+        'r',
+        '\u{10FFFF}',
+        '\u{10FFFF}!',
+      ];
       for (const key of keys) await storage.put(key, bytes('v'));
       assert.deepEqual(await storage.list('p\uD7FF'), ['p\uD7FF', 'p\uD7FFz']);
       assert.deepEqual(await storage.list('q\u{10FFFF}'), ['q\u{10FFFF}', 'q\u{10FFFF}x']);
@@ -354,6 +363,41 @@ export function storageContract(
       await Promise.all([increment, put]);
       // serial orders: increment then put = 100, put then increment = 101; 1 would be a lost update
       assert.ok(['100', '101'].includes(text(await storage.get('counter'))!));
+    });
+
+    test('a plain put cannot close a serialization cycle between two transactions', async (t) => {
+      const storage = await make(t);
+      await storage.put('a', bytes('0'));
+      await storage.put('b', bytes('0'));
+      let read!: () => void;
+      const hasRead = new Promise<void>((resolve) => {
+        read = resolve;
+      });
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      // writer reads a then writes b; the put writes a; the reader reads a and b
+      let writerSawA = '';
+      const writer = storage.transaction(async (tx) => {
+        writerSawA = text(await tx.get('a'))!;
+        read();
+        await gate;
+        await tx.put('b', bytes('1'));
+      });
+      await hasRead;
+      const put = storage.put('a', bytes('1'));
+      // where the put can commit while the writer is open, start the reader after it
+      await Promise.race([put, new Promise((resolve) => setTimeout(resolve, 50))]);
+      const reader = storage.transaction(async (tx) => [text(await tx.get('a')), text(await tx.get('b'))]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      release();
+      const [, , [readerSawA, readerSawB]] = await Promise.all([writer, put, reader]);
+      // writer before put (it saw a=0), put before reader (a=1), reader before writer (b=0): a cycle
+      assert.ok(
+        !(writerSawA === '0' && readerSawA === '1' && readerSawB === '0'),
+        'no serial order explains what the transactions saw',
+      );
     });
 
     test('a transaction object cannot be used after its transaction ends', async (t) => {

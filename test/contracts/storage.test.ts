@@ -141,10 +141,13 @@ test('postgres storage that cannot connect rejects with storage_unavailable and 
 });
 
 test('postgres storage with a malformed url never shows it', async () => {
-  await assert.rejects(createPostgresStorage({ url: 'postgres://u:hunter2secret@[nope/x' }), (err: unknown) => {
-    assert.doesNotMatch(inspect(err, { depth: 10 }), /hunter2secret/);
-    return true;
-  });
+  await assert.rejects(
+    createPostgresStorage({ url: 'postgres://u:hunter2secret@[nope/x' }),
+    (err: unknown) => {
+      assert.doesNotMatch(inspect(err, { depth: 10 }), /hunter2secret/);
+      return true;
+    },
+  );
 });
 
 const pgUrl = await postgresTestUrl();
@@ -186,15 +189,24 @@ if (pgUrl === undefined) {
       [appName, state ?? null],
     );
 
-  storageContract('postgres storage', (t) => openPostgres(t), (t) => openPostgres(t));
+  storageContract(
+    'postgres storage',
+    (t) => openPostgres(t),
+    (t) => openPostgres(t),
+  );
 
   test('postgres storage refuses a table whose key column is not byte-ordered', async (t) => {
     const table = await uniqueTable(url, t);
     const client = await admin(t);
-    await client.query(`CREATE TABLE "${table}" (key TEXT COLLATE "en_US" PRIMARY KEY, value BYTEA NOT NULL)`).catch(
-      // en_US may be missing; any non-C collation will do
-      () => client.query(`CREATE TABLE "${table}" (key TEXT COLLATE "ucs_basic" PRIMARY KEY, value BYTEA NOT NULL)`),
-    );
+    await client
+      .query(`CREATE TABLE "${table}" (key TEXT COLLATE "en_US" PRIMARY KEY, value BYTEA NOT NULL)`)
+      .catch(
+        // en_US may be missing; any non-C collation will do
+        () =>
+          client.query(
+            `CREATE TABLE "${table}" (key TEXT COLLATE "ucs_basic" PRIMARY KEY, value BYTEA NOT NULL)`,
+          ),
+      );
     await assert.rejects(createPostgresStorage({ url, table }), /collation/);
   });
 

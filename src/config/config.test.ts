@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, loadServerConfig } from './config.ts';
+
+function withFile(t: { after(fn: () => void): void }, yaml: string): { dir: string; file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sr-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'strongroom.yaml');
+  writeFileSync(file, yaml);
+  return { dir, file };
+}
+
+describe('server configuration', () => {
+  test('a minimal file gets defaults, resolves paths against its folder, and is frozen', (t) => {
+    const { dir, file } = withFile(t, 'storage:\n  sqlite:\n    path: data/sr.db\n');
+    const c = loadServerConfig({ config: file }, {}, '/');
+    assert.equal(c.listen, '127.0.0.1:8210');
+    assert.equal(c.max_request_bytes, 1048576);
+    assert.deepEqual(c.seal, { shamir: {} });
+    assert.deepEqual(c.storage, { sqlite: { path: join(dir, 'data/sr.db') } });
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.storage));
+    assert.throws(() => {
+      (c as { listen: string }).listen = 'x';
+    }, TypeError);
+  });
+
+  test('environment variables override the file and flags override both', (t) => {
+    const { file } = withFile(t, 'listen: 127.0.0.1:1111\nstorage: {sqlite: {path: /tmp/a.db}}\n');
+    const env = { STRONGROOM_LISTEN: '127.0.0.1:2222', STRONGROOM_MAX_REQUEST_BYTES: '4096', STRONGROOM_SEAL_STATIC_KEY_FILE: '/k' };
+    assert.equal(loadServerConfig({ config: file }, env, '/').listen, '127.0.0.1:2222');
+    assert.equal(loadServerConfig({ config: file }, env, '/').max_request_bytes, 4096);
+    assert.deepEqual(loadServerConfig({ config: file }, env, '/').seal, { static: { key_file: '/k' } });
+    assert.equal(loadServerConfig({ config: file, listen: '127.0.0.1:3333' }, env, '/').listen, '127.0.0.1:3333');
+  });
+
+  test('dev mode puts SQLite and the key file under .strongroom-dev', () => {
+    const c = loadServerConfig({ dev: true }, {}, '/work/x');
+    assert.deepEqual(c.storage, { sqlite: { path: '/work/x/.strongroom-dev/strongroom.db' } });
+    assert.deepEqual(c.seal, { static: { key_file: '/work/x/.strongroom-dev/unseal.key' } });
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['an unknown top-level key', 'storage: {memory: {}}\nlisten_addr: x\n', /unknown key listen_addr/],
+    ['an unknown nested key', 'storage: {sqlite: {path: a, mode: wal}}\n', /unknown key mode/],
+    ['two storage backends', 'storage: {sqlite: {path: a}, memory: {}}\n', /storage/],
+    ['a bad listen address', 'storage: {memory: {}}\nlisten: nope\n', /listen must be host:port/],
+    ['a port out of range', 'storage: {memory: {}}\nlisten: 127.0.0.1:70000\n', /listen must be host:port/],
+    ['a too small body limit', 'storage: {memory: {}}\nmax_request_bytes: 10\n', /max_request_bytes/],
+    ['a string where a number goes', 'storage: {memory: {}}\nmax_request_bytes: lots\n', /max_request_bytes/],
+    ['an unknown seal', 'storage: {memory: {}}\nseal: {hsm: {}}\n', /seal/],
+    ['a bad log level', 'storage: {memory: {}}\nlog_level: loud\n', /log_level/],
+    ['plain HTTP on a public address', 'storage: {memory: {}}\nlisten: 0.0.0.0:8210\n', /refusing to serve plain HTTP/],
+    ['a YAML list', '- a\n- b\n', /must be a YAML mapping/],
+    ['broken YAML', 'storage: {sqlite: [\n', /not valid YAML/],
+    ['no storage', 'listen: 127.0.0.1:1\n', /no storage configured/],
+  ];
+  for (const [what, yaml, message] of bad) {
+    test(`${what} is a clear startup error`, (t) => {
+      const { file } = withFile(t, yaml);
+      assert.throws(() => loadServerConfig({ config: file }, {}, '/'), (e: unknown) => e instanceof ConfigError && message.test(e.message));
+    });
+  }
+
+  test('plain HTTP on a public address is allowed only when asked for explicitly', (t) => {
+    const { file } = withFile(t, 'storage: {memory: {}}\nlisten: 0.0.0.0:8210\nallow_insecure_http: true\n');
+    assert.equal(loadServerConfig({ config: file }, {}, '/').listen, '0.0.0.0:8210');
+  });
+
+  test('a missing config file is a clear error', () => {
+    assert.throws(() => loadServerConfig({ config: '/nonexistent/sr.yaml' }, {}, '/'), /cannot read the config file/);
+  });
+
+  test('a bad boolean in the environment is a clear error', () => {
+    assert.throws(
+      () => loadServerConfig({ dev: true }, { STRONGROOM_ALLOW_INSECURE_HTTP: 'maybe' }, '/'),
+      /STRONGROOM_ALLOW_INSECURE_HTTP must be true or false/,
+    );
+  });
+});

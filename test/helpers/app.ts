@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { TestContext } from 'node:test';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { createAuditBroker } from '../../src/audit/broker.ts';
+import type { ServerConfig } from '../../src/config/config.ts';
+import { type Core, createCore } from '../../src/core/core.ts';
+import { type Clock, systemClock } from '../../src/lib/clock.ts';
+import { rootOnlyAuthorizer } from '../../src/policy/authorize.ts';
+import type { SealSettings } from '../../src/seal/seal.ts';
+import { buildServer } from '../../src/server/app.ts';
+import { createLogger } from '../../src/server/run.ts';
+import type { StorageBackend } from '../../src/storage/backend.ts';
+import { createMemoryStorage } from '../../src/storage/memory.ts';
+
+export function tempDir(t: TestContext, prefix = 'strongroom-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export function staticKeyFile(t: TestContext): string {
+  const path = join(tempDir(t), 'unseal.key');
+  writeFileSync(path, randomBytes(32).toString('hex'), { mode: 0o600 });
+  return path;
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  core: Core;
+  storage: StorageBackend;
+  config: Readonly<ServerConfig>;
+  /** Root token (present when the app was initialised). */
+  rootToken: string;
+  /** Shamir key shares, hex (present for a shamir seal). */
+  keys: string[];
+  /** Everything the server logged, as text. */
+  logs(): string;
+  inject(opts: InjectOptions): Promise<LightMyRequestResponse>;
+  /** inject() with the root token and a JSON body. */
+  call(method: InjectOptions['method'], url: string, body?: unknown, token?: string): Promise<LightMyRequestResponse>;
+}
+
+export interface TestAppOptions {
+  storage?: StorageBackend;
+  seal?: 'static' | 'shamir';
+  /** Skip `sys/init` (default: initialise). */
+  uninitialized?: boolean;
+  shares?: number;
+  threshold?: number;
+  clock?: Clock;
+  config?: Partial<ServerConfig>;
+  keyFile?: string;
+}
+
+/** A fresh in-process server (memory storage unless given), torn down when the test ends. */
+export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): Promise<TestApp> {
+  const storage = opts.storage ?? createMemoryStorage();
+  const sealKind = opts.seal ?? 'static';
+  const seal: SealSettings = sealKind === 'static' ? { static: { key_file: opts.keyFile ?? staticKeyFile(t) } } : { shamir: {} };
+  const config = Object.freeze({
+    listen: '127.0.0.1:0',
+    storage: { memory: {} },
+    seal,
+    allow_insecure_http: false,
+    max_request_bytes: 1024 * 1024,
+    log_level: 'info',
+    dev: false,
+    ...opts.config,
+  }) as ServerConfig;
+  let logText = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logText += chunk.toString();
+      cb();
+    },
+  });
+  const logger = createLogger('info', sink);
+  const core = createCore({ storage, seal, clock: opts.clock ?? systemClock, audit: createAuditBroker([]), authorizer: rootOnlyAuthorizer });
+  await core.start();
+  const app = await buildServer({ config, core, logger });
+  await app.ready();
+  t.after(async () => {
+    await app.close();
+    core.sealNow();
+    if (!opts.storage) await storage.close();
+  });
+
+  let rootToken = '';
+  let keys: string[] = [];
+  if (!opts.uninitialized) {
+    const body = sealKind === 'shamir' ? { secret_shares: opts.shares ?? 3, secret_threshold: opts.threshold ?? 2 } : {};
+    const res = await app.inject({ method: 'POST', url: '/v1/sys/init', payload: body });
+    if (res.statusCode !== 200) throw new Error(`init failed: ${res.body}`);
+    const json = res.json() as { root_token: string; keys: string[] };
+    rootToken = json.root_token;
+    keys = json.keys;
+    if (sealKind === 'shamir') {
+      for (const k of keys.slice(0, opts.threshold ?? 2)) {
+        await app.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { key: k } });
+      }
+    }
+  }
+
+  return {
+    app,
+    core,
+    storage,
+    config,
+    rootToken,
+    keys,
+    logs: () => logText,
+    inject: (o) => app.inject(o),
+    call: (method, url, body, token) =>
+      app.inject({
+        method,
+        url,
+        headers: { authorization: `Bearer ${token ?? rootToken}` },
+        ...(body === undefined ? {} : { payload: body as InjectOptions['payload'] }),
+      }),
+  };
+}
