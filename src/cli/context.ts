@@ -64,7 +64,6 @@ export function describeError(err: unknown): string {
   if (err instanceof StrongroomApiError) {
     const hint: Record<string, string> = {
       unauthenticated: 'set STRONGROOM_TOKEN (the dev server prints one at start)',
-      invalid_token: 'the token is wrong, expired or revoked: get a new one and set STRONGROOM_TOKEN',
       sealed: 'unseal it with `strongroom operator unseal` (repeat with each key holder\'s share)',
       not_initialized: 'initialise it with `strongroom operator init`',
     };

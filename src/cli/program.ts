@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { type CliIO, describeError } from './context.ts';
+import { type CliIO, describeError, UsageError } from './context.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
 import { projectCommands } from './project.ts';
 import { secretCommands } from './secret.ts';
@@ -58,6 +58,6 @@ export async function runCli(argv: string[], io: CliIO, runServer: (o: ServerCom
       return err.exitCode === 0 ? 0 : 2;
     }
     io.stderr.write(`${describeError(err)}\n`);
-    return err instanceof Error && err.name === 'UsageError' ? 2 : 1;
+    return err instanceof UsageError ? 2 : 1;
   }
 }

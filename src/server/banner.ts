@@ -1,8 +1,10 @@
+import { dirname } from 'node:path';
 import type { ServerConfig } from '../config/config.ts';
 
 /** What `npm start` prints: where the server is, the root token and what to try next. */
 export function printDevBanner(out: NodeJS.WritableStream, address: string, token: string, config: Readonly<ServerConfig>): void {
   const storage = 'sqlite' in config.storage ? config.storage.sqlite.path : Object.keys(config.storage)[0];
+  const folder = 'sqlite' in config.storage ? dirname(config.storage.sqlite.path) : 'storage';
   const bar = '!'.repeat(78);
   out.write(
     `
@@ -26,7 +28,7 @@ In another terminal:
   npx strongroom secret get demo/dev/OPENAI_API_KEY
   npx strongroom secret list demo/dev
 
-Stop with Ctrl-C; data stays in ${config.dev ? '.strongroom-dev' : 'the data folder'}.
+Stop with Ctrl-C; the data stays in ${folder} (delete that folder to start afresh).
 `,
   );
 }
