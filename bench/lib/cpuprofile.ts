@@ -1,0 +1,88 @@
+// Summarises a V8 .cpuprofile (from `node --cpu-prof`): the functions and the
+// packages/files with the most self time. Also runnable on its own:
+//   node bench/lib/cpuprofile.ts FILE.cpuprofile [N]
+import { readFileSync } from 'node:fs';
+import { ROOT, table } from './proc.ts';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function where(url: string, byPackage = true): string {
+  if (url === '') return '(native/vm)';
+  const u = url.replace(/^file:\/\//, '');
+  const nm = u.lastIndexOf('/node_modules/');
+  if (nm >= 0) {
+    const rest = u.slice(nm + '/node_modules/'.length).split('/');
+    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+  }
+  if (u.startsWith('node:')) return byPackage ? u.split('/')[0]! : u;
+  return u.startsWith(ROOT) ? u.slice(ROOT.length + 1) : u;
+}
+
+/** `requests`, when given, adds a column of self time per request (setup traffic is a rounding error next to the load). */
+export function summarize(path: string, top = 15, requests?: number): string {
+  const p = JSON.parse(readFileSync(path, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  // self time per node from samples and their time deltas (µs)
+  const self = new Map<number, number>();
+  let total = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    const dt = p.timeDeltas[i] ?? 0;
+    self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + dt);
+    total += dt;
+  }
+  const fns = new Map<string, number>();
+  const files = new Map<string, number>();
+  let idle = 0;
+  for (const [id, us] of self) {
+    const n = byId.get(id)!;
+    const f = n.callFrame;
+    if (f.functionName === '(idle)') {
+      idle += us;
+      continue;
+    }
+    const key = `${f.functionName || '(anonymous)'}  ${where(f.url, false)}${f.url ? `:${f.lineNumber + 1}` : ''}`;
+    fns.set(key, (fns.get(key) ?? 0) + us);
+    const file = f.functionName === '(garbage collector)' ? '(garbage collector)' : where(f.url);
+    files.set(file, (files.get(file) ?? 0) + us);
+  }
+  const busy = total - idle;
+  const pct = (us: number) => `${((100 * us) / busy).toFixed(1)}%`;
+  const rows = (m: Map<string, number>) =>
+    [...m]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([k, us]) => [
+        k,
+        pct(us),
+        (us / 1000).toFixed(0),
+        ...(requests ? [(us / requests).toFixed(1)] : []),
+      ]);
+  const perReq = requests ? ['µs/req'] : [];
+  return [
+    `profile ${path}: ${(total / 1e6).toFixed(1)} s sampled, ${((100 * idle) / total).toFixed(0)}% idle; shares below are of busy time` +
+      (requests ? `; busy ${(busy / requests).toFixed(0)} µs per request` : ''),
+    '',
+    table(['self time by function', 'busy', 'ms', ...perReq], rows(fns)),
+    '',
+    table(['self time by package / file', 'busy', 'ms', ...perReq], rows(files)),
+  ].join('\n');
+}
+
+if (import.meta.main) {
+  const [file, n] = process.argv.slice(2);
+  if (!file) {
+    process.stderr.write('usage: node bench/lib/cpuprofile.ts FILE.cpuprofile [N]\n');
+    process.exit(2);
+  }
+  process.stdout.write(`${summarize(file, n ? Number(n) : 25)}\n`);
+}

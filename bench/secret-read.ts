@@ -1,0 +1,396 @@
+// Secret reads per second over HTTP: the real `strongroom server` (own child
+// process, YAML config, static seal, log_level warn) against a bare node:http
+// server (own child process) answering a JSON body of the same shape and size,
+// both loaded by autocannon from this process, interleaved, in the same run.
+// See bench/README.md for how to read the output.
+//
+// Knobs (environment): BENCH_CONNECTIONS (20), BENCH_DURATION s (5),
+// BENCH_WARMUP s (1), BENCH_ROUNDS (2), BENCH_SECRETS (100),
+// BENCH_STORAGE (sqlite,postgres), BENCH_PG_URL
+// (postgres://postgres@127.0.0.1:5432/test), BENCH_FASTIFY=1 (also measure
+// bench/lib/fastify-server.ts: Fastify set up like Strongroom's adapter with no
+// core behind it, to split framework cost from core cost), BENCH_CPU_PROF=DIR (profile the
+// strongroom child with --cpu-prof and print its top costs; the profiled
+// figures are then slower than normal).
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import autocannon, { type AutocannonResult } from 'autocannon';
+import pg from 'pg';
+import type { InitResponse, SecretReadResponse } from '../src/api/v1.ts';
+import { summarize } from './lib/cpuprofile.ts';
+import {
+  BIN,
+  type Child,
+  fmt,
+  freePort,
+  onInterrupt,
+  ROOT,
+  removeTempDir,
+  spawnChild,
+  table,
+  tempDir,
+  waitFor,
+  watchdog,
+} from './lib/proc.ts';
+
+const env = process.env;
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 20);
+const DURATION = Number(env.BENCH_DURATION ?? 5);
+const WARMUP = Number(env.BENCH_WARMUP ?? 1);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
+const SECRETS = Number(env.BENCH_SECRETS ?? 100);
+const STORAGES = (env.BENCH_STORAGE ?? 'sqlite,postgres')
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+const PG_URL = env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const FASTIFY = /^(1|true|yes)$/i.test(env.BENCH_FASTIFY ?? '');
+const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
+const PROJECT = 'bench';
+const ENVIRONMENT = 'prod';
+
+// worst case per backend: setup + rounds x 2 servers x (warm-up + run), plus slack
+watchdog((STORAGES.length * (60 + ROUNDS * 3 * (WARMUP + DURATION + 5)) + 60) * 1000, 'secret-read');
+
+interface Measured {
+  rps: number;
+  /** CPU time the server process used per request (user + system), or NaN where /proc is missing. */
+  cpuUs: number;
+  /** This process's (autocannon's) CPU use, in % of one core. */
+  clientPct: number;
+  p50: number;
+  p99: number;
+  bad: number;
+}
+
+/** CPU seconds (user + system) used so far by process `pid`, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return Number.NaN;
+  }
+}
+const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on
+
+async function load(
+  target: Target,
+  headers: Record<string, string>,
+  paths: string[],
+  seconds: number,
+): Promise<Measured> {
+  const url = target.base;
+  const cpu0 = cpuSeconds(target.child.child.pid);
+  const self0 = process.cpuUsage();
+  const r: AutocannonResult = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    timeout: 10,
+    headers,
+    requests: paths.map((path) => ({ method: 'GET', path })),
+  });
+  target.served += r.requests.total;
+  const self = process.cpuUsage(self0);
+  const cpu = cpuSeconds(target.child.child.pid) - cpu0;
+  return {
+    rps: r.requests.total / r.duration,
+    cpuUs: (cpu * 1e6) / r.requests.total,
+    clientPct: ((self.user + self.system) / 1e6 / r.duration) * 100,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    bad: r.non2xx + r.errors + r.timeouts,
+  };
+}
+
+async function http<T>(
+  base: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(base + path, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+interface Target {
+  name: string;
+  /** Requests answered under load so far (warm-ups included). */
+  served: number;
+  base: string;
+  child: Child;
+}
+
+async function startStrongroom(dir: string, storage: Record<string, unknown>): Promise<Target> {
+  const port = await freePort();
+  const keyFile = join(dir, 'unseal.key');
+  writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const configFile = join(dir, 'strongroom.yaml');
+  // JSON is YAML: flow mappings keep the file exact
+  writeFileSync(
+    configFile,
+    [
+      `listen: "127.0.0.1:${port}"`,
+      `storage: ${JSON.stringify(storage)}`,
+      `seal: ${JSON.stringify({ static: { key_file: keyFile } })}`,
+      'log_level: warn',
+      '',
+    ].join('\n'),
+  );
+  const childEnv = Object.fromEntries(
+    Object.entries(env).filter(([k]) => !k.startsWith('STRONGROOM_') && !k.startsWith('NODE_OPTIONS')),
+  );
+  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+  const child = spawnChild([...nodeArgs, BIN, 'server', '--config', configFile], { env: childEnv, cwd: dir });
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(
+    child,
+    'strongroom server',
+    async () => (await fetch(`${base}/v1/sys/seal-status`, { signal: AbortSignal.timeout(1000) })).ok,
+  );
+  return { name: 'strongroom', base, child, served: 0 };
+}
+
+async function startBaseline(name: string, script: string, body: string): Promise<Target> {
+  const child = spawnChild([resolve(ROOT, script)], {
+    env: { ...env, BENCH_BODY: body },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let port = 0;
+  await waitFor(child, name, async () => {
+    const m = /\{"port":(\d+)\}/.exec(child.output());
+    if (m) port = Number(m[1]);
+    return port > 0;
+  });
+  return { name, base: `http://127.0.0.1:${port}`, child, served: 0 };
+}
+
+/** Initialises the server, creates a project and SECRETS secrets; returns the token and the URL paths to read. */
+async function setup(base: string): Promise<{ token: string; paths: string[]; sample: string }> {
+  const init = await http<InitResponse>(base, 'POST', '/v1/sys/init', undefined, {});
+  const token = init.root_token;
+  const status = await http<{ sealed: boolean }>(base, 'GET', '/v1/sys/seal-status');
+  if (status.sealed)
+    throw new Error('the server is still sealed after init (static seal should unseal itself)');
+  await http(base, 'POST', '/v1/projects', token, { name: PROJECT, environments: [ENVIRONMENT] });
+  const paths: string[] = [];
+  for (let i = 0; i < SECRETS; i++) {
+    const name = `LLM_KEY_${String(i).padStart(4, '0')}`;
+    const path = `/v1/secrets/${PROJECT}/${ENVIRONMENT}/${name}`;
+    // shaped like a real provider key, e.g. sk-proj-… (≈ 60 characters)
+    await http(base, 'PUT', path, token, {
+      value: `sk-proj-${randomBytes(26).toString('base64url')}`,
+      metadata: { provider: 'openai', owner: 'bench' },
+    });
+    paths.push(path);
+  }
+  const first = await http<SecretReadResponse>(base, 'GET', paths[0]!, token);
+  if (first.version !== 1 || !first.value.startsWith('sk-proj-'))
+    throw new Error(`unexpected read response ${JSON.stringify(first)}`);
+  return { token, paths, sample: JSON.stringify(first) };
+}
+
+interface PgPlan {
+  storage: Record<string, unknown>;
+  cleanup(): Promise<void>;
+}
+
+async function postgresPlan(): Promise<PgPlan | string> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } catch (err) {
+    await client.end().catch(() => {});
+    return `skipped: ${PG_URL.replace(/\/\/[^@/]*@/, '//…@')} does not answer (${(err as Error).message})`;
+  }
+  await client.end();
+  const tableName = `bench_read_${randomBytes(4).toString('hex')}`;
+  return {
+    storage: { postgres: { url: PG_URL, table: tableName } },
+    async cleanup() {
+      const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+      await c.connect();
+      try {
+        await c.query(`DROP TABLE IF EXISTS "${tableName}"`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function benchBackend(
+  kind: string,
+  storage: Record<string, unknown>,
+  dir: string,
+): Promise<{ rows: string[][]; served: number }> {
+  const targets: Target[] = [];
+  try {
+    const sr = await startStrongroom(dir, storage);
+    targets.push(sr);
+    const { token, paths, sample } = await setup(sr.base);
+    const base = await startBaseline('bare node:http', 'bench/lib/bare-http-server.ts', sample);
+    targets.push(base);
+    // measured in this order in odd rounds, reversed in even ones, so drift in the machine's speed hits all
+    const measured: Target[] = [base];
+    if (FASTIFY) {
+      const fy = await startBaseline('fastify, no core', 'bench/lib/fastify-server.ts', sample);
+      targets.push(fy);
+      measured.push(fy);
+    }
+    measured.push(sr);
+    const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    const rows: string[][] = [];
+    const all = new Map<Target, Measured[]>(measured.map((t) => [t, []]));
+    const ratios = new Map<Target, number[]>(measured.map((t) => [t, []]));
+    for (let round = 1; round <= ROUNDS; round++) {
+      const got = new Map<Target, Measured>();
+      for (const t of round % 2 ? measured : [...measured].reverse()) {
+        if (WARMUP > 0) await load(t, headers, paths, WARMUP);
+        const m = await load(t, headers, paths, DURATION);
+        got.set(t, m);
+        all.get(t)!.push(m);
+      }
+      for (const t of measured) {
+        const m = got.get(t)!;
+        const ratio = m.rps / got.get(base)!.rps;
+        ratios.get(t)!.push(ratio);
+        rows.push([
+          kind,
+          String(round),
+          t.name,
+          fmt(m.rps),
+          m.cpuUs.toFixed(0),
+          m.clientPct.toFixed(0),
+          m.p50.toFixed(1),
+          m.p99.toFixed(1),
+          String(m.bad),
+          t === base ? '' : `${ratio.toFixed(2)}x`,
+        ]);
+      }
+    }
+    for (const t of measured) {
+      const ms = all.get(t)!;
+      const rps = median(ms.map((m) => m.rps));
+      rows.push([
+        kind,
+        'median',
+        t.name,
+        fmt(rps),
+        median(ms.map((m) => m.cpuUs)).toFixed(0),
+        median(ms.map((m) => m.clientPct)).toFixed(0),
+        median(ms.map((m) => m.p50)).toFixed(1),
+        median(ms.map((m) => m.p99)).toFixed(1),
+        String(ms.reduce((a, m) => a + m.bad, 0)),
+        t === base ? '' : `${median(ratios.get(t)!).toFixed(2)}x`,
+      ]);
+    }
+    return { rows, served: sr.served };
+  } finally {
+    for (const t of targets.reverse()) await t.child.stop();
+  }
+}
+
+function newestProfile(dir: string, since: number): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(dir, f))
+    .filter((f) => statSync(f).mtimeMs >= since)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(
+    `secret-read: GET /v1/secrets/${PROJECT}/${ENVIRONMENT}/<name> rotating over ${SECRETS} secrets, root token, ` +
+      `${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up + ${DURATION} s per run, ${ROUNDS} rounds; ` +
+      `each server in its own process, autocannon in this one (node ${process.version}, 127.0.0.1 only)\n`,
+  );
+  if (CPU_PROF) {
+    mkdirSync(CPU_PROF, { recursive: true });
+    process.stdout.write(
+      `profiling the strongroom child into ${CPU_PROF} (figures below are slowed by the profiler)\n`,
+    );
+  }
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  let failed = false;
+  for (const kind of STORAGES) {
+    const dir = tempDir(`strongroom-bench-${kind}-`);
+    let plan: PgPlan | undefined;
+    let unregister = () => {};
+    const started = Date.now();
+    try {
+      let storage: Record<string, unknown>;
+      if (kind === 'sqlite') storage = { sqlite: { path: join(dir, 'strongroom.db') } };
+      else if (kind === 'postgres') {
+        const p = await postgresPlan();
+        if (typeof p === 'string') {
+          notes.push(`postgres: ${p}`);
+          continue;
+        }
+        plan = p;
+        unregister = onInterrupt(p.cleanup);
+        storage = p.storage;
+      } else throw new Error(`unknown BENCH_STORAGE entry ${JSON.stringify(kind)} (sqlite, postgres)`);
+      const result = await benchBackend(kind, storage, dir);
+      rows.push(...result.rows);
+      if (CPU_PROF) {
+        const prof = newestProfile(CPU_PROF, started);
+        notes.push(
+          prof
+            ? `\n${kind} strongroom child (${fmt(result.served)} requests under load):\n${summarize(prof, 15, result.served)}`
+            : `${kind}: no .cpuprofile was written`,
+        );
+      }
+    } catch (err) {
+      failed = true;
+      notes.push(`${kind}: FAILED: ${(err as Error).stack ?? err}`);
+    } finally {
+      unregister();
+      await plan
+        ?.cleanup()
+        .catch((err: Error) => notes.push(`${kind}: could not drop the bench table: ${err.message}`));
+      removeTempDir(dir);
+    }
+  }
+  process.stdout.write(
+    `\n${table(['storage', 'round', 'server', 'req/s', 'server CPU µs/req', 'client CPU %', 'p50 ms', 'p99 ms', 'non-2xx+err', 'ratio vs node:http'], rows)}\n`,
+  );
+  if (rows.some((r) => r[1] === 'median' && r[2] === 'strongroom' && Number.parseFloat(r[9]!) < 0.5)) {
+    notes.push(
+      'ratio below the 0.5 target: rerun with BENCH_CPU_PROF=/tmp/prof to see where the server spends its time',
+    );
+  }
+  if (rows.some((r) => r[8] !== '0')) {
+    failed = true;
+    notes.push('some requests failed (non-2xx, errors or timeouts): the figures are not valid');
+  }
+  if (notes.length) process.stdout.write(`\n${notes.join('\n')}\n`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();
