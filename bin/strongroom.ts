@@ -1,12 +1,13 @@
 // The CLI entry point: the only place that reads argv and the process environment.
-import { ConfigError, loadServerConfig } from '../src/config/config.ts';
+
 import { runCli, type ServerCommandOptions } from '../src/cli/program.ts';
-import { printDevBanner } from '../src/server/banner.ts';
-import { startServer } from '../src/server/run.ts';
+import { ConfigError, loadServerConfig, type ServerConfig } from '../src/config/config.ts';
 import { isStrongroomError } from '../src/errors/errors.ts';
+import { printDevBanner } from '../src/server/banner.ts';
+import { type RunningServer, startServer } from '../src/server/run.ts';
 
 async function runServer(o: ServerCommandOptions): Promise<void> {
-  let config;
+  let config: Readonly<ServerConfig>;
   try {
     config = loadServerConfig(o, process.env, process.cwd());
   } catch (err) {
@@ -16,11 +17,15 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
     }
     throw err;
   }
-  let server;
+  let server: RunningServer;
   try {
     server = await startServer(config);
   } catch (err) {
-    const msg = isStrongroomError(err) ? err.message : (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? `${config.listen} is already in use: stop the other server or pass --listen` : (err as Error).message;
+    const msg = isStrongroomError(err)
+      ? err.message
+      : (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? `${config.listen} is already in use: stop the other server or pass --listen`
+        : (err as Error).message;
     process.stderr.write(`strongroom: cannot start the server: ${msg}\n`);
     process.exit(1);
   }
@@ -37,11 +42,15 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
   await new Promise(() => {});
 }
 
-const code = await runCli(process.argv.slice(2), {
-  stdout: process.stdout,
-  stderr: process.stderr,
-  stdin: process.stdin,
-  env: process.env,
-  cwd: process.cwd(),
-}, runServer);
+const code = await runCli(
+  process.argv.slice(2),
+  {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    cwd: process.cwd(),
+  },
+  runServer,
+);
 process.exitCode = code;

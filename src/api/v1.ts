@@ -34,9 +34,15 @@ export type ProjectCreateRequest = Static<typeof ProjectCreateRequest>;
 
 export const EnvironmentCreateRequest = Type.Object({ name: Name }, Strict);
 
-export const SecretMetadata = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.String({ maxLength: 1024 }), {
-  maxProperties: 64,
-});
+// additionalProperties: without it a key outside the pattern escapes validation (and its value may be any type)
+export const SecretMetadata = Type.Record(
+  Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }),
+  Type.String({ maxLength: 1024 }),
+  {
+    maxProperties: 64,
+    additionalProperties: false,
+  },
+);
 export type SecretMetadata = Static<typeof SecretMetadata>;
 
 export const SecretPutRequest = Type.Object(
@@ -51,8 +57,14 @@ export type SecretPutRequest = Static<typeof SecretPutRequest>;
 
 export const SecretRollbackRequest = Type.Object({ version: Type.Integer({ minimum: 1 }) }, Strict);
 
-export const VersionQuery = Type.Object({ version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,9}$' })) }, Strict);
-export const DeleteQuery = Type.Object({ destroy: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) }, Strict);
+export const VersionQuery = Type.Object(
+  { version: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,9}$' })) },
+  Strict,
+);
+export const DeleteQuery = Type.Object(
+  { destroy: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) },
+  Strict,
+);
 
 export const ProjectParams = Type.Object({ project: Name }, Strict);
 export const EnvParams = Type.Object({ project: Name, env: Name }, Strict);
@@ -112,7 +124,13 @@ export interface SecretVersionsResponse {
   current_version: number;
   deleted_at: string | null;
   metadata: SecretMetadata;
-  versions: { version: number; created_at: string; source: 'write' | 'rollback'; rolled_back_from?: number; destroyed: boolean }[];
+  versions: {
+    version: number;
+    created_at: string;
+    source: 'write' | 'rollback';
+    rolled_back_from?: number;
+    destroyed: boolean;
+  }[];
 }
 
 export interface ErrorBody {

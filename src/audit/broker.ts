@@ -34,7 +34,10 @@ export function createAuditBroker(sinks: readonly AuditSink[]): AuditBroker {
       if (sinks.length === 0) return;
       const results = await Promise.allSettled(sinks.map((s) => s.write(entry)));
       if (!results.some((r) => r.status === 'fulfilled')) {
-        throw new StrongroomError('audit_unavailable', 'no audit sink accepted the entry; the request was not performed');
+        throw new StrongroomError(
+          'audit_unavailable',
+          'no audit sink accepted the entry; the request was not performed',
+        );
       }
     },
   };

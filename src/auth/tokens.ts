@@ -50,7 +50,10 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
   }
 
   function invalid(): StrongroomError {
-    return new StrongroomError('invalid_token', 'the token is invalid, expired or revoked; log in again or ask for a new token');
+    return new StrongroomError(
+      'invalid_token',
+      'the token is invalid, expired or revoked; log in again or ask for a new token',
+    );
   }
 
   async function readEntry(r: BarrierWriter, id: string): Promise<TokenEntry | undefined> {
@@ -80,7 +83,8 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
         policies: [...opts.policies],
         display_name: opts.display_name,
         created_at: new Date(now).toISOString(),
-        expires_at: opts.ttl_seconds === undefined ? null : new Date(now + opts.ttl_seconds * 1000).toISOString(),
+        expires_at:
+          opts.ttl_seconds === undefined ? null : new Date(now + opts.ttl_seconds * 1000).toISOString(),
         meta: { ...(opts.meta ?? {}) },
       };
       const id = idFor(token);

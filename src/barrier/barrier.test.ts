@@ -33,7 +33,10 @@ describe('barrier', () => {
     const { storage, barrier } = await unsealedBarrier();
     await barrier.put('x/1', Buffer.from('same'));
     await barrier.put('x/2', Buffer.from('same'));
-    assert.notDeepEqual((await storage.get('x/1'))!.subarray(5, 17), (await storage.get('x/2'))!.subarray(5, 17));
+    assert.notDeepEqual(
+      (await storage.get('x/1'))!.subarray(5, 17),
+      (await storage.get('x/2'))!.subarray(5, 17),
+    );
   });
 
   test('a ciphertext moved to another path fails to decrypt', async () => {
@@ -125,7 +128,10 @@ describe('barrier', () => {
     barrier.seal();
     await assert.rejects(barrier.get('p/a'), (e) => isStrongroomError(e, 'sealed'));
     await assert.rejects(barrier.put('p/a', Buffer.from('y')), (e) => isStrongroomError(e, 'sealed'));
-    assert.throws(() => barrier.keyStatus(), (e) => isStrongroomError(e, 'sealed'));
+    assert.throws(
+      () => barrier.keyStatus(),
+      (e) => isStrongroomError(e, 'sealed'),
+    );
   });
 
   test('views are confined to their prefix and bind the full path', async () => {

@@ -167,7 +167,11 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
       key = keys().keys.get(term);
     }
     if (!key) throw integrityError(path);
-    const plain = open(key, Buffer.from(record.buffer, record.byteOffset + HEADER_BYTES, record.byteLength - HEADER_BYTES), aadFor(term, path));
+    const plain = open(
+      key,
+      Buffer.from(record.buffer, record.byteOffset + HEADER_BYTES, record.byteLength - HEADER_BYTES),
+      aadFor(term, path),
+    );
     if (!plain) throw integrityError(path);
     return plain;
   }
@@ -242,7 +246,9 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
       const rk = importAesKey(rawRoot);
       const json: KeyringJson = {
         active: 1,
-        terms: [{ term: 1, key: randomKey().toString('base64'), created_at: new Date(clock.now()).toISOString() }],
+        terms: [
+          { term: 1, key: randomKey().toString('base64'), created_at: new Date(clock.now()).toISOString() },
+        ],
       };
       await storage.transaction(async (tx) => {
         if ((await tx.get(KEYRING_PATH)) !== undefined) {
@@ -269,7 +275,8 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
         if (!rk) throw new StrongroomError('sealed', 'Strongroom is sealed');
         const json = await storage.transaction(async (tx) => {
           const current = await readKeyring(tx, rk);
-          if (!current) throw new StrongroomError('integrity_error', 'the keyring failed its integrity check');
+          if (!current)
+            throw new StrongroomError('integrity_error', 'the keyring failed its integrity check');
           const term = Math.max(...current.terms.map((t) => t.term)) + 1;
           const next: KeyringJson = {
             active: term,

@@ -26,7 +26,8 @@ export function globals(cmd: Command): GlobalOptions {
 
 export function formatOf(cmd: Command): Format {
   const f = globals(cmd).format ?? 'table';
-  if (f !== 'table' && f !== 'json') throw new UsageError(`--format must be table or json, not ${JSON.stringify(f)}`);
+  if (f !== 'table' && f !== 'json')
+    throw new UsageError(`--format must be table or json, not ${JSON.stringify(f)}`);
   return f;
 }
 
@@ -41,7 +42,9 @@ export function clientFor(io: CliIO, cmd: Command): StrongroomClient {
 export function parseSecretAddress(addr: string): { project: string; env: string; name: string } {
   const parts = addr.split('/');
   if (parts.length !== 3 || parts.some((p) => p === '')) {
-    throw new UsageError(`expected PROJECT/ENV/NAME (like demo/dev/OPENAI_API_KEY), not ${JSON.stringify(addr)}`);
+    throw new UsageError(
+      `expected PROJECT/ENV/NAME (like demo/dev/OPENAI_API_KEY), not ${JSON.stringify(addr)}`,
+    );
   }
   return { project: parts[0]!, env: parts[1]!, name: parts[2]! };
 }
@@ -55,7 +58,8 @@ export function parseEnvAddress(addr: string): { project: string; env: string } 
 }
 
 export function parsePositiveInt(name: string, v: string): number {
-  if (!/^[1-9][0-9]{0,9}$/.test(v)) throw new UsageError(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
+  if (!/^[1-9][0-9]{0,9}$/.test(v))
+    throw new UsageError(`${name} must be a positive whole number, not ${JSON.stringify(v)}`);
   return Number(v);
 }
 
@@ -64,10 +68,11 @@ export function describeError(err: unknown): string {
   if (err instanceof StrongroomApiError) {
     const hint: Record<string, string> = {
       unauthenticated: 'set STRONGROOM_TOKEN (the dev server prints one at start)',
-      sealed: 'unseal it with `strongroom operator unseal` (repeat with each key holder\'s share)',
+      sealed: "unseal it with `strongroom operator unseal` (repeat with each key holder's share)",
       not_initialized: 'initialise it with `strongroom operator init`',
     };
-    const extra = hint[err.code] && !err.message.includes('STRONGROOM_TOKEN') ? `\n  hint: ${hint[err.code]}` : '';
+    const extra =
+      hint[err.code] && !err.message.includes('STRONGROOM_TOKEN') ? `\n  hint: ${hint[err.code]}` : '';
     const rid = err.requestId ? ` [request ${err.requestId}]` : '';
     return `Error: ${err.message} (${err.code})${rid}${extra}`;
   }

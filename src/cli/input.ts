@@ -1,5 +1,5 @@
 import { password } from '@clack/prompts';
-import { UsageError, type CliIO } from './context.ts';
+import { type CliIO, UsageError } from './context.ts';
 
 /** Reads all of stdin (bounded), for values piped in so they never appear in shell history. */
 export async function readStdin(io: CliIO, limit = 1024 * 1024): Promise<string> {
@@ -20,7 +20,12 @@ export async function readSecretInput(io: CliIO, message: string): Promise<strin
     const text = await readStdin(io);
     return text.replace(/\r?\n$/, '');
   }
-  const v = await password({ message, mask: '*', input: io.stdin as NodeJS.ReadStream, output: io.stderr as NodeJS.WriteStream });
+  const v = await password({
+    message,
+    mask: '*',
+    input: io.stdin as NodeJS.ReadStream,
+    output: io.stderr as NodeJS.WriteStream,
+  });
   if (typeof v !== 'string') throw new UsageError('cancelled');
   return v;
 }

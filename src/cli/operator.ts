@@ -3,12 +3,21 @@ import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from '.
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
 
-function sealRows(s: { type: string; initialized: boolean; sealed: boolean; t: number; n: number; progress: number }) {
+function sealRows(s: {
+  type: string;
+  initialized: boolean;
+  sealed: boolean;
+  t: number;
+  n: number;
+  progress: number;
+}) {
   return kv({
     'Seal type': s.type,
     Initialized: s.initialized,
     Sealed: s.sealed,
-    ...(s.type === 'shamir' ? { 'Total shares': s.n, Threshold: s.t, 'Unseal progress': `${s.progress}/${s.t}` } : {}),
+    ...(s.type === 'shamir'
+      ? { 'Total shares': s.n, Threshold: s.t, 'Unseal progress': `${s.progress}/${s.t}` }
+      : {}),
   });
 }
 
@@ -34,7 +43,10 @@ export function operatorCommands(program: Command, io: CliIO): void {
       const status = await client.sealStatus();
       const req =
         status.type === 'shamir'
-          ? { secret_shares: parsePositiveInt('--shares', o.shares), secret_threshold: parsePositiveInt('--threshold', o.threshold) }
+          ? {
+              secret_shares: parsePositiveInt('--shares', o.shares),
+              secret_threshold: parsePositiveInt('--threshold', o.threshold),
+            }
           : {};
       const r = await client.init(req);
       if (formatOf(cmd) === 'json') return print(io.stdout, 'json', r);
@@ -56,7 +68,7 @@ export function operatorCommands(program: Command, io: CliIO): void {
     .description('give one unseal key share')
     .action(async (key: string | undefined, o: { reset?: boolean }, cmd: Command) => {
       const client = clientFor(io, cmd);
-      let s;
+      let s: Awaited<ReturnType<typeof client.sealStatus>>;
       if (o.reset) s = await client.unsealReset();
       else {
         const share = key ?? (await readSecretInput(io, 'Unseal key share'));
@@ -67,7 +79,9 @@ export function operatorCommands(program: Command, io: CliIO): void {
     });
 
   op.command('seal')
-    .description('seal the server now: keys are wiped from memory and every request is refused until unsealed')
+    .description(
+      'seal the server now: keys are wiped from memory and every request is refused until unsealed',
+    )
     .action(async (_o, cmd: Command) => {
       const s = await clientFor(io, cmd).seal();
       print(io.stdout, formatOf(cmd), s, () => sealRows(s));
@@ -84,6 +98,8 @@ export function operatorCommands(program: Command, io: CliIO): void {
     .description('show the active encryption key term')
     .action(async (_o, cmd: Command) => {
       const r = await clientFor(io, cmd).keyStatus();
-      print(io.stdout, formatOf(cmd), r, () => kv({ 'Key term': r.term, 'Terms in keyring': r.terms, 'Installed at': r.installed_at }));
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({ 'Key term': r.term, 'Terms in keyring': r.terms, 'Installed at': r.installed_at }),
+      );
     });
 }

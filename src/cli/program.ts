@@ -19,7 +19,10 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   const program = new Command('strongroom')
     .description('Strongroom: a self-hosted credential vault for LLM applications')
     .option('--addr <url>', 'server address (default: $STRONGROOM_ADDR or http://127.0.0.1:8210)')
-    .option('--token <token>', 'token to use (default: $STRONGROOM_TOKEN; prefer the variable, flags end up in shell history)')
+    .option(
+      '--token <token>',
+      'token to use (default: $STRONGROOM_TOKEN; prefer the variable, flags end up in shell history)',
+    )
     .option('--format <format>', 'output format: table or json', 'table')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
@@ -31,7 +34,10 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   program
     .command('server')
     .description('run the vault server')
-    .option('--dev', 'development server: SQLite under ./.strongroom-dev, initialised and unsealed automatically (NOT for production)')
+    .option(
+      '--dev',
+      'development server: SQLite under ./.strongroom-dev, initialised and unsealed automatically (NOT for production)',
+    )
     .option('--config <file>', 'YAML configuration file (also $STRONGROOM_CONFIG)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8210)')
     .option('--data <dir>', 'data folder (SQLite storage, and in dev mode the key file)')
@@ -42,12 +48,17 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   projectCommands(program, io);
   secretCommands(program, io);
 
-  for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.exitOverride();
+  for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
+    c.exitOverride();
   return program;
 }
 
 /** Runs the CLI; resolves to the process exit code. */
-export async function runCli(argv: string[], io: CliIO, runServer: (o: ServerCommandOptions) => Promise<void>): Promise<number> {
+export async function runCli(
+  argv: string[],
+  io: CliIO,
+  runServer: (o: ServerCommandOptions) => Promise<void>,
+): Promise<number> {
   const program = buildProgram(io, runServer);
   try {
     await program.parseAsync(argv, { from: 'user' });

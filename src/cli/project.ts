@@ -10,9 +10,14 @@ export function projectCommands(program: Command, io: CliIO): void {
     .option('--env <names>', 'comma-separated environments', 'dev,staging,prod')
     .description('create a project with its environments')
     .action(async (name: string, o: { env: string }, cmd: Command) => {
-      const envs = o.env.split(',').map((e) => e.trim()).filter(Boolean);
+      const envs = o.env
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean);
       const r = await clientFor(io, cmd).createProject(name, envs);
-      print(io.stdout, formatOf(cmd), r, () => kv({ Project: r.name, Environments: r.environments.join(', '), Created: r.created_at }));
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({ Project: r.name, Environments: r.environments.join(', '), Created: r.created_at }),
+      );
     });
 
   p.command('list')
@@ -31,6 +36,8 @@ export function projectCommands(program: Command, io: CliIO): void {
     .description('add an environment to a project')
     .action(async (project: string, env: string, _o, cmd: Command) => {
       const r = await clientFor(io, cmd).createEnvironment(project, env);
-      print(io.stdout, formatOf(cmd), r, () => kv({ Project: r.project, Environment: r.name, Created: r.created_at }));
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({ Project: r.project, Environment: r.name, Created: r.created_at }),
+      );
     });
 }

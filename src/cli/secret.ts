@@ -1,5 +1,13 @@
 import type { Command } from 'commander';
-import { type CliIO, clientFor, formatOf, parseEnvAddress, parsePositiveInt, parseSecretAddress, UsageError } from './context.ts';
+import {
+  type CliIO,
+  clientFor,
+  formatOf,
+  parseEnvAddress,
+  parsePositiveInt,
+  parseSecretAddress,
+  UsageError,
+} from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
 
@@ -16,13 +24,17 @@ function parseMetadata(pairs: string[]): Record<string, string> {
 const collect = (v: string, prev: string[]) => [...prev, v];
 
 export function secretCommands(program: Command, io: CliIO): void {
-  const s = program.command('secret').description('store, read and manage versioned secrets (addresses are PROJECT/ENV/NAME)');
+  const s = program
+    .command('secret')
+    .description('store, read and manage versioned secrets (addresses are PROJECT/ENV/NAME)');
 
   s.command('put')
     .argument('<address>', 'PROJECT/ENV/NAME')
     .option('--meta <key=value>', 'metadata to attach (repeatable)', collect, [])
     .option('--cas <version>', 'write only if the current version is this (0: only if it does not exist)')
-    .description('write a new version; the value is read from stdin or a hidden prompt, never from the command line')
+    .description(
+      'write a new version; the value is read from stdin or a hidden prompt, never from the command line',
+    )
     .action(async (address: string, o: { meta: string[]; cas?: string }, cmd: Command) => {
       const a = parseSecretAddress(address);
       const value = await readSecretInput(io, `Value for ${address}`);
@@ -31,7 +43,9 @@ export function secretCommands(program: Command, io: CliIO): void {
         ...(o.cas === undefined ? {} : { cas: o.cas === '0' ? 0 : parsePositiveInt('--cas', o.cas) }),
       };
       const r = await clientFor(io, cmd).putSecret(a.project, a.env, a.name, value, options);
-      print(io.stdout, formatOf(cmd), r, () => kv({ Secret: address, Version: r.version, Created: r.created_at }));
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({ Secret: address, Version: r.version, Created: r.created_at }),
+      );
     });
 
   s.command('get')
@@ -41,15 +55,27 @@ export function secretCommands(program: Command, io: CliIO): void {
     .description('read a secret (the current version unless --version)')
     .action(async (address: string, o: { version?: string; field?: string }, cmd: Command) => {
       const a = parseSecretAddress(address);
-      const r = await clientFor(io, cmd).getSecret(a.project, a.env, a.name, o.version ? parsePositiveInt('--version', o.version) : undefined);
+      const r = await clientFor(io, cmd).getSecret(
+        a.project,
+        a.env,
+        a.name,
+        o.version ? parsePositiveInt('--version', o.version) : undefined,
+      );
       if (o.field) {
-        if (!(o.field in r)) throw new UsageError(`no field ${JSON.stringify(o.field)}; fields: ${Object.keys(r).join(', ')}`);
+        if (!(o.field in r))
+          throw new UsageError(`no field ${JSON.stringify(o.field)}; fields: ${Object.keys(r).join(', ')}`);
         const v = r[o.field as keyof typeof r];
         io.stdout.write(`${typeof v === 'object' ? JSON.stringify(v) : String(v)}\n`);
         return;
       }
       print(io.stdout, formatOf(cmd), r, () =>
-        kv({ Secret: address, Version: `${r.version} (current ${r.current_version})`, Created: r.created_at, Metadata: r.metadata, Value: r.value }),
+        kv({
+          Secret: address,
+          Version: `${r.version} (current ${r.current_version})`,
+          Created: r.created_at,
+          Metadata: r.metadata,
+          Value: r.value,
+        }),
       );
     });
 
@@ -88,8 +114,15 @@ export function secretCommands(program: Command, io: CliIO): void {
     .description('make a new version holding the value of an older one')
     .action(async (address: string, o: { version: string }, cmd: Command) => {
       const a = parseSecretAddress(address);
-      const r = await clientFor(io, cmd).rollbackSecret(a.project, a.env, a.name, parsePositiveInt('--version', o.version));
-      print(io.stdout, formatOf(cmd), r, () => kv({ Secret: address, 'New version': r.version, 'Value of version': r.rolled_back_from }));
+      const r = await clientFor(io, cmd).rollbackSecret(
+        a.project,
+        a.env,
+        a.name,
+        parsePositiveInt('--version', o.version),
+      );
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({ Secret: address, 'New version': r.version, 'Value of version': r.rolled_back_from }),
+      );
     });
 
   s.command('delete')
@@ -99,9 +132,14 @@ export function secretCommands(program: Command, io: CliIO): void {
     .description('delete a secret (restorable with `secret restore`), or --destroy it for good')
     .action(async (address: string, o: { destroy?: boolean; yes?: boolean }, cmd: Command) => {
       const a = parseSecretAddress(address);
-      if (o.destroy && !o.yes) throw new UsageError('--destroy erases every version for good: add --yes to confirm');
-      const r = await clientFor(io, cmd).deleteSecret(a.project, a.env, a.name, { destroy: o.destroy === true });
-      print(io.stdout, formatOf(cmd), r, () => kv({ Secret: address, Deleted: r.deleted_at, Destroyed: r.destroyed }));
+      if (o.destroy && !o.yes)
+        throw new UsageError('--destroy erases every version for good: add --yes to confirm');
+      const r = await clientFor(io, cmd).deleteSecret(a.project, a.env, a.name, {
+        destroy: o.destroy === true,
+      });
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({ Secret: address, Deleted: r.deleted_at, Destroyed: r.destroyed }),
+      );
     });
 
   s.command('restore')

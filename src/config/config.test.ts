@@ -29,11 +29,18 @@ describe('server configuration', () => {
 
   test('environment variables override the file and flags override both', (t) => {
     const { file } = withFile(t, 'listen: 127.0.0.1:1111\nstorage: {sqlite: {path: /tmp/a.db}}\n');
-    const env = { STRONGROOM_LISTEN: '127.0.0.1:2222', STRONGROOM_MAX_REQUEST_BYTES: '4096', STRONGROOM_SEAL_STATIC_KEY_FILE: '/k' };
+    const env = {
+      STRONGROOM_LISTEN: '127.0.0.1:2222',
+      STRONGROOM_MAX_REQUEST_BYTES: '4096',
+      STRONGROOM_SEAL_STATIC_KEY_FILE: '/k',
+    };
     assert.equal(loadServerConfig({ config: file }, env, '/').listen, '127.0.0.1:2222');
     assert.equal(loadServerConfig({ config: file }, env, '/').max_request_bytes, 4096);
     assert.deepEqual(loadServerConfig({ config: file }, env, '/').seal, { static: { key_file: '/k' } });
-    assert.equal(loadServerConfig({ config: file, listen: '127.0.0.1:3333' }, env, '/').listen, '127.0.0.1:3333');
+    assert.equal(
+      loadServerConfig({ config: file, listen: '127.0.0.1:3333' }, env, '/').listen,
+      '127.0.0.1:3333',
+    );
   });
 
   test('dev mode puts SQLite and the key file under .strongroom-dev', () => {
@@ -52,7 +59,11 @@ describe('server configuration', () => {
     ['a string where a number goes', 'storage: {memory: {}}\nmax_request_bytes: lots\n', /max_request_bytes/],
     ['an unknown seal', 'storage: {memory: {}}\nseal: {hsm: {}}\n', /seal/],
     ['a bad log level', 'storage: {memory: {}}\nlog_level: loud\n', /log_level/],
-    ['plain HTTP on a public address', 'storage: {memory: {}}\nlisten: 0.0.0.0:8210\n', /refusing to serve plain HTTP/],
+    [
+      'plain HTTP on a public address',
+      'storage: {memory: {}}\nlisten: 0.0.0.0:8210\n',
+      /refusing to serve plain HTTP/,
+    ],
     ['a YAML list', '- a\n- b\n', /must be a YAML mapping/],
     ['broken YAML', 'storage: {sqlite: [\n', /not valid YAML/],
     ['no storage', 'listen: 127.0.0.1:1\n', /no storage configured/],
@@ -60,7 +71,10 @@ describe('server configuration', () => {
   for (const [what, yaml, message] of bad) {
     test(`${what} is a clear startup error`, (t) => {
       const { file } = withFile(t, yaml);
-      assert.throws(() => loadServerConfig({ config: file }, {}, '/'), (e: unknown) => e instanceof ConfigError && message.test(e.message));
+      assert.throws(
+        () => loadServerConfig({ config: file }, {}, '/'),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+      );
     });
   }
 
@@ -70,7 +84,10 @@ describe('server configuration', () => {
   });
 
   test('a missing config file is a clear error', () => {
-    assert.throws(() => loadServerConfig({ config: '/nonexistent/sr.yaml' }, {}, '/'), /cannot read the config file/);
+    assert.throws(
+      () => loadServerConfig({ config: '/nonexistent/sr.yaml' }, {}, '/'),
+      /cannot read the config file/,
+    );
   });
 
   test('a bad boolean in the environment is a clear error', () => {

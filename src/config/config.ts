@@ -49,7 +49,9 @@ export const ServerConfigSchema = Type.Object(
     ),
     allow_insecure_http: Type.Boolean({ description: 'allow plain HTTP on a non-loopback address' }),
     max_request_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
-    log_level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))),
+    log_level: Type.Union(
+      ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    ),
     dev: Type.Boolean(),
   },
   Strict,
@@ -97,7 +99,10 @@ const ENV_LEAVES: Record<string, (cfg: Record<string, unknown>, v: string) => vo
   },
   STRONGROOM_SEAL_TYPE: (c, v) => {
     if (v === 'shamir') c.seal = { shamir: {} };
-    else throw new ConfigError('STRONGROOM_SEAL_TYPE must be "shamir" (use STRONGROOM_SEAL_STATIC_KEY_FILE for a static seal)');
+    else
+      throw new ConfigError(
+        'STRONGROOM_SEAL_TYPE must be "shamir" (use STRONGROOM_SEAL_STATIC_KEY_FILE for a static seal)',
+      );
   },
   STRONGROOM_TLS_CERT_FILE: (c, v) => {
     c.tls = { ...((c.tls as object | undefined) ?? {}), cert_file: v };
@@ -109,7 +114,8 @@ const ENV_LEAVES: Record<string, (cfg: Record<string, unknown>, v: string) => vo
     c.allow_insecure_http = parseBool('STRONGROOM_ALLOW_INSECURE_HTTP', v);
   },
   STRONGROOM_MAX_REQUEST_BYTES: (c, v) => {
-    if (!/^\d+$/.test(v)) throw new ConfigError('STRONGROOM_MAX_REQUEST_BYTES must be a whole number of bytes');
+    if (!/^\d+$/.test(v))
+      throw new ConfigError('STRONGROOM_MAX_REQUEST_BYTES must be a whole number of bytes');
     c.max_request_bytes = Number(v);
   },
   STRONGROOM_LOG_LEVEL: (c, v) => {
@@ -126,7 +132,8 @@ function parseBool(name: string, v: string): boolean {
 export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[3]) : Number.NaN;
-  if (!m || port > 65535) throw new ConfigError(`listen must be host:port (like 127.0.0.1:8210), not ${JSON.stringify(listen)}`);
+  if (!m || port > 65535)
+    throw new ConfigError(`listen must be host:port (like 127.0.0.1:8210), not ${JSON.stringify(listen)}`);
   return { host: (m[1] ?? m[2])!, port };
 }
 
@@ -154,7 +161,11 @@ function describeErrors(raw: unknown): string {
  * Builds the frozen server configuration from a file (optional), the
  * environment and flags, in that order of precedence (flags win).
  */
-export function loadServerConfig(flags: ServerFlags, env: Readonly<Record<string, string | undefined>>, cwd: string): Readonly<ServerConfig> {
+export function loadServerConfig(
+  flags: ServerFlags,
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): Readonly<ServerConfig> {
   let cfg: Record<string, unknown> = {};
   let base = cwd;
   const file = flags.config ?? env.STRONGROOM_CONFIG;
@@ -165,13 +176,17 @@ export function loadServerConfig(flags: ServerFlags, env: Readonly<Record<string
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
-      throw new ConfigError(`cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new ConfigError(
+        `cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
     let parsed: unknown;
     try {
       parsed = parseYaml(text);
     } catch (err) {
-      throw new ConfigError(`the config file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+      throw new ConfigError(
+        `the config file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+      );
     }
     if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
       throw new ConfigError(`the config file ${path} must be a YAML mapping of keys`);
@@ -196,7 +211,9 @@ export function loadServerConfig(flags: ServerFlags, env: Readonly<Record<string
   }
   const merged = { ...DEFAULTS, ...cfg } as Record<string, unknown>;
   if (merged.storage === undefined) {
-    throw new ConfigError('no storage configured: set `storage: {sqlite: {path: ...}}` or `{postgres: {url: ...}}`, or pass --data DIR');
+    throw new ConfigError(
+      'no storage configured: set `storage: {sqlite: {path: ...}}` or `{postgres: {url: ...}}`, or pass --data DIR',
+    );
   }
   merged.seal ??= { shamir: {} };
   if (!Value.Check(ServerConfigSchema, merged)) {
@@ -233,7 +250,10 @@ export interface ClientSettings {
   token: string | undefined;
 }
 
-export function loadClientSettings(flags: { addr?: string; token?: string }, env: Readonly<Record<string, string | undefined>>): ClientSettings {
+export function loadClientSettings(
+  flags: { addr?: string; token?: string },
+  env: Readonly<Record<string, string | undefined>>,
+): ClientSettings {
   return {
     addr: flags.addr ?? env.STRONGROOM_ADDR ?? `http://${DEFAULTS.listen}`,
     token: flags.token ?? (env.STRONGROOM_TOKEN || undefined),

@@ -40,7 +40,12 @@ export interface Core {
 
 export function createCore(deps: CoreDeps): Core {
   const barrier = createBarrier(deps.storage, deps.clock);
-  const seal = createSealManager({ settings: deps.seal, storage: deps.storage, barrier, now: () => new Date(deps.clock.now()) });
+  const seal = createSealManager({
+    settings: deps.seal,
+    storage: deps.storage,
+    barrier,
+    now: () => new Date(deps.clock.now()),
+  });
   const tokens = createTokenStore(barrier.view('sys/token/'), deps.clock);
   const kv = createKvEngine(barrier.view('logical/kv/'), deps.clock);
   const operations = new Map<string, AnyOperation>();
@@ -55,17 +60,31 @@ export function createCore(deps: CoreDeps): Core {
       if (!op) throw new TypeError(`unknown operation ${name}`);
       if (barrier.sealed && !op.whenSealed) {
         if (!(await seal.status()).initialized) {
-          throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
+          throw new StrongroomError(
+            'not_initialized',
+            'Strongroom is not initialised: run `strongroom operator init`',
+          );
         }
-        throw new StrongroomError('sealed', 'Strongroom is sealed: unseal it with `strongroom operator unseal`');
+        throw new StrongroomError(
+          'sealed',
+          'Strongroom is sealed: unseal it with `strongroom operator unseal`',
+        );
       }
       let identity: Identity | undefined;
       if (op.auth === 'token') {
         if (!request.token) {
-          throw new StrongroomError('unauthenticated', 'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`');
+          throw new StrongroomError(
+            'unauthenticated',
+            'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
+          );
         }
         const entry = await tokens.lookup(request.token);
-        identity = { kind: 'token', accessor: entry.accessor, display_name: entry.display_name, policies: entry.policies };
+        identity = {
+          kind: 'token',
+          accessor: entry.accessor,
+          display_name: entry.display_name,
+          policies: entry.policies,
+        };
       }
       const resource = op.resource(input as never);
       const base = {
@@ -88,8 +107,17 @@ export function createCore(deps: CoreDeps): Core {
       const stamp = () => new Date(deps.clock.now()).toISOString();
       await deps.audit.log({ ...base, type: 'request', time: stamp(), decision });
       if (!decision.allowed) {
-        await deps.audit.log({ ...base, type: 'response', time: stamp(), status: 'error', error_code: 'permission_denied' });
-        throw new StrongroomError('permission_denied', `permission denied: ${op.action} on ${base.resource} (${decision.reason})`);
+        await deps.audit.log({
+          ...base,
+          type: 'response',
+          time: stamp(),
+          status: 'error',
+          error_code: 'permission_denied',
+        });
+        throw new StrongroomError(
+          'permission_denied',
+          `permission denied: ${op.action} on ${base.resource} (${decision.reason})`,
+        );
       }
       const ctx: OperationContext = { identity, request };
       try {
@@ -99,7 +127,13 @@ export function createCore(deps: CoreDeps): Core {
       } catch (err) {
         const code = err instanceof StrongroomError ? err.code : 'internal';
         if (code !== 'audit_unavailable') {
-          await deps.audit.log({ ...base, type: 'response', time: stamp(), status: 'error', error_code: code });
+          await deps.audit.log({
+            ...base,
+            type: 'response',
+            time: stamp(),
+            status: 'error',
+            error_code: code,
+          });
         }
         throw err;
       }

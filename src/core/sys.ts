@@ -26,20 +26,30 @@ export function sysOperations(core: Core) {
       resource: () => SYSTEM,
       async handle(_ctx, i) {
         const status = await core.seal.status();
-        if (status.initialized) throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
+        if (status.initialized)
+          throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
         let shares = 0;
         let threshold = 0;
         if (status.type === 'shamir') {
           shares = i.secret_shares ?? 5;
           threshold = i.secret_threshold ?? 3;
           if (threshold > shares) {
-            throw new StrongroomError('validation_failed', 'secret_threshold cannot be larger than secret_shares');
+            throw new StrongroomError(
+              'validation_failed',
+              'secret_threshold cannot be larger than secret_shares',
+            );
           }
           if (threshold < 2 && shares > 1) {
-            throw new StrongroomError('validation_failed', 'secret_threshold must be at least 2 when there is more than one share');
+            throw new StrongroomError(
+              'validation_failed',
+              'secret_threshold must be at least 2 when there is more than one share',
+            );
           }
         } else if (i.secret_shares !== undefined || i.secret_threshold !== undefined) {
-          throw new StrongroomError('validation_failed', 'this server uses a static seal: do not give secret_shares or secret_threshold');
+          throw new StrongroomError(
+            'validation_failed',
+            'this server uses a static seal: do not give secret_shares or secret_threshold',
+          );
         }
         const { shares: keys } = await core.seal.initialize(shares, threshold);
         await core.afterUnseal();
@@ -67,7 +77,8 @@ export function sysOperations(core: Core) {
           core.seal.resetProgress();
           return sealStatus();
         }
-        if (i.key === undefined) throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
+        if (i.key === undefined)
+          throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
         const wasSealed = core.barrier.sealed;
         await core.seal.submitShare(i.key);
         if (wasSealed && !core.barrier.sealed) await core.afterUnseal();

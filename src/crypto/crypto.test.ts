@@ -35,7 +35,12 @@ describe('shamir', () => {
     const secret = randomBytes(32);
     const shares = await splitSecret(secret, 5, 3);
     assert.equal(shares.length, 5);
-    for (const subset of [[0, 1, 2], [2, 3, 4], [0, 2, 4], [4, 1, 3]]) {
+    for (const subset of [
+      [0, 1, 2],
+      [2, 3, 4],
+      [0, 2, 4],
+      [4, 1, 3],
+    ]) {
       assert.deepEqual(await combineShares(subset.map((i) => shares[i]!)), secret);
     }
   });

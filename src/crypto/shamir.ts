@@ -4,8 +4,10 @@ import { combine as shamirCombine, split as shamirSplit } from 'shamir-secret-sh
 export const MAX_SHARES = 255;
 
 export async function splitSecret(secret: Uint8Array, shares: number, threshold: number): Promise<Buffer[]> {
-  if (!Number.isInteger(shares) || !Number.isInteger(threshold)) throw new TypeError('shares and threshold must be integers');
-  if (threshold < 1 || shares < threshold || shares > MAX_SHARES) throw new TypeError('need 1 <= threshold <= shares <= 255');
+  if (!Number.isInteger(shares) || !Number.isInteger(threshold))
+    throw new TypeError('shares and threshold must be integers');
+  if (threshold < 1 || shares < threshold || shares > MAX_SHARES)
+    throw new TypeError('need 1 <= threshold <= shares <= 255');
   if (shares === 1) {
     // the library requires at least two shares; one share is the secret itself plus a marker byte
     return [Buffer.concat([secret, Buffer.from([0])])];

@@ -56,7 +56,11 @@ export function createClient(opts: ClientOptions) {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-      throw new StrongroomApiError(0, 'unreachable', `cannot reach Strongroom at ${base} (${cause}): is the server running, and is STRONGROOM_ADDR right?`);
+      throw new StrongroomApiError(
+        0,
+        'unreachable',
+        `cannot reach Strongroom at ${base} (${cause}): is the server running, and is STRONGROOM_ADDR right?`,
+      );
     }
     const text = await res.text();
     let json: unknown;
@@ -67,10 +71,16 @@ export function createClient(opts: ClientOptions) {
     }
     if (res.ok || accept.includes(res.status)) return json as T;
     const e = (json as api.ErrorBody | undefined)?.error;
-    throw new StrongroomApiError(res.status, e?.code ?? 'http_error', e?.message ?? `HTTP ${res.status} from ${base}`, e?.request_id);
+    throw new StrongroomApiError(
+      res.status,
+      e?.code ?? 'http_error',
+      e?.message ?? `HTTP ${res.status} from ${base}`,
+      e?.request_id,
+    );
   }
 
-  const secretPath = (project: string, env: string, name: string) => `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}`;
+  const secretPath = (project: string, env: string, name: string) =>
+    `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}`;
 
   return {
     /** Seal state: initialised, sealed, threshold and unseal progress. Needs no token. */
@@ -94,22 +104,39 @@ export function createClient(opts: ClientOptions) {
     listProjects: () => call<{ projects: api.Project[] }>('GET', '/v1/projects'),
     getProject: (project: string) => call<api.Project>('GET', `/v1/projects/${seg(project)}`),
     createEnvironment: (project: string, name: string) =>
-      call<{ project: string; name: string; created_at: string }>('POST', `/v1/projects/${seg(project)}/environments`, { name }),
+      call<{ project: string; name: string; created_at: string }>(
+        'POST',
+        `/v1/projects/${seg(project)}/environments`,
+        { name },
+      ),
 
     /** Writes a new version of a secret; `cas` makes it conditional on the current version (0: must not exist). */
-    putSecret: (project: string, env: string, name: string, value: string, options: { metadata?: api.SecretMetadata; cas?: number } = {}) =>
-      call<api.SecretWriteResponse>('PUT', secretPath(project, env, name), { value, ...options }),
+    putSecret: (
+      project: string,
+      env: string,
+      name: string,
+      value: string,
+      options: { metadata?: api.SecretMetadata; cas?: number } = {},
+    ) => call<api.SecretWriteResponse>('PUT', secretPath(project, env, name), { value, ...options }),
     /** Reads the current (or a given) version of a secret. */
     getSecret: (project: string, env: string, name: string, version?: number) =>
-      call<api.SecretReadResponse>('GET', `${secretPath(project, env, name)}${version === undefined ? '' : `?version=${version}`}`),
+      call<api.SecretReadResponse>(
+        'GET',
+        `${secretPath(project, env, name)}${version === undefined ? '' : `?version=${version}`}`,
+      ),
     /** Names and versions in an environment (never values). */
-    listSecrets: (project: string, env: string) => call<api.SecretListResponse>('GET', `/v1/secrets/${seg(project)}/${seg(env)}`),
+    listSecrets: (project: string, env: string) =>
+      call<api.SecretListResponse>('GET', `/v1/secrets/${seg(project)}/${seg(env)}`),
     /** Version history of a secret (never values). */
     secretVersions: (project: string, env: string, name: string) =>
       call<api.SecretVersionsResponse>('GET', `${secretPath(project, env, name)}/versions`),
     /** Creates a new version holding the value of an older one. */
     rollbackSecret: (project: string, env: string, name: string, version: number) =>
-      call<api.SecretWriteResponse & { rolled_back_from: number }>('POST', `${secretPath(project, env, name)}/rollback`, { version }),
+      call<api.SecretWriteResponse & { rolled_back_from: number }>(
+        'POST',
+        `${secretPath(project, env, name)}/rollback`,
+        { version },
+      ),
     /** Soft-deletes a secret (restorable), or with `destroy` erases every version for good. */
     deleteSecret: (project: string, env: string, name: string, options: { destroy?: boolean } = {}) =>
       call<{ name: string; deleted_at: string; destroyed: boolean }>(

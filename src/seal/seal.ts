@@ -1,10 +1,10 @@
 import { readFile } from 'node:fs/promises';
+import type { Barrier } from '../barrier/barrier.ts';
+import { encryptRecord, recordAad } from '../barrier/barrier.ts';
 import { importAesKey, open } from '../crypto/aead.ts';
 import { constantTimeEqual, randomKey } from '../crypto/random.ts';
 import { combineShares, splitSecret } from '../crypto/shamir.ts';
 import { StrongroomError } from '../errors/errors.ts';
-import type { Barrier } from '../barrier/barrier.ts';
-import { encryptRecord, recordAad } from '../barrier/barrier.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 
 /**
@@ -58,7 +58,10 @@ export function parseShare(input: string): Buffer {
   if (/^[0-9a-fA-F]+$/.test(s) && s.length === SHARE_BYTES * 2) buf = Buffer.from(s, 'hex');
   else if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(s)) buf = Buffer.from(s, 'base64');
   if (!buf || buf.byteLength !== SHARE_BYTES) {
-    throw new StrongroomError('invalid_unseal_key', 'an unseal key must be a key share as printed by `operator init` (hex or base64)');
+    throw new StrongroomError(
+      'invalid_unseal_key',
+      'an unseal key must be a key share as printed by `operator init` (hex or base64)',
+    );
   }
   return buf;
 }
@@ -69,17 +72,28 @@ export async function readKeyFile(path: string): Promise<Buffer> {
   try {
     raw = await readFile(path);
   } catch (err) {
-    throw new StrongroomError('bad_request', `cannot read the seal key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw new StrongroomError(
+      'bad_request',
+      `cannot read the seal key file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
   }
   if (raw.byteLength === 32) return raw;
   const text = raw.toString('utf8').trim();
   if (/^[0-9a-fA-F]{64}$/.test(text)) return Buffer.from(text, 'hex');
   const b64 = Buffer.from(text, 'base64');
   if (b64.byteLength === 32) return b64;
-  throw new StrongroomError('bad_request', `the seal key file ${path} must hold 32 bytes (raw, 64 hex characters or base64)`);
+  throw new StrongroomError(
+    'bad_request',
+    `the seal key file ${path} must hold 32 bytes (raw, 64 hex characters or base64)`,
+  );
 }
 
-export function createSealManager(opts: { settings: SealSettings; storage: StorageBackend; barrier: Barrier; now: () => Date }): SealManager {
+export function createSealManager(opts: {
+  settings: SealSettings;
+  storage: StorageBackend;
+  barrier: Barrier;
+  now: () => Date;
+}): SealManager {
   const { settings, storage, barrier } = opts;
   const type: 'shamir' | 'static' = 'shamir' in settings ? 'shamir' : 'static';
   let pending: Buffer[] = [];
@@ -99,7 +113,11 @@ export function createSealManager(opts: { settings: SealSettings; storage: Stora
 
   async function unsealWith(unsealKey: Uint8Array): Promise<void> {
     const wrapped = await storage.get(ROOT_KEY_PATH);
-    if (!wrapped) throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
+    if (!wrapped)
+      throw new StrongroomError(
+        'not_initialized',
+        'Strongroom is not initialised: run `strongroom operator init`',
+      );
     const k = importAesKey(unsealKey);
     // root-key records use term 0 and bind their path like every barrier record
     const rootKey = open(k, Buffer.from(wrapped).subarray(5), recordAad(0, ROOT_KEY_PATH));
@@ -126,7 +144,8 @@ export function createSealManager(opts: { settings: SealSettings; storage: Stora
   return {
     status,
     async initialize(shares, threshold) {
-      if (await storedConfig()) throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
+      if (await storedConfig())
+        throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
       let unsealKey: Buffer;
       let out: Buffer[] = [];
       if (type === 'static') {
@@ -143,10 +162,13 @@ export function createSealManager(opts: { settings: SealSettings; storage: Stora
         created_at: opts.now().toISOString(),
       };
       const wrapped = encryptRecord(importAesKey(unsealKey), 0, ROOT_KEY_PATH, rootKey);
-      await barrier.initialize(rootKey, new Map<string, Uint8Array>([
-        [ROOT_KEY_PATH, wrapped],
-        [SEAL_CONFIG_PATH, Buffer.from(JSON.stringify(cfg))],
-      ]));
+      await barrier.initialize(
+        rootKey,
+        new Map<string, Uint8Array>([
+          [ROOT_KEY_PATH, wrapped],
+          [SEAL_CONFIG_PATH, Buffer.from(JSON.stringify(cfg))],
+        ]),
+      );
       await barrier.unseal(rootKey);
       rootKey.fill(0);
       unsealKey.fill(0);
@@ -154,8 +176,13 @@ export function createSealManager(opts: { settings: SealSettings; storage: Stora
     },
     async submitShare(input) {
       const cfg = await storedConfig();
-      if (!cfg) throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
-      if (type !== 'shamir') throw new StrongroomError('bad_request', 'this server uses a static seal and unseals itself');
+      if (!cfg)
+        throw new StrongroomError(
+          'not_initialized',
+          'Strongroom is not initialised: run `strongroom operator init`',
+        );
+      if (type !== 'shamir')
+        throw new StrongroomError('bad_request', 'this server uses a static seal and unseals itself');
       if (!barrier.sealed) return status();
       const share = parseShare(input);
       // a share already given does not count twice
@@ -174,7 +201,10 @@ export function createSealManager(opts: { settings: SealSettings; storage: Stora
             'the key shares given do not reconstruct the unseal key; unseal progress was reset, start again with correct shares',
           );
         }
-        throw new StrongroomError('invalid_unseal_key', 'the key shares given are not valid; unseal progress was reset');
+        throw new StrongroomError(
+          'invalid_unseal_key',
+          'the key shares given are not valid; unseal progress was reset',
+        );
       } finally {
         for (const g of given) g.fill(0);
       }

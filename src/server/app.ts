@@ -1,6 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
 import type { Core } from '../core/core.ts';
@@ -34,7 +39,10 @@ function errorReply(reply: FastifyReply, status: number, code: string, message: 
   return reply.code(status).send({ error: { code, message, request_id: reply.request.id } });
 }
 
-function validationMessage(err: FastifyError): { code: 'unknown_field' | 'validation_failed'; message: string } {
+function validationMessage(err: FastifyError): {
+  code: 'unknown_field' | 'validation_failed';
+  message: string;
+} {
   const first = err.validation?.[0];
   const where = `${err.validationContext ?? 'body'}${first?.instancePath ? first.instancePath.replaceAll('/', '.') : ''}`;
   if (first?.keyword === 'additionalProperties') {
@@ -48,7 +56,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { config, core, logger } = opts;
   const routes = opts.routes ?? v1Routes;
   for (const r of routes) {
-    if (!core.operations.has(r.operation)) throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.operation}`);
+    if (!core.operations.has(r.operation))
+      throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.operation}`);
   }
 
   const app = Fastify({
@@ -57,6 +66,16 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
+    // secret names may be 128 characters (more once percent-encoded): find-my-way's default of 100 is too short
+    routerOptions: { maxParamLength: 2048 },
+    // router-level failures (bad percent-encoding, over-long segment) would otherwise get Fastify's own body shape
+    frameworkErrors: (err, _req, reply) => {
+      reply.header('x-request-id', reply.request.id);
+      if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+        return errorReply(reply, 400, 'validation_failed', 'a path segment is longer than 2048 characters');
+      }
+      return errorReply(reply, 400, 'bad_request', 'the URL is not valid (check its percent-encoding)');
+    },
     ...(config.tls
       ? {
           https: {
@@ -66,7 +85,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           },
         }
       : {}),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
+    },
   }) as unknown as FastifyInstance;
 
   // only JSON bodies are accepted
@@ -88,7 +109,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   });
 
   app.setNotFoundHandler((req, reply) =>
-    errorReply(reply, 404, 'route_not_found', `no route for ${req.method} ${req.url.split('?')[0]}; see docs/api.md`),
+    errorReply(
+      reply,
+      404,
+      'route_not_found',
+      `no route for ${req.method} ${req.url.split('?')[0]}; see docs/api.md`,
+    ),
   );
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
@@ -105,7 +131,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
     switch (err.code) {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return errorReply(reply, 413, 'payload_too_large', `the request body is larger than ${config.max_request_bytes} bytes`);
+        return errorReply(
+          reply,
+          413,
+          'payload_too_large',
+          `the request body is larger than ${config.max_request_bytes} bytes`,
+        );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return errorReply(reply, 415, 'unsupported_media_type', 'send the body as application/json');
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -117,7 +148,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
     // never echo internals: log the kind of failure, answer generically
     req.log.error({ err: { type: err.name, code: err.code, stack: err.stack } }, 'unexpected error');
-    return errorReply(reply, 500, 'internal', 'an internal error occurred; the server log has details under this request id');
+    return errorReply(
+      reply,
+      500,
+      'internal',
+      'an internal error occurred; the server log has details under this request id',
+    );
   });
 
   for (const r of routes) {

@@ -2,7 +2,12 @@ import { dirname } from 'node:path';
 import type { ServerConfig } from '../config/config.ts';
 
 /** What `npm start` prints: where the server is, the root token and what to try next. */
-export function printDevBanner(out: NodeJS.WritableStream, address: string, token: string, config: Readonly<ServerConfig>): void {
+export function printDevBanner(
+  out: NodeJS.WritableStream,
+  address: string,
+  token: string,
+  config: Readonly<ServerConfig>,
+): void {
   const storage = 'sqlite' in config.storage ? config.storage.sqlite.path : Object.keys(config.storage)[0];
   const folder = 'sqlite' in config.storage ? dirname(config.storage.sqlite.path) : 'storage';
   const bar = '!'.repeat(78);

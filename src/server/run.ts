@@ -30,7 +30,14 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { service: 'strongroom' },
       redact: {
-        paths: ['req.headers.authorization', 'req.headers["x-vault-token"]', 'req.headers.cookie', '*.token', '*.value', '*.key'],
+        paths: [
+          'req.headers.authorization',
+          'req.headers["x-vault-token"]',
+          'req.headers.cookie',
+          '*.token',
+          '*.value',
+          '*.key',
+        ],
         censor: '[redacted]',
       },
     },
@@ -44,7 +51,10 @@ function ensureDevKeyFile(path: string): void {
   writeFileSync(path, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
 }
 
-export async function startServer(config: Readonly<ServerConfig>, opts: { logger?: Logger } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Readonly<ServerConfig>,
+  opts: { logger?: Logger } = {},
+): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.log_level);
   if (config.dev && 'static' in config.seal) ensureDevKeyFile(config.seal.static.key_file);
   const storage = await openStorage(config.storage as StorageConfig);
@@ -69,7 +79,10 @@ export async function startServer(config: Readonly<ServerConfig>, opts: { logger
     const boundPort = typeof addr === 'object' && addr ? addr.port : port;
     const shownHost = host.includes(':') ? `[${host}]` : host;
     const address = `${config.tls ? 'https' : 'http'}://${shownHost}:${boundPort}`;
-    logger.info({ address, storage: storage.kind, seal: Object.keys(config.seal)[0] }, 'strongroom server listening');
+    logger.info(
+      { address, storage: storage.kind, seal: Object.keys(config.seal)[0] },
+      'strongroom server listening',
+    );
     const server = app;
     return {
       app: server,

@@ -41,7 +41,9 @@ export interface StorageBackend extends StorageWriter {
 export const MAX_KEY_BYTES = 1024;
 
 export function assertValidKey(key: string): void {
-  if (typeof key !== 'string' || key.length === 0) throw new TypeError('storage key must be a non-empty string');
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES) throw new TypeError(`storage key longer than ${MAX_KEY_BYTES} bytes`);
+  if (typeof key !== 'string' || key.length === 0)
+    throw new TypeError('storage key must be a non-empty string');
+  if (Buffer.byteLength(key) > MAX_KEY_BYTES)
+    throw new TypeError(`storage key longer than ${MAX_KEY_BYTES} bytes`);
   if (key.includes('\0')) throw new TypeError('storage key must not contain NUL');
 }

@@ -1,7 +1,8 @@
+import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import type { Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
-import type { Operation, Resource } from '../../core/types.ts';
 import { checkSecretName, checkSlug } from './names.ts';
 
 /**
@@ -58,10 +59,18 @@ const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
 
 function secretResource(a: SecretAddress): Resource {
-  return { type: 'Secret', id: `${a.project}/${a.env}/${a.name}`, attrs: { project: a.project, environment: a.env, name: a.name } };
+  return {
+    type: 'Secret',
+    id: `${a.project}/${a.env}/${a.name}`,
+    attrs: { project: a.project, environment: a.env, name: a.name },
+  };
 }
 function envResource(a: EnvAddress): Resource {
-  return { type: 'Environment', id: `${a.project}/${a.env}`, attrs: { project: a.project, environment: a.env } };
+  return {
+    type: 'Environment',
+    id: `${a.project}/${a.env}`,
+    attrs: { project: a.project, environment: a.env },
+  };
 }
 function projectResource(project: string): Resource {
   return { type: 'Project', id: project, attrs: { project } };
@@ -73,7 +82,10 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
   async function project(r: BarrierWriter, name: string): Promise<ProjectRecord> {
     const raw = await r.get(`projects/${name}`);
     if (!raw) {
-      throw new StrongroomError('project_not_found', `project ${JSON.stringify(name)} does not exist; create it with \`strongroom project create ${name}\``);
+      throw new StrongroomError(
+        'project_not_found',
+        `project ${JSON.stringify(name)} does not exist; create it with \`strongroom project create ${name}\``,
+      );
     }
     return dec<ProjectRecord>(raw);
   }
@@ -97,7 +109,11 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
   }
 
   /** The secret's record, or a precise 404 saying which part of the address is missing. */
-  async function secret(r: BarrierWriter, a: SecretAddress, opts: { allowDeleted?: boolean } = {}): Promise<SecretRecord> {
+  async function secret(
+    r: BarrierWriter,
+    a: SecretAddress,
+    opts: { allowDeleted?: boolean } = {},
+  ): Promise<SecretRecord> {
     const path = checkSecret(a);
     const raw = await r.get(`meta/${path}`);
     if (!raw) {
@@ -106,7 +122,10 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     }
     const rec = dec<SecretRecord>(raw);
     if (rec.deleted_at !== null && !opts.allowDeleted) {
-      throw new StrongroomError('secret_deleted', `secret ${path} was deleted; restore it with \`strongroom secret restore ${path}\``);
+      throw new StrongroomError(
+        'secret_deleted',
+        `secret ${path} was deleted; restore it with \`strongroom secret restore ${path}\``,
+      );
     }
     return rec;
   }
@@ -133,7 +152,15 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       rec = dec<SecretRecord>(raw);
     } else {
       await environment(tx, a);
-      rec = { name: a.name, created_at: now, updated_at: now, current_version: 0, deleted_at: null, metadata: {}, versions: [] };
+      rec = {
+        name: a.name,
+        created_at: now,
+        updated_at: now,
+        current_version: 0,
+        deleted_at: null,
+        metadata: {},
+        versions: [],
+      };
     }
     if (opts.cas !== undefined && opts.cas !== rec.current_version) {
       throw new StrongroomError(
@@ -194,7 +221,11 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           const raw = await store.get(path);
           if (!raw) continue;
           const p = dec<ProjectRecord>(raw);
-          projects.push({ name: p.name, created_at: p.created_at, environments: Object.keys(p.environments).sort() });
+          projects.push({
+            name: p.name,
+            created_at: p.created_at,
+            environments: Object.keys(p.environments).sort(),
+          });
         }
         return { projects };
       },
@@ -223,7 +254,10 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
         return store.transaction(async (tx) => {
           const p = await project(tx, i.project);
           if (Object.hasOwn(p.environments, i.name)) {
-            throw new StrongroomError('already_exists', `environment ${JSON.stringify(i.name)} already exists in ${i.project}`);
+            throw new StrongroomError(
+              'already_exists',
+              `environment ${JSON.stringify(i.name)} already exists in ${i.project}`,
+            );
           }
           p.environments[i.name] = { created_at: iso() };
           await tx.put(`projects/${i.project}`, enc(p));
@@ -238,6 +272,14 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
+        // the wire schema's maxLength counts characters; the limit is on UTF-8 bytes
+        const bytes = Buffer.byteLength(i.value, 'utf8');
+        if (bytes > MAX_SECRET_VALUE_BYTES) {
+          throw new StrongroomError(
+            'validation_failed',
+            `a secret value may be at most ${MAX_SECRET_VALUE_BYTES} bytes of UTF-8; this one is ${bytes}`,
+          );
+        }
         return store.transaction((tx) =>
           appendVersion(tx, i, i.value, {
             source: 'write',
@@ -258,10 +300,20 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
         const version = i.version ?? rec.current_version;
         const info = rec.versions.find((v) => v.version === version);
         if (!info) {
-          throw new StrongroomError('version_not_found', `${i.project}/${i.env}/${i.name} has no version ${version} (latest is ${rec.current_version})`);
+          throw new StrongroomError(
+            'version_not_found',
+            `${i.project}/${i.env}/${i.name} has no version ${version} (latest is ${rec.current_version})`,
+          );
         }
         const value = await readValue(store, `${i.project}/${i.env}/${i.name}`, version);
-        return { name: rec.name, value, version, current_version: rec.current_version, metadata: rec.metadata, created_at: info.created_at };
+        return {
+          name: rec.name,
+          value,
+          version,
+          current_version: rec.current_version,
+          metadata: rec.metadata,
+          created_at: info.created_at,
+        };
       },
     } satisfies Operation<SecretAddress & { version?: number }>,
 
@@ -280,7 +332,12 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           const raw = await store.get(path);
           if (!raw) continue;
           const r = dec<SecretRecord>(raw);
-          secrets.push({ name: r.name, version: r.current_version, updated_at: r.updated_at, deleted: r.deleted_at !== null });
+          secrets.push({
+            name: r.name,
+            version: r.current_version,
+            updated_at: r.updated_at,
+            deleted: r.deleted_at !== null,
+          });
         }
         return { project: i.project, env: i.env, secrets };
       },
@@ -294,7 +351,9 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       async handle(_ctx, i) {
         const rec = await secret(store, i, { allowDeleted: true });
         const path = `${i.project}/${i.env}/${i.name}`;
-        const present = new Set((await store.list(`data/${path}/`)).map((p) => Number(p.slice(p.lastIndexOf('/') + 1))));
+        const present = new Set(
+          (await store.list(`data/${path}/`)).map((p) => Number(p.slice(p.lastIndexOf('/') + 1))),
+        );
         return {
           name: rec.name,
           current_version: rec.current_version,
@@ -314,7 +373,10 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
         return store.transaction(async (tx) => {
           const rec = await secret(tx, i);
           if (!rec.versions.some((v) => v.version === i.version)) {
-            throw new StrongroomError('version_not_found', `${i.project}/${i.env}/${i.name} has no version ${i.version}`);
+            throw new StrongroomError(
+              'version_not_found',
+              `${i.project}/${i.env}/${i.name} has no version ${i.version}`,
+            );
           }
           const value = await readValue(tx, `${i.project}/${i.env}/${i.name}`, i.version);
           const out = await appendVersion(tx, i, value, { source: 'rollback', from: i.version });

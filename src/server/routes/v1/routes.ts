@@ -18,7 +18,11 @@ export interface RouteDef {
   status?(result: unknown): number;
 }
 
-type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string>; Body: Record<string, unknown> }>;
+type Req = FastifyRequest<{
+  Params: Record<string, string>;
+  Querystring: Record<string, string>;
+  Body: Record<string, unknown>;
+}>;
 const params = (req: FastifyRequest) => (req as Req).params;
 const query = (req: FastifyRequest) => (req as Req).query;
 const body = (req: FastifyRequest) => ((req as Req).body ?? {}) as Record<string, unknown>;
@@ -38,8 +42,20 @@ export const v1Routes: RouteDef[] = [
       return !s.initialized ? 501 : s.sealed ? 503 : 200;
     },
   },
-  { method: 'POST', url: '/v1/sys/init', operation: 'sys.init', schema: { body: api.InitRequest }, input: body },
-  { method: 'POST', url: '/v1/sys/unseal', operation: 'sys.unseal', schema: { body: api.UnsealRequest }, input: body },
+  {
+    method: 'POST',
+    url: '/v1/sys/init',
+    operation: 'sys.init',
+    schema: { body: api.InitRequest },
+    input: body,
+  },
+  {
+    method: 'POST',
+    url: '/v1/sys/unseal',
+    operation: 'sys.unseal',
+    schema: { body: api.UnsealRequest },
+    input: body,
+  },
   { method: 'POST', url: '/v1/sys/seal', operation: 'sys.seal', schema: {}, input: none },
   { method: 'POST', url: '/v1/sys/rotate', operation: 'sys.rotate', schema: {}, input: none },
   { method: 'GET', url: '/v1/sys/key-status', operation: 'sys.key-status', schema: {}, input: none },
