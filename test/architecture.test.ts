@@ -74,5 +74,8 @@ test('only bin/ and src/config read argv or the process environment', () => {
       .filter((line) => !/^\s*(\*|\/\/)/.test(line));
     return code.some((line) => /process\.(argv|env)\b/.test(line));
   });
-  assert.deepEqual(offenders.map((f) => relative(ROOT, f)), []);
+  assert.deepEqual(
+    offenders.map((f) => relative(ROOT, f)),
+    [],
+  );
 });

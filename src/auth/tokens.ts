@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
 import { hmacSha256, randomId, randomKey } from '../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../crypto/token.ts';
@@ -42,7 +43,7 @@ export interface TokenStore {
 const HMAC_KEY_PATH = 'hmac-key';
 
 export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore {
-  let hmacKey: Buffer | undefined;
+  let hmacKey: KeyObject | undefined;
 
   function idFor(token: string): string {
     if (!hmacKey) throw new StrongroomError('sealed', 'Strongroom is sealed');
@@ -63,16 +64,17 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
 
   return {
     async load() {
-      hmacKey = await store.transaction(async (tx) => {
+      const raw = await store.transaction(async (tx) => {
         const existing = await tx.get(HMAC_KEY_PATH);
         if (existing) return existing;
         const fresh = randomKey();
         await tx.put(HMAC_KEY_PATH, fresh);
         return fresh;
       });
+      hmacKey = createSecretKey(raw);
+      raw.fill(0);
     },
     unload() {
-      hmacKey?.fill(0);
       hmacKey = undefined;
     },
     async create(opts, tx) {

@@ -161,4 +161,60 @@ describe('barrier', () => {
     const { barrier } = await unsealedBarrier();
     await assert.rejects(barrier.put(KEYRING_PATH, Buffer.from('x')), TypeError);
   });
+
+  test('the read cache never serves a value older than the last acknowledged write', async () => {
+    const { barrier } = await unsealedBarrier();
+    await barrier.put('p/a', Buffer.from('v1'));
+    assert.equal((await barrier.get('p/a'))!.toString(), 'v1');
+    await barrier.put('p/a', Buffer.from('v2'));
+    assert.equal((await barrier.get('p/a'))!.toString(), 'v2');
+    await barrier.transaction(async (tx) => tx.put('p/a', Buffer.from('v3')));
+    assert.equal((await barrier.get('p/a'))!.toString(), 'v3');
+    await barrier.view('p/').delete('a');
+    assert.equal(await barrier.get('p/a'), undefined);
+  });
+
+  test('reads racing with writes settle on the last write', async () => {
+    const { barrier } = await unsealedBarrier();
+    await barrier.put('p/a', Buffer.from('0'));
+    for (let i = 1; i <= 50; i++) {
+      await Promise.all([barrier.get('p/a'), barrier.put('p/a', Buffer.from(String(i))), barrier.get('p/a')]);
+      assert.equal((await barrier.get('p/a'))!.toString(), String(i));
+    }
+  });
+
+  test('a caller that wipes the buffer it was given does not wipe the cache', async () => {
+    const { barrier } = await unsealedBarrier();
+    await barrier.put('p/a', Buffer.from('keep me'));
+    (await barrier.get('p/a'))!.fill(0);
+    assert.equal((await barrier.get('p/a'))!.toString(), 'keep me');
+  });
+
+  test('sealing empties the cache', async () => {
+    const { barrier, rootKey } = await unsealedBarrier();
+    await barrier.put('p/a', Buffer.from('x'));
+    await barrier.get('p/a');
+    barrier.seal();
+    await assert.rejects(barrier.get('p/a'), (e) => isStrongroomError(e, 'sealed'));
+    await barrier.unseal(rootKey);
+    assert.equal((await barrier.get('p/a'))!.toString(), 'x');
+  });
+
+  test('shared storage is never cached: another server\'s write is seen at once', async () => {
+    const inner = createMemoryStorage();
+    const shared = Object.assign(Object.create(inner) as typeof inner, { exclusive: false });
+    for (const m of ['get', 'put', 'delete', 'list', 'transaction', 'close'] as const) {
+      (shared as unknown as Record<string, unknown>)[m] = (inner[m] as (...a: unknown[]) => unknown).bind(inner);
+    }
+    const rootKey = randomBytes(32);
+    const a = createBarrier(shared, manualClock());
+    await a.initialize(rootKey);
+    await a.unseal(rootKey);
+    const b = createBarrier(shared, manualClock());
+    await b.unseal(rootKey);
+    await a.put('p/x', Buffer.from('one'));
+    assert.equal((await b.get('p/x'))!.toString(), 'one');
+    await a.put('p/x', Buffer.from('two'));
+    assert.equal((await b.get('p/x'))!.toString(), 'two');
+  });
 });

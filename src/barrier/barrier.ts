@@ -109,7 +109,64 @@ function recordTerm(record: Uint8Array): number | undefined {
   return Buffer.from(record.buffer, record.byteOffset, record.byteLength).readUInt32BE(1);
 }
 
-export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
+/** A bounded LRU of decrypted records, by storage path. */
+class ReadCache {
+  readonly #max: number;
+  #bytes = 0;
+  #map = new Map<string, Buffer>();
+  /** Moves on every write, so reads that overlapped a write do not fill the cache. */
+  epoch = 0;
+
+  constructor(maxBytes: number) {
+    this.#max = maxBytes;
+  }
+
+  get(path: string): Buffer | undefined {
+    const v = this.#map.get(path);
+    if (v) {
+      this.#map.delete(path);
+      this.#map.set(path, v);
+    }
+    return v;
+  }
+
+  set(path: string, value: Buffer): void {
+    if (value.byteLength > this.#max / 64) return;
+    this.#drop(path);
+    this.#map.set(path, value);
+    this.#bytes += value.byteLength + path.length;
+    for (const [k] of this.#map) {
+      if (this.#bytes <= this.#max) break;
+      this.#drop(k);
+    }
+  }
+
+  invalidate(path: string): void {
+    this.epoch++;
+    this.#drop(path);
+  }
+
+  clear(): void {
+    this.epoch++;
+    for (const k of [...this.#map.keys()]) this.#drop(k);
+  }
+
+  #drop(path: string): void {
+    const v = this.#map.get(path);
+    if (!v) return;
+    this.#bytes -= v.byteLength + path.length;
+    v.fill(0);
+    this.#map.delete(path);
+  }
+}
+
+export interface BarrierOptions {
+  /** Bytes of decrypted records to cache when storage is exclusive (0 disables; default 32 MiB). */
+  cacheBytes?: number;
+}
+
+export function createBarrier(storage: StorageBackend, clock: Clock, opts: BarrierOptions = {}): Barrier {
+  const cacheBytes = opts.cacheBytes ?? 32 * 1024 * 1024;
   let ring: LoadedKeyring | undefined;
   let rootKey: KeyObject | undefined;
   const rotateLock = new Mutex();
@@ -187,7 +244,7 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
     }
   }
 
-  function writerOver(w: StorageWriter): BarrierWriter {
+  function writerOver(w: StorageWriter, onWrite?: (path: string) => void): BarrierWriter {
     return {
       async get(path) {
         keys();
@@ -200,15 +257,44 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
       },
       async put(path, value) {
         assertLogicalPath(path);
-        await w.put(path, encrypt(path, value));
+        const record = encrypt(path, value);
+        onWrite?.(path);
+        await w.put(path, record);
+        onWrite?.(path);
       },
       async delete(path) {
         assertLogicalPath(path);
         keys();
+        onWrite?.(path);
         await w.delete(path);
+        onWrite?.(path);
       },
     };
   }
+
+  /**
+   * Reads outside transactions go through a cache of decrypted records when
+   * this process is storage's only writer (SQLite, memory): every write goes
+   * through here and invalidates its path. A read that overlapped any write
+   * does not fill the cache (the epoch moved), so it can never pin a stale
+   * value. Shared storage (PostgreSQL) is never cached: other servers write it.
+   */
+  const cache = storage.exclusive && cacheBytes > 0 ? new ReadCache(cacheBytes) : undefined;
+  const direct = writerOver(storage, cache ? (p) => cache.invalidate(p) : undefined);
+  const rootWriter: BarrierWriter = cache
+    ? {
+        ...direct,
+        async get(path) {
+          keys();
+          const hit = cache.get(path);
+          if (hit) return Buffer.from(hit);
+          const epoch = cache.epoch;
+          const plain = await direct.get(path);
+          if (plain && epoch === cache.epoch) cache.set(path, Buffer.from(plain));
+          return plain;
+        },
+      }
+    : direct;
 
   function prefixed(inner: BarrierWriter, prefix: string): BarrierWriter {
     return {
@@ -219,15 +305,24 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
     };
   }
 
+  async function transaction<T>(prefix: string, fn: (tx: BarrierWriter) => Promise<T>): Promise<T> {
+    const written = new Set<string>();
+    try {
+      return await storage.transaction((tx) => {
+        const w = writerOver(tx, cache ? (p) => written.add(p) : undefined);
+        return fn(prefix === '' ? w : prefixed(w, prefix));
+      });
+    } finally {
+      // after commit (or rollback): drop what the transaction wrote
+      for (const p of written) cache?.invalidate(p);
+    }
+  }
+
   function storeAt(prefix: string): BarrierStore {
-    const base = prefix === '' ? writerOver(storage) : prefixed(writerOver(storage), prefix);
+    const base = prefix === '' ? rootWriter : prefixed(rootWriter, prefix);
     return {
       ...base,
-      transaction: (fn) =>
-        storage.transaction((tx) => {
-          const w = writerOver(tx);
-          return fn(prefix === '' ? w : prefixed(w, prefix));
-        }),
+      transaction: (fn) => transaction(prefix, fn),
       view(sub: string) {
         if (!sub.endsWith('/') || sub.startsWith('/')) throw new TypeError('a view prefix must end with "/"');
         return storeAt(prefix + sub);
@@ -268,6 +363,7 @@ export function createBarrier(storage: StorageBackend, clock: Clock): Barrier {
     seal() {
       ring = undefined;
       rootKey = undefined;
+      cache?.clear();
     },
     rotate() {
       return rotateLock.run(async () => {

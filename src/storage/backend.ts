@@ -26,6 +26,12 @@ export interface StorageBackend extends StorageWriter {
   /** Backend name for status output: 'memory' | 'sqlite' | 'postgres'. */
   readonly kind: string;
   /**
+   * True when this process is the only one that can write this storage (an
+   * embedded database it has locked), so what it reads may be cached. False
+   * for shared storage such as PostgreSQL, where other servers write too.
+   */
+  readonly exclusive: boolean;
+  /**
    * Runs `fn` as one serializable transaction: all of its writes commit
    * together or none do, and concurrent transactions behave as if run one
    * after another. `fn` may be retried on a serialization conflict, so it must

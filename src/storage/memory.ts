@@ -44,6 +44,7 @@ export function createMemoryStorage(): StorageBackend {
 
   return {
     kind: 'memory',
+    exclusive: true,
 
     async get(key) {
       assertOpen();

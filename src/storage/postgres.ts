@@ -313,6 +313,7 @@ export async function createPostgresStorage(opts: PostgresStorageOptions): Promi
 
   return {
     kind: 'postgres',
+    exclusive: false,
 
     async get(key) {
       assertOpen();

@@ -4,6 +4,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { StrongroomError } from '../errors/errors.ts';
 import { Mutex } from '../lib/mutex.ts';
 import type { StorageBackend, StorageReader, StorageTransaction } from './backend.ts';
+import { acquireLock } from './lockfile.ts';
 import {
   assertActive,
   assertKey,
@@ -120,8 +121,16 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
   const path = resolve(opts.path);
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   createPrivateFile(path);
+  // one server per database file: the barrier caches reads, which is only right for the sole writer
+  const releaseLock = acquireLock(`${path}.lock`);
 
-  const db = sql(() => new DatabaseSync(path));
+  let db: DatabaseSync;
+  try {
+    db = sql(() => new DatabaseSync(path));
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
   let ro: DatabaseSync | undefined;
   try {
     // busy_timeout first, so switching to WAL waits for another process instead of failing
@@ -141,6 +150,7 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
   } catch (err) {
     ro?.close();
     db.close();
+    releaseLock();
     throw sqliteError(err);
   }
   const readDb = ro;
@@ -184,6 +194,7 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
 
   return {
     kind: 'sqlite',
+    exclusive: true,
     get: outside.get,
     list: outside.list,
 
@@ -248,6 +259,7 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
         closed = true;
         readDb.close();
         db.close();
+        releaseLock();
       });
     },
   };

@@ -41,7 +41,12 @@ export interface TestApp {
   logs(): string;
   inject(opts: InjectOptions): Promise<LightMyRequestResponse>;
   /** inject() with the root token and a JSON body. */
-  call(method: InjectOptions['method'], url: string, body?: unknown, token?: string): Promise<LightMyRequestResponse>;
+  call(
+    method: InjectOptions['method'],
+    url: string,
+    body?: unknown,
+    token?: string,
+  ): Promise<LightMyRequestResponse>;
 }
 
 export interface TestAppOptions {
@@ -60,7 +65,8 @@ export interface TestAppOptions {
 export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): Promise<TestApp> {
   const storage = opts.storage ?? createMemoryStorage();
   const sealKind = opts.seal ?? 'static';
-  const seal: SealSettings = sealKind === 'static' ? { static: { key_file: opts.keyFile ?? staticKeyFile(t) } } : { shamir: {} };
+  const seal: SealSettings =
+    sealKind === 'static' ? { static: { key_file: opts.keyFile ?? staticKeyFile(t) } } : { shamir: {} };
   const config = Object.freeze({
     listen: '127.0.0.1:0',
     storage: { memory: {} },
@@ -79,7 +85,13 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     },
   });
   const logger = createLogger('info', sink);
-  const core = createCore({ storage, seal, clock: opts.clock ?? systemClock, audit: createAuditBroker([]), authorizer: rootOnlyAuthorizer });
+  const core = createCore({
+    storage,
+    seal,
+    clock: opts.clock ?? systemClock,
+    audit: createAuditBroker([]),
+    authorizer: rootOnlyAuthorizer,
+  });
   await core.start();
   const app = await buildServer({ config, core, logger });
   await app.ready();
@@ -92,7 +104,8 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
   let rootToken = '';
   let keys: string[] = [];
   if (!opts.uninitialized) {
-    const body = sealKind === 'shamir' ? { secret_shares: opts.shares ?? 3, secret_threshold: opts.threshold ?? 2 } : {};
+    const body =
+      sealKind === 'shamir' ? { secret_shares: opts.shares ?? 3, secret_threshold: opts.threshold ?? 2 } : {};
     const res = await app.inject({ method: 'POST', url: '/v1/sys/init', payload: body });
     if (res.statusCode !== 200) throw new Error(`init failed: ${res.body}`);
     const json = res.json() as { root_token: string; keys: string[] };

@@ -23,7 +23,11 @@ export interface ServerProcess {
  * Starts `strongroom server ARGS` as a real process and waits until it logs
  * that it is listening (use `--listen 127.0.0.1:0` to get a free port).
  */
-export async function startServerProcess(t: TestContext | undefined, args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  t: TestContext | undefined,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
   const child = spawn(NODE, [BIN, 'server', ...args], {
     cwd: ROOT,
     env: { ...process.env, STRONGROOM_LOG_LEVEL: 'info', ...env },
