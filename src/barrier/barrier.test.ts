@@ -200,11 +200,13 @@ describe('barrier', () => {
     assert.equal((await barrier.get('p/a'))!.toString(), 'x');
   });
 
-  test('shared storage is never cached: another server\'s write is seen at once', async () => {
+  test("shared storage is never cached: another server's write is seen at once", async () => {
     const inner = createMemoryStorage();
     const shared = Object.assign(Object.create(inner) as typeof inner, { exclusive: false });
     for (const m of ['get', 'put', 'delete', 'list', 'transaction', 'close'] as const) {
-      (shared as unknown as Record<string, unknown>)[m] = (inner[m] as (...a: unknown[]) => unknown).bind(inner);
+      (shared as unknown as Record<string, unknown>)[m] = (inner[m] as (...a: unknown[]) => unknown).bind(
+        inner,
+      );
     }
     const rootKey = randomBytes(32);
     const a = createBarrier(shared, manualClock());

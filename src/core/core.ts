@@ -4,11 +4,13 @@ import { type Barrier, createBarrier } from '../barrier/barrier.ts';
 import { createKvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
-import type { Authorizer } from '../policy/authorize.ts';
+import type { Authorizer, Decision } from '../policy/authorize.ts';
 import { createSealManager, type SealManager, type SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { sysOperations } from './sys.ts';
 import type { AnyOperation, Identity, OperationContext, RequestInfo } from './types.ts';
+
+const PUBLIC = Object.freeze({ allowed: true, reason: 'public operation' });
 
 export interface CoreDeps {
   storage: StorageBackend;
@@ -87,16 +89,22 @@ export function createCore(deps: CoreDeps): Core {
         };
       }
       const resource = op.resource(input as never);
-      const base = {
-        time: '',
-        request_id: request.request_id,
-        operation: op.name,
-        action: op.action,
-        resource: `${resource.type}::${resource.id}`,
-        actor: identity ? { accessor: identity.accessor, display_name: identity.display_name } : null,
-        client_address: request.client_address,
-      } satisfies Omit<AuditEntry, 'type'>;
-      let decision = { allowed: true, reason: 'public operation' };
+      const resourceId = `${resource.type}::${resource.id}`;
+      // audit entries are only built when a sink will receive them
+      const audit = deps.audit.enabled
+        ? (entry: Pick<AuditEntry, 'type' | 'decision' | 'status' | 'error_code'>) =>
+            deps.audit.log({
+              time: new Date(deps.clock.now()).toISOString(),
+              request_id: request.request_id,
+              operation: op.name,
+              action: op.action,
+              resource: resourceId,
+              actor: identity ? { accessor: identity.accessor, display_name: identity.display_name } : null,
+              client_address: request.client_address,
+              ...entry,
+            })
+        : undefined;
+      let decision: Decision = PUBLIC;
       if (identity) {
         try {
           decision = await deps.authorizer.authorize(identity, op.action, resource);
@@ -104,37 +112,23 @@ export function createCore(deps: CoreDeps): Core {
           decision = { allowed: false, reason: 'policy evaluation failed' };
         }
       }
-      const stamp = () => new Date(deps.clock.now()).toISOString();
-      await deps.audit.log({ ...base, type: 'request', time: stamp(), decision });
+      if (audit) await audit({ type: 'request', decision });
       if (!decision.allowed) {
-        await deps.audit.log({
-          ...base,
-          type: 'response',
-          time: stamp(),
-          status: 'error',
-          error_code: 'permission_denied',
-        });
+        if (audit) await audit({ type: 'response', status: 'error', error_code: 'permission_denied' });
         throw new StrongroomError(
           'permission_denied',
-          `permission denied: ${op.action} on ${base.resource} (${decision.reason})`,
+          `permission denied: ${op.action} on ${resourceId} (${decision.reason})`,
         );
       }
       const ctx: OperationContext = { identity, request };
       try {
         const out = await op.handle(ctx, input as never);
-        await deps.audit.log({ ...base, type: 'response', time: stamp(), status: 'ok' });
+        if (audit) await audit({ type: 'response', status: 'ok' });
         return out;
       } catch (err) {
         const code = err instanceof StrongroomError ? err.code : 'internal';
-        if (code !== 'audit_unavailable') {
-          await deps.audit.log({
-            ...base,
-            type: 'response',
-            time: stamp(),
-            status: 'error',
-            error_code: code,
-          });
-        }
+        if (audit && code !== 'audit_unavailable')
+          await audit({ type: 'response', status: 'error', error_code: code });
         throw err;
       }
     },

@@ -101,11 +101,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     }
   });
 
-  app.addHook('onSend', async (req, reply, payload) => {
+  // a synchronous hook: it runs for every request, found or not, before any reply
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
     reply.header('cache-control', 'no-store');
     reply.header('x-content-type-options', 'nosniff');
-    return payload;
+    done();
   });
 
   app.setNotFoundHandler((req, reply) =>

@@ -20,7 +20,10 @@ function alive(pid: number): boolean {
 
 export function acquireLock(path: string): () => void {
   if (heldHere.has(path)) {
-    throw new StrongroomError('storage_unavailable', `the database is already open in this process (lock ${path})`);
+    throw new StrongroomError(
+      'storage_unavailable',
+      `the database is already open in this process (lock ${path})`,
+    );
   }
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
