@@ -32,7 +32,10 @@ export const ProjectCreateRequest = Type.Object(
 );
 export type ProjectCreateRequest = Static<typeof ProjectCreateRequest>;
 
-export const EnvironmentCreateRequest = Type.Object({ name: Name }, Strict);
+export const EnvironmentCreateRequest = Type.Object(
+  { name: Name, production: Type.Optional(Type.Boolean()) },
+  Strict,
+);
 
 // additionalProperties: without it a key outside the pattern escapes validation (and its value may be any type)
 export const SecretMetadata = Type.Record(
@@ -69,6 +72,98 @@ export const DeleteQuery = Type.Object(
 export const ProjectParams = Type.Object({ project: Name }, Strict);
 export const EnvParams = Type.Object({ project: Name, env: Name }, Strict);
 export const SecretParams = Type.Object({ project: Name, env: Name, name: Name }, Strict);
+
+// ---- tokens ----
+
+const Duration = Type.Union([
+  Type.String({ minLength: 1, maxLength: 32 }),
+  Type.Integer({ minimum: 0, maximum: 315360000 }),
+]);
+const RoleName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' });
+
+export const Scope = Type.Object(
+  {
+    paths: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 300 }), { minItems: 1, maxItems: 100 }),
+    ),
+    providers: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 50 }),
+    ),
+  },
+  Strict,
+);
+export type Scope = Static<typeof Scope>;
+
+export const TokenCreateRequest = Type.Object(
+  {
+    roles: Type.Optional(Type.Array(RoleName, { maxItems: 50 })),
+    policies: Type.Optional(Type.Array(RoleName, { maxItems: 50 })),
+    ttl: Type.Optional(Duration),
+    explicit_max_ttl: Type.Optional(Duration),
+    renewable: Type.Optional(Type.Boolean()),
+    num_uses: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    scope: Type.Optional(Scope),
+    meta: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.String({ maxLength: 512 }), {
+        maxProperties: 32,
+        additionalProperties: false,
+      }),
+    ),
+    display_name: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  Strict,
+);
+export type TokenCreateRequest = Static<typeof TokenCreateRequest>;
+
+export const TokenRenewRequest = Type.Object({ increment: Type.Optional(Duration) }, Strict);
+export const TokenValueRequest = Type.Object(
+  { token: Type.String({ minLength: 1, maxLength: 256 }) },
+  Strict,
+);
+export const AccessorRequest = Type.Object(
+  { accessor: Type.String({ minLength: 1, maxLength: 64 }) },
+  Strict,
+);
+
+// ---- policies ----
+
+export const PolicyPutRequest = Type.Object(
+  { policy: Type.String({ minLength: 1, maxLength: 65536 }) },
+  Strict,
+);
+export const PolicyParams = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }, Strict);
+export const PolicyTestRequest = Type.Object(
+  {
+    accessor: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    principal: Type.Optional(
+      Type.Object(
+        {
+          roles: Type.Array(RoleName, { maxItems: 50 }),
+          user: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+          app: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+          mfa: Type.Optional(Type.Boolean()),
+        },
+        Strict,
+      ),
+    ),
+    action: Type.String({ minLength: 1, maxLength: 64 }),
+    resource: Type.String({ minLength: 1, maxLength: 400 }),
+    resource_attrs: Type.Optional(
+      Type.Record(
+        Type.String({ pattern: '^[a-z_]{1,32}$' }),
+        Type.Union([
+          Type.String({ maxLength: 256 }),
+          Type.Boolean(),
+          Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 }),
+        ]),
+        { maxProperties: 16, additionalProperties: false },
+      ),
+    ),
+    client_address: Type.Optional(Type.String({ minLength: 2, maxLength: 45 })),
+  },
+  Strict,
+);
+export type PolicyTestRequest = Static<typeof PolicyTestRequest>;
 
 // ---- responses ----
 
@@ -131,6 +226,43 @@ export interface SecretVersionsResponse {
     rolled_back_from?: number;
     destroyed: boolean;
   }[];
+}
+
+export interface AuthResponse {
+  auth: {
+    client_token: string;
+    accessor: string;
+    policies: string[];
+    ttl: number;
+    renewable: boolean;
+    expires_at: string | null;
+    num_uses: number;
+    scope: Scope | null;
+  };
+}
+
+export interface TokenInfo {
+  accessor: string;
+  display_name: string;
+  policies: string[];
+  owner: { type: 'root' | 'user' | 'app' | 'token'; id: string; name: string };
+  scope: Scope | null;
+  mfa: boolean;
+  created_at: string;
+  expires_at: string | null;
+  max_expires_at: string | null;
+  ttl: number;
+  renewable: boolean;
+  num_uses: number;
+  parent: string | null;
+  meta: Record<string, string>;
+}
+
+export interface PolicyTestResponse {
+  decision: 'allow' | 'deny';
+  reason: string;
+  policies: string[];
+  errors: string[];
 }
 
 export interface ErrorBody {

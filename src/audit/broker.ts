@@ -8,7 +8,7 @@ export interface AuditEntry {
   operation: string;
   action: string;
   resource: string;
-  actor: { accessor?: string; display_name?: string } | null;
+  actor: { accessor?: string; display_name?: string; type?: string; id?: string } | null;
   client_address: string;
   decision?: { allowed: boolean; reason: string };
   status?: 'ok' | 'error';

@@ -1,52 +1,103 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
+import type { Owner } from '../core/types.ts';
 import { hmacSha256, randomId, randomKey } from '../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../crypto/token.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import { type Scope, scopeWithin } from '../core/scope.ts';
 
 /**
  * The token store. Only an HMAC-SHA256 of each token (keyed by a
- * per-installation key kept in the barrier) is ever stored, so a copy of the
- * storage cannot be used to log in. The accessor is a non-secret handle used to
- * look up or revoke a token without knowing it.
+ * per-installation key kept in the barrier) is stored, so a copy of storage
+ * cannot be used to log in. The accessor is a non-secret handle used to look
+ * up or revoke a token without knowing it.
+ *
+ * Layout in its view:
+ *   hmac-key                      the HMAC key
+ *   id/<hmac>                     the token entry
+ *   accessor/<accessor>           -> hmac
+ *   children/<parent>/<child>     parent/child links (revoking a parent revokes the tree)
+ *   owner/<type>/<id>/<accessor>  tokens by owner (revoked when a user or app is removed)
  */
 export interface TokenEntry {
   accessor: string;
   policies: string[];
   display_name: string;
+  owner: Owner;
+  scope: Scope | null;
+  mfa: boolean;
   created_at: string;
-  /** ISO time, or null for a token that does not expire (only root tokens). */
+  /** ISO time, or null for a token that never expires (root tokens only). */
   expires_at: string | null;
+  /** No renewal can go past this (explicit_max_ttl, or the parent's own limit). */
+  max_expires_at: string | null;
+  /** The TTL a renewal grants by default, in seconds. */
+  ttl: number;
+  renewable: boolean;
+  /** 0: unlimited; otherwise the uses left. */
+  num_uses: number;
+  parent: string | null;
   meta: Record<string, string>;
 }
 
 export interface CreateTokenOptions {
   policies: string[];
   display_name: string;
-  ttl_seconds?: number;
+  owner?: Owner;
+  /** Seconds; default 1 hour. Root tokens may pass null for no expiry. */
+  ttl?: number | null;
+  explicit_max_ttl?: number;
+  renewable?: boolean;
+  num_uses?: number;
+  scope?: Scope | null;
+  mfa?: boolean;
   meta?: Record<string, string>;
+  /** The token creating this one: the new token can hold no more than it. */
+  parent?: TokenEntry | null;
 }
 
+export const DEFAULT_TTL = 3600;
+/** The longest any token may live, renewals included (32 days, as Vault's default max TTL). */
+export const MAX_TTL = 32 * 86400;
+
 export interface TokenStore {
-  /** Loads the HMAC key (after unseal) — creating it on first use. */
+  /** Loads the HMAC key (after unseal), creating it on first use. */
   load(): Promise<void>;
   /** Forgets the HMAC key (on seal). */
   unload(): void;
-  create(opts: CreateTokenOptions, tx?: BarrierWriter): Promise<{ token: string; entry: TokenEntry }>;
-  /** The entry for a presented token; throws `invalid_token` if it is unknown, expired or revoked. */
+  create(opts: CreateTokenOptions): Promise<{ token: string; entry: TokenEntry }>;
+  /**
+   * The entry for a presented token, counting one use; throws `invalid_token`
+   * if it is unknown, expired, used up or revoked.
+   */
+  use(token: string): Promise<TokenEntry>;
+  /** The entry for a token without counting a use. */
   lookup(token: string): Promise<TokenEntry>;
-  revokeAccessor(accessor: string): Promise<boolean>;
+  lookupAccessor(accessor: string): Promise<TokenEntry | undefined>;
+  renew(accessor: string, increment?: number): Promise<TokenEntry>;
+  /** Revokes a token and every token descended from it; returns how many were revoked. */
+  revokeAccessor(accessor: string): Promise<number>;
+  revokeToken(token: string): Promise<number>;
+  /** Revokes every token issued to an owner (a deleted user, a revoked app). */
+  revokeOwner(type: Owner['type'], id: string): Promise<number>;
   list(): Promise<TokenEntry[]>;
 }
 
 const HMAC_KEY_PATH = 'hmac-key';
+const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
+
+function invalid(): StrongroomError {
+  return new StrongroomError(
+    'invalid_token',
+    'the token is invalid, expired or revoked; log in again or ask for a new token',
+  );
+}
 
 export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore {
   let hmacKey: KeyObject | undefined;
-
   // HMAC(token) is deterministic: remembering it saves ~4 µs per request.
-  // Revocation and expiry are still checked against the stored entry every time.
+  // Revocation, expiry and uses are still checked against the stored entry every time.
   const ids = new Map<string, string>();
   const MAX_IDS = 10_000;
 
@@ -61,19 +112,36 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
     return id;
   }
 
-  function invalid(): StrongroomError {
-    return new StrongroomError(
-      'invalid_token',
-      'the token is invalid, expired or revoked; log in again or ask for a new token',
-    );
-  }
-
   async function readEntry(r: BarrierWriter, id: string): Promise<TokenEntry | undefined> {
     const raw = await r.get(`id/${id}`);
     return raw ? (JSON.parse(raw.toString('utf8')) as TokenEntry) : undefined;
   }
 
-  return {
+  function live(e: TokenEntry | undefined): e is TokenEntry {
+    return e !== undefined && (e.expires_at === null || Date.parse(e.expires_at) > clock.now());
+  }
+
+  async function revokeTree(tx: BarrierWriter, accessor: string): Promise<number> {
+    const id = await tx.get(`accessor/${accessor}`);
+    let n = 0;
+    for (const path of await tx.list(`children/${accessor}/`)) {
+      n += await revokeTree(tx, path.slice(path.lastIndexOf('/') + 1));
+      await tx.delete(path);
+    }
+    if (!id) return n;
+    const entry = await readEntry(tx, id.toString('utf8'));
+    await tx.delete(`id/${id.toString('utf8')}`);
+    await tx.delete(`accessor/${accessor}`);
+    if (entry) {
+      await tx.delete(`owner/${entry.owner.type}/${entry.owner.id}/${accessor}`);
+      if (entry.parent) await tx.delete(`children/${entry.parent}/${accessor}`);
+    }
+    return n + 1;
+  }
+
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  const self: TokenStore = {
     async load() {
       const raw = await store.transaction(async (tx) => {
         const existing = await tx.get(HMAC_KEY_PATH);
@@ -89,50 +157,153 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
       hmacKey = undefined;
       ids.clear();
     },
-    async create(opts, tx) {
-      const token = generateToken(TOKEN_PREFIXES.root);
+    async create(opts) {
       const now = clock.now();
+      const parent = opts.parent ?? null;
+      const policies = [...new Set(opts.policies)].sort();
+      const scope = opts.scope ?? null;
+      if (parent && !parent.policies.includes('root')) {
+        const extra = policies.filter((p) => !parent.policies.includes(p));
+        if (extra.length) {
+          throw new StrongroomError(
+            'permission_denied',
+            `a token cannot grant roles or policies its creator does not hold: ${extra.join(', ')}`,
+          );
+        }
+        if (!scopeWithin(scope, parent.scope)) {
+          throw new StrongroomError(
+            'permission_denied',
+            "a token cannot reach further than its creator: its scope must lie within the parent token's scope",
+          );
+        }
+      }
+      const ttl = opts.ttl === null ? null : (opts.ttl ?? DEFAULT_TTL);
+      if (ttl === null && !policies.includes('root'))
+        throw new TypeError('only root tokens may live forever');
+      // lifetime: never beyond the global maximum, the explicit max, or the parent's own expiry/limit
+      const limits = [
+        ttl === null ? Number.POSITIVE_INFINITY : now + MAX_TTL * 1000,
+        opts.explicit_max_ttl === undefined ? Number.POSITIVE_INFINITY : now + opts.explicit_max_ttl * 1000,
+        parent?.max_expires_at ? Date.parse(parent.max_expires_at) : Number.POSITIVE_INFINITY,
+        parent?.expires_at ? Date.parse(parent.expires_at) : Number.POSITIVE_INFINITY,
+      ];
+      const max = Math.min(...limits);
+      const expires = ttl === null ? max : Math.min(now + ttl * 1000, max);
+      if (
+        parent &&
+        parent.num_uses > 0 &&
+        (opts.num_uses === undefined || opts.num_uses === 0 || opts.num_uses > parent.num_uses)
+      ) {
+        throw new StrongroomError(
+          'permission_denied',
+          'a token with limited uses can only create tokens with no more uses than it has left',
+        );
+      }
+      const token = generateToken(TOKEN_PREFIXES.root);
+      const accessor = randomId();
       const entry: TokenEntry = {
-        accessor: randomId(),
-        policies: [...opts.policies],
+        accessor,
+        policies,
         display_name: opts.display_name,
-        created_at: new Date(now).toISOString(),
-        expires_at:
-          opts.ttl_seconds === undefined ? null : new Date(now + opts.ttl_seconds * 1000).toISOString(),
+        owner: opts.owner ?? parent?.owner ?? { type: 'token', id: accessor, name: opts.display_name },
+        scope,
+        mfa: opts.mfa ?? parent?.mfa ?? false,
+        created_at: iso(now),
+        expires_at: Number.isFinite(expires) ? iso(expires) : null,
+        max_expires_at: Number.isFinite(max) ? iso(max) : null,
+        ttl: ttl ?? 0,
+        renewable: opts.renewable ?? true,
+        num_uses: opts.num_uses ?? 0,
+        parent: parent?.accessor ?? null,
         meta: { ...(opts.meta ?? {}) },
       };
       const id = idFor(token);
-      const write = async (w: BarrierWriter) => {
-        await w.put(`id/${id}`, Buffer.from(JSON.stringify(entry)));
-        await w.put(`accessor/${entry.accessor}`, Buffer.from(id));
-      };
-      if (tx) await write(tx);
-      else await store.transaction(write);
+      await store.transaction(async (tx) => {
+        if (parent && !(await tx.get(`accessor/${parent.accessor}`))) throw invalid();
+        await tx.put(`id/${id}`, enc(entry));
+        await tx.put(`accessor/${accessor}`, Buffer.from(id));
+        await tx.put(`owner/${entry.owner.type}/${entry.owner.id}/${accessor}`, Buffer.from('1'));
+        if (parent) await tx.put(`children/${parent.accessor}/${accessor}`, Buffer.from('1'));
+      });
       return { token, entry };
     },
     async lookup(token) {
       if (!isWellFormedToken(token)) throw invalid();
       const entry = await readEntry(store, idFor(token));
-      if (!entry) throw invalid();
-      if (entry.expires_at !== null && Date.parse(entry.expires_at) <= clock.now()) throw invalid();
+      if (!live(entry)) throw invalid();
       return entry;
     },
-    async revokeAccessor(accessor) {
+    async use(token) {
+      const entry = await self.lookup(token);
+      if (entry.num_uses === 0) return entry;
+      // a limited-use token is counted down in a serializable transaction, so
+      // N uses succeed exactly N times however many requests race
+      const id = idFor(token);
+      return store.transaction(async (tx) => {
+        const current = await readEntry(tx, id);
+        if (!live(current)) throw invalid();
+        if (current.num_uses === 1) {
+          await revokeTree(tx, current.accessor);
+          return { ...current, num_uses: 0 };
+        }
+        const next = { ...current, num_uses: current.num_uses - 1 };
+        await tx.put(`id/${id}`, enc(next));
+        return next;
+      });
+    },
+    async lookupAccessor(accessor) {
+      const id = await store.get(`accessor/${accessor}`);
+      if (!id) return undefined;
+      const e = await readEntry(store, id.toString('utf8'));
+      return live(e) ? e : undefined;
+    },
+    async renew(accessor, increment) {
       return store.transaction(async (tx) => {
         const id = await tx.get(`accessor/${accessor}`);
-        if (!id) return false;
-        await tx.delete(`id/${id.toString('utf8')}`);
-        await tx.delete(`accessor/${accessor}`);
-        return true;
+        const entry = id ? await readEntry(tx, id.toString('utf8')) : undefined;
+        if (!live(entry)) throw invalid();
+        if (!entry.renewable || entry.expires_at === null) {
+          throw new StrongroomError('bad_request', 'this token is not renewable');
+        }
+        const now = clock.now();
+        let limit = entry.max_expires_at ? Date.parse(entry.max_expires_at) : Number.POSITIVE_INFINITY;
+        if (entry.parent) {
+          const pid = await tx.get(`accessor/${entry.parent}`);
+          const parent = pid ? await readEntry(tx, pid.toString('utf8')) : undefined;
+          if (!live(parent)) throw invalid();
+          if (parent.expires_at) limit = Math.min(limit, Date.parse(parent.expires_at));
+        }
+        const wanted = now + (increment ?? entry.ttl) * 1000;
+        const next = { ...entry, expires_at: iso(Math.min(wanted, limit)) };
+        await tx.put(`id/${id!.toString('utf8')}`, enc(next));
+        return next;
+      });
+    },
+    revokeAccessor(accessor) {
+      return store.transaction((tx) => revokeTree(tx, accessor));
+    },
+    async revokeToken(token) {
+      if (!isWellFormedToken(token)) return 0;
+      const entry = await readEntry(store, idFor(token));
+      return entry ? self.revokeAccessor(entry.accessor) : 0;
+    },
+    async revokeOwner(type, ownerId) {
+      return store.transaction(async (tx) => {
+        let n = 0;
+        for (const path of await tx.list(`owner/${type}/${ownerId}/`)) {
+          n += await revokeTree(tx, path.slice(path.lastIndexOf('/') + 1));
+        }
+        return n;
       });
     },
     async list() {
       const out: TokenEntry[] = [];
       for (const path of await store.list('id/')) {
         const e = await readEntry(store, path.slice(3));
-        if (e) out.push(e);
+        if (live(e)) out.push(e);
       }
       return out;
     },
   };
+  return self;
 }

@@ -1,43 +1,72 @@
 import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
-import { createTokenStore, type TokenStore } from '../auth/tokens.ts';
+import { scopeAllows } from './scope.ts';
+import { tokenOperations } from '../auth/token-ops.ts';
+import { createTokenStore, type TokenEntry, type TokenStore } from '../auth/tokens.ts';
 import { type Barrier, createBarrier } from '../barrier/barrier.ts';
 import { createKvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
-import type { Authorizer, Decision } from '../policy/authorize.ts';
+import type { Decision } from '../policy/authorize.ts';
+import { createPolicyEngine, type PolicyEngine } from '../policy/engine.ts';
+import { policyOperations } from '../policy/operations.ts';
+import { ACTIONS, PUBLIC_ACTIONS } from '../policy/schema.ts';
 import { createSealManager, type SealManager, type SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { sysOperations } from './sys.ts';
-import type { AnyOperation, Identity, OperationContext, RequestInfo } from './types.ts';
+import type { AnyOperation, Identity, OperationContext, RequestInfo, Resource } from './types.ts';
 
-const PUBLIC = Object.freeze({ allowed: true, reason: 'public operation' });
+const PUBLIC: Decision = Object.freeze({ allowed: true, reason: 'public operation' });
 
 export interface CoreDeps {
   storage: StorageBackend;
   seal: SealSettings;
   clock: Clock;
   audit: AuditBroker;
-  authorizer: Authorizer;
+  /** More operations to register (auth methods, audit, ...), given the core. */
+  modules?: ((core: Core) => AnyOperation[])[];
+  /** Runs after every unseal, after the core's own keys are loaded. */
+  onUnseal?: (() => Promise<void>)[];
+  /** Runs when the core seals. */
+  onSeal?: (() => void)[];
 }
 
 export interface Core {
   readonly barrier: Barrier;
   readonly seal: SealManager;
   readonly tokens: TokenStore;
+  readonly policies: PolicyEngine;
+  readonly clock: Clock;
   /** Every registered operation, by name. */
   readonly operations: ReadonlyMap<string, AnyOperation>;
   /**
-   * The request pipeline: sealed check -> authenticate -> authorize (deny by
-   * default; an error is a deny) -> audit(request) -> handler -> audit(response).
-   * No handler can run without passing every step.
+   * The request pipeline: sealed check -> authenticate -> resolve the resource
+   * -> authorize (scope, then Cedar; deny by default; an error is a deny) ->
+   * audit(request) -> handler -> audit(response). No handler can run without
+   * passing every step, and every operation declares its action.
    */
   invoke<O = unknown>(name: string, input: unknown, request: RequestInfo): Promise<O>;
+  /** Whether `identity` may perform `action` on `resource` (for filtering lists). */
+  allows(identity: Identity, action: string, resource: Resource, request: RequestInfo): Promise<boolean>;
   /** Unseals with the static key file when one is configured and storage is initialised. */
   start(): Promise<void>;
   /** Runs after every unseal (loads keys the auth layer keeps in the barrier). */
   afterUnseal(): Promise<void>;
   /** Wipes keys from memory. */
   sealNow(): void;
+  /** Stops background work. */
+  stop(): void;
+}
+
+export function identityOf(entry: TokenEntry): Identity {
+  return {
+    kind: 'token',
+    accessor: entry.accessor,
+    display_name: entry.display_name,
+    policies: entry.policies,
+    owner: entry.owner,
+    scope: entry.scope,
+    mfa: entry.mfa,
+  };
 }
 
 export function createCore(deps: CoreDeps): Core {
@@ -49,13 +78,36 @@ export function createCore(deps: CoreDeps): Core {
     now: () => new Date(deps.clock.now()),
   });
   const tokens = createTokenStore(barrier.view('sys/token/'), deps.clock);
+  const policies = createPolicyEngine(barrier.view('sys/policy/'));
   const kv = createKvEngine(barrier.view('logical/kv/'), deps.clock);
   const operations = new Map<string, AnyOperation>();
+  let refresher: NodeJS.Timeout | undefined;
+
+  async function decide(
+    identity: Identity,
+    action: string,
+    resource: Resource,
+    request: RequestInfo,
+  ): Promise<Decision> {
+    if (!identity.policies.includes('root') && !scopeAllows(identity.scope, resource)) {
+      return { allowed: false, reason: "outside the token's scope" };
+    }
+    try {
+      return await policies.authorize(identity, action, resource, {
+        client_address: request.client_address,
+        now: deps.clock.now(),
+      });
+    } catch {
+      return { allowed: false, reason: 'policy evaluation failed' };
+    }
+  }
 
   const core: Core = {
     barrier,
     seal,
     tokens,
+    policies,
+    clock: deps.clock,
     operations,
     async invoke(name, input, request) {
       const op = operations.get(name);
@@ -73,6 +125,7 @@ export function createCore(deps: CoreDeps): Core {
         );
       }
       let identity: Identity | undefined;
+      let entry: TokenEntry | undefined;
       if (op.auth === 'token') {
         if (!request.token) {
           throw new StrongroomError(
@@ -80,38 +133,33 @@ export function createCore(deps: CoreDeps): Core {
             'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
           );
         }
-        const entry = await tokens.lookup(request.token);
-        identity = {
-          kind: 'token',
-          accessor: entry.accessor,
-          display_name: entry.display_name,
-          policies: entry.policies,
-        };
+        entry = await tokens.use(request.token);
+        identity = identityOf(entry);
       }
-      const resource = op.resource(input as never);
+      const resource = await kv.describe(op.resource(input as never));
       const resourceId = `${resource.type}::${resource.id}`;
       // audit entries are only built when a sink will receive them
       const audit = deps.audit.enabled
-        ? (entry: Pick<AuditEntry, 'type' | 'decision' | 'status' | 'error_code'>) =>
+        ? (e: Pick<AuditEntry, 'type' | 'decision' | 'status' | 'error_code'>) =>
             deps.audit.log({
               time: new Date(deps.clock.now()).toISOString(),
               request_id: request.request_id,
               operation: op.name,
               action: op.action,
               resource: resourceId,
-              actor: identity ? { accessor: identity.accessor, display_name: identity.display_name } : null,
+              actor: identity
+                ? {
+                    accessor: identity.accessor,
+                    display_name: identity.display_name,
+                    type: identity.owner.type,
+                    id: identity.owner.id,
+                  }
+                : null,
               client_address: request.client_address,
-              ...entry,
+              ...e,
             })
         : undefined;
-      let decision: Decision = PUBLIC;
-      if (identity) {
-        try {
-          decision = await deps.authorizer.authorize(identity, op.action, resource);
-        } catch {
-          decision = { allowed: false, reason: 'policy evaluation failed' };
-        }
-      }
+      const decision = identity ? await decide(identity, op.action, resource, request) : PUBLIC;
       if (audit) await audit({ type: 'request', decision });
       if (!decision.allowed) {
         if (audit) await audit({ type: 'response', status: 'error', error_code: 'permission_denied' });
@@ -120,7 +168,7 @@ export function createCore(deps: CoreDeps): Core {
           `permission denied: ${op.action} on ${resourceId} (${decision.reason})`,
         );
       }
-      const ctx: OperationContext = { identity, request };
+      const ctx: OperationContext = { identity, request, ...(entry ? { token: entry } : {}) };
       try {
         const out = await op.handle(ctx, input as never);
         if (audit) await audit({ type: 'response', status: 'ok' });
@@ -132,6 +180,9 @@ export function createCore(deps: CoreDeps): Core {
         throw err;
       }
     },
+    async allows(identity, action, resource, request) {
+      return (await decide(identity, action, await kv.describe(resource), request)).allowed;
+    },
     async start() {
       const status = await seal.status();
       if (status.type === 'static' && status.initialized && status.sealed) {
@@ -141,16 +192,48 @@ export function createCore(deps: CoreDeps): Core {
     },
     async afterUnseal() {
       await tokens.load();
+      await policies.load();
+      for (const f of deps.onUnseal ?? []) await f();
+      // other servers sharing the storage may change policies: re-read them now and then
+      if (!deps.storage.exclusive && !refresher) {
+        refresher = setInterval(() => {
+          if (!barrier.sealed) policies.refresh().catch(() => {});
+        }, 5000);
+        refresher.unref();
+      }
     },
     sealNow() {
       seal.seal();
       tokens.unload();
+      policies.unload();
+      for (const f of deps.onSeal ?? []) f();
+    },
+    stop() {
+      if (refresher) clearInterval(refresher);
+      refresher = undefined;
     },
   };
 
-  for (const op of [...sysOperations(core), ...kv.operations] as AnyOperation[]) {
+  const all = [
+    ...sysOperations(core),
+    ...kv.operations,
+    ...tokenOperations(core),
+    ...policyOperations(core),
+    ...(deps.modules ?? []).flatMap((m) => m(core)),
+  ] as AnyOperation[];
+  for (const op of all) {
     if (typeof op.action !== 'string' || op.action.length === 0) {
       throw new TypeError(`operation ${op.name} declares no policy action`);
+    }
+    if (op.auth === 'token' && !Object.hasOwn(ACTIONS, op.action)) {
+      throw new TypeError(
+        `operation ${op.name} has action ${op.action}, which the Cedar schema does not declare`,
+      );
+    }
+    if (op.auth === 'none' && !PUBLIC_ACTIONS.has(op.action)) {
+      throw new TypeError(
+        `operation ${op.name} is public but its action ${op.action} is not a public action`,
+      );
     }
     if (operations.has(op.name)) throw new TypeError(`operation ${op.name} registered twice`);
     operations.set(op.name, op);

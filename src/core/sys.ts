@@ -53,7 +53,12 @@ export function sysOperations(core: Core) {
         }
         const { shares: keys } = await core.seal.initialize(shares, threshold);
         await core.afterUnseal();
-        const { token } = await core.tokens.create({ policies: ['root'], display_name: 'root' });
+        const { token } = await core.tokens.create({
+          policies: ['root'],
+          display_name: 'root',
+          owner: { type: 'root', id: 'root', name: 'root' },
+          ttl: null,
+        });
         // a Shamir-sealed vault starts sealed: the key holders must unseal it
         if (status.type === 'shamir') core.sealNow();
         const out = {

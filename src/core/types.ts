@@ -3,12 +3,29 @@ export interface Identity {
   kind: 'token';
   accessor: string;
   display_name: string;
+  /** Roles and custom policy names the token carries ('root' for a root token). */
   policies: readonly string[];
+  /** Who the token was issued to. */
+  owner: Readonly<Owner>;
+  /** Limits on what the token can reach, or null. */
+  scope: Readonly<Scope> | null;
+  /** Whether the holder proved a second factor when the token was issued. */
+  mfa: boolean;
 }
+
+export interface Owner {
+  type: 'root' | 'user' | 'app' | 'token';
+  /** Stable id (user id, app client id, or the accessor of a standalone token). */
+  id: string;
+  name: string;
+}
+
+import type { Scope } from './scope.ts';
+import type { TokenEntry } from '../auth/tokens.ts';
 
 /** What a request acts on, as the policy engine sees it. */
 export interface Resource {
-  type: 'System' | 'Project' | 'Environment' | 'Secret';
+  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App';
   id: string;
   attrs?: Readonly<Record<string, unknown>>;
 }
@@ -24,6 +41,8 @@ export interface RequestInfo {
 export interface OperationContext {
   identity: Identity | undefined;
   request: RequestInfo;
+  /** The caller's token entry, when the operation needs a token. */
+  token?: TokenEntry;
 }
 
 /**

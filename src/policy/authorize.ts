@@ -11,16 +11,10 @@ export interface Decision {
  * default; an implementation that throws is treated as a deny by the core.
  */
 export interface Authorizer {
-  authorize(identity: Identity, action: string, resource: Resource): Promise<Decision>;
+  authorize(
+    identity: Identity,
+    action: string,
+    resource: Resource,
+    ctx?: { client_address: string; now: number },
+  ): Promise<Decision>;
 }
-
-/**
- * The authorizer until policies exist: the root token may do everything,
- * nobody else anything. (The access issue replaces it with Cedar.)
- */
-export const rootOnlyAuthorizer: Authorizer = {
-  async authorize(identity) {
-    if (identity.policies.includes('root')) return { allowed: true, reason: 'root token' };
-    return { allowed: false, reason: 'no policy grants this action' };
-  },
-};

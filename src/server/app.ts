@@ -56,6 +56,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { config, core, logger } = opts;
   const routes = opts.routes ?? v1Routes;
   for (const r of routes) {
+    if (r.variant && !core.operations.has(r.variant.operation)) {
+      throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.variant.operation}`);
+    }
     if (!core.operations.has(r.operation))
       throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.operation}`);
   }
@@ -163,7 +166,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       url: r.url,
       schema: r.schema,
       handler: async (req, reply) => {
-        const result = await core.invoke(r.operation, r.input(req), {
+        const operation = r.variant?.when(req) ? r.variant.operation : r.operation;
+        const result = await core.invoke(operation, r.input(req), {
           request_id: req.id,
           client_address: req.ip,
           token: tokenFrom(req),

@@ -7,7 +7,6 @@ import { createAuditBroker } from '../audit/broker.ts';
 import { parseListen, type ServerConfig } from '../config/config.ts';
 import { type Core, createCore } from '../core/core.ts';
 import { systemClock } from '../lib/clock.ts';
-import { rootOnlyAuthorizer } from '../policy/authorize.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage, type StorageConfig } from '../storage/index.ts';
 import { buildServer } from './app.ts';
@@ -65,7 +64,6 @@ export async function startServer(
       seal: config.seal,
       clock: systemClock,
       audit: createAuditBroker([]),
-      authorizer: rootOnlyAuthorizer,
     });
     await core.start();
 
@@ -115,6 +113,11 @@ async function prepareDev(core: Core): Promise<string> {
   for (const t of await core.tokens.list()) {
     if (t.policies.includes('root')) await core.tokens.revokeAccessor(t.accessor);
   }
-  const { token } = await core.tokens.create({ policies: ['root'], display_name: 'dev-root' });
+  const { token } = await core.tokens.create({
+    policies: ['root'],
+    display_name: 'dev-root',
+    owner: { type: 'root', id: 'root', name: 'root' },
+    ttl: null,
+  });
   return token;
 }

@@ -5,6 +5,7 @@ import type { ServerConfig } from '../../src/config/config.ts';
 import { generateToken } from '../../src/crypto/token.ts';
 import { v1Routes } from '../../src/server/routes/v1/routes.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { SAMPLE } from '../helpers/samples.ts';
 
 /**
  * The error contract over HTTP: every failure is exactly
@@ -1330,25 +1331,7 @@ test('random bytes as whole paths never produce a 500', async (t) => {
 // ---- sealed and uninitialised ----
 
 /** A valid request for every route, keyed by operation, so a route added to the table must be added here. */
-const SAMPLE: Record<string, { url: string; body?: unknown }> = {
-  'sys.seal-status': { url: '/v1/sys/seal-status' },
-  'sys.init': { url: '/v1/sys/init', body: {} },
-  'sys.unseal': { url: '/v1/sys/unseal', body: { reset: true } },
-  'sys.seal': { url: '/v1/sys/seal' },
-  'sys.rotate': { url: '/v1/sys/rotate' },
-  'sys.key-status': { url: '/v1/sys/key-status' },
-  'project.create': { url: '/v1/projects', body: { name: 'another' } },
-  'project.list': { url: '/v1/projects' },
-  'project.read': { url: '/v1/projects/llm' },
-  'environment.create': { url: '/v1/projects/llm/environments', body: { name: 'qa' } },
-  'secret.list': { url: '/v1/secrets/llm/dev' },
-  'secret.write': { url: SECRET, body: { value: 'x' } },
-  'secret.read': { url: SECRET },
-  'secret.versions': { url: `${SECRET}/versions` },
-  'secret.rollback': { url: `${SECRET}/rollback`, body: { version: 1 } },
-  'secret.delete': { url: SECRET },
-  'secret.restore': { url: `${SECRET}/restore` },
-};
+// one valid sample request per operation lives in test/helpers/samples.ts
 
 /** Public sys routes that answer while sealed. */
 const WHEN_SEALED = new Set(['sys.seal-status', 'sys.init', 'sys.unseal']);

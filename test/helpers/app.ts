@@ -9,7 +9,6 @@ import { createAuditBroker } from '../../src/audit/broker.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
 import { type Core, createCore } from '../../src/core/core.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
-import { rootOnlyAuthorizer } from '../../src/policy/authorize.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
 import { buildServer } from '../../src/server/app.ts';
 import { createLogger } from '../../src/server/run.ts';
@@ -90,7 +89,6 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     seal,
     clock: opts.clock ?? systemClock,
     audit: createAuditBroker([]),
-    authorizer: rootOnlyAuthorizer,
   });
   await core.start();
   const app = await buildServer({ config, core, logger });

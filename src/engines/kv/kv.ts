@@ -1,4 +1,5 @@
 import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
+import { scopeAllows } from '../../core/scope.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
 import type { Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
@@ -18,7 +19,7 @@ export type SecretMetadata = Record<string, string>;
 interface ProjectRecord {
   name: string;
   created_at: string;
-  environments: Record<string, { created_at: string }>;
+  environments: Record<string, { created_at: string; production?: boolean }>;
 }
 
 interface VersionInfo {
@@ -57,6 +58,11 @@ export interface EnvAddress {
 const pad = (v: number) => v.toString().padStart(10, '0');
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 const dec = <T>(b: Buffer) => JSON.parse(b.toString('utf8')) as T;
+
+/** Environments named like production are production unless said otherwise when created. */
+export function defaultProduction(env: string): boolean {
+  return /^(prod|production|live)([-_].*)?$/.test(env);
+}
 
 function secretResource(a: SecretAddress): Resource {
   return {
@@ -202,7 +208,9 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           const rec: ProjectRecord = {
             name: i.name,
             created_at: now,
-            environments: Object.fromEntries(envs.map((e) => [e, { created_at: now }])),
+            environments: Object.fromEntries(
+              envs.map((e) => [e, { created_at: now, production: defaultProduction(e) }]),
+            ),
           };
           await tx.put(`projects/${i.name}`, enc(rec));
           return { name: rec.name, created_at: rec.created_at, environments: envs };
@@ -215,12 +223,14 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       action: 'project.list',
       auth: 'token',
       resource: () => ({ type: 'System', id: 'projects' }),
-      async handle() {
+      async handle(ctx) {
         const projects = [];
+        const scope = ctx.identity?.policies.includes('root') ? null : (ctx.identity?.scope ?? null);
         for (const path of await store.list('projects/')) {
           const raw = await store.get(path);
           if (!raw) continue;
           const p = dec<ProjectRecord>(raw);
+          if (!scopeAllows(scope, projectResource(p.name))) continue;
           projects.push({
             name: p.name,
             created_at: p.created_at,
@@ -247,7 +257,12 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       name: 'environment.create',
       action: 'environment.create',
       auth: 'token',
-      resource: (i) => envResource({ project: i.project, env: i.name }),
+      // the requested production flag is part of the resource, so a policy can keep
+      // someone from creating a production environment under another name
+      resource: (i) => {
+        const r = envResource({ project: i.project, env: i.name });
+        return { ...r, attrs: { ...r.attrs, production: i.production ?? defaultProduction(i.name) } };
+      },
       async handle(_ctx, i) {
         checkSlug('project', i.project);
         checkSlug('environment', i.name);
@@ -259,12 +274,18 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
               `environment ${JSON.stringify(i.name)} already exists in ${i.project}`,
             );
           }
-          p.environments[i.name] = { created_at: iso() };
+          const production = i.production ?? defaultProduction(i.name);
+          p.environments[i.name] = { created_at: iso(), production };
           await tx.put(`projects/${i.project}`, enc(p));
-          return { project: i.project, name: i.name, created_at: p.environments[i.name]!.created_at };
+          return {
+            project: i.project,
+            name: i.name,
+            production,
+            created_at: p.environments[i.name]!.created_at,
+          };
         });
       },
-    } satisfies Operation<{ project: string; name: string }>,
+    } satisfies Operation<{ project: string; name: string; production?: boolean }>,
 
     writeSecret: {
       name: 'secret.write',
@@ -322,16 +343,26 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       action: 'secret.list',
       auth: 'token',
       resource: envResource,
-      async handle(_ctx, i) {
+      async handle(ctx, i) {
         checkSlug('project', i.project);
         checkSlug('environment', i.env);
         await environment(store, i);
         const prefix = `meta/${i.project}/${i.env}/`;
         const secrets = [];
+        const scope = ctx.identity?.policies.includes('root') ? null : (ctx.identity?.scope ?? null);
         for (const path of await store.list(prefix)) {
           const raw = await store.get(path);
           if (!raw) continue;
           const r = dec<SecretRecord>(raw);
+          // a scoped token sees only the names its scope reaches
+          if (
+            scope &&
+            !scopeAllows(scope, {
+              ...secretResource({ ...i, name: r.name }),
+              attrs: { ...secretResource({ ...i, name: r.name }).attrs, ...secretAttrs(r) },
+            })
+          )
+            continue;
           secrets.push({
             name: r.name,
             version: r.current_version,
@@ -393,20 +424,30 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       async handle(_ctx, i) {
         return store.transaction(async (tx) => {
           const rec = await secret(tx, i, { allowDeleted: true });
-          const path = `${i.project}/${i.env}/${i.name}`;
-          if (!i.destroy) {
-            if (rec.deleted_at === null) {
-              rec.deleted_at = iso();
-              await tx.put(`meta/${path}`, enc(rec));
-            }
-            return { name: rec.name, deleted_at: rec.deleted_at, destroyed: false };
+          if (rec.deleted_at === null) {
+            rec.deleted_at = iso();
+            await tx.put(`meta/${i.project}/${i.env}/${i.name}`, enc(rec));
           }
+          return { name: rec.name, deleted_at: rec.deleted_at, destroyed: false };
+        });
+      },
+    } satisfies Operation<SecretAddress>,
+
+    destroySecret: {
+      name: 'secret.destroy',
+      action: 'secret.destroy',
+      auth: 'token',
+      resource: secretResource,
+      async handle(_ctx, i) {
+        return store.transaction(async (tx) => {
+          const rec = await secret(tx, i, { allowDeleted: true });
+          const path = `${i.project}/${i.env}/${i.name}`;
           for (const p of await tx.list(`data/${path}/`)) await tx.delete(p);
           await tx.delete(`meta/${path}`);
           return { name: rec.name, deleted_at: iso(), destroyed: true };
         });
       },
-    } satisfies Operation<SecretAddress & { destroy?: boolean }>,
+    } satisfies Operation<SecretAddress>,
 
     restoreSecret: {
       name: 'secret.restore',
@@ -424,5 +465,49 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     } satisfies Operation<SecretAddress>,
   };
 
-  return { operations: Object.values(operations) };
+  /**
+   * Adds what policies need to know about a resource: whether its environment
+   * is production, and a secret's provider and tags. Names are checked here,
+   * before authorization, so a malformed name is a 400 for everyone.
+   */
+  async function describe(r: Resource): Promise<Resource> {
+    if (r.type !== 'Secret' && r.type !== 'Environment') {
+      if (r.type === 'Project') checkSlug('project', r.id);
+      return r;
+    }
+    const a = r.attrs as { project: string; environment: string; name?: string; production?: boolean };
+    checkSlug('project', a.project);
+    checkSlug('environment', a.environment);
+    if (r.type === 'Secret') checkSecretName(a.name!);
+    const raw = await store.get(`projects/${a.project}`);
+    const env = raw ? dec<ProjectRecord>(raw).environments[a.environment] : undefined;
+    const production = a.production ?? env?.production ?? defaultProduction(a.environment);
+    if (r.type === 'Environment') return { ...r, attrs: { ...a, production } };
+    const meta = await store.get(`meta/${a.project}/${a.environment}/${a.name}`);
+    return {
+      ...r,
+      attrs: {
+        ...a,
+        production,
+        ...(meta ? secretAttrs(dec<SecretRecord>(meta)) : { provider: '', tags: [] }),
+      },
+    };
+  }
+
+  return { operations: Object.values(operations), describe };
+}
+
+/** Policy-visible attributes of a secret, from its metadata. */
+function secretAttrs(r: SecretRecord): { provider: string; tags: string[] } {
+  const m = r.metadata ?? {};
+  return {
+    provider: typeof m.provider === 'string' ? m.provider : '',
+    tags:
+      typeof m.tags === 'string'
+        ? m.tags
+            .split(',')
+            .map((t) => t.trim())
+            .filter(Boolean)
+        : [],
+  };
 }

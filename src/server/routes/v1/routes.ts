@@ -11,6 +11,8 @@ export interface RouteDef {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
   operation: string;
+  /** Another operation this route invokes instead when `when(req)` holds (e.g. DELETE ?destroy=true). */
+  variant?: { operation: string; when(req: FastifyRequest): boolean };
   schema: { params?: TSchema; querystring?: TSchema; body?: TSchema };
   /** Builds the operation input; path parameters always win over body fields. */
   input(req: FastifyRequest): unknown;
@@ -129,8 +131,9 @@ export const v1Routes: RouteDef[] = [
     method: 'DELETE',
     url: '/v1/secrets/:project/:env/:name',
     operation: 'secret.delete',
+    variant: { operation: 'secret.destroy', when: (r) => query(r).destroy === 'true' },
     schema: { params: api.SecretParams, querystring: api.DeleteQuery },
-    input: (r) => ({ ...params(r), destroy: query(r).destroy === 'true' }),
+    input: (r) => ({ ...params(r) }),
   },
   {
     method: 'POST',
@@ -138,5 +141,87 @@ export const v1Routes: RouteDef[] = [
     operation: 'secret.restore',
     schema: { params: api.SecretParams },
     input: (r) => ({ ...params(r) }),
+  },
+
+  // --- tokens ---
+  {
+    method: 'POST',
+    url: '/v1/auth/token/create',
+    operation: 'token.create',
+    schema: { body: api.TokenCreateRequest },
+    input: body,
+  },
+  {
+    method: 'GET',
+    url: '/v1/auth/token/lookup-self',
+    operation: 'token.lookup-self',
+    schema: {},
+    input: none,
+  },
+  {
+    method: 'POST',
+    url: '/v1/auth/token/renew-self',
+    operation: 'token.renew-self',
+    schema: { body: api.TokenRenewRequest },
+    input: body,
+  },
+  {
+    method: 'POST',
+    url: '/v1/auth/token/revoke-self',
+    operation: 'token.revoke-self',
+    schema: {},
+    input: none,
+  },
+  {
+    method: 'POST',
+    url: '/v1/auth/token/revoke',
+    operation: 'token.revoke',
+    schema: { body: api.TokenValueRequest },
+    input: body,
+  },
+  {
+    method: 'POST',
+    url: '/v1/auth/token/revoke-accessor',
+    operation: 'token.revoke-accessor',
+    schema: { body: api.AccessorRequest },
+    input: body,
+  },
+  {
+    method: 'POST',
+    url: '/v1/auth/token/lookup-accessor',
+    operation: 'token.lookup-accessor',
+    schema: { body: api.AccessorRequest },
+    input: body,
+  },
+
+  // --- policies ---
+  { method: 'GET', url: '/v1/sys/policies', operation: 'policy.list', schema: {}, input: none },
+  {
+    method: 'PUT',
+    url: '/v1/sys/policies/:name',
+    operation: 'policy.put',
+    schema: { params: api.PolicyParams, body: api.PolicyPutRequest },
+    input: (r) => ({ ...body(r), name: params(r).name }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/sys/policies/:name',
+    operation: 'policy.get',
+    schema: { params: api.PolicyParams },
+    input: (r) => ({ name: params(r).name }),
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/sys/policies/:name',
+    operation: 'policy.delete',
+    schema: { params: api.PolicyParams },
+    input: (r) => ({ name: params(r).name }),
+  },
+  {
+    method: 'POST',
+    url: '/v1/sys/policy-test',
+    operation: 'policy.test',
+    schema: { body: api.PolicyTestRequest },
+    input: body,
   },
 ];

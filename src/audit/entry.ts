@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The audit log format (docs/audit.md). Every line of a log is one JSON object
+ * that starts with `seq` and `prev`:
+ *
+ *   {"seq":1,"prev":"<genesis>","type":"request",...}
+ *   {"seq":2,"prev":"<sha256 of line 1>","type":"response",...}
+ *   {"seq":3,"prev":"<sha256 of line 2>","type":"checkpoint","chain_head":"<same as prev>",...,"signature":"..."}
+ *
+ * `prev` is the hex SHA-256 of the previous line's exact bytes (without its
+ * newline); the first line of a file links to GENESIS_HASH. A checkpoint signs
+ * (Ed25519) its seq and the chain head, which transitively covers every line
+ * before it.
+ *
+ * The CLI verifier (src/cli/audit.ts) cannot import this layer, so it carries
+ * its own copy of GENESIS_HASH and checkpointMessage(); a test keeps them equal.
+ */
+
+/** Who made a request. Fields are optional so identity kinds can grow without a format change. */
+export interface AuditActor {
+  /** 'root' | 'user' | 'app' | 'token' ... */
+  type?: string;
+  /** Stable id of the principal (user id, app client id, token accessor). */
+  id?: string;
+  /** The token accessor (not a secret: a handle to look up or revoke the token). */
+  accessor?: string;
+  display_name?: string;
+}
+
+/** One audit record, before it is chained. Never contains secret values, tokens or passwords. */
+export interface AuditEntry {
+  type: 'request' | 'response';
+  /** ISO 8601 time the entry was made. */
+  time: string;
+  request_id: string;
+  trace_id?: string;
+  operation: string;
+  action: string;
+  resource: string;
+  actor: AuditActor | null;
+  client_address: string;
+  decision?: { allowed: boolean; reason: string };
+  /**
+   * The operation input. The broker sanitises every entry before any sink
+   * sees it, so sensitive fields here are replaced by `hmac-sha256:...`.
+   */
+  request?: unknown;
+  status?: 'ok' | 'error';
+  /** HTTP status of the response, when the transport knows it. */
+  status_code?: number;
+  error_code?: string;
+}
+
+/** Why a checkpoint was written. */
+export type CheckpointReason = 'count' | 'interval' | 'shutdown' | 'rotate' | 'manual';
+
+/** A signed checkpoint line. */
+export interface CheckpointLine {
+  seq: number;
+  prev: string;
+  type: 'checkpoint';
+  /** Hash of the line before this one (equal to `prev`): what the signature covers. */
+  chain_head: string;
+  reason: CheckpointReason;
+  signed_at: string;
+  /** Hex SHA-256 (first 16 bytes) of the signing key's DER SubjectPublicKeyInfo. */
+  key_id: string;
+  /** Base64 Ed25519 signature of checkpointMessage(seq, chain_head, signed_at, key_id). */
+  signature: string;
+}
+
+/** A chained entry line as stored. */
+export type AuditLine = { seq: number; prev: string } & AuditEntry;
+
+/** `prev` of the first line of every log file: SHA-256 of this fixed label. */
+export const GENESIS_HASH = createHash('sha256').update('strongroom-audit-log-v1').digest('hex');
+
+/** Hex SHA-256 of a line's exact bytes (without the newline). */
+export function lineHash(line: string | Uint8Array): string {
+  return createHash('sha256').update(line).digest('hex');
+}
+
+/** The exact bytes a checkpoint signature covers. */
+export function checkpointMessage(seq: number, chainHead: string, signedAt: string, keyId: string): Buffer {
+  return Buffer.from(`strongroom-audit-checkpoint-v1\n${seq}\n${chainHead}\n${signedAt}\n${keyId}\n`);
+}

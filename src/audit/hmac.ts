@@ -1,0 +1,127 @@
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+
+/**
+ * Sensitive values never reach an audit sink: they are replaced by an
+ * HMAC-SHA256 under the per-installation audit key, so an operator who knows a
+ * value can find the entries that carried it (POST /v1/sys/audit-hash) while a
+ * reader of the log learns nothing about it.
+ */
+export interface AuditHasher {
+  /** `hmac-sha256:<hex>` of the UTF-8 bytes of `value` (or of the bytes given). */
+  hmacField(value: string | Uint8Array): string;
+}
+
+export const HMAC_PREFIX = 'hmac-sha256:';
+
+/** What a sensitive value becomes when no audit key is loaded (the vault is sealed). */
+export const REDACTED = '[redacted]';
+
+export function createAuditHasher(key: KeyObject | Uint8Array): AuditHasher {
+  const k = key instanceof Uint8Array ? createSecretKey(key) : key;
+  return {
+    hmacField(value) {
+      return HMAC_PREFIX + createHmac('sha256', k).update(value).digest('hex');
+    },
+  };
+}
+
+/**
+ * Field names whose values are never written in the clear, compared after
+ * lower-casing and dropping `_` and `-` (so `clientSecret`, `client-secret`
+ * and `CLIENT_SECRET` are the same name).
+ */
+export const SENSITIVE_FIELDS: readonly string[] = [
+  'value',
+  'values',
+  'token',
+  'client_token',
+  'root_token',
+  'password',
+  'new_password',
+  'old_password',
+  'passphrase',
+  'client_secret',
+  'secret',
+  'secret_value',
+  'api_key',
+  'key',
+  'keys',
+  'keys_base64',
+  'unseal_key',
+  'private_key',
+  'recovery_code',
+  'recovery_codes',
+  'totp',
+  'totp_code',
+  'totp_secret',
+  'otp',
+  'code',
+  'authorization',
+  'cookie',
+  'input',
+];
+
+/** A prepared set of sensitive names (build once, reuse per entry). */
+export type SensitiveFields = ReadonlySet<string> & { readonly __normalised: true };
+
+const normalise = (name: string) => name.toLowerCase().replace(/[-_]/g, '');
+
+const prepared = new WeakSet<object>();
+
+export function sensitiveFields(names: Iterable<string> = SENSITIVE_FIELDS): SensitiveFields {
+  const set = new Set([...names].map(normalise));
+  prepared.add(set);
+  return set as Set<string> & SensitiveFields;
+}
+
+const DEFAULT_SET = sensitiveFields();
+// Strongroom tokens are recognisable (src/crypto/token.ts): hide them wherever they appear.
+const TOKEN_LIKE = /\bsr[a-z]_[A-Za-z0-9_-]{43}_[0-9A-Za-z]{6}\b/;
+const MAX_DEPTH = 32;
+
+/**
+ * A deep copy of `input` in which every field whose name is sensitive, every
+ * binary value and every string containing a Strongroom token is replaced by
+ * its HMAC (or by REDACTED when no hasher is given). Names are matched at any
+ * depth, in objects and in arrays of objects.
+ */
+export function sanitize(
+  input: unknown,
+  names: SensitiveFields | Iterable<string> = DEFAULT_SET,
+  hasher?: AuditHasher,
+): unknown {
+  const set = isPrepared(names as object) ? (names as SensitiveFields) : sensitiveFields(names);
+  const hide = (v: unknown): unknown => {
+    if (v === null || v === undefined) return v;
+    if (Array.isArray(v)) return v.map(hide);
+    if (!hasher) return REDACTED;
+    if (typeof v === 'string' || v instanceof Uint8Array) return hasher.hmacField(v);
+    if (typeof v === 'object') return hasher.hmacField(JSON.stringify(v) ?? '');
+    return hasher.hmacField(String(v));
+  };
+  const seen = new WeakSet<object>();
+  const walk = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return TOKEN_LIKE.test(v) ? hide(v) : v;
+    if (v === null || typeof v !== 'object') return typeof v === 'bigint' ? String(v) : v;
+    if (v instanceof Uint8Array || v instanceof ArrayBuffer) return hide(Buffer.from(v as Uint8Array));
+    if (depth >= MAX_DEPTH || seen.has(v)) return '[elided]';
+    seen.add(v);
+    let out: unknown;
+    if (Array.isArray(v)) out = v.map((x) => walk(x, depth + 1));
+    else if (v instanceof Date) out = v.toISOString();
+    else {
+      const o: Record<string, unknown> = {};
+      for (const [k, x] of Object.entries(v)) {
+        o[k] = set.has(normalise(k)) ? hide(x) : walk(x, depth + 1);
+      }
+      out = o;
+    }
+    seen.delete(v);
+    return out;
+  };
+  return walk(input, 0);
+}
+
+function isPrepared(names: object): names is SensitiveFields {
+  return prepared.has(names);
+}

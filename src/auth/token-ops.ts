@@ -1,0 +1,184 @@
+import type { Core } from '../core/core.ts';
+import type { Operation, Resource } from '../core/types.ts';
+import { StrongroomError } from '../errors/errors.ts';
+import { parseDuration } from '../lib/duration.ts';
+import { type Scope, scopeProblem } from '../core/scope.ts';
+import type { TokenEntry } from './tokens.ts';
+
+/** The token API: create child tokens, look up, renew and revoke. */
+export interface TokenCreateInput {
+  policies?: string[];
+  roles?: string[];
+  ttl?: string | number;
+  explicit_max_ttl?: string | number;
+  renewable?: boolean;
+  num_uses?: number;
+  scope?: Scope;
+  meta?: Record<string, string>;
+  display_name?: string;
+}
+
+function duration(field: string, v: string | number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return parseDuration(v);
+  } catch (err) {
+    throw new StrongroomError('validation_failed', `${field}: ${(err as Error).message}`);
+  }
+}
+
+/** What a client may see of a token entry (never the token itself). */
+export function publicEntry(e: TokenEntry) {
+  return {
+    accessor: e.accessor,
+    display_name: e.display_name,
+    policies: e.policies,
+    owner: e.owner,
+    scope: e.scope,
+    mfa: e.mfa,
+    created_at: e.created_at,
+    expires_at: e.expires_at,
+    max_expires_at: e.max_expires_at,
+    ttl: e.expires_at === null ? 0 : Math.max(0, Math.round((Date.parse(e.expires_at) - Date.now()) / 1000)),
+    renewable: e.renewable,
+    num_uses: e.num_uses,
+    parent: e.parent,
+    meta: e.meta,
+  };
+}
+
+export function authResponse(token: string, e: TokenEntry, now: number) {
+  return {
+    auth: {
+      client_token: token,
+      accessor: e.accessor,
+      policies: e.policies,
+      ttl: e.expires_at === null ? 0 : Math.max(0, Math.round((Date.parse(e.expires_at) - now) / 1000)),
+      renewable: e.renewable,
+      expires_at: e.expires_at,
+      num_uses: e.num_uses,
+      scope: e.scope,
+    },
+  };
+}
+
+const tokenResource = (accessor: string): Resource => ({ type: 'Token', id: accessor });
+const SELF: Resource = { type: 'Token', id: 'self' };
+
+export function tokenOperations(core: Core) {
+  const caller = (ctx: { token?: TokenEntry }): TokenEntry => {
+    if (!ctx.token) throw new TypeError('token operation without a token');
+    return ctx.token;
+  };
+
+  return [
+    {
+      name: 'token.create',
+      action: 'token.create',
+      auth: 'token',
+      resource: () => ({ type: 'Token', id: 'new' }),
+      async handle(ctx, i) {
+        const parent = caller(ctx);
+        if (i.roles && i.policies)
+          throw new StrongroomError('validation_failed', 'give roles or policies, not both');
+        const policies = i.roles ?? i.policies ?? parent.policies.filter((p) => p !== 'root');
+        if (policies.length === 0 && !parent.policies.includes('root')) {
+          throw new StrongroomError('validation_failed', 'a token needs at least one role or policy');
+        }
+        if (i.scope) {
+          const problem = scopeProblem(i.scope);
+          if (problem) throw new StrongroomError('validation_failed', problem);
+        }
+        const ttl = duration('ttl', i.ttl);
+        const max = duration('explicit_max_ttl', i.explicit_max_ttl);
+        // a child inherits its parent's scope unless it narrows it
+        const scope = i.scope ?? parent.scope;
+        const { token, entry } = await core.tokens.create({
+          policies,
+          display_name: i.display_name ?? `child of ${parent.display_name}`,
+          owner: parent.owner,
+          ...(ttl === undefined ? {} : { ttl }),
+          ...(max === undefined ? {} : { explicit_max_ttl: max }),
+          ...(i.renewable === undefined ? {} : { renewable: i.renewable }),
+          ...(i.num_uses === undefined ? {} : { num_uses: i.num_uses }),
+          scope,
+          ...(i.meta ? { meta: i.meta } : {}),
+          parent,
+        });
+        return authResponse(token, entry, core.clock.now());
+      },
+    } satisfies Operation<TokenCreateInput>,
+
+    {
+      name: 'token.lookup-self',
+      action: 'token.self',
+      auth: 'token',
+      resource: () => SELF,
+      handle: async (ctx) => ({ data: publicEntry(caller(ctx)) }),
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'token.renew-self',
+      action: 'token.self',
+      auth: 'token',
+      resource: () => SELF,
+      async handle(ctx, i) {
+        const e = await core.tokens.renew(caller(ctx).accessor, duration('increment', i.increment));
+        return {
+          auth: {
+            accessor: e.accessor,
+            policies: e.policies,
+            expires_at: e.expires_at,
+            renewable: e.renewable,
+            ttl: publicEntry(e).ttl,
+          },
+        };
+      },
+    } satisfies Operation<{ increment?: string | number }>,
+
+    {
+      name: 'token.revoke-self',
+      action: 'token.self',
+      auth: 'token',
+      resource: () => SELF,
+      async handle(ctx) {
+        return { revoked: await core.tokens.revokeAccessor(caller(ctx).accessor) };
+      },
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'token.lookup-accessor',
+      action: 'token.read',
+      auth: 'token',
+      resource: (i) => tokenResource(i.accessor),
+      async handle(_ctx, i) {
+        const e = await core.tokens.lookupAccessor(i.accessor);
+        if (!e) throw new StrongroomError('not_found', 'no live token has that accessor');
+        return { data: publicEntry(e) };
+      },
+    } satisfies Operation<{ accessor: string }>,
+
+    {
+      name: 'token.revoke',
+      action: 'token.revoke',
+      auth: 'token',
+      // the token value is never part of the resource (it would reach the audit log)
+      resource: () => ({ type: 'Token', id: 'by-value' }),
+      async handle(_ctx, i) {
+        return { revoked: await core.tokens.revokeToken(i.token) };
+      },
+    } satisfies Operation<{ token: string }>,
+
+    {
+      name: 'token.revoke-accessor',
+      action: 'token.revoke',
+      auth: 'token',
+      resource: (i) => tokenResource(i.accessor),
+      async handle(_ctx, i) {
+        const n = await core.tokens.revokeAccessor(i.accessor);
+        if (n === 0) throw new StrongroomError('not_found', 'no live token has that accessor');
+        return { revoked: n };
+      },
+    } satisfies Operation<{ accessor: string }>,
+  ];
+}

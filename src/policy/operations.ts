@@ -1,0 +1,128 @@
+import { scopeAllows } from '../core/scope.ts';
+import type { Core } from '../core/core.ts';
+import { identityOf } from '../core/core.ts';
+import type { Identity, Operation, Resource } from '../core/types.ts';
+import { StrongroomError } from '../errors/errors.ts';
+
+/** Custom Cedar policies: put (validated against the schema), read, list, delete and test. */
+const POLICIES: Resource = { type: 'System', id: 'policies' };
+
+export interface PolicyTestInput {
+  /** Either a token accessor, or a synthetic principal. */
+  accessor?: string;
+  principal?: { roles: string[]; user?: string; app?: string; mfa?: boolean };
+  action: string;
+  resource: string;
+  resource_attrs?: Record<string, string | boolean | string[]>;
+  client_address?: string;
+}
+
+/** Parses `Secret:proj/env/NAME`, `Environment:proj/env`, `Project:proj`, `System:x`, or a bare `proj/env/NAME`. */
+function parseResource(spec: string, attrs: Record<string, unknown> = {}): Resource {
+  const m = /^(?:(Secret|Environment|Project|System|User|App|Token):)?(.+)$/.exec(spec);
+  if (!m) throw new StrongroomError('validation_failed', 'resource must look like Secret:PROJECT/ENV/NAME');
+  const id = m[2]!;
+  const parts = id.split('/');
+  const type = (m[1] ??
+    ['Project', 'Environment', 'Secret'][parts.length - 1] ??
+    'System') as Resource['type'];
+  const base =
+    type === 'Secret'
+      ? { project: parts[0], environment: parts[1], name: parts[2] }
+      : type === 'Environment'
+        ? { project: parts[0], environment: parts[1] }
+        : type === 'Project'
+          ? { project: parts[0] }
+          : {};
+  return { type, id, attrs: { ...base, ...attrs } };
+}
+
+export function policyOperations(core: Core) {
+  return [
+    {
+      name: 'policy.put',
+      action: 'policy.write',
+      auth: 'token',
+      resource: () => POLICIES,
+      handle: async (_ctx, i) => core.policies.put(i.name, i.policy),
+    } satisfies Operation<{ name: string; policy: string }>,
+    {
+      name: 'policy.get',
+      action: 'policy.read',
+      auth: 'token',
+      resource: () => POLICIES,
+      async handle(_ctx, i) {
+        const policy = await core.policies.get(i.name);
+        if (policy === undefined)
+          throw new StrongroomError('not_found', `no policy named ${JSON.stringify(i.name)}`);
+        return { name: i.name, policy };
+      },
+    } satisfies Operation<{ name: string }>,
+    {
+      name: 'policy.list',
+      action: 'policy.read',
+      auth: 'token',
+      resource: () => POLICIES,
+      handle: async () => ({ policies: await core.policies.list() }),
+    } satisfies Operation<Record<string, never>>,
+    {
+      name: 'policy.delete',
+      action: 'policy.write',
+      auth: 'token',
+      resource: () => POLICIES,
+      async handle(_ctx, i) {
+        if (!(await core.policies.delete(i.name)))
+          throw new StrongroomError('not_found', `no policy named ${JSON.stringify(i.name)}`);
+        return { deleted: i.name };
+      },
+    } satisfies Operation<{ name: string }>,
+    {
+      name: 'policy.test',
+      action: 'policy.test',
+      auth: 'token',
+      resource: () => POLICIES,
+      async handle(ctx, i) {
+        let identity: Identity;
+        if (i.accessor) {
+          const e = await core.tokens.lookupAccessor(i.accessor);
+          if (!e) throw new StrongroomError('not_found', 'no live token has that accessor');
+          identity = identityOf(e);
+        } else if (i.principal) {
+          const owner = i.principal.user
+            ? { type: 'user' as const, id: i.principal.user, name: i.principal.user }
+            : i.principal.app
+              ? { type: 'app' as const, id: i.principal.app, name: i.principal.app }
+              : { type: 'token' as const, id: 'policy-test', name: 'policy-test' };
+          identity = {
+            kind: 'token',
+            accessor: 'policy-test',
+            display_name: 'policy-test',
+            policies: i.principal.roles,
+            owner,
+            scope: null,
+            mfa: i.principal.mfa ?? false,
+          };
+        } else {
+          throw new StrongroomError(
+            'validation_failed',
+            'give a principal (roles, user or app) or a token accessor',
+          );
+        }
+        const resource = parseResource(i.resource, i.resource_attrs);
+        if (!identity.policies.includes('root') && !scopeAllows(identity.scope, resource)) {
+          return { decision: 'deny', reason: "outside the token's scope", policies: [], errors: [] };
+        }
+        const out = core.policies.explain(identity, i.action, resource, {
+          client_address: i.client_address ?? ctx.request.client_address,
+          now: core.clock.now(),
+        });
+        return {
+          decision: out.allowed ? 'allow' : 'deny',
+          reason: out.reason,
+          policies: out.policies,
+          errors: out.errors,
+        };
+      },
+    } satisfies Operation<PolicyTestInput>,
+  ];
+}

@@ -1,0 +1,103 @@
+/**
+ * The Cedar schema: who (principals), what (actions) and on what (resources).
+ * Every core operation's action must be listed here; the core refuses to
+ * start otherwise.
+ */
+export const NAMESPACE = 'Strongroom';
+
+/** Actions and the resource types they apply to. */
+export const ACTIONS: Record<string, readonly string[]> = {
+  'sys.status': ['System'],
+  'sys.seal': ['System'],
+  'sys.rotate': ['System'],
+  'project.create': ['Project'],
+  'project.list': ['System'],
+  'project.read': ['Project'],
+  'environment.create': ['Environment'],
+  'secret.read': ['Secret'],
+  'secret.write': ['Secret'],
+  'secret.list': ['Environment'],
+  'secret.history': ['Secret'],
+  'secret.rollback': ['Secret'],
+  'secret.delete': ['Secret'],
+  'secret.destroy': ['Secret'],
+  'secret.restore': ['Secret'],
+  'token.create': ['Token'],
+  'token.self': ['Token'],
+  'token.read': ['Token'],
+  'token.revoke': ['Token'],
+  'policy.read': ['System'],
+  'policy.write': ['System'],
+  'policy.test': ['System'],
+  'user.create': ['User'],
+  'user.read': ['User', 'System'],
+  'user.update': ['User'],
+  'user.delete': ['User'],
+  'user.self': ['User'],
+  'app.create': ['App'],
+  'app.read': ['App', 'System'],
+  'app.update': ['App'],
+  'app.delete': ['App'],
+  'audit.read': ['System'],
+  'audit.hash': ['System'],
+};
+
+/** Actions that never need authorization (they run before a token exists, or are public). */
+export const PUBLIC_ACTIONS = new Set(['sys.status', 'sys.init', 'sys.unseal', 'auth.login']);
+
+export function schemaText(): string {
+  const actions = Object.entries(ACTIONS)
+    .map(
+      ([name, resources]) =>
+        `  action "${name}" appliesTo { principal: [Token], resource: [${resources.join(', ')}], context: RequestContext };`,
+    )
+    .join('\n');
+  return `namespace ${NAMESPACE} {
+  entity Role;
+  entity User { name: String };
+  entity App { name: String };
+  entity Token in [Role, User, App] { kind: String, name: String, mfa: Bool };
+  entity System;
+  entity Project { name: String };
+  entity Environment in [Project] { project: String, name: String, production: Bool };
+  entity Secret in [Environment] {
+    project: String, environment: String, name: String, production: Bool, provider: String, tags: Set<String>
+  };
+  type RequestContext = { mfa: Bool, client_ip: ipaddr, now: Long };
+${actions}
+}`;
+}
+
+const list = (names: string[]) => `[${names.map((n) => `${NAMESPACE}::Action::"${n}"`).join(', ')}]`;
+const role = (r: string) => `${NAMESPACE}::Role::"${r}"`;
+
+const SECRET_WORK = [
+  'secret.read',
+  'secret.write',
+  'secret.history',
+  'secret.rollback',
+  'secret.delete',
+  'secret.restore',
+];
+const METADATA = ['project.list', 'project.read', 'secret.list', 'secret.history', 'sys.status'];
+const SELF = ['token.self', 'user.self'];
+
+/**
+ * Built-in roles (issue 3): admin does everything; developer reads and writes
+ * secrets outside production and reads metadata everywhere; auditor reads the
+ * audit log and metadata and never a secret value; app reads the secrets in
+ * its scope. Every authenticated principal may manage its own token and
+ * create narrower child tokens.
+ */
+export const BUILTIN_POLICIES: Record<string, string> = {
+  'builtin.admin': `permit (principal in ${role('admin')}, action, resource);`,
+  'builtin.developer.secrets': `permit (principal in ${role('developer')}, action in ${list([...SECRET_WORK, 'secret.list', 'environment.create'])}, resource)
+  when { resource has production && !resource.production };`,
+  'builtin.developer.metadata': `permit (principal in ${role('developer')}, action in ${list([...METADATA, 'project.create'])}, resource);`,
+  'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read'])}, resource);`,
+  'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore'])}, resource);`,
+  'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list'])}, resource);`,
+  'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create'])}, resource);`,
+};
+
+export const BUILTIN_ROLES = ['admin', 'developer', 'auditor', 'app'] as const;
