@@ -1,8 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { type CliIO, describeError, UsageError } from './context.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
+import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
 import { secretCommands } from './secret.ts';
+import { tokenCommands } from './token.ts';
 
 export interface ServerCommandOptions {
   dev?: boolean;
@@ -47,6 +49,8 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   operatorCommands(program, io);
   projectCommands(program, io);
   secretCommands(program, io);
+  tokenCommands(program, io);
+  policyCommands(program, io);
 
   for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
     c.exitOverride();

@@ -53,6 +53,14 @@ export const ServerConfigSchema = Type.Object(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),
     dev: Type.Boolean(),
+    rate_limit: Type.Object(
+      {
+        requests_per_second: Type.Number({ minimum: 0, maximum: 1_000_000 }),
+        burst: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+      },
+      { ...Strict, description: 'per token (per app for app tokens); 0 disables; root tokens are exempt' },
+    ),
+    audit: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 16, description: 'audit sinks; validated by the audit module' })),
   },
   Strict,
 );
@@ -65,6 +73,7 @@ export const DEFAULTS = {
   max_request_bytes: 1024 * 1024,
   log_level: 'info',
   dev: false,
+  rate_limit: { requests_per_second: 100, burst: 200 },
 } as const;
 
 export class ConfigError extends Error {

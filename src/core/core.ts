@@ -6,6 +6,7 @@ import { type Barrier, createBarrier } from '../barrier/barrier.ts';
 import { createKvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import { createRateLimiter } from '../lib/ratelimit.ts';
 import type { Decision } from '../policy/authorize.ts';
 import { createPolicyEngine, type PolicyEngine } from '../policy/engine.ts';
 import { policyOperations } from '../policy/operations.ts';
@@ -28,6 +29,8 @@ export interface CoreDeps {
   onUnseal?: (() => Promise<void>)[];
   /** Runs when the core seals. */
   onSeal?: (() => void)[];
+  /** Requests per second (and burst) allowed per token, or per app for app tokens; root tokens are exempt. */
+  rateLimit?: { requests_per_second: number; burst: number } | undefined;
 }
 
 export interface Core {
@@ -81,6 +84,10 @@ export function createCore(deps: CoreDeps): Core {
   const policies = createPolicyEngine(barrier.view('sys/policy/'));
   const kv = createKvEngine(barrier.view('logical/kv/'), deps.clock);
   const operations = new Map<string, AnyOperation>();
+  const limiter =
+    deps.rateLimit && deps.rateLimit.requests_per_second > 0
+      ? createRateLimiter({ rate: deps.rateLimit.requests_per_second, burst: deps.rateLimit.burst, now: () => deps.clock.now() })
+      : undefined;
   let refresher: NodeJS.Timeout | undefined;
 
   async function decide(
@@ -135,6 +142,16 @@ export function createCore(deps: CoreDeps): Core {
         }
         entry = await tokens.use(request.token);
         identity = identityOf(entry);
+        if (limiter && !entry.policies.includes('root')) {
+          // an app's tokens share one budget, so minting more tokens does not buy more requests
+          const key = entry.owner.type === 'app' ? `app:${entry.owner.id}` : `token:${entry.accessor}`;
+          const wait = limiter.take(key);
+          if (wait > 0) {
+            throw new StrongroomError('rate_limited', `too many requests for this ${entry.owner.type === 'app' ? 'application' : 'token'}; retry in ${wait} s`, {
+              details: { retry_after: wait },
+            });
+          }
+        }
       }
       const resource = await kv.describe(op.resource(input as never));
       const resourceId = `${resource.type}::${resource.id}`;

@@ -145,6 +145,40 @@ export function createClient(opts: ClientOptions) {
       ),
     restoreSecret: (project: string, env: string, name: string) =>
       call<{ name: string; version: number }>('POST', `${secretPath(project, env, name)}/restore`),
+
+    /** Creates a child of the calling token: never more roles, scope or lifetime than the caller. */
+    createToken: (req: api.TokenCreateRequest = {}) =>
+      call<api.AuthResponse>('POST', '/v1/auth/token/create', req),
+    /** The calling token's own record. */
+    lookupSelf: () => call<{ data: api.TokenInfo }>('GET', '/v1/auth/token/lookup-self'),
+    /** Extends the calling token (up to its maximum lifetime). */
+    renewSelf: (increment?: string | number) =>
+      call<{
+        auth: Pick<api.AuthResponse['auth'], 'accessor' | 'policies' | 'expires_at' | 'renewable' | 'ttl'>;
+      }>('POST', '/v1/auth/token/renew-self', increment === undefined ? {} : { increment }),
+    /** Revokes the calling token and its children. */
+    revokeSelf: () => call<{ revoked: number }>('POST', '/v1/auth/token/revoke-self'),
+    /** Revokes a token (and its children) by value. */
+    revokeToken: (token: string) => call<{ revoked: number }>('POST', '/v1/auth/token/revoke', { token }),
+    /** Revokes a token (and its children) by accessor. */
+    revokeAccessor: (accessor: string) =>
+      call<{ revoked: number }>('POST', '/v1/auth/token/revoke-accessor', { accessor }),
+    lookupAccessor: (accessor: string) =>
+      call<{ data: api.TokenInfo }>('POST', '/v1/auth/token/lookup-accessor', { accessor }),
+
+    /** Stores a named Cedar policy file (validated against the schema). */
+    putPolicy: (name: string, policy: string) =>
+      call<{ name: string; policies: number }>('PUT', `/v1/sys/policies/${seg(name)}`, { policy }),
+    getPolicy: (name: string) =>
+      call<{ name: string; policy: string }>('GET', `/v1/sys/policies/${seg(name)}`),
+    listPolicies: () => call<{ policies: string[] }>('GET', '/v1/sys/policies'),
+    deletePolicy: (name: string) => call<{ deleted: string }>('DELETE', `/v1/sys/policies/${seg(name)}`),
+    /** Explains whether a principal may perform an action on a resource. */
+    testPolicy: (req: api.PolicyTestRequest) =>
+      call<api.PolicyTestResponse>('POST', '/v1/sys/policy-test', req),
+
+    /** Low-level call for routes without a typed method. */
+    request: call,
   };
 }
 

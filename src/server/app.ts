@@ -124,6 +124,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof StrongroomError) {
       const status = HTTP_STATUS[err.code];
+      const retry = err.details?.retry_after;
+      if (typeof retry === 'number') reply.header('retry-after', String(Math.ceil(retry)));
       if (status >= 500 && err.code !== 'sealed' && err.code !== 'not_initialized') {
         req.log.error({ code: err.code, path: err.details?.path }, 'request failed');
       }

@@ -5,11 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { createAuditBroker } from '../audit/broker.ts';
 import { parseListen, type ServerConfig } from '../config/config.ts';
-import { type Core, createCore } from '../core/core.ts';
+import type { Core } from '../core/core.ts';
 import { systemClock } from '../lib/clock.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage, type StorageConfig } from '../storage/index.ts';
 import { buildServer } from './app.ts';
+import { assembleVault } from './vault.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -59,18 +60,19 @@ export async function startServer(
   const storage = await openStorage(config.storage as StorageConfig);
   let app: FastifyInstance | undefined;
   try {
-    const core = createCore({
+    const { core, routes } = assembleVault({
       storage,
       seal: config.seal,
       clock: systemClock,
       audit: createAuditBroker([]),
+      rateLimit: config.rate_limit,
     });
     await core.start();
 
     let devRootToken: string | undefined;
     if (config.dev) devRootToken = await prepareDev(core);
 
-    app = await buildServer({ config, core, logger });
+    app = await buildServer({ config, core, logger, routes });
     const { host, port } = parseListen(config.listen);
     await app.listen({ host, port });
     const addr = app.server.address();

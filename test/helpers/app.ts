@@ -7,7 +7,8 @@ import type { TestContext } from 'node:test';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createAuditBroker } from '../../src/audit/broker.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
-import { type Core, createCore } from '../../src/core/core.ts';
+import type { Core } from '../../src/core/core.ts';
+import { assembleVault } from '../../src/server/vault.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
 import { buildServer } from '../../src/server/app.ts';
@@ -58,6 +59,8 @@ export interface TestAppOptions {
   clock?: Clock;
   config?: Partial<ServerConfig>;
   keyFile?: string;
+  /** Requests per second per token (default: unlimited in tests). */
+  rateLimit?: { requests_per_second: number; burst: number };
 }
 
 /** A fresh in-process server (memory storage unless given), torn down when the test ends. */
@@ -84,14 +87,15 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     },
   });
   const logger = createLogger('info', sink);
-  const core = createCore({
+  const { core, routes } = assembleVault({
     storage,
     seal,
     clock: opts.clock ?? systemClock,
     audit: createAuditBroker([]),
+    rateLimit: opts.rateLimit,
   });
   await core.start();
-  const app = await buildServer({ config, core, logger });
+  const app = await buildServer({ config, core, logger, routes });
   await app.ready();
   t.after(async () => {
     await app.close();
