@@ -70,7 +70,10 @@ export function operatorCommands(program: Command, io: CliIO): void {
       const client = clientFor(io, cmd);
       let s: Awaited<ReturnType<typeof client.sealStatus>>;
       if (o.reset) s = await client.unsealReset();
-      else {
+      else if (!key && (await client.sealStatus()).type === 'static') {
+        // a static seal unseals from its own key file
+        s = await client.request('POST', '/v1/sys/unseal', {});
+      } else {
         const share = key ?? (await readSecretInput(io, 'Unseal key share'));
         if (share.trim() === '') throw new UsageError('no unseal key given');
         s = await client.unseal(share.trim());

@@ -32,12 +32,16 @@ export function secretCommands(program: Command, io: CliIO): void {
     .argument('<address>', 'PROJECT/ENV/NAME')
     .option('--meta <key=value>', 'metadata to attach (repeatable)', collect, [])
     .option('--cas <version>', 'write only if the current version is this (0: only if it does not exist)')
+    .option('--allow-empty', 'store an empty value (refused by default: an empty pipe is usually a mistake)')
     .description(
       'write a new version; the value is read from stdin or a hidden prompt, never from the command line',
     )
-    .action(async (address: string, o: { meta: string[]; cas?: string }, cmd: Command) => {
+    .action(async (address: string, o: { meta: string[]; cas?: string; allowEmpty?: boolean }, cmd: Command) => {
       const a = parseSecretAddress(address);
       const value = await readSecretInput(io, `Value for ${address}`);
+      if (value === '' && !o.allowEmpty) {
+        throw new UsageError('the value is empty (nothing on standard input?); pipe the value in, or pass --allow-empty');
+      }
       const options = {
         ...(o.meta.length ? { metadata: parseMetadata(o.meta) } : {}),
         ...(o.cas === undefined ? {} : { cas: o.cas === '0' ? 0 : parsePositiveInt('--cas', o.cas) }),
@@ -128,7 +132,7 @@ export function secretCommands(program: Command, io: CliIO): void {
   s.command('delete')
     .argument('<address>', 'PROJECT/ENV/NAME')
     .option('--destroy', 'erase every version for good (cannot be undone)')
-    .option('--yes', 'do not ask for confirmation of --destroy')
+    .option('--yes', 'confirm --destroy (required with it)')
     .description('delete a secret (restorable with `secret restore`), or --destroy it for good')
     .action(async (address: string, o: { destroy?: boolean; yes?: boolean }, cmd: Command) => {
       const a = parseSecretAddress(address);

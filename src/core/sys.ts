@@ -82,9 +82,21 @@ export function sysOperations(core: Core) {
           core.seal.resetProgress();
           return sealStatus();
         }
-        if (i.key === undefined)
-          throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
         const wasSealed = core.barrier.sealed;
+        const status = await core.seal.status();
+        if (status.type === 'static') {
+          // a static seal unseals from its key file; shares do not apply
+          if (i.key !== undefined) {
+            throw new StrongroomError('validation_failed', 'this server uses a static seal: send {} to unseal it from its key file');
+          }
+          if (!status.initialized) throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
+          if (wasSealed) {
+            await core.seal.unsealWithKeyFile();
+            await core.afterUnseal();
+          }
+          return sealStatus();
+        }
+        if (i.key === undefined) throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
         await core.seal.submitShare(i.key);
         if (wasSealed && !core.barrier.sealed) await core.afterUnseal();
         return sealStatus();

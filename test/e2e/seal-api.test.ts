@@ -525,3 +525,16 @@ test('rotate and key-status are 503 sealed while sealed', async (t) => {
   fails(await a.call('POST', '/v1/sys/rotate'), 503, 'sealed');
   fails(await a.call('GET', '/v1/sys/key-status'), 503, 'sealed');
 });
+
+test('a static-seal server sealed by an operator unseals again from its key file, and refuses key shares', async (t) => {
+  const a = await buildTestApp(t);
+  assert.equal((await a.call('POST', '/v1/projects', { name: 'p' })).statusCode, 201);
+  assert.equal((await a.call('POST', '/v1/sys/seal')).statusCode, 200);
+  assert.equal((await a.call('GET', '/v1/projects')).statusCode, 503);
+  const withKey = await a.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { key: 'ab'.repeat(33) } });
+  assert.equal(withKey.statusCode, 400);
+  const res = await a.inject({ method: 'POST', url: '/v1/sys/unseal', payload: {} });
+  assert.equal(res.statusCode, 200);
+  assert.equal(res.json().sealed, false);
+  assert.equal((await a.call('GET', '/v1/projects')).statusCode, 200);
+});
