@@ -161,6 +161,7 @@ export function createCore(deps: CoreDeps): Core {
             deps.audit.log({
               time: new Date(deps.clock.now()).toISOString(),
               request_id: request.request_id,
+              ...(request.trace_id ? { trace_id: request.trace_id } : {}),
               operation: op.name,
               action: op.action,
               resource: resourceId,

@@ -34,6 +34,8 @@ export interface Resource {
 export interface RequestInfo {
   request_id: string;
   client_address: string;
+  /** W3C trace id (32 hex) from the caller's `traceparent`, or a new one. */
+  trace_id?: string;
   /** The bearer token as presented, if any. Never logged or audited. */
   token?: string | undefined;
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import Fastify, {
   type FastifyError,
@@ -33,6 +33,15 @@ function tokenFrom(req: FastifyRequest): string | undefined {
   }
   const vault = req.headers['x-vault-token'];
   return typeof vault === 'string' && vault !== '' ? vault : undefined;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The trace id of a W3C `traceparent` header (all-zero ids are invalid), or a new random one. */
+function traceIdFrom(req: FastifyRequest): string {
+  const h = req.headers.traceparent;
+  const m = typeof h === 'string' ? TRACEPARENT.exec(h.trim()) : null;
+  return m && !/^0+$/.test(m[1]!) ? m[1]! : randomBytes(16).toString('hex');
 }
 
 function errorReply(reply: FastifyReply, status: number, code: string, message: string) {
@@ -171,6 +180,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
         const operation = r.variant?.when(req) ? r.variant.operation : r.operation;
         const result = await core.invoke(operation, r.input(req), {
           request_id: req.id,
+          trace_id: traceIdFrom(req),
           client_address: req.ip,
           token: tokenFrom(req),
         });
