@@ -112,9 +112,9 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
     return id;
   }
 
+  /** Frozen (shared through the read cache): spread it to change it. */
   async function readEntry(r: BarrierWriter, id: string): Promise<TokenEntry | undefined> {
-    const raw = await r.get(`id/${id}`);
-    return raw ? (JSON.parse(raw.toString('utf8')) as TokenEntry) : undefined;
+    return (await r.getJson<TokenEntry>(`id/${id}`)) as TokenEntry | undefined;
   }
 
   function live(e: TokenEntry | undefined): e is TokenEntry {

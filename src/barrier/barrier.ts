@@ -24,6 +24,12 @@ export const KEYRING_PATH = 'core/keyring';
 export interface BarrierReader {
   /** Decrypted value at `path`, or undefined. Throws `integrity_error` when the stored record fails authentication. */
   get(path: string): Promise<Buffer | undefined>;
+  /**
+   * The value at `path` parsed as JSON and deeply frozen: outside transactions
+   * it may be shared with other callers through the read cache, so it must
+   * never be mutated (copy it to change it).
+   */
+  getJson<T>(path: string): Promise<Readonly<T> | undefined>;
   /** Paths under `prefix`, in byte order (paths are not secret: they are stored in clear). */
   list(prefix: string): Promise<string[]>;
 }
@@ -109,11 +115,29 @@ function recordTerm(record: Uint8Array): number | undefined {
   return Buffer.from(record.buffer, record.byteOffset, record.byteLength).readUInt32BE(1);
 }
 
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+function parseFrozen<T>(b: Buffer): Readonly<T> {
+  return deepFreeze(JSON.parse(b.toString('utf8')) as T);
+}
+
 /** A bounded LRU of decrypted records, by storage path. */
+interface CacheEntry {
+  buf: Buffer;
+  /** The parsed, frozen JSON of `buf`, once someone asked for it. */
+  json?: unknown;
+}
+
 class ReadCache {
   readonly #max: number;
   #bytes = 0;
-  #map = new Map<string, Buffer>();
+  #map = new Map<string, CacheEntry>();
   /** Moves on every write, so reads that overlapped a write do not fill the cache. */
   epoch = 0;
 
@@ -121,7 +145,7 @@ class ReadCache {
     this.#max = maxBytes;
   }
 
-  get(path: string): Buffer | undefined {
+  get(path: string): CacheEntry | undefined {
     const v = this.#map.get(path);
     if (v) {
       this.#map.delete(path);
@@ -130,15 +154,17 @@ class ReadCache {
     return v;
   }
 
-  set(path: string, value: Buffer): void {
-    if (value.byteLength > this.#max / 64) return;
+  set(path: string, value: Buffer): CacheEntry | undefined {
+    if (value.byteLength > this.#max / 64) return undefined;
     this.#drop(path);
-    this.#map.set(path, value);
+    const entry: CacheEntry = { buf: value };
+    this.#map.set(path, entry);
     this.#bytes += value.byteLength + path.length;
     for (const [k] of this.#map) {
       if (this.#bytes <= this.#max) break;
       this.#drop(k);
     }
+    return entry;
   }
 
   invalidate(path: string): void {
@@ -154,8 +180,8 @@ class ReadCache {
   #drop(path: string): void {
     const v = this.#map.get(path);
     if (!v) return;
-    this.#bytes -= v.byteLength + path.length;
-    v.fill(0);
+    this.#bytes -= v.buf.byteLength + path.length;
+    v.buf.fill(0);
     this.#map.delete(path);
   }
 }
@@ -245,11 +271,16 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
   }
 
   function writerOver(w: StorageWriter, onWrite?: (path: string) => void): BarrierWriter {
+    const get = async (path: string) => {
+      keys();
+      const raw = await w.get(path);
+      return raw === undefined ? undefined : decrypt(path, raw);
+    };
     return {
-      async get(path) {
-        keys();
-        const raw = await w.get(path);
-        return raw === undefined ? undefined : decrypt(path, raw);
+      get,
+      async getJson(path) {
+        const b = await get(path);
+        return b === undefined ? undefined : parseFrozen(b);
       },
       async list(prefix) {
         keys();
@@ -287,11 +318,24 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
         async get(path) {
           keys();
           const hit = cache.get(path);
-          if (hit) return Buffer.from(hit);
+          if (hit) return Buffer.from(hit.buf);
           const epoch = cache.epoch;
           const plain = await direct.get(path);
           if (plain && epoch === cache.epoch) cache.set(path, Buffer.from(plain));
           return plain;
+        },
+        async getJson<T>(path: string) {
+          keys();
+          let entry = cache.get(path);
+          if (!entry) {
+            const epoch = cache.epoch;
+            const plain = await direct.get(path);
+            if (!plain) return undefined;
+            entry = epoch === cache.epoch ? cache.set(path, plain) : undefined;
+            if (!entry) return parseFrozen<T>(plain);
+          }
+          if (entry.json === undefined) entry.json = parseFrozen(entry.buf);
+          return entry.json as Readonly<T>;
         },
       }
     : direct;
@@ -299,6 +343,7 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
   function prefixed(inner: BarrierWriter, prefix: string): BarrierWriter {
     return {
       get: (p) => inner.get(prefix + p),
+      getJson: (p) => inner.getJson(prefix + p),
       list: async (p) => (await inner.list(prefix + p)).map((k) => k.slice(prefix.length)),
       put: (p, v) => inner.put(prefix + p, v),
       delete: (p) => inner.delete(prefix + p),

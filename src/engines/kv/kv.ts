@@ -119,14 +119,14 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     r: BarrierWriter,
     a: SecretAddress,
     opts: { allowDeleted?: boolean } = {},
-  ): Promise<SecretRecord> {
+  ): Promise<Readonly<SecretRecord>> {
     const path = checkSecret(a);
-    const raw = await r.get(`meta/${path}`);
-    if (!raw) {
+    // frozen and possibly shared through the read cache: copy before changing
+    const rec = await r.getJson<SecretRecord>(`meta/${path}`);
+    if (!rec) {
       await environment(r, a);
       throw new StrongroomError('secret_not_found', `secret ${path} does not exist`);
     }
-    const rec = dec<SecretRecord>(raw);
     if (rec.deleted_at !== null && !opts.allowDeleted) {
       throw new StrongroomError(
         'secret_deleted',
@@ -137,11 +137,9 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
   }
 
   async function readValue(r: BarrierWriter, path: string, version: number): Promise<string> {
-    const raw = await r.get(`data/${path}/${pad(version)}`);
-    if (!raw) throw new StrongroomError('version_destroyed', `version ${version} of ${path} was destroyed`);
-    const v = dec<ValueRecord>(raw).value;
-    raw.fill(0);
-    return v;
+    const rec = await r.getJson<ValueRecord>(`data/${path}/${pad(version)}`);
+    if (!rec) throw new StrongroomError('version_destroyed', `version ${version} of ${path} was destroyed`);
+    return rec.value;
   }
 
   async function appendVersion(
@@ -423,7 +421,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       resource: secretResource,
       async handle(_ctx, i) {
         return store.transaction(async (tx) => {
-          const rec = await secret(tx, i, { allowDeleted: true });
+          const rec = { ...(await secret(tx, i, { allowDeleted: true })) };
           if (rec.deleted_at === null) {
             rec.deleted_at = iso();
             await tx.put(`meta/${i.project}/${i.env}/${i.name}`, enc(rec));
@@ -456,8 +454,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       resource: secretResource,
       async handle(_ctx, i) {
         return store.transaction(async (tx) => {
-          const rec = await secret(tx, i, { allowDeleted: true });
-          rec.deleted_at = null;
+          const rec = { ...(await secret(tx, i, { allowDeleted: true })), deleted_at: null };
           await tx.put(`meta/${i.project}/${i.env}/${i.name}`, enc(rec));
           return { name: rec.name, version: rec.current_version };
         });
@@ -479,17 +476,16 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     checkSlug('project', a.project);
     checkSlug('environment', a.environment);
     if (r.type === 'Secret') checkSecretName(a.name!);
-    const raw = await store.get(`projects/${a.project}`);
-    const env = raw ? dec<ProjectRecord>(raw).environments[a.environment] : undefined;
+    const env = (await store.getJson<ProjectRecord>(`projects/${a.project}`))?.environments[a.environment];
     const production = a.production ?? env?.production ?? defaultProduction(a.environment);
     if (r.type === 'Environment') return { ...r, attrs: { ...a, production } };
-    const meta = await store.get(`meta/${a.project}/${a.environment}/${a.name}`);
+    const meta = await store.getJson<SecretRecord>(`meta/${a.project}/${a.environment}/${a.name}`);
     return {
       ...r,
       attrs: {
         ...a,
         production,
-        ...(meta ? secretAttrs(dec<SecretRecord>(meta)) : { provider: '', tags: [] }),
+        ...(meta ? secretAttrs(meta) : { provider: '', tags: [] }),
       },
     };
   }
@@ -498,7 +494,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
 }
 
 /** Policy-visible attributes of a secret, from its metadata. */
-function secretAttrs(r: SecretRecord): { provider: string; tags: string[] } {
+function secretAttrs(r: Readonly<SecretRecord>): { provider: string; tags: string[] } {
   const m = r.metadata ?? {};
   return {
     provider: typeof m.provider === 'string' ? m.provider : '',
