@@ -219,4 +219,24 @@ describe('barrier', () => {
     await a.put('p/x', Buffer.from('two'));
     assert.equal((await b.get('p/x'))!.toString(), 'two');
   });
+
+  test('getJson returns frozen values that follow every write', async () => {
+    const { barrier } = await unsealedBarrier();
+    await barrier.put('p/j', Buffer.from(JSON.stringify({ a: { b: 1 } })));
+    const first = await barrier.getJson<{ a: { b: number } }>('p/j');
+    assert.deepEqual(first, { a: { b: 1 } });
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first!.a));
+    assert.throws(() => {
+      (first as { a: { b: number } }).a.b = 2;
+    }, TypeError);
+    await barrier.put('p/j', Buffer.from(JSON.stringify({ a: { b: 3 } })));
+    assert.deepEqual(await barrier.getJson('p/j'), { a: { b: 3 } });
+    await barrier.transaction(async (tx) => {
+      const inTx = await tx.getJson<{ a: { b: number } }>('p/j');
+      assert.deepEqual(inTx, { a: { b: 3 } });
+      await tx.put('p/j', Buffer.from(JSON.stringify({ a: { b: 4 } })));
+    });
+    assert.deepEqual(await barrier.getJson('p/j'), { a: { b: 4 } });
+    assert.equal(await barrier.getJson('p/missing'), undefined);
+  });
 });
