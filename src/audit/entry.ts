@@ -10,8 +10,8 @@ import { createHash } from 'node:crypto';
  *
  * `prev` is the hex SHA-256 of the previous line's exact bytes (without its
  * newline); the first line of a file links to GENESIS_HASH. A checkpoint signs
- * (Ed25519) its seq and the chain head, which transitively covers every line
- * before it.
+ * (Ed25519) its own line, which holds its seq and the chain head: that
+ * transitively covers every line before it.
  *
  * The CLI verifier (src/cli/audit.ts) cannot import this layer, so it carries
  * its own copy of GENESIS_HASH and checkpointMessage(); a test keeps them equal.
@@ -53,7 +53,7 @@ export interface AuditEntry {
 }
 
 /** Why a checkpoint was written. */
-export type CheckpointReason = 'count' | 'interval' | 'shutdown' | 'rotate' | 'manual';
+export type CheckpointReason = 'count' | 'interval' | 'shutdown' | 'seal' | 'rotate' | 'manual';
 
 /** A signed checkpoint line. */
 export interface CheckpointLine {
@@ -66,7 +66,7 @@ export interface CheckpointLine {
   signed_at: string;
   /** Hex SHA-256 (first 16 bytes) of the signing key's DER SubjectPublicKeyInfo. */
   key_id: string;
-  /** Base64 Ed25519 signature of checkpointMessage(seq, chain_head, signed_at, key_id). */
+  /** Base64 Ed25519 signature of checkpointMessage(the line without this member); always the last member. */
   signature: string;
 }
 
@@ -81,7 +81,16 @@ export function lineHash(line: string | Uint8Array): string {
   return createHash('sha256').update(line).digest('hex');
 }
 
-/** The exact bytes a checkpoint signature covers. */
-export function checkpointMessage(seq: number, chainHead: string, signedAt: string, keyId: string): Buffer {
-  return Buffer.from(`strongroom-audit-checkpoint-v1\n${seq}\n${chainHead}\n${signedAt}\n${keyId}\n`);
+/**
+ * The exact bytes a checkpoint signature covers: a domain label, then the
+ * checkpoint line as written minus its final `signature` member, i.e. every
+ * byte of the line except the signature itself.
+ */
+export function checkpointMessage(unsignedJson: string): Buffer {
+  return Buffer.from(`strongroom-audit-checkpoint-v1\n${unsignedJson}`);
+}
+
+/** Appends the signature as the last member of the checkpoint object. */
+export function withSignature(unsignedJson: string, signature: Uint8Array): string {
+  return `${unsignedJson.slice(0, -1)},"signature":"${Buffer.from(signature).toString('base64')}"}`;
 }

@@ -31,34 +31,52 @@ export function createAuditHasher(key: KeyObject | Uint8Array): AuditHasher {
  * and `CLIENT_SECRET` are the same name).
  */
 export const SENSITIVE_FIELDS: readonly string[] = [
+  // secret values and key material
   'value',
   'values',
-  'token',
-  'client_token',
-  'root_token',
-  'password',
-  'new_password',
-  'old_password',
-  'passphrase',
-  'client_secret',
   'secret',
   'secret_value',
+  'plaintext',
   'api_key',
   'key',
   'keys',
   'keys_base64',
   'unseal_key',
   'private_key',
-  'recovery_code',
-  'recovery_codes',
+  'data_key',
+  'hmac_key',
+  'signing_key',
+  'input',
+  // tokens and credentials
+  'token',
+  'client_token',
+  'root_token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'jwt',
+  'assertion',
+  'client_secret',
+  'secret_id',
+  'credential',
+  'credentials',
+  'authorization',
+  'cookie',
+  // passwords and second factors
+  'password',
+  'new_password',
+  'old_password',
+  'passphrase',
+  'passcode',
+  'pin',
+  'otp',
   'totp',
   'totp_code',
   'totp_secret',
-  'otp',
   'code',
-  'authorization',
-  'cookie',
-  'input',
+  'recovery_code',
+  'recovery_codes',
+  'seed',
 ];
 
 /** A prepared set of sensitive names (build once, reuse per entry). */
@@ -77,7 +95,25 @@ export function sensitiveFields(names: Iterable<string> = SENSITIVE_FIELDS): Sen
 const DEFAULT_SET = sensitiveFields();
 // Strongroom tokens are recognisable (src/crypto/token.ts): hide them wherever they appear.
 const TOKEN_LIKE = /\bsr[a-z]_[A-Za-z0-9_-]{43}_[0-9A-Za-z]{6}\b/;
+const TOKEN_LENGTH = 54;
 const MAX_DEPTH = 32;
+
+// entries repeat the same few field names: remember each name's verdict per set
+const verdicts = new WeakMap<SensitiveFields, Map<string, boolean>>();
+function isSensitive(set: SensitiveFields, name: string): boolean {
+  let cache = verdicts.get(set);
+  if (!cache) {
+    cache = new Map();
+    verdicts.set(set, cache);
+  }
+  let v = cache.get(name);
+  if (v === undefined) {
+    v = set.has(normalise(name));
+    if (cache.size >= 10_000) cache.clear();
+    cache.set(name, v);
+  }
+  return v;
+}
 
 /**
  * A deep copy of `input` in which every field whose name is sensitive, every
@@ -99,27 +135,30 @@ export function sanitize(
     if (typeof v === 'object') return hasher.hmacField(JSON.stringify(v) ?? '');
     return hasher.hmacField(String(v));
   };
-  const seen = new WeakSet<object>();
-  const walk = (v: unknown, depth: number): unknown => {
-    if (typeof v === 'string') return TOKEN_LIKE.test(v) ? hide(v) : v;
+  // the objects being walked, to cut cycles (entries are shallow: a short list beats a set)
+  const path: object[] = [];
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.length >= TOKEN_LENGTH && TOKEN_LIKE.test(v) ? hide(v) : v;
     if (v === null || typeof v !== 'object') return typeof v === 'bigint' ? String(v) : v;
     if (v instanceof Uint8Array || v instanceof ArrayBuffer) return hide(Buffer.from(v as Uint8Array));
-    if (depth >= MAX_DEPTH || seen.has(v)) return '[elided]';
-    seen.add(v);
+    if (path.length >= MAX_DEPTH || path.includes(v)) return '[elided]';
+    path.push(v);
     let out: unknown;
-    if (Array.isArray(v)) out = v.map((x) => walk(x, depth + 1));
+    if (Array.isArray(v)) out = v.map(walk);
     else if (v instanceof Date) out = v.toISOString();
     else {
       const o: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) {
-        o[k] = set.has(normalise(k)) ? hide(x) : walk(x, depth + 1);
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        const x = (v as Record<string, unknown>)[k];
+        o[k] = isSensitive(set, k) ? hide(x) : walk(x);
       }
       out = o;
     }
-    seen.delete(v);
+    path.pop();
     return out;
   };
-  return walk(input, 0);
+  return walk(input);
 }
 
 function isPrepared(names: object): names is SensitiveFields {

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { type CliIO, describeError, UsageError } from './context.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
+import { auditCommands } from './audit.ts';
 import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
 import { secretCommands } from './secret.ts';
@@ -51,6 +52,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   secretCommands(program, io);
   tokenCommands(program, io);
   policyCommands(program, io);
+  auditCommands(program, io);
 
   for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
     c.exitOverride();

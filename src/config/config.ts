@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
+import { AuditCheckpointConfigSchema, AuditConfigSchema, defaultAuditConfig } from '../audit/config.ts';
 
 /**
  * Server configuration: one schema, read from a YAML file, then overridden by
@@ -60,7 +61,8 @@ export const ServerConfigSchema = Type.Object(
       },
       { ...Strict, description: 'per token (per app for app tokens); 0 disables; root tokens are exempt' },
     ),
-    audit: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 16, description: 'audit sinks; validated by the audit module' })),
+    audit: Type.Optional(AuditConfigSchema),
+    audit_checkpoint: Type.Optional(AuditCheckpointConfigSchema),
   },
   Strict,
 );
@@ -238,6 +240,13 @@ export function loadServerConfig(
   // resolve relative file paths against the config file's folder
   if ('sqlite' in config.storage) config.storage.sqlite.path = resolve(base, config.storage.sqlite.path);
   if ('static' in config.seal) config.seal.static.key_file = resolve(base, config.seal.static.key_file);
+  // audit: a JSON-lines file beside the data by default (next to the config file for PostgreSQL)
+  if (config.audit === undefined) {
+    config.audit = defaultAuditConfig('sqlite' in config.storage ? dirname(config.storage.sqlite.path) : base);
+  }
+  for (const sink of config.audit) {
+    if ('file' in sink) sink.file.path = resolve(base, sink.file.path);
+  }
   if (config.tls) {
     config.tls.cert_file = resolve(base, config.tls.cert_file);
     config.tls.key_file = resolve(base, config.tls.key_file);

@@ -174,6 +174,8 @@ export function createCore(deps: CoreDeps): Core {
                   }
                 : null,
               client_address: request.client_address,
+              // the broker replaces secret values, tokens and passwords with HMACs before any sink sees them
+              request: input,
               ...e,
             })
         : undefined;

@@ -3,7 +3,6 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { createAuditBroker } from '../audit/broker.ts';
 import { parseListen, type ServerConfig } from '../config/config.ts';
 import type { Core } from '../core/core.ts';
 import { systemClock } from '../lib/clock.ts';
@@ -60,13 +59,20 @@ export async function startServer(
   const storage = await openStorage(config.storage as StorageConfig);
   let app: FastifyInstance | undefined;
   try {
-    const { core, routes } = assembleVault({
+    const vault = assembleVault({
       storage,
       seal: config.seal,
       clock: systemClock,
-      audit: createAuditBroker([]),
+      audit: config.audit ?? [],
+      auditCheckpoint: config.audit_checkpoint,
+      onAuditSinkError: (sink, err) =>
+        logger.warn({ sink, err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } }, 'audit sink failed'),
       rateLimit: config.rate_limit,
     });
+    const { core, routes } = vault;
+    if ((config.audit ?? []).length === 0) {
+      logger.warn('AUDITING IS DISABLED (audit: []): requests are served without an audit record');
+    }
     await core.start();
 
     let devRootToken: string | undefined;
@@ -92,7 +98,7 @@ export async function startServer(
       ...(devRootToken ? { devRootToken } : {}),
       async close() {
         await server.close();
-        core.sealNow();
+        await vault.close();
         await storage.close();
       },
     };

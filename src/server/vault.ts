@@ -1,10 +1,12 @@
-import type { AuditBroker } from '../audit/broker.ts';
+import type { AuditCheckpointConfig, AuditConfig } from '../audit/config.ts';
+import { type AuditSetup, createAudit } from '../audit/module.ts';
 import { type Core, createCore } from '../core/core.ts';
 import type { AnyOperation } from '../core/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import type { RouteDef } from './routes/v1/routes.ts';
+import { auditRoutes } from './routes/v1/audit.ts';
 import { v1Routes } from './routes/v1/routes.ts';
 
 /**
@@ -17,20 +19,47 @@ export interface VaultDeps {
   storage: StorageBackend;
   seal: SealSettings;
   clock: Clock;
-  audit: AuditBroker;
+  /** Audit sinks; [] disables auditing. */
+  audit: AuditConfig;
+  auditCheckpoint?: AuditCheckpointConfig | undefined;
+  onAuditSinkError?: (sink: string, err: unknown) => void;
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
   /** Extra modules (tests). */
   modules?: ((core: Core) => AnyOperation[])[];
 }
 
-export function assembleVault(deps: VaultDeps): { core: Core; routes: RouteDef[] } {
+export interface Vault {
+  core: Core;
+  routes: RouteDef[];
+  audit: AuditSetup;
+  /** Closing checkpoint in the audit log, then the keys leave memory. */
+  close(): Promise<void>;
+}
+
+export function assembleVault(deps: VaultDeps): Vault {
+  const audit = createAudit(deps.audit, {
+    clock: deps.clock,
+    ...(deps.auditCheckpoint ? { checkpoint: deps.auditCheckpoint } : {}),
+    ...(deps.onAuditSinkError ? { onSinkError: deps.onAuditSinkError } : {}),
+  });
   const core = createCore({
     storage: deps.storage,
     seal: deps.seal,
     clock: deps.clock,
-    audit: deps.audit,
+    audit: audit.broker,
     rateLimit: deps.rateLimit,
-    modules: [...(deps.modules ?? [])],
+    modules: [audit.module, ...(deps.modules ?? [])],
+    onUnseal: [() => audit.onUnseal()],
+    onSeal: [() => audit.onSeal()],
   });
-  return { core, routes: [...v1Routes] };
+  return {
+    core,
+    routes: [...v1Routes, ...auditRoutes],
+    audit,
+    async close() {
+      core.stop();
+      await audit.close();
+      core.sealNow();
+    },
+  };
 }

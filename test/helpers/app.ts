@@ -5,14 +5,16 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { createAuditBroker } from '../../src/audit/broker.ts';
+import type { AuditConfig } from '../../src/audit/config.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
 import type { Core } from '../../src/core/core.ts';
-import { assembleVault } from '../../src/server/vault.ts';
+import type { AnyOperation } from '../../src/core/types.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
 import { buildServer } from '../../src/server/app.ts';
+import type { RouteDef } from '../../src/server/routes/v1/routes.ts';
 import { createLogger } from '../../src/server/run.ts';
+import { assembleVault } from '../../src/server/vault.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 
@@ -59,8 +61,14 @@ export interface TestAppOptions {
   clock?: Clock;
   config?: Partial<ServerConfig>;
   keyFile?: string;
+  /** Audit sinks (default: none, so auditing is off). */
+  audit?: AuditConfig;
   /** Requests per second per token (default: unlimited in tests). */
   rateLimit?: { requests_per_second: number; burst: number };
+  /** Extra core modules (e.g. a module under test that the vault does not assemble yet). */
+  modules?: ((core: Core) => AnyOperation[])[];
+  /** Extra routes, added after the vault's own. */
+  routes?: RouteDef[];
 }
 
 /** A fresh in-process server (memory storage unless given), torn down when the test ends. */
@@ -87,19 +95,21 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     },
   });
   const logger = createLogger('info', sink);
-  const { core, routes } = assembleVault({
+  const vault = assembleVault({
     storage,
     seal,
     clock: opts.clock ?? systemClock,
-    audit: createAuditBroker([]),
+    audit: opts.audit ?? [],
     rateLimit: opts.rateLimit,
+    ...(opts.modules ? { modules: opts.modules } : {}),
   });
+  const { core, routes } = vault;
   await core.start();
-  const app = await buildServer({ config, core, logger, routes });
+  const app = await buildServer({ config, core, logger, routes: [...routes, ...(opts.routes ?? [])] });
   await app.ready();
   t.after(async () => {
     await app.close();
-    core.sealNow();
+    await vault.close();
     if (!opts.storage) await storage.close();
   });
 

@@ -1,0 +1,68 @@
+import type { Core } from '../core/core.ts';
+import type { AnyOperation } from '../core/types.ts';
+import { type Clock, systemClock } from '../lib/clock.ts';
+import { type AuditBroker, createAuditBroker } from './broker.ts';
+import {
+  type AuditCheckpointConfig,
+  type AuditConfig,
+  auditFilePath,
+  checkpointOptions,
+  createSinks,
+} from './config.ts';
+import { type AuditKeys, createAuditKeys } from './keys.ts';
+import { auditOperations } from './operations.ts';
+
+/** Where the audit keys live in the barrier. */
+export const AUDIT_BARRIER_PREFIX = 'sys/audit/';
+
+/** Everything the server needs to audit, shaped for CoreDeps. */
+export interface AuditSetup {
+  /** CoreDeps.audit */
+  broker: AuditBroker;
+  /** For CoreDeps.modules: creates the keys over the core's barrier and returns the audit operations. */
+  module(core: Core): AnyOperation[];
+  /** For CoreDeps.onUnseal: loads (or creates) the audit keys. */
+  onUnseal(): Promise<void>;
+  /** For CoreDeps.onSeal: a last signed checkpoint, then the keys are forgotten. */
+  onSeal(): void;
+  /** The keys, once module() ran. */
+  readonly keys: AuditKeys | undefined;
+  /** At shutdown: a closing checkpoint in every sink, then the sinks are closed. */
+  close(): Promise<void>;
+}
+
+export interface AuditSetupOptions {
+  clock?: Clock;
+  checkpoint?: AuditCheckpointConfig;
+  stdout?: NodeJS.WritableStream;
+  onSinkError?(sink: string, err: unknown): void;
+}
+
+export function createAudit(config: AuditConfig, opts: AuditSetupOptions = {}): AuditSetup {
+  const clock = opts.clock ?? systemClock;
+  const broker = createAuditBroker(createSinks(config, opts.stdout ? { stdout: opts.stdout } : {}), {
+    clock,
+    ...checkpointOptions(opts.checkpoint),
+    ...(opts.onSinkError ? { onSinkError: opts.onSinkError } : {}),
+  });
+  let keys: AuditKeys | undefined;
+  return {
+    broker,
+    get keys() {
+      return keys;
+    },
+    module(core) {
+      keys = createAuditKeys(core.barrier.view(AUDIT_BARRIER_PREFIX));
+      broker.useKeys(keys);
+      return auditOperations({ keys, clock, file: auditFilePath(config) }) as AnyOperation[];
+    },
+    async onUnseal() {
+      await keys?.load();
+    },
+    onSeal() {
+      void broker.checkpoint('seal');
+      keys?.unload();
+    },
+    close: () => broker.close(),
+  };
+}

@@ -1,0 +1,98 @@
+import type { Operation, Resource } from '../core/types.ts';
+import { StrongroomError } from '../errors/errors.ts';
+import type { Clock } from '../lib/clock.ts';
+import { parseDuration } from '../lib/duration.ts';
+import type { AuditKeys } from './keys.ts';
+import { type AuditQueryResult, MAX_QUERY_LIMIT, queryAuditFile } from './query.ts';
+
+const AUDIT: Resource = { type: 'System', id: 'audit' };
+export const DEFAULT_QUERY_LIMIT = 100;
+
+export interface AuditHashInput {
+  input: string;
+}
+
+export interface AuditQueryInput {
+  actor?: string;
+  action?: string;
+  request_id?: string;
+  /** An ISO 8601 time, or a duration before now (`90s`, `15m`, `1h`, `7d`). */
+  since?: string;
+  until?: string;
+  limit?: number;
+}
+
+export interface AuditOperationDeps {
+  keys: AuditKeys;
+  clock: Clock;
+  /** The file `audit.query` searches (the first file sink); undefined when there is none. */
+  file: string | undefined;
+}
+
+/** An ISO time or a duration before `now`, as epoch milliseconds. */
+export function parseTimeBound(name: string, v: string, now: number): number {
+  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
+    const t = Date.parse(v);
+    if (Number.isFinite(t)) return t;
+  } else {
+    try {
+      return now - parseDuration(v) * 1000;
+    } catch {}
+  }
+  throw new StrongroomError(
+    'validation_failed',
+    `${name} must be an ISO 8601 time (2026-01-31T12:00:00Z) or a duration before now (15m, 1h, 7d)`,
+  );
+}
+
+/** `audit.hash` (compute the HMAC an audit entry carries for a value) and `audit.query` (search the file sink). */
+export function auditOperations(deps: AuditOperationDeps) {
+  return [
+    {
+      name: 'audit.hash',
+      action: 'audit.hash',
+      auth: 'token',
+      resource: () => AUDIT,
+      async handle(_ctx, i) {
+        const hasher = deps.keys.hasher;
+        if (!hasher) throw new StrongroomError('sealed', 'Strongroom is sealed');
+        return { hash: hasher.hmacField(i.input) };
+      },
+    } satisfies Operation<AuditHashInput, { hash: string }>,
+
+    {
+      name: 'audit.query',
+      action: 'audit.read',
+      auth: 'token',
+      resource: () => AUDIT,
+      async handle(_ctx, i): Promise<AuditQueryResult> {
+        if (deps.file === undefined) {
+          throw new StrongroomError(
+            'not_found',
+            'no audit file is configured: searching needs a `file` sink in the `audit` list',
+          );
+        }
+        const limit = i.limit ?? DEFAULT_QUERY_LIMIT;
+        if (!Number.isInteger(limit) || limit < 1 || limit > MAX_QUERY_LIMIT)
+          throw new StrongroomError('validation_failed', `limit must be from 1 to ${MAX_QUERY_LIMIT}`);
+        const now = deps.clock.now();
+        const since = i.since === undefined ? undefined : parseTimeBound('since', i.since, now);
+        const until = i.until === undefined ? undefined : parseTimeBound('until', i.until, now);
+        try {
+          return await queryAuditFile(deps.file, {
+            limit,
+            ...(i.actor === undefined ? {} : { actor: i.actor }),
+            ...(i.action === undefined ? {} : { action: i.action }),
+            ...(i.request_id === undefined ? {} : { request_id: i.request_id }),
+            ...(since === undefined ? {} : { since }),
+            ...(until === undefined ? {} : { until }),
+          });
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+            return { entries: [], more: false, partial: false };
+          throw new StrongroomError('audit_unavailable', 'the audit file cannot be read', { cause: err });
+        }
+      },
+    } satisfies Operation<AuditQueryInput, AuditQueryResult>,
+  ];
+}
