@@ -96,7 +96,8 @@ export function tokenOperations(core: Core) {
         const { token, entry } = await core.tokens.create({
           policies,
           display_name: i.display_name ?? `child of ${parent.display_name}`,
-          owner: parent.owner,
+          // a user's or app's child tokens stay theirs (revoked with them); a root token's children stand alone
+          ...(parent.owner.type === 'root' ? {} : { owner: parent.owner }),
           ...(ttl === undefined ? {} : { ttl }),
           ...(max === undefined ? {} : { explicit_max_ttl: max }),
           ...(i.renewable === undefined ? {} : { renewable: i.renewable }),

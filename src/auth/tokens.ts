@@ -205,7 +205,7 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
         accessor,
         policies,
         display_name: opts.display_name,
-        owner: opts.owner ?? parent?.owner ?? { type: 'token', id: accessor, name: opts.display_name },
+        owner: opts.owner ?? { type: 'token', id: accessor, name: opts.display_name },
         scope,
         mfa: opts.mfa ?? parent?.mfa ?? false,
         created_at: iso(now),
