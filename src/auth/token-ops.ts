@@ -1,8 +1,8 @@
 import type { Core } from '../core/core.ts';
+import { type Scope, scopeProblem } from '../core/scope.ts';
 import type { Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
-import { type Scope, scopeProblem } from '../core/scope.ts';
 import type { TokenEntry } from './tokens.ts';
 
 /** The token API: create child tokens, look up, renew and revoke. */
@@ -28,7 +28,7 @@ function duration(field: string, v: string | number | undefined): number | undef
 }
 
 /** What a client may see of a token entry (never the token itself). */
-export function publicEntry(e: TokenEntry) {
+export function publicEntry(e: TokenEntry, now: number) {
   return {
     accessor: e.accessor,
     display_name: e.display_name,
@@ -39,7 +39,7 @@ export function publicEntry(e: TokenEntry) {
     created_at: e.created_at,
     expires_at: e.expires_at,
     max_expires_at: e.max_expires_at,
-    ttl: e.expires_at === null ? 0 : Math.max(0, Math.round((Date.parse(e.expires_at) - Date.now()) / 1000)),
+    ttl: e.expires_at === null ? 0 : Math.max(0, Math.round((Date.parse(e.expires_at) - now) / 1000)),
     renewable: e.renewable,
     num_uses: e.num_uses,
     parent: e.parent,
@@ -90,7 +90,13 @@ export function tokenOperations(core: Core) {
           if (problem) throw new StrongroomError('validation_failed', problem);
         }
         const ttl = duration('ttl', i.ttl);
-        const max = duration('explicit_max_ttl', i.explicit_max_ttl);
+        if (ttl === 0)
+          throw new StrongroomError(
+            'validation_failed',
+            'ttl must be at least 1 second (leave it out for the default of 1 hour)',
+          );
+        // as in Vault, an explicit_max_ttl of 0 means no explicit maximum
+        const max = duration('explicit_max_ttl', i.explicit_max_ttl) || undefined;
         // a child inherits its parent's scope unless it narrows it
         const scope = i.scope ?? parent.scope;
         const { token, entry } = await core.tokens.create({
@@ -115,7 +121,7 @@ export function tokenOperations(core: Core) {
       action: 'token.self',
       auth: 'token',
       resource: () => SELF,
-      handle: async (ctx) => ({ data: publicEntry(caller(ctx)) }),
+      handle: async (ctx) => ({ data: publicEntry(caller(ctx), core.clock.now()) }),
     } satisfies Operation<Record<string, never>>,
 
     {
@@ -131,7 +137,7 @@ export function tokenOperations(core: Core) {
             policies: e.policies,
             expires_at: e.expires_at,
             renewable: e.renewable,
-            ttl: publicEntry(e).ttl,
+            ttl: publicEntry(e, core.clock.now()).ttl,
           },
         };
       },
@@ -155,7 +161,7 @@ export function tokenOperations(core: Core) {
       async handle(_ctx, i) {
         const e = await core.tokens.lookupAccessor(i.accessor);
         if (!e) throw new StrongroomError('not_found', 'no live token has that accessor');
-        return { data: publicEntry(e) };
+        return { data: publicEntry(e, core.clock.now()) };
       },
     } satisfies Operation<{ accessor: string }>,
 

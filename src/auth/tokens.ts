@@ -1,11 +1,11 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
+import { type Scope, scopeWithin } from '../core/scope.ts';
 import type { Owner } from '../core/types.ts';
 import { hmacSha256, randomId, randomKey } from '../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../crypto/token.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
-import { type Scope, scopeWithin } from '../core/scope.ts';
 
 /**
  * The token store. Only an HMAC-SHA256 of each token (keyed by a
@@ -170,6 +170,8 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
             `a token cannot grant roles or policies its creator does not hold: ${extra.join(', ')}`,
           );
         }
+      }
+      if (parent) {
         if (!scopeWithin(scope, parent.scope)) {
           throw new StrongroomError(
             'permission_denied',

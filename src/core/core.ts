@@ -1,5 +1,4 @@
 import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
-import { scopeAllows } from './scope.ts';
 import { tokenOperations } from '../auth/token-ops.ts';
 import { createTokenStore, type TokenEntry, type TokenStore } from '../auth/tokens.ts';
 import { type Barrier, createBarrier } from '../barrier/barrier.ts';
@@ -13,6 +12,7 @@ import { policyOperations } from '../policy/operations.ts';
 import { ACTIONS, PUBLIC_ACTIONS } from '../policy/schema.ts';
 import { createSealManager, type SealManager, type SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { scopeAllows } from './scope.ts';
 import { sysOperations } from './sys.ts';
 import type { AnyOperation, Identity, OperationContext, RequestInfo, Resource } from './types.ts';
 
@@ -48,6 +48,8 @@ export interface Core {
    * passing every step, and every operation declares its action.
    */
   invoke<O = unknown>(name: string, input: unknown, request: RequestInfo): Promise<O>;
+  /** Adds what policies need to know about a resource (production flag, provider, tags). */
+  describe(resource: Resource): Promise<Resource>;
   /** Whether `identity` may perform `action` on `resource` (for filtering lists). */
   allows(identity: Identity, action: string, resource: Resource, request: RequestInfo): Promise<boolean>;
   /** Unseals with the static key file when one is configured and storage is initialised. */
@@ -86,7 +88,11 @@ export function createCore(deps: CoreDeps): Core {
   const operations = new Map<string, AnyOperation>();
   const limiter =
     deps.rateLimit && deps.rateLimit.requests_per_second > 0
-      ? createRateLimiter({ rate: deps.rateLimit.requests_per_second, burst: deps.rateLimit.burst, now: () => deps.clock.now() })
+      ? createRateLimiter({
+          rate: deps.rateLimit.requests_per_second,
+          burst: deps.rateLimit.burst,
+          now: () => deps.clock.now(),
+        })
       : undefined;
   let refresher: NodeJS.Timeout | undefined;
 
@@ -96,7 +102,8 @@ export function createCore(deps: CoreDeps): Core {
     resource: Resource,
     request: RequestInfo,
   ): Promise<Decision> {
-    if (!identity.policies.includes('root') && !scopeAllows(identity.scope, resource)) {
+    // a scope binds every token, root-policy tokens included (the init root token has none)
+    if (!scopeAllows(identity.scope, resource)) {
       return { allowed: false, reason: "outside the token's scope" };
     }
     try {
@@ -147,9 +154,13 @@ export function createCore(deps: CoreDeps): Core {
           const key = entry.owner.type === 'app' ? `app:${entry.owner.id}` : `token:${entry.accessor}`;
           const wait = limiter.take(key);
           if (wait > 0) {
-            throw new StrongroomError('rate_limited', `too many requests for this ${entry.owner.type === 'app' ? 'application' : 'token'}; retry in ${wait} s`, {
-              details: { retry_after: wait },
-            });
+            throw new StrongroomError(
+              'rate_limited',
+              `too many requests for this ${entry.owner.type === 'app' ? 'application' : 'token'}; retry in ${wait} s`,
+              {
+                details: { retry_after: wait },
+              },
+            );
           }
         }
       }
@@ -200,6 +211,7 @@ export function createCore(deps: CoreDeps): Core {
         throw err;
       }
     },
+    describe: (resource) => kv.describe(resource),
     async allows(identity, action, resource, request) {
       return (await decide(identity, action, await kv.describe(resource), request)).allowed;
     },

@@ -89,6 +89,8 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   const project = a.project as string | undefined;
   const env = a.environment as string | undefined;
   const name = a.name as string | undefined;
+  // listings whose handler filters the items by scope (e.g. the project list)
+  if (a.filtered_by_scope === true) return true;
   if (resource.type !== 'Project' && resource.type !== 'Environment' && resource.type !== 'Secret')
     return false;
   if (scope.paths) {

@@ -87,16 +87,24 @@ export function sysOperations(core: Core) {
         if (status.type === 'static') {
           // a static seal unseals from its key file; shares do not apply
           if (i.key !== undefined) {
-            throw new StrongroomError('validation_failed', 'this server uses a static seal: send {} to unseal it from its key file');
+            throw new StrongroomError(
+              'validation_failed',
+              'this server uses a static seal: send {} to unseal it from its key file',
+            );
           }
-          if (!status.initialized) throw new StrongroomError('not_initialized', 'Strongroom is not initialised: run `strongroom operator init`');
+          if (!status.initialized)
+            throw new StrongroomError(
+              'not_initialized',
+              'Strongroom is not initialised: run `strongroom operator init`',
+            );
           if (wasSealed) {
             await core.seal.unsealWithKeyFile();
             await core.afterUnseal();
           }
           return sealStatus();
         }
-        if (i.key === undefined) throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
+        if (i.key === undefined)
+          throw new StrongroomError('validation_failed', 'give either `key` or `reset: true`');
         await core.seal.submitShare(i.key);
         if (wasSealed && !core.barrier.sealed) await core.afterUnseal();
         return sealStatus();

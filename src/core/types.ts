@@ -20,8 +20,8 @@ export interface Owner {
   name: string;
 }
 
-import type { Scope } from './scope.ts';
 import type { TokenEntry } from '../auth/tokens.ts';
+import type { Scope } from './scope.ts';
 
 /** What a request acts on, as the policy engine sees it. */
 export interface Resource {

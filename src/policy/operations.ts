@@ -1,6 +1,6 @@
-import { scopeAllows } from '../core/scope.ts';
 import type { Core } from '../core/core.ts';
 import { identityOf } from '../core/core.ts';
+import { scopeAllows } from '../core/scope.ts';
 import type { Identity, Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 
@@ -18,7 +18,7 @@ export interface PolicyTestInput {
 }
 
 /** Parses `Secret:proj/env/NAME`, `Environment:proj/env`, `Project:proj`, `System:x`, or a bare `proj/env/NAME`. */
-function parseResource(spec: string, attrs: Record<string, unknown> = {}): Resource {
+function parseResource(spec: string): Resource {
   const m = /^(?:(Secret|Environment|Project|System|User|App|Token):)?(.+)$/.exec(spec);
   if (!m) throw new StrongroomError('validation_failed', 'resource must look like Secret:PROJECT/ENV/NAME');
   const id = m[2]!;
@@ -34,7 +34,7 @@ function parseResource(spec: string, attrs: Record<string, unknown> = {}): Resou
         : type === 'Project'
           ? { project: parts[0] }
           : {};
-  return { type, id, attrs: { ...base, ...attrs } };
+  return { type, id, attrs: base };
 }
 
 export function policyOperations(core: Core) {
@@ -108,8 +108,11 @@ export function policyOperations(core: Core) {
             'give a principal (roles, user or app) or a token accessor',
           );
         }
-        const resource = parseResource(i.resource, i.resource_attrs);
-        if (!identity.policies.includes('root') && !scopeAllows(identity.scope, resource)) {
+        // described like a real request (production flag, provider, tags), then any attributes given override
+        const parsed = parseResource(i.resource);
+        const described = await core.describe(parsed);
+        const resource = { ...described, attrs: { ...described.attrs, ...(i.resource_attrs ?? {}) } };
+        if (!scopeAllows(identity.scope, resource)) {
           return { decision: 'deny', reason: "outside the token's scope", policies: [], errors: [] };
         }
         const out = core.policies.explain(identity, i.action, resource, {

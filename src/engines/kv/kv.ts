@@ -1,6 +1,6 @@
 import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
-import { scopeAllows } from '../../core/scope.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import { scopeAllows } from '../../core/scope.ts';
 import type { Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -220,10 +220,11 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       name: 'project.list',
       action: 'project.list',
       auth: 'token',
-      resource: () => ({ type: 'System', id: 'projects' }),
+      // a listing filtered to the caller's scope, so scoped tokens may ask for it
+      resource: () => ({ type: 'System', id: 'projects', attrs: { filtered_by_scope: true } }),
       async handle(ctx) {
         const projects = [];
-        const scope = ctx.identity?.policies.includes('root') ? null : (ctx.identity?.scope ?? null);
+        const scope = ctx.identity?.scope ?? null;
         for (const path of await store.list('projects/')) {
           const raw = await store.get(path);
           if (!raw) continue;
@@ -259,7 +260,11 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       // someone from creating a production environment under another name
       resource: (i) => {
         const r = envResource({ project: i.project, env: i.name });
-        return { ...r, attrs: { ...r.attrs, production: i.production ?? defaultProduction(i.name) } };
+        // a production-looking name is production for authorization even if created with production: false
+        return {
+          ...r,
+          attrs: { ...r.attrs, production: i.production === true || defaultProduction(i.name) },
+        };
       },
       async handle(_ctx, i) {
         checkSlug('project', i.project);
@@ -347,7 +352,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
         await environment(store, i);
         const prefix = `meta/${i.project}/${i.env}/`;
         const secrets = [];
-        const scope = ctx.identity?.policies.includes('root') ? null : (ctx.identity?.scope ?? null);
+        const scope = ctx.identity?.scope ?? null;
         for (const path of await store.list(prefix)) {
           const raw = await store.get(path);
           if (!raw) continue;
