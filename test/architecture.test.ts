@@ -39,7 +39,20 @@ const ALLOWED: Record<string, string[]> = {
   engines: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api'],
   core: ['auth', 'policy', 'audit', 'engines', 'seal', 'barrier', 'storage', 'crypto', 'errors', 'lib'],
   // the server assembles the vault (src/server/vault.ts), so it may name every module it wires
-  server: ['core', 'api', 'config', 'audit', 'policy', 'storage', 'errors', 'lib', 'crypto', 'seal', 'auth', 'engines'],
+  server: [
+    'core',
+    'api',
+    'config',
+    'audit',
+    'policy',
+    'storage',
+    'errors',
+    'lib',
+    'crypto',
+    'seal',
+    'auth',
+    'engines',
+  ],
   sdk: ['api'],
   cli: ['sdk', 'api'],
 };

@@ -65,6 +65,7 @@ export const SENSITIVE_FIELDS: readonly string[] = [
   // passwords and second factors
   'password',
   'new_password',
+  'current_password',
   'old_password',
   'passphrase',
   'passcode',

@@ -1,11 +1,14 @@
 import { Command, CommanderError } from 'commander';
-import { type CliIO, describeError, UsageError } from './context.ts';
-import { operatorCommands, statusCommand } from './operator.ts';
+import { appCommands } from './app.ts';
 import { auditCommands } from './audit.ts';
+import { type CliIO, describeError, UsageError } from './context.ts';
+import { loginCommand } from './login.ts';
+import { operatorCommands, statusCommand } from './operator.ts';
 import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
 import { secretCommands } from './secret.ts';
 import { tokenCommands } from './token.ts';
+import { userCommands } from './user.ts';
 
 export interface ServerCommandOptions {
   dev?: boolean;
@@ -53,6 +56,9 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   tokenCommands(program, io);
   policyCommands(program, io);
   auditCommands(program, io);
+  loginCommand(program, io);
+  userCommands(program, io);
+  appCommands(program, io);
 
   for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
     c.exitOverride();

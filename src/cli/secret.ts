@@ -36,21 +36,25 @@ export function secretCommands(program: Command, io: CliIO): void {
     .description(
       'write a new version; the value is read from stdin or a hidden prompt, never from the command line',
     )
-    .action(async (address: string, o: { meta: string[]; cas?: string; allowEmpty?: boolean }, cmd: Command) => {
-      const a = parseSecretAddress(address);
-      const value = await readSecretInput(io, `Value for ${address}`);
-      if (value === '' && !o.allowEmpty) {
-        throw new UsageError('the value is empty (nothing on standard input?); pipe the value in, or pass --allow-empty');
-      }
-      const options = {
-        ...(o.meta.length ? { metadata: parseMetadata(o.meta) } : {}),
-        ...(o.cas === undefined ? {} : { cas: o.cas === '0' ? 0 : parsePositiveInt('--cas', o.cas) }),
-      };
-      const r = await clientFor(io, cmd).putSecret(a.project, a.env, a.name, value, options);
-      print(io.stdout, formatOf(cmd), r, () =>
-        kv({ Secret: address, Version: r.version, Created: r.created_at }),
-      );
-    });
+    .action(
+      async (address: string, o: { meta: string[]; cas?: string; allowEmpty?: boolean }, cmd: Command) => {
+        const a = parseSecretAddress(address);
+        const value = await readSecretInput(io, `Value for ${address}`);
+        if (value === '' && !o.allowEmpty) {
+          throw new UsageError(
+            'the value is empty (nothing on standard input?); pipe the value in, or pass --allow-empty',
+          );
+        }
+        const options = {
+          ...(o.meta.length ? { metadata: parseMetadata(o.meta) } : {}),
+          ...(o.cas === undefined ? {} : { cas: o.cas === '0' ? 0 : parsePositiveInt('--cas', o.cas) }),
+        };
+        const r = await clientFor(io, cmd).putSecret(a.project, a.env, a.name, value, options);
+        print(io.stdout, formatOf(cmd), r, () =>
+          kv({ Secret: address, Version: r.version, Created: r.created_at }),
+        );
+      },
+    );
 
   s.command('get')
     .argument('<address>', 'PROJECT/ENV/NAME')

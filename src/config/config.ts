@@ -242,7 +242,9 @@ export function loadServerConfig(
   if ('static' in config.seal) config.seal.static.key_file = resolve(base, config.seal.static.key_file);
   // audit: a JSON-lines file beside the data by default (next to the config file for PostgreSQL)
   if (config.audit === undefined) {
-    config.audit = defaultAuditConfig('sqlite' in config.storage ? dirname(config.storage.sqlite.path) : base);
+    config.audit = defaultAuditConfig(
+      'sqlite' in config.storage ? dirname(config.storage.sqlite.path) : base,
+    );
   }
   for (const sink of config.audit) {
     if ('file' in sink) sink.file.path = resolve(base, sink.file.path);

@@ -8,7 +8,12 @@ export interface RateLimiter {
   take(key: string): number;
 }
 
-export function createRateLimiter(opts: { rate: number; burst: number; now: () => number; maxKeys?: number }): RateLimiter {
+export function createRateLimiter(opts: {
+  rate: number;
+  burst: number;
+  now: () => number;
+  maxKeys?: number;
+}): RateLimiter {
   const buckets = new Map<string, { tokens: number; at: number }>();
   const maxKeys = opts.maxKeys ?? 100_000;
   return {

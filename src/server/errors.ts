@@ -22,6 +22,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   cas_mismatch: 409,
   unauthenticated: 401,
   invalid_token: 401,
+  invalid_credentials: 401,
+  mfa_required: 401,
+  // a lock that lifts by itself is throttling: 429 with Retry-After tells clients when to come back
+  account_locked: 429,
   permission_denied: 403,
   sealed: 503,
   not_initialized: 503,

@@ -66,7 +66,10 @@ export async function startServer(
       audit: config.audit ?? [],
       auditCheckpoint: config.audit_checkpoint,
       onAuditSinkError: (sink, err) =>
-        logger.warn({ sink, err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } }, 'audit sink failed'),
+        logger.warn(
+          { sink, err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } },
+          'audit sink failed',
+        ),
       rateLimit: config.rate_limit,
     });
     const { core, routes } = vault;

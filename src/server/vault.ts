@@ -1,12 +1,14 @@
 import type { AuditCheckpointConfig, AuditConfig } from '../audit/config.ts';
 import { type AuditSetup, createAudit } from '../audit/module.ts';
+import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
 import { type Core, createCore } from '../core/core.ts';
 import type { AnyOperation } from '../core/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import type { RouteDef } from './routes/v1/routes.ts';
 import { auditRoutes } from './routes/v1/audit.ts';
+import { authRoutes } from './routes/v1/auth.ts';
+import type { RouteDef } from './routes/v1/routes.ts';
 import { v1Routes } from './routes/v1/routes.ts';
 
 /**
@@ -24,6 +26,8 @@ export interface VaultDeps {
   auditCheckpoint?: AuditCheckpointConfig | undefined;
   onAuditSinkError?: (sink: string, err: unknown) => void;
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
+  /** Settings of the user and app auth methods (login limits, lockout, token TTLs). */
+  auth?: AuthMethodOptions;
   /** Extra modules (tests). */
   modules?: ((core: Core) => AnyOperation[])[];
 }
@@ -48,13 +52,13 @@ export function assembleVault(deps: VaultDeps): Vault {
     clock: deps.clock,
     audit: audit.broker,
     rateLimit: deps.rateLimit,
-    modules: [audit.module, ...(deps.modules ?? [])],
+    modules: [audit.module, authMethods(deps.auth), ...(deps.modules ?? [])],
     onUnseal: [() => audit.onUnseal()],
     onSeal: [() => audit.onSeal()],
   });
   return {
     core,
-    routes: [...v1Routes, ...auditRoutes],
+    routes: [...v1Routes, ...auditRoutes, ...authRoutes],
     audit,
     async close() {
       core.stop();

@@ -449,9 +449,18 @@ test('no canary, token or key share is ever found in the SQLite files or the ser
   assert.ok(audit.length > 0, 'the server wrote its audit log beside the data');
   const secretNeedles = ex.needles.filter((n) => !n.label.startsWith('canary metadata'));
   assert.deepEqual(search(audit, secretNeedles), []);
-  assert.deepEqual(search(corpora.filter((c) => !c.label.startsWith('audit.log')), ex.needles), []);
+  assert.deepEqual(
+    search(
+      corpora.filter((c) => !c.label.startsWith('audit.log')),
+      ex.needles,
+    ),
+    [],
+  );
   // positive control: the audit log did record the requests, by HMAC
-  assert.ok(audit.some((c) => c.bytes.includes(Buffer.from('hmac-sha256:'))), 'secret values appear in the audit log as HMACs');
+  assert.ok(
+    audit.some((c) => c.bytes.includes(Buffer.from('hmac-sha256:'))),
+    'secret values appear in the audit log as HMACs',
+  );
   const bytes = corpora.reduce((n, c) => n + c.bytes.byteLength, 0);
   t.diagnostic(
     `${ex.requests} requests; ${ex.needles.length} needles searched in ${corpora.length} corpora ` +

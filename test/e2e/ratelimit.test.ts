@@ -6,7 +6,8 @@ import { buildTestApp } from '../helpers/app.ts';
 test('a token over its request rate gets 429 with Retry-After, and recovers as its bucket refills', async (t) => {
   const clock = manualClock(Date.UTC(2026, 10, 1));
   const a = await buildTestApp(t, { clock, rateLimit: { requests_per_second: 2, burst: 5 } });
-  const child = (await a.call('POST', '/v1/auth/token/create', { roles: ['admin'] })).json().auth.client_token as string;
+  const child = (await a.call('POST', '/v1/auth/token/create', { roles: ['admin'] })).json().auth
+    .client_token as string;
   const codes: number[] = [];
   for (let i = 0; i < 7; i++) codes.push((await a.call('GET', '/v1/projects', undefined, child)).statusCode);
   assert.deepEqual(codes, [200, 200, 200, 200, 200, 429, 429]);
@@ -17,6 +18,7 @@ test('a token over its request rate gets 429 with Retry-After, and recovers as i
   assert.equal((await a.call('GET', '/v1/projects', undefined, child)).statusCode, 200);
   // the root token is exempt (break-glass), and other tokens have their own budget
   for (let i = 0; i < 10; i++) assert.equal((await a.call('GET', '/v1/projects')).statusCode, 200);
-  const other = (await a.call('POST', '/v1/auth/token/create', { roles: ['admin'] })).json().auth.client_token as string;
+  const other = (await a.call('POST', '/v1/auth/token/create', { roles: ['admin'] })).json().auth
+    .client_token as string;
   assert.equal((await a.call('GET', '/v1/projects', undefined, other)).statusCode, 200);
 });

@@ -531,7 +531,11 @@ test('a static-seal server sealed by an operator unseals again from its key file
   assert.equal((await a.call('POST', '/v1/projects', { name: 'p' })).statusCode, 201);
   assert.equal((await a.call('POST', '/v1/sys/seal')).statusCode, 200);
   assert.equal((await a.call('GET', '/v1/projects')).statusCode, 503);
-  const withKey = await a.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { key: 'ab'.repeat(33) } });
+  const withKey = await a.inject({
+    method: 'POST',
+    url: '/v1/sys/unseal',
+    payload: { key: 'ab'.repeat(33) },
+  });
   assert.equal(withKey.statusCode, 400);
   const res = await a.inject({ method: 'POST', url: '/v1/sys/unseal', payload: {} });
   assert.equal(res.statusCode, 200);

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { AuditConfig } from '../../src/audit/config.ts';
+import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
 import type { Core } from '../../src/core/core.ts';
 import type { AnyOperation } from '../../src/core/types.ts';
@@ -61,6 +62,8 @@ export interface TestAppOptions {
   clock?: Clock;
   config?: Partial<ServerConfig>;
   keyFile?: string;
+  /** Settings of the user and app auth methods. */
+  auth?: AuthMethodOptions;
   /** Audit sinks (default: none, so auditing is off). */
   audit?: AuditConfig;
   /** Requests per second per token (default: unlimited in tests). */
@@ -101,6 +104,7 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     clock: opts.clock ?? systemClock,
     audit: opts.audit ?? [],
     rateLimit: opts.rateLimit,
+    ...(opts.auth ? { auth: opts.auth } : {}),
     ...(opts.modules ? { modules: opts.modules } : {}),
   });
   const { core, routes } = vault;

@@ -42,4 +42,39 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
     url: '/v1/sys/policy-test',
     body: { principal: { roles: ['developer'] }, action: 'secret.read', resource: 'llm/dev/OPENAI_API_KEY' },
   },
+
+  // --- audit (src/server/routes/v1/audit.ts) ---
+  'audit.hash': { url: '/v1/sys/audit-hash', body: { input: 'sample' } },
+  'audit.query': { url: '/v1/audit?limit=10' },
+
+  // --- users and apps (src/server/routes/v1/auth.ts) ---
+  'auth.login': { url: '/v1/auth/login', body: { username: 'sample', password: 'not-the-password' } },
+  'auth.app-login': { url: '/v1/auth/app/login', body: { client_id: 'nope', client_secret: 'nope' } },
+  'user.create': {
+    url: '/v1/auth/users',
+    body: { username: 'sample', password: 'a long sample password', roles: ['developer'] },
+  },
+  'user.list': { url: '/v1/auth/users' },
+  'user.read': { url: '/v1/auth/users/sample' },
+  'user.delete': { url: '/v1/auth/users/sample' },
+  'user.set-password': { url: '/v1/auth/users/sample/password', body: { password: 'another long password' } },
+  'user.set-roles': { url: '/v1/auth/users/sample/roles', body: { roles: ['auditor'] } },
+  'user.reset-mfa': { url: '/v1/auth/users/sample/mfa' },
+  'user.read-self': { url: '/v1/auth/user/self' },
+  'user.change-own-password': {
+    url: '/v1/auth/user/password',
+    body: { current_password: 'not-the-password', new_password: 'a brand new password' },
+  },
+  'mfa.totp-enroll': { url: '/v1/auth/mfa/totp/enroll' },
+  'mfa.totp-confirm': { url: '/v1/auth/mfa/totp/confirm', body: { code: '123456' } },
+  'mfa.required-roles.read': { url: '/v1/auth/mfa/required-roles' },
+  'mfa.required-roles.write': { url: '/v1/auth/mfa/required-roles', body: { roles: [] } },
+  'app.create': {
+    url: '/v1/auth/apps',
+    body: { name: 'sample-app', roles: ['app'], scope: { paths: ['llm/dev'] } },
+  },
+  'app.list': { url: '/v1/auth/apps' },
+  'app.read': { url: '/v1/auth/apps/sample-app' },
+  'app.rotate-secret': { url: '/v1/auth/apps/sample-app/rotate-secret', body: {} },
+  'app.delete': { url: '/v1/auth/apps/sample-app' },
 };

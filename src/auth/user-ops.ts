@@ -1,0 +1,263 @@
+import type { Core } from '../core/core.ts';
+import type { AnyOperation, Operation, OperationContext, Resource } from '../core/types.ts';
+import { StrongroomError } from '../errors/errors.ts';
+import { appOperations, loginResponse } from './app-ops.ts';
+import {
+  type AddressLimiter,
+  createAddressLimiter,
+  DEFAULT_APP_LOGIN_LIMITS,
+  DEFAULT_LOCKOUT,
+  DEFAULT_USER_LOGIN_LIMITS,
+  type LockoutPolicy,
+  type LoginLimits,
+} from './ratelimit.ts';
+import { TOTP_DIGITS, TOTP_PERIOD } from './totp.ts';
+import {
+  checkGrantable,
+  createUserStore,
+  type LoginInput,
+  normalizeUsername,
+  publicUser,
+  type UserStore,
+} from './users.ts';
+
+/**
+ * The user auth method: login with username, password and TOTP, user
+ * administration, self-service (password, TOTP enrolment) and the roles that
+ * require MFA. Register with `createCore({ modules: [authMethods()] })`,
+ * which also brings the app (machine identity) method.
+ */
+export interface AuthMethodOptions {
+  /** Per-address limit on user logins (default 10 a minute, burst 10). */
+  user_login?: LoginLimits;
+  /** Per-address limit on app logins (default 120 a minute, burst 60). */
+  app_login?: LoginLimits;
+  /** Account lockout (default: 5 failures lock for 15 min, doubling, at most 24 h). */
+  lockout?: LockoutPolicy;
+  /** TTL of a user's login token in seconds (default 1 h). */
+  user_token_ttl?: number;
+  /** No renewal of a user's login token past this many seconds (default 12 h). */
+  user_token_max_ttl?: number;
+}
+
+/** All auth methods of this module (users and apps), sharing one clock and settings. */
+export function authMethods(opts: AuthMethodOptions = {}): (core: Core) => AnyOperation[] {
+  return (core) => [
+    ...userOperations(core, opts),
+    ...appOperations(core, createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, core.clock)),
+  ];
+}
+
+const ENROLLMENT_TTL = 10 * 60;
+const SELF: Resource = { type: 'User', id: 'self' };
+const USERS: Resource = { type: 'System', id: 'users' };
+const MFA_SETTINGS: Resource = { type: 'System', id: 'auth-mfa' };
+
+function userResource(raw: string): Resource {
+  const name = normalizeUsername(raw);
+  return { type: 'User', id: name, attrs: { name } };
+}
+
+/** The id of the user the calling token belongs to; refuses tokens of apps, root or standalone tokens. */
+function callerUserId(ctx: OperationContext): string {
+  const owner = ctx.identity?.owner;
+  if (owner?.type !== 'user')
+    throw new StrongroomError(
+      'bad_request',
+      'this works with a token from a user login (`strongroom login`), not a root, app or standalone token',
+    );
+  return owner.id;
+}
+
+export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOperation[] {
+  const users: UserStore = createUserStore(
+    core.barrier.view('sys/auth/users/'),
+    core.clock,
+    opts.lockout ?? DEFAULT_LOCKOUT,
+  );
+  const limiter: AddressLimiter = createAddressLimiter(
+    opts.user_login ?? DEFAULT_USER_LOGIN_LIMITS,
+    core.clock,
+  );
+  const ttl = opts.user_token_ttl ?? 3600;
+  const maxTtl = opts.user_token_max_ttl ?? 12 * 3600;
+
+  return [
+    {
+      name: 'auth.login',
+      action: 'auth.login',
+      auth: 'none',
+      resource(i) {
+        try {
+          return userResource(i.username);
+        } catch {
+          return { type: 'User', id: '(invalid name)' };
+        }
+      },
+      async handle(ctx, i) {
+        limiter.take(ctx.request.client_address);
+        const r = await users.authenticate(i);
+        const enrol = r.enrollment_only;
+        const { token, entry } = await core.tokens.create({
+          // an enrolment-only token has no role: it can manage itself and enrol MFA, nothing else
+          policies: enrol ? [] : r.user.roles,
+          display_name: `user:${r.user.name}`,
+          owner: { type: 'user', id: r.user.id, name: r.user.name },
+          ttl: enrol ? ENROLLMENT_TTL : ttl,
+          explicit_max_ttl: enrol ? ENROLLMENT_TTL : maxTtl,
+          renewable: !enrol,
+          mfa: r.mfa,
+          meta: { auth_method: 'password', ...(enrol ? { purpose: 'mfa-enrollment' } : {}) },
+        });
+        return loginResponse(token, entry, core.clock.now());
+      },
+    } satisfies Operation<LoginInput>,
+
+    {
+      name: 'user.create',
+      action: 'user.create',
+      auth: 'token',
+      resource: (i) => userResource(i.username),
+      async handle(ctx, i) {
+        checkGrantable(ctx, i.roles);
+        return { user: publicUser(await users.create(i.username, i.password, i.roles)) };
+      },
+    } satisfies Operation<{ username: string; password: string; roles: string[] }>,
+
+    {
+      name: 'user.list',
+      action: 'user.read',
+      auth: 'token',
+      resource: () => USERS,
+      handle: async () => ({ users: (await users.list()).map(publicUser) }),
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'user.read',
+      action: 'user.read',
+      auth: 'token',
+      resource: (i) => userResource(i.username),
+      async handle(_ctx, i) {
+        const u = await users.get(i.username);
+        if (!u)
+          throw new StrongroomError(
+            'not_found',
+            `no user named ${JSON.stringify(normalizeUsername(i.username))}`,
+          );
+        return { user: publicUser(u) };
+      },
+    } satisfies Operation<{ username: string }>,
+
+    {
+      name: 'user.delete',
+      action: 'user.delete',
+      auth: 'token',
+      resource: (i) => userResource(i.username),
+      async handle(_ctx, i) {
+        const u = await users.delete(i.username);
+        // the user's live tokens die with the account, on their very next request
+        const revoked = await core.tokens.revokeOwner('user', u.id);
+        return { deleted: u.name, tokens_revoked: revoked };
+      },
+    } satisfies Operation<{ username: string }>,
+
+    {
+      name: 'user.set-password',
+      action: 'user.update',
+      auth: 'token',
+      resource: (i) => userResource(i.username),
+      async handle(_ctx, i) {
+        const u = await users.setPassword(i.username, i.password);
+        // whoever knew the old password keeps no session
+        const revoked = await core.tokens.revokeOwner('user', u.id);
+        return { user: publicUser(u), tokens_revoked: revoked };
+      },
+    } satisfies Operation<{ username: string; password: string }>,
+
+    {
+      name: 'user.set-roles',
+      action: 'user.update',
+      auth: 'token',
+      resource: (i) => userResource(i.username),
+      async handle(ctx, i) {
+        checkGrantable(ctx, i.roles);
+        const { user, removed } = await users.setRoles(i.username, i.roles);
+        // tokens carry the roles they were issued with: a removed role must not outlive the change
+        const revoked = removed.length ? await core.tokens.revokeOwner('user', user.id) : 0;
+        return { user: publicUser(user), tokens_revoked: revoked };
+      },
+    } satisfies Operation<{ username: string; roles: string[] }>,
+
+    {
+      name: 'user.reset-mfa',
+      action: 'user.update',
+      auth: 'token',
+      resource: (i) => userResource(i.username),
+      async handle(_ctx, i) {
+        return { user: publicUser(await users.resetMfa(i.username)) };
+      },
+    } satisfies Operation<{ username: string }>,
+
+    {
+      name: 'user.change-own-password',
+      action: 'user.self',
+      auth: 'token',
+      resource: () => SELF,
+      async handle(ctx, i) {
+        const u = await users.changeOwnPassword(callerUserId(ctx), i.current_password, i.new_password);
+        const revoked = await core.tokens.revokeOwner('user', u.id);
+        return { user: publicUser(u), tokens_revoked: revoked };
+      },
+    } satisfies Operation<{ current_password: string; new_password: string }>,
+
+    {
+      name: 'user.read-self',
+      action: 'user.self',
+      auth: 'token',
+      resource: () => SELF,
+      async handle(ctx) {
+        const u = await users.getById(callerUserId(ctx));
+        if (!u) throw new StrongroomError('not_found', 'the user no longer exists');
+        return { user: publicUser(u) };
+      },
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'mfa.totp-enroll',
+      action: 'user.self',
+      auth: 'token',
+      resource: () => SELF,
+      async handle(ctx) {
+        const r = await users.enrollTotp(callerUserId(ctx));
+        return { ...r, algorithm: 'SHA1', digits: TOTP_DIGITS, period: TOTP_PERIOD };
+      },
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      name: 'mfa.totp-confirm',
+      action: 'user.self',
+      auth: 'token',
+      resource: () => SELF,
+      async handle(ctx, i) {
+        return { recovery_codes: await users.confirmTotp(callerUserId(ctx), i.code) };
+      },
+    } satisfies Operation<{ code: string }>,
+
+    {
+      name: 'mfa.required-roles.read',
+      action: 'policy.read',
+      auth: 'token',
+      resource: () => MFA_SETTINGS,
+      handle: async () => ({ roles: await users.requiredMfaRoles() }),
+    } satisfies Operation<Record<string, never>>,
+
+    {
+      // which roles need MFA is an authorization rule, so it is guarded like the policies
+      name: 'mfa.required-roles.write',
+      action: 'policy.write',
+      auth: 'token',
+      resource: () => MFA_SETTINGS,
+      handle: async (_ctx, i) => ({ roles: await users.setRequiredMfaRoles(i.roles) }),
+    } satisfies Operation<{ roles: string[] }>,
+  ];
+}
