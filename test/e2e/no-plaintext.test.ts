@@ -156,6 +156,8 @@ async function exercise(server: ServerProcess): Promise<Exercised> {
     wrongType: `sk-proj-CANARY-media-${hex(16)}`,
     unsealKey: `CANARY${hex(20)}`,
     metadata: `sk-proj-CANARY-meta-${hex(16)}`,
+    password: `pw-CANARY-${hex(16)}`,
+    wrongPassword: `pw-CANARY-wrong-${hex(16)}`,
   };
   assert.ok(canary.big.length >= 60 * 1024 && canary.big.length <= 64 * 1024);
   const failedRequestIds: string[] = [];
@@ -322,6 +324,46 @@ async function exercise(server: ServerProcess): Promise<Exercised> {
   // the refused writes changed nothing
   await read('OPENAI_API_KEY', canary.openai);
 
+  // people and machines: a password, a wrong password, an app's client secret and the tokens they get
+  const issued: string[] = [];
+  const userMade = await call('POST', '/v1/auth/users', {
+    token,
+    body: { username: 'alice', password: canary.password, roles: ['developer'] },
+  });
+  assert.equal(userMade.status, 201, userMade.text);
+  const login = await call('POST', '/v1/auth/login', {
+    body: { username: 'Alice', password: canary.password },
+  });
+  assert.equal(login.status, 200, login.text);
+  issued.push((login.json as { auth: { client_token: string } }).auth.client_token);
+  mustFail(
+    await call('POST', '/v1/auth/login', { body: { username: 'alice', password: canary.wrongPassword } }),
+    401,
+    'invalid_credentials',
+    'a login with a canary as the wrong password',
+    [canary.wrongPassword],
+  );
+  const appMade = await call('POST', '/v1/auth/apps', {
+    token,
+    body: { name: 'canary-app', roles: ['app'], scope: { paths: [`${PROJECT}/${ENV}`] } },
+  });
+  assert.equal(appMade.status, 201, appMade.text);
+  const { client_id, client_secret } = appMade.json as { client_id: string; client_secret: string };
+  issued.push(client_secret);
+  const appLogin = await call('POST', '/v1/auth/app/login', { body: { client_id, client_secret } });
+  assert.equal(appLogin.status, 200, appLogin.text);
+  const appToken = (appLogin.json as { auth: { client_token: string } }).auth.client_token;
+  issued.push(appToken);
+  const appRead = await call('GET', secretUrl('OPENAI_API_KEY'), { token: appToken });
+  assert.equal((appRead.json as { value: string }).value, canary.openai, appRead.text);
+  const child = await call('POST', '/v1/auth/token/create', {
+    token,
+    body: { roles: ['developer'], ttl: '10m' },
+  });
+  issued.push((child.json as { auth: { client_token: string } }).auth.client_token);
+  const revoked = await call('POST', '/v1/auth/token/revoke', { token, body: { token: issued.at(-1) } });
+  assert.equal(revoked.status, 200, revoked.text);
+
   const needles: Needle[] = [];
   for (const [name, value] of Object.entries(canary)) {
     needles.push(...encodings(`canary ${name}`, value));
@@ -336,6 +378,7 @@ async function exercise(server: ServerProcess): Promise<Exercised> {
       bytes: Buffer.from(canary.big.slice(at, at + 64)),
     });
   }
+  for (const [i, v] of issued.entries()) needles.push(...encodings(`issued credential ${i + 1}`, v));
   needles.push(...encodings('root token', token));
   needles.push({
     label: 'root token body',
