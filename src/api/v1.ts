@@ -48,11 +48,43 @@ export const SecretMetadata = Type.Record(
 );
 export type SecretMetadata = Static<typeof SecretMetadata>;
 
+const Slug = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,63}$' });
+const DurationIn = Type.Union([
+  Type.String({ minLength: 1, maxLength: 32 }),
+  Type.Integer({ minimum: 0, maximum: 315360000 }),
+]);
+
+export const RotationSettings = Type.Object(
+  {
+    interval: DurationIn,
+    grace: Type.Optional(DurationIn),
+    adapter: Type.Optional(Type.Union([Type.Literal('openai'), Type.Literal('openrouter')])),
+    options: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[a-z_]{1,32}$' }), Type.String({ maxLength: 300 }), {
+        maxProperties: 16,
+        additionalProperties: false,
+      }),
+    ),
+  },
+  Strict,
+);
+
+/** Fields describing a secret besides its value: absent keeps the current setting, null clears it. */
+export const SecretFields = {
+  provider: Type.Optional(Type.Union([Slug, Type.Null()])),
+  owner: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 128 }), Type.Null()])),
+  expires_at: Type.Optional(Type.Union([Type.String({ minLength: 10, maxLength: 40 }), Type.Null()])),
+  rotation: Type.Optional(Type.Union([RotationSettings, Type.Null()])),
+  tags: Type.Optional(Type.Union([Type.Array(Slug, { maxItems: 32 }), Type.Null()])),
+};
+
 export const SecretPutRequest = Type.Object(
   {
     value: Type.String({ maxLength: MAX_SECRET_VALUE_BYTES }),
     metadata: Type.Optional(SecretMetadata),
     cas: Type.Optional(Type.Integer({ minimum: 0 })),
+    ...SecretFields,
+    force: Type.Optional(Type.Boolean()),
   },
   Strict,
 );
@@ -199,7 +231,16 @@ export interface SecretWriteResponse {
   created_at: string;
 }
 
-export interface SecretReadResponse {
+export interface SecretFieldsResponse {
+  provider: string | null;
+  owner: string | null;
+  expires_at: string | null;
+  rotation: { interval: number; grace: number; adapter?: string; options?: Record<string, string> } | null;
+  tags: string[];
+  last_rotated_at: string | null;
+}
+
+export interface SecretReadResponse extends SecretFieldsResponse {
   name: string;
   value: string;
   version: number;
@@ -211,10 +252,18 @@ export interface SecretReadResponse {
 export interface SecretListResponse {
   project: string;
   env: string;
-  secrets: { name: string; version: number; updated_at: string; deleted: boolean }[];
+  secrets: {
+    name: string;
+    version: number;
+    updated_at: string;
+    deleted: boolean;
+    provider: string | null;
+    tags: string[];
+    expires_at: string | null;
+  }[];
 }
 
-export interface SecretVersionsResponse {
+export interface SecretVersionsResponse extends SecretFieldsResponse {
   name: string;
   current_version: number;
   deleted_at: string | null;
@@ -222,7 +271,7 @@ export interface SecretVersionsResponse {
   versions: {
     version: number;
     created_at: string;
-    source: 'write' | 'rollback';
+    source: 'write' | 'rollback' | 'rotation';
     rolled_back_from?: number;
     destroyed: boolean;
   }[];

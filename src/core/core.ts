@@ -2,7 +2,7 @@ import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
 import { tokenOperations } from '../auth/token-ops.ts';
 import { createTokenStore, type TokenEntry, type TokenStore } from '../auth/tokens.ts';
 import { type Barrier, createBarrier } from '../barrier/barrier.ts';
-import { createKvEngine } from '../engines/kv/kv.ts';
+import { createKvEngine, type KvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { createRateLimiter } from '../lib/ratelimit.ts';
@@ -38,6 +38,8 @@ export interface Core {
   readonly seal: SealManager;
   readonly tokens: TokenStore;
   readonly policies: PolicyEngine;
+  /** The secrets engine (its events and internals serve rotation, watch, import and usage). */
+  readonly kv: KvEngine;
   readonly clock: Clock;
   /** Every registered operation, by name. */
   readonly operations: ReadonlyMap<string, AnyOperation>;
@@ -121,6 +123,7 @@ export function createCore(deps: CoreDeps): Core {
     seal,
     tokens,
     policies,
+    kv,
     clock: deps.clock,
     operations,
     async invoke(name, input, request) {

@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   'unknown_field',
   'validation_failed',
   'invalid_name',
+  'invalid_value',
   'payload_too_large',
   'unsupported_media_type',
   'route_not_found',

@@ -116,8 +116,12 @@ export function createClient(opts: ClientOptions) {
       env: string,
       name: string,
       value: string,
-      options: { metadata?: api.SecretMetadata; cas?: number } = {},
-    ) => call<api.SecretWriteResponse>('PUT', secretPath(project, env, name), { value, ...options }),
+      options: Omit<api.SecretPutRequest, 'value'> = {},
+    ) =>
+      call<api.SecretWriteResponse & { hint?: string }>('PUT', secretPath(project, env, name), {
+        value,
+        ...options,
+      }),
     /** Reads the current (or a given) version of a secret. */
     getSecret: (project: string, env: string, name: string, version?: number) =>
       call<api.SecretReadResponse>(

@@ -7,6 +7,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   unknown_field: 400,
   validation_failed: 400,
   invalid_name: 400,
+  invalid_value: 400,
   payload_too_large: 413,
   unsupported_media_type: 415,
   route_not_found: 404,

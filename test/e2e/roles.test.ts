@@ -452,7 +452,7 @@ async function scopeFixture(t: TestContext) {
   const put = (path: string, provider?: string) =>
     a.call('PUT', `/v1/secrets/${path}`, {
       value: `value-of-${path}`,
-      ...(provider ? { metadata: { provider } } : {}),
+      ...(provider ? { provider, force: true } : {}),
     });
   for (const [path, provider] of [
     ['llm/dev/OPENAI_API_KEY', 'openai'],

@@ -145,6 +145,12 @@ test('reading a secret returns its value, version, metadata and creation time', 
     version: 1,
     current_version: 1,
     metadata: { owner: 'ml-team' },
+    provider: null,
+    owner: null,
+    expires_at: null,
+    rotation: null,
+    tags: [],
+    last_rotated_at: null,
     created_at: w.created_at,
   });
 });
@@ -197,7 +203,7 @@ test('listing an environment shows names and versions but never values', async (
     ],
   );
   for (const s of list.secrets) {
-    assert.deepEqual(Object.keys(s).sort(), ['deleted', 'name', 'updated_at', 'version']);
+    assert.deepEqual(Object.keys(s).sort(), ['deleted', 'expires_at', 'name', 'provider', 'tags', 'updated_at', 'version']);
     assert.match(s.updated_at, ISO_TIME);
   }
   for (const v of [...values, 'prod-only'])
@@ -224,6 +230,12 @@ test('the version history lists every version without any value', async (t) => {
     current_version: 2,
     deleted_at: null,
     metadata: { rotated_by: 'alice' },
+    provider: null,
+    owner: null,
+    expires_at: null,
+    rotation: null,
+    tags: [],
+    last_rotated_at: null,
     versions: [
       { version: 1, created_at: w1.created_at, source: 'write', destroyed: false },
       { version: 2, created_at: w2.created_at, source: 'write', destroyed: false },

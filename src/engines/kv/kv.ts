@@ -1,9 +1,12 @@
+import { EventEmitter } from 'node:events';
 import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
 import { scopeAllows } from '../../core/scope.ts';
 import type { Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { formatProblem, guessProviders, PROVIDERS, provider as providerInfo } from '../providers.ts';
 import { checkSecretName, checkSlug } from './names.ts';
 
 /**
@@ -22,22 +25,69 @@ interface ProjectRecord {
   environments: Record<string, { created_at: string; production?: boolean }>;
 }
 
-interface VersionInfo {
+export interface VersionInfo {
   version: number;
   created_at: string;
-  /** 'write' or 'rollback' (a rollback copies an older version's value into a new version). */
-  source: 'write' | 'rollback';
+  /** 'write', 'rollback' (a copy of an older version's value) or 'rotation' (a new key from rotation). */
+  source: 'write' | 'rollback' | 'rotation';
   rolled_back_from?: number;
 }
 
-interface SecretRecord {
+/** How a secret is rotated: every `interval` seconds, keeping the old key valid for `grace` seconds. */
+export interface RotationSettings {
+  interval: number;
+  grace: number;
+  /** A provider adapter that mints keys ('openai', 'openrouter'), or absent for operator-supplied values. */
+  adapter?: string;
+  /** Adapter settings (e.g. the OpenAI project id and the vault path of the admin key); never secret values. */
+  options?: Record<string, string>;
+}
+
+/** What the vault knows about a secret besides its value. */
+export interface SecretFields {
+  provider: string | null;
+  owner: string | null;
+  expires_at: string | null;
+  rotation: RotationSettings | null;
+  tags: string[];
+}
+
+export interface SecretRecord extends SecretFields {
   name: string;
   created_at: string;
   updated_at: string;
   current_version: number;
   deleted_at: string | null;
+  /** Free-form labels. */
   metadata: SecretMetadata;
+  last_rotated_at: string | null;
   versions: VersionInfo[];
+}
+
+/** A change to a secret, as watchers see it (never the value). */
+export interface SecretEvent {
+  project: string;
+  env: string;
+  name: string;
+  kind: 'write' | 'rollback' | 'rotation' | 'delete' | 'restore' | 'destroy';
+  version: number;
+  at: string;
+}
+
+/** Optional fields of a write: absent keeps the current setting, null clears it. */
+export interface SecretFieldsInput {
+  provider?: string | null;
+  owner?: string | null;
+  expires_at?: string | null;
+  rotation?: {
+    interval: string | number;
+    grace?: string | number;
+    adapter?: string;
+    options?: Record<string, string>;
+  } | null;
+  tags?: string[] | null;
+  /** Store a value that does not look like the provider's key format. */
+  force?: boolean;
 }
 
 interface ValueRecord {
@@ -83,6 +133,9 @@ function projectResource(project: string): Resource {
 }
 
 export function createKvEngine(store: BarrierStore, clock: Clock) {
+  // local change events; a server sharing storage with others also polls (see watch)
+  const emitter = new EventEmitter<{ change: [SecretEvent] }>();
+  emitter.setMaxListeners(0);
   const iso = () => new Date(clock.now()).toISOString();
 
   async function project(r: BarrierWriter, name: string): Promise<ProjectRecord> {
@@ -146,7 +199,14 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     tx: BarrierWriter,
     a: SecretAddress,
     value: string,
-    opts: { metadata?: SecretMetadata; cas?: number; source: 'write' | 'rollback'; from?: number },
+    opts: {
+      metadata?: SecretMetadata;
+      fields?: Partial<SecretFields>;
+      cas?: number;
+      source: 'write' | 'rollback' | 'rotation';
+      from?: number;
+      force?: boolean;
+    },
   ): Promise<{ version: number; created_at: string }> {
     const path = checkSecret(a);
     const now = iso();
@@ -163,6 +223,12 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
         current_version: 0,
         deleted_at: null,
         metadata: {},
+        provider: null,
+        owner: null,
+        expires_at: null,
+        rotation: null,
+        tags: [],
+        last_rotated_at: null,
         versions: [],
       };
     }
@@ -178,14 +244,99 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     rec.updated_at = now;
     rec.deleted_at = null;
     if (opts.metadata) rec.metadata = { ...opts.metadata };
+    if (opts.fields) Object.assign(rec, opts.fields);
+    rec.tags ??= [];
+    if (opts.source === 'rotation') rec.last_rotated_at = now;
     rec.versions.push(
       opts.source === 'rollback'
         ? { version, created_at: now, source: 'rollback', rolled_back_from: opts.from! }
-        : { version, created_at: now, source: 'write' },
+        : { version, created_at: now, source: opts.source },
     );
+    const provider = rec.provider;
+    if (provider && opts.source !== 'rollback' && !opts.force) {
+      const problem = formatProblem(provider, value);
+      if (problem) throw new StrongroomError('invalid_value', problem);
+    }
     await tx.put(`data/${path}/${pad(version)}`, enc({ value } satisfies ValueRecord));
     await tx.put(`meta/${path}`, enc(rec));
     return { version, created_at: now };
+  }
+
+  /** Runs a transaction and, once it committed, tells watchers what changed. */
+  async function changing<T>(
+    fn: (tx: BarrierWriter, changed: (e: Omit<SecretEvent, 'at'>) => void) => Promise<T>,
+  ): Promise<T> {
+    let events: Omit<SecretEvent, 'at'>[] = [];
+    const out = await store.transaction((tx) => {
+      events = [];
+      return fn(tx, (e) => events.push(e));
+    });
+    const at = iso();
+    for (const e of events) emitter.emit('change', { ...e, at } satisfies SecretEvent);
+    return out;
+  }
+
+  /** Checks and normalises the optional fields of a write. */
+  function fieldsFrom(i: SecretFieldsInput): Partial<SecretFields> {
+    const out: Partial<SecretFields> = {};
+    if (i.provider !== undefined) {
+      if (i.provider !== null && !providerInfo(i.provider)) {
+        throw new StrongroomError(
+          'validation_failed',
+          `unknown provider ${JSON.stringify(i.provider)}; known providers: ${PROVIDERS.map((p) => p.id).join(', ')}`,
+        );
+      }
+      out.provider = i.provider;
+    }
+    if (i.owner !== undefined) out.owner = i.owner;
+    if (i.expires_at !== undefined) {
+      if (i.expires_at !== null && Number.isNaN(Date.parse(i.expires_at))) {
+        throw new StrongroomError(
+          'validation_failed',
+          'expires_at must be a date and time like 2027-01-31T00:00:00Z',
+        );
+      }
+      out.expires_at = i.expires_at === null ? null : new Date(i.expires_at).toISOString();
+    }
+    if (i.rotation !== undefined) {
+      if (i.rotation === null) out.rotation = null;
+      else {
+        let interval: number;
+        let grace: number;
+        try {
+          interval = parseDuration(i.rotation.interval);
+          grace = parseDuration(i.rotation.grace ?? 0);
+        } catch (err) {
+          throw new StrongroomError('validation_failed', `rotation: ${(err as Error).message}`);
+        }
+        if (interval < 60)
+          throw new StrongroomError('validation_failed', 'rotation.interval must be at least 1 minute');
+        if (grace >= interval)
+          throw new StrongroomError(
+            'validation_failed',
+            'rotation.grace must be shorter than rotation.interval',
+          );
+        out.rotation = {
+          interval,
+          grace,
+          ...(i.rotation.adapter ? { adapter: i.rotation.adapter } : {}),
+          ...(i.rotation.options ? { options: { ...i.rotation.options } } : {}),
+        };
+      }
+    }
+    if (i.tags !== undefined) out.tags = i.tags === null ? [] : [...new Set(i.tags)].sort();
+    return out;
+  }
+
+  function publicFields(rec: Readonly<SecretRecord>) {
+    return {
+      provider: rec.provider ?? null,
+      owner: rec.owner ?? null,
+      expires_at: rec.expires_at ?? null,
+      rotation: rec.rotation ?? null,
+      tags: rec.tags ?? [],
+      last_rotated_at: rec.last_rotated_at ?? null,
+    };
   }
 
   const operations = {
@@ -304,15 +455,28 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
             `a secret value may be at most ${MAX_SECRET_VALUE_BYTES} bytes of UTF-8; this one is ${bytes}`,
           );
         }
-        return store.transaction((tx) =>
-          appendVersion(tx, i, i.value, {
+        const fields = fieldsFrom(i);
+        return changing(async (tx, changed) => {
+          const out = await appendVersion(tx, i, i.value, {
             source: 'write',
+            fields,
             ...(i.metadata === undefined ? {} : { metadata: i.metadata }),
             ...(i.cas === undefined ? {} : { cas: i.cas }),
-          }),
-        );
+            ...(i.force ? { force: true } : {}),
+          });
+          changed({ project: i.project, env: i.env, name: i.name, kind: 'write', version: out.version });
+          const guessed = i.provider === undefined ? guessProviders(i.value) : [];
+          return guessed.length === 1
+            ? {
+                ...out,
+                hint: `this looks like a ${guessed[0]} key: set provider to track its format and rotation`,
+              }
+            : out;
+        });
       },
-    } satisfies Operation<SecretAddress & { value: string; metadata?: SecretMetadata; cas?: number }>,
+    } satisfies Operation<
+      SecretAddress & SecretFieldsInput & { value: string; metadata?: SecretMetadata; cas?: number }
+    >,
 
     readSecret: {
       name: 'secret.read',
@@ -336,6 +500,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           version,
           current_version: rec.current_version,
           metadata: rec.metadata,
+          ...publicFields(rec),
           created_at: info.created_at,
         };
       },
@@ -371,6 +536,9 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
             version: r.current_version,
             updated_at: r.updated_at,
             deleted: r.deleted_at !== null,
+            provider: r.provider ?? null,
+            tags: r.tags ?? [],
+            expires_at: r.expires_at ?? null,
           });
         }
         return { project: i.project, env: i.env, secrets };
@@ -393,6 +561,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           current_version: rec.current_version,
           deleted_at: rec.deleted_at,
           metadata: rec.metadata,
+          ...publicFields(rec),
           versions: rec.versions.map((v) => ({ ...v, destroyed: !present.has(v.version) })),
         };
       },
@@ -404,7 +573,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
-        return store.transaction(async (tx) => {
+        return changing(async (tx, changed) => {
           const rec = await secret(tx, i);
           if (!rec.versions.some((v) => v.version === i.version)) {
             throw new StrongroomError(
@@ -414,6 +583,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           }
           const value = await readValue(tx, `${i.project}/${i.env}/${i.name}`, i.version);
           const out = await appendVersion(tx, i, value, { source: 'rollback', from: i.version });
+          changed({ project: i.project, env: i.env, name: i.name, kind: 'rollback', version: out.version });
           return { ...out, rolled_back_from: i.version };
         });
       },
@@ -425,11 +595,18 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
-        return store.transaction(async (tx) => {
+        return changing(async (tx, changed) => {
           const rec = { ...(await secret(tx, i, { allowDeleted: true })) };
           if (rec.deleted_at === null) {
             rec.deleted_at = iso();
             await tx.put(`meta/${i.project}/${i.env}/${i.name}`, enc(rec));
+            changed({
+              project: i.project,
+              env: i.env,
+              name: i.name,
+              kind: 'delete',
+              version: rec.current_version,
+            });
           }
           return { name: rec.name, deleted_at: rec.deleted_at, destroyed: false };
         });
@@ -442,11 +619,18 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
-        return store.transaction(async (tx) => {
+        return changing(async (tx, changed) => {
           const rec = await secret(tx, i, { allowDeleted: true });
           const path = `${i.project}/${i.env}/${i.name}`;
           for (const p of await tx.list(`data/${path}/`)) await tx.delete(p);
           await tx.delete(`meta/${path}`);
+          changed({
+            project: i.project,
+            env: i.env,
+            name: i.name,
+            kind: 'destroy',
+            version: rec.current_version,
+          });
           return { name: rec.name, deleted_at: iso(), destroyed: true };
         });
       },
@@ -458,9 +642,16 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
-        return store.transaction(async (tx) => {
+        return changing(async (tx, changed) => {
           const rec = { ...(await secret(tx, i, { allowDeleted: true })), deleted_at: null };
           await tx.put(`meta/${i.project}/${i.env}/${i.name}`, enc(rec));
+          changed({
+            project: i.project,
+            env: i.env,
+            name: i.name,
+            kind: 'restore',
+            version: rec.current_version,
+          });
           return { name: rec.name, version: rec.current_version };
         });
       },
@@ -495,20 +686,29 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
     };
   }
 
-  return { operations: Object.values(operations), describe };
+  return {
+    operations: Object.values(operations),
+    describe,
+    /** Change events (after commit, never values). */
+    events: emitter,
+    /** For modules built on the engine (rotation, import, usage): */
+    internals: {
+      store,
+      secret,
+      readValue,
+      appendVersion,
+      changing,
+      fieldsFrom,
+      publicFields,
+      environment,
+      project,
+    },
+  };
 }
 
 /** Policy-visible attributes of a secret, from its metadata. */
 function secretAttrs(r: Readonly<SecretRecord>): { provider: string; tags: string[] } {
-  const m = r.metadata ?? {};
-  return {
-    provider: typeof m.provider === 'string' ? m.provider : '',
-    tags:
-      typeof m.tags === 'string'
-        ? m.tags
-            .split(',')
-            .map((t) => t.trim())
-            .filter(Boolean)
-        : [],
-  };
+  return { provider: r.provider ?? '', tags: [...(r.tags ?? [])] };
 }
+
+export type KvEngine = ReturnType<typeof createKvEngine>;
