@@ -22,6 +22,12 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'secret.delete': ['Secret'],
   'secret.destroy': ['Secret'],
   'secret.restore': ['Secret'],
+  'secret.rotate': ['Secret'],
+  'secret.import': ['Environment'],
+  'secret.export': ['Environment'],
+  'secret.report': ['System', 'Project', 'Environment', 'Secret'],
+  'usage.read': ['System', 'Project', 'Environment', 'Secret'],
+  'sys.metrics': ['System'],
   'token.create': ['Token'],
   'token.self': ['Token'],
   'token.read': ['Token'],
@@ -94,8 +100,8 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   'builtin.developer.secrets': `permit (principal in ${role('developer')}, action in ${list([...SECRET_WORK, 'secret.list', 'environment.create'])}, resource)
   when { resource has production && !resource.production };`,
   'builtin.developer.metadata': `permit (principal in ${role('developer')}, action in ${list([...METADATA, 'project.create'])}, resource);`,
-  'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read'])}, resource);`,
-  'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore'])}, resource);`,
+  'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read', 'sys.metrics'])}, resource);`,
+  'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore', 'secret.rotate', 'secret.import', 'secret.export'])}, resource);`,
   'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list'])}, resource);`,
   'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create'])}, resource);`,
 };
