@@ -33,11 +33,33 @@ export function secretCommands(program: Command, io: CliIO): void {
     .option('--meta <key=value>', 'metadata to attach (repeatable)', collect, [])
     .option('--cas <version>', 'write only if the current version is this (0: only if it does not exist)')
     .option('--allow-empty', 'store an empty value (refused by default: an empty pipe is usually a mistake)')
+    .option('--provider <id>', 'the LLM provider (openai, anthropic, …; see docs/providers.md): its key format is checked')
+    .option('--owner <owner>', 'who is responsible for this key')
+    .option('--expires <time>', 'when the key expires (ISO date/time)')
+    .option('--rotate-every <duration>', 'rotation interval, e.g. 30d')
+    .option('--grace <duration>', 'how long the old key stays valid after a rotation, e.g. 1h')
+    .option('--tag <tag>', 'a tag (repeatable)', collect, [])
+    .option('--force', 'store a value that does not look like the provider\'s key format')
     .description(
       'write a new version; the value is read from stdin or a hidden prompt, never from the command line',
     )
     .action(
-      async (address: string, o: { meta: string[]; cas?: string; allowEmpty?: boolean }, cmd: Command) => {
+      async (
+        address: string,
+        o: {
+          meta: string[];
+          cas?: string;
+          allowEmpty?: boolean;
+          provider?: string;
+          owner?: string;
+          expires?: string;
+          rotateEvery?: string;
+          grace?: string;
+          tag: string[];
+          force?: boolean;
+        },
+        cmd: Command,
+      ) => {
         const a = parseSecretAddress(address);
         const value = await readSecretInput(io, `Value for ${address}`);
         if (value === '' && !o.allowEmpty) {
@@ -48,10 +70,16 @@ export function secretCommands(program: Command, io: CliIO): void {
         const options = {
           ...(o.meta.length ? { metadata: parseMetadata(o.meta) } : {}),
           ...(o.cas === undefined ? {} : { cas: o.cas === '0' ? 0 : parsePositiveInt('--cas', o.cas) }),
+          ...(o.provider ? { provider: o.provider } : {}),
+          ...(o.owner ? { owner: o.owner } : {}),
+          ...(o.expires ? { expires_at: o.expires } : {}),
+          ...(o.rotateEvery ? { rotation: { interval: o.rotateEvery, ...(o.grace ? { grace: o.grace } : {}) } } : {}),
+          ...(o.tag.length ? { tags: o.tag } : {}),
+          ...(o.force ? { force: true } : {}),
         };
         const r = await clientFor(io, cmd).putSecret(a.project, a.env, a.name, value, options);
         print(io.stdout, formatOf(cmd), r, () =>
-          kv({ Secret: address, Version: r.version, Created: r.created_at }),
+          kv({ Secret: address, Version: r.version, Created: r.created_at, ...(r.hint ? { Hint: r.hint } : {}) }),
         );
       },
     );
@@ -81,6 +109,11 @@ export function secretCommands(program: Command, io: CliIO): void {
           Secret: address,
           Version: `${r.version} (current ${r.current_version})`,
           Created: r.created_at,
+          ...(r.provider ? { Provider: r.provider } : {}),
+          ...(r.owner ? { Owner: r.owner } : {}),
+          ...(r.expires_at ? { Expires: r.expires_at } : {}),
+          ...(r.rotation ? { Rotation: `every ${r.rotation.interval} s, grace ${r.rotation.grace} s` } : {}),
+          ...(r.tags.length ? { Tags: r.tags.join(', ') } : {}),
           Metadata: r.metadata,
           Value: r.value,
         }),
