@@ -1,8 +1,9 @@
-import { createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
+import { loadOrCreateKey } from '../barrier/keys.ts';
 import { type Scope, scopeProblem } from '../core/scope.ts';
-import { constantTimeEqual, hmacSha256, randomKey } from '../crypto/random.ts';
+import { constantTimeEqual, hmacSha256 } from '../crypto/random.ts';
 import { generateToken, TOKEN_PREFIXES } from '../crypto/token.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -157,21 +158,7 @@ export function createAppStore(store: BarrierStore, clock: Clock): AppStore {
   const iso = (ms = clock.now()) => new Date(ms).toISOString();
 
   // read from the barrier on each use (a cached read), so no key outlives a seal
-  async function key(): Promise<KeyObject> {
-    let raw = await store.get('hmac-key');
-    if (!raw) {
-      raw = await store.transaction(async (tx) => {
-        const existing = await tx.get('hmac-key');
-        if (existing) return existing;
-        const fresh = randomKey();
-        await tx.put('hmac-key', fresh);
-        return fresh;
-      });
-    }
-    const k = createSecretKey(raw);
-    raw.fill(0);
-    return k;
-  }
+  const key = (): Promise<KeyObject> => loadOrCreateKey(store, 'hmac-key');
   const secretHash = (k: KeyObject, secret: string) => hmacSha256(k, secret).toString('hex');
 
   async function readApp(r: Pick<BarrierWriter, 'get'>, clientId: string): Promise<AppRecord | undefined> {

@@ -1,8 +1,9 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
+import { loadOrCreateKey } from '../barrier/keys.ts';
 import { type Scope, scopeWithin } from '../core/scope.ts';
 import type { Owner } from '../core/types.ts';
-import { hmacSha256, randomId, randomKey } from '../crypto/random.ts';
+import { hmacSha256, randomId } from '../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../crypto/token.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -143,15 +144,7 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
 
   const self: TokenStore = {
     async load() {
-      const raw = await store.transaction(async (tx) => {
-        const existing = await tx.get(HMAC_KEY_PATH);
-        if (existing) return existing;
-        const fresh = randomKey();
-        await tx.put(HMAC_KEY_PATH, fresh);
-        return fresh;
-      });
-      hmacKey = createSecretKey(raw);
-      raw.fill(0);
+      hmacKey = await loadOrCreateKey(store, HMAC_KEY_PATH);
     },
     unload() {
       hmacKey = undefined;

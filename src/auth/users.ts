@@ -1,7 +1,8 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
+import { loadOrCreateKey } from '../barrier/keys.ts';
 import type { OperationContext } from '../core/types.ts';
-import { constantTimeEqual, hmacSha256, randomId, randomKey } from '../crypto/random.ts';
+import { constantTimeEqual, hmacSha256, randomId } from '../crypto/random.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import {
@@ -191,21 +192,7 @@ export function createUserStore(store: BarrierStore, clock: Clock, lockoutPolicy
   const iso = () => new Date(clock.now()).toISOString();
 
   // read from the barrier on each use (cheap next to argon2), so no key outlives a seal
-  async function key(): Promise<KeyObject> {
-    let raw = await store.get('hmac-key');
-    if (!raw) {
-      raw = await store.transaction(async (tx) => {
-        const existing = await tx.get('hmac-key');
-        if (existing) return existing;
-        const fresh = randomKey();
-        await tx.put('hmac-key', fresh);
-        return fresh;
-      });
-    }
-    const k = createSecretKey(raw);
-    raw.fill(0);
-    return k;
-  }
+  const key = (): Promise<KeyObject> => loadOrCreateKey(store, 'hmac-key');
 
   const nameKey = (k: KeyObject, name: string) => hmacSha256(k, `name\0${name}`).toString('hex');
   const codeHash = (k: KeyObject, id: string, code: string) =>

@@ -3,8 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type AuditLogEntry, auditHash, auditQuery } from '../sdk/audit.ts';
-import type { ClientOptions } from '../sdk/client.ts';
-import { type CliIO, formatOf, globals, parsePositiveInt, UsageError } from './context.ts';
+import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print, table } from './output.ts';
 
@@ -332,14 +331,6 @@ export async function verifyAuditFile(path: string, opts: VerifyOptions = {}): P
   return report;
 }
 
-function clientOptions(io: CliIO, cmd: Command): ClientOptions {
-  const g = globals(cmd);
-  return {
-    addr: g.addr ?? io.env.STRONGROOM_ADDR ?? 'http://127.0.0.1:8210',
-    token: g.token ?? (io.env.STRONGROOM_TOKEN || undefined),
-  };
-}
-
 const TIME_BOUND = /^(\d{4}-\d{2}-\d{2}[0-9A-Za-z:.+-]*|(\d+d)?(\d+h)?(\d+m)?(\d+s)?|\d+)$/;
 
 function timeBound(name: string, v: string | undefined): string | undefined {
@@ -439,7 +430,7 @@ export function auditCommands(program: Command, io: CliIO): void {
         if (limit !== undefined && limit > 1000) throw new UsageError('--limit is at most 1000');
         const since = timeBound('--since', o.since);
         const until = timeBound('--until', o.until);
-        const r = await auditQuery(clientOptions(io, cmd), {
+        const r = await auditQuery(clientFor(io, cmd).request, {
           ...(o.actor === undefined ? {} : { actor: o.actor }),
           ...(o.action === undefined ? {} : { action: o.action }),
           ...(o.requestId === undefined ? {} : { request_id: o.requestId }),
@@ -470,7 +461,7 @@ export function auditCommands(program: Command, io: CliIO): void {
     )
     .action(async (_o, cmd: Command) => {
       const value = await readSecretInput(io, 'Value to hash');
-      const r = await auditHash(clientOptions(io, cmd), value);
+      const r = await auditHash(clientFor(io, cmd).request, value);
       print(io.stdout, formatOf(cmd), r, () => [[r.hash]]);
     });
 }
