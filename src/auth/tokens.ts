@@ -172,6 +172,13 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
           );
         }
       }
+      // the app role reads "the secrets in its scope": without a scope it would read everything
+      if (policies.includes('app') && scope === null) {
+        throw new StrongroomError(
+          'validation_failed',
+          'a token with the app role needs a scope (e.g. {"paths": ["myproj/prod"]})',
+        );
+      }
       const ttl = opts.ttl === null ? null : (opts.ttl ?? DEFAULT_TTL);
       if (ttl === null && !policies.includes('root'))
         throw new TypeError('only root tokens may live forever');

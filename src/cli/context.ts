@@ -8,6 +8,8 @@ export interface CliIO {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
   env: Readonly<Record<string, string | undefined>>;
   cwd: string;
+  /** Set by a command whose outcome is not plain success (e.g. `policy test` answering deny). */
+  exitCode?: number;
 }
 
 export type Format = 'table' | 'json';

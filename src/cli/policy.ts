@@ -99,7 +99,7 @@ export function policyCommands(program: Command, io: CliIO): void {
             Errors: r.errors.join('; ') || '-',
           }),
         );
-        if (r.decision === 'deny') process.exitCode = 3;
+        if (r.decision === 'deny') io.exitCode = 3;
       },
     );
 }

@@ -1,13 +1,16 @@
 import { Command, CommanderError } from 'commander';
 import { appCommands } from './app.ts';
 import { auditCommands } from './audit.ts';
+import { bulkCommands } from './bulk.ts';
 import { type CliIO, describeError, UsageError } from './context.ts';
 import { loginCommand } from './login.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
 import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
+import { rotateCommands } from './rotate.ts';
 import { secretCommands } from './secret.ts';
 import { tokenCommands } from './token.ts';
+import { usageCommands } from './usage.ts';
 import { userCommands } from './user.ts';
 
 export interface ServerCommandOptions {
@@ -53,12 +56,15 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   operatorCommands(program, io);
   projectCommands(program, io);
   secretCommands(program, io);
+  rotateCommands(program, io);
   tokenCommands(program, io);
   policyCommands(program, io);
   auditCommands(program, io);
   loginCommand(program, io);
   userCommands(program, io);
   appCommands(program, io);
+  bulkCommands(program, io);
+  usageCommands(program, io);
 
   for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)])
     c.exitOverride();
@@ -74,7 +80,7 @@ export async function runCli(
   const program = buildProgram(io, runServer);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return io.exitCode ?? 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       // help and version exit 0; usage errors were already printed by commander

@@ -5,6 +5,7 @@ import { type Barrier, createBarrier } from '../barrier/barrier.ts';
 import { createKvEngine, type KvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
+import { createMetricsRegistry, type MetricsRegistry } from '../lib/metrics.ts';
 import { createRateLimiter } from '../lib/ratelimit.ts';
 import type { Decision } from '../policy/authorize.ts';
 import { createPolicyEngine, type PolicyEngine } from '../policy/engine.ts';
@@ -31,6 +32,18 @@ export interface CoreDeps {
   onSeal?: (() => void)[];
   /** Requests per second (and burst) allowed per token, or per app for app tokens; root tokens are exempt. */
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
+  /**
+   * Called after each successful operation, once its response was audited
+   * (usage analytics). On the hot path: must be synchronous, cheap and never throw.
+   */
+  onSuccess?: ((
+    operation: string,
+    identity: Identity | undefined,
+    input: unknown,
+    output: unknown,
+  ) => void)[];
+  /** Where request counts and durations go, and where modules register their metrics (default: a new registry). */
+  metrics?: MetricsRegistry;
 }
 
 export interface Core {
@@ -41,6 +54,8 @@ export interface Core {
   /** The secrets engine (its events and internals serve rotation, watch, import and usage). */
   readonly kv: KvEngine;
   readonly clock: Clock;
+  /** Counters and histograms of this server (request counts and durations; modules add theirs). */
+  readonly metrics: MetricsRegistry;
   /** Every registered operation, by name. */
   readonly operations: ReadonlyMap<string, AnyOperation>;
   /**
@@ -52,6 +67,12 @@ export interface Core {
   invoke<O = unknown>(name: string, input: unknown, request: RequestInfo): Promise<O>;
   /** Adds what policies need to know about a resource (production flag, provider, tags). */
   describe(resource: Resource): Promise<Resource>;
+  /**
+   * Audits work the server does on its own, outside any request (scheduled
+   * rotation): sanitised and fail-closed like request entries (throws
+   * `audit_unavailable` when no sink accepted it). `time` defaults to now.
+   */
+  audit(entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void>;
   /** Whether `identity` may perform `action` on `resource` (for filtering lists). */
   allows(identity: Identity, action: string, resource: Resource, request: RequestInfo): Promise<boolean>;
   /** Unseals with the static key file when one is configured and storage is initialised. */
@@ -88,6 +109,8 @@ export function createCore(deps: CoreDeps): Core {
   const policies = createPolicyEngine(barrier.view('sys/policy/'));
   const kv = createKvEngine(barrier.view('logical/kv/'), deps.clock);
   const operations = new Map<string, AnyOperation>();
+  const onSuccess = deps.onSuccess?.length ? deps.onSuccess : undefined;
+  const metrics = deps.metrics ?? createMetricsRegistry();
   const limiter =
     deps.rateLimit && deps.rateLimit.requests_per_second > 0
       ? createRateLimiter({
@@ -118,6 +141,41 @@ export function createCore(deps: CoreDeps): Core {
     }
   }
 
+  /** Records a request refused before authorization (no or bad token, rate limit). */
+  async function auditRefusal(
+    op: AnyOperation,
+    input: unknown,
+    request: RequestInfo,
+    err: StrongroomError,
+    entry?: TokenEntry,
+  ) {
+    let resource = '-';
+    try {
+      const r = op.resource(input as never);
+      resource = `${r.type}::${r.id}`;
+    } catch {}
+    const base = {
+      time: new Date(deps.clock.now()).toISOString(),
+      request_id: request.request_id,
+      ...(request.trace_id ? { trace_id: request.trace_id } : {}),
+      operation: op.name,
+      action: op.action,
+      resource,
+      actor: entry
+        ? {
+            accessor: entry.accessor,
+            display_name: entry.display_name,
+            type: entry.owner.type,
+            id: entry.owner.id,
+          }
+        : null,
+      client_address: request.client_address,
+      request: input,
+    };
+    await deps.audit.log({ ...base, type: 'request', decision: { allowed: false, reason: err.code } });
+    await deps.audit.log({ ...base, type: 'response', status: 'error', error_code: err.code });
+  }
+
   const core: Core = {
     barrier,
     seal,
@@ -125,6 +183,7 @@ export function createCore(deps: CoreDeps): Core {
     policies,
     kv,
     clock: deps.clock,
+    metrics,
     operations,
     async invoke(name, input, request) {
       const op = operations.get(name);
@@ -144,27 +203,34 @@ export function createCore(deps: CoreDeps): Core {
       let identity: Identity | undefined;
       let entry: TokenEntry | undefined;
       if (op.auth === 'token') {
-        if (!request.token) {
-          throw new StrongroomError(
-            'unauthenticated',
-            'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
-          );
-        }
-        entry = await tokens.use(request.token);
-        identity = identityOf(entry);
-        if (limiter && !entry.policies.includes('root')) {
-          // an app's tokens share one budget, so minting more tokens does not buy more requests
-          const key = entry.owner.type === 'app' ? `app:${entry.owner.id}` : `token:${entry.accessor}`;
-          const wait = limiter.take(key);
-          if (wait > 0) {
+        try {
+          if (!request.token) {
             throw new StrongroomError(
-              'rate_limited',
-              `too many requests for this ${entry.owner.type === 'app' ? 'application' : 'token'}; retry in ${wait} s`,
-              {
-                details: { retry_after: wait },
-              },
+              'unauthenticated',
+              'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
             );
           }
+          entry = await tokens.lookup(request.token);
+          if (limiter && !entry.policies.includes('root')) {
+            // an app's tokens share one budget, so minting more tokens does not buy more requests
+            const key = entry.owner.type === 'app' ? `app:${entry.owner.id}` : `token:${entry.accessor}`;
+            const wait = limiter.take(key);
+            if (wait > 0) {
+              throw new StrongroomError(
+                'rate_limited',
+                `too many requests for this ${entry.owner.type === 'app' ? 'application' : 'token'}; retry in ${wait} s`,
+                { details: { retry_after: wait } },
+              );
+            }
+          }
+          // a limited-use token is counted only once it passed the rate limit
+          if (entry.num_uses > 0) entry = await tokens.use(request.token);
+          identity = identityOf(entry);
+        } catch (err) {
+          // refused before authorization: still an access attempt worth a record
+          if (deps.audit.enabled && err instanceof StrongroomError)
+            await auditRefusal(op, input, request, err, entry);
+          throw err;
         }
       }
       const resource = await kv.describe(op.resource(input as never));
@@ -205,7 +271,20 @@ export function createCore(deps: CoreDeps): Core {
       const ctx: OperationContext = { identity, request, ...(entry ? { token: entry } : {}) };
       try {
         const out = await op.handle(ctx, input as never);
-        if (audit) await audit({ type: 'response', status: 'ok' });
+        if (audit) {
+          try {
+            await audit({ type: 'response', status: 'ok' });
+          } catch (err) {
+            if (err instanceof StrongroomError && err.code === 'audit_unavailable') {
+              throw new StrongroomError(
+                'audit_unavailable',
+                'the operation was performed, but its audit record could not be written; check the audit sinks',
+              );
+            }
+            throw err;
+          }
+        }
+        if (onSuccess) for (const f of onSuccess) f(op.name, identity, input, out);
         return out;
       } catch (err) {
         const code = err instanceof StrongroomError ? err.code : 'internal';
@@ -215,6 +294,10 @@ export function createCore(deps: CoreDeps): Core {
       }
     },
     describe: (resource) => kv.describe(resource),
+    async audit(entry) {
+      if (!deps.audit.enabled) return;
+      await deps.audit.log({ ...entry, time: entry.time ?? new Date(deps.clock.now()).toISOString() });
+    },
     async allows(identity, action, resource, request) {
       return (await decide(identity, action, await kv.describe(resource), request)).allowed;
     },
@@ -273,5 +356,34 @@ export function createCore(deps: CoreDeps): Core {
     if (operations.has(op.name)) throw new TypeError(`operation ${op.name} registered twice`);
     operations.set(op.name, op);
   }
+
+  // request counts and durations (src/server/metrics.ts exposes them): a wrapper, so no path through invoke is missed
+  const requests = metrics.counter(
+    'strongroom_requests_total',
+    'Requests by operation and outcome (ok or the error code).',
+    ['operation', 'status'],
+  );
+  const durations = metrics.histogram(
+    'strongroom_request_duration_seconds',
+    'Time spent in the core pipeline per operation (authentication to response audit).',
+    ['operation'],
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  );
+  const invokeInner = core.invoke;
+  core.invoke = async function invoke<O>(name: string, input: unknown, request: RequestInfo): Promise<O> {
+    const started = performance.now();
+    let status = 'ok';
+    try {
+      return await invokeInner<O>(name, input, request);
+    } catch (err) {
+      status = err instanceof StrongroomError ? err.code : 'internal';
+      throw err;
+    } finally {
+      if (operations.has(name)) {
+        requests.inc([name, status]);
+        durations.observe([name], (performance.now() - started) / 1000);
+      }
+    }
+  };
   return core;
 }

@@ -154,7 +154,7 @@ export function formatProblem(providerId: string, value: string): string | undef
   const p = BY_ID.get(providerId);
   if (!p) return undefined;
   if (p.formats.some((f) => f.pattern.test(value))) return undefined;
-  return `the value does not look like a ${p.name} key (expected ${p.formats.map((f) => f.label).join(' or ')}; see ${p.docs}); pass force to store it anyway`;
+  return `the value does not look like ${article(p.name)} ${p.name} key (expected ${p.formats.map((f) => f.label).join(' or ')}; see ${p.docs}); pass force to store it anyway`;
 }
 
 /** Providers whose key format a value matches (used to suggest the right one). */
@@ -162,4 +162,9 @@ export function guessProviders(value: string): string[] {
   return PROVIDERS.filter((p) => p.id !== 'other' && p.formats.some((f) => f.pattern.test(value))).map(
     (p) => p.id,
   );
+}
+
+/** 'a' or 'an' before a provider name (by its sound: "an OpenAI key", "a Groq key"). */
+export function article(word: string): 'a' | 'an' {
+  return /^[aeiouAEIOU]|^(xAI|X)/.test(word) ? 'an' : 'a';
 }

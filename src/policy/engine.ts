@@ -257,6 +257,16 @@ export function createPolicyEngine(store: BarrierStore): PolicyEngine {
     }
     const { decision, diagnostics } = answer.response;
     const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+    // Cedar skips a policy whose evaluation errs, so an erring forbid would not
+    // stop an allow: fail closed instead, whatever the decision
+    if (errors.length > 0) {
+      return {
+        allowed: false,
+        reason: `policy evaluation failed (${diagnostics.errors.map((e) => e.policyId).join(', ')})`,
+        policies: [],
+        errors,
+      };
+    }
     if (decision === 'allow') {
       return {
         allowed: true,

@@ -56,7 +56,7 @@ for (const [provider, value] of MISMATCHES) {
     const name = PROVIDERS.find((p) => p.id === provider)!.name;
     assert.match(
       res.json().error.message,
-      new RegExp(`does not look like a ${name.replace(/[()]/g, '.')} key`),
+      new RegExp(`does not look like an? ${name.replace(/[()]/g, '.')} key`),
     );
     assert.doesNotMatch(res.body, new RegExp(value.slice(4, 20)));
     assert.equal((await a.call('GET', URL)).json().error.code, 'secret_not_found');

@@ -6,7 +6,7 @@ import type { Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { formatProblem, guessProviders, PROVIDERS, provider as providerInfo } from '../providers.ts';
+import { article, formatProblem, guessProviders, PROVIDERS, provider as providerInfo } from '../providers.ts';
 import { checkSecretName, checkSlug } from './names.ts';
 
 /**
@@ -61,6 +61,10 @@ export interface SecretRecord extends SecretFields {
   /** Free-form labels. */
   metadata: SecretMetadata;
   last_rotated_at: string | null;
+  /** Set by the rotation module: why the last rotation failed (sanitised), null once one succeeds. */
+  last_rotation_error?: string | null;
+  /** Set by the rotation module: when a failed rotation is retried. */
+  next_rotation_attempt_at?: string | null;
   versions: VersionInfo[];
 }
 
@@ -336,6 +340,8 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       rotation: rec.rotation ?? null,
       tags: rec.tags ?? [],
       last_rotated_at: rec.last_rotated_at ?? null,
+      last_rotation_error: rec.last_rotation_error ?? null,
+      next_rotation_attempt_at: rec.next_rotation_attempt_at ?? null,
     };
   }
 
@@ -469,7 +475,7 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
           return guessed.length === 1
             ? {
                 ...out,
-                hint: `this looks like a ${guessed[0]} key: set provider to track its format and rotation`,
+                hint: `this looks like ${article(guessed[0]!)} ${guessed[0]} key: set provider to track its format and rotation`,
               }
             : out;
         });
