@@ -238,6 +238,10 @@ export interface SecretFieldsResponse {
   rotation: { interval: number; grace: number; adapter?: string; options?: Record<string, string> } | null;
   tags: string[];
   last_rotated_at: string | null;
+  /** Why the last rotation failed (sanitised); present only while rotation is failing (docs/rotation.md). */
+  last_rotation_error?: string | null;
+  /** When a failed rotation is retried. */
+  next_rotation_attempt_at?: string | null;
 }
 
 export interface SecretReadResponse extends SecretFieldsResponse {

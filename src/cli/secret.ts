@@ -10,6 +10,7 @@ import {
 } from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
+import { getAndWatch, staleCommand } from './stale.ts';
 
 function parseMetadata(pairs: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -33,13 +34,16 @@ export function secretCommands(program: Command, io: CliIO): void {
     .option('--meta <key=value>', 'metadata to attach (repeatable)', collect, [])
     .option('--cas <version>', 'write only if the current version is this (0: only if it does not exist)')
     .option('--allow-empty', 'store an empty value (refused by default: an empty pipe is usually a mistake)')
-    .option('--provider <id>', 'the LLM provider (openai, anthropic, …; see docs/providers.md): its key format is checked')
+    .option(
+      '--provider <id>',
+      'the LLM provider (openai, anthropic, …; see docs/providers.md): its key format is checked',
+    )
     .option('--owner <owner>', 'who is responsible for this key')
     .option('--expires <time>', 'when the key expires (ISO date/time)')
     .option('--rotate-every <duration>', 'rotation interval, e.g. 30d')
     .option('--grace <duration>', 'how long the old key stays valid after a rotation, e.g. 1h')
     .option('--tag <tag>', 'a tag (repeatable)', collect, [])
-    .option('--force', 'store a value that does not look like the provider\'s key format')
+    .option('--force', "store a value that does not look like the provider's key format")
     .description(
       'write a new version; the value is read from stdin or a hidden prompt, never from the command line',
     )
@@ -73,13 +77,20 @@ export function secretCommands(program: Command, io: CliIO): void {
           ...(o.provider ? { provider: o.provider } : {}),
           ...(o.owner ? { owner: o.owner } : {}),
           ...(o.expires ? { expires_at: o.expires } : {}),
-          ...(o.rotateEvery ? { rotation: { interval: o.rotateEvery, ...(o.grace ? { grace: o.grace } : {}) } } : {}),
+          ...(o.rotateEvery
+            ? { rotation: { interval: o.rotateEvery, ...(o.grace ? { grace: o.grace } : {}) } }
+            : {}),
           ...(o.tag.length ? { tags: o.tag } : {}),
           ...(o.force ? { force: true } : {}),
         };
         const r = await clientFor(io, cmd).putSecret(a.project, a.env, a.name, value, options);
         print(io.stdout, formatOf(cmd), r, () =>
-          kv({ Secret: address, Version: r.version, Created: r.created_at, ...(r.hint ? { Hint: r.hint } : {}) }),
+          kv({
+            Secret: address,
+            Version: r.version,
+            Created: r.created_at,
+            ...(r.hint ? { Hint: r.hint } : {}),
+          }),
         );
       },
     );
@@ -88,9 +99,11 @@ export function secretCommands(program: Command, io: CliIO): void {
     .argument('<address>', 'PROJECT/ENV/NAME')
     .option('--version <n>', 'a specific version')
     .option('--field <field>', 'print only this field, raw (e.g. value)')
+    .option('--watch', 'keep running: print it again whenever it changes (JSON lines with --format json)')
     .description('read a secret (the current version unless --version)')
     .action(async (address: string, o: { version?: string; field?: string }, cmd: Command) => {
       const a = parseSecretAddress(address);
+      if ((o as { watch?: boolean }).watch) return getAndWatch(io, cmd, a, o);
       const r = await clientFor(io, cmd).getSecret(
         a.project,
         a.env,
@@ -191,4 +204,6 @@ export function secretCommands(program: Command, io: CliIO): void {
       const r = await clientFor(io, cmd).restoreSecret(a.project, a.env, a.name);
       print(io.stdout, formatOf(cmd), r, () => kv({ Secret: address, Version: r.version }));
     });
+
+  staleCommand(s, io);
 }

@@ -63,6 +63,18 @@ export const ServerConfigSchema = Type.Object(
     ),
     audit: Type.Optional(AuditConfigSchema),
     audit_checkpoint: Type.Optional(AuditCheckpointConfigSchema),
+    // usage analytics (docs/usage.md): counting secret reads, flushed to storage every flush_interval
+    usage: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          flush_interval: Type.Optional(
+            Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Integer({ minimum: 1 })]),
+          ),
+        },
+        Strict,
+      ),
+    ),
   },
   Strict,
 );

@@ -38,6 +38,10 @@ export interface RequestInfo {
   trace_id?: string;
   /** The bearer token as presented, if any. Never logged or audited. */
   token?: string | undefined;
+  /** Aborted when the client goes away (set for streaming routes): long operations stop and write nothing. */
+  signal?: AbortSignal;
+  /** Where a long operation reports progress (set for streaming routes; the server streams each event). */
+  progress?: (event: Readonly<Record<string, unknown>>) => void;
 }
 
 export interface OperationContext {

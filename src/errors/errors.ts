@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   'storage_unavailable',
   'audit_unavailable',
   'rate_limited',
+  'provider_error',
+  'rotation_in_progress',
   'internal',
 ] as const;
 

@@ -85,7 +85,15 @@ const SECRET_WORK = [
   'secret.delete',
   'secret.restore',
 ];
-const METADATA = ['project.list', 'project.read', 'secret.list', 'secret.history', 'sys.status'];
+// usage.read: who read which secret and when (counts, never values) is metadata too (issue 4 item 6)
+const METADATA = [
+  'project.list',
+  'project.read',
+  'secret.list',
+  'secret.history',
+  'sys.status',
+  'usage.read',
+];
 const SELF = ['token.self', 'user.self'];
 
 /**

@@ -11,7 +11,9 @@ import type { ServerConfig } from '../config/config.ts';
 import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { HTTP_STATUS } from './errors.ts';
+import { invokeWithProgress } from './progress.ts';
 import { type RouteDef, v1Routes } from './routes/v1/routes.ts';
+import { type EventStream, isEventStream, sendEventStream } from './sse.ts';
 
 /**
  * The HTTP adapter: schema-validated routes that turn HTTP into core calls and
@@ -139,6 +141,12 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       if (status >= 500 && err.code !== 'sealed' && err.code !== 'not_initialized') {
         req.log.error({ code: err.code, path: err.details?.path }, 'request failed');
       }
+      // details marked public (e.g. an import's per-entry problems) are for the client
+      const pub = (err.details as { public?: unknown } | undefined)?.public;
+      if (pub)
+        return reply
+          .code(status)
+          .send({ error: { code: err.code, message: err.message, request_id: req.id, details: pub } });
       return errorReply(reply, status, err.code, err.message);
     }
     if (err.validation) {
@@ -151,7 +159,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           reply,
           413,
           'payload_too_large',
-          `the request body is larger than ${config.max_request_bytes} bytes`,
+          `the request body is larger than ${req.routeOptions.bodyLimit ?? config.max_request_bytes} bytes`,
         );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return errorReply(reply, 415, 'unsupported_media_type', 'send the body as application/json');
@@ -172,19 +180,37 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     );
   });
 
+  // open event streams end when the server closes, or close() would wait for them
+  const streams = new Set<EventStream>();
+  app.addHook('preClose', async () => {
+    for (const s of streams) s.close();
+  });
+
   for (const r of routes) {
     app.route({
       method: r.method,
       url: r.url,
       schema: r.schema,
+      ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
       handler: async (req, reply) => {
         const operation = r.variant?.when(req) ? r.variant.operation : r.operation;
+        if (r.progress) {
+          const info = {
+            request_id: req.id,
+            trace_id: traceIdFrom(req),
+            client_address: req.ip,
+            token: tokenFrom(req),
+          };
+          return invokeWithProgress(core, operation, r.input(req), info, r.progress, reply);
+        }
         const result = await core.invoke(operation, r.input(req), {
           request_id: req.id,
           trace_id: traceIdFrom(req),
           client_address: req.ip,
           token: tokenFrom(req),
         });
+        if (r.stream && isEventStream(result)) return sendEventStream(reply, result, streams);
+        if (r.contentType) reply.type(r.contentType);
         return reply.code(r.status ? r.status(result) : 200).send(result);
       },
     });

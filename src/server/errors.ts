@@ -37,5 +37,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   storage_unavailable: 503,
   audit_unavailable: 503,
   rate_limited: 429,
+  // an LLM provider's API failed or refused us (rotation adapters); the message is sanitised
+  provider_error: 502,
+  rotation_in_progress: 409,
   internal: 500,
 };

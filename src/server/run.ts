@@ -71,6 +71,7 @@ export async function startServer(
           'audit sink failed',
         ),
       rateLimit: config.rate_limit,
+      usage: config.usage,
     });
     const { core, routes } = vault;
     if ((config.audit ?? []).length === 0) {

@@ -3,13 +3,24 @@ import { type AuditSetup, createAudit } from '../audit/module.ts';
 import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
 import { type Core, createCore } from '../core/core.ts';
 import type { AnyOperation } from '../core/types.ts';
+import { hygieneModule } from '../engines/hygiene/hygiene.ts';
+import { bulkOperations } from '../engines/kv/bulk.ts';
+import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
+import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
+import { type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { metricsModule } from './metrics.ts';
 import { auditRoutes } from './routes/v1/audit.ts';
 import { authRoutes } from './routes/v1/auth.ts';
+import { bulkRoutes } from './routes/v1/bulk.ts';
+import { hygieneRoutes } from './routes/v1/hygiene.ts';
+import { rotationRoutes } from './routes/v1/rotation.ts';
 import type { RouteDef } from './routes/v1/routes.ts';
 import { v1Routes } from './routes/v1/routes.ts';
+import { usageRoutes } from './routes/v1/usage.ts';
+import { watchRoutes } from './routes/v1/watch.ts';
 
 /**
  * The one place where the vault is assembled from its modules: the core with
@@ -30,12 +41,21 @@ export interface VaultDeps {
   auth?: AuthMethodOptions;
   /** Extra modules (tests). */
   modules?: ((core: Core) => AnyOperation[])[];
+  /** Usage analytics (counting secret reads); on by default. */
+  usage?: UsageOptions | undefined;
+  /** Secret rotation: scheduler period, cluster holder id, adapter base URLs (docs/rotation.md). */
+  rotation?: RotationOptions | undefined;
+  /** Watch streams: heartbeat and shared-storage poll intervals (docs/watch.md). */
+  watch?: WatchOptions | undefined;
 }
 
 export interface Vault {
   core: Core;
   routes: RouteDef[];
   audit: AuditSetup;
+  usage: UsageSetup;
+  /** Secret rotation: the scheduler (tick() drives it in tests). */
+  rotation: RotationService;
   /** Closing checkpoint in the audit log, then the keys leave memory. */
   close(): Promise<void>;
 }
@@ -46,22 +66,50 @@ export function assembleVault(deps: VaultDeps): Vault {
     ...(deps.auditCheckpoint ? { checkpoint: deps.auditCheckpoint } : {}),
     ...(deps.onAuditSinkError ? { onSinkError: deps.onAuditSinkError } : {}),
   });
+  const usage = createUsage(deps.usage, deps.clock);
+  const rotation = createRotation(deps.rotation);
   const core = createCore({
     storage: deps.storage,
     seal: deps.seal,
     clock: deps.clock,
     audit: audit.broker,
     rateLimit: deps.rateLimit,
-    modules: [audit.module, authMethods(deps.auth), ...(deps.modules ?? [])],
-    onUnseal: [() => audit.onUnseal()],
-    onSeal: [() => audit.onSeal()],
+    modules: [
+      audit.module,
+      authMethods(deps.auth),
+      usage.module,
+      rotation.module,
+      bulkOperations,
+      watchModule(deps.storage, deps.watch),
+      hygieneModule(),
+      metricsModule(),
+      ...(deps.modules ?? []),
+    ],
+    onUnseal: [() => audit.onUnseal(), () => usage.onUnseal(), async () => rotation.start()],
+    ...(usage.observe ? { onSuccess: [usage.observe] } : {}),
+    onSeal: [() => audit.onSeal(), () => void rotation.stop()],
   });
   return {
     core,
-    routes: [...v1Routes, ...auditRoutes, ...authRoutes],
+    routes: [
+      ...v1Routes,
+      ...auditRoutes,
+      ...authRoutes,
+      ...usageRoutes,
+      ...rotationRoutes,
+      ...bulkRoutes,
+      ...watchRoutes,
+      ...hygieneRoutes,
+    ],
     audit,
+    usage,
+    rotation,
     async close() {
       core.stop();
+      // the scheduler stops (and hands its cluster lease back) while the barrier is unsealed
+      await rotation.stop();
+      // pending usage counts are written while the barrier is still unsealed
+      await usage.close();
       await audit.close();
       core.sealNow();
     },

@@ -74,7 +74,17 @@ test('every request and response is recorded with actor, action, resource, decis
     mine.map((e) => e.type),
     ['request', 'response'],
   );
-  const [req, res] = mine as [Record<string, any>, Record<string, any>];
+  type Entry = {
+    action: string;
+    resource: string;
+    decision: { allowed: boolean; reason: string };
+    actor: { type: string; accessor?: string };
+    trace_id: string;
+    client_address: string;
+    request: unknown;
+    error_code?: string;
+  };
+  const [req, res] = mine as unknown as [Entry, Entry];
   assert.equal(req.action, 'secret.write');
   assert.equal(req.resource, 'Secret::p/prod/KEY');
   assert.equal(req.decision.allowed, false);

@@ -41,7 +41,7 @@ test('a secret records its provider, owner, expiry, rotation and tags, and reads
 });
 
 const MISMATCHES: [string, string][] = [
-  ['openai', 'sk-ant-api03-' + 'x'.repeat(90)],
+  ['openai', `sk-ant-api03-${'x'.repeat(90)}`],
   ['anthropic', OPENAI],
   ['openrouter', 'sk-or-v1-notHEX'],
   ['groq', 'gsk_short'],

@@ -89,7 +89,8 @@ const PRINCIPALS = {
   admin: { roles: ['admin'] },
   developer: { roles: ['developer'] },
   auditor: { roles: ['auditor'] },
-  app: { roles: ['app'] },
+  // an app token always has a scope; this one reaches every project
+  app: { roles: ['app'], scope: { paths: ['*'] } },
   'app scoped to llm/dev': { roles: ['app'], scope: { paths: ['llm/dev'] } },
 } as const;
 type Principal = keyof typeof PRINCIPALS;
@@ -383,9 +384,17 @@ test('an auditor cannot read any secret value by any route', async (t) => {
           for (const body of bodies) {
             // a fresh auditor token each time (revoke-self would end the sweep otherwise)
             const auditor = await mint(f, { roles: ['auditor'] });
+            // a stream (watch) ends once its token is revoked, at its next heartbeat
+            const streamed = (route as { stream?: unknown }).stream !== undefined;
+            if (streamed) {
+              setTimeout(
+                () => void f.call('POST', '/v1/auth/token/revoke-accessor', { accessor: auditor.accessor }),
+                200,
+              );
+            }
             const res = await f.inject({
               method: route.method,
-              url: `${path}${q}`,
+              url: `${path}${q}${streamed ? `${q ? '&' : '?'}heartbeat=1` : ''}`,
               headers: { authorization: `Bearer ${auditor.client_token}` },
               ...(body === undefined ? {} : { payload: body as InjectOptions['payload'] }),
             });

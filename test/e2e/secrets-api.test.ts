@@ -203,7 +203,15 @@ test('listing an environment shows names and versions but never values', async (
     ],
   );
   for (const s of list.secrets) {
-    assert.deepEqual(Object.keys(s).sort(), ['deleted', 'expires_at', 'name', 'provider', 'tags', 'updated_at', 'version']);
+    assert.deepEqual(Object.keys(s).sort(), [
+      'deleted',
+      'expires_at',
+      'name',
+      'provider',
+      'tags',
+      'updated_at',
+      'version',
+    ]);
     assert.match(s.updated_at, ISO_TIME);
   }
   for (const v of [...values, 'prod-only'])

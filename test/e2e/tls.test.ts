@@ -77,7 +77,7 @@ test('with tls configured the server speaks only HTTPS, with the configured cert
   // TLS 1.2 is refused when min_version is TLSv1.3
   await assert.rejects(get(`${server.address}/v1/sys/seal-status`, ca, 'TLSv1.2'));
   // plain HTTP on the TLS port gets no answer it could trust
-  const plain = await fetch(server.address.replace('https', 'http') + '/v1/sys/seal-status').then(
+  const plain = await fetch(`${server.address.replace('https', 'http')}/v1/sys/seal-status`).then(
     (r) => r.status,
     () => 'refused',
   );

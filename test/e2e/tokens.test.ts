@@ -301,7 +301,11 @@ const ROLE_CASES: [parent: string[], child: string[], allowed: boolean][] = [
 for (const [parent, child, allowed] of ROLE_CASES) {
   test(`${an(parent.join('+'))} token ${allowed ? 'may' : 'may not'} create a child with roles ${child.join('+')}`, async (t) => {
     const a = await fixture(t);
-    const p = await mint(a, { roles: parent });
+    // an app token always carries a scope
+    const p = await mint(a, {
+      roles: parent,
+      ...(parent.includes('app') ? { scope: { paths: ['*'] } } : {}),
+    });
     const res = await tryMint(a, { roles: child }, p.client_token);
     if (allowed) {
       assert.deepEqual(ok<AuthResponse>(res).auth.policies, [...child].sort());
@@ -557,7 +561,7 @@ test('revoke and revoke-accessor need the token.revoke right: a developer cannot
 for (const uses of [1, 3]) {
   test(`a num_uses ${uses} token used by 50 concurrent requests succeeds exactly ${uses === 1 ? 'once' : `${uses} times`}`, async (t) => {
     const a = await fixture(t);
-    const tok = await mint(a, { roles: ['app'], num_uses: uses });
+    const tok = await mint(a, { roles: ['app'], scope: { paths: ['*'] }, num_uses: uses });
     assert.equal(tok.num_uses, uses);
     const results = await Promise.all(
       Array.from({ length: 50 }, () => a.call('GET', SECRET, undefined, tok.client_token)),
@@ -580,7 +584,7 @@ for (const uses of [1, 3]) {
 
 test('a num_uses 3 token used one request at a time works 3 times, and a refused request still uses one', async (t) => {
   const a = await fixture(t);
-  const tok = await mint(a, { roles: ['app'], num_uses: 3 });
+  const tok = await mint(a, { roles: ['app'], scope: { paths: ['*'] }, num_uses: 3 });
   fails(await a.call('PUT', SECRET, { value: 'nope' }, tok.client_token), 403, 'permission_denied');
   assert.equal(await works(a, tok.client_token), true);
   assert.equal(await works(a, tok.client_token), true);
@@ -634,9 +638,9 @@ test('only HMACs of tokens are stored: no token is found in raw storage, in decr
   // tokens of every kind, used in every way: children, renewals, limited uses, revocations, failures
   const dev = await mint(a, { roles: ['developer'], ttl: '10m' });
   const child = await mint(a, { ttl: '5m' }, dev.client_token);
-  const limited = await mint(a, { roles: ['app'], num_uses: 5 });
+  const limited = await mint(a, { roles: ['app'], scope: { paths: ['*'] }, num_uses: 5 });
   const revoked = await mint(a, { roles: ['developer'] });
-  const spent = await mint(a, { roles: ['app'], num_uses: 1 });
+  const spent = await mint(a, { roles: ['app'], scope: { paths: ['*'] }, num_uses: 1 });
   const tokens = [a.rootToken, dev, child, limited, revoked, spent].map((x) =>
     typeof x === 'string' ? x : x.client_token,
   );

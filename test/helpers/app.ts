@@ -10,12 +10,13 @@ import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
 import type { Core } from '../../src/core/core.ts';
 import type { AnyOperation } from '../../src/core/types.ts';
+import type { RotationOptions } from '../../src/engines/rotation/rotation.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
 import { buildServer } from '../../src/server/app.ts';
 import type { RouteDef } from '../../src/server/routes/v1/routes.ts';
 import { createLogger } from '../../src/server/run.ts';
-import { assembleVault } from '../../src/server/vault.ts';
+import { assembleVault, type Vault } from '../../src/server/vault.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 
@@ -34,6 +35,8 @@ export function staticKeyFile(t: TestContext): string {
 export interface TestApp {
   app: FastifyInstance;
   core: Core;
+  /** The assembled vault (its modules: rotation scheduler, usage, audit). */
+  vault: Vault;
   storage: StorageBackend;
   config: Readonly<ServerConfig>;
   /** Root token (present when the app was initialised). */
@@ -72,6 +75,8 @@ export interface TestAppOptions {
   modules?: ((core: Core) => AnyOperation[])[];
   /** Extra routes, added after the vault's own. */
   routes?: RouteDef[];
+  /** Rotation settings (scheduler period, adapter base URLs pointing at fakes). */
+  rotation?: RotationOptions;
 }
 
 /** A fresh in-process server (memory storage unless given), torn down when the test ends. */
@@ -106,6 +111,7 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     rateLimit: opts.rateLimit,
     ...(opts.auth ? { auth: opts.auth } : {}),
     ...(opts.modules ? { modules: opts.modules } : {}),
+    ...(opts.rotation ? { rotation: opts.rotation } : {}),
   });
   const { core, routes } = vault;
   await core.start();
@@ -137,6 +143,7 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
   return {
     app,
     core,
+    vault,
     storage,
     config,
     rootToken,

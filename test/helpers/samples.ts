@@ -24,6 +24,16 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'secret.delete': { url: SECRET },
   'secret.restore': { url: `${SECRET}/restore` },
   'secret.destroy': { url: `${SECRET}?destroy=true` },
+  // --- rotation (src/server/routes/v1/rotation.ts) ---
+  'secret.rotate': { url: `${SECRET}/rotate`, body: { value: 'sample-rotated-value', force: true } },
+  'secret.rotation-status': { url: `${SECRET}/rotation` },
+  // --- bulk import/export (src/server/routes/v1/bulk.ts) ---
+  'secret.import': {
+    url: '/v1/secrets/llm/dev/import',
+    body: { secrets: [{ name: 'IMPORTED', value: 'x' }], on_conflict: 'skip' },
+  },
+  'secret.export-metadata': { url: '/v1/secrets/llm/dev/export' },
+  'secret.export': { url: '/v1/secrets/llm/dev/export?values=true' },
   'token.create': { url: '/v1/auth/token/create', body: { ttl: '10m' } },
   'token.lookup-self': { url: '/v1/auth/token/lookup-self' },
   'token.renew-self': { url: '/v1/auth/token/renew-self', body: {} },
@@ -46,6 +56,11 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   // --- audit (src/server/routes/v1/audit.ts) ---
   'audit.hash': { url: '/v1/sys/audit-hash', body: { input: 'sample' } },
   'audit.query': { url: '/v1/audit?limit=10' },
+
+  // --- usage analytics (src/server/routes/v1/usage.ts) ---
+  'usage.query': { url: '/v1/usage/llm/dev?since=7d&by=actor' },
+  'usage.secret': { url: '/v1/usage/llm/dev/OPENAI_API_KEY?by=hour' },
+  'usage.unused': { url: '/v1/usage/llm/dev/unused?days=30' },
 
   // --- users and apps (src/server/routes/v1/auth.ts) ---
   'auth.login': { url: '/v1/auth/login', body: { username: 'sample', password: 'not-the-password' } },
@@ -77,4 +92,9 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'app.read': { url: '/v1/auth/apps/sample-app' },
   'app.rotate-secret': { url: '/v1/auth/apps/sample-app/rotate-secret', body: {} },
   'app.delete': { url: '/v1/auth/apps/sample-app' },
+
+  // --- watch and hygiene (src/server/routes/v1/watch.ts, hygiene.ts) ---
+  'secret.watch': { url: '/v1/secrets/llm/dev/watch' },
+  'secret.stale': { url: '/v1/reports/stale?project=llm&env=dev&within=7d' },
+  'sys.metrics': { url: '/v1/sys/metrics' },
 };

@@ -340,8 +340,13 @@ export function createKvEngine(store: BarrierStore, clock: Clock) {
       rotation: rec.rotation ?? null,
       tags: rec.tags ?? [],
       last_rotated_at: rec.last_rotated_at ?? null,
-      last_rotation_error: rec.last_rotation_error ?? null,
-      next_rotation_attempt_at: rec.next_rotation_attempt_at ?? null,
+      // present only while a rotation is failing (docs/rotation.md)
+      ...(rec.last_rotation_error
+        ? {
+            last_rotation_error: rec.last_rotation_error,
+            next_rotation_attempt_at: rec.next_rotation_attempt_at ?? null,
+          }
+        : {}),
     };
   }
 

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
 import * as api from '../../../api/v1.ts';
+import type { ProgressStreamDef } from '../../progress.ts';
 
 /**
  * The v1 route table. Each route names the core operation it invokes (which
@@ -18,6 +19,14 @@ export interface RouteDef {
   input(req: FastifyRequest): unknown;
   /** HTTP status for a successful result (default 200). */
   status?(result: unknown): number;
+  /** The operation returns a stream (src/server/sse.ts): answer with server-sent events. */
+  stream?: boolean;
+  /** Send the (string) result with this content type instead of JSON. */
+  contentType?: string;
+  /** Largest request body accepted, in bytes (default: the server's max_request_bytes). */
+  bodyLimit?: number;
+  /** The operation reports progress (src/server/progress.ts): stream it when the client asks. */
+  progress?: ProgressStreamDef;
 }
 
 type Req = FastifyRequest<{

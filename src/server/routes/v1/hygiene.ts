@@ -1,0 +1,27 @@
+import type { FastifyRequest } from 'fastify';
+import { StaleQuery } from '../../../api/hygiene.ts';
+import type { RouteDef } from './routes.ts';
+
+/**
+ * Rotation and expiry hygiene: the stale report (src/engines/hygiene/) and
+ * the Prometheus metrics endpoint (src/server/metrics.ts).
+ */
+type Req = FastifyRequest<{ Querystring: Record<string, string> }>;
+
+export const hygieneRoutes: RouteDef[] = [
+  {
+    method: 'GET',
+    url: '/v1/reports/stale',
+    operation: 'secret.stale',
+    schema: { querystring: StaleQuery },
+    input: (r) => ({ ...(r as Req).query }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/sys/metrics',
+    operation: 'sys.metrics',
+    contentType: 'text/plain; version=0.0.4; charset=utf-8',
+    schema: {},
+    input: () => ({}),
+  },
+];
