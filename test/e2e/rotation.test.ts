@@ -507,3 +507,61 @@ test('the CLI rotates with an operator value from stdin or through the adapter, 
   assert.equal(status.code, 0, status.stderr);
   assert.match(status.stdout, /Last error\s+OpenAI API answered HTTP 503/);
 });
+
+test('over HTTP: a watcher of the environment sees a scheduled rotation within a second, and an outage shows in the stale report and the metrics', async (t) => {
+  const { a, fake, clock, initialKey } = await openAiFixture(t);
+  await a.app.listen({ host: '127.0.0.1', port: 0 });
+  const addr = `http://127.0.0.1:${(a.app.server.address() as import('node:net').AddressInfo).port}`;
+  const { watchSecrets } = await import('../../src/sdk/watch.ts');
+  const abort = new AbortController();
+  t.after(() => abort.abort());
+  const stream = watchSecrets({
+    addr,
+    token: a.rootToken,
+    project: 'llm',
+    env: 'prod',
+    signal: abort.signal,
+  });
+  assert.equal((await stream.next()).value?.event, 'ready');
+
+  // an outage first: the current version stays, and the failure is visible everywhere
+  fake.failure = 'outage';
+  clock.advance(30 * DAY + 1000);
+  await a.vault.rotation.tick();
+  assert.equal((await read(a)).value, initialKey);
+  const stale = await a.call('GET', '/v1/reports/stale?project=llm');
+  assert.equal(stale.statusCode, 200, stale.body);
+  const row = (stale.json() as { secrets: { name: string; reasons: string[] }[] }).secrets.find(
+    (s) => s.name === 'OPENAI_API_KEY',
+  );
+  assert.ok(row?.reasons.includes('rotation_failed'), stale.body);
+  const metrics = await a.call('GET', '/v1/sys/metrics');
+  assert.match(metrics.body, /^strongroom_rotation_failures_total [1-9]/m);
+  assert.doesNotMatch(stale.body + metrics.body, new RegExp(initialKey));
+
+  // the provider recovers: the retry rotates, and the watcher hears of it within a second
+  fake.failure = 'none';
+  clock.advance(HOUR);
+  const started = Date.now();
+  const report = await a.vault.rotation.tick();
+  assert.deepEqual(report.rotated, ['llm/prod/OPENAI_API_KEY']);
+  let event: { event: string; data: unknown } | undefined;
+  for (;;) {
+    const next = await stream.next();
+    event = next.value as { event: string; data: unknown };
+    if (event?.event === 'change') break;
+  }
+  assert.ok(Date.now() - started < 1000, `event after ${Date.now() - started} ms`);
+  assert.deepEqual(
+    { ...(event.data as object), at: undefined },
+    {
+      project: 'llm',
+      env: 'prod',
+      name: 'OPENAI_API_KEY',
+      kind: 'rotation',
+      version: 2,
+      at: undefined,
+    },
+  );
+  assert.doesNotMatch(JSON.stringify(event), /sk-/);
+});
