@@ -75,6 +75,18 @@ export const ServerConfigSchema = Type.Object(
         Strict,
       ),
     ),
+    rotation: Type.Optional(
+      Type.Object(
+        {
+          interval_seconds: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 86_400, description: 'scheduler period (0: off)' }),
+          ),
+          openai_base_url: Type.Optional(Type.String({ minLength: 8, maxLength: 500 })),
+          openrouter_base_url: Type.Optional(Type.String({ minLength: 8, maxLength: 500 })),
+        },
+        Strict,
+      ),
+    ),
   },
   Strict,
 );

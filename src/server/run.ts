@@ -72,6 +72,23 @@ export async function startServer(
         ),
       rateLimit: config.rate_limit,
       usage: config.usage,
+      ...(config.rotation
+        ? {
+            rotation: {
+              ...(config.rotation.interval_seconds === undefined
+                ? {}
+                : { interval_seconds: config.rotation.interval_seconds }),
+              adapters: {
+                ...(config.rotation.openai_base_url
+                  ? { openai: { base_url: config.rotation.openai_base_url } }
+                  : {}),
+                ...(config.rotation.openrouter_base_url
+                  ? { openrouter: { base_url: config.rotation.openrouter_base_url } }
+                  : {}),
+              },
+            },
+          }
+        : {}),
     });
     const { core, routes } = vault;
     if ((config.audit ?? []).length === 0) {
