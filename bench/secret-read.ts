@@ -7,7 +7,8 @@
 // Knobs (environment): BENCH_CONNECTIONS (20), BENCH_DURATION s (5),
 // BENCH_WARMUP s (1), BENCH_ROUNDS (2), BENCH_SECRETS (100),
 // BENCH_STORAGE (sqlite,postgres), BENCH_PG_URL
-// (postgres://postgres@127.0.0.1:5432/test), BENCH_FASTIFY=1 (also measure
+// (postgres://postgres@127.0.0.1:5432/test), BENCH_AUDIT=1 (keep the default
+// audit file instead of `audit: []`), BENCH_FASTIFY=1 (also measure
 // bench/lib/fastify-server.ts: Fastify set up like Strongroom's adapter with no
 // core behind it, to split framework cost from core cost), BENCH_CPU_PROF=DIR (profile the
 // strongroom child with --cpu-prof and print its top costs; the profiled
@@ -46,6 +47,7 @@ const STORAGES = (env.BENCH_STORAGE ?? 'sqlite,postgres')
   .filter(Boolean);
 const PG_URL = env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const FASTIFY = /^(1|true|yes)$/i.test(env.BENCH_FASTIFY ?? '');
+const AUDIT = /^(1|true|yes)$/i.test(env.BENCH_AUDIT ?? '');
 const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
 const PROJECT = 'bench';
 const ENVIRONMENT = 'prod';
@@ -149,6 +151,8 @@ async function startStrongroom(dir: string, storage: Record<string, unknown>): P
       `storage: ${JSON.stringify(storage)}`,
       `seal: ${JSON.stringify({ static: { key_file: keyFile } })}`,
       'log_level: warn',
+      // the core's own cost by default; BENCH_AUDIT=1 keeps the default audit file (fsync per entry)
+      ...(AUDIT ? [] : ['audit: []']),
       '',
     ].join('\n'),
   );
@@ -163,7 +167,7 @@ async function startStrongroom(dir: string, storage: Record<string, unknown>): P
     'strongroom server',
     async () => (await fetch(`${base}/v1/sys/seal-status`, { signal: AbortSignal.timeout(1000) })).ok,
   );
-  return { name: 'strongroom', base, child, served: 0 };
+  return { name: AUDIT ? 'strongroom+audit' : 'strongroom', base, child, served: 0 };
 }
 
 async function startBaseline(name: string, script: string, body: string): Promise<Target> {
