@@ -1,17 +1,8 @@
 import type { Command } from 'commander';
-import type { ClientOptions } from '../sdk/client.ts';
 import { rotateSecret, rotationStatus } from '../sdk/rotation.ts';
-import { type CliIO, formatOf, globals, parseSecretAddress, UsageError } from './context.ts';
+import { type CliIO, clientFor, formatOf, parseSecretAddress, UsageError } from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
-
-function clientOptions(io: CliIO, cmd: Command): ClientOptions {
-  const g = globals(cmd);
-  return {
-    addr: g.addr ?? io.env.STRONGROOM_ADDR ?? 'http://127.0.0.1:8210',
-    token: g.token ?? (io.env.STRONGROOM_TOKEN || undefined),
-  };
-}
 
 /**
  * `strongroom secret rotate` and `strongroom secret rotation` (docs/rotation.md),
@@ -41,7 +32,7 @@ export function rotateCommands(program: Command, io: CliIO): void {
       } else if (o.force) {
         throw new UsageError('--force applies to an operator value: add --value-from-stdin');
       }
-      const r = await rotateSecret(clientOptions(io, cmd), a.project, a.env, a.name, {
+      const r = await rotateSecret(clientFor(io, cmd).request, a.project, a.env, a.name, {
         ...(value === undefined ? {} : { value }),
         ...(o.force ? { force: true } : {}),
       });
@@ -60,7 +51,7 @@ export function rotateCommands(program: Command, io: CliIO): void {
     .description('show when a secret rotates next, the last failure, and old keys waiting for deletion')
     .action(async (address: string, _o, cmd: Command) => {
       const a = parseSecretAddress(address);
-      const r = await rotationStatus(clientOptions(io, cmd), a.project, a.env, a.name);
+      const r = await rotationStatus(clientFor(io, cmd).request, a.project, a.env, a.name);
       print(io.stdout, formatOf(cmd), r, () =>
         kv({
           Secret: address,

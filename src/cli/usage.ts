@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import type { ClientOptions } from '../sdk/client.ts';
 import {
   type UsageByActorRow,
   type UsageByHourRow,
@@ -8,19 +7,11 @@ import {
   usageQuery,
   usageUnused,
 } from '../sdk/usage.ts';
-import { type CliIO, formatOf, globals, parsePositiveInt, UsageError } from './context.ts';
+import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from './context.ts';
 import { print } from './output.ts';
 
 const TIME_BOUND = /^(\d{4}-\d{2}-\d{2}[0-9A-Za-z:.+-]*|(\d+d)?(\d+h)?(\d+m)?(\d+s)?|\d+)$/;
 const GROUPINGS: readonly UsageGrouping[] = ['secret', 'actor', 'hour'];
-
-function clientOptions(io: CliIO, cmd: Command): ClientOptions {
-  const g = globals(cmd);
-  return {
-    addr: g.addr ?? io.env.STRONGROOM_ADDR ?? 'http://127.0.0.1:8210',
-    token: g.token ?? (io.env.STRONGROOM_TOKEN || undefined),
-  };
-}
 
 function timeBound(name: string, v: string | undefined): string | undefined {
   if (v === undefined) return undefined;
@@ -73,7 +64,7 @@ export function usageCommands(program: Command, io: CliIO): void {
         throw new UsageError(`--by must be one of ${GROUPINGS.join(', ')}, not ${JSON.stringify(o.by)}`);
       const since = timeBound('--since', o.since);
       const until = timeBound('--until', o.until);
-      const r = await usageQuery(clientOptions(io, cmd), a.project, a.env, {
+      const r = await usageQuery(clientFor(io, cmd).request, a.project, a.env, {
         ...(a.name === undefined ? {} : { name: a.name }),
         ...(since === undefined ? {} : { since }),
         ...(until === undefined ? {} : { until }),
@@ -129,7 +120,7 @@ export function usageCommands(program: Command, io: CliIO): void {
       if (a.name !== undefined) throw new UsageError(`expected PROJECT/ENV, not ${JSON.stringify(address)}`);
       const days = o.days === undefined ? undefined : parsePositiveInt('--days', o.days);
       if (days !== undefined && days > 3650) throw new UsageError('--days is at most 3650');
-      const r = await usageUnused(clientOptions(io, cmd), a.project, a.env, days);
+      const r = await usageUnused(clientFor(io, cmd).request, a.project, a.env, days);
       const now = Date.now();
       const format = formatOf(cmd);
       print(io.stdout, format, r, () => [

@@ -1,6 +1,5 @@
 import type { UnusedResponse, UsageGrouping, UsageResponse } from '../api/usage.ts';
-import type * as api from '../api/v1.ts';
-import { type ClientOptions, StrongroomApiError } from './client.ts';
+import type { Call } from './auth.ts';
 
 export type {
   UnusedResponse,
@@ -22,48 +21,11 @@ export interface UsageQueryOptions {
   by?: UsageGrouping;
 }
 
-async function request<T>(opts: ClientOptions, path: string): Promise<T> {
-  const base = opts.addr.replace(/\/+$/, '');
-  const headers: Record<string, string> = { accept: 'application/json' };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-  let res: Response;
-  try {
-    res = await (opts.fetch ?? fetch)(`${base}${path}`, {
-      method: 'GET',
-      headers,
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
-      redirect: 'error',
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-    throw new StrongroomApiError(
-      0,
-      'unreachable',
-      `cannot reach Strongroom at ${base} (${cause}): is the server running, and is STRONGROOM_ADDR right?`,
-    );
-  }
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = text === '' ? undefined : JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (res.ok) return json as T;
-  const e = (json as api.ErrorBody | undefined)?.error;
-  throw new StrongroomApiError(
-    res.status,
-    e?.code ?? 'http_error',
-    e?.message ?? `HTTP ${res.status} from ${base}`,
-    e?.request_id,
-  );
-}
-
 const seg = (s: string) => encodeURIComponent(s);
 
 /** Who read the secrets of an environment (or one secret), how often and when last. */
 export function usageQuery(
-  opts: ClientOptions,
+  call: Call,
   project: string,
   env: string,
   q: UsageQueryOptions = {},
@@ -75,18 +37,18 @@ export function usageQuery(
   if (nameInQuery) params.set('name', q.name!);
   const qs = params.toString();
   const path = `/v1/usage/${seg(project)}/${seg(env)}${q.name !== undefined && !nameInQuery ? `/${seg(q.name)}` : ''}`;
-  return request(opts, `${path}${qs ? `?${qs}` : ''}`);
+  return call('GET', `${path}${qs ? `?${qs}` : ''}`);
 }
 
 /** Secrets of an environment nobody read for `days` days (default 30): candidates for removal. */
 export function usageUnused(
-  opts: ClientOptions,
+  call: Call,
   project: string,
   env: string,
   days?: number,
 ): Promise<UnusedResponse> {
-  return request(
-    opts,
+  return call(
+    'GET',
     `/v1/usage/${seg(project)}/${seg(env)}/unused${days === undefined ? '' : `?days=${days}`}`,
   );
 }

@@ -76,6 +76,28 @@ test('CLI: tokens and policies end to end against a real server', { timeout: 60_
   assert.equal(invalid.code, 1);
   assert.match(invalid.stderr, /validation_failed/);
 
+  // lifecycle from the CLI: rotate with an operator value, usage, stale report, export without values
+  const newKey = `sk-proj-${'y2'.repeat(20)}`;
+  const rotated = await cli(
+    ['secret', 'rotate', 'demo/prod/OPENAI_API_KEY', '--value-from-stdin', '--format', 'json'],
+    {},
+    newKey,
+  );
+  assert.equal(rotated.code, 0, rotated.stderr);
+  assert.doesNotMatch(rotated.stdout, /sk-proj-/);
+  const read = await cli(['secret', 'get', 'demo/prod/OPENAI_API_KEY', '--field', 'value']);
+  assert.equal(read.stdout, `${newKey}\n`);
+  const usage = await cli(['usage', 'demo/prod', '--format', 'json']);
+  assert.equal(usage.code, 0, usage.stderr);
+  assert.match(usage.stdout, /OPENAI_API_KEY/);
+  assert.doesNotMatch(usage.stdout, /sk-proj-/);
+  const stale = await cli(['secret', 'stale', 'demo', '--format', 'json']);
+  assert.equal(stale.code, 0, stale.stderr);
+  const exported = await cli(['export', 'demo/prod', '--format', 'json']);
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /OPENAI_API_KEY/);
+  assert.doesNotMatch(exported.stdout, /sk-proj-/);
+
   const revoked = await cli(['token', 'revoke', '--accessor', dev.accessor]);
   assert.equal(revoked.code, 0);
   const after = await cli(['token', 'lookup'], { STRONGROOM_TOKEN: dev.client_token });
