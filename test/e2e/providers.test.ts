@@ -113,3 +113,13 @@ test('a value that looks like a known provider key without a declared provider g
   const res = await a.call('PUT', URL, { value: `sk-or-v1-${'0f'.repeat(32)}` });
   assert.match(res.json().hint, /openrouter/);
 });
+
+test('names taken by environment-wide routes (watch, export, import) are refused as secret names', async (t) => {
+  const a = await app(t);
+  for (const name of ['watch', 'export', 'import']) {
+    const res = await a.call('PUT', `/v1/secrets/llm/dev/${name}`, { value: 'x' });
+    assert.equal(res.statusCode, 400, name);
+    assert.equal(res.json().error.code, 'invalid_name');
+  }
+  assert.equal((await a.call('PUT', '/v1/secrets/llm/dev/WATCH', { value: 'x' })).statusCode, 200);
+});
