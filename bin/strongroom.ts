@@ -42,6 +42,14 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
   await new Promise(() => {});
 }
 
+// `strongroom export … | head`: a reader that went away is not an error
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const code = await runCli(
   process.argv.slice(2),
   {
