@@ -8,6 +8,7 @@ import { operatorCommands, statusCommand } from './operator.ts';
 import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
 import { rotateCommands } from './rotate.ts';
+import { runCommand } from './run.ts';
 import { secretCommands } from './secret.ts';
 import { tokenCommands } from './token.ts';
 import { usageCommands } from './usage.ts';
@@ -63,6 +64,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   loginCommand(program, io);
   userCommands(program, io);
   appCommands(program, io);
+  runCommand(program, io);
   bulkCommands(program, io);
   usageCommands(program, io);
 

@@ -1,0 +1,337 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Command } from 'commander';
+import type { WatchReady } from '../api/watch.ts';
+import { StrongroomApiError, type StrongroomClient } from '../sdk/client.ts';
+import { watchSecrets } from '../sdk/watch.ts';
+import { type CliIO, clientFor, globals, UsageError } from './context.ts';
+
+interface RunOptions {
+  project: string;
+  env: string;
+  only?: string;
+  watch?: boolean;
+  grace: string;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** Changes arriving this close together cause one restart. */
+const DEBOUNCE_MS = 200;
+
+/** `10s`, `500ms`, `2m`, or plain seconds → milliseconds. */
+export function parseGrace(v: string): number {
+  const m = /^([0-9]{1,7})(ms|s|m)?$/.exec(v.trim());
+  if (!m) throw new UsageError(`--grace takes a duration like 10s, 500ms or 1m, not ${JSON.stringify(v)}`);
+  const n = Number(m[1]);
+  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
+}
+
+function parseOnly(v: string): Set<string> {
+  const names = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (names.length === 0) throw new UsageError('--only takes a comma-separated list of secret names');
+  for (const n of names) {
+    if (!ENV_NAME.test(n))
+      throw new UsageError(`--only: ${JSON.stringify(n)} is not a valid environment variable name`);
+  }
+  return new Set(names);
+}
+
+interface Loaded {
+  vars: Record<string, string>;
+  /** name → version of each secret put in the environment. */
+  versions: Map<string, number>;
+  /** Names the caller may not read (skipped). */
+  skipped: Set<string>;
+}
+
+/** Lists the environment and reads every secret the caller may read; a 403 on one skips it. */
+async function loadSecrets(
+  io: CliIO,
+  client: StrongroomClient,
+  project: string,
+  env: string,
+  only: Set<string> | undefined,
+): Promise<Loaded> {
+  const note = (s: string) => io.stderr.write(`strongroom run: ${s}\n`);
+  const list = await client.listSecrets(project, env);
+  const live = list.secrets.filter((s) => !s.deleted && (!only || only.has(s.name)));
+  if (only) {
+    const found = new Set(live.map((s) => s.name));
+    for (const n of only) if (!found.has(n)) note(`${project}/${env}/${n} not found, not set`);
+  }
+  const out: Loaded = { vars: {}, versions: new Map(), skipped: new Set() };
+  for (const s of live) {
+    if (!ENV_NAME.test(s.name)) {
+      note(`${s.name} is not a valid environment variable name, not set`);
+      continue;
+    }
+    try {
+      const r = await client.getSecret(project, env, s.name);
+      out.vars[s.name] = r.value;
+      out.versions.set(s.name, r.version);
+    } catch (err) {
+      if (err instanceof StrongroomApiError && err.status === 403) {
+        note(`skipped ${project}/${env}/${s.name}: permission denied`);
+        out.skipped.add(s.name);
+      } else if (err instanceof StrongroomApiError && err.status === 404) {
+        // deleted between the list and the read
+      } else throw err;
+    }
+  }
+  return out;
+}
+
+interface Running {
+  child: ChildProcess;
+  /** The exit code to report: the child's, 128+N when killed by signal N, 127/126 when it could not start. */
+  exited: Promise<number>;
+}
+
+function startChild(io: CliIO, argv: string[], vars: Record<string, string>): Running {
+  // when the CLI runs on the real process streams the child gets them directly (TTY detection, no copying)
+  const real = io.stdout === process.stdout && io.stderr === process.stderr;
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd: io.cwd,
+    env: { ...io.env, ...vars },
+    stdio: real ? ['inherit', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+  });
+  if (!real) {
+    child.stdout?.on('data', (d: Buffer) => io.stdout.write(d));
+    child.stderr?.on('data', (d: Buffer) => io.stderr.write(d));
+  }
+  const exited = new Promise<number>((resolve) => {
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      if (child.pid !== undefined) return; // an error after start (e.g. a failed kill) is not an exit
+      io.stderr.write(
+        `strongroom run: cannot run ${JSON.stringify(argv[0])}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`,
+      );
+      resolve(err.code === 'ENOENT' ? 127 : 126);
+    });
+    child.once('close', (code, signal) => {
+      if (child.pid === undefined) return;
+      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
+    });
+  });
+  return { child, exited };
+}
+
+/** Forwards SIGINT/SIGTERM/SIGHUP to whatever `onSignal` decides; returns the un-install. */
+function trapSignals(onSignal: (s: NodeJS.Signals) => void): () => void {
+  const handlers = FORWARDED.map((s) => [s, () => onSignal(s)] as const);
+  for (const [s, h] of handlers) process.on(s, h);
+  return () => {
+    for (const [s, h] of handlers) process.off(s, h);
+  };
+}
+
+function alive(c: ChildProcess): boolean {
+  return c.pid !== undefined && c.exitCode === null && c.signalCode === null;
+}
+
+export function runCommand(program: Command, io: CliIO): void {
+  program
+    .command('run')
+    .description(
+      "run a command with an environment's secrets as environment variables (nothing written to disk or printed)",
+    )
+    .requiredOption('--project <project>', 'the project')
+    .requiredOption('--env <env>', 'the environment')
+    .option('--only <names>', 'only these secrets (comma-separated names)')
+    .option('--watch', 'restart the command when one of its secrets changes')
+    .option('--grace <duration>', 'with --watch: how long to wait after SIGTERM before SIGKILL', '10s')
+    .argument('<command...>', 'the command and its arguments, after --')
+    .addHelpText(
+      'after',
+      "\nExample:\n  strongroom run --project demo --env dev -- node server.js\n\nExits with the command's exit code (128+N when it is killed by signal N).",
+    )
+    .action(async (argv: string[], o: RunOptions, cmd: Command) => {
+      io.exitCode = await run(io, cmd, argv, o);
+    });
+}
+
+async function run(io: CliIO, cmd: Command, argv: string[], o: RunOptions): Promise<number> {
+  if (argv.length === 0 || argv[0] === '') throw new UsageError('give the command to run after --');
+  const only = o.only === undefined ? undefined : parseOnly(o.only);
+  const graceMs = parseGrace(o.grace);
+  const client = clientFor(io, cmd);
+  const load = () => loadSecrets(io, client, o.project, o.env, only);
+
+  if (!o.watch) {
+    const loaded = await load();
+    const r = startChild(io, argv, loaded.vars);
+    const untrap = trapSignals((s) => {
+      if (alive(r.child)) r.child.kill(s);
+    });
+    try {
+      return await r.exited;
+    } finally {
+      untrap();
+    }
+  }
+  return watchAndRun(io, cmd, argv, o, only, graceMs, load);
+}
+
+async function watchAndRun(
+  io: CliIO,
+  cmd: Command,
+  argv: string[],
+  o: RunOptions,
+  only: Set<string> | undefined,
+  graceMs: number,
+  load: () => Promise<Loaded>,
+): Promise<number> {
+  const note = (s: string) => io.stderr.write(`strongroom run: ${s}\n`);
+  const g = globals(cmd);
+  const addr = g.addr ?? io.env.STRONGROOM_ADDR ?? 'http://127.0.0.1:8210';
+  const token = g.token ?? (io.env.STRONGROOM_TOKEN || undefined);
+  const ac = new AbortController();
+
+  let finish!: (code: number) => void;
+  let fail!: (err: unknown) => void;
+  const done = new Promise<number>((res, rej) => {
+    finish = res;
+    fail = rej;
+  });
+
+  let current: Running | undefined;
+  let loaded: Loaded | undefined;
+  let restarting = false;
+  let stopping: NodeJS.Signals | undefined;
+  let pending = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const launch = (l: Loaded) => {
+    if (stopping) return;
+    loaded = l;
+    const r = startChild(io, argv, l.vars);
+    current = r;
+    r.exited.then((code) => {
+      // the child ended by itself (or by a forwarded signal): so does `run`
+      if (current === r && !restarting) finish(code);
+    });
+  };
+
+  const relevant = (name: string) =>
+    (!only || only.has(name)) && ENV_NAME.test(name) && !loaded?.skipped.has(name);
+
+  const differs = (ready: WatchReady) => {
+    const now = new Map(
+      ready.secrets.filter((s) => !s.deleted && relevant(s.name)).map((s) => [s.name, s.version]),
+    );
+    const had = loaded?.versions ?? new Map<string, number>();
+    if (now.size !== had.size) return true;
+    for (const [n, v] of now) if (had.get(n) !== v) return true;
+    return false;
+  };
+
+  const restart = async () => {
+    let l: Loaded;
+    try {
+      l = await load();
+    } catch (err) {
+      note(`could not re-read the secrets, the command keeps running: ${(err as Error).message}`);
+      return;
+    }
+    if (stopping) return;
+    const old = current;
+    restarting = true;
+    if (old && alive(old.child)) {
+      note(`a secret changed: restarting ${argv[0]}`);
+      old.child.kill('SIGTERM');
+      const kill = setTimeout(() => {
+        if (alive(old.child)) {
+          note(`${argv[0]} did not stop within ${o.grace}: SIGKILL`);
+          old.child.kill('SIGKILL');
+        }
+      }, graceMs);
+      const code = await old.exited;
+      clearTimeout(kill);
+      if (stopping) {
+        finish(code);
+        return;
+      }
+    }
+    restarting = false;
+    launch(l);
+  };
+
+  let chain = Promise.resolve();
+  const schedule = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (pending) return;
+      pending = true;
+      chain = chain.then(() => {
+        pending = false;
+        return stopping ? undefined : restart();
+      });
+    }, DEBOUNCE_MS);
+  };
+
+  const untrap = trapSignals((s) => {
+    stopping = s;
+    ac.abort();
+    if (timer) clearTimeout(timer);
+    if (current && alive(current.child)) current.child.kill(s);
+    else if (!restarting) finish(128 + (constants.signals[s] ?? 0));
+  });
+
+  const follow = async () => {
+    let backoff = 1000;
+    while (!ac.signal.aborted) {
+      try {
+        for await (const m of watchSecrets({
+          addr,
+          token,
+          project: o.project,
+          env: o.env,
+          signal: ac.signal,
+        })) {
+          backoff = 1000;
+          if (m.event === 'ready') {
+            // the first read happens once the stream is open, so no change can fall in between
+            if (!current) launch(await load());
+            else if (differs(m.data)) schedule();
+          } else if (m.event === 'change') {
+            if (relevant(m.data.name)) schedule();
+          } else if (m.event === 'close') {
+            if (m.data.reason === 'token_invalid') {
+              note(`stopped watching: ${m.data.message}; the command keeps running`);
+              return;
+            }
+            note(`the server ended the watch (${m.data.reason}); reconnecting`);
+          }
+        }
+      } catch (err) {
+        if (ac.signal.aborted) return;
+        if (!current) throw err;
+        if (err instanceof StrongroomApiError && (err.status === 401 || err.status === 403)) {
+          note(`stopped watching: ${err.message}; the command keeps running`);
+          return;
+        }
+        note(`watch interrupted (${(err as Error).message}); reconnecting`);
+      }
+      if (!current) throw new Error('the watch stream ended before it was ready');
+      await sleep(backoff, undefined, { signal: ac.signal }).catch(() => {});
+      backoff = Math.min(backoff * 2, 30_000);
+    }
+  };
+  follow().catch((err) => {
+    if (current) note(`stopped watching: ${(err as Error).message}`);
+    else fail(err);
+  });
+
+  try {
+    return await done;
+  } finally {
+    untrap();
+    ac.abort();
+    if (timer) clearTimeout(timer);
+  }
+}
