@@ -9,6 +9,7 @@ import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
 import { rotateCommands } from './rotate.ts';
 import { runCommand } from './run.ts';
+import { scanCommand } from './scan.ts';
 import { secretCommands } from './secret.ts';
 import { tokenCommands } from './token.ts';
 import { usageCommands } from './usage.ts';
@@ -65,6 +66,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   userCommands(program, io);
   appCommands(program, io);
   runCommand(program, io);
+  scanCommand(program, io);
   bulkCommands(program, io);
   usageCommands(program, io);
 
