@@ -34,7 +34,7 @@ const ALLOWED: Record<string, string[]> = {
   barrier: ['storage', 'crypto', 'errors', 'lib'],
   seal: ['barrier', 'storage', 'crypto', 'errors', 'lib'],
   audit: ['barrier', 'crypto', 'errors', 'lib', 'core'],
-  auth: ['barrier', 'crypto', 'errors', 'lib', 'core'],
+  auth: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api'],
   policy: ['barrier', 'crypto', 'errors', 'lib', 'core'],
   engines: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api'],
   core: ['auth', 'policy', 'audit', 'engines', 'seal', 'barrier', 'storage', 'crypto', 'errors', 'lib'],

@@ -1,7 +1,7 @@
+import { parseTimeBound } from '../core/time.ts';
 import type { Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
-import { parseDuration } from '../lib/duration.ts';
 import type { AuditKeys } from './keys.ts';
 import { type AuditQueryResult, MAX_QUERY_LIMIT, queryAuditFile } from './query.ts';
 
@@ -27,22 +27,6 @@ export interface AuditOperationDeps {
   clock: Clock;
   /** The file `audit.query` searches (the first file sink); undefined when there is none. */
   file: string | undefined;
-}
-
-/** An ISO time or a duration before `now`, as epoch milliseconds. */
-export function parseTimeBound(name: string, v: string, now: number): number {
-  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
-    const t = Date.parse(v);
-    if (Number.isFinite(t)) return t;
-  } else {
-    try {
-      return now - parseDuration(v) * 1000;
-    } catch {}
-  }
-  throw new StrongroomError(
-    'validation_failed',
-    `${name} must be an ISO 8601 time (2026-01-31T12:00:00Z) or a duration before now (15m, 1h, 7d)`,
-  );
 }
 
 /** `audit.hash` (compute the HMAC an audit entry carries for a value) and `audit.query` (search the file sink). */

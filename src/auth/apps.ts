@@ -1,5 +1,6 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
+import type { AppInfo } from '../api/auth.ts';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
 import { loadOrCreateKey } from '../barrier/keys.ts';
 import { type Scope, scopeProblem } from '../core/scope.ts';
@@ -42,20 +43,8 @@ export interface AppRecord {
   secrets: AppSecret[];
 }
 
-export interface PublicApp {
-  client_id: string;
-  name: string;
-  roles: string[];
-  scope: Scope;
-  allowed_cidrs: string[];
-  token_ttl: number;
-  created_at: string;
-  updated_at: string;
-  /** When the newest secret was issued. */
-  secret_created_at: string;
-  /** Rotated-out secrets still accepted, with the end of their grace period. */
-  previous_secrets: { created_at: string; expires_at: string }[];
-}
+/** What clients see of an app (the wire shape, src/api/auth.ts). */
+export type PublicApp = AppInfo;
 
 export interface AppCreateOptions {
   name: string;

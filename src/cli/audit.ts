@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type AuditLogEntry, auditHash, auditQuery } from '../sdk/audit.ts';
-import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from './context.ts';
+import { type CliIO, clientFor, formatOf, parsePositiveInt, timeBoundOption, UsageError } from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print, table } from './output.ts';
 
@@ -331,17 +331,6 @@ export async function verifyAuditFile(path: string, opts: VerifyOptions = {}): P
   return report;
 }
 
-const TIME_BOUND = /^(\d{4}-\d{2}-\d{2}[0-9A-Za-z:.+-]*|(\d+d)?(\d+h)?(\d+m)?(\d+s)?|\d+)$/;
-
-function timeBound(name: string, v: string | undefined): string | undefined {
-  if (v === undefined) return undefined;
-  if (v === '' || !TIME_BOUND.test(v))
-    throw new UsageError(
-      `${name} takes a duration before now (15m, 1h, 7d) or an ISO time, not ${JSON.stringify(v)}`,
-    );
-  return v;
-}
-
 function outcome(e: AuditLogEntry): string {
   if (e.type === 'request') {
     if (!e.decision) return '';
@@ -428,8 +417,8 @@ export function auditCommands(program: Command, io: CliIO): void {
       ) => {
         const limit = o.limit === undefined ? undefined : parsePositiveInt('--limit', o.limit);
         if (limit !== undefined && limit > 1000) throw new UsageError('--limit is at most 1000');
-        const since = timeBound('--since', o.since);
-        const until = timeBound('--until', o.until);
+        const since = timeBoundOption('--since', o.since);
+        const until = timeBoundOption('--until', o.until);
         const r = await auditQuery(clientFor(io, cmd).request, {
           ...(o.actor === undefined ? {} : { actor: o.actor }),
           ...(o.action === undefined ? {} : { action: o.action }),

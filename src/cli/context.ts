@@ -81,3 +81,16 @@ export function describeError(err: unknown): string {
   if (err instanceof UsageError) return `Error: ${err.message}`;
   return `Error: ${(err as Error).message ?? String(err)}`;
 }
+
+const TIME_BOUND = /^(\d{4}-\d{2}-\d{2}[0-9A-Za-z:.+-]*|(\d+d)?(\d+h)?(\d+m)?(\d+s)?|\d+)$/;
+
+/** A `--since`/`--until` value: a duration before now (15m, 1h, 7d) or an ISO time, passed on as given. */
+export function timeBoundOption(name: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  if (v === '' || !TIME_BOUND.test(v)) {
+    throw new UsageError(
+      `${name} takes a duration before now (15m, 1h, 7d) or an ISO time, not ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}

@@ -7,20 +7,10 @@ import {
   usageQuery,
   usageUnused,
 } from '../sdk/usage.ts';
-import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from './context.ts';
+import { type CliIO, clientFor, formatOf, parsePositiveInt, timeBoundOption, UsageError } from './context.ts';
 import { print } from './output.ts';
 
-const TIME_BOUND = /^(\d{4}-\d{2}-\d{2}[0-9A-Za-z:.+-]*|(\d+d)?(\d+h)?(\d+m)?(\d+s)?|\d+)$/;
 const GROUPINGS: readonly UsageGrouping[] = ['secret', 'actor', 'hour'];
-
-function timeBound(name: string, v: string | undefined): string | undefined {
-  if (v === undefined) return undefined;
-  if (v === '' || !TIME_BOUND.test(v))
-    throw new UsageError(
-      `${name} takes a duration before now (15m, 1h, 7d) or an ISO time, not ${JSON.stringify(v)}`,
-    );
-  return v;
-}
 
 /** PROJECT/ENV or PROJECT/ENV/NAME. */
 function parseAddress(addr: string): { project: string; env: string; name?: string } {
@@ -62,8 +52,8 @@ export function usageCommands(program: Command, io: CliIO): void {
       const a = parseAddress(address);
       if (o.by !== undefined && !GROUPINGS.includes(o.by as UsageGrouping))
         throw new UsageError(`--by must be one of ${GROUPINGS.join(', ')}, not ${JSON.stringify(o.by)}`);
-      const since = timeBound('--since', o.since);
-      const until = timeBound('--until', o.until);
+      const since = timeBoundOption('--since', o.since);
+      const until = timeBoundOption('--until', o.until);
       const r = await usageQuery(clientFor(io, cmd).request, a.project, a.env, {
         ...(a.name === undefined ? {} : { name: a.name }),
         ...(since === undefined ? {} : { since }),

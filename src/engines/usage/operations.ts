@@ -11,9 +11,9 @@ import type {
 import { MAX_UNUSED_DAYS, USAGE_GROUPINGS } from '../../api/usage.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Core } from '../../core/core.ts';
+import { parseTimeBound } from '../../core/time.ts';
 import type { Identity, Operation, OperationContext, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
-import { parseDuration } from '../../lib/duration.ts';
 import type { SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';
 import { HOUR_MS, type HourRecord, type LastRecord, lastPath, type UsageRecorder } from './recorder.ts';
@@ -41,22 +41,6 @@ function secretResource(project: string, env: string, name: string): Resource {
 }
 function envResource(project: string, env: string): Resource {
   return { type: 'Environment', id: `${project}/${env}`, attrs: { project, environment: env } };
-}
-
-/** An ISO time or a duration before `now`, as epoch milliseconds. */
-export function timeBound(name: string, v: string, now: number): number {
-  if (/^\d{4}-\d{2}-\d{2}/.test(v)) {
-    const t = Date.parse(v);
-    if (Number.isFinite(t)) return t;
-  } else {
-    try {
-      return now - parseDuration(v) * 1000;
-    } catch {}
-  }
-  throw new StrongroomError(
-    'validation_failed',
-    `${name} must be an ISO 8601 time (2026-01-31T12:00:00Z) or a duration before now (15m, 1h, 7d)`,
-  );
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -123,8 +107,8 @@ export function usageOperations(deps: Deps) {
       if (!USAGE_GROUPINGS.includes(by))
         throw new StrongroomError('validation_failed', `by must be one of ${USAGE_GROUPINGS.join(', ')}`);
       const now = core.clock.now();
-      const since = timeBound('since', i.since ?? DEFAULT_SINCE, now);
-      const until = i.until === undefined ? now : timeBound('until', i.until, now);
+      const since = parseTimeBound('since', i.since ?? DEFAULT_SINCE, now);
+      const until = i.until === undefined ? now : parseTimeBound('until', i.until, now);
       if (until < since) throw new StrongroomError('validation_failed', 'until is before since');
       const first = Math.floor(since / HOUR_MS);
       const lastHour = Math.floor(until / HOUR_MS);
