@@ -1,19 +1,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
-import { Command, CommanderError } from 'commander';
 import type { LightMyRequestResponse } from 'fastify';
 import { generate } from 'otplib';
 import type { LoginResponse, TotpConfirmResponse, TotpEnrollResponse, UserInfo } from '../../src/api/auth.ts';
 import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
-import { appCommands } from '../../src/cli/app.ts';
-import { type CliIO, describeError, UsageError } from '../../src/cli/context.ts';
-import { loginCommand } from '../../src/cli/login.ts';
-import { userCommands } from '../../src/cli/user.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import { buildTestApp, staticKeyFile, type TestApp, type TestAppOptions, tempDir } from '../helpers/app.ts';
+import { cliInProcess } from '../helpers/cli.ts';
 
 /**
  * Users end to end over HTTP: login, one normalisation of names,
@@ -703,50 +698,7 @@ test('passwords, TOTP secrets and recovery codes never reach logs, the audit fil
 
 // ---- CLI ----
 
-/** Runs `strongroom ARGS` in process (the user, app and login commands) against a listening test server. */
-async function cli(
-  addr: string,
-  args: string[],
-  opts: { input?: string; env?: Record<string, string> } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CliIO = {
-    stdout: new Writable({
-      write(c, _e, cb) {
-        stdout += c.toString();
-        cb();
-      },
-    }),
-    stderr: new Writable({
-      write(c, _e, cb) {
-        stderr += c.toString();
-        cb();
-      },
-    }),
-    stdin: Readable.from([Buffer.from(opts.input ?? '')]),
-    env: { STRONGROOM_ADDR: addr, ...opts.env },
-    cwd: process.cwd(),
-  };
-  const program = new Command('strongroom')
-    .option('--addr <url>')
-    .option('--token <token>')
-    .option('--format <format>', 'output format', 'table')
-    .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
-  loginCommand(program, io);
-  userCommands(program, io);
-  appCommands(program, io);
-  for (const c of [...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.exitOverride();
-  try {
-    await program.parseAsync(args, { from: 'user' });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    if (err instanceof CommanderError) return { code: 2, stdout, stderr };
-    stderr += `${describeError(err)}\n`;
-    return { code: err instanceof UsageError ? 2 : 1, stdout, stderr };
-  }
-}
+const cli = cliInProcess;
 
 async function listening(a: TestApp): Promise<string> {
   return a.app.listen({ host: '127.0.0.1', port: 0 });
