@@ -84,6 +84,9 @@ const SECRET_WORK = [
   'secret.rollback',
   'secret.delete',
   'secret.restore',
+  'secret.rotate',
+  'secret.import',
+  'secret.export',
 ];
 // usage.read: who read which secret and when (counts, never values) is metadata too (issue 4 item 6)
 const METADATA = [
@@ -91,6 +94,7 @@ const METADATA = [
   'project.read',
   'secret.list',
   'secret.history',
+  'secret.report',
   'sys.status',
   'usage.read',
 ];

@@ -123,3 +123,48 @@ test('names taken by environment-wide routes (watch, export, import) are refused
   }
   assert.equal((await a.call('PUT', '/v1/secrets/llm/dev/WATCH', { value: 'x' })).statusCode, 200);
 });
+
+test('bulk import and export honour a policy about one secret, not only the environment-wide grant', async (t) => {
+  const a = await app(t);
+  await a.call('PUT', '/v1/secrets/llm/dev/GUARDED', { value: 'guarded-value' });
+  await a.call('PUT', '/v1/secrets/llm/dev/OPEN', { value: 'open-value' });
+  const put = await a.call('PUT', '/v1/sys/policies/guard', {
+    policy:
+      'forbid (principal in Strongroom::Role::"developer", action in [Strongroom::Action::"secret.read", Strongroom::Action::"secret.write"], resource is Strongroom::Secret) when { resource.name == "GUARDED" };',
+  });
+  assert.equal(put.statusCode, 200, put.body);
+  const dev = (await a.call('POST', '/v1/auth/token/create', { roles: ['developer'] })).json().auth
+    .client_token;
+  const imp = await a.call(
+    'POST',
+    '/v1/secrets/llm/dev/import',
+    { secrets: [{ name: 'GUARDED', value: 'overwritten' }], on_conflict: 'overwrite' },
+    dev,
+  );
+  assert.equal(imp.statusCode, 403, imp.body);
+  assert.match(imp.body, /GUARDED/);
+  assert.equal((await a.call('GET', '/v1/secrets/llm/dev/GUARDED')).json().value, 'guarded-value');
+  const exp = await a.call('GET', '/v1/secrets/llm/dev/export?values=true', undefined, dev);
+  assert.equal(exp.statusCode, 200, exp.body);
+  assert.match(exp.body, /open-value/);
+  assert.doesNotMatch(exp.body, /guarded-value/);
+});
+
+test('a developer may import, rotate and export values outside production, and not in production', async (t) => {
+  const a = await app(t);
+  const dev = (await a.call('POST', '/v1/auth/token/create', { roles: ['developer'] })).json().auth
+    .client_token;
+  const body = { secrets: [{ name: 'K', value: 'v' }], on_conflict: 'overwrite' };
+  assert.equal((await a.call('POST', '/v1/secrets/llm/dev/import', body, dev)).statusCode, 200);
+  assert.equal(
+    (await a.call('GET', '/v1/secrets/llm/dev/export?values=true', undefined, dev)).statusCode,
+    200,
+  );
+  assert.equal((await a.call('POST', '/v1/secrets/llm/dev/K/rotate', { value: 'v2' }, dev)).statusCode, 200);
+  assert.equal((await a.call('POST', '/v1/secrets/llm/prod/import', body, dev)).statusCode, 403);
+  assert.equal(
+    (await a.call('GET', '/v1/secrets/llm/prod/export?values=true', undefined, dev)).statusCode,
+    403,
+  );
+  assert.equal((await a.call('GET', '/v1/secrets/llm/prod/export', undefined, dev)).statusCode, 200);
+});

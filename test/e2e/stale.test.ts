@@ -119,8 +119,9 @@ test('the report is filtered per secret by scope and policy, and needs secret.re
   );
   assert.equal((await report(a, '?project=llm&env=prod', scoped)).status, 403);
 
-  const developer = await mint({ roles: ['developer'] });
-  const denied = await report(a, '', developer);
+  // developers and auditors read metadata (the report among it); a role without secret.report may not
+  const app = await mint({ roles: ['app'], scope: { paths: ['llm'] } });
+  const denied = await report(a, '', app);
   assert.equal(denied.status, 403);
   assert.equal(denied.body.error?.code, 'permission_denied');
 

@@ -181,6 +181,12 @@ export function bulkOperations(core: Core): AnyOperation[] {
         // the name against the scope's paths here; its provider once the current record is known
         if (scope?.paths && !scopeAllows({ paths: scope.paths }, secretResource(i, e.name, null))) {
           bad('out_of_scope', "the token's scope does not reach this secret");
+        } else if (
+          ctx.identity &&
+          !(await core.allows(ctx.identity, 'secret.write', secretResource(i, e.name, null), ctx.request))
+        ) {
+          // the environment-wide grant does not override a policy about this secret
+          bad('out_of_scope', 'no policy lets this token write this secret');
         }
         await validate.tick(n + 1);
       }
@@ -301,6 +307,19 @@ export function bulkOperations(core: Core): AnyOperation[] {
       if (scope) {
         const r = secretResource(i, rec.name, rec.provider ?? null);
         if (!scopeAllows(scope, { ...r, attrs: { ...r.attrs, tags: [...(rec.tags ?? [])] } })) continue;
+      }
+      // with values, each secret must also be readable by policy (a forbid on one secret is not bypassed)
+      if (
+        values &&
+        ctx.identity &&
+        !(await core.allows(
+          ctx.identity,
+          'secret.read',
+          secretResource(i, rec.name, rec.provider ?? null),
+          ctx.request,
+        ))
+      ) {
+        continue;
       }
       const f = kv.publicFields(rec);
       secrets.push({
