@@ -6,7 +6,7 @@ import {
   type ImportStreamLine,
   NDJSON,
 } from '../api/bulk.ts';
-import { type ClientOptions, StrongroomApiError } from './client.ts';
+import { type ClientOptions, firstAddr, StrongroomApiError, tokenOf } from './client.ts';
 
 /**
  * Bulk import and export (docs/import-export.md).
@@ -72,9 +72,10 @@ export async function importSecrets(
   req: ImportRequest,
   options: { onProgress?: (p: ImportProgress) => void; signal?: AbortSignal } = {},
 ): Promise<ImportResponse> {
-  const base = opts.addr.replace(/\/+$/, '');
+  const base = firstAddr(opts.addr);
   const headers: Record<string, string> = { accept: NDJSON, 'content-type': 'application/json' };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const token = tokenOf(opts.token);
+  if (token) headers.authorization = `Bearer ${token}`;
   const timeout = AbortSignal.timeout(opts.timeoutMs ?? 15 * 60_000);
   let res: Response;
   try {
@@ -132,9 +133,10 @@ export async function exportSecrets(
   env: string,
   options: { values?: boolean } = {},
 ): Promise<ExportResponse> {
-  const base = opts.addr.replace(/\/+$/, '');
+  const base = firstAddr(opts.addr);
   const headers: Record<string, string> = { accept: 'application/json' };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const token = tokenOf(opts.token);
+  if (token) headers.authorization = `Bearer ${token}`;
   let res: Response;
   try {
     res = await (opts.fetch ?? fetch)(

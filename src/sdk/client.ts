@@ -9,15 +9,41 @@ import type * as api from '../api/v1.ts';
  * const { value } = await sr.getSecret('demo', 'dev', 'OPENAI_API_KEY');
  */
 export interface ClientOptions {
-  /** Base URL of the server, e.g. http://127.0.0.1:8210 */
-  addr: string;
-  /** A Strongroom token, sent as `Authorization: Bearer`. */
-  token?: string | undefined;
+  /**
+   * Base URL of the server, e.g. http://127.0.0.1:8210 — or several, tried in
+   * order when one is unreachable or answers 5xx (the last healthy one first).
+   */
+  addr: string | readonly string[];
+  /**
+   * A Strongroom token, sent as `Authorization: Bearer`: a string, or a
+   * function read before every request (see {@link createSession}, which
+   * renews it).
+   */
+  token?: TokenSource | undefined;
   /** Per-request timeout in milliseconds (default 30 s). */
   timeoutMs?: number;
+  /**
+   * Total time one call may spend on failover and retries (default: one pass
+   * over the addresses, no retry rounds). Only idempotent methods (GET, PUT,
+   * DELETE) are retried after a request may have reached a server.
+   */
+  deadlineMs?: number;
+  /** First retry backoff in ms, doubled each round, full jitter, capped at 2 s (default 100 ms). */
+  backoffMs?: number;
   /** A fetch implementation (default: the global fetch). */
   fetch?: typeof fetch;
 }
+
+/** A token, or a function that returns the current one (undefined: send none). */
+export type TokenSource = string | (() => string | undefined);
+
+/** The token a source holds right now. */
+export const tokenOf = (src: TokenSource | undefined): string | undefined =>
+  typeof src === 'function' ? src() : src;
+
+/** The first (preferred) address of a client's options, without a trailing slash. */
+export const firstAddr = (addr: string | readonly string[]): string =>
+  (typeof addr === 'string' ? addr : (addr[0] ?? '')).replace(/\/+$/, '');
 
 /** An error answered by the server (`status` >= 400) or a failure to reach it (`status` 0, code 'unreachable'). */
 export class StrongroomApiError extends Error {
@@ -36,14 +62,35 @@ export class StrongroomApiError extends Error {
 
 const seg = (s: string) => encodeURIComponent(s);
 
+/** Connection failures where the request cannot have reached the server: safe to send elsewhere. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOENT']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 export function createClient(opts: ClientOptions) {
-  const base = opts.addr.replace(/\/+$/, '');
+  const addrs = (typeof opts.addr === 'string' ? [opts.addr] : [...opts.addr]).map((a) =>
+    a.replace(/\/+$/, ''),
+  );
+  if (addrs.length === 0) throw new TypeError('createClient: at least one address is needed');
   const doFetch = opts.fetch ?? fetch;
   const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadlineMs = opts.deadlineMs ?? 0;
+  const backoffMs = opts.backoffMs ?? 100;
+  let preferred = 0;
 
-  async function call<T>(method: string, path: string, body?: unknown, accept: number[] = []): Promise<T> {
+  /** One request to one server: a parsed answer, or a StrongroomApiError (`notSent` when it never left). */
+  async function once<T>(
+    base: string,
+    method: string,
+    path: string,
+    body: unknown,
+    accept: number[],
+    timeout: number,
+  ): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const token = tokenOf(opts.token);
+    if (token) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
@@ -51,16 +98,18 @@ export function createClient(opts: ClientOptions) {
         method,
         headers,
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(timeout),
         redirect: 'error',
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).name;
-      throw new StrongroomApiError(
+      const e = new StrongroomApiError(
         0,
         'unreachable',
         `cannot reach Strongroom at ${base} (${cause}): is the server running, and is STRONGROOM_ADDR right?`,
       );
+      if (NOT_SENT.has(cause)) notSent.add(e);
+      throw e;
     }
     const text = await res.text();
     let json: unknown;
@@ -77,6 +126,45 @@ export function createClient(opts: ClientOptions) {
       e?.message ?? `HTTP ${res.status} from ${base}`,
       e?.request_id,
     );
+  }
+  const notSent = new WeakSet<StrongroomApiError>();
+
+  /**
+   * Sends a request, failing over across the addresses: on a connection that
+   * never opened, always; on a timeout, a dropped connection or a 5xx, only
+   * for idempotent methods (a POST may have been applied).
+   */
+  async function call<T>(method: string, path: string, body?: unknown, accept: number[] = []): Promise<T> {
+    const start = Date.now();
+    let lastErr: unknown;
+    for (let round = 0; ; round++) {
+      for (let i = 0; i < addrs.length; i++) {
+        const idx = (preferred + i) % addrs.length;
+        const left = deadlineMs > 0 ? deadlineMs - (Date.now() - start) : timeoutMs;
+        if (left <= 0 && lastErr !== undefined) throw lastErr;
+        try {
+          const res = await once<T>(
+            addrs[idx]!,
+            method,
+            path,
+            body,
+            accept,
+            Math.max(1, Math.min(timeoutMs, left)),
+          );
+          preferred = idx;
+          return res;
+        } catch (err) {
+          if (!(err instanceof StrongroomApiError)) throw err;
+          const outage = err.status === 0 || err.status >= 500;
+          if (!outage || !(notSent.has(err) || IDEMPOTENT.has(method))) throw err;
+          lastErr = err;
+        }
+      }
+      const left = deadlineMs - (Date.now() - start);
+      const wait = Math.random() * Math.min(2_000, backoffMs * 2 ** round);
+      if (left <= wait) throw lastErr;
+      await sleep(wait);
+    }
   }
 
   const secretPath = (project: string, env: string, name: string) =>

@@ -1,4 +1,4 @@
-import { createClient, StrongroomApiError, type StrongroomClient } from './client.ts';
+import { createClient, StrongroomApiError, type StrongroomClient, type TokenSource } from './client.ts';
 import { watchSecrets } from './watch.ts';
 
 /**
@@ -14,8 +14,8 @@ import { watchSecrets } from './watch.ts';
 export interface SecretsCacheOptions {
   /** Server addresses, tried in order on unreachable/5xx; the last healthy one is tried first next time. */
   addrs: string[];
-  /** A Strongroom token, sent as `Authorization: Bearer`. */
-  token: string;
+  /** A Strongroom token, or a function returning the current one (e.g. `session.token` of {@link createSession}). */
+  token: TokenSource;
   /** How long a value is served from memory without asking the server (default 60 s). */
   ttlMs?: number;
   /** How old a value may be and still be served when every server is unreachable or answers 5xx (default 5 min). */
@@ -114,6 +114,8 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
   const inflight = new Map<string, Promise<string>>();
   /** Bumped on every invalidation, so a read started before it does not re-cache an old value. */
   const epochs = new Map<string, number>();
+  /** Bumped when everything is dropped (the token was refused). */
+  let generation = 0;
   const closer = new AbortController();
   let preferred = 0;
 
@@ -150,9 +152,10 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
 
   async function load(key: string, project: string, env: string, name: string): Promise<string> {
     const epoch = epochs.get(key) ?? 0;
+    const gen = generation;
     try {
       const res = await readFromServers(project, env, name);
-      if ((epochs.get(key) ?? 0) === epoch && !closer.signal.aborted) {
+      if ((epochs.get(key) ?? 0) === epoch && gen === generation && !closer.signal.aborted) {
         entries.set(key, { value: res.value, version: res.version, fetchedAt: clock() });
       }
       return res.value;
@@ -160,7 +163,9 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
       const cached = entries.get(key);
       if (isOutage(err)) {
         if (cached && clock() - cached.fetchedAt < staleIfErrorMs) return cached.value;
-      } else if (err instanceof StrongroomApiError && [401, 403, 404].includes(err.status)) {
+      } else if (err instanceof StrongroomApiError && err.status === 401) {
+        forgetAll(); // the token is refused: nothing it fetched may be served any more
+      } else if (err instanceof StrongroomApiError && [403, 404].includes(err.status)) {
         entries.delete(key);
       }
       throw err;
@@ -172,6 +177,13 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
     entries.delete(key);
     inflight.delete(key);
     epochs.set(key, (epochs.get(key) ?? 0) + 1);
+  }
+
+  /** Drops every cached value and makes reads in flight not cache what they bring back. */
+  function forgetAll() {
+    generation++;
+    entries.clear();
+    inflight.clear();
   }
 
   async function follow(project: string, env: string) {
@@ -199,9 +211,14 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
             }
           } else if (m.event === 'change') {
             invalidate(m.data.project, m.data.env, m.data.name);
+          } else if (m.event === 'close' && m.data.reason === 'token_invalid') {
+            // Revoked or expired: stop serving at once rather than at the end of the TTL.
+            forgetAll();
           }
         }
-      } catch {
+      } catch (err) {
+        // An auth failure is not an outage: nothing cached may be served any more.
+        if (err instanceof StrongroomApiError && (err.status === 401 || err.status === 403)) forgetAll();
         // Unreachable, 5xx or an auth error: try the next address after a backoff.
         preferred = (preferred + 1) % opts.addrs.length;
       }

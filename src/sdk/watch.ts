@@ -1,5 +1,5 @@
 import type { WatchMessage } from '../api/watch.ts';
-import { StrongroomApiError } from './client.ts';
+import { StrongroomApiError, type TokenSource, tokenOf } from './client.ts';
 
 /**
  * Follows `GET /v1/secrets/{project}/{env}/watch` (server-sent events) and
@@ -15,7 +15,7 @@ import { StrongroomApiError } from './client.ts';
  */
 export interface WatchSecretsOptions {
   addr: string;
-  token?: string | undefined;
+  token?: TokenSource | undefined;
   project: string;
   env: string;
   /** Only this secret's events. */
@@ -75,7 +75,8 @@ export async function* watchSecrets(opts: WatchSecretsOptions): AsyncGenerator<W
   if (opts.heartbeat !== undefined) q.set('heartbeat', String(opts.heartbeat));
   const url = `${base}/v1/secrets/${encodeURIComponent(opts.project)}/${encodeURIComponent(opts.env)}/watch${q.size ? `?${q}` : ''}`;
   const headers: Record<string, string> = { accept: 'text/event-stream' };
-  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  const token = tokenOf(opts.token);
+  if (token) headers.authorization = `Bearer ${token}`;
   let res: Response;
   try {
     res = await (opts.fetch ?? fetch)(url, {

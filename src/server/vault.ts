@@ -7,7 +7,7 @@ import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
-import { type WatchOptions, watchModule } from '../engines/watch/watch.ts';
+import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -60,7 +60,21 @@ export interface Vault {
   close(): Promise<void>;
 }
 
+/** Operations after which some tokens may no longer be valid. */
+const REVOKING = new Set([
+  'token.revoke',
+  'token.revoke-self',
+  'token.revoke-accessor',
+  'app.delete',
+  'app.rotate-secret',
+  'user.delete',
+  'user.set-password',
+  'user.set-roles',
+  'user.change-own-password',
+]);
+
 export function assembleVault(deps: VaultDeps): Vault {
+  let watch: WatchEngine | undefined;
   const audit = createAudit(deps.audit, {
     clock: deps.clock,
     ...(deps.auditCheckpoint ? { checkpoint: deps.auditCheckpoint } : {}),
@@ -80,13 +94,19 @@ export function assembleVault(deps: VaultDeps): Vault {
       usage.module,
       rotation.module,
       bulkOperations,
-      watchModule(deps.storage, deps.watch),
+      watchModule(deps.storage, deps.watch, (e) => (watch = e)),
       hygieneModule(),
       metricsModule(),
       ...(deps.modules ?? []),
     ],
     onUnseal: [() => audit.onUnseal(), () => usage.onUnseal(), async () => rotation.start()],
-    ...(usage.observe ? { onSuccess: [usage.observe] } : {}),
+    onSuccess: [
+      ...(usage.observe ? [usage.observe] : []),
+      // a revocation ends open watch streams at once, not at their next heartbeat
+      (op) => {
+        if (REVOKING.has(op)) watch?.recheckAll();
+      },
+    ],
     onSeal: [() => audit.onSeal(), () => void rotation.stop()],
   });
   return {

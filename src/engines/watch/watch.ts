@@ -91,6 +91,8 @@ export interface WatchEngine {
   readonly open: number;
   /** Ends every open stream (server shutdown, seal). */
   closeAll(reason: WatchClose['reason'], message: string): void;
+  /** Makes every open stream re-check its token now (after a revocation on this server). */
+  recheckAll(): void;
 }
 
 export function createWatchEngine(core: Core, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
@@ -98,7 +100,7 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
   const pollMs = opts.pollMs ?? 500;
   const maxPending = opts.maxPending ?? 1000;
   const hubs = new Map<string, Hub>();
-  const streams = new Set<{ end(reason: WatchClose['reason'], message: string): void }>();
+  const streams = new Set<{ end(reason: WatchClose['reason'], message: string): void; recheck(): void }>();
   const iso = () => new Date(core.clock.now()).toISOString();
 
   /** Applies a change to the hub's state; false when the state already had it (seen by the other source). */
@@ -281,6 +283,9 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
       end(reason: WatchClose['reason'], message: string) {
         push({ close: { reason, message } });
       },
+      recheck() {
+        push('heartbeat');
+      },
     };
     streams.add(handle);
     const cleanup = () => {
@@ -430,11 +435,22 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
     closeAll(reason, message) {
       for (const s of [...streams]) s.end(reason, message);
     },
+    recheckAll() {
+      for (const s of streams) s.recheck();
+    },
   };
   return engine;
 }
 
 /** The core module that registers `secret.watch`. */
-export function watchModule(storage: { exclusive: boolean }, opts: WatchOptions = {}) {
-  return (core: Core) => createWatchEngine(core, storage, opts).operations;
+export function watchModule(
+  storage: { exclusive: boolean },
+  opts: WatchOptions = {},
+  bind?: (engine: WatchEngine) => void,
+) {
+  return (core: Core) => {
+    const engine = createWatchEngine(core, storage, opts);
+    bind?.(engine);
+    return engine.operations;
+  };
 }
