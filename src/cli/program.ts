@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { agentCommand } from './agent.ts';
 import { appCommands } from './app.ts';
 import { auditCommands } from './audit.ts';
 import { bulkCommands } from './bulk.ts';
@@ -55,6 +56,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
     .action((o: ServerCommandOptions) => runServer(o));
 
   statusCommand(program, io);
+  agentCommand(program, io);
   operatorCommands(program, io);
   projectCommands(program, io);
   secretCommands(program, io);

@@ -1,8 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { WatchReady } from '../api/watch.ts';
+import { alive, type Running, startChild, trapSignals } from '../lib/child.ts';
 import { StrongroomApiError, type StrongroomClient } from '../sdk/client.ts';
 import { watchSecrets } from '../sdk/watch.ts';
 import { type CliIO, clientFor, globals, UsageError } from './context.ts';
@@ -16,7 +16,6 @@ interface RunOptions {
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 /** Changes arriving this close together cause one restart. */
 const DEBOUNCE_MS = 200;
 
@@ -86,51 +85,17 @@ async function loadSecrets(
   return out;
 }
 
-interface Running {
-  child: ChildProcess;
-  /** The exit code to report: the child's, 128+N when killed by signal N, 127/126 when it could not start. */
-  exited: Promise<number>;
-}
-
-function startChild(io: CliIO, argv: string[], vars: Record<string, string>): Running {
+function startFor(io: CliIO, argv: string[], vars: Record<string, string>): Running {
   // when the CLI runs on the real process streams the child gets them directly (TTY detection, no copying)
-  const real = io.stdout === process.stdout && io.stderr === process.stderr;
-  const child = spawn(argv[0]!, argv.slice(1), {
+  const inherit = io.stdout === process.stdout && io.stderr === process.stderr;
+  return startChild(argv, {
     cwd: io.cwd,
     env: { ...io.env, ...vars },
-    stdio: real ? ['inherit', 'inherit', 'inherit'] : ['ignore', 'pipe', 'pipe'],
+    inherit,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    label: 'strongroom run',
   });
-  if (!real) {
-    child.stdout?.on('data', (d: Buffer) => io.stdout.write(d));
-    child.stderr?.on('data', (d: Buffer) => io.stderr.write(d));
-  }
-  const exited = new Promise<number>((resolve) => {
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      if (child.pid !== undefined) return; // an error after start (e.g. a failed kill) is not an exit
-      io.stderr.write(
-        `strongroom run: cannot run ${JSON.stringify(argv[0])}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`,
-      );
-      resolve(err.code === 'ENOENT' ? 127 : 126);
-    });
-    child.once('close', (code, signal) => {
-      if (child.pid === undefined) return;
-      resolve(code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0));
-    });
-  });
-  return { child, exited };
-}
-
-/** Forwards SIGINT/SIGTERM/SIGHUP to whatever `onSignal` decides; returns the un-install. */
-function trapSignals(onSignal: (s: NodeJS.Signals) => void): () => void {
-  const handlers = FORWARDED.map((s) => [s, () => onSignal(s)] as const);
-  for (const [s, h] of handlers) process.on(s, h);
-  return () => {
-    for (const [s, h] of handlers) process.off(s, h);
-  };
-}
-
-function alive(c: ChildProcess): boolean {
-  return c.pid !== undefined && c.exitCode === null && c.signalCode === null;
 }
 
 export function runCommand(program: Command, io: CliIO): void {
@@ -163,7 +128,7 @@ async function run(io: CliIO, cmd: Command, argv: string[], o: RunOptions): Prom
 
   if (!o.watch) {
     const loaded = await load();
-    const r = startChild(io, argv, loaded.vars);
+    const r = startFor(io, argv, loaded.vars);
     const untrap = trapSignals((s) => {
       if (alive(r.child)) r.child.kill(s);
     });
@@ -208,7 +173,7 @@ async function watchAndRun(
   const launch = (l: Loaded) => {
     if (stopping) return;
     loaded = l;
-    const r = startChild(io, argv, l.vars);
+    const r = startFor(io, argv, l.vars);
     current = r;
     r.exited.then((code) => {
       // the child ended by itself (or by a forwarded signal): so does `run`

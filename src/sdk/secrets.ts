@@ -20,8 +20,13 @@ export interface SecretsCacheOptions {
   ttlMs?: number;
   /** How old a value may be and still be served when every server is unreachable or answers 5xx (default 5 min). */
   staleIfErrorMs?: number;
-  /** Follow this environment's watch stream and drop cached entries as they change. */
-  watch?: { project: string; env: string };
+  /** Follow these environments' watch streams and drop cached entries as they change. */
+  watch?: { project: string; env: string } | { project: string; env: string }[];
+  /**
+   * Called when the watch stream says a secret changed (after its cached value
+   * was dropped), and for each secret that changed while the stream was down.
+   */
+  onChange?: (project: string, env: string, name: string) => void;
   /** Time source for the TTL and the stale window, in ms (default `Date.now`). */
   clock?: () => number;
   /** A fetch implementation (default: the global fetch). */
@@ -60,6 +65,14 @@ export interface SecretsCache {
    * cache.invalidate('demo', 'prod', 'OPENAI_API_KEY');
    */
   invalidate(project: string, env: string, name: string): void;
+  /**
+   * Counters since creation: answers from memory, reads from a server, stale
+   * answers served during an outage, and failed gets.
+   *
+   * @example
+   * const { stale } = cache.stats();
+   */
+  stats(): { hits: number; loads: number; stale: number; errors: number };
   /**
    * Stops the watch stream and forgets every cached value.
    *
@@ -114,6 +127,7 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
   const inflight = new Map<string, Promise<string>>();
   /** Bumped on every invalidation, so a read started before it does not re-cache an old value. */
   const epochs = new Map<string, number>();
+  const counters = { hits: 0, loads: 0, stale: 0, errors: 0 };
   /** Bumped when everything is dropped (the token was refused). */
   let generation = 0;
   const closer = new AbortController();
@@ -155,6 +169,7 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
     const gen = generation;
     try {
       const res = await readFromServers(project, env, name);
+      counters.loads++;
       if ((epochs.get(key) ?? 0) === epoch && gen === generation && !closer.signal.aborted) {
         entries.set(key, { value: res.value, version: res.version, fetchedAt: clock() });
       }
@@ -162,12 +177,16 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
     } catch (err) {
       const cached = entries.get(key);
       if (isOutage(err)) {
-        if (cached && clock() - cached.fetchedAt < staleIfErrorMs) return cached.value;
+        if (cached && clock() - cached.fetchedAt < staleIfErrorMs) {
+          counters.stale++;
+          return cached.value;
+        }
       } else if (err instanceof StrongroomApiError && err.status === 401) {
         forgetAll(); // the token is refused: nothing it fetched may be served any more
       } else if (err instanceof StrongroomApiError && [403, 404].includes(err.status)) {
         entries.delete(key);
       }
+      counters.errors++;
       throw err;
     }
   }
@@ -207,10 +226,14 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
               const [p, e, n] = JSON.parse(key) as [string, string, string];
               if (p !== project || e !== env) continue;
               const s = now.get(n);
-              if (!s || s.deleted || s.version !== entry.version) invalidate(p, e, n);
+              if (!s || s.deleted || s.version !== entry.version) {
+                invalidate(p, e, n);
+                opts.onChange?.(p, e, n);
+              }
             }
           } else if (m.event === 'change') {
             invalidate(m.data.project, m.data.env, m.data.name);
+            opts.onChange?.(m.data.project, m.data.env, m.data.name);
           } else if (m.event === 'close' && m.data.reason === 'token_invalid') {
             // Revoked or expired: stop serving at once rather than at the end of the TTL.
             forgetAll();
@@ -228,14 +251,19 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
     }
   }
 
-  if (opts.watch) void follow(opts.watch.project, opts.watch.env);
+  for (const w of opts.watch === undefined ? [] : Array.isArray(opts.watch) ? opts.watch : [opts.watch]) {
+    void follow(w.project, w.env);
+  }
 
   return {
     get(project, env, name) {
       if (closer.signal.aborted) return Promise.reject(new Error('secrets cache is closed'));
       const key = keyOf(project, env, name);
       const cached = entries.get(key);
-      if (cached && clock() - cached.fetchedAt < ttlMs) return Promise.resolve(cached.value);
+      if (cached && clock() - cached.fetchedAt < ttlMs) {
+        counters.hits++;
+        return Promise.resolve(cached.value);
+      }
       let p = inflight.get(key);
       if (!p) {
         p = load(key, project, env, name).finally(() => {
@@ -246,6 +274,7 @@ export function createSecretsCache(opts: SecretsCacheOptions): SecretsCache {
       return p;
     },
     invalidate,
+    stats: () => ({ ...counters }),
     close() {
       closer.abort();
       entries.clear();
