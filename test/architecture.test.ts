@@ -27,17 +27,30 @@ const ALLOWED: Record<string, string[]> = {
   errors: [],
   lib: [],
   crypto: [],
+  spiffe: ['errors', 'lib', 'crypto'],
   api: [],
   // the configuration schema embeds the audit sinks' schema
-  config: ['audit'],
+  config: ['audit', 'lib'],
   storage: ['errors', 'lib'],
   barrier: ['storage', 'crypto', 'errors', 'lib'],
   seal: ['barrier', 'storage', 'crypto', 'errors', 'lib'],
   audit: ['barrier', 'crypto', 'errors', 'lib', 'core'],
-  auth: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api'],
+  auth: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api', 'spiffe'],
   policy: ['barrier', 'crypto', 'errors', 'lib', 'core'],
-  engines: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api'],
-  core: ['auth', 'policy', 'audit', 'engines', 'seal', 'barrier', 'storage', 'crypto', 'errors', 'lib'],
+  engines: ['barrier', 'crypto', 'errors', 'lib', 'core', 'api', 'spiffe'],
+  core: [
+    'auth',
+    'policy',
+    'audit',
+    'engines',
+    'seal',
+    'barrier',
+    'storage',
+    'crypto',
+    'errors',
+    'lib',
+    'spiffe',
+  ],
   // the server assembles the vault (src/server/vault.ts), so it may name every module it wires
   server: [
     'core',
@@ -52,10 +65,13 @@ const ALLOWED: Record<string, string[]> = {
     'seal',
     'auth',
     'engines',
+    'spiffe',
   ],
-  sdk: ['api'],
+  sdk: ['api', 'spiffe'],
   // the scanner runs locally, so its command imports it directly
-  cli: ['sdk', 'api', 'scan'],
+  cli: ['sdk', 'api', 'scan', 'agent', 'lib', 'config', 'spiffe'],
+  // the sidecar agent is a client of the vault: it runs on the SDK
+  agent: ['sdk', 'api', 'lib', 'config'],
   scan: ['crypto'],
 };
 

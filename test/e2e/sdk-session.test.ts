@@ -142,4 +142,20 @@ test('SDK sessions: app login, renewal, revocation', { timeout: 90_000 }, async 
       TypeError,
     );
   });
+
+  // last: it seals the server
+  await t.test('a sealed server (503) is an outage: the cached value is served stale', async () => {
+    const sr = await connect({
+      addrs: [server.address],
+      token: root,
+      cache: { ttlMs: 0, staleIfErrorMs: 60_000, deadlineMs: 500 },
+    });
+    t.after(() => sr.close());
+    assert.equal(await sr.secrets.get('demo', 'dev', 'API_KEY'), 'value-1');
+    await admin.seal();
+    await assert.rejects(admin.getSecret('demo', 'dev', 'API_KEY'), { status: 503 });
+    assert.equal(await sr.secrets.get('demo', 'dev', 'API_KEY'), 'value-1', 'served stale');
+    assert.equal(sr.secrets.stats().stale, 1);
+    await assert.rejects(sr.secrets.get('demo', 'dev', 'NEVER_CACHED'), { status: 503 });
+  });
 });
