@@ -1,6 +1,7 @@
 /** Who is making a request, once authenticated. */
 export interface Identity {
-  kind: 'token';
+  /** 'token': a Strongroom token; 'workload': an X.509- or JWT-SVID (no token entry exists). */
+  kind: 'token' | 'workload';
   accessor: string;
   display_name: string;
   /** Roles and custom policy names the token carries ('root' for a root token). */
@@ -14,7 +15,7 @@ export interface Identity {
 }
 
 export interface Owner {
-  type: 'root' | 'user' | 'app' | 'token';
+  type: 'root' | 'user' | 'app' | 'token' | 'workload';
   /** Stable id (user id, app client id, or the accessor of a standalone token). */
   id: string;
   name: string;
@@ -25,7 +26,7 @@ import type { Scope } from './scope.ts';
 
 /** What a request acts on, as the policy engine sees it. */
 export interface Resource {
-  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App';
+  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App' | 'Identity';
   id: string;
   attrs?: Readonly<Record<string, unknown>>;
 }
@@ -38,6 +39,8 @@ export interface RequestInfo {
   trace_id?: string;
   /** The bearer token as presented, if any. Never logged or audited. */
   token?: string | undefined;
+  /** The client certificate chain presented over TLS (DER, leaf first), verified by the core, not the adapter. */
+  peer_certificates?: readonly Buffer[] | undefined;
   /** Aborted when the client goes away (set for streaming routes): long operations stop and write nothing. */
   signal?: AbortSignal;
   /** Where a long operation reports progress (set for streaming routes; the server streams each event). */

@@ -106,6 +106,12 @@ function principalEntities(identity: Identity): { uid: cedar.EntityUid; entities
     const owner = { type: T(identity.owner.type === 'user' ? 'User' : 'App'), id: identity.owner.id };
     parents.push(owner);
     entities.push({ uid: owner, attrs: { name: identity.owner.name }, parents: [] });
+  } else if (identity.owner.type === 'workload') {
+    // policies name workloads by SPIFFE ID: principal in Strongroom::Workload::"spiffe://td/path"
+    const owner = { type: T('Workload'), id: identity.owner.id };
+    parents.push(owner);
+    const td = /^spiffe:\/\/([^/]+)/.exec(identity.owner.id)?.[1] ?? '';
+    entities.push({ uid: owner, attrs: { spiffe_id: identity.owner.id, trust_domain: td }, parents: [] });
   }
   entities.push({
     uid,
@@ -176,6 +182,17 @@ function resourceEntities(resource: Resource): { uid: cedar.EntityUid; entities:
           {
             uid: { type: T(resource.type), id: resource.id },
             attrs: { name: str('name') || resource.id },
+            parents: [],
+          },
+        ],
+      };
+    case 'Identity':
+      return {
+        uid: { type: T('Identity'), id: resource.id },
+        entities: [
+          {
+            uid: { type: T('Identity'), id: resource.id },
+            attrs: { spiffe_id: resource.id, trust_domain: str('trust_domain'), path: str('path') },
             parents: [],
           },
         ],

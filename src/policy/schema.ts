@@ -46,10 +46,26 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'app.delete': ['App'],
   'audit.read': ['System'],
   'audit.hash': ['System'],
+  // workload identity (issue 6): issuing SVIDs for a SPIFFE ID, registering who may obtain one
+  'identity.issue': ['Identity'],
+  'identity.register': ['Identity'],
+  'identity.read': ['System', 'Identity'],
+  'identity.validate': ['System'],
+  'identity.ca': ['System'],
+  'identity.federate': ['System'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */
-export const PUBLIC_ACTIONS = new Set(['sys.status', 'sys.init', 'sys.unseal', 'auth.login']);
+export const PUBLIC_ACTIONS = new Set([
+  'sys.status',
+  'sys.init',
+  'sys.unseal',
+  'auth.login',
+  // a join token is its own credential (checked and consumed by the handler)
+  'identity.join',
+  // trust bundles, JWKS and the OpenID configuration are public keys
+  'identity.bundle',
+]);
 
 export function schemaText(): string {
   const actions = Object.entries(ACTIONS)
@@ -62,7 +78,9 @@ export function schemaText(): string {
   entity Role;
   entity User { name: String };
   entity App { name: String };
-  entity Token in [Role, User, App] { kind: String, name: String, mfa: Bool };
+  entity Workload { spiffe_id: String, trust_domain: String };
+  entity Token in [Role, User, App, Workload] { kind: String, name: String, mfa: Bool };
+  entity Identity { spiffe_id: String, trust_domain: String, path: String };
   entity System;
   entity Project { name: String };
   entity Environment in [Project] { project: String, name: String, production: Bool };
@@ -97,6 +115,7 @@ const METADATA = [
   'secret.report',
   'sys.status',
   'usage.read',
+  'identity.read',
 ];
 const SELF = ['token.self', 'user.self'];
 
@@ -116,6 +135,9 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore', 'secret.rotate', 'secret.import', 'secret.export'])}, resource);`,
   'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list'])}, resource);`,
   'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create'])}, resource);`,
+  // Issuing an SVID also needs a registration that entitles the caller to that SPIFFE ID (checked by
+  // the identity engine); validating a JWT-SVID reveals nothing.
+  'builtin.identity': `permit (principal, action in ${list(['identity.issue', 'identity.validate'])}, resource);`,
 };
 
 export const BUILTIN_ROLES = ['admin', 'developer', 'auditor', 'app'] as const;
