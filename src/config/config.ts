@@ -14,6 +14,11 @@ import { AuditCheckpointConfigSchema, AuditConfigSchema, defaultAuditConfig } fr
  */
 const Strict = { additionalProperties: false } as const;
 
+const DurationField = Type.Union([
+  Type.String({ minLength: 1, maxLength: 32 }),
+  Type.Integer({ minimum: 1, maximum: 315360000 }),
+]);
+
 export const ServerConfigSchema = Type.Object(
   {
     listen: Type.String({ minLength: 1, maxLength: 300, description: 'host:port to listen on' }),
@@ -44,6 +49,8 @@ export const ServerConfigSchema = Type.Object(
           cert_file: Type.String({ minLength: 1 }),
           key_file: Type.String({ minLength: 1 }),
           min_version: Type.Optional(Type.Union([Type.Literal('TLSv1.2'), Type.Literal('TLSv1.3')])),
+          /** 'request' (default): workloads may present an X.509-SVID; 'off': never ask for one. */
+          client_certificates: Type.Optional(Type.Union([Type.Literal('request'), Type.Literal('off')])),
         },
         Strict,
       ),
@@ -71,6 +78,24 @@ export const ServerConfigSchema = Type.Object(
           flush_interval: Type.Optional(
             Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Integer({ minimum: 1 })]),
           ),
+        },
+        Strict,
+      ),
+    ),
+    // workload identity (docs/identity.md): the SPIFFE CA of this cluster
+    identity: Type.Optional(
+      Type.Object(
+        {
+          trust_domain: Type.Optional(
+            Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-z0-9._-]+$' }),
+          ),
+          x509_svid_ttl: Type.Optional(DurationField),
+          x509_svid_max_ttl: Type.Optional(DurationField),
+          jwt_svid_ttl: Type.Optional(DurationField),
+          jwt_svid_max_ttl: Type.Optional(DurationField),
+          ca_ttl: Type.Optional(DurationField),
+          api_audience: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+          issuer: Type.Optional(Type.String({ minLength: 8, maxLength: 500, pattern: '^https?://' })),
         },
         Strict,
       ),

@@ -73,6 +73,11 @@ export interface Core {
    * `audit_unavailable` when no sink accepted it). `time` defaults to now.
    */
   audit(entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void>;
+  /**
+   * Authenticates workloads by SVID (a client certificate chain, or a JWT-SVID
+   * as bearer token): set once by the identity engine. Undefined: no SVIDs.
+   */
+  workloadAuth: ((request: RequestInfo) => Promise<Identity | undefined>) | undefined;
   /** Whether `identity` may perform `action` on `resource` (for filtering lists). */
   allows(identity: Identity, action: string, resource: Resource, request: RequestInfo): Promise<boolean>;
   /** Unseals with the static key file when one is configured and storage is initialised. */
@@ -184,6 +189,7 @@ export function createCore(deps: CoreDeps): Core {
     kv,
     clock: deps.clock,
     metrics,
+    workloadAuth: undefined,
     operations,
     async invoke(name, input, request) {
       const op = operations.get(name);
@@ -202,7 +208,41 @@ export function createCore(deps: CoreDeps): Core {
       }
       let identity: Identity | undefined;
       let entry: TokenEntry | undefined;
-      if (op.auth === 'token') {
+      const svid =
+        core.workloadAuth !== undefined &&
+        (request.token === undefined
+          ? (request.peer_certificates?.length ?? 0) > 0
+          : request.token.startsWith('eyJ'));
+      if (op.auth === 'token' && svid) {
+        try {
+          identity = await core.workloadAuth!(request);
+          if (!identity)
+            throw new StrongroomError('unauthenticated', 'this request needs a token or an SVID');
+          if (op.action.startsWith('token.')) {
+            // a workload holds no Strongroom token: nothing to look up, renew or revoke
+            throw new StrongroomError(
+              'permission_denied',
+              `${op.action}: workloads authenticated by SVID hold no token; renew the SVID instead`,
+            );
+          }
+          if (limiter) {
+            const wait = limiter.take(`workload:${identity.owner.id}`);
+            if (wait > 0) {
+              throw new StrongroomError(
+                'rate_limited',
+                `too many requests for this workload; retry in ${wait} s`,
+                {
+                  details: { retry_after: wait },
+                },
+              );
+            }
+          }
+        } catch (err) {
+          if (deps.audit.enabled && err instanceof StrongroomError)
+            await auditRefusal(op, input, request, err);
+          throw err;
+        }
+      } else if (op.auth === 'token') {
         try {
           if (!request.token) {
             throw new StrongroomError(

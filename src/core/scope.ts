@@ -91,6 +91,8 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   const name = a.name as string | undefined;
   // listings whose handler filters the items by scope (e.g. the project list)
   if (a.filtered_by_scope === true) return true;
+  // SVID issuance: the identity engine's registrations decide who may obtain which SPIFFE ID
+  if (resource.type === 'Identity' && a.entitlement_checked === true) return true;
   if (resource.type !== 'Project' && resource.type !== 'Environment' && resource.type !== 'Secret')
     return false;
   if (scope.paths) {

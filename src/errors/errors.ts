@@ -40,6 +40,10 @@ export const ERROR_CODES = [
   'rate_limited',
   'provider_error',
   'rotation_in_progress',
+  // workload identity (issue 6)
+  'invalid_csr',
+  'invalid_svid',
+  'invalid_join_token',
   'internal',
 ] as const;
 

@@ -134,10 +134,9 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read', 'sys.metrics'])}, resource);`,
   'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore', 'secret.rotate', 'secret.import', 'secret.export'])}, resource);`,
   'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list'])}, resource);`,
-  'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create'])}, resource);`,
   // Issuing an SVID also needs a registration that entitles the caller to that SPIFFE ID (checked by
   // the identity engine); validating a JWT-SVID reveals nothing.
-  'builtin.identity': `permit (principal, action in ${list(['identity.issue', 'identity.validate'])}, resource);`,
+  'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create', 'identity.issue', 'identity.validate'])}, resource);`,
 };
 
 export const BUILTIN_ROLES = ['admin', 'developer', 'auditor', 'app'] as const;

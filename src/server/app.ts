@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -97,6 +98,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
             cert: readFileSync(config.tls.cert_file),
             key: readFileSync(config.tls.key_file),
             minVersion: config.tls.min_version ?? 'TLSv1.2',
+            // workloads may authenticate with their X.509-SVID: ask for a client certificate, never
+            // require one, and let the core verify it by the SPIFFE rules (a chain to a trusted bundle)
+            ...(config.tls.client_certificates === 'off'
+              ? {}
+              : { requestCert: true, rejectUnauthorized: false }),
           },
         }
       : {}),
@@ -200,6 +206,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
             trace_id: traceIdFrom(req),
             client_address: req.ip,
             token: tokenFrom(req),
+            peer_certificates: peerChain(req),
           };
           return invokeWithProgress(core, operation, r.input(req), info, r.progress, reply);
         }
@@ -208,6 +215,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           trace_id: traceIdFrom(req),
           client_address: req.ip,
           token: tokenFrom(req),
+          peer_certificates: peerChain(req),
         });
         if (r.stream && isEventStream(result)) return sendEventStream(reply, result, streams);
         if (r.contentType) reply.type(r.contentType);
@@ -216,4 +224,30 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     });
   }
   return app;
+}
+
+const chains = new WeakMap<object, readonly Buffer[] | undefined>();
+
+/**
+ * The client certificate chain of a TLS connection (DER, leaf first), read
+ * once per connection. Only collected here: the core verifies it (SPIFFE rules).
+ */
+function peerChain(req: FastifyRequest): readonly Buffer[] | undefined {
+  const socket = req.raw.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  if (chains.has(socket)) return chains.get(socket);
+  let chain: Buffer[] | undefined;
+  const leaf = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  if (leaf?.raw) {
+    chain = [];
+    let c: DetailedPeerCertificate | undefined = leaf;
+    const seen = new Set<DetailedPeerCertificate>();
+    while (c?.raw && !seen.has(c) && chain.length < 8) {
+      seen.add(c);
+      chain.push(c.raw);
+      c = c.issuerCertificate && c.issuerCertificate !== c ? c.issuerCertificate : undefined;
+    }
+  }
+  chains.set(socket, chain);
+  return chain;
 }

@@ -3,6 +3,9 @@ import type { ErrorCode } from '../errors/errors.ts';
 /** The one place where error codes become HTTP statuses. */
 export const HTTP_STATUS: Record<ErrorCode, number> = {
   bad_request: 400,
+  invalid_csr: 400,
+  invalid_svid: 401,
+  invalid_join_token: 401,
   invalid_json: 400,
   unknown_field: 400,
   validation_failed: 400,

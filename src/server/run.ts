@@ -5,7 +5,9 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { parseListen, type ServerConfig } from '../config/config.ts';
 import type { Core } from '../core/core.ts';
+import type { IdentityOptions } from '../engines/identity/identity.ts';
 import { systemClock } from '../lib/clock.ts';
+import { parseDuration } from '../lib/duration.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage, type StorageConfig } from '../storage/index.ts';
 import { buildServer } from './app.ts';
@@ -72,6 +74,7 @@ export async function startServer(
         ),
       rateLimit: config.rate_limit,
       usage: config.usage,
+      ...(config.identity ? { identity: identityOptions(config.identity) } : {}),
       ...(config.rotation
         ? {
             rotation: {
@@ -149,4 +152,20 @@ async function prepareDev(core: Core): Promise<string> {
     ttl: null,
   });
   return token;
+}
+
+/** The `identity` section, durations in seconds. */
+function identityOptions(c: NonNullable<ServerConfig['identity']>): IdentityOptions {
+  const sec = (v: string | number | undefined) => (v === undefined ? undefined : parseDuration(v));
+  const out: Record<string, unknown> = {
+    trust_domain: c.trust_domain,
+    x509_ttl_seconds: sec(c.x509_svid_ttl),
+    x509_max_ttl_seconds: sec(c.x509_svid_max_ttl),
+    jwt_ttl_seconds: sec(c.jwt_svid_ttl),
+    jwt_max_ttl_seconds: sec(c.jwt_svid_max_ttl),
+    ca_ttl_seconds: sec(c.ca_ttl),
+    api_audience: c.api_audience,
+    issuer: c.issuer,
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as IdentityOptions;
 }

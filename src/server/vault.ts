@@ -4,6 +4,7 @@ import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
 import { type Core, createCore } from '../core/core.ts';
 import type { AnyOperation } from '../core/types.ts';
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
+import { type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
 import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
@@ -16,6 +17,7 @@ import { auditRoutes } from './routes/v1/audit.ts';
 import { authRoutes } from './routes/v1/auth.ts';
 import { bulkRoutes } from './routes/v1/bulk.ts';
 import { hygieneRoutes } from './routes/v1/hygiene.ts';
+import { identityRoutes } from './routes/v1/identity.ts';
 import { rotationRoutes } from './routes/v1/rotation.ts';
 import type { RouteDef } from './routes/v1/routes.ts';
 import { v1Routes } from './routes/v1/routes.ts';
@@ -47,6 +49,8 @@ export interface VaultDeps {
   rotation?: RotationOptions | undefined;
   /** Watch streams: heartbeat and shared-storage poll intervals (docs/watch.md). */
   watch?: WatchOptions | undefined;
+  /** Workload identity: the SPIFFE CA (docs/identity.md). */
+  identity?: IdentityOptions | undefined;
 }
 
 export interface Vault {
@@ -96,6 +100,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       bulkOperations,
       watchModule(deps.storage, deps.watch, (e) => (watch = e)),
       hygieneModule(),
+      identityModule(deps.identity),
       metricsModule(),
       ...(deps.modules ?? []),
     ],
@@ -120,6 +125,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       ...bulkRoutes,
       ...watchRoutes,
       ...hygieneRoutes,
+      ...identityRoutes,
     ],
     audit,
     usage,

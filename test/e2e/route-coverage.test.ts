@@ -32,9 +32,27 @@ import { SAMPLE } from '../helpers/samples.ts';
  */
 
 /** Operations anyone may call without a token. */
-const EXPECTED_PUBLIC = ['auth.app-login', 'auth.login', 'sys.init', 'sys.seal-status', 'sys.unseal'];
+const EXPECTED_PUBLIC = [
+  'auth.app-login',
+  'auth.login',
+  'sys.init',
+  'sys.seal-status',
+  'sys.unseal',
+  // workload identity: a join token is its own credential; bundles and JWKS are public keys
+  'identity.x509-svid.join',
+  'identity.bundle',
+  'identity.jwks',
+  'identity.openid-configuration',
+];
 /** Actions every authenticated principal is granted by the built-in `builtin.self` policy. */
-const SELF_ACTIONS = new Set(['token.self', 'user.self', 'token.create']);
+const SELF_ACTIONS = new Set([
+  'token.self',
+  'user.self',
+  'token.create',
+  // an SVID only for a SPIFFE ID a registration entitles the caller to (checked by the identity engine)
+  'identity.issue',
+  'identity.validate',
+]);
 /** Operations any valid token may call on itself, whatever its roles. */
 const EXPECTED_SELF_SERVICE = [
   'mfa.totp-confirm',
@@ -45,7 +63,13 @@ const EXPECTED_SELF_SERVICE = [
   'token.revoke-self',
   'user.change-own-password',
   'user.read-self',
+  'identity.x509-svid',
+  'identity.jwt-svid',
+  'identity.jwt-svid.validate',
 ];
+
+/** Self-service operations that the identity engine gates further: only registered callers get an SVID. */
+const ENTITLEMENT_GATED = new Set(['identity.x509-svid', 'identity.jwt-svid']);
 
 // ---- the routes, enumerated ----
 
@@ -387,6 +411,12 @@ for (const c of CASES.filter(wired)) {
       const nobody = await mint(a, { roles: ['nobody'] });
       const res = await send(a, c.route.method, sample, { authorization: `Bearer ${nobody.client_token}` });
       const code = errorCode(res);
+      if (ENTITLEMENT_GATED.has(c.operation)) {
+        // policy lets every principal ask; the identity engine refuses without a registration
+        assert.equal(res.statusCode, 403, res.body);
+        assert.match(JSON.parse(res.body).error.message, /^not entitled to spiffe:/);
+        return;
+      }
       assert.ok(
         res.statusCode !== 401 && res.statusCode !== 403 && code !== 'permission_denied',
         `self-service was refused: ${res.statusCode} ${res.body}`,

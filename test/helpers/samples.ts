@@ -5,6 +5,16 @@
  */
 export const SECRET = '/v1/secrets/llm/dev/OPENAI_API_KEY';
 
+/** A CSR (P-256) asking for spiffe://strongroom.local/sample, made with openssl for the samples. */
+export const SAMPLE_CSR = `-----BEGIN CERTIFICATE REQUEST-----
+MIIBCjCBsQIBADARMQ8wDQYDVQQDDAZzYW1wbGUwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAQlQ3cmvNDV7KuiGK9pLgr0Ed3IGHO7dl4c+d+t8uPCqZb6hGsGFozu
+NJX6GtrU22fcFIx5zWCk1RcU/QiWgD+hoD4wPAYJKoZIhvcNAQkOMS8wLTArBgNV
+HREEJDAihiBzcGlmZmU6Ly9zdHJvbmdyb29tLmxvY2FsL3NhbXBsZTAKBggqhkjO
+PQQDAgNIADBFAiBkqv/rhjMfL17AsDzxi/cpCt61QbuahZi8XztMQAt7IgIhAINs
+KtDz7EMPyqPaevnZ4cwOyU4nnSt7I1SKMjy9I0Qr
+-----END CERTIFICATE REQUEST-----`;
+
 export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'sys.seal-status': { url: '/v1/sys/seal-status' },
   'sys.init': { url: '/v1/sys/init', body: {} },
@@ -52,6 +62,44 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
     url: '/v1/sys/policy-test',
     body: { principal: { roles: ['developer'] }, action: 'secret.read', resource: 'llm/dev/OPENAI_API_KEY' },
   },
+
+  // --- workload identity (src/server/routes/v1/identity.ts) ---
+  'identity.x509-svid': { url: '/v1/identity/x509-svid', body: { csr: SAMPLE_CSR } },
+  'identity.x509-svid.join': {
+    url: '/v1/identity/x509-svid',
+    body: { csr: SAMPLE_CSR, join_token: 'srj_x' },
+  },
+  'identity.jwt-svid': {
+    url: '/v1/identity/jwt-svid',
+    body: { audience: ['sample'], spiffe_id: 'spiffe://strongroom.local/sample' },
+  },
+  'identity.jwt-svid.validate': {
+    url: '/v1/identity/jwt-svid/validate',
+    body: { token: 'x.y.z', audience: 'a' },
+  },
+  'identity.bundle': { url: '/v1/identity/bundle' },
+  'identity.jwks': { url: '/v1/identity/jwks' },
+  'identity.openid-configuration': { url: '/.well-known/openid-configuration' },
+  'identity.registration.create': {
+    url: '/v1/identity/registrations',
+    body: { spiffe_id: 'spiffe://strongroom.local/sample', selectors: ['app:sample'] },
+  },
+  'identity.registration.list': { url: '/v1/identity/registrations' },
+  'identity.registration.delete': {
+    url: `/v1/identity/registrations/${encodeURIComponent('spiffe://strongroom.local/sample')}`,
+  },
+  'identity.join-token.create': {
+    url: '/v1/identity/join-tokens',
+    body: { spiffe_id: 'spiffe://strongroom.local/sample', ttl: '10m' },
+  },
+  'identity.ca.read': { url: '/v1/identity/ca' },
+  'identity.ca.rotate': { url: '/v1/identity/ca/rotate' },
+  'identity.federation.put': {
+    url: '/v1/identity/federation/other.example',
+    body: { bundle: '{"keys":[]}' },
+  },
+  'identity.federation.list': { url: '/v1/identity/federation' },
+  'identity.federation.delete': { url: '/v1/identity/federation/other.example' },
 
   // --- audit (src/server/routes/v1/audit.ts) ---
   'audit.hash': { url: '/v1/sys/audit-hash', body: { input: 'sample' } },

@@ -1,0 +1,973 @@
+import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
+import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import type { Core } from '../../core/core.ts';
+import { type Scope, scopeProblem, scopeWithin } from '../../core/scope.ts';
+import type {
+  AnyOperation,
+  Identity,
+  Operation,
+  OperationContext,
+  RequestInfo,
+  Resource,
+} from '../../core/types.ts';
+import { constantTimeEqual, randomKey } from '../../crypto/random.ts';
+import { StrongroomError } from '../../errors/errors.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { csrDer, parseCsr } from '../../spiffe/csr.ts';
+import {
+  buildCaCertificate,
+  bundleMaps,
+  exportPrivateKeyPem,
+  generateEcKeyPair,
+  importPrivateKeyPem,
+  isSpiffeError,
+  issueX509Svid,
+  type JwtAuthority,
+  parseSpiffeBundle,
+  parseSpiffeId,
+  parseTrustDomain,
+  publicKeyObject,
+  type SpiffeBundle,
+  type SpiffeId,
+  signJwtSvid,
+  toKeyObject,
+  toSpiffeBundle,
+  validateCsr,
+  verifyJwtSvid,
+  verifyX509Svid,
+} from '../../spiffe/index.ts';
+
+/**
+ * The identity engine (issue 6; docs/identity.md): a SPIFFE certificate
+ * authority per Strongroom cluster. The CA keys and JWT signing keys live in
+ * the barrier; registrations say which callers may obtain which SPIFFE ID;
+ * join tokens let a new workload obtain its first SVID once; federated
+ * bundles let SVIDs of other trust domains (e.g. a SPIRE server's) in.
+ *
+ * CA rotation keeps the old authority in the bundle until every SVID it
+ * signed has expired (its `retire_at` = rotation time + the maximum SVID TTL).
+ */
+export interface IdentityOptions {
+  /** The trust domain this server is the CA of (default `strongroom.local`). */
+  trust_domain?: string;
+  /** Lifetime of a CA certificate (default 1 year). */
+  ca_ttl_seconds?: number;
+  /** Default and maximum X.509-SVID lifetimes (default 1 h and 24 h). */
+  x509_ttl_seconds?: number;
+  x509_max_ttl_seconds?: number;
+  /** Default and maximum JWT-SVID lifetimes (default 5 min and 1 h). */
+  jwt_ttl_seconds?: number;
+  jwt_max_ttl_seconds?: number;
+  /** The audience a JWT-SVID must name to authenticate to this server's API (default `strongroom`). */
+  api_audience?: string;
+  /** Issuer URL for /.well-known/openid-configuration (default: none, the document says so). */
+  issuer?: string;
+}
+
+const PREFIX = 'logical/identity/';
+const MAX_SELECTORS = 16;
+const SELECTOR_RE = /^(app|user|cidr|spiffe):(.{1,2048})$/;
+
+interface Authority {
+  id: string;
+  cert_pem: string;
+  key_pem: string;
+  created_at: string;
+  not_after: string;
+  /** When set, no longer signs; dropped from the bundle after this time. */
+  retire_at?: string;
+}
+
+interface JwtKeyRecord {
+  kid: string;
+  key_pem: string;
+  created_at: string;
+  retire_at?: string;
+}
+
+interface CaRecord {
+  trust_domain: string;
+  sequence: number;
+  authorities: Authority[];
+  jwt_keys: JwtKeyRecord[];
+}
+
+/** A registration: who may obtain `spiffe_id`, and what a workload holding it may do. */
+export interface Registration {
+  id: string;
+  spiffe_id: string;
+  /** `app:NAME`, `user:NAME`, `cidr:10.0.0.0/8`, `spiffe:ID` (a workload holding that SVID). Any one entitles. */
+  selectors: string[];
+  /** Roles and scope of the workload when it calls this API with the SVID. */
+  roles: string[];
+  scope: Scope | null;
+  /** Longest X.509-SVID issued for it, in seconds (0: the server maximum). */
+  x509_ttl: number;
+  created_at: string;
+  created_by: string;
+}
+
+interface JoinRecord {
+  spiffe_id: string;
+  expires_at: string;
+  created_by: string;
+}
+
+interface FederationRecord {
+  trust_domain: string;
+  /** The bundle (SPIFFE bundle JSON) as configured or last fetched. */
+  bundle: string;
+  bundle_url?: string;
+  updated_at: string;
+}
+
+/** The loaded, parsed form of the CA record (keys as KeyObjects), cached per sequence. */
+interface LoadedCa {
+  sequence: number;
+  trustDomain: string;
+  signer: { cert: X509Certificate; privateKey: KeyObject; notAfter: number };
+  x509Authorities: X509Certificate[];
+  jwtSigner: { kid: string; privateKey: KeyObject };
+  jwtAuthorities: JwtAuthority[];
+  /** Retiring authorities are pruned after this time (ms). */
+  nextPrune: number;
+}
+
+export interface IdentityEngine {
+  operations: AnyOperation[];
+  /** Authenticates a request by its client certificate chain or a JWT-SVID bearer token (undefined: neither). */
+  authenticate(request: RequestInfo): Promise<Identity | undefined>;
+}
+
+const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
+const bad = (code: 'invalid_value' | 'invalid_csr' | 'invalid_svid', message: string) =>
+  new StrongroomError(code, message);
+
+function spiffeIdOf(text: string, what = 'spiffe_id'): SpiffeId {
+  try {
+    const id = parseSpiffeId(text);
+    if (id.path === '') throw bad('invalid_value', `${what}: ${text} names a trust domain, not a workload`);
+    return id;
+  } catch (err) {
+    if (err instanceof StrongroomError) throw err;
+    throw bad('invalid_value', `${what}: ${(err as Error).message}`);
+  }
+}
+
+const identityResource = (id: string, issuance = false): Resource => {
+  const m = /^spiffe:\/\/([^/]+)(\/.*)?$/.exec(id);
+  return {
+    type: 'Identity',
+    id,
+    // issuance is bound by registrations (checked by the handler), not by token scopes
+    attrs: {
+      trust_domain: m?.[1] ?? '',
+      path: m?.[2] ?? '',
+      ...(issuance ? { entitlement_checked: true } : {}),
+    },
+  };
+};
+
+function ttlOf(v: string | number | undefined, fallback: number, max: number, what: string): number {
+  if (v === undefined) return fallback;
+  let s: number;
+  try {
+    s = parseDuration(v);
+  } catch (err) {
+    throw bad('invalid_value', `${what}: ${(err as Error).message}`);
+  }
+  if (s < 1 || s > max) throw bad('invalid_value', `${what} must be between 1 s and ${max} s`);
+  return s;
+}
+
+/** Does `address` fall within `cidr` (IPv4 or IPv6)? */
+function inCidr(address: string, cidr: string): boolean {
+  const [net, bitsText] = cidr.split('/');
+  const toBytes = (a: string): number[] | undefined => {
+    const v4 = a.replace(/^::ffff:/, '');
+    if (/^\d+\.\d+\.\d+\.\d+$/.test(v4)) return v4.split('.').map(Number);
+    if (!a.includes(':')) return undefined;
+    const [head, tail] = a.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+    return groups.flatMap((g) => {
+      const n = Number.parseInt(g, 16);
+      return [n >> 8, n & 255];
+    });
+  };
+  const a = toBytes(address);
+  const n = toBytes(net ?? '');
+  if (!a || !n || a.length !== n.length) return false;
+  const bits = bitsText === undefined ? a.length * 8 : Number(bitsText);
+  for (let i = 0; i < a.length; i++) {
+    const take = Math.max(0, Math.min(8, bits - i * 8));
+    const mask = take === 0 ? 0 : (0xff << (8 - take)) & 0xff;
+    if ((a[i]! & mask) !== (n[i]! & mask)) return false;
+  }
+  return true;
+}
+
+export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): IdentityEngine {
+  const store: BarrierStore = core.barrier.view(PREFIX);
+  const trustDomain = parseTrustDomain(opts.trust_domain ?? 'strongroom.local');
+  const caTtl = opts.ca_ttl_seconds ?? 365 * 86400;
+  const x509Ttl = opts.x509_ttl_seconds ?? 3600;
+  const x509Max = opts.x509_max_ttl_seconds ?? 86400;
+  const jwtTtl = opts.jwt_ttl_seconds ?? 300;
+  const jwtMax = opts.jwt_max_ttl_seconds ?? 3600;
+  const apiAudience = opts.api_audience ?? 'strongroom';
+  const now = () => core.clock.now();
+  const iso = (ms = now()) => new Date(ms).toISOString();
+
+  // ---------------------------------------------------------------- the CA
+
+  async function newAuthority(at: number): Promise<Authority> {
+    const keys = await generateEcKeyPair('P-256', { extractable: true });
+    const notAfter = at + caTtl * 1000;
+    const cert = await buildCaCertificate({ trustDomain, keys, notBefore: at - 60_000, notAfter });
+    return {
+      id: cert.serialNumber.toLowerCase(),
+      cert_pem: cert.pem,
+      key_pem: exportPrivateKeyPem(keys.privateKey),
+      created_at: iso(at),
+      not_after: iso(cert.notAfter.getTime()),
+    };
+  }
+
+  async function newJwtKey(at: number): Promise<JwtKeyRecord> {
+    const keys = await generateEcKeyPair('P-256', { extractable: true });
+    return {
+      kid: randomKey(12).toString('base64url'),
+      key_pem: exportPrivateKeyPem(keys.privateKey),
+      created_at: iso(at),
+    };
+  }
+
+  /** Drops retired keys whose SVIDs have all expired. */
+  function prune(rec: CaRecord, at: number): CaRecord {
+    const live = <T extends { retire_at?: string }>(xs: T[]) =>
+      xs.filter((x) => x.retire_at === undefined || Date.parse(x.retire_at) > at);
+    return { ...rec, authorities: live(rec.authorities), jwt_keys: live(rec.jwt_keys) };
+  }
+
+  let loaded: LoadedCa | undefined;
+
+  /** The CA, created on first use (in a transaction, so two servers agree on one). */
+  async function ca(): Promise<LoadedCa> {
+    const at = now();
+    let rec = await store.getJson<CaRecord>('ca');
+    if (!rec || rec.trust_domain !== trustDomain) {
+      const fresh: CaRecord = {
+        trust_domain: trustDomain,
+        sequence: 1,
+        authorities: [await newAuthority(at)],
+        jwt_keys: [await newJwtKey(at)],
+      };
+      rec = await store.transaction(async (tx) => {
+        const existing = await tx.getJson<CaRecord>('ca');
+        if (existing && existing.trust_domain === trustDomain) return existing;
+        await tx.put('ca', Buffer.from(JSON.stringify(fresh)));
+        return fresh;
+      });
+    }
+    if (loaded && loaded.sequence === rec.sequence && at < loaded.nextPrune) return loaded;
+    const current = prune(rec as CaRecord, at);
+    const active = current.authorities.find((a) => a.retire_at === undefined);
+    const activeJwt = current.jwt_keys.find((k) => k.retire_at === undefined);
+    if (!active || !activeJwt) throw new StrongroomError('internal', 'the identity CA has no active key');
+    const certOf = (a: Authority) => new X509Certificate(a.cert_pem);
+    const retireTimes = [...current.authorities, ...current.jwt_keys]
+      .map((x) => (x.retire_at ? Date.parse(x.retire_at) : Number.POSITIVE_INFINITY))
+      .filter(Number.isFinite);
+    const signerCert = certOf(active);
+    loaded = {
+      sequence: rec.sequence,
+      trustDomain,
+      signer: {
+        cert: signerCert,
+        privateKey: toKeyObject(importPrivateKeyPem(active.key_pem)),
+        notAfter: Date.parse(signerCert.validTo),
+      },
+      x509Authorities: current.authorities.map(certOf),
+      jwtSigner: { kid: activeJwt.kid, privateKey: toKeyObject(importPrivateKeyPem(activeJwt.key_pem)) },
+      jwtAuthorities: current.jwt_keys.map((k) => ({
+        kid: k.kid,
+        publicKey: publicKeyObject(importPrivateKeyPem(k.key_pem)),
+      })),
+      nextPrune: retireTimes.length ? Math.min(...retireTimes) : Number.POSITIVE_INFINITY,
+    };
+    return loaded;
+  }
+
+  async function rotateCa(): Promise<CaRecord> {
+    const at = now();
+    const authority = await newAuthority(at);
+    const jwtKey = await newJwtKey(at);
+    await ca(); // make sure one exists
+    return store.transaction(async (tx) => {
+      const rec = (await tx.getJson<CaRecord>('ca'))!;
+      // the old keys stay trusted until every SVID they signed has expired
+      const x509RetireAt = iso(at + x509Max * 1000);
+      const jwtRetireAt = iso(at + jwtMax * 1000);
+      const next: CaRecord = prune(
+        {
+          trust_domain: rec.trust_domain,
+          sequence: rec.sequence + 1,
+          authorities: [
+            authority,
+            ...rec.authorities.map((a) => (a.retire_at ? a : { ...a, retire_at: x509RetireAt })),
+          ],
+          jwt_keys: [
+            jwtKey,
+            ...rec.jwt_keys.map((k) => (k.retire_at ? k : { ...k, retire_at: jwtRetireAt })),
+          ],
+        },
+        at,
+      );
+      await tx.put('ca', Buffer.from(JSON.stringify(next)));
+      return next;
+    });
+  }
+
+  // ---------------------------------------------------------------- federation
+
+  async function federations(): Promise<FederationRecord[]> {
+    const names = await store.list('federation/');
+    const out: FederationRecord[] = [];
+    for (const n of names) {
+      const r = await store.getJson<FederationRecord>(n);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  let federationCache: { at: number; bundles: SpiffeBundle[] } | undefined;
+  async function federatedBundles(): Promise<SpiffeBundle[]> {
+    if (federationCache && now() - federationCache.at < 5_000) return federationCache.bundles;
+    const out: SpiffeBundle[] = [];
+    for (const f of await federations()) {
+      try {
+        out.push(parseSpiffeBundle(f.bundle, f.trust_domain));
+      } catch {
+        // a bundle that no longer parses trusts nothing (fail closed)
+      }
+    }
+    federationCache = { at: now(), bundles: out };
+    return out;
+  }
+
+  /** X.509 and JWT authorities of every trusted trust domain: ours and the federated ones. */
+  async function trustMaps() {
+    const c = await ca();
+    const own: SpiffeBundle = {
+      trustDomain,
+      x509Authorities: c.x509Authorities,
+      jwtAuthorities: c.jwtAuthorities.map((a) => ({ kid: a.kid, publicKey: toKeyObject(a.publicKey) })),
+      sequence: c.sequence,
+      refreshHint: undefined,
+    } as SpiffeBundle;
+    return bundleMaps([own, ...(await federatedBundles())]);
+  }
+
+  function bundleDocument(c: LoadedCa) {
+    return toSpiffeBundle({
+      x509Authorities: c.x509Authorities,
+      jwtAuthorities: c.jwtAuthorities,
+      sequence: c.sequence,
+      refreshHintSeconds: Math.max(60, Math.floor(x509Ttl / 2)),
+    });
+  }
+
+  // ---------------------------------------------------------------- registrations and entitlement
+
+  async function registrationFor(spiffeId: string): Promise<Registration | undefined> {
+    return (await store.getJson<Registration>(`reg/${sha(spiffeId)}`)) as Registration | undefined;
+  }
+
+  function selectorMatches(sel: string, identity: Identity | undefined, request: RequestInfo): boolean {
+    const m = SELECTOR_RE.exec(sel);
+    if (!m) return false;
+    const [, type, value] = m;
+    if (type === 'cidr') return inCidr(request.client_address, value!);
+    if (!identity) return false;
+    if (type === 'app') return identity.owner.type === 'app' && identity.owner.name === value;
+    if (type === 'user') return identity.owner.type === 'user' && identity.owner.name === value;
+    if (type === 'spiffe') return identity.owner.type === 'workload' && identity.owner.id === value;
+    return false;
+  }
+
+  /**
+   * May this caller obtain `spiffeId`? A workload may renew its own ID; anyone
+   * else needs a registration with a selector that matches them (a `cidr`
+   * selector alone never entitles: it narrows, it does not authenticate).
+   */
+  async function entitled(spiffeId: string, ctx: OperationContext): Promise<Registration | undefined> {
+    const reg = await registrationFor(spiffeId);
+    if (ctx.identity?.owner.type === 'workload' && ctx.identity.owner.id === spiffeId) return reg;
+    if (!reg) return undefined;
+    const who = reg.selectors.filter((s) => !s.startsWith('cidr:'));
+    const where = reg.selectors.filter((s) => s.startsWith('cidr:'));
+    const matchesWho = who.some((s) => selectorMatches(s, ctx.identity, ctx.request));
+    const matchesWhere =
+      where.length === 0 || where.some((s) => selectorMatches(s, ctx.identity, ctx.request));
+    return matchesWho && matchesWhere ? reg : undefined;
+  }
+
+  function refuseNotEntitled(spiffeId: string): never {
+    throw new StrongroomError(
+      'permission_denied',
+      `not entitled to ${spiffeId}: register the caller for it first (strongroom identity register ${spiffeId} --app NAME)`,
+    );
+  }
+
+  // ---------------------------------------------------------------- issuance
+
+  async function issueX509(
+    csr: string,
+    requestedTtl: string | number | undefined,
+    check: (id: SpiffeId) => Promise<Registration | undefined>,
+  ) {
+    const c = await ca();
+    let validated: Awaited<ReturnType<typeof validateCsr>>;
+    try {
+      validated = await validateCsr(csr, { trustDomain });
+    } catch (err) {
+      if (isSpiffeError(err)) throw bad('invalid_csr', err.message);
+      throw err;
+    }
+    const reg = await check(validated.spiffeId);
+    const max = reg?.x509_ttl ? Math.min(reg.x509_ttl, x509Max) : x509Max;
+    const ttl = ttlOf(requestedTtl, Math.min(x509Ttl, max), max, 'ttl');
+    const leaf = await issueX509Svid({
+      ca: { cert: c.signer.cert, privateKey: c.signer.privateKey },
+      csrPublicKey: validated.publicKey,
+      spiffeId: validated.spiffeId,
+      ttlSeconds: ttl,
+      now: now(),
+      dnsNames: validated.dnsNames,
+    });
+    const fed: Record<string, string[]> = {};
+    for (const b of await federatedBundles()) fed[b.trustDomain] = b.x509Authorities.map((x) => x.toString());
+    return {
+      spiffe_id: validated.spiffeId.toString(),
+      certificate: leaf.pem,
+      bundle: c.x509Authorities.map((x) => x.toString()),
+      federated_bundles: fed,
+      serial: leaf.serialNumber.toLowerCase(),
+      expires_at: leaf.notAfter.toISOString(),
+      csr_sha256: sha(csrDer(csr)),
+    };
+  }
+
+  /** The SPIFFE ID a CSR asks for, read without verifying it (for the policy resource; the handler verifies). */
+  function csrSpiffeId(csr: unknown): string {
+    try {
+      const parsed = parseCsr(csrDer(csr as string));
+      const uri = parsed.uris?.[0];
+      return typeof uri === 'string' ? uri : 'spiffe://invalid/csr';
+    } catch {
+      return 'spiffe://invalid/csr';
+    }
+  }
+
+  // ---------------------------------------------------------------- workload authentication
+
+  const jwtCache = new Map<string, { identity: Identity; exp: number }>();
+  const JWT_CACHE_MAX = 10_000;
+
+  async function workloadIdentity(spiffeId: string, via: 'x509' | 'jwt'): Promise<Identity> {
+    const reg = await registrationFor(spiffeId);
+    const roles = reg?.roles ?? [];
+    const scope = reg?.scope ?? null;
+    return {
+      kind: 'workload',
+      // the accessor keys the decision cache: it changes with the roles and scope the registration grants
+      accessor: `svid:${sha(`${spiffeId}\u0000${JSON.stringify(roles)}\u0000${JSON.stringify(scope)}`).slice(0, 32)}`,
+      display_name: `${via === 'x509' ? 'x509-svid' : 'jwt-svid'}:${spiffeId}`,
+      policies: roles,
+      owner: { type: 'workload', id: spiffeId, name: spiffeId },
+      scope,
+      mfa: false,
+    };
+  }
+
+  async function authenticate(request: RequestInfo): Promise<Identity | undefined> {
+    const token = request.token;
+    if (token && /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
+      const key = sha(token);
+      const hit = jwtCache.get(key);
+      if (hit && hit.exp > now()) return hit.identity;
+      const maps = await trustMaps();
+      let v: Awaited<ReturnType<typeof verifyJwtSvid>>;
+      try {
+        v = await verifyJwtSvid(token, { audience: apiAudience, bundles: maps.jwt, now: now() });
+      } catch (err) {
+        throw new StrongroomError('invalid_svid', `the JWT-SVID was refused: ${(err as Error).message}`);
+      }
+      const identity = await workloadIdentity(v.spiffeId.toString(), 'jwt');
+      if (jwtCache.size >= JWT_CACHE_MAX) jwtCache.clear();
+      jwtCache.set(key, { identity, exp: v.expiresAt.getTime() });
+      return identity;
+    }
+    if (!token && request.peer_certificates?.length) {
+      const maps = await trustMaps();
+      try {
+        const v = verifyX509Svid(request.peer_certificates, maps.x509, { now: now(), purpose: 'client' });
+        return await workloadIdentity(v.spiffeId.toString(), 'x509');
+      } catch (err) {
+        if (err instanceof StrongroomError) throw err;
+        throw new StrongroomError(
+          'invalid_svid',
+          `the client certificate was refused: ${(err as Error).message}`,
+        );
+      }
+    }
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  type X509Input = { csr: string; ttl?: string | number };
+  const x509Svid: Operation<X509Input, unknown> = {
+    name: 'identity.x509-svid',
+    action: 'identity.issue',
+    auth: 'token',
+    resource: (i) => identityResource(csrSpiffeId(i.csr), true),
+    async handle(ctx, i) {
+      return issueX509(i.csr, i.ttl, async (id) => {
+        const reg = await entitled(id.toString(), ctx);
+        if (!reg && !(ctx.identity?.owner.type === 'workload' && ctx.identity.owner.id === id.toString())) {
+          refuseNotEntitled(id.toString());
+        }
+        return reg;
+      });
+    },
+  };
+
+  type JoinInput = { csr: string; join_token: string; ttl?: string | number };
+  const x509Join: Operation<JoinInput, unknown> = {
+    name: 'identity.x509-svid.join',
+    action: 'identity.join',
+    auth: 'none',
+    resource: (i) => identityResource(csrSpiffeId(i.csr), true),
+    async handle(_ctx, i) {
+      const invalid = () =>
+        new StrongroomError(
+          'invalid_join_token',
+          'the join token is unknown, used or expired: ask for a new one',
+        );
+      if (!/^srj_[A-Za-z0-9_-]{43}$/.test(i.join_token)) throw invalid();
+      const path = `join/${sha(i.join_token)}`;
+      return issueX509(i.csr, i.ttl, async (id) => {
+        // consumed in one transaction: of two concurrent uses, exactly one succeeds
+        const rec = await store.transaction(async (tx: BarrierWriter) => {
+          const r = await tx.getJson<JoinRecord>(path);
+          if (!r) return undefined;
+          await tx.delete(path);
+          return r;
+        });
+        if (!rec || Date.parse(rec.expires_at) <= now()) throw invalid();
+        if (!constantTimeEqual(rec.spiffe_id, id.toString())) {
+          throw new StrongroomError(
+            'permission_denied',
+            `this join token is for another SPIFFE ID, not ${id}`,
+          );
+        }
+        return registrationFor(rec.spiffe_id);
+      });
+    },
+  };
+
+  type JwtInput = { audience: string[]; spiffe_id?: string; ttl?: string | number };
+  const jwtSvid: Operation<JwtInput, unknown> = {
+    name: 'identity.jwt-svid',
+    action: 'identity.issue',
+    auth: 'token',
+    resource: (i) => identityResource(i.spiffe_id ?? 'spiffe://self/caller', true),
+    async handle(ctx, i) {
+      let id = i.spiffe_id;
+      if (id === undefined) {
+        if (ctx.identity?.owner.type === 'workload') id = ctx.identity.owner.id;
+        else throw bad('invalid_value', 'spiffe_id: say which SPIFFE ID the JWT-SVID is for');
+      }
+      const sid = spiffeIdOf(id);
+      if (sid.trustDomain !== trustDomain) {
+        throw bad(
+          'invalid_value',
+          `spiffe_id: this server issues for ${trustDomain}, not ${sid.trustDomain}`,
+        );
+      }
+      if (!(await entitled(sid.toString(), ctx)) && !(ctx.identity?.owner.id === sid.toString())) {
+        refuseNotEntitled(sid.toString());
+      }
+      if (i.audience.some((a) => a.length === 0 || a.length > 512)) {
+        throw bad('invalid_value', 'audience: each entry is 1 to 512 characters');
+      }
+      const ttl = ttlOf(i.ttl, jwtTtl, jwtMax, 'ttl');
+      const c = await ca();
+      const at = now();
+      const token = await signJwtSvid({
+        key: c.jwtSigner,
+        spiffeId: sid,
+        audience: i.audience,
+        ttlSeconds: ttl,
+        now: at,
+      });
+      return { token, spiffe_id: sid.toString(), expires_at: iso(Math.floor(at / 1000) * 1000 + ttl * 1000) };
+    },
+  };
+
+  const jwtValidate: Operation<{ token: string; audience: string }, unknown> = {
+    name: 'identity.jwt-svid.validate',
+    action: 'identity.validate',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle(_ctx, i) {
+      const maps = await trustMaps();
+      try {
+        const v = await verifyJwtSvid(i.token, { audience: i.audience, bundles: maps.jwt, now: now() });
+        return { spiffe_id: v.spiffeId.toString(), expires_at: v.expiresAt.toISOString(), claims: v.claims };
+      } catch (err) {
+        // 400, not 401: the caller is authenticated; the token it asks about is what is wrong
+        throw bad('invalid_value', `the JWT-SVID is not valid: ${(err as Error).message}`);
+      }
+    },
+  };
+
+  const publicOp = (
+    name: string,
+    handle: () => Promise<unknown>,
+  ): Operation<Record<string, never>, unknown> => ({
+    name,
+    action: 'identity.bundle',
+    auth: 'none',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    handle: () => handle(),
+  });
+
+  const bundle = publicOp('identity.bundle', async () => bundleDocument(await ca()));
+  const jwks = publicOp('identity.jwks', async () => {
+    const doc = bundleDocument(await ca());
+    // a plain JWKS for OIDC verifiers: only the JWT signing keys, with alg
+    return {
+      keys: doc.keys.filter((k) => k.use === 'jwt-svid').map((k) => ({ ...k, use: 'sig', alg: 'ES256' })),
+    };
+  });
+  const oidc = publicOp('identity.openid-configuration', async () => ({
+    issuer: opts.issuer ?? null,
+    jwks_uri: opts.issuer ? `${opts.issuer.replace(/\/+$/, '')}/v1/identity/jwks` : '/v1/identity/jwks',
+    response_types_supported: ['id_token'],
+    subject_types_supported: ['public'],
+    id_token_signing_alg_values_supported: ['ES256'],
+  }));
+
+  type RegInput = {
+    spiffe_id: string;
+    selectors: string[];
+    roles?: string[];
+    scope?: Scope;
+    x509_ttl?: string | number;
+  };
+  const register: Operation<RegInput, unknown> = {
+    name: 'identity.registration.create',
+    action: 'identity.register',
+    auth: 'token',
+    resource: (i) => identityResource(i.spiffe_id),
+    async handle(ctx, i) {
+      const id = spiffeIdOf(i.spiffe_id);
+      if (id.trustDomain !== trustDomain) {
+        throw bad(
+          'invalid_value',
+          `spiffe_id: this server's trust domain is ${trustDomain}, not ${id.trustDomain}`,
+        );
+      }
+      if (i.selectors.length === 0 || i.selectors.length > MAX_SELECTORS) {
+        throw bad(
+          'invalid_value',
+          `selectors: give 1 to ${MAX_SELECTORS} (app:NAME, user:NAME, spiffe:ID, cidr:NET)`,
+        );
+      }
+      for (const s of i.selectors) {
+        const m = SELECTOR_RE.exec(s);
+        if (!m)
+          throw bad(
+            'invalid_value',
+            `selector ${JSON.stringify(s.slice(0, 80))}: use app:NAME, user:NAME, spiffe:ID or cidr:NET`,
+          );
+        if (m[1] === 'spiffe') spiffeIdOf(m[2]!, `selector ${s}`);
+        if (m[1] === 'cidr' && !/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(m[2]!)) {
+          throw bad('invalid_value', `selector ${s}: a network like 10.0.0.0/8`);
+        }
+      }
+      if (!i.selectors.some((s) => !s.startsWith('cidr:'))) {
+        throw bad(
+          'invalid_value',
+          'selectors: a cidr selector only narrows; add who (app:, user: or spiffe:)',
+        );
+      }
+      const roles = i.roles ?? [];
+      if (roles.includes('root')) throw bad('invalid_value', 'roles: a workload cannot hold root');
+      // as for users and apps: nobody grants a role they do not hold (auth/users.ts checkGrantable)
+      const held = ctx.identity?.policies ?? [];
+      const extra =
+        held.includes('root') || held.includes('admin') ? [] : roles.filter((r) => !held.includes(r));
+      if (extra.length) {
+        throw new StrongroomError(
+          'permission_denied',
+          `you cannot grant roles you do not hold yourself: ${extra.join(', ')}`,
+        );
+      }
+      if (roles.includes('app') && !i.scope) {
+        throw bad(
+          'invalid_value',
+          'roles: a workload with the app role needs a scope (e.g. {"paths": ["myproj/prod"]})',
+        );
+      }
+      if (i.scope) {
+        const problem = scopeProblem(i.scope);
+        if (problem) throw bad('invalid_value', `scope: ${problem}`);
+      }
+      if (i.scope && ctx.identity?.scope && !scopeWithin(i.scope, ctx.identity.scope)) {
+        throw new StrongroomError('permission_denied', 'scope: you cannot grant a scope wider than your own');
+      }
+      const reg: Registration = {
+        id: sha(id.toString()).slice(0, 16),
+        spiffe_id: id.toString(),
+        selectors: [...new Set(i.selectors)],
+        roles,
+        scope: i.scope ?? null,
+        x509_ttl: i.x509_ttl === undefined ? 0 : ttlOf(i.x509_ttl, 0, x509Max, 'x509_ttl'),
+        created_at: iso(),
+        created_by: ctx.identity?.display_name ?? 'unknown',
+      };
+      await store.put(`reg/${sha(id.toString())}`, Buffer.from(JSON.stringify(reg)));
+      return { registration: reg };
+    },
+  };
+
+  const listRegs: Operation<Record<string, never>, unknown> = {
+    name: 'identity.registration.list',
+    action: 'identity.read',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle() {
+      const out: Registration[] = [];
+      for (const p of await store.list('reg/')) {
+        const r = await store.getJson<Registration>(p);
+        if (r) out.push(r as Registration);
+      }
+      out.sort((a, b) => a.spiffe_id.localeCompare(b.spiffe_id));
+      return { registrations: out, trust_domain: trustDomain };
+    },
+  };
+
+  const deleteReg: Operation<{ spiffe_id: string }, unknown> = {
+    name: 'identity.registration.delete',
+    action: 'identity.register',
+    auth: 'token',
+    resource: (i) => identityResource(i.spiffe_id),
+    async handle(_ctx, i) {
+      const path = `reg/${sha(spiffeIdOf(i.spiffe_id).toString())}`;
+      if (!(await store.get(path)))
+        throw new StrongroomError('not_found', `no registration for ${i.spiffe_id}`);
+      await store.delete(path);
+      jwtCache.clear();
+      return { deleted: i.spiffe_id };
+    },
+  };
+
+  const joinToken: Operation<{ spiffe_id: string; ttl?: string | number }, unknown> = {
+    name: 'identity.join-token.create',
+    action: 'identity.register',
+    auth: 'token',
+    resource: (i) => identityResource(i.spiffe_id),
+    async handle(ctx, i) {
+      const id = spiffeIdOf(i.spiffe_id);
+      if (id.trustDomain !== trustDomain) {
+        throw bad(
+          'invalid_value',
+          `spiffe_id: this server's trust domain is ${trustDomain}, not ${id.trustDomain}`,
+        );
+      }
+      const ttl = ttlOf(i.ttl, 600, 7 * 86400, 'ttl');
+      const token = `srj_${randomKey(32).toString('base64url')}`;
+      const rec: JoinRecord = {
+        spiffe_id: id.toString(),
+        expires_at: iso(now() + ttl * 1000),
+        created_by: ctx.identity?.display_name ?? 'unknown',
+      };
+      // only a digest is stored: the token is shown once, here
+      await store.put(`join/${sha(token)}`, Buffer.from(JSON.stringify(rec)));
+      return { join_token: token, spiffe_id: rec.spiffe_id, expires_at: rec.expires_at };
+    },
+  };
+
+  const caStatus: Operation<Record<string, never>, unknown> = {
+    name: 'identity.ca.read',
+    action: 'identity.read',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle() {
+      const c = await ca();
+      const rec = (await store.getJson<CaRecord>('ca'))!;
+      return {
+        trust_domain: trustDomain,
+        sequence: c.sequence,
+        authorities: rec.authorities.map((a) => ({
+          id: a.id,
+          created_at: a.created_at,
+          not_after: a.not_after,
+          retire_at: a.retire_at ?? null,
+          active: a.retire_at === undefined,
+        })),
+        jwt_keys: rec.jwt_keys.map((k) => ({
+          kid: k.kid,
+          created_at: k.created_at,
+          retire_at: k.retire_at ?? null,
+          active: k.retire_at === undefined,
+        })),
+        x509_svid_ttl: x509Ttl,
+        x509_svid_max_ttl: x509Max,
+        jwt_svid_ttl: jwtTtl,
+        jwt_api_audience: apiAudience,
+      };
+    },
+  };
+
+  const caRotate: Operation<Record<string, never>, unknown> = {
+    name: 'identity.ca.rotate',
+    action: 'identity.ca',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle() {
+      const rec = await rotateCa();
+      jwtCache.clear();
+      return {
+        sequence: rec.sequence,
+        active: rec.authorities[0]!.id,
+        retiring: rec.authorities
+          .filter((a) => a.retire_at)
+          .map((a) => ({ id: a.id, retire_at: a.retire_at })),
+      };
+    },
+  };
+
+  type FedInput = { trust_domain: string; bundle?: string; bundle_url?: string };
+  const federate: Operation<FedInput, unknown> = {
+    name: 'identity.federation.put',
+    action: 'identity.federate',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle(_ctx, i) {
+      let td: string;
+      try {
+        td = parseTrustDomain(i.trust_domain);
+      } catch (err) {
+        throw bad('invalid_value', `trust_domain: ${(err as Error).message}`);
+      }
+      if (td === trustDomain)
+        throw bad('invalid_value', "trust_domain: that is this server's own trust domain");
+      if ((i.bundle === undefined) === (i.bundle_url === undefined)) {
+        throw bad('invalid_value', 'give exactly one of bundle (SPIFFE bundle JSON) and bundle_url');
+      }
+      let text = i.bundle;
+      if (i.bundle_url !== undefined) {
+        if (!/^https:\/\//.test(i.bundle_url)) throw bad('invalid_value', 'bundle_url: must be https://');
+        try {
+          const res = await fetch(i.bundle_url, { redirect: 'error', signal: AbortSignal.timeout(10_000) });
+          if (!res.ok) throw new Error(`HTTP ${res.status}`);
+          text = await res.text();
+        } catch (err) {
+          throw new StrongroomError(
+            'provider_error',
+            `cannot fetch ${i.bundle_url}: ${(err as Error).message}`,
+          );
+        }
+      }
+      let parsed: SpiffeBundle;
+      try {
+        parsed = parseSpiffeBundle(text!, td);
+      } catch (err) {
+        throw bad('invalid_value', `bundle: ${(err as Error).message}`);
+      }
+      const rec: FederationRecord = {
+        trust_domain: td,
+        bundle: text!,
+        ...(i.bundle_url ? { bundle_url: i.bundle_url } : {}),
+        updated_at: iso(),
+      };
+      await store.put(`federation/${td}`, Buffer.from(JSON.stringify(rec)));
+      federationCache = undefined;
+      return {
+        trust_domain: td,
+        x509_authorities: parsed.x509Authorities.length,
+        jwt_authorities: parsed.jwtAuthorities.length,
+        updated_at: rec.updated_at,
+      };
+    },
+  };
+
+  const federationList: Operation<Record<string, never>, unknown> = {
+    name: 'identity.federation.list',
+    action: 'identity.read',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle() {
+      return {
+        federations: (await federations()).map((f) => ({
+          trust_domain: f.trust_domain,
+          bundle_url: f.bundle_url ?? null,
+          updated_at: f.updated_at,
+        })),
+      };
+    },
+  };
+
+  const federationDelete: Operation<{ trust_domain: string }, unknown> = {
+    name: 'identity.federation.delete',
+    action: 'identity.federate',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle(_ctx, i) {
+      const path = `federation/${i.trust_domain}`;
+      if (!(await store.get(path)))
+        throw new StrongroomError('not_found', `no federation with ${i.trust_domain}`);
+      await store.delete(path);
+      federationCache = undefined;
+      jwtCache.clear();
+      return { deleted: i.trust_domain };
+    },
+  };
+
+  return {
+    operations: [
+      x509Svid,
+      x509Join,
+      jwtSvid,
+      jwtValidate,
+      bundle,
+      jwks,
+      oidc,
+      register,
+      listRegs,
+      deleteReg,
+      joinToken,
+      caStatus,
+      caRotate,
+      federate,
+      federationList,
+      federationDelete,
+    ] as AnyOperation[],
+    authenticate,
+  };
+}
+
+/** The core module that registers the identity engine and lets the core authenticate workloads by SVID. */
+export function identityModule(opts: IdentityOptions = {}) {
+  return (core: Core) => {
+    const engine = createIdentityEngine(core, opts);
+    core.workloadAuth = engine.authenticate;
+    return engine.operations;
+  };
+}

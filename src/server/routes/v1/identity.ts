@@ -1,0 +1,95 @@
+import type { FastifyRequest } from 'fastify';
+import * as api from '../../../api/identity.ts';
+import type { RouteDef } from './routes.ts';
+
+/** Workload identity routes (src/engines/identity; docs/identity.md). */
+type Req = FastifyRequest<{ Params: Record<string, string>; Body: Record<string, unknown> }>;
+const body = (r: FastifyRequest) => ({ ...(((r as Req).body ?? {}) as Record<string, unknown>) });
+const params = (r: FastifyRequest) => (r as Req).params;
+const none = () => ({});
+
+export const identityRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: '/v1/identity/x509-svid',
+    operation: 'identity.x509-svid',
+    // a join token in the body is the credential: no bearer token, no SVID needed
+    variant: { operation: 'identity.x509-svid.join', when: (r) => typeof body(r).join_token === 'string' },
+    schema: { body: api.X509SvidRequest },
+    input: body,
+  },
+  {
+    method: 'POST',
+    url: '/v1/identity/jwt-svid',
+    operation: 'identity.jwt-svid',
+    schema: { body: api.JwtSvidRequest },
+    input: body,
+  },
+  {
+    method: 'POST',
+    url: '/v1/identity/jwt-svid/validate',
+    operation: 'identity.jwt-svid.validate',
+    schema: { body: api.JwtValidateRequest },
+    input: body,
+  },
+  { method: 'GET', url: '/v1/identity/bundle', operation: 'identity.bundle', schema: {}, input: none },
+  { method: 'GET', url: '/v1/identity/jwks', operation: 'identity.jwks', schema: {}, input: none },
+  {
+    method: 'GET',
+    url: '/.well-known/openid-configuration',
+    operation: 'identity.openid-configuration',
+    schema: {},
+    input: none,
+  },
+  {
+    method: 'POST',
+    url: '/v1/identity/registrations',
+    operation: 'identity.registration.create',
+    schema: { body: api.RegistrationRequest },
+    input: body,
+  },
+  {
+    method: 'GET',
+    url: '/v1/identity/registrations',
+    operation: 'identity.registration.list',
+    schema: {},
+    input: none,
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/identity/registrations/:spiffe_id',
+    operation: 'identity.registration.delete',
+    schema: { params: api.SpiffeIdParams },
+    input: (r) => ({ spiffe_id: params(r).spiffe_id }),
+  },
+  {
+    method: 'POST',
+    url: '/v1/identity/join-tokens',
+    operation: 'identity.join-token.create',
+    schema: { body: api.JoinTokenRequest },
+    input: body,
+  },
+  { method: 'GET', url: '/v1/identity/ca', operation: 'identity.ca.read', schema: {}, input: none },
+  { method: 'POST', url: '/v1/identity/ca/rotate', operation: 'identity.ca.rotate', schema: {}, input: none },
+  {
+    method: 'PUT',
+    url: '/v1/identity/federation/:trust_domain',
+    operation: 'identity.federation.put',
+    schema: { params: api.TrustDomainParams, body: api.FederationRequest },
+    input: (r) => ({ ...body(r), trust_domain: params(r).trust_domain }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/identity/federation',
+    operation: 'identity.federation.list',
+    schema: {},
+    input: none,
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/identity/federation/:trust_domain',
+    operation: 'identity.federation.delete',
+    schema: { params: api.TrustDomainParams },
+    input: (r) => ({ trust_domain: params(r).trust_domain }),
+  },
+];
