@@ -70,8 +70,8 @@ const ALLOWED: Record<string, string[]> = {
   sdk: ['api', 'spiffe'],
   // the scanner runs locally, so its command imports it directly
   cli: ['sdk', 'api', 'scan', 'agent', 'lib', 'config', 'spiffe'],
-  // the sidecar agent is a client of the vault: it runs on the SDK
-  agent: ['sdk', 'api', 'lib', 'config'],
+  // the sidecar agent is a client of the vault: it runs on the SDK (and the pure SPIFFE primitives for its Workload API)
+  agent: ['sdk', 'api', 'lib', 'config', 'spiffe'],
   scan: ['crypto'],
 };
 

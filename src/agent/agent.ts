@@ -10,6 +10,7 @@ import { StrongroomApiError } from '../sdk/client.ts';
 import { createSecretsCache, type SecretsCache } from '../sdk/secrets.ts';
 import { createSession, type Session } from '../sdk/session.ts';
 import { parseRef, parseTemplate, refKey, type SecretRef, type Template, TemplateError } from './template.ts';
+import { type AgentIdentity, startAgentIdentity } from './workload-api.ts';
 
 /**
  * The sidecar agent (docs/agent.md): authenticates as an app, keeps its token
@@ -163,6 +164,7 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
 
   let session: Session | undefined;
   let cache: SecretsCache | undefined;
+  let identity: AgentIdentity | undefined;
   let child: Running | undefined;
   let restarting = false;
   let lastRender: number | undefined;
@@ -282,7 +284,8 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
 
   function health() {
     const state = session?.state ?? 'starting';
-    const ok = rendered && state === 'active';
+    const svid = identity?.health();
+    const ok = rendered && state === 'active' && (svid?.ok ?? true);
     return {
       code: ok ? 200 : 503,
       body: {
@@ -292,6 +295,7 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
         last_render: lastRender ? new Date(lastRender).toISOString() : null,
         ...(lastError ? { last_error: lastError } : {}),
         child: cfg.exec ? (child && alive(child.child) ? 'running' : 'stopped') : 'none',
+        ...(svid ? { svid: svid.body } : {}),
       },
     };
   }
@@ -336,6 +340,7 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
           'Time of the last successful render (Unix time)',
           (lastRender ?? 0) / 1000,
         ),
+        ...(identity?.metrics() ?? []),
       ])
     );
   }
@@ -442,6 +447,7 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
       s.closeAllConnections();
       await new Promise((r) => s.close(r));
     }
+    await identity?.close();
     cache?.close();
     await session?.close();
     log('stopped', { code });
@@ -489,6 +495,21 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
       ...fetchOpt,
     });
     if (!opts.once) await listen();
+    if (cfg.identity) {
+      identity = startAgentIdentity(cfg.identity, {
+        addrs: cfg.addrs,
+        token: session.token,
+        log,
+        ...(opts.once ? { once: true } : {}),
+        ...fetchOpt,
+      });
+      // init container: the SVID files are written once, or the agent fails
+      if (!opts.once) await identity.serve();
+      else {
+        const obtained = await identity.ready.then(() => true).catch(() => false);
+        if (!obtained) return shutdown(1);
+      }
+    }
     for (let attempt = 0; !stop.signal.aborted; attempt++) {
       try {
         await renderTemplates();

@@ -111,6 +111,25 @@ export const AgentConfigSchema = Type.Object(
         Strict,
       ),
     ),
+    /** The SPIFFE Workload API (docs/workload-api.md): SVIDs for the ID the agent's app is registered for. */
+    identity: Type.Optional(
+      Type.Object(
+        {
+          spiffe_id: Type.String({
+            maxLength: 2048,
+            pattern: '^spiffe://[a-z0-9._-]+(/[A-Za-z0-9._-]+)+$',
+          }),
+          /** Unix socket of the Workload API (mode 0600 unless socket_mode says otherwise). */
+          socket: Path,
+          socket_mode: Type.Optional(Type.String({ pattern: '^0?[0-7]{3}$' })),
+          /** X.509-SVID lifetime to ask for (default: the server's). */
+          ttl: Type.Optional(DurationText),
+          /** Also write svid.pem, svid_key.pem (0600) and bundle.pem here. */
+          files: Type.Optional(Type.Object({ dir: Path }, Strict)),
+        },
+        Strict,
+      ),
+    ),
   },
   Strict,
 );
@@ -139,6 +158,12 @@ export interface AgentConfig {
   };
   socket?: { path: string; mode: number };
   http?: string;
+  identity?: {
+    spiffeId: string;
+    socket: { path: string; mode: number };
+    ttlSeconds?: number;
+    files?: { dir: string };
+  };
 }
 
 /** A configuration problem: says where and what to fix. */
@@ -206,6 +231,25 @@ export function parseAgentConfig(text: string, base: string): AgentConfig {
           },
         }
       : { token_file: path(c.auth.token_file) };
+  function identity(i: NonNullable<AgentConfigFile['identity']>): NonNullable<AgentConfig['identity']> {
+    // SPIFFE-ID.md §2.2: no dot segments
+    if (
+      i.spiffe_id
+        .split('/')
+        .slice(3)
+        .some((seg) => seg === '.' || seg === '..')
+    ) {
+      throw new AgentConfigError('/identity/spiffe_id: path segments may not be . or ..');
+    }
+    const ttl = i.ttl === undefined ? undefined : ms(i.ttl, 0, '/identity/ttl') / 1000;
+    if (ttl !== undefined && ttl < 1) throw new AgentConfigError('/identity/ttl: at least 1s');
+    return {
+      spiffeId: i.spiffe_id,
+      socket: { path: path(i.socket), mode: mode(i.socket_mode, 0o600, '/identity/socket_mode') },
+      ...(ttl === undefined ? {} : { ttlSeconds: ttl }),
+      ...(i.files ? { files: { dir: path(i.files.dir) } } : {}),
+    };
+  }
   const cfg: AgentConfig = {
     addrs: c.vault.addrs.map((a) => a.replace(/\/+$/, '')),
     auth,
@@ -232,9 +276,13 @@ export function parseAgentConfig(text: string, base: string): AgentConfig {
         }
       : {}),
     ...(c.listen?.http ? { http: c.listen.http } : {}),
+    ...(c.identity ? { identity: identity(c.identity) } : {}),
   };
-  if (!cfg.templates.length && !cfg.exec && !cfg.socket) {
-    throw new AgentConfigError('nothing to do: configure templates, exec or listen.socket');
+  if (cfg.identity && cfg.identity.socket.path === cfg.socket?.path) {
+    throw new AgentConfigError('/identity/socket: the Workload API needs its own socket, not listen.socket');
+  }
+  if (!cfg.templates.length && !cfg.exec && !cfg.socket && !cfg.identity) {
+    throw new AgentConfigError('nothing to do: configure templates, exec, listen.socket or identity');
   }
   return Object.freeze(cfg);
 }

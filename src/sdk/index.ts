@@ -18,6 +18,7 @@ import { auditHash, auditQuery } from './audit.ts';
 import { authClient } from './auth.ts';
 import { exportSecrets, type ImportProgress, importSecrets } from './bulk.ts';
 import { type ClientOptions, createClient } from './client.ts';
+import { identityClient } from './identity.ts';
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
 import { createSession, type Session, type SessionOptions } from './session.ts';
@@ -30,6 +31,8 @@ export type { ImportProgress } from './bulk.ts';
 export { StrongroomImportError } from './bulk.ts';
 export type { ClientOptions, StrongroomClient, TokenSource } from './client.ts';
 export { createClient, StrongroomApiError } from './client.ts';
+export type { IdentityClient } from './identity.ts';
+export { identityClient } from './identity.ts';
 export type { SecretsCache, SecretsCacheOptions } from './secrets.ts';
 export { createSecretsCache } from './secrets.ts';
 export type { Session, SessionCredentials, SessionOptions } from './session.ts';
@@ -117,6 +120,8 @@ export async function connect(opts: ConnectOptions) {
       call<Record<string, unknown>>('GET', '/v1/sys/health', undefined, [429, 472, 473, 501, 503]),
     /** Users, apps, MFA and logins. */
     auth: authClient(call),
+    /** Workload identity: SVIDs, registrations, join tokens, bundles, federation. */
+    identity: identityClient(call),
     /** The audit log. */
     audit: {
       /** Entries matching a query (newest first). */
