@@ -4,6 +4,7 @@ import { appCommands } from './app.ts';
 import { auditCommands } from './audit.ts';
 import { bulkCommands } from './bulk.ts';
 import { type CliIO, describeError, UsageError } from './context.ts';
+import { identityCommands } from './identity.ts';
 import { loginCommand } from './login.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
 import { policyCommands } from './policy.ts';
@@ -67,6 +68,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   loginCommand(program, io);
   userCommands(program, io);
   appCommands(program, io);
+  identityCommands(program, io);
   runCommand(program, io);
   scanCommand(program, io);
   bulkCommands(program, io);
