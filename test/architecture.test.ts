@@ -66,6 +66,7 @@ const ALLOWED: Record<string, string[]> = {
     'auth',
     'engines',
     'spiffe',
+    'gateway',
   ],
   sdk: ['api', 'spiffe'],
   // the scanner runs locally, so its command imports it directly
@@ -73,6 +74,8 @@ const ALLOWED: Record<string, string[]> = {
   // the sidecar agent is a client of the vault: it runs on the SDK (and the pure SPIFFE primitives for its Workload API)
   agent: ['sdk', 'api', 'lib', 'config', 'spiffe'],
   scan: ['crypto'],
+  // the AI gateway uses the core for authentication, authorization, secrets and audit
+  gateway: ['core', 'engines', 'policy', 'spiffe', 'scan', 'api', 'config', 'crypto', 'errors', 'lib'],
 };
 
 test('imports between layers point one way, as DESIGN.md says', () => {

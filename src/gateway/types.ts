@@ -1,0 +1,138 @@
+/**
+ * Shared contracts of the AI gateway (issue 7; docs/gateway.md). The gateway
+ * (src/gateway/server.ts) authenticates the caller, authorizes the call with
+ * Cedar, reserves budget, runs the request stages (prompt firewall), injects
+ * the provider key from the vault, streams the upstream answer through the
+ * response stages (output filter), settles the budget and writes one audit
+ * entry per call.
+ */
+
+/** The gateway endpoints, as Cedar sees them (`resource.route`). */
+export type GatewayRoute =
+  | 'chat.completions'
+  | 'responses'
+  | 'embeddings'
+  | 'models'
+  | 'messages'
+  | 'messages.count_tokens';
+
+/** Token counts a provider reported (or the gateway estimated). */
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+/** Who is calling, once authenticated. */
+export interface Caller {
+  kind: 'token' | 'virtual_key' | 'workload';
+  /** Stable id: token accessor, virtual key id, or SPIFFE ID. */
+  id: string;
+  display_name: string;
+  /** The SPIFFE ID proven by the caller's mTLS certificate or JWT-SVID, if any. */
+  spiffe_id?: string;
+  /** Default data classification of the key (overridden by `x-strongroom-classification`). */
+  classification?: string;
+}
+
+/** What one call is about (known after the body is parsed). */
+export interface CallInfo {
+  request_id: string;
+  trace_id: string;
+  caller: Caller;
+  provider: string;
+  model: string;
+  route: GatewayRoute;
+  stream: boolean;
+  classification: string;
+  /** Input tokens estimated from the request (for reservations and the policy context). */
+  estimated_input_tokens: number;
+  /** The most output tokens the call may produce (max_tokens, or a default), for the reservation. */
+  max_output_tokens: number;
+}
+
+// ---------------------------------------------------------------- budgets
+
+/** Limits of one subject (a virtual key, an app, a workload). Absent: unlimited. */
+export interface BudgetLimits {
+  requests_per_minute?: number;
+  tokens_per_minute?: number;
+  /** Spend in USD per period (`total` never resets). */
+  spend?: { usd: number; period: 'day' | 'month' | 'total' };
+}
+
+/** Price of a model, USD per million tokens. */
+export interface Price {
+  input: number;
+  output: number;
+}
+
+/** A reservation taken before the upstream call and settled from the reported usage. */
+export interface Reservation {
+  /** Replaces the estimate with what was used (cost in USD). Idempotent. */
+  settle(usage: Usage, costUsd: number): Promise<void>;
+  /** Gives the whole reservation back (the upstream call did not happen). Idempotent. */
+  release(): Promise<void>;
+}
+
+/**
+ * Atomic budgets shared through the vault's storage: `reserve` either takes
+ * the whole estimate from every subject or nothing, and throws a
+ * StrongroomError('rate_limited', …, { details: { retry_after: seconds, limit } })
+ * when any subject would go over a limit.
+ */
+export interface Budgets {
+  reserve(
+    subjects: readonly { key: string; limits: BudgetLimits }[],
+    estimate: { tokens: number; costUsd: number },
+  ): Promise<Reservation>;
+}
+
+// ---------------------------------------------------------------- stages
+
+/** Why a stage refused a request: a stable code and a message safe to show the caller. */
+export class StageRefusal extends Error {
+  readonly code: string;
+  readonly stage: string;
+  constructor(stage: string, code: string, message: string) {
+    super(message);
+    this.name = 'StageRefusal';
+    this.stage = stage;
+    this.code = code;
+  }
+}
+
+/** The text a request sends to the model, extracted per provider format, for inspection. */
+export interface PromptView {
+  /** Every piece of user/system/tool text in the request, in order. */
+  texts: readonly string[];
+}
+
+/** A request stage (e.g. the prompt firewall): may refuse, never rewrites silently. */
+export interface RequestStage {
+  readonly name: string;
+  inspect(prompt: PromptView, call: CallInfo): Promise<void>;
+}
+
+/**
+ * A response stage (e.g. the output filter) for one call: text goes through
+ * `push` chunk by chunk (it may hold back a tail that could be the start of a
+ * pattern split across chunks) and `end` flushes what is left.
+ */
+export interface ResponseFilter {
+  push(text: string): string;
+  end(): string;
+}
+
+export interface ResponseStage {
+  readonly name: string;
+  /** `secrets` are values that must never reach the client (the injected provider key). */
+  open(call: CallInfo, secrets: readonly string[]): ResponseFilter;
+}
+
+/** One link of the provenance chain: a detached JWS by a stage over what it passed on. */
+export interface ProvenanceLink {
+  stage: string;
+  spiffe_id: string;
+  /** Compact JWS with a detached payload (RFC 7515 Appendix F). */
+  jws: string;
+}
