@@ -43,6 +43,9 @@ export const SENSITIVE_FIELDS: readonly string[] = [
   'keys_base64',
   'unseal_key',
   'private_key',
+  // workload identity: a join token is a credential; a CSR is recorded by digest
+  'join_token',
+  'csr',
   'data_key',
   'hmac_key',
   'signing_key',

@@ -1,4 +1,5 @@
 import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
 import type { Core } from '../../core/core.ts';
 import { type Scope, scopeProblem, scopeWithin } from '../../core/scope.ts';
@@ -178,6 +179,15 @@ function ttlOf(v: string | number | undefined, fallback: number, max: number, wh
   }
   if (s < 1 || s > max) throw bad('invalid_value', `${what} must be between 1 s and ${max} s`);
   return s;
+}
+
+/** An IPv4 or IPv6 network with a prefix length its family allows. */
+function validCidr(cidr: string): boolean {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
+  if (!m) return false;
+  const family = isIP(m[1]!);
+  const bits = Number(m[2]);
+  return (family === 4 && bits <= 32) || (family === 6 && bits <= 128);
 }
 
 /** Does `address` fall within `cidr` (IPv4 or IPv6)? */
@@ -696,8 +706,8 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
             `selector ${JSON.stringify(s.slice(0, 80))}: use app:NAME, user:NAME, spiffe:ID or cidr:NET`,
           );
         if (m[1] === 'spiffe') spiffeIdOf(m[2]!, `selector ${s}`);
-        if (m[1] === 'cidr' && !/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(m[2]!)) {
-          throw bad('invalid_value', `selector ${s}: a network like 10.0.0.0/8`);
+        if (m[1] === 'cidr' && !validCidr(m[2]!)) {
+          throw bad('invalid_value', `selector ${s}: a network like 10.0.0.0/8 or fd00::/8`);
         }
       }
       if (!i.selectors.some((s) => !s.startsWith('cidr:'))) {
@@ -742,6 +752,8 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
         created_by: ctx.identity?.display_name ?? 'unknown',
       };
       await store.put(`reg/${sha(id.toString())}`, Buffer.from(JSON.stringify(reg)));
+      // workloads already seen take the new roles and scope at their next request
+      jwtCache.clear();
       return { registration: reg };
     },
   };
@@ -899,6 +911,8 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       };
       await store.put(`federation/${td}`, Buffer.from(JSON.stringify(rec)));
       federationCache = undefined;
+      // a key the new bundle no longer holds must stop vouching at once
+      jwtCache.clear();
       return {
         trust_domain: td,
         x509_authorities: parsed.x509Authorities.length,
@@ -930,13 +944,19 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     auth: 'token',
     resource: () => ({ type: 'System', id: 'identity' }),
     async handle(_ctx, i) {
-      const path = `federation/${i.trust_domain}`;
+      let td: string;
+      try {
+        td = parseTrustDomain(i.trust_domain);
+      } catch (err) {
+        throw bad('invalid_value', `trust_domain: ${(err as Error).message}`);
+      }
+      const path = `federation/${td}`;
       if (!(await store.get(path)))
         throw new StrongroomError('not_found', `no federation with ${i.trust_domain}`);
       await store.delete(path);
       federationCache = undefined;
       jwtCache.clear();
-      return { deleted: i.trust_domain };
+      return { deleted: td };
     },
   };
 
