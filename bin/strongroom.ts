@@ -17,6 +17,12 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
     }
     throw err;
   }
+  if (o.gateway && !config.gateway) {
+    process.stderr.write(
+      'strongroom gateway: the configuration has no `gateway` section (listen, routes): see docs/gateway.md\n',
+    );
+    process.exit(2);
+  }
   let server: RunningServer;
   try {
     server = await startServer(config);
@@ -30,6 +36,7 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
     process.exit(1);
   }
   if (server.devRootToken) printDevBanner(process.stdout, server.address, server.devRootToken, config);
+  if (server.gateway) process.stdout.write(`Gateway listening on ${server.gateway.address}\n`);
   let closing = false;
   const shutdown = async () => {
     if (closing) return;

@@ -4,6 +4,7 @@ import { appCommands } from './app.ts';
 import { auditCommands } from './audit.ts';
 import { bulkCommands } from './bulk.ts';
 import { type CliIO, describeError, UsageError } from './context.ts';
+import { gatewayKeyCommands } from './gateway-keys.ts';
 import { identityCommands } from './identity.ts';
 import { loginCommand } from './login.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
@@ -22,6 +23,8 @@ export interface ServerCommandOptions {
   config?: string;
   listen?: string;
   data?: string;
+  /** `strongroom gateway`: the configuration must have a `gateway` section. */
+  gateway?: boolean;
 }
 
 /**
@@ -56,6 +59,16 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
     .option('--data <dir>', 'data folder (SQLite storage, and in dev mode the key file)')
     .action((o: ServerCommandOptions) => runServer(o));
 
+  program
+    .command('gateway')
+    .description(
+      'run the AI gateway (OpenAI/Anthropic-compatible) with the vault in this process; see docs/gateway.md',
+    )
+    .option('--config <file>', 'YAML configuration with a `gateway` section (also $STRONGROOM_CONFIG)')
+    .option('--dev', 'development vault under ./.strongroom-dev (NOT for production)')
+    .option('--data <dir>', 'data folder')
+    .action((o: ServerCommandOptions) => runServer({ ...o, gateway: true }));
+
   statusCommand(program, io);
   agentCommand(program, io);
   operatorCommands(program, io);
@@ -69,6 +82,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   userCommands(program, io);
   appCommands(program, io);
   identityCommands(program, io);
+  gatewayKeyCommands(program, io);
   runCommand(program, io);
   scanCommand(program, io);
   bulkCommands(program, io);

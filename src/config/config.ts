@@ -5,6 +5,7 @@ import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { AuditCheckpointConfigSchema, AuditConfigSchema, defaultAuditConfig } from '../audit/config.ts';
+import { GatewayConfigSchema } from './gateway.ts';
 
 /**
  * Server configuration: one schema, read from a YAML file, then overridden by
@@ -82,6 +83,8 @@ export const ServerConfigSchema = Type.Object(
         Strict,
       ),
     ),
+    // the AI gateway (docs/gateway.md): its own listener, in this process
+    gateway: Type.Optional(GatewayConfigSchema),
     // workload identity (docs/identity.md): the SPIFFE CA of this cluster
     identity: Type.Optional(
       Type.Object(
@@ -301,6 +304,29 @@ export function loadServerConfig(
   if (config.tls) {
     config.tls.cert_file = resolve(base, config.tls.cert_file);
     config.tls.key_file = resolve(base, config.tls.key_file);
+  }
+  if (config.gateway) {
+    const g = config.gateway;
+    if (!g.tls && !isLoopback(parseListen(g.listen).host) && !config.allow_insecure_http) {
+      throw new ConfigError(
+        `refusing to serve the gateway in plain HTTP on ${g.listen}: configure gateway.tls, or listen on a loopback address`,
+      );
+    }
+    if (g.tls) {
+      g.tls.cert_file = resolve(base, g.tls.cert_file);
+      g.tls.key_file = resolve(base, g.tls.key_file);
+    }
+    for (const r of g.routes) {
+      for (const u of [r, ...(r.fallbacks ?? [])]) {
+        const url = new URL(u.base_url);
+        // a provider key never travels in clear, except to a local test double
+        if (url.protocol === 'http:' && !isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
+          throw new ConfigError(
+            `gateway route ${r.provider}: ${u.base_url} must be https:// (keys are sent to it)`,
+          );
+        }
+      }
+    }
   }
   return deepFreeze(config);
 }

@@ -91,6 +91,10 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   const name = a.name as string | undefined;
   // listings whose handler filters the items by scope (e.g. the project list)
   if (a.filtered_by_scope === true) return true;
+  // the gateway: a scope's providers bind which providers a token may call (paths do not apply to models)
+  if (resource.type === 'Model') {
+    return !scope.providers || scope.providers.includes(a.provider as string);
+  }
   // SVID issuance: the identity engine's registrations decide who may obtain which SPIFFE ID
   if (resource.type === 'Identity' && a.entitlement_checked === true) return true;
   if (resource.type !== 'Project' && resource.type !== 'Environment' && resource.type !== 'Secret')

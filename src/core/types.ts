@@ -26,7 +26,7 @@ import type { Scope } from './scope.ts';
 
 /** What a request acts on, as the policy engine sees it. */
 export interface Resource {
-  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App' | 'Identity';
+  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App' | 'Identity' | 'Model';
   id: string;
   attrs?: Readonly<Record<string, unknown>>;
 }

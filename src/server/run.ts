@@ -4,8 +4,11 @@ import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { parseListen, type ServerConfig } from '../config/config.ts';
+import type { GatewayConfig } from '../config/gateway.ts';
 import type { Core } from '../core/core.ts';
 import type { IdentityOptions } from '../engines/identity/identity.ts';
+import { createGateway } from '../gateway/gateway.ts';
+import { createProviderKeys } from '../gateway/keys.ts';
 import { systemClock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -15,6 +18,8 @@ import { assembleVault } from './vault.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
+  /** The AI gateway, when the configuration has a `gateway` section. */
+  gateway?: { app: FastifyInstance; address: string };
   core: Core;
   storage: StorageBackend;
   /** The base URL the server answers on, e.g. http://127.0.0.1:8210 */
@@ -114,13 +119,18 @@ export async function startServer(
       'strongroom server listening',
     );
     const server = app;
+    const gateway = config.gateway
+      ? await startGateway(config.gateway, core, storage, logger, vault)
+      : undefined;
     return {
       app: server,
       core,
       storage,
       address,
+      ...(gateway ? { gateway: { app: gateway.app, address: gateway.address } } : {}),
       ...(devRootToken ? { devRootToken } : {}),
       async close() {
+        await gateway?.close();
         await server.close();
         await vault.close();
         await storage.close();
@@ -168,4 +178,36 @@ function identityOptions(c: NonNullable<ServerConfig['identity']>): IdentityOpti
     issuer: c.issuer,
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as IdentityOptions;
+}
+
+/** Starts the AI gateway's listener in this process, on the vault's core (docs/gateway.md). */
+async function startGateway(
+  config: GatewayConfig,
+  core: Core,
+  storage: StorageBackend,
+  logger: Logger,
+  vault: ReturnType<typeof assembleVault>,
+) {
+  const keys = createProviderKeys(core, { exclusive: storage.exclusive });
+  const gw = await createGateway({
+    core,
+    config,
+    keys,
+    logger,
+    ...vault.gatewayDeps(config, keys),
+  });
+  const { host, port } = parseListen(config.listen);
+  await gw.app.listen({ host, port });
+  const a = gw.app.server.address();
+  const boundPort = typeof a === 'object' && a ? a.port : port;
+  const address = `${config.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${boundPort}`;
+  logger.info({ address, routes: config.routes.length }, 'strongroom gateway listening');
+  return {
+    app: gw.app,
+    address,
+    async close() {
+      await gw.close();
+      keys.close();
+    },
+  };
 }

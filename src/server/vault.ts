@@ -1,14 +1,22 @@
 import type { AuditCheckpointConfig, AuditConfig } from '../audit/config.ts';
 import { type AuditSetup, createAudit } from '../audit/module.ts';
 import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
+import type { GatewayConfig } from '../config/gateway.ts';
 import { type Core, createCore } from '../core/core.ts';
 import type { AnyOperation } from '../core/types.ts';
+import {
+  type GatewayKeysEngine,
+  type GatewayKeysOptions,
+  gatewayKeysModule,
+} from '../engines/gateway/keys.ts';
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
 import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
+import type { GatewayDeps } from '../gateway/gateway.ts';
+import type { ProviderKeys } from '../gateway/keys.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -16,6 +24,7 @@ import { metricsModule } from './metrics.ts';
 import { auditRoutes } from './routes/v1/audit.ts';
 import { authRoutes } from './routes/v1/auth.ts';
 import { bulkRoutes } from './routes/v1/bulk.ts';
+import { gatewayRoutes } from './routes/v1/gateway.ts';
 import { hygieneRoutes } from './routes/v1/hygiene.ts';
 import { identityRoutes } from './routes/v1/identity.ts';
 import { rotationRoutes } from './routes/v1/rotation.ts';
@@ -51,6 +60,8 @@ export interface VaultDeps {
   watch?: WatchOptions | undefined;
   /** Workload identity: the SPIFFE CA (docs/identity.md). */
   identity?: IdentityOptions | undefined;
+  /** Gateway virtual keys and budgets (docs/gateway-keys.md); `bind` receives the engine (key lookups, budgets). */
+  gatewayKeys?: (GatewayKeysOptions & { bind?: (engine: GatewayKeysEngine) => void }) | undefined;
 }
 
 export interface Vault {
@@ -60,6 +71,8 @@ export interface Vault {
   usage: UsageSetup;
   /** Secret rotation: the scheduler (tick() drives it in tests). */
   rotation: RotationService;
+  /** What the gateway needs from the engines assembled here (virtual keys, budgets, stages). */
+  gatewayDeps(config: GatewayConfig, keys: ProviderKeys): Partial<GatewayDeps>;
   /** Closing checkpoint in the audit log, then the keys leave memory. */
   close(): Promise<void>;
 }
@@ -101,6 +114,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       watchModule(deps.storage, deps.watch, (e) => (watch = e)),
       hygieneModule(),
       identityModule(deps.identity),
+      gatewayKeysModule(deps.gatewayKeys, deps.gatewayKeys?.bind),
       metricsModule(),
       ...(deps.modules ?? []),
     ],
@@ -126,10 +140,12 @@ export function assembleVault(deps: VaultDeps): Vault {
       ...watchRoutes,
       ...hygieneRoutes,
       ...identityRoutes,
+      ...gatewayRoutes,
     ],
     audit,
     usage,
     rotation,
+    gatewayDeps: (config, keys) => gatewayDeps(config, keys),
     async close() {
       core.stop();
       // the scheduler stops (and hands its cluster lease back) while the barrier is unsealed
@@ -140,4 +156,9 @@ export function assembleVault(deps: VaultDeps): Vault {
       core.sealNow();
     },
   };
+}
+
+/** Stages and budgets for the gateway (filled in as the gateway engines land). */
+function gatewayDeps(_config: GatewayConfig, _keys: ProviderKeys): Partial<GatewayDeps> {
+  return {};
 }

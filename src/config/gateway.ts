@@ -1,0 +1,117 @@
+import { type Static, Type } from 'typebox';
+
+/**
+ * The `gateway:` section of the server configuration (docs/gateway.md): the
+ * AI gateway's own listener, its routes from (provider, model) to upstreams
+ * and the vault secrets holding their keys, prices, default limits and the
+ * pipeline stages.
+ */
+const Strict = { additionalProperties: false } as const;
+const Duration = Type.Union([
+  Type.String({ minLength: 1, maxLength: 32 }),
+  Type.Integer({ minimum: 1, maximum: 86400 }),
+]);
+/** `project/env/NAME` of a vault secret. */
+const SecretPath = Type.String({
+  minLength: 5,
+  maxLength: 400,
+  pattern: '^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*/[A-Za-z0-9_.-]+$',
+});
+const BaseUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://[^/?#]+(/[^?#]*)?$' });
+const Limits = Type.Object(
+  {
+    requests_per_minute: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
+    tokens_per_minute: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000_000 })),
+    spend: Type.Optional(
+      Type.Object(
+        {
+          usd: Type.Number({ minimum: 0, maximum: 10_000_000 }),
+          period: Type.Union([Type.Literal('day'), Type.Literal('month'), Type.Literal('total')]),
+        },
+        Strict,
+      ),
+    ),
+  },
+  Strict,
+);
+
+const Upstream = Type.Object(
+  {
+    base_url: BaseUrl,
+    /** Vault secrets holding the provider keys: a pool, used in turn; the next one on 429/5xx. */
+    keys: Type.Array(SecretPath, { minItems: 1, maxItems: 32 }),
+  },
+  Strict,
+);
+
+export const GatewayConfigSchema = Type.Object(
+  {
+    listen: Type.String({ minLength: 3, maxLength: 300 }),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          cert_file: Type.String({ minLength: 1 }),
+          key_file: Type.String({ minLength: 1 }),
+          /** `require`: every caller presents an X.509-SVID; `request` (default): may; `off`: never asked. */
+          client_certificates: Type.Optional(
+            Type.Union([Type.Literal('require'), Type.Literal('request'), Type.Literal('off')]),
+          ),
+        },
+        Strict,
+      ),
+    ),
+    routes: Type.Array(
+      Type.Object(
+        {
+          /** The provider name policies and budgets see (openai, anthropic, groq, azure-openai, …). */
+          provider: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9-]*$' }),
+          /** Wire format of the upstream (default: `anthropic` for provider anthropic, else `openai`). */
+          api: Type.Optional(Type.Union([Type.Literal('openai'), Type.Literal('anthropic')])),
+          /** Model names or globs (`gpt-4o*`) this route serves. */
+          models: Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 200 }),
+          ...Upstream.properties,
+          /** Tried in order when the primary fails before answering (connection error, 429, 5xx). */
+          fallbacks: Type.Optional(Type.Array(Upstream, { maxItems: 8 })),
+          timeout: Type.Optional(Duration),
+        },
+        Strict,
+      ),
+      { minItems: 1, maxItems: 500 },
+    ),
+    /** USD per million tokens, by model name or glob. */
+    prices: Type.Optional(
+      Type.Record(
+        Type.String({ minLength: 1, maxLength: 200 }),
+        Type.Object(
+          {
+            input: Type.Number({ minimum: 0, maximum: 100_000 }),
+            output: Type.Number({ minimum: 0, maximum: 100_000 }),
+          },
+          Strict,
+        ),
+      ),
+    ),
+    /** Default limits per app, per workload (SPIFFE ID) and per token, on top of each virtual key's own. */
+    limits: Type.Optional(
+      Type.Object(
+        { apps: Type.Optional(Limits), workloads: Type.Optional(Limits), tokens: Type.Optional(Limits) },
+        Strict,
+      ),
+    ),
+    /** Output tokens reserved when a request sets no max_tokens (default 4096). */
+    default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    /** Largest request body (default 4 MiB). */
+    max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 })),
+    /** Prompt firewall settings (docs/stages.md); absent: the defaults, `false`: off. */
+    firewall: Type.Optional(Type.Union([Type.Literal(false), Type.Record(Type.String(), Type.Unknown())])),
+    /** Output filter settings (docs/stages.md); the injected key is always redacted. */
+    output_filter: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Record prompt and completion text in the audit log (HMAC'd). Default false. */
+    audit_content: Type.Optional(Type.Boolean()),
+    /** Anomaly detection (docs/gateway.md#anomalies). */
+    anomaly: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  Strict,
+);
+
+export type GatewayConfig = Static<typeof GatewayConfigSchema>;

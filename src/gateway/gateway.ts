@@ -1,0 +1,1054 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import {
+  context as otelContext,
+  propagation,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+} from '@opentelemetry/api';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { Pool } from 'undici';
+import type { GatewayConfig } from '../config/gateway.ts';
+import type { Core } from '../core/core.ts';
+import type { Identity, RequestInfo, Resource } from '../core/types.ts';
+import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
+import { parseDuration } from '../lib/duration.ts';
+import type { Counter, Histogram } from '../lib/metrics.ts';
+import type { ProviderKeys } from './keys.ts';
+import {
+  authHeaders,
+  closesText,
+  ENDPOINTS,
+  type Endpoint,
+  errorBody,
+  FORWARDED_HEADERS,
+  isTerminalEvent,
+  parseRequest,
+  streamUsageTracker,
+  textDelta,
+  textEvent,
+  usageOf,
+  type WireApi,
+} from './providers.ts';
+import type {
+  BudgetLimits,
+  Budgets,
+  Caller,
+  CallInfo,
+  Price,
+  RequestStage,
+  Reservation,
+  ResponseFilter,
+  ResponseStage,
+  Usage,
+} from './types.ts';
+import { StageRefusal } from './types.ts';
+
+/**
+ * The AI gateway (issue 7; docs/gateway.md). Applications call it as if it
+ * were OpenAI or Anthropic, with a short-lived Strongroom credential; every
+ * call goes through the same steps, in this order, with no route that skips
+ * any of them:
+ *
+ *   authenticate (token, virtual key, JWT-SVID, X.509-SVID; a key bound to a
+ *   SPIFFE ID also needs that SVID) -> parse (model, stream, size) -> route
+ *   (config decides the upstream: never the client) -> authorize (Cedar
+ *   `gateway.invoke` on Model::"provider/model") -> reserve budget ->
+ *   request stages (prompt firewall) -> inject the vault-held key into a
+ *   request built from scratch -> stream the answer through the response
+ *   stages (output filter, which also redacts the key) -> settle the budget
+ *   -> one audit entry (before the last byte reaches the client).
+ */
+export interface VirtualKeyView {
+  id: string;
+  name: string;
+  scope: { providers?: string[]; models?: string[] };
+  limits: BudgetLimits;
+  spiffe_id?: string | null;
+  classification?: string | null;
+  /** Roles the key's calls are authorized with (Cedar principal's roles). */
+  roles?: string[];
+}
+
+export interface GatewayDeps {
+  core: Core;
+  config: GatewayConfig;
+  keys: ProviderKeys;
+  logger: Logger;
+  virtualKeys?: { lookup(key: string): Promise<VirtualKeyView | undefined> };
+  budgets?: Budgets;
+  requestStages?: RequestStage[];
+  responseStages?: ResponseStage[];
+  /** Called after each call (anomaly detection); never throws into the request. */
+  observe?: (call: CallInfo, outcome: { status: number; usage?: Usage; denied?: string }) => void;
+}
+
+interface RouteTarget {
+  provider: string;
+  api: WireApi;
+  upstreams: { base_url: string; keys: string[] }[];
+  timeoutMs: number;
+}
+
+const CLASSIFICATION = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const MAX_STREAM_LINE = 1024 * 1024;
+
+function globMatch(glob: string, value: string): boolean {
+  if (!glob.includes('*')) return glob === value;
+  const re = new RegExp(
+    `^${glob
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  );
+  return re.test(value);
+}
+
+/** The credential a client sent: `Authorization: Bearer X` or `x-api-key: X` (the two SDKs' ways). */
+function credentialOf(headers: IncomingHttpHeaders): string | undefined {
+  const auth = headers.authorization;
+  if (typeof auth === 'string') {
+    const m = /^Bearer\s+(\S{1,8192})\s*$/i.exec(auth);
+    if (m) return m[1];
+  }
+  const k = headers['x-api-key'];
+  return typeof k === 'string' && k.length > 0 && k.length <= 8192 ? k : undefined;
+}
+
+function peerChain(req: FastifyRequest): Buffer[] | undefined {
+  const socket = req.raw.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== 'function') return undefined;
+  const leaf = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
+  if (!leaf?.raw) return undefined;
+  const chain: Buffer[] = [];
+  let c: DetailedPeerCertificate | undefined = leaf;
+  const seen = new Set<DetailedPeerCertificate>();
+  while (c?.raw && !seen.has(c) && chain.length < 8) {
+    seen.add(c);
+    chain.push(c.raw);
+    c = c.issuerCertificate && c.issuerCertificate !== c ? c.issuerCertificate : undefined;
+  }
+  return chain;
+}
+
+function traceIdOf(headers: IncomingHttpHeaders): string | undefined {
+  const tp = headers.traceparent;
+  const m = typeof tp === 'string' ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(tp) : null;
+  return m && m[1] !== '0'.repeat(32) ? m[1] : undefined;
+}
+
+/** The forms of a secret a provider might echo: as is, and base64 at its 3 alignments (standard and url-safe). */
+function secretForms(secrets: readonly string[]): string[] {
+  const forms = new Set<string>();
+  for (const s of secrets) {
+    if (s.length < 8) continue;
+    forms.add(s);
+    const b = Buffer.from(s);
+    for (let shift = 0; shift < 3; shift++) {
+      // base64 of the key at each alignment inside a longer text: drop the partial edge characters
+      const enc = Buffer.concat([Buffer.alloc(shift), b]).toString('base64');
+      const inner = enc.slice(Math.ceil((shift * 4) / 3) + 1, -4);
+      if (inner.length >= 12) {
+        forms.add(inner);
+        forms.add(inner.replaceAll('+', '-').replaceAll('/', '_'));
+      }
+    }
+  }
+  return [...forms].sort((x, y) => y.length - x.length);
+}
+
+/**
+ * The gateway's own filter for the injected keys, always on whatever stages are
+ * configured: replaces every form of them. Between chunks it holds back only
+ * the end of the text that could be the start of a key form, so a key split
+ * across stream chunks is caught and ordinary text is not delayed.
+ */
+export function keyRedactor(secrets: readonly string[], marker = '[REDACTED]'): ResponseFilter {
+  const forms = secretForms(secrets);
+  let carry = '';
+  const replace = (t: string) => {
+    let out = t;
+    for (const f of forms) if (out.includes(f)) out = out.split(f).join(marker);
+    return out;
+  };
+  /** Length of the longest suffix of `t` that is a proper prefix of some form. */
+  const partial = (t: string) => {
+    let keep = 0;
+    for (const f of forms) {
+      const from = Math.max(0, t.length - (f.length - 1));
+      for (let p = t.indexOf(f[0]!, from); p >= 0 && t.length - p > keep; p = t.indexOf(f[0]!, p + 1)) {
+        if (f.startsWith(t.slice(p))) {
+          keep = t.length - p;
+          break;
+        }
+      }
+    }
+    return keep;
+  };
+  return {
+    push(text) {
+      const all = replace(carry + text);
+      const keep = partial(all);
+      carry = all.slice(all.length - keep);
+      return all.slice(0, all.length - keep);
+    },
+    end() {
+      const rest = replace(carry);
+      carry = '';
+      return rest;
+    },
+  };
+}
+
+/** Replaces every form of the secrets in a complete text (and applies the response stages). */
+function redactAll(
+  text: string,
+  filterFactory: (() => ResponseFilter) | undefined,
+  secrets: readonly string[],
+): string {
+  const f = filterFactory ? filterFactory() : keyRedactor(secrets);
+  return f.push(text) + f.end();
+}
+
+export interface Gateway {
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
+  const { core, config, logger } = deps;
+  const tracer = trace.getTracer('strongroom-gateway');
+  const defaultMaxOut = config.default_max_output_tokens ?? 4096;
+  const pools = new Map<string, Pool>();
+  const rr = new Map<string, number>();
+
+  const m = core.metrics;
+  const requests: Counter = m.counter(
+    'strongroom_gateway_requests_total',
+    'Gateway calls by provider, model and HTTP status',
+    ['provider', 'model', 'status'],
+  );
+  const tokens: Counter = m.counter(
+    'strongroom_gateway_tokens_total',
+    'Tokens by provider, model and direction',
+    ['provider', 'model', 'direction'],
+  );
+  const spend: Counter = m.counter('strongroom_gateway_spend_usd_total', 'Spend in USD by caller', [
+    'caller',
+  ]);
+  const denials: Counter = m.counter(
+    'strongroom_gateway_denials_total',
+    'Refused calls by caller and reason',
+    ['caller', 'reason'],
+  );
+  const latency: Histogram = m.histogram(
+    'strongroom_gateway_request_duration_seconds',
+    'Gateway call duration (to the last byte)',
+    ['provider'],
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  );
+
+  const targets: (RouteTarget & { models: string[] })[] = config.routes.map((r) => ({
+    provider: r.provider,
+    api: r.api ?? (r.provider === 'anthropic' ? 'anthropic' : 'openai'),
+    models: r.models,
+    upstreams: [{ base_url: r.base_url, keys: r.keys }, ...(r.fallbacks ?? [])],
+    timeoutMs: (r.timeout === undefined ? 120 : parseDuration(r.timeout)) * 1000,
+  }));
+
+  function targetFor(api: WireApi, model: string) {
+    return targets.find((t) => t.api === api && t.models.some((g) => globMatch(g, model)));
+  }
+
+  function priceOf(model: string): Price {
+    for (const [glob, p] of Object.entries(config.prices ?? {})) if (globMatch(glob, model)) return p;
+    return { input: 0, output: 0 };
+  }
+  const costOf = (u: Usage, p: Price) => (u.input_tokens * p.input + u.output_tokens * p.output) / 1_000_000;
+
+  function poolFor(baseUrl: string): Pool {
+    const origin = new URL(baseUrl).origin;
+    let p = pools.get(origin);
+    if (!p) {
+      p = new Pool(origin, { connections: 128, keepAliveTimeout: 30_000 });
+      pools.set(origin, p);
+    }
+    return p;
+  }
+
+  // ---------------------------------------------------------------- authentication
+
+  interface Authenticated {
+    caller: Caller;
+    identity: Identity;
+    limits: { key: string; limits: BudgetLimits }[];
+    scope?: VirtualKeyView['scope'];
+  }
+
+  async function authenticate(req: FastifyRequest, info: RequestInfo): Promise<Authenticated> {
+    const credential = credentialOf(req.headers);
+    const chain = config.tls?.client_certificates === 'off' ? undefined : peerChain(req);
+    // the SVID presented over mTLS, if any (verified by the core, by the SPIFFE rules)
+    const svid =
+      chain?.length && core.workloadAuth
+        ? await core.workloadAuth({ ...info, token: undefined, peer_certificates: chain })
+        : undefined;
+    if (config.tls?.client_certificates === 'require' && !svid) {
+      throw new StrongroomError(
+        'unauthenticated',
+        'this gateway requires a client certificate (an X.509-SVID)',
+      );
+    }
+    const lim = config.limits ?? {};
+    if (credential?.startsWith('srv_')) {
+      const vk = deps.virtualKeys ? await deps.virtualKeys.lookup(credential) : undefined;
+      if (!vk) throw new StrongroomError('invalid_token', 'the key is unknown, revoked or expired');
+      if (vk.spiffe_id && svid?.owner.id !== vk.spiffe_id) {
+        // a leaked key string is useless without the certificate it is bound to
+        throw new StrongroomError(
+          'invalid_token',
+          'this key is bound to a workload identity: present its X.509-SVID',
+        );
+      }
+      const identity: Identity = {
+        kind: 'token',
+        accessor: `vk:${vk.id}`,
+        display_name: `virtual-key:${vk.name}`,
+        policies: vk.roles ?? ['app'],
+        owner: { type: 'token', id: `vk:${vk.id}`, name: vk.name },
+        // the key's own scope is checked by the gateway (providers and model globs)
+        scope: null,
+        mfa: false,
+      };
+      return {
+        caller: {
+          kind: 'virtual_key',
+          id: vk.id,
+          display_name: identity.display_name,
+          ...(vk.spiffe_id ? { spiffe_id: vk.spiffe_id } : {}),
+          ...(vk.classification ? { classification: vk.classification } : {}),
+        },
+        identity,
+        limits: [{ key: `vk:${vk.id}`, limits: vk.limits }],
+        scope: vk.scope,
+      };
+    }
+    if (credential?.startsWith('eyJ') || (!credential && svid)) {
+      const identity = credential
+        ? await core.workloadAuth?.({ ...info, token: credential, peer_certificates: undefined })
+        : svid;
+      if (!identity) throw new StrongroomError('unauthenticated', 'workload identities are not enabled');
+      return {
+        caller: {
+          kind: 'workload',
+          id: identity.owner.id,
+          display_name: identity.display_name,
+          spiffe_id: identity.owner.id,
+        },
+        identity,
+        limits: lim.workloads ? [{ key: `wl:${identity.owner.id}`, limits: lim.workloads }] : [],
+      };
+    }
+    if (!credential) {
+      throw new StrongroomError(
+        'unauthenticated',
+        'send a Strongroom credential as the API key (Authorization: Bearer or x-api-key): a virtual key, a token or a JWT-SVID',
+      );
+    }
+    const entry = await core.tokens.lookup(credential);
+    const identity: Identity = {
+      kind: 'token',
+      accessor: entry.accessor,
+      display_name: entry.display_name,
+      policies: entry.policies,
+      owner: entry.owner,
+      scope: entry.scope,
+      mfa: entry.mfa,
+    };
+    const subject =
+      entry.owner.type === 'app'
+        ? lim.apps
+          ? [{ key: `app:${entry.owner.id}`, limits: lim.apps }]
+          : []
+        : lim.tokens
+          ? [{ key: `token:${entry.accessor}`, limits: lim.tokens }]
+          : [];
+    return {
+      caller: {
+        kind: 'token',
+        id: entry.accessor,
+        display_name: entry.display_name,
+        ...(svid ? { spiffe_id: svid.owner.id } : {}),
+      },
+      identity,
+      limits: subject,
+    };
+  }
+
+  // ---------------------------------------------------------------- audit
+
+  async function audit(
+    call: Partial<CallInfo> & { request_id: string; trace_id: string },
+    actor: Identity | undefined,
+    clientAddress: string,
+    outcome: {
+      allowed: boolean;
+      reason: string;
+      status_code: number;
+      error_code?: string;
+      usage?: Usage;
+      cost_usd?: number;
+      latency_ms: number;
+      upstream?: string;
+    },
+  ) {
+    await core.audit({
+      type: 'response',
+      request_id: call.request_id,
+      trace_id: call.trace_id,
+      operation: 'gateway.invoke',
+      action: 'gateway.invoke',
+      resource: `Model::${call.provider ?? '-'}/${call.model ?? '-'}`,
+      actor: actor
+        ? {
+            accessor: actor.accessor,
+            display_name: actor.display_name,
+            type: actor.owner.type,
+            id: actor.owner.id,
+          }
+        : null,
+      client_address: clientAddress,
+      decision: { allowed: outcome.allowed, reason: outcome.reason },
+      // no prompt or completion text: what was called, how much it cost, how long it took
+      request: {
+        route: call.route ?? null,
+        stream: call.stream ?? false,
+        classification: call.classification ?? null,
+        input_tokens: outcome.usage?.input_tokens ?? null,
+        output_tokens: outcome.usage?.output_tokens ?? null,
+        cost_usd: outcome.cost_usd ?? null,
+        latency_ms: outcome.latency_ms,
+        upstream: outcome.upstream ?? null,
+      },
+      status: outcome.allowed && outcome.status_code < 400 ? 'ok' : 'error',
+      status_code: outcome.status_code,
+      ...(outcome.error_code ? { error_code: outcome.error_code } : {}),
+    });
+  }
+
+  // ---------------------------------------------------------------- the app
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: config.max_request_bytes ?? 4 * 1024 * 1024,
+    genReqId: () => randomUUID(),
+    ...(config.tls
+      ? {
+          https: {
+            cert: readFileSync(config.tls.cert_file),
+            key: readFileSync(config.tls.key_file),
+            minVersion: 'TLSv1.2' as const,
+            ...(config.tls.client_certificates === 'off'
+              ? {}
+              : { requestCert: true, rejectUnauthorized: false }),
+          },
+        }
+      : {}),
+  }) as unknown as FastifyInstance;
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(/^application\/json(;.*)?$/i, { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      const v = JSON.parse(body as string) as unknown;
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
+      done(null, v);
+    } catch {
+      const e = new StrongroomError('invalid_json', 'the request body is not a JSON object') as Error & {
+        statusCode?: number;
+      };
+      e.statusCode = 400;
+      done(e, undefined);
+    }
+  });
+
+  function sendError(
+    reply: FastifyReply,
+    api: WireApi,
+    status: number,
+    code: string,
+    message: string,
+    retryAfter?: number,
+  ) {
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+    return reply
+      .code(status)
+      .type('application/json')
+      .send(errorBody(api, status, code, message));
+  }
+
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      req.url.startsWith('/v1/messages') ? 'anthropic' : 'openai',
+      404,
+      'route_not_found',
+      `no gateway route ${req.method} ${req.url.split('?')[0]}`,
+    ),
+  );
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const api: WireApi = req.url.startsWith('/v1/messages') ? 'anthropic' : 'openai';
+    if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return sendError(reply, api, 413, 'payload_too_large', 'the request body is too large');
+    }
+    if (err.statusCode && err.statusCode < 500)
+      return sendError(reply, api, err.statusCode, 'bad_request', 'the request is malformed');
+    logger.error({ err: { message: err.message } }, 'gateway error');
+    return sendError(reply, api, 500, 'internal', 'internal error');
+  });
+
+  app.get('/healthz', async (_req, reply) =>
+    reply.code(core.barrier.sealed ? 503 : 200).send({ status: core.barrier.sealed ? 'sealed' : 'ok' }),
+  );
+
+  for (const ep of ENDPOINTS) {
+    app.route({
+      method: ep.method,
+      url: ep.path,
+      handler: (req, reply) => handle(ep, req, reply),
+    });
+  }
+
+  const STATUS: Record<string, number> = {
+    unauthenticated: 401,
+    invalid_token: 401,
+    invalid_svid: 401,
+    permission_denied: 403,
+    rate_limited: 429,
+    sealed: 503,
+    audit_unavailable: 503,
+    secret_not_found: 502,
+    invalid_value: 400,
+    validation_failed: 400,
+  };
+
+  async function handle(ep: Endpoint, req: FastifyRequest, reply: FastifyReply) {
+    const started = performance.now();
+    const info: RequestInfo = {
+      request_id: req.id,
+      trace_id: traceIdOf(req.headers) ?? randomUUID().replaceAll('-', ''),
+      client_address: req.ip,
+    };
+    const call: Partial<CallInfo> & { request_id: string; trace_id: string } = {
+      request_id: info.request_id,
+      trace_id: info.trace_id!,
+      route: ep.route,
+    };
+    const parent = propagation.extract(otelContext.active(), req.headers);
+    const span = tracer.startSpan(
+      `gateway ${ep.route}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'gen_ai.operation.name': ep.route, 'http.request.method': ep.method },
+      },
+      parent,
+    );
+    let who: Authenticated | undefined;
+    let reservation: Reservation | undefined;
+    const ms = () => Math.round((performance.now() - started) * 10) / 10;
+
+    /** Refuses the call: one audit entry, the metric, and an error in the caller's API format. */
+    const refuse = async (status: number, code: string, message: string, retryAfter?: number) => {
+      await reservation?.release().catch(() => {});
+      denials.inc([who?.caller.display_name ?? 'anonymous', code]);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+      span.end();
+      if (call.caller) deps.observe?.(call as CallInfo, { status, denied: code });
+      try {
+        await audit(call, who?.identity, info.client_address, {
+          allowed: false,
+          reason: code,
+          status_code: status,
+          error_code: code,
+          latency_ms: ms(),
+        });
+      } catch {
+        return sendError(
+          reply,
+          ep.api,
+          503,
+          'audit_unavailable',
+          'the call could not be audited, so it was refused',
+        );
+      }
+      return sendError(reply, ep.api, status, code, message, retryAfter);
+    };
+
+    try {
+      if (core.barrier.sealed) return await refuse(503, 'sealed', 'Strongroom is sealed');
+      who = await authenticate(req, info);
+      call.caller = who.caller;
+
+      // --- what is asked (the body's model and flags; nothing here chooses where it goes) ---
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const parsed = ep.method === 'GET' ? undefined : parseRequest(ep, body);
+      if (ep.hasModel && !parsed?.model)
+        return await refuse(400, 'invalid_value', 'the request names no model');
+      const header = req.headers['x-strongroom-classification'];
+      const classification = typeof header === 'string' ? header : (who.caller.classification ?? 'internal');
+      if (!CLASSIFICATION.test(classification)) {
+        return await refuse(
+          400,
+          'invalid_value',
+          'x-strongroom-classification: lower-case letters, digits, - and _',
+        );
+      }
+      call.classification = classification;
+      call.stream = parsed?.stream ?? false;
+      call.estimated_input_tokens = parsed?.estimatedInputTokens ?? 0;
+      call.max_output_tokens = parsed?.maxOutputTokens ?? (ep.route === 'embeddings' ? 0 : defaultMaxOut);
+
+      if (ep.route === 'models') return await listModels(ep, who, call, info, reply, span, ms);
+
+      const target = targetFor(ep.api, parsed!.model);
+      call.model = parsed!.model;
+      call.provider = target?.provider ?? (ep.api === 'anthropic' ? 'anthropic' : 'openai');
+      span.setAttributes({ 'gen_ai.system': call.provider, 'gen_ai.request.model': call.model });
+      if (!target)
+        return await refuse(
+          404,
+          'model_not_routed',
+          `no route serves the model ${JSON.stringify(call.model.slice(0, 100))}`,
+        );
+
+      // --- authorization: the key's own scope, then Cedar ---
+      if (who.scope?.providers && !who.scope.providers.includes(target.provider)) {
+        return await refuse(403, 'permission_denied', `this key may not call ${target.provider}`);
+      }
+      if (who.scope?.models && !who.scope.models.some((g) => globMatch(g, call.model!))) {
+        return await refuse(403, 'permission_denied', `this key may not call the model ${call.model}`);
+      }
+      const resource: Resource = {
+        type: 'Model',
+        id: `${target.provider}/${call.model}`,
+        attrs: { provider: target.provider, model: call.model, route: ep.route },
+      };
+      const decision = await authorize(who.identity, resource, info, call as CallInfo);
+      if (!decision.allowed) {
+        return await refuse(
+          403,
+          'permission_denied',
+          `permission denied: gateway.invoke on ${resource.id} (${decision.reason})`,
+        );
+      }
+
+      // --- budget: reserved before the upstream call, all subjects or none ---
+      const price = priceOf(call.model);
+      if (deps.budgets && who.limits.length) {
+        const est = { input_tokens: call.estimated_input_tokens, output_tokens: call.max_output_tokens };
+        reservation = await deps.budgets.reserve(who.limits, {
+          tokens: est.input_tokens + est.output_tokens,
+          costUsd: costOf(est, price),
+        });
+      }
+
+      // --- request stages ---
+      for (const stage of deps.requestStages ?? []) await stage.inspect(parsed!.prompt, call as CallInfo);
+
+      return await forward(
+        ep,
+        target,
+        body,
+        req,
+        reply,
+        call as CallInfo,
+        who,
+        info,
+        span,
+        ms,
+        reservation,
+        price,
+      );
+    } catch (err) {
+      if (err instanceof StageRefusal) return await refuse(400, err.code, err.message);
+      if (isStrongroomError(err)) {
+        const status = STATUS[err.code] ?? 400;
+        const retry = err.code === 'rate_limited' ? Number(err.details?.retry_after ?? 1) : undefined;
+        return await refuse(status, err.code, err.message, retry);
+      }
+      logger.error({ err: { message: (err as Error).message } }, 'gateway call failed');
+      return await refuse(500, 'internal', 'internal error');
+    }
+  }
+
+  async function authorize(identity: Identity, resource: Resource, info: RequestInfo, call: CallInfo) {
+    const scope = identity.scope;
+    if (scope?.providers && !scope.providers.includes(resource.attrs!.provider as string)) {
+      return { allowed: false, reason: "outside the token's scope" };
+    }
+    try {
+      return await core.policies.authorize(identity, 'gateway.invoke', resource, {
+        client_address: info.client_address,
+        now: core.clock.now(),
+        classification: call.classification,
+        estimated_tokens: call.estimated_input_tokens + call.max_output_tokens,
+      } as Parameters<Core['policies']['authorize']>[3]);
+    } catch {
+      // an evaluation error is a deny
+      return { allowed: false, reason: 'policy evaluation failed' };
+    }
+  }
+
+  async function listModels(
+    ep: Endpoint,
+    who: Authenticated,
+    call: Partial<CallInfo> & { request_id: string; trace_id: string },
+    info: RequestInfo,
+    reply: FastifyReply,
+    span: Span,
+    ms: () => number,
+  ) {
+    // the models this caller may call, from the routes (no upstream call: nothing leaks, nothing to pay)
+    const data: { id: string; object: 'model'; created: number; owned_by: string }[] = [];
+    for (const t of targets.filter((x) => x.api === ep.api)) {
+      for (const g of t.models) {
+        if (g.includes('*')) continue;
+        if (who.scope?.providers && !who.scope.providers.includes(t.provider)) continue;
+        if (who.scope?.models && !who.scope.models.some((x) => globMatch(x, g))) continue;
+        const r: Resource = {
+          type: 'Model',
+          id: `${t.provider}/${g}`,
+          attrs: { provider: t.provider, model: g, route: 'models' },
+        };
+        if (
+          (await authorize(who.identity, r, info, { ...(call as CallInfo), model: g, provider: t.provider }))
+            .allowed
+        ) {
+          data.push({ id: g, object: 'model', created: 0, owned_by: t.provider });
+        }
+      }
+    }
+    await audit(call, who.identity, info.client_address, {
+      allowed: true,
+      reason: 'listed',
+      status_code: 200,
+      latency_ms: ms(),
+    });
+    span.end();
+    return reply.code(200).send({ object: 'list', data });
+  }
+
+  async function forward(
+    ep: Endpoint,
+    target: RouteTarget,
+    body: Record<string, unknown>,
+    req: FastifyRequest,
+    reply: FastifyReply,
+    call: CallInfo,
+    who: Authenticated,
+    info: RequestInfo,
+    span: Span,
+    ms: () => number,
+    reservation: Reservation | undefined,
+    price: Price,
+  ) {
+    // the request is built from scratch: fixed path, allow-listed headers, the injected key only
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      accept: call.stream ? 'text/event-stream' : 'application/json',
+    };
+    for (const h of FORWARDED_HEADERS[target.api]) {
+      const v = req.headers[h];
+      if (typeof v === 'string' && v.length <= 256 && /^[\x20-\x7e]*$/.test(v)) headers[h] = v;
+    }
+    if (target.api === 'anthropic') headers['anthropic-version'] ??= '2023-06-01';
+    const carrier: Record<string, string> = {};
+    propagation.inject(trace.setSpan(otelContext.active(), span), carrier);
+    if (carrier.traceparent) headers.traceparent = carrier.traceparent;
+    // a streamed chat reports its usage only when asked: the budget is settled from it
+    if (ep.route === 'chat.completions' && call.stream) {
+      const so = body.stream_options && typeof body.stream_options === 'object' ? body.stream_options : {};
+      body = { ...body, stream_options: { ...so, include_usage: true } };
+    }
+    const payload = ep.method === 'GET' ? undefined : JSON.stringify(body);
+
+    // upstreams in order, each key of a pool in turn; the next on connection errors, 429 and 5xx
+    const attempts: { base_url: string; keyPath: string }[] = [];
+    for (const u of target.upstreams) {
+      const start = (rr.get(u.base_url) ?? 0) % u.keys.length;
+      rr.set(u.base_url, start + 1);
+      for (let i = 0; i < u.keys.length; i++)
+        attempts.push({ base_url: u.base_url, keyPath: u.keys[(start + i) % u.keys.length]! });
+    }
+    const injected: string[] = [];
+    let res: Awaited<ReturnType<Pool['request']>> | undefined;
+    let used: (typeof attempts)[number] | undefined;
+    let lastErr: unknown;
+    for (const a of attempts) {
+      const key = await deps.keys.get(a.keyPath);
+      injected.push(key);
+      const base = new URL(a.base_url);
+      const path = `${base.pathname.replace(/\/+$/, '')}${ep.path.replace(/^\/v1/, base.pathname.endsWith('/v1') ? '' : '/v1')}`;
+      try {
+        const r = await poolFor(a.base_url).request({
+          method: ep.method,
+          path,
+          headers: { ...headers, ...authHeaders(target.api, key) },
+          ...(payload === undefined ? {} : { body: payload }),
+          headersTimeout: target.timeoutMs,
+          bodyTimeout: target.timeoutMs,
+        });
+        const retryable = r.statusCode === 429 || r.statusCode >= 500;
+        if (retryable && a !== attempts[attempts.length - 1]) {
+          await r.body.dump().catch(() => {});
+          lastErr = new Error(`upstream answered ${r.statusCode}`);
+          continue;
+        }
+        res = r;
+        used = a;
+        break;
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    const responseStages = deps.responseStages ?? [];
+    // the key redactor runs last, whatever the configured stages did
+    const filterFactory = () => {
+      const filters = [...responseStages.map((s) => s.open(call, injected)), keyRedactor(injected)];
+      return {
+        push: (t: string) => filters.reduce((acc, f) => f.push(acc), t),
+        end: () => {
+          let out = '';
+          for (let i = 0; i < filters.length; i++) {
+            let tail = filters[i]!.end();
+            for (let j = i + 1; j < filters.length; j++) tail = filters[j]!.push(tail);
+            out += tail;
+          }
+          return out;
+        },
+      } satisfies ResponseFilter;
+    };
+    if (!res || !used) {
+      await reservation?.release().catch(() => {});
+      logger.warn({ provider: target.provider, reason: (lastErr as Error)?.message }, 'upstream unreachable');
+      await audit(call, who.identity, info.client_address, {
+        allowed: true,
+        reason: 'upstream_unreachable',
+        status_code: 502,
+        error_code: 'upstream_unreachable',
+        latency_ms: ms(),
+      });
+      span.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream_unreachable' });
+      span.end();
+      requests.inc([target.provider, call.model, '502']);
+      return sendError(reply, ep.api, 502, 'upstream_unreachable', `${target.provider} could not be reached`);
+    }
+    const upstreamHost = new URL(used.base_url).host;
+    const status = res.statusCode;
+
+    // --- complete answers (errors, and non-streamed calls) ---
+    const isStream =
+      call.stream && status < 300 && String(res.headers['content-type'] ?? '').includes('text/event-stream');
+    if (!isStream) {
+      const raw = await res.body.text();
+      // a provider that echoes the key (in an error message, say) never gets it past here
+      const text = redactAll(raw, filterFactory, injected);
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
+      const cost = usage ? costOf(usage, price) : 0;
+      if (reservation) {
+        if (usage) await reservation.settle(usage, cost);
+        else await reservation.release();
+      }
+      await finish(call, who, info, span, ms, status, usage, cost, upstreamHost, target);
+      if (status >= 300 && status < 400) {
+        // a redirect is never followed, nor passed on
+        return sendError(
+          reply,
+          ep.api,
+          502,
+          'upstream_redirect',
+          `${target.provider} answered with a redirect`,
+        );
+      }
+      reply.code(status).type('application/json');
+      const retry = res.headers['retry-after'];
+      if (status === 429 && typeof retry === 'string' && /^\d{1,6}$/.test(retry))
+        reply.header('retry-after', retry);
+      if (json === undefined) {
+        return reply.send(
+          errorBody(
+            ep.api,
+            status >= 400 ? status : 502,
+            'upstream_error',
+            `${target.provider} answered HTTP ${status}`,
+          ),
+        );
+      }
+      return reply.send(json);
+    }
+
+    // --- streams: event by event, text deltas through the output filter, usage followed ---
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-request-id': call.request_id,
+    });
+    const tracker = streamUsageTracker(target.api);
+    const textFilter = filterFactory();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    let eventName: string | undefined;
+    let dataLines: string[] = [];
+    let audited = false;
+
+    const emit = (ev: string | undefined, data: string) => {
+      out.write(`${ev ? `event: ${ev}\n` : ''}data: ${data}\n\n`);
+    };
+    const settleAndAudit = async () => {
+      if (audited) return;
+      audited = true;
+      const usage = tracker.result();
+      const cost = usage ? costOf(usage, price) : 0;
+      if (reservation) {
+        if (usage) await reservation.settle(usage, cost);
+        else await reservation.release();
+      }
+      await finish(call, who, info, span, ms, 200, usage, cost, upstreamHost, target);
+    };
+
+    let lastData: Record<string, unknown> = {};
+    /** Sends what the output filter held back, as one more text delta, before text content closes. */
+    const flushTail = (like: Record<string, unknown>) => {
+      const tail = textFilter.end();
+      if (!tail) return;
+      const e = textEvent(target.api, tail, like);
+      emit(e.event, JSON.stringify(e.data));
+    };
+
+    const dispatch = async (ev: string | undefined, raw: string) => {
+      if (raw === '[DONE]' || isTerminalEvent(target.api, ev, raw)) {
+        flushTail(lastData);
+        if (raw !== '[DONE]') {
+          try {
+            tracker.observe(ev, JSON.parse(raw) as Record<string, unknown>);
+          } catch {}
+        }
+        // the audit entry is written before the last event reaches the client (fail closed)
+        await settleAndAudit();
+        emit(ev, redactAll(raw, filterFactory, injected));
+        return;
+      }
+      let data: Record<string, unknown>;
+      try {
+        data = JSON.parse(raw) as Record<string, unknown>;
+      } catch {
+        emit(ev, redactAll(raw, filterFactory, injected));
+        return;
+      }
+      lastData = data;
+      tracker.observe(ev, data);
+      if (closesText(target.api, data)) flushTail(data);
+      const t = textDelta(target.api, data);
+      if (t) t.set(textFilter.push(t.get()));
+      // every other field of the event is checked whole
+      emit(ev, redactAll(JSON.stringify(data), filterFactory, injected));
+    };
+
+    try {
+      for await (const chunk of res.body) {
+        buffer += decoder.decode(chunk as Buffer, { stream: true });
+        if (buffer.length > MAX_STREAM_LINE) throw new Error('an upstream event is too large');
+        let nl = buffer.indexOf('\n');
+        while (nl >= 0) {
+          const line = buffer.slice(0, nl).replace(/\r$/, '');
+          buffer = buffer.slice(nl + 1);
+          if (line === '') {
+            if (dataLines.length) await dispatch(eventName, dataLines.join('\n'));
+            eventName = undefined;
+            dataLines = [];
+          } else if (line.startsWith('event:')) eventName = line.slice(6).trim();
+          else if (line.startsWith('data:')) dataLines.push(line.slice(5).replace(/^ /, ''));
+          nl = buffer.indexOf('\n');
+        }
+      }
+      if (dataLines.length) await dispatch(eventName, dataLines.join('\n'));
+      await settleAndAudit();
+    } catch (err) {
+      logger.warn(
+        { provider: target.provider, reason: (err as Error).message },
+        'stream ended with an error',
+      );
+      if (!audited) {
+        try {
+          await settleAndAudit();
+        } catch {
+          emit(
+            'error',
+            JSON.stringify(errorBody(target.api, 503, 'audit_unavailable', 'the call could not be audited')),
+          );
+        }
+      }
+    } finally {
+      out.end();
+    }
+  }
+
+  async function finish(
+    call: CallInfo,
+    who: Authenticated,
+    info: RequestInfo,
+    span: Span,
+    ms: () => number,
+    status: number,
+    usage: Usage | undefined,
+    cost: number,
+    upstream: string,
+    target: RouteTarget,
+  ) {
+    requests.inc([target.provider, call.model, String(status)]);
+    if (usage) {
+      tokens.inc([target.provider, call.model, 'input'], usage.input_tokens);
+      tokens.inc([target.provider, call.model, 'output'], usage.output_tokens);
+      span.setAttributes({
+        'gen_ai.usage.input_tokens': usage.input_tokens,
+        'gen_ai.usage.output_tokens': usage.output_tokens,
+      });
+    }
+    if (cost > 0) spend.inc([who.caller.display_name], cost);
+    latency.observe([target.provider], ms() / 1000);
+    span.setAttribute('http.response.status_code', status);
+    if (status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+    deps.observe?.(call, { status, ...(usage ? { usage } : {}) });
+    await audit(call, who.identity, info.client_address, {
+      allowed: true,
+      reason: 'permitted',
+      status_code: status,
+      ...(status >= 400 ? { error_code: 'upstream_error' } : {}),
+      ...(usage ? { usage } : {}),
+      cost_usd: cost,
+      latency_ms: ms(),
+      upstream,
+    });
+  }
+
+  return {
+    app,
+    async close() {
+      await app.close();
+      await Promise.all([...pools.values()].map((p) => p.close()));
+    },
+  };
+}

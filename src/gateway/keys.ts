@@ -1,0 +1,94 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import type { Core } from '../core/core.ts';
+import type { SecretEvent, SecretRecord } from '../engines/kv/kv.ts';
+import { StrongroomError } from '../errors/errors.ts';
+
+/**
+ * Provider keys, read from the vault for injection, and fingerprints of every
+ * vault value for the prompt firewall. Keys live only in this process's
+ * memory (dropped on seal and on change); fingerprints are HMACs under a key
+ * made at start, so no plaintext list of vault values exists anywhere.
+ */
+export interface ProviderKeys {
+  /** The current value of the secret at `project/env/NAME`. */
+  get(path: string): Promise<string>;
+  /** Whether `candidate` is (exactly) the value of some secret in the vault. */
+  isVaultValue(candidate: string): boolean;
+  /** Length range of the fingerprinted values (candidates outside it cannot match). */
+  readonly lengths: { min: number; max: number };
+  close(): void;
+}
+
+/** Values shorter than this are not fingerprinted: too many false matches (e.g. "true", "prod"). */
+const MIN_FINGERPRINT_LENGTH = 12;
+/** On shared storage another server may change a key: cached values are re-read after this long. */
+const SHARED_TTL_MS = 5_000;
+
+export function createProviderKeys(core: Core, opts: { exclusive: boolean }): ProviderKeys {
+  const kv = core.kv.internals;
+  const cache = new Map<string, { value: string; at: number }>();
+  const fpKey = randomBytes(32);
+  const fingerprints = new Set<string>();
+  const lengths = { min: Number.POSITIVE_INFINITY, max: 0 };
+  const fp = (v: string) => createHmac('sha256', fpKey).update(v).digest('base64url');
+
+  function remember(value: string) {
+    if (value.length < MIN_FINGERPRINT_LENGTH) return;
+    fingerprints.add(fp(value));
+    lengths.min = Math.min(lengths.min, value.length);
+    lengths.max = Math.max(lengths.max, value.length);
+  }
+
+  async function read(path: string): Promise<string> {
+    const meta = await kv.store.getJson<SecretRecord>(`meta/${path}`);
+    if (!meta || meta.deleted_at) {
+      throw new StrongroomError('secret_not_found', `the gateway's key ${path} is not in the vault`);
+    }
+    return kv.readValue(kv.store, path, meta.current_version);
+  }
+
+  const onChange = (e: SecretEvent) => {
+    const path = `${e.project}/${e.env}/${e.name}`;
+    cache.delete(path);
+    if (e.kind === 'delete' || e.kind === 'destroy') return;
+    // a new value is fingerprinted at once; old ones stay (a rotated-out key is still a credential)
+    void read(path).then(remember, () => {});
+  };
+  core.kv.events.on('change', onChange);
+
+  // fingerprint what is there now (in the background: the first requests do not wait for it)
+  void (async () => {
+    try {
+      for (const p of await kv.store.list('meta/')) {
+        try {
+          remember(await read(p.slice('meta/'.length)));
+        } catch {}
+      }
+    } catch {}
+  })();
+
+  return {
+    async get(path) {
+      if (core.barrier.sealed) {
+        // keys leave memory with the root key
+        cache.clear();
+        throw new StrongroomError('sealed', 'Strongroom is sealed: the gateway cannot reach provider keys');
+      }
+      const hit = cache.get(path);
+      if (hit && (opts.exclusive || Date.now() - hit.at < SHARED_TTL_MS)) return hit.value;
+      const value = await read(path);
+      cache.set(path, { value, at: Date.now() });
+      remember(value);
+      return value;
+    },
+    isVaultValue(candidate) {
+      if (candidate.length < lengths.min || candidate.length > lengths.max) return false;
+      return fingerprints.has(fp(candidate));
+    },
+    lengths,
+    close() {
+      core.kv.events.off('change', onChange);
+      cache.clear();
+    },
+  };
+}

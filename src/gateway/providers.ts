@@ -1,0 +1,301 @@
+import type { GatewayRoute, PromptView, Usage } from './types.ts';
+
+/**
+ * The two wire formats the gateway speaks (OpenAI and Anthropic): which
+ * endpoints exist, how the caller's request is read (model, streaming, the
+ * text to inspect, the most output it may produce), how the upstream request
+ * is authenticated, and where usage and text are in answers and stream events.
+ * Written from the providers' API references (OpenAI: Chat Completions,
+ * Responses, Embeddings, Models; Anthropic: Messages, count_tokens, streaming).
+ */
+export type WireApi = 'openai' | 'anthropic';
+
+export interface Endpoint {
+  api: WireApi;
+  route: GatewayRoute;
+  method: 'GET' | 'POST';
+  /** The path on the gateway and, unchanged, on the upstream (relative to its base URL). */
+  path: string;
+  /** Whether the body names a model (GET /v1/models does not). */
+  hasModel: boolean;
+}
+
+export const ENDPOINTS: readonly Endpoint[] = [
+  { api: 'openai', route: 'chat.completions', method: 'POST', path: '/v1/chat/completions', hasModel: true },
+  { api: 'openai', route: 'responses', method: 'POST', path: '/v1/responses', hasModel: true },
+  { api: 'openai', route: 'embeddings', method: 'POST', path: '/v1/embeddings', hasModel: true },
+  { api: 'openai', route: 'models', method: 'GET', path: '/v1/models', hasModel: false },
+  { api: 'anthropic', route: 'messages', method: 'POST', path: '/v1/messages', hasModel: true },
+  {
+    api: 'anthropic',
+    route: 'messages.count_tokens',
+    method: 'POST',
+    path: '/v1/messages/count_tokens',
+    hasModel: true,
+  },
+];
+
+/** Request headers passed to the upstream, by API; everything else (Host, Connection, lengths, cookies, base-URL hints) is dropped. */
+export const FORWARDED_HEADERS: Record<WireApi, readonly string[]> = {
+  openai: ['openai-beta'],
+  anthropic: ['anthropic-version', 'anthropic-beta'],
+};
+
+/** The upstream's authentication header for an injected key. */
+export function authHeaders(api: WireApi, key: string): Record<string, string> {
+  return api === 'anthropic' ? { 'x-api-key': key } : { authorization: `Bearer ${key}` };
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** Text pieces of a message `content` (a string, or content blocks with `text`). */
+function contentTexts(content: unknown, out: string[]): void {
+  if (typeof content === 'string') out.push(content);
+  else if (Array.isArray(content)) {
+    for (const b of content) {
+      if (b && typeof b === 'object') {
+        const t = str((b as { text?: unknown }).text) ?? str((b as { input_text?: unknown }).input_text);
+        if (t !== undefined) out.push(t);
+        // tool results carry text too
+        const inner = (b as { content?: unknown }).content;
+        if (inner !== undefined) contentTexts(inner, out);
+      }
+    }
+  }
+}
+
+/** What the gateway needs from a request body. */
+export interface ParsedRequest {
+  model: string;
+  stream: boolean;
+  prompt: PromptView;
+  /** The caller's cap on output tokens, if any. */
+  maxOutputTokens: number | undefined;
+  /** A rough input token count (characters / 4), for reservations and the policy context. */
+  estimatedInputTokens: number;
+}
+
+/** Reads the parts of a request body the gateway acts on; `undefined` model means the body names none. */
+export function parseRequest(ep: Endpoint, body: Record<string, unknown>): ParsedRequest {
+  const texts: string[] = [];
+  let maxOut: unknown;
+  if (ep.route === 'chat.completions') {
+    for (const m of Array.isArray(body.messages) ? body.messages : []) {
+      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
+    }
+    maxOut = body.max_completion_tokens ?? body.max_tokens;
+  } else if (ep.route === 'responses') {
+    if (typeof body.instructions === 'string') texts.push(body.instructions);
+    const input = body.input;
+    if (typeof input === 'string') texts.push(input);
+    else if (Array.isArray(input)) {
+      for (const m of input)
+        if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
+    }
+    maxOut = body.max_output_tokens;
+  } else if (ep.route === 'embeddings') {
+    const input = body.input;
+    if (typeof input === 'string') texts.push(input);
+    else if (Array.isArray(input)) for (const x of input) if (typeof x === 'string') texts.push(x);
+    maxOut = 0;
+  } else if (ep.route === 'messages' || ep.route === 'messages.count_tokens') {
+    const system = body.system;
+    if (typeof system === 'string') texts.push(system);
+    else contentTexts(system, texts);
+    for (const m of Array.isArray(body.messages) ? body.messages : []) {
+      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
+    }
+    maxOut = ep.route === 'messages.count_tokens' ? 0 : body.max_tokens;
+  }
+  const chars = texts.reduce((n, t) => n + t.length, 0);
+  return {
+    model: str(body.model) ?? '',
+    stream: body.stream === true,
+    prompt: { texts },
+    maxOutputTokens:
+      typeof maxOut === 'number' && Number.isFinite(maxOut) && maxOut >= 0 ? Math.floor(maxOut) : undefined,
+    estimatedInputTokens: Math.ceil(chars / 4),
+  };
+}
+
+const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+
+/** Usage in a complete (non-streamed) answer. */
+export function usageOf(api: WireApi, route: GatewayRoute, body: unknown): Usage | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const u = (body as { usage?: Record<string, unknown> }).usage;
+  if (route === 'messages.count_tokens') {
+    return { input_tokens: num((body as { input_tokens?: unknown }).input_tokens), output_tokens: 0 };
+  }
+  if (!u || typeof u !== 'object') return undefined;
+  if (api === 'anthropic') return { input_tokens: num(u.input_tokens), output_tokens: num(u.output_tokens) };
+  // chat: prompt/completion; responses: input/output; embeddings: prompt only
+  return {
+    input_tokens: num(u.prompt_tokens ?? u.input_tokens),
+    output_tokens: num(u.completion_tokens ?? u.output_tokens),
+  };
+}
+
+/**
+ * Follows usage through a stream, event by event: OpenAI's final chunk
+ * (`stream_options.include_usage`) or `response.completed`; Anthropic's
+ * `message_start` (input) and `message_delta` (output, cumulative).
+ */
+export function streamUsageTracker(api: WireApi) {
+  const usage: Usage = { input_tokens: 0, output_tokens: 0 };
+  let seen = false;
+  return {
+    observe(event: string | undefined, data: Record<string, unknown>) {
+      if (api === 'anthropic') {
+        if (data.type === 'message_start') {
+          const u = (data.message as { usage?: Record<string, unknown> } | undefined)?.usage;
+          if (u) {
+            usage.input_tokens = num(u.input_tokens);
+            usage.output_tokens = num(u.output_tokens);
+            seen = true;
+          }
+        } else if (data.type === 'message_delta') {
+          const u = data.usage as Record<string, unknown> | undefined;
+          if (u) {
+            usage.output_tokens = num(u.output_tokens);
+            if (u.input_tokens !== undefined) usage.input_tokens = num(u.input_tokens);
+            seen = true;
+          }
+        }
+        return;
+      }
+      const u =
+        (data.usage as Record<string, unknown> | undefined) ??
+        (event === 'response.completed' || data.type === 'response.completed'
+          ? ((data.response as { usage?: Record<string, unknown> } | undefined)?.usage ?? undefined)
+          : undefined);
+      if (u && typeof u === 'object') {
+        usage.input_tokens = num(u.prompt_tokens ?? u.input_tokens);
+        usage.output_tokens = num(u.completion_tokens ?? u.output_tokens);
+        seen = true;
+      }
+    },
+    result: (): Usage | undefined => (seen ? { ...usage } : undefined),
+  };
+}
+
+/**
+ * The generated text inside a stream event, with a setter to replace it
+ * (the output filter rewrites deltas). Undefined for events without text.
+ */
+export function textDelta(
+  api: WireApi,
+  data: Record<string, unknown>,
+): { get(): string; set(v: string): void } | undefined {
+  if (api === 'anthropic') {
+    const d = data.delta as Record<string, unknown> | undefined;
+    if (data.type === 'content_block_delta' && d && typeof d.text === 'string') {
+      return { get: () => d.text as string, set: (v) => (d.text = v) };
+    }
+    return undefined;
+  }
+  if (
+    typeof data.type === 'string' &&
+    data.type === 'response.output_text.delta' &&
+    typeof data.delta === 'string'
+  ) {
+    return { get: () => data.delta as string, set: (v) => (data.delta = v) };
+  }
+  const choice = Array.isArray(data.choices)
+    ? (data.choices[0] as Record<string, unknown> | undefined)
+    : undefined;
+  const delta = choice?.delta as Record<string, unknown> | undefined;
+  if (delta && typeof delta.content === 'string') {
+    return { get: () => delta.content as string, set: (v) => (delta.content = v) };
+  }
+  return undefined;
+}
+
+/**
+ * Whether text content ends with this event (the output filter's held-back
+ * tail must go out before it): OpenAI's chunk with a finish_reason, the
+ * Responses `output_text.done`, Anthropic's `content_block_stop`.
+ */
+export function closesText(api: WireApi, data: Record<string, unknown>): boolean {
+  if (api === 'anthropic') return data.type === 'content_block_stop';
+  if (data.type === 'response.output_text.done') return true;
+  const choice = Array.isArray(data.choices)
+    ? (data.choices[0] as Record<string, unknown> | undefined)
+    : undefined;
+  return choice?.finish_reason !== undefined && choice.finish_reason !== null;
+}
+
+/** A stream event carrying `text` as generated text, shaped like the provider's own deltas. */
+export function textEvent(
+  api: WireApi,
+  text: string,
+  like: Record<string, unknown>,
+): { event: string | undefined; data: Record<string, unknown> } {
+  if (api === 'anthropic') {
+    return {
+      event: 'content_block_delta',
+      data: { type: 'content_block_delta', index: like.index ?? 0, delta: { type: 'text_delta', text } },
+    };
+  }
+  if (like.type === 'response.output_text.done') {
+    return {
+      event: 'response.output_text.delta',
+      data: {
+        type: 'response.output_text.delta',
+        item_id: like.item_id,
+        output_index: like.output_index ?? 0,
+        content_index: like.content_index ?? 0,
+        delta: text,
+      },
+    };
+  }
+  return {
+    event: undefined,
+    data: {
+      id: like.id,
+      object: 'chat.completion.chunk',
+      created: like.created,
+      model: like.model,
+      choices: [{ index: 0, delta: { content: text }, finish_reason: null }],
+    },
+  };
+}
+
+/** Whether a stream event is the last one that carries content (the filter's tail is flushed into it or before it). */
+export function isTerminalEvent(api: WireApi, event: string | undefined, rawData: string): boolean {
+  if (api === 'openai') return rawData === '[DONE]' || event === 'response.completed';
+  return event === 'message_stop' || rawData.includes('"type":"message_stop"');
+}
+
+/** An error body in the caller's API format. */
+export function errorBody(
+  api: WireApi,
+  status: number,
+  code: string,
+  message: string,
+): Record<string, unknown> {
+  if (api === 'anthropic') {
+    const type =
+      status === 401
+        ? 'authentication_error'
+        : status === 403
+          ? 'permission_error'
+          : status === 404
+            ? 'not_found_error'
+            : status === 429
+              ? 'rate_limit_error'
+              : status >= 500
+                ? 'api_error'
+                : 'invalid_request_error';
+    return { type: 'error', error: { type, message: `${message} (${code})` } };
+  }
+  const type =
+    status === 401
+      ? 'invalid_request_error'
+      : status === 429
+        ? 'rate_limit_exceeded'
+        : status >= 500
+          ? 'server_error'
+          : 'invalid_request_error';
+  return { error: { message, type, param: null, code } };
+}

@@ -1,0 +1,51 @@
+import type { FastifyRequest } from 'fastify';
+import * as api from '../../../api/gateway.ts';
+import type { RouteDef } from './routes.ts';
+
+/** Gateway virtual keys (src/engines/gateway/keys.ts; docs/gateway-keys.md). */
+type Req = FastifyRequest<{
+  Params: Record<string, string>;
+  Querystring: Record<string, string>;
+  Body: Record<string, unknown>;
+}>;
+const body = (r: FastifyRequest) => ({ ...(((r as Req).body ?? {}) as Record<string, unknown>) });
+const params = (r: FastifyRequest) => (r as Req).params;
+
+export const gatewayRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: '/v1/gateway/keys',
+    operation: 'gateway.key.create',
+    schema: { body: api.KeyCreateRequest },
+    input: body,
+    status: () => 201,
+  },
+  {
+    method: 'GET',
+    url: '/v1/gateway/keys',
+    operation: 'gateway.key.list',
+    schema: { querystring: api.KeyListQuery },
+    input: (r) => ({ include_inactive: (r as Req).query.include_inactive === 'true' }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/gateway/keys/:id',
+    operation: 'gateway.key.read',
+    schema: { params: api.KeyIdParams },
+    input: (r) => ({ id: params(r).id }),
+  },
+  {
+    method: 'PUT',
+    url: '/v1/gateway/keys/:id',
+    operation: 'gateway.key.update',
+    schema: { params: api.KeyIdParams, body: api.KeyUpdateRequest },
+    input: (r) => ({ ...body(r), id: params(r).id }),
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/gateway/keys/:id',
+    operation: 'gateway.key.revoke',
+    schema: { params: api.KeyIdParams },
+    input: (r) => ({ id: params(r).id }),
+  },
+];
