@@ -19,6 +19,7 @@ import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { Counter, Histogram } from '../lib/metrics.ts';
+import type { AnomalyDetector } from './anomaly.ts';
 import type { ProviderKeys } from './keys.ts';
 import {
   authHeaders,
@@ -84,8 +85,14 @@ export interface GatewayDeps {
   budgets?: Budgets;
   requestStages?: RequestStage[];
   responseStages?: ResponseStage[];
-  /** Called after each call (anomaly detection); never throws into the request. */
+  /** Called after each call; never throws into the request. */
   observe?: (call: CallInfo, outcome: { status: number; usage?: Usage; denied?: string }) => void;
+  /** Anomaly detection: looked at before each call goes upstream. */
+  anomaly?: AnomalyDetector;
+  /** Revokes a caller's credential (a virtual key or a token) when an anomaly says so. */
+  revoke?: (caller: Caller) => Promise<void>;
+  /** Where alerts are POSTed (JSON, no secrets and no prompt text). */
+  anomalyWebhook?: string;
 }
 
 interface RouteTarget {
@@ -646,6 +653,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         );
       }
 
+      // --- anomalies: a caller narrowed or revoked by an earlier alert, or by this call ---
+      const refusal = await checkAnomalies(call as CallInfo, who, info);
+      if (refusal) return await refuse(403, refusal.code, refusal.message);
+
       // --- budget: reserved before the upstream call, all subjects or none ---
       const price = priceOf(call.model);
       if (deps.budgets && who.limits.length) {
@@ -683,6 +694,80 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       logger.error({ err: { message: (err as Error).message } }, 'gateway call failed');
       return await refuse(500, 'internal', 'internal error');
     }
+  }
+
+  const blocked = new Set<string>();
+  const narrowed = new Map<string, Set<string>>();
+  const anomalies: Counter = m.counter(
+    'strongroom_gateway_anomalies_total',
+    'Anomaly alerts by kind and action',
+    ['kind', 'action'],
+  );
+
+  async function checkAnomalies(
+    call: CallInfo,
+    who: Authenticated,
+    info: RequestInfo,
+  ): Promise<{ code: string; message: string } | undefined> {
+    const id = who.caller.id;
+    if (blocked.has(id))
+      return { code: 'anomaly_revoked', message: 'this credential was revoked after an anomaly' };
+    const narrow = narrowed.get(id);
+    if (narrow && !narrow.has(call.model)) {
+      return {
+        code: 'anomaly_narrowed',
+        message: `after an anomaly this caller may only use ${[...narrow].join(', ')}`,
+      };
+    }
+    if (!deps.anomaly) return undefined;
+    const before = deps.anomaly.modelsOf(id);
+    const alerts = deps.anomaly.observe(call);
+    let result: { code: string; message: string } | undefined;
+    for (const a of alerts) {
+      anomalies.inc([a.kind, a.action]);
+      logger.warn({ anomaly: a.kind, action: a.action, caller: a.caller.display_name }, 'gateway anomaly');
+      await core.audit({
+        type: 'response',
+        request_id: call.request_id,
+        trace_id: call.trace_id,
+        operation: 'gateway.anomaly',
+        action: 'gateway.invoke',
+        resource: `Model::${call.provider}/${call.model}`,
+        actor: {
+          accessor: who.identity.accessor,
+          display_name: who.identity.display_name,
+          type: who.identity.owner.type,
+          id: who.identity.owner.id,
+        },
+        client_address: info.client_address,
+        decision: { allowed: a.action === 'alert', reason: `anomaly:${a.kind}` },
+        request: { kind: a.kind, action: a.action, detail: a.detail },
+        status: a.action === 'alert' ? 'ok' : 'error',
+      });
+      if (deps.anomalyWebhook) {
+        void fetch(deps.anomalyWebhook, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ source: 'strongroom-gateway', ...a }),
+          redirect: 'error',
+          signal: AbortSignal.timeout(5_000),
+        }).catch(() => {});
+      }
+      if (a.action === 'revoke') {
+        blocked.add(id);
+        await deps.revoke?.(who.caller).catch(() => {});
+        result = { code: 'anomaly_revoked', message: `revoked after an anomaly (${a.kind})` };
+      } else if (a.action === 'narrow' && !result) {
+        narrowed.set(id, new Set(before));
+        if (!before.includes(call.model)) {
+          result = {
+            code: 'anomaly_narrowed',
+            message: `narrowed after an anomaly (${a.kind}) to the models used so far`,
+          };
+        }
+      }
+    }
+    return result;
   }
 
   async function authorize(identity: Identity, resource: Resource, info: RequestInfo, call: CallInfo) {

@@ -15,8 +15,10 @@ import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
+import { type AnomalyConfig, createAnomalyDetector } from '../gateway/anomaly.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
+import type { Caller } from '../gateway/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -145,7 +147,20 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit,
     usage,
     rotation,
-    gatewayDeps: (config, keys) => gatewayDeps(config, keys),
+    gatewayDeps: (config) => {
+      const anomaly = config.anomaly as (AnomalyConfig & { enabled?: boolean }) | undefined;
+      return {
+        ...(anomaly && anomaly.enabled !== false
+          ? {
+              anomaly: createAnomalyDetector(anomaly, { now: () => deps.clock.now(), onAlert: () => {} }),
+              ...(anomaly.webhook ? { anomalyWebhook: anomaly.webhook } : {}),
+            }
+          : {}),
+        async revoke(caller: Caller) {
+          if (caller.kind === 'token') await core.tokens.revokeAccessor(caller.id);
+        },
+      };
+    },
     async close() {
       core.stop();
       // the scheduler stops (and hands its cluster lease back) while the barrier is unsealed
@@ -156,9 +171,4 @@ export function assembleVault(deps: VaultDeps): Vault {
       core.sealNow();
     },
   };
-}
-
-/** Stages and budgets for the gateway (filled in as the gateway engines land). */
-function gatewayDeps(_config: GatewayConfig, _keys: ProviderKeys): Partial<GatewayDeps> {
-  return {};
 }

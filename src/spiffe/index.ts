@@ -52,6 +52,37 @@ export {
   toKeyObject,
 } from './keys.ts';
 export {
+  createMtlsServer,
+  type ExpectedServer,
+  MtlsAgent,
+  type MtlsAgentOptions,
+  type MtlsAuthorize,
+  MtlsHttpsAgent,
+  type MtlsHttpsAgentOptions,
+  type MtlsPeer,
+  type MtlsRefusal,
+  type MtlsServerOptions,
+  mtlsAgent,
+  mtlsHttpsAgent,
+  peerOf,
+} from './mtls.ts';
+export {
+  bundlesFromCertificates,
+  type FileSvidSource,
+  type FileSvidSourceOptions,
+  fileSvidSource,
+  type StaticSvidSource,
+  type SvidInput,
+  type SvidMaterial,
+  type SvidSource,
+  splitDerCertificates,
+  staticSvidSource,
+  svidFromWorkloadResponse,
+  toSvidMaterial,
+  type WorkloadApiSvidSourceOptions,
+  workloadApiSvidSource,
+} from './svid-source.ts';
+export {
   buildCaCertificate,
   ISSUANCE_BACKDATE_SECONDS,
   type IssuedCertificate,
