@@ -106,6 +106,24 @@ export const GatewayConfigSchema = Type.Object(
     firewall: Type.Optional(Type.Union([Type.Literal(false), Type.Record(Type.String(), Type.Unknown())])),
     /** Output filter settings (docs/stages.md); the injected key is always redacted. */
     output_filter: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    /** Sign the pipeline's provenance chain (`x-strongroom-provenance`) with the gateway's SVID. Default true. */
+    provenance: Type.Optional(Type.Boolean()),
+    /** The gateway's SPIFFE ID (default spiffe://TRUST_DOMAIN/strongroom/gateway); its SVID comes from this server's CA. */
+    spiffe_id: Type.Optional(Type.String({ minLength: 10, maxLength: 2048, pattern: '^spiffe://' })),
+    /** Stages running as separate services, called in order over mTLS after the in-process ones. */
+    remote_stages: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 64 }),
+            url: Type.String({ minLength: 9, maxLength: 2048, pattern: '^https://' }),
+            spiffe_id: Type.String({ minLength: 10, maxLength: 2048, pattern: '^spiffe://' }),
+          },
+          Strict,
+        ),
+        { maxItems: 8 },
+      ),
+    ),
     /** Record prompt and completion text in the audit log (HMAC'd). Default false. */
     audit_content: Type.Optional(Type.Boolean()),
     /** Anomaly detection (docs/gateway.md#anomalies). */

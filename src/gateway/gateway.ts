@@ -20,6 +20,7 @@ import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { Counter, Histogram } from '../lib/metrics.ts';
 import type { AnomalyDetector } from './anomaly.ts';
+import type { GatewayIdentity } from './identity.ts';
 import type { ProviderKeys } from './keys.ts';
 import {
   authHeaders,
@@ -36,12 +37,15 @@ import {
   usageOf,
   type WireApi,
 } from './providers.ts';
+import type { RemoteStage } from './stages/remote.ts';
+import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
 import type {
   BudgetLimits,
   Budgets,
   Caller,
   CallInfo,
   Price,
+  ProvenanceLink,
   RequestStage,
   Reservation,
   ResponseFilter,
@@ -91,6 +95,10 @@ export interface GatewayDeps {
   anomaly?: AnomalyDetector;
   /** Revokes a caller's credential (a virtual key or a token) when an anomaly says so. */
   revoke?: (caller: Caller) => Promise<void>;
+  /** The gateway's own SVID: signs the provenance chain, authenticates to remote stages. */
+  identity?: GatewayIdentity;
+  /** Stages running as separate services, reached over mTLS (after the in-process request stages). */
+  remoteStages?: RemoteStage[];
   /** Where alerts are POSTed (JSON, no secrets and no prompt text). */
   anomalyWebhook?: string;
 }
@@ -859,7 +867,64 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const so = body.stream_options && typeof body.stream_options === 'object' ? body.stream_options : {};
       body = { ...body, stream_options: { ...so, include_usage: true } };
     }
-    const payload = ep.method === 'GET' ? undefined : JSON.stringify(body);
+    let payload = ep.method === 'GET' ? undefined : JSON.stringify(body);
+
+    // --- provenance: remote stages (mTLS, each verifying the chain so far), then the gateway's own link ---
+    let links: ProvenanceLink[] = [];
+    if (payload !== undefined && deps.identity) {
+      let buf: Buffer = Buffer.from(payload);
+      for (const remote of deps.remoteStages ?? []) {
+        const r = await remote.process({ body: buf, traceId: call.trace_id, provenance: links });
+        buf = r.body;
+        links = r.provenance;
+      }
+      if (deps.remoteStages?.length) {
+        // a transforming stage may rewrite the text, never what the call is (it was authorized as such)
+        let again: Record<string, unknown>;
+        try {
+          again = JSON.parse(buf.toString('utf8')) as Record<string, unknown>;
+        } catch {
+          throw new StageRefusal(
+            'gateway',
+            'stage_output_invalid',
+            'a stage returned a body that is not JSON',
+          );
+        }
+        if (again.model !== body.model || Boolean(again.stream) !== Boolean(body.stream)) {
+          throw new StageRefusal(
+            'gateway',
+            'stage_output_invalid',
+            'a stage changed the model or the stream flag',
+          );
+        }
+        payload = buf.toString('utf8');
+      }
+      links.push(
+        await signStage({
+          body: payload,
+          stage: 'gateway',
+          spiffeId: deps.identity.spiffeId,
+          traceId: call.trace_id,
+          prev: links.at(-1)?.jws ?? null,
+          key: deps.identity.key(),
+        }),
+      );
+    }
+    /** The output's link, over what the client receives, chained to the request side. */
+    const outputLink = async (text: string) =>
+      deps.identity
+        ? encodeProvenanceHeader([
+            ...links,
+            await signStage({
+              body: text,
+              stage: 'output-filter',
+              spiffeId: deps.identity.spiffeId,
+              traceId: call.trace_id,
+              prev: links.at(-1)?.jws ?? null,
+              key: deps.identity.key(),
+            }),
+          ])
+        : undefined;
 
     // upstreams in order, each key of a pool in turn; the next on connection errors, 429 and 5xx
     const attempts: { base_url: string; keyPath: string }[] = [];
@@ -966,6 +1031,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         );
       }
       reply.code(status).type('application/json');
+      const provenance = status < 300 ? await outputLink(text) : undefined;
+      if (provenance) reply.header(PROVENANCE_HEADER, provenance);
       const retry = res.headers['retry-after'];
       if (status === 429 && typeof retry === 'string' && /^\d{1,6}$/.test(retry))
         reply.header('retry-after', retry);
@@ -979,7 +1046,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           ),
         );
       }
-      return reply.send(json);
+      // the bytes signed are the bytes sent
+      return reply.send(text);
     }
 
     // --- streams: event by event, text deltas through the output filter, usage followed ---
@@ -989,7 +1057,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'x-request-id': call.request_id,
+      // the request side of the chain; the full chain ends the stream (a comment line before the last event)
+      ...(links.length ? { [PROVENANCE_HEADER]: encodeProvenanceHeader(links) } : {}),
     });
+    let streamedText = '';
     const tracker = streamUsageTracker(target.api);
     const textFilter = filterFactory();
     const decoder = new TextDecoder();
@@ -1018,6 +1089,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const flushTail = (like: Record<string, unknown>) => {
       const tail = textFilter.end();
       if (!tail) return;
+      streamedText += tail;
       const e = textEvent(target.api, tail, like);
       emit(e.event, JSON.stringify(e.data));
     };
@@ -1032,6 +1104,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         }
         // the audit entry is written before the last event reaches the client (fail closed)
         await settleAndAudit();
+        const provenance = await outputLink(streamedText);
+        if (provenance) out.write(`: ${PROVENANCE_HEADER} ${provenance}\n\n`);
         emit(ev, redactAll(raw, filterFactory, injected));
         return;
       }
@@ -1046,7 +1120,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       tracker.observe(ev, data);
       if (closesText(target.api, data)) flushTail(data);
       const t = textDelta(target.api, data);
-      if (t) t.set(textFilter.push(t.get()));
+      if (t) {
+        const filtered = textFilter.push(t.get());
+        streamedText += filtered;
+        t.set(filtered);
+      }
       // every other field of the event is checked whole
       emit(ev, redactAll(JSON.stringify(data), filterFactory, injected));
     };
@@ -1134,6 +1212,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     async close() {
       await app.close();
       await Promise.all([...pools.values()].map((p) => p.close()));
+      await Promise.all((deps.remoteStages ?? []).map((r) => r.close().catch(() => {})));
+      deps.identity?.close();
     },
   };
 }

@@ -194,7 +194,7 @@ async function startGateway(
     config,
     keys,
     logger,
-    ...vault.gatewayDeps(config, keys),
+    ...(await vault.gatewayDeps(config, keys)),
   });
   const { host, port } = parseListen(config.listen);
   await gw.app.listen({ host, port });

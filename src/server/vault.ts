@@ -10,14 +10,18 @@ import {
   gatewayKeysModule,
 } from '../engines/gateway/keys.ts';
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
-import { type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
+import { type IdentityEngine, type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
 import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import { type AnomalyConfig, createAnomalyDetector } from '../gateway/anomaly.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
+import { createGatewayIdentity } from '../gateway/identity.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
+import { createPromptFirewall, type FirewallConfig } from '../gateway/stages/firewall.ts';
+import { createOutputFilter, type OutputFilterConfig } from '../gateway/stages/output-filter.ts';
+import { remoteStage } from '../gateway/stages/remote.ts';
 import type { Caller } from '../gateway/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
@@ -74,7 +78,7 @@ export interface Vault {
   /** Secret rotation: the scheduler (tick() drives it in tests). */
   rotation: RotationService;
   /** What the gateway needs from the engines assembled here (virtual keys, budgets, stages). */
-  gatewayDeps(config: GatewayConfig, keys: ProviderKeys): Partial<GatewayDeps>;
+  gatewayDeps(config: GatewayConfig, keys: ProviderKeys): Promise<Partial<GatewayDeps>>;
   /** Closing checkpoint in the audit log, then the keys leave memory. */
   close(): Promise<void>;
 }
@@ -94,6 +98,7 @@ const REVOKING = new Set([
 
 export function assembleVault(deps: VaultDeps): Vault {
   let watch: WatchEngine | undefined;
+  let identityEngine: IdentityEngine | undefined;
   const audit = createAudit(deps.audit, {
     clock: deps.clock,
     ...(deps.auditCheckpoint ? { checkpoint: deps.auditCheckpoint } : {}),
@@ -115,7 +120,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       bulkOperations,
       watchModule(deps.storage, deps.watch, (e) => (watch = e)),
       hygieneModule(),
-      identityModule(deps.identity),
+      identityModule(deps.identity, (e) => (identityEngine = e)),
       gatewayKeysModule(deps.gatewayKeys, deps.gatewayKeys?.bind),
       metricsModule(),
       ...(deps.modules ?? []),
@@ -147,9 +152,38 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit,
     usage,
     rotation,
-    gatewayDeps: (config) => {
+    async gatewayDeps(config, keys) {
       const anomaly = config.anomaly as (AnomalyConfig & { enabled?: boolean }) | undefined;
+      const identity =
+        config.provenance !== false || config.remote_stages?.length
+          ? await createGatewayIdentity(
+              config.spiffe_id ?? `spiffe://${identityEngine!.trustDomain}/strongroom/gateway`,
+              (id, key, ttl) => identityEngine!.issueSelf(id, key, ttl),
+            )
+          : undefined;
       return {
+        requestStages:
+          config.firewall === false
+            ? []
+            : [
+                createPromptFirewall((config.firewall ?? {}) as FirewallConfig, {
+                  isVaultValue: (c) => keys.isVaultValue(c),
+                }),
+              ],
+        responseStages: [createOutputFilter((config.output_filter ?? {}) as OutputFilterConfig)],
+        ...(identity ? { identity } : {}),
+        ...(identity && config.remote_stages?.length
+          ? {
+              remoteStages: config.remote_stages.map((r) =>
+                remoteStage({
+                  url: r.url,
+                  expectSpiffeId: r.spiffe_id,
+                  source: identity.source,
+                  name: r.name,
+                }),
+              ),
+            }
+          : {}),
         ...(anomaly && anomaly.enabled !== false
           ? {
               anomaly: createAnomalyDetector(anomaly, { now: () => deps.clock.now(), onAlert: () => {} }),

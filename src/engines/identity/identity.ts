@@ -136,6 +136,18 @@ interface LoadedCa {
 
 export interface IdentityEngine {
   operations: AnyOperation[];
+  /** The trust domain this server is the CA of. */
+  readonly trustDomain: string;
+  /**
+   * Issues an X.509-SVID to a component of this server itself (the gateway's
+   * stages): no CSR and no registration, since the key never left this process.
+   * Audited like any issuance.
+   */
+  issueSelf(
+    spiffeId: string,
+    publicKey: KeyObject,
+    ttlSeconds: number,
+  ): Promise<{ certificate: string; bundles: Map<string, X509Certificate[]>; expires_at: string }>;
   /** Authenticates a request by its client certificate chain or a JWT-SVID bearer token (undefined: neither). */
   authenticate(request: RequestInfo): Promise<Identity | undefined>;
 }
@@ -960,7 +972,42 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     },
   };
 
+  async function issueSelf(spiffeId: string, publicKey: KeyObject, ttlSeconds: number) {
+    const id = spiffeIdOf(spiffeId);
+    if (id.trustDomain !== trustDomain) throw bad('invalid_value', `${spiffeId} is not in ${trustDomain}`);
+    const c = await ca();
+    const leaf = await issueX509Svid({
+      ca: { cert: c.signer.cert, privateKey: c.signer.privateKey },
+      csrPublicKey: publicKey,
+      spiffeId: id,
+      ttlSeconds: Math.min(ttlSeconds, x509Max),
+      now: now(),
+    });
+    await core.audit({
+      type: 'response',
+      request_id: `self-${leaf.serialNumber.toLowerCase()}`,
+      operation: 'identity.x509-svid.self',
+      action: 'identity.issue',
+      resource: `Identity::${id}`,
+      actor: null,
+      client_address: '127.0.0.1',
+      decision: { allowed: true, reason: 'issued to a component of this server' },
+      request: { spiffe_id: id.toString(), serial: leaf.serialNumber.toLowerCase() },
+      status: 'ok',
+    });
+    const maps = await trustMaps();
+    const bundles = new Map<string, X509Certificate[]>();
+    for (const [td, certs] of maps.x509)
+      bundles.set(
+        td,
+        certs.map((x) => (x instanceof X509Certificate ? x : new X509Certificate(x as string))),
+      );
+    return { certificate: leaf.pem, bundles, expires_at: leaf.notAfter.toISOString() };
+  }
+
   return {
+    trustDomain,
+    issueSelf,
     operations: [
       x509Svid,
       x509Join,
@@ -984,10 +1031,11 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
 }
 
 /** The core module that registers the identity engine and lets the core authenticate workloads by SVID. */
-export function identityModule(opts: IdentityOptions = {}) {
+export function identityModule(opts: IdentityOptions = {}, bind?: (engine: IdentityEngine) => void) {
   return (core: Core) => {
     const engine = createIdentityEngine(core, opts);
     core.workloadAuth = engine.authenticate;
+    bind?.(engine);
     return engine.operations;
   };
 }

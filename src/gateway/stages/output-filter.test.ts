@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { prng } from '../../../test/fixtures/scan/corpus.ts';
+import type { CallInfo } from '../types.ts';
+import { base64Fragments, createOutputFilter, secretForms } from './output-filter.ts';
+
+const CALL = { request_id: 'r', trace_id: 't' } as CallInfo;
+const KEY = 'sk-proj-Q7vZ3mK9pL2xR8tW4nB6yH1cF5jD0gS-aE_uI3oP7kM2qN9rT4vX8zC6bV1nL5hG0fJ3dK7sA9wE2';
+const ANTHROPIC = `sk-ant-api03-${'Ab9_x-Zq7'.repeat(10)}xAA`;
+
+function run(
+  text: string,
+  chunks: readonly number[],
+  opts: Parameters<typeof createOutputFilter>[0] = {},
+  secrets = [KEY],
+) {
+  const f = createOutputFilter(opts).open(CALL, secrets);
+  let out = '';
+  let at = 0;
+  for (const n of chunks) {
+    out += f.push(text.slice(at, at + n));
+    at += n;
+  }
+  out += f.push(text.slice(at));
+  return out + f.end();
+}
+const whole = (text: string, opts?: Parameters<typeof createOutputFilter>[0], secrets = [KEY]) =>
+  run(text, [], opts, secrets);
+
+describe('output filter: what it redacts', () => {
+  const b64 = Buffer.from(KEY).toString('base64');
+  const cases: [string, string, string][] = [
+    ['the key itself', `here it is: ${KEY}.`, 'here it is: [REDACTED].'],
+    ['its hex', `hex ${Buffer.from(KEY).toString('hex')} end`, 'hex [REDACTED] end'],
+    ['its upper-case hex', `hex ${Buffer.from(KEY).toString('hex').toUpperCase()} end`, 'hex [REDACTED] end'],
+    ['an Anthropic key (known format)', `x ${ANTHROPIC} y`, 'x [REDACTED] y'],
+    ['an AWS key id (known format)', 'id AKIAQRSTUVWXYZ234567 ok', 'id [REDACTED] ok'],
+    [
+      'a generic assignment keeps its name',
+      'api_key = "Zq8vN2rTp4LkW9sXbY3mHc7dQ1"',
+      'api_key = "[REDACTED]"',
+    ],
+  ];
+  for (const [name, input, want] of cases) test(`redacts ${name}`, () => assert.equal(whole(input), want));
+
+  test('redacts its base64 at every alignment, standard and url-safe', () => {
+    for (const pre of ['', 'a', 'ab']) {
+      for (const enc of ['base64', 'base64url'] as const) {
+        const blob = Buffer.from(`${pre}${KEY}tail`).toString(enc);
+        const out = whole(`data: ${blob}\n`);
+        assert.ok(!out.includes(base64Fragments(Buffer.from(KEY))[0]!.slice(4, 40)), out);
+        assert.match(out, /\[REDACTED\]/);
+      }
+    }
+    assert.equal(whole(`b ${b64}`).includes(b64.slice(0, 40)), false);
+  });
+
+  test('redacts configured PII kinds only', () => {
+    const text =
+      'mail jane@example.com card 4111 1111 1111 1111 ssn 123-45-6789 iban DE89 3704 0044 0532 0130 00';
+    assert.equal(whole(text), text);
+    assert.equal(
+      whole(text, { pii: ['email', 'credit_card', 'us_ssn', 'iban'] }),
+      'mail [REDACTED] card [REDACTED] ssn [REDACTED] iban [REDACTED]',
+    );
+  });
+
+  const negatives = [
+    'sk-proj-short',
+    'the hash 3f1c2a9e8b7d4c6e9f0a1b2c3d4e5f60 stays',
+    'version 1.2.3, order 4111 1111 1111 1112',
+    'AKIAIOSFODNN7EXAMPLE is the documented example',
+    'a sentence about tokens and keys with no values',
+  ];
+  for (const n of negatives)
+    test(`leaves look-alikes alone: ${n}`, () => assert.equal(whole(n, { pii: ['credit_card'] }), n));
+
+  test('a configured marker replaces the default', () => assert.equal(whole(KEY, { marker: '***' }), '***'));
+  test('short secrets are refused (they would redact ordinary words)', () => {
+    assert.throws(() => createOutputFilter().open(CALL, ['abc']), TypeError);
+  });
+  test('secretForms covers raw, base64 (x3, x2 alphabets) and hex', () => {
+    const forms = secretForms(KEY);
+    assert.ok(forms.includes(KEY));
+    assert.ok(forms.includes(Buffer.from(KEY).toString('hex')));
+    assert.ok(forms.length >= 6);
+  });
+});
+
+describe('output filter: streaming', () => {
+  test('a key split across two chunks is redacted', () => {
+    const text = `before ${KEY} after`;
+    for (let i = 1; i < text.length; i++) assert.equal(run(text, [i]), 'before [REDACTED] after');
+  });
+
+  test('a key split across SSE events one character at a time is redacted', () => {
+    const text = `data: {"delta":"${KEY}"}\n\n`;
+    assert.equal(run(text, Array(text.length).fill(1)), 'data: {"delta":"[REDACTED]"}\n\n');
+  });
+
+  test('ordinary prose is not held back beyond the last word', () => {
+    const f = createOutputFilter({ pii: ['email', 'phone'] }).open(CALL, [KEY]);
+    const out = f.push('Hello there, this is a normal sentence. And more');
+    assert.equal(out, 'Hello there, this is a normal sentence. And ');
+    assert.equal(f.end(), 'more');
+  });
+
+  test('property: any chunking gives the same output as one push, and no secret survives', () => {
+    const rand = prng(7);
+    const pieces = [
+      KEY,
+      ANTHROPIC,
+      Buffer.from(`x${KEY}`).toString('base64'),
+      Buffer.from(`xy${KEY}`).toString('base64url'),
+      Buffer.from(KEY).toString('hex'),
+      'token: "Zq8vN2rTp4LkW9sXbY3mHc7dQ1"',
+      'jane.doe@example.org',
+      '+44 20 7946 0958',
+      '4111-1111-1111-1111',
+      ' plain words and punctuation, ',
+      'data: {"choices":[{"delta":{"content":"',
+      '"}}]}\n\n',
+      'é ü 中文 🙂',
+      'sk-',
+      'keys',
+    ];
+    const opts = { pii: ['email', 'phone', 'credit_card'] as const };
+    for (let round = 0; round < 300; round++) {
+      let text = '';
+      const n = 1 + Math.floor(rand() * 12);
+      for (let i = 0; i < n; i++) text += pieces[Math.floor(rand() * pieces.length)];
+      const secrets = [KEY, ANTHROPIC];
+      const once = whole(text, { pii: [...opts.pii] }, secrets);
+      const chunks: number[] = [];
+      for (let left = text.length; left > 0; ) {
+        const c = 1 + Math.floor(rand() * (rand() < 0.5 ? 4 : 64));
+        chunks.push(c);
+        left -= c;
+      }
+      const streamed = run(text, chunks, { pii: [...opts.pii] }, secrets);
+      assert.equal(streamed, once, `round ${round}: ${JSON.stringify(text)} in ${chunks}`);
+      for (const secret of [KEY, ANTHROPIC, Buffer.from(KEY).toString('hex')]) {
+        assert.ok(
+          !streamed.includes(secret),
+          `round ${round}: a secret survived: ${JSON.stringify(text)} -> ${JSON.stringify(streamed)}`,
+        );
+      }
+      for (const frag of base64Fragments(Buffer.from(KEY))) assert.ok(!streamed.includes(frag));
+    }
+  });
+});
