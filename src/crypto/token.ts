@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { constantTimeEqual } from './random.ts';
 
 /**
- * Strongroom tokens: `srt_` + 43 chars of base64url (256 random bits) + `_` + 6 chars of checksum.
+ * Strongroom tokens: `srt_` (`srs_` app secrets, `srv_` gateway virtual keys) + 43 chars of base64url (256 random bits) + `_` + 6 chars of checksum.
  * The checksum (CRC-32 of prefix+body, base62) lets scanners recognise a real token
  * without a server round trip, like GitHub's token format. It is not a security control.
  */
-export const TOKEN_PREFIXES = { root: 'srt', service: 'srs' } as const;
+export const TOKEN_PREFIXES = { root: 'srt', service: 'srs', virtual_key: 'srv' } as const;
 const BODY_CHARS = 43;
 const CHECK_CHARS = 6;
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';

@@ -97,8 +97,8 @@ export interface GatewayDeps {
   revoke?: (caller: Caller) => Promise<void>;
   /** The gateway's own SVID: signs the provenance chain, authenticates to remote stages. */
   identity?: GatewayIdentity;
-  /** Stages running as separate services, reached over mTLS (after the in-process request stages). */
-  remoteStages?: RemoteStage[];
+  /** Stages running as separate services, reached over mTLS (after the in-process request stages); made once the identity is ready. */
+  remoteStages?: () => RemoteStage[];
   /** Where alerts are POSTed (JSON, no secrets and no prompt text). */
   anomalyWebhook?: string;
 }
@@ -218,6 +218,22 @@ export function keyRedactor(secrets: readonly string[], marker = '[REDACTED]'): 
       return rest;
     },
   };
+}
+
+/** Applies the response filters to every string of a parsed JSON value (keys included). */
+function redactStrings(v: unknown, filterFactory: () => ResponseFilter, depth = 0): unknown {
+  if (depth > 64) return v;
+  if (typeof v === 'string') {
+    const f = filterFactory();
+    return f.push(v) + f.end();
+  }
+  if (Array.isArray(v)) return v.map((x) => redactStrings(x, filterFactory, depth + 1));
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[redactStrings(k, filterFactory, depth + 1) as string] = redactStrings(x, filterFactory, depth + 1);
+    return out;
+  }
+  return v;
 }
 
 /** Replaces every form of the secrets in a complete text (and applies the response stages). */
@@ -704,6 +720,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
   }
 
+  let remotes: RemoteStage[] | undefined;
   const blocked = new Set<string>();
   const narrowed = new Map<string, Set<string>>();
   const anomalies: Counter = m.counter(
@@ -872,13 +889,15 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     // --- provenance: remote stages (mTLS, each verifying the chain so far), then the gateway's own link ---
     let links: ProvenanceLink[] = [];
     if (payload !== undefined && deps.identity) {
+      await deps.identity.ready();
+      remotes ??= deps.remoteStages?.() ?? [];
       let buf: Buffer = Buffer.from(payload);
-      for (const remote of deps.remoteStages ?? []) {
+      for (const remote of remotes) {
         const r = await remote.process({ body: buf, traceId: call.trace_id, provenance: links });
         buf = r.body;
         links = r.provenance;
       }
-      if (deps.remoteStages?.length) {
+      if (remotes.length) {
         // a transforming stage may rewrite the text, never what the call is (it was authorized as such)
         let again: Record<string, unknown>;
         try {
@@ -1005,14 +1024,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       call.stream && status < 300 && String(res.headers['content-type'] ?? '').includes('text/event-stream');
     if (!isStream) {
       const raw = await res.body.text();
-      // a provider that echoes the key (in an error message, say) never gets it past here
-      const text = redactAll(raw, filterFactory, injected);
+      // A provider that echoes the key (in an error message, say) never gets it past here. The JSON
+      // is parsed first, so a key written with escapes (\u0073k-…, \/) is seen as the client will see
+      // it; every string is filtered, then the text sent is filtered whole once more.
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = redactStrings(JSON.parse(raw), filterFactory);
       } catch {
         json = undefined;
       }
+      const text = redactAll(json === undefined ? raw : JSON.stringify(json), filterFactory, injected);
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
       if (reservation) {
@@ -1094,6 +1115,15 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       emit(e.event, JSON.stringify(e.data));
     };
 
+    /** An event's data with every string filtered (parsed first, so escaped text is seen as the client sees it). */
+    const cleanEvent = (raw: string) => {
+      try {
+        return redactAll(JSON.stringify(redactStrings(JSON.parse(raw), filterFactory)), filterFactory, injected);
+      } catch {
+        return redactAll(raw, filterFactory, injected);
+      }
+    };
+
     const dispatch = async (ev: string | undefined, raw: string) => {
       if (raw === '[DONE]' || isTerminalEvent(target.api, ev, raw)) {
         flushTail(lastData);
@@ -1106,7 +1136,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         await settleAndAudit();
         const provenance = await outputLink(streamedText);
         if (provenance) out.write(`: ${PROVENANCE_HEADER} ${provenance}\n\n`);
-        emit(ev, redactAll(raw, filterFactory, injected));
+        emit(ev, cleanEvent(raw));
         return;
       }
       let data: Record<string, unknown>;
@@ -1212,7 +1242,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     async close() {
       await app.close();
       await Promise.all([...pools.values()].map((p) => p.close()));
-      await Promise.all((deps.remoteStages ?? []).map((r) => r.close().catch(() => {})));
+      await Promise.all((remotes ?? []).map((r) => r.close().catch(() => {})));
       deps.identity?.close();
     },
   };

@@ -17,6 +17,8 @@ export type SelfIssuer = (
  */
 export interface GatewayIdentity {
   readonly spiffeId: string;
+  /** Obtains the first SVID (the vault must be unsealed); later calls return at once. */
+  ready(): Promise<void>;
   /** For mTLS clients and servers (rotates in place). */
   readonly source: StaticSvidSource;
   /** The current signing key and chain. */
@@ -24,11 +26,11 @@ export interface GatewayIdentity {
   close(): void;
 }
 
-export async function createGatewayIdentity(
+export function createGatewayIdentity(
   spiffeId: string,
   issue: SelfIssuer,
   opts: { ttlSeconds?: number; onError?: (err: Error) => void } = {},
-): Promise<GatewayIdentity> {
+): GatewayIdentity {
   const ttl = opts.ttlSeconds ?? 3600;
   async function fresh() {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -40,33 +42,51 @@ export async function createGatewayIdentity(
       expiresAt: Date.parse(svid.expires_at),
     };
   }
-  let cur = await fresh();
-  const source = staticSvidSource({ chain: cur.chain, privateKey: cur.privateKey, bundles: cur.bundles });
+  let cur: Awaited<ReturnType<typeof fresh>> | undefined;
+  let source: StaticSvidSource | undefined;
+  let starting: Promise<void> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let closed = false;
   const schedule = (ms: number) => {
-    timer = setTimeout(
-      async () => {
-        try {
-          cur = await fresh();
-          source.set({ chain: cur.chain, privateKey: cur.privateKey, bundles: cur.bundles });
-          schedule((cur.expiresAt - Date.now()) / 2);
-        } catch (err) {
-          opts.onError?.(err as Error);
-          schedule(Math.min(30_000, Math.max(1_000, (cur.expiresAt - Date.now()) / 4)));
-        }
-      },
-      Math.max(1_000, ms),
-    );
+    timer = setTimeout(async () => {
+      try {
+        cur = await fresh();
+        source!.set({ chain: cur.chain, privateKey: cur.privateKey, bundles: cur.bundles });
+        schedule((cur.expiresAt - Date.now()) / 2);
+      } catch (err) {
+        opts.onError?.(err as Error);
+        schedule(Math.min(30_000, Math.max(1_000, (cur!.expiresAt - Date.now()) / 4)));
+      }
+    }, Math.max(1_000, ms));
     timer.unref();
   };
-  schedule((cur.expiresAt - Date.now()) / 2);
+  // the SVID is obtained on first use, not at start: the vault may start sealed
+  function ready(): Promise<void> {
+    if (source) return Promise.resolve();
+    starting ??= (async () => {
+      cur = await fresh();
+      source = staticSvidSource({ chain: cur.chain, privateKey: cur.privateKey, bundles: cur.bundles });
+      if (!closed) schedule((cur.expiresAt - Date.now()) / 2);
+    })().finally(() => {
+      starting = undefined;
+    });
+    return starting;
+  }
+  const current = () => {
+    if (!source) throw new TypeError('the gateway identity is not ready: await ready() first');
+    return source;
+  };
   return {
     spiffeId,
-    source,
-    key: () => ({ privateKey: source.current().privateKey, chain: source.current().chain }),
+    ready,
+    get source() {
+      return current();
+    },
+    key: () => ({ privateKey: current().current().privateKey, chain: current().current().chain }),
     close() {
+      closed = true;
       clearTimeout(timer);
-      source.close();
+      source?.close();
     },
   };
 }

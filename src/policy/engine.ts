@@ -18,6 +18,20 @@ import { ACTIONS, BUILTIN_POLICIES, NAMESPACE, schemaText } from './schema.ts';
 export interface RequestContextInfo {
   client_address: string;
   now: number;
+  /** Optional context of gateway calls (issue 7): data classification, estimated tokens, environment. */
+  classification?: string | undefined;
+  estimated_tokens?: number | undefined;
+  environment?: string | undefined;
+}
+
+/** The optional context attributes present in `ctx` (absent ones stay absent: `context has …`). */
+function optionalContext(ctx: RequestContextInfo): Record<string, string | number> {
+  const out: Record<string, string | number> = {};
+  if (ctx.classification !== undefined) out.classification = ctx.classification;
+  if (ctx.estimated_tokens !== undefined)
+    out.estimated_tokens = Math.max(0, Math.round(ctx.estimated_tokens));
+  if (ctx.environment !== undefined) out.environment = ctx.environment;
+  return out;
 }
 
 export interface Explanation extends Decision {
@@ -197,6 +211,17 @@ function resourceEntities(resource: Resource): { uid: cedar.EntityUid; entities:
           },
         ],
       };
+    case 'Model':
+      return {
+        uid: { type: T('Model'), id: resource.id },
+        entities: [
+          {
+            uid: { type: T('Model'), id: resource.id },
+            attrs: { provider: str('provider'), model: str('model'), route: str('route') },
+            parents: [],
+          },
+        ],
+      };
     case 'Token':
       // the token's own entity is already among the principal's (for self actions), or a bare one
       return { uid: { type: T('Token'), id: resource.id }, entities: [] };
@@ -258,6 +283,7 @@ export function createPolicyEngine(store: BarrierStore): PolicyEngine {
         mfa: identity.mfa,
         client_ip: { __extn: { fn: 'ip', arg: normaliseIp(ctx.client_address) } },
         now: Math.floor(ctx.now / 1000),
+        ...optionalContext(ctx),
       },
       preparsedPolicySetId: setId,
       preparsedSchemaName: SCHEMA_NAME,
@@ -319,7 +345,7 @@ export function createPolicyEngine(store: BarrierStore): PolicyEngine {
       const c = ctx ?? { client_address: '0.0.0.0', now: Date.now() };
       const key = usesTime
         ? undefined
-        : `${identity.accessor}\u0000${action}\u0000${resource.type}:${resource.id}\u0000${JSON.stringify(resource.attrs ?? null)}\u0000${c.client_address}`;
+        : `${identity.accessor}\u0000${action}\u0000${resource.type}:${resource.id}\u0000${JSON.stringify(resource.attrs ?? null)}\u0000${c.client_address}${c.classification === undefined && c.estimated_tokens === undefined && c.environment === undefined ? '' : `\u0000${JSON.stringify(optionalContext(c))}`}`;
       const hit = key === undefined ? undefined : cache.get(key);
       if (hit) return hit;
       const { allowed, reason } = evaluate(identity, action, resource, c);

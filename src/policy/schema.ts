@@ -53,6 +53,10 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'identity.validate': ['System'],
   'identity.ca': ['System'],
   'identity.federate': ['System'],
+  // AI gateway (issue 7): virtual keys (System::"gateway-keys": one's own keys; "gateway-keys/all": everyone's)
+  'gateway.key.manage': ['System'],
+  'gateway.key.read': ['System'],
+  'gateway.invoke': ['Model'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */
@@ -81,13 +85,17 @@ export function schemaText(): string {
   entity Workload { spiffe_id: String, trust_domain: String };
   entity Token in [Role, User, App, Workload] { kind: String, name: String, mfa: Bool };
   entity Identity { spiffe_id: String, trust_domain: String, path: String };
+  entity Model { provider: String, model: String, route: String };
   entity System;
   entity Project { name: String };
   entity Environment in [Project] { project: String, name: String, production: Bool };
   entity Secret in [Environment] {
     project: String, environment: String, name: String, production: Bool, provider: String, tags: Set<String>
   };
-  type RequestContext = { mfa: Bool, client_ip: ipaddr, now: Long };
+  type RequestContext = {
+    mfa: Bool, client_ip: ipaddr, now: Long,
+    classification?: String, estimated_tokens?: Long, environment?: String
+  };
 ${actions}
 }`;
 }
@@ -123,17 +131,26 @@ const SELF = ['token.self', 'user.self'];
  * Built-in roles (issue 3): admin does everything; developer reads and writes
  * secrets outside production and reads metadata everywhere; auditor reads the
  * audit log and metadata and never a secret value; app reads the secrets in
- * its scope. Every authenticated principal may manage its own token and
- * create narrower child tokens.
+ * its scope and calls models through the gateway. Every authenticated
+ * principal may manage its own token and create narrower child tokens.
+ * Gateway virtual keys (issue 7; docs/gateway-keys.md): admin manages every
+ * key, the auditor reads every key's metadata, a developer mints and manages
+ * its own; developers, apps and virtual keys may invoke models.
  */
 export const BUILTIN_POLICIES: Record<string, string> = {
   'builtin.admin': `permit (principal in ${role('admin')}, action, resource);`,
   'builtin.developer.secrets': `permit (principal in ${role('developer')}, action in ${list([...SECRET_WORK, 'secret.list', 'environment.create'])}, resource)
   when { resource has production && !resource.production };`,
   'builtin.developer.metadata': `permit (principal in ${role('developer')}, action in ${list([...METADATA, 'project.create'])}, resource);`,
-  'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read', 'sys.metrics'])}, resource);`,
+  'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read', 'sys.metrics', 'gateway.key.read'])}, resource);`,
   'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore', 'secret.rotate', 'secret.import', 'secret.export'])}, resource);`,
-  'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list'])}, resource);`,
+  'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list', 'gateway.invoke'])}, resource);`,
+  // developers call models through the gateway, and mint and manage virtual keys of their own
+  // (System::"gateway-keys"; the engine confines them to the keys they minted)
+  'builtin.developer.gateway': `permit (principal in ${role('developer')}, action == ${NAMESPACE}::Action::"gateway.invoke", resource);`,
+  'builtin.developer.gateway-keys': `permit (principal in ${role('developer')}, action in ${list(['gateway.key.manage', 'gateway.key.read'])}, resource == ${NAMESPACE}::System::"gateway-keys");`,
+  // a virtual key (src/engines/gateway/keys.ts keyIdentity) may call models; its scope is checked by the gateway
+  'builtin.virtual-key': `permit (principal in ${role('virtual-key')}, action == ${NAMESPACE}::Action::"gateway.invoke", resource);`,
   // Issuing an SVID also needs a registration that entitles the caller to that SPIFFE ID (checked by
   // the identity engine); validating a JWT-SVID reveals nothing.
   'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create', 'identity.issue', 'identity.validate'])}, resource);`,

@@ -18,6 +18,7 @@ import { auditHash, auditQuery } from './audit.ts';
 import { authClient } from './auth.ts';
 import { exportSecrets, type ImportProgress, importSecrets } from './bulk.ts';
 import { type ClientOptions, createClient } from './client.ts';
+import { gatewayClient } from './gateway.ts';
 import { identityClient } from './identity.ts';
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
@@ -31,6 +32,8 @@ export type { ImportProgress } from './bulk.ts';
 export { StrongroomImportError } from './bulk.ts';
 export type { ClientOptions, StrongroomClient, TokenSource } from './client.ts';
 export { createClient, StrongroomApiError } from './client.ts';
+export type { GatewayClient } from './gateway.ts';
+export { gatewayClient } from './gateway.ts';
 export type { IdentityClient } from './identity.ts';
 export { identityClient } from './identity.ts';
 export type { SecretsCache, SecretsCacheOptions } from './secrets.ts';
@@ -122,6 +125,8 @@ export async function connect(opts: ConnectOptions) {
     auth: authClient(call),
     /** Workload identity: SVIDs, registrations, join tokens, bundles, federation. */
     identity: identityClient(call),
+    /** AI gateway virtual keys: create, list, read, narrow, revoke. */
+    gateway: gatewayClient(call),
     /** The audit log. */
     audit: {
       /** Entries matching a query (newest first). */

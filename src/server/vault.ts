@@ -21,7 +21,7 @@ import { createGatewayIdentity } from '../gateway/identity.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
 import { createPromptFirewall, type FirewallConfig } from '../gateway/stages/firewall.ts';
 import { createOutputFilter, type OutputFilterConfig } from '../gateway/stages/output-filter.ts';
-import { remoteStage } from '../gateway/stages/remote.ts';
+import { type RemoteStage, remoteStage } from '../gateway/stages/remote.ts';
 import type { Caller } from '../gateway/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
@@ -99,6 +99,7 @@ const REVOKING = new Set([
 export function assembleVault(deps: VaultDeps): Vault {
   let watch: WatchEngine | undefined;
   let identityEngine: IdentityEngine | undefined;
+  let gatewayKeys: GatewayKeysEngine | undefined;
   const audit = createAudit(deps.audit, {
     clock: deps.clock,
     ...(deps.auditCheckpoint ? { checkpoint: deps.auditCheckpoint } : {}),
@@ -121,7 +122,10 @@ export function assembleVault(deps: VaultDeps): Vault {
       watchModule(deps.storage, deps.watch, (e) => (watch = e)),
       hygieneModule(),
       identityModule(deps.identity, (e) => (identityEngine = e)),
-      gatewayKeysModule(deps.gatewayKeys, deps.gatewayKeys?.bind),
+      gatewayKeysModule(deps.gatewayKeys, (e) => {
+        gatewayKeys = e;
+        deps.gatewayKeys?.bind?.(e);
+      }),
       metricsModule(),
       ...(deps.modules ?? []),
     ],
@@ -156,7 +160,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       const anomaly = config.anomaly as (AnomalyConfig & { enabled?: boolean }) | undefined;
       const identity =
         config.provenance !== false || config.remote_stages?.length
-          ? await createGatewayIdentity(
+          ? createGatewayIdentity(
               config.spiffe_id ?? `spiffe://${identityEngine!.trustDomain}/strongroom/gateway`,
               (id, key, ttl) => identityEngine!.issueSelf(id, key, ttl),
             )
@@ -174,14 +178,15 @@ export function assembleVault(deps: VaultDeps): Vault {
         ...(identity ? { identity } : {}),
         ...(identity && config.remote_stages?.length
           ? {
-              remoteStages: config.remote_stages.map((r) =>
-                remoteStage({
-                  url: r.url,
-                  expectSpiffeId: r.spiffe_id,
-                  source: identity.source,
-                  name: r.name,
-                }),
-              ),
+              remoteStages: (): RemoteStage[] =>
+                config.remote_stages!.map((r) =>
+                  remoteStage({
+                    url: r.url,
+                    expectSpiffeId: r.spiffe_id,
+                    source: identity.source,
+                    name: r.name,
+                  }),
+                ),
             }
           : {}),
         ...(anomaly && anomaly.enabled !== false
@@ -190,8 +195,12 @@ export function assembleVault(deps: VaultDeps): Vault {
               ...(anomaly.webhook ? { anomalyWebhook: anomaly.webhook } : {}),
             }
           : {}),
+        ...(gatewayKeys
+          ? { virtualKeys: { lookup: (k: string) => gatewayKeys!.lookup(k) }, budgets: gatewayKeys.budgets }
+          : {}),
         async revoke(caller: Caller) {
           if (caller.kind === 'token') await core.tokens.revokeAccessor(caller.id);
+          else if (caller.kind === 'virtual_key') await gatewayKeys?.revoke(caller.id);
         },
       };
     },

@@ -101,6 +101,24 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'identity.federation.list': { url: '/v1/identity/federation' },
   'identity.federation.delete': { url: '/v1/identity/federation/other.example' },
 
+  // --- gateway virtual keys (src/server/routes/v1/gateway.ts) ---
+  'gateway.key.create': {
+    url: '/v1/gateway/keys',
+    body: {
+      name: 'sample',
+      scope: { providers: ['openai'] },
+      limits: { requests_per_minute: 10 },
+      ttl: '10m',
+    },
+  },
+  'gateway.key.list': { url: '/v1/gateway/keys' },
+  'gateway.key.read': { url: '/v1/gateway/keys/vk_000000000000000000000001' },
+  'gateway.key.update': {
+    url: '/v1/gateway/keys/vk_000000000000000000000001',
+    body: { limits: { requests_per_minute: 5 } },
+  },
+  'gateway.key.revoke': { url: '/v1/gateway/keys/vk_000000000000000000000001' },
+
   // --- audit (src/server/routes/v1/audit.ts) ---
   'audit.hash': { url: '/v1/sys/audit-hash', body: { input: 'sample' } },
   'audit.query': { url: '/v1/audit?limit=10' },

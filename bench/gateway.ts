@@ -1,0 +1,470 @@
+// The AI gateway's cost: added latency (p50/p99) and maximum throughput of
+// non-streaming chat completions through the real gateway (`strongroom server`
+// with a `gateway:` section, own child process) against calling the fake
+// OpenAI upstream directly (own child process), in the same run; then a
+// streaming run (time to first byte, total). See bench/README.md.
+//
+// Knobs (environment): BENCH_CONNECTIONS (20), BENCH_DURATION s (5),
+// BENCH_WARMUP s (1), BENCH_ROUNDS (2), BENCH_LATENCY_CALLS (2000),
+// BENCH_STREAM_CALLS (200), BENCH_AUDIT=0 (audit: [] instead of the file sink).
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import autocannon, { type AutocannonResult } from 'autocannon';
+import { Client } from 'undici';
+import type { InitResponse } from '../src/api/v1.ts';
+import {
+  BIN,
+  type Child,
+  fmt,
+  freePort,
+  ROOT,
+  removeTempDir,
+  spawnChild,
+  table,
+  tempDir,
+  waitFor,
+  watchdog,
+} from './lib/proc.ts';
+
+const env = process.env;
+
+// ---------------------------------------------------------------- child mode: the fake upstream
+if (process.argv[2] === '--fake-upstream') {
+  const { startOpenAiFake } = await import('../test/fakes/openai-upstream.ts');
+  const fake = await startOpenAiFake();
+  // the fake records every request: forget them, or a long run fills the memory
+  setInterval(() => {
+    fake.requests.length = 0;
+  }, 500).unref();
+  process.stdout.write(`${JSON.stringify({ port: fake.port, key: fake.key })}\n`);
+  process.on('SIGTERM', () => void fake.close().then(() => process.exit(0)));
+  await new Promise(() => {});
+}
+
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 20);
+const DURATION = Number(env.BENCH_DURATION ?? 5);
+const WARMUP = Number(env.BENCH_WARMUP ?? 1);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
+const LATENCY_CALLS = Number(env.BENCH_LATENCY_CALLS ?? 2000);
+const STREAM_CALLS = Number(env.BENCH_STREAM_CALLS ?? 200);
+const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
+const MODEL = 'gpt-4o';
+const BODY = JSON.stringify({
+  model: MODEL,
+  messages: [
+    { role: 'system', content: 'You are a terse assistant.' },
+    { role: 'user', content: 'Say hello to the benchmark in a few words please.' },
+  ],
+  max_tokens: 64,
+});
+const STREAM_BODY = JSON.stringify({ ...JSON.parse(BODY), stream: true });
+
+// setup + throughput rounds + latency + streaming, with slack
+watchdog(
+  (90 + ROUNDS * 2 * (WARMUP + DURATION + 5) + (LATENCY_CALLS + STREAM_CALLS) * 4 * 0.02 + 60) * 1000,
+  'gateway',
+);
+
+/** Which of the gateway's optional parts the vault wires in (src/server/vault.ts gatewayDeps). */
+function wired(): { budgets: boolean; firewall: boolean; outputFilter: boolean; provenance: boolean } {
+  const vault = readFileSync(join(ROOT, 'src/server/vault.ts'), 'utf8');
+  const deps = vault.slice(Math.max(0, vault.lastIndexOf('gatewayDeps(')));
+  return {
+    budgets: existsSync(join(ROOT, 'src/engines/gateway/budgets.ts')) && /budgets\s*[:,]/.test(deps),
+    firewall: /requestStages\s*[:,]/.test(deps),
+    outputFilter: /responseStages\s*[:,]/.test(deps),
+    provenance: deps.includes('createGatewayIdentity'),
+  };
+}
+
+async function http<T>(
+  base: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(base + path, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
+  return JSON.parse(text) as T;
+}
+
+interface Target {
+  name: string;
+  base: string;
+  token: string;
+  /** The process answering (for its CPU time). */
+  child: Child;
+}
+
+async function startFake(): Promise<{ child: Child; base: string; key: string }> {
+  const child = spawnChild([import.meta.filename, '--fake-upstream']);
+  let found: { port: number; key: string } | undefined;
+  await waitFor(child, 'fake upstream', async () => {
+    const m = /(\{"port":\d+,"key":"[^"]+"\})/.exec(child.output());
+    if (m) found = JSON.parse(m[1]!) as { port: number; key: string };
+    return found !== undefined;
+  });
+  return { child, base: `http://127.0.0.1:${found!.port}`, key: found!.key };
+}
+
+/**
+ * The strongroom server: first started without its gateway to set the vault up
+ * over HTTP (init, the key, an app token), then restarted with the `gateway:`
+ * section (the static seal unseals it at start, so the gateway starts on an
+ * unsealed vault, as in production after an unseal).
+ */
+async function startGateway(dir: string, upstream: string, fakeKey: string) {
+  const port = await freePort();
+  const gwPort = await freePort();
+  const keyFile = join(dir, 'unseal.key');
+  writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const configFile = join(dir, 'strongroom.yaml');
+  const auditFile = join(dir, 'audit.log');
+  const base = [
+    `listen: "127.0.0.1:${port}"`,
+    `storage: ${JSON.stringify({ sqlite: { path: join(dir, 'strongroom.db') } })}`,
+    `seal: ${JSON.stringify({ static: { key_file: keyFile } })}`,
+    'log_level: warn',
+    AUDIT ? `audit: ${JSON.stringify([{ file: { path: auditFile } }])}` : 'audit: []',
+  ];
+  const gateway = [
+    'gateway:',
+    `  listen: "127.0.0.1:${gwPort}"`,
+    '  routes:',
+    '    - provider: openai',
+    `      models: ["gpt-4o", "gpt-4o-mini"]`,
+    `      base_url: ${upstream}`,
+    '      keys: [llm/prod/OPENAI_API_KEY]',
+    '  prices: {"gpt-4o*": {input: 2.5, output: 10}}',
+    // budgets on every app (high enough never to refuse during the bench), when the vault wires budgets in
+    '  limits: {apps: {requests_per_minute: 10000000, tokens_per_minute: 10000000000}, tokens: {requests_per_minute: 10000000, tokens_per_minute: 10000000000}}',
+  ];
+  const childEnv = Object.fromEntries(
+    Object.entries(env).filter(([k]) => !k.startsWith('STRONGROOM_') && !k.startsWith('NODE_OPTIONS')),
+  );
+  const api = `http://127.0.0.1:${port}`;
+  const gw = `http://127.0.0.1:${gwPort}`;
+  const start = async (lines: string[]) => {
+    writeFileSync(configFile, [...lines, ''].join('\n'));
+    const child = spawnChild([BIN, 'server', '--config', configFile], { env: childEnv, cwd: dir });
+    await waitFor(child, 'strongroom server', async () => (await fetch(`${api}/v1/sys/seal-status`)).ok);
+    return child;
+  };
+
+  const setup = await start(base);
+  const init = await http<InitResponse>(api, 'POST', '/v1/sys/init', undefined, {});
+  const root = init.root_token;
+  await http(api, 'POST', '/v1/projects', root, { name: 'llm', environments: ['prod'] });
+  await http(api, 'PUT', '/v1/secrets/llm/prod/OPENAI_API_KEY', root, { value: fakeKey });
+  const created = await http<{ auth?: { client_token: string }; token?: string }>(
+    api,
+    'POST',
+    '/v1/auth/token/create',
+    root,
+    { roles: ['app'], scope: { providers: ['openai'] }, ttl: '2h', display_name: 'bench-app' },
+  );
+  const token = created.auth?.client_token ?? created.token!;
+  await setup.stop();
+
+  const child = await start([...base, ...gateway]);
+  await waitFor(child, 'gateway listener', async () => (await fetch(`${gw}/healthz`)).ok);
+  return { child, api, gw, root, token, auditFile };
+}
+
+/** CPU seconds (user + system) used so far by `pid`, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface Load {
+  rps: number;
+  cpuUs: number;
+  p50: number;
+  p99: number;
+  bad: number;
+}
+
+async function load(t: Target, seconds: number): Promise<Load> {
+  const cpu0 = cpuSeconds(t.child.child.pid);
+  const r: AutocannonResult = await autocannon({
+    url: t.base,
+    connections: CONNECTIONS,
+    pipelining: 1,
+    duration: seconds,
+    timeout: 10,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/chat/completions',
+        headers: { authorization: `Bearer ${t.token}`, 'content-type': 'application/json' },
+        body: BODY,
+      },
+    ],
+  });
+  const cpu = cpuSeconds(t.child.child.pid) - cpu0;
+  return {
+    rps: r.requests.total / r.duration,
+    cpuUs: (cpu * 1e6) / r.requests.total,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    bad: r.non2xx + r.errors + r.timeouts,
+  };
+}
+
+const pct = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** One call on a kept-alive connection: ms to the first body byte and to the last. */
+async function timedCall(
+  client: Client,
+  token: string,
+  body: string,
+): Promise<{ ttfb: number; total: number; status: number }> {
+  const t0 = performance.now();
+  const res = await client.request({
+    method: 'POST',
+    path: '/v1/chat/completions',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body,
+  });
+  let ttfb = Number.NaN;
+  for await (const _chunk of res.body) if (Number.isNaN(ttfb)) ttfb = performance.now() - t0;
+  return { ttfb, total: performance.now() - t0, status: res.statusCode };
+}
+
+/** Sequential calls, direct and through the gateway alternately, one kept-alive connection each. */
+async function sequential(direct: Target, gateway: Target, calls: number, body: string) {
+  const clients = new Map([direct, gateway].map((t) => [t, new Client(t.base, { pipelining: 1 })]));
+  const got = new Map<Target, { ttfb: number[]; total: number[]; bad: number }>(
+    [direct, gateway].map((t) => [t, { ttfb: [], total: [], bad: 0 }]),
+  );
+  try {
+    for (let i = 0; i < 50; i++)
+      for (const t of [direct, gateway]) await timedCall(clients.get(t)!, t.token, body);
+    for (let i = 0; i < calls; i++) {
+      for (const t of i % 2 ? [direct, gateway] : [gateway, direct]) {
+        const r = await timedCall(clients.get(t)!, t.token, body);
+        const g = got.get(t)!;
+        if (r.status !== 200) g.bad++;
+        g.ttfb.push(r.ttfb);
+        g.total.push(r.total);
+      }
+    }
+  } finally {
+    for (const c of clients.values()) await c.close();
+  }
+  const stats = (t: Target) => {
+    const g = got.get(t)!;
+    const ttfb = [...g.ttfb].sort((a, b) => a - b);
+    const total = [...g.total].sort((a, b) => a - b);
+    return {
+      ttfb50: pct(ttfb, 50),
+      ttfb99: pct(ttfb, 99),
+      p50: pct(total, 50),
+      p99: pct(total, 99),
+      bad: g.bad,
+    };
+  };
+  return { direct: stats(direct), gateway: stats(gateway) };
+}
+
+async function main(): Promise<void> {
+  const parts = wired();
+  process.stdout.write(
+    `gateway: POST /v1/chat/completions (${MODEL}, non-streaming unless said) through the gateway vs the fake OpenAI upstream directly; ` +
+      `each in its own process, load from this one (node ${process.version}, 127.0.0.1 only)\n` +
+      `on: token auth, Cedar gateway.invoke, ${AUDIT ? 'audit file sink (fsync per entry)' : 'NO audit (BENCH_AUDIT=0)'}, key redaction of every answer; ` +
+      `budgets ${parts.budgets ? 'on' : 'not wired in yet'}, prompt firewall ${parts.firewall ? 'on' : 'not wired in yet'}, output filter stage ${parts.outputFilter ? 'on' : 'not wired in yet (the key redactor runs alone)'}, provenance signing ${parts.provenance ? 'on' : 'not wired in yet'}\n`,
+  );
+  const dir = tempDir('strongroom-bench-gateway-');
+  const children: Child[] = [];
+  const notes: string[] = [];
+  let failed = false;
+  try {
+    const fake = await startFake();
+    children.push(fake.child);
+    const sr = await startGateway(dir, fake.base, fake.key);
+    children.push(sr.child);
+    const direct: Target = {
+      name: 'direct (fake upstream)',
+      base: fake.base,
+      token: fake.key,
+      child: fake.child,
+    };
+    const gateway: Target = { name: 'through the gateway', base: sr.gw, token: sr.token, child: sr.child };
+
+    // sanity: the same answer both ways
+    const a = await (
+      await fetch(`${fake.base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${fake.key}`, 'content-type': 'application/json' },
+        body: BODY,
+      })
+    ).json();
+    const b = await (
+      await fetch(`${sr.gw}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${sr.token}`, 'content-type': 'application/json' },
+        body: BODY,
+      })
+    ).json();
+    const text = (x: unknown) =>
+      (x as { choices?: { message?: { content?: string } }[] }).choices?.[0]?.message?.content;
+    if (!text(a) || text(a) !== text(b))
+      throw new Error(`different answers: ${JSON.stringify(a)} / ${JSON.stringify(b)}`);
+
+    // --- latency: sequential, one connection each ---
+    const lat = await sequential(direct, gateway, LATENCY_CALLS, BODY);
+    const added50 = lat.gateway.p50 - lat.direct.p50;
+    const added99 = lat.gateway.p99 - lat.direct.p99;
+
+    // --- throughput: autocannon, alternating order per round ---
+    const rows: string[][] = [];
+    const ratios: number[] = [];
+    const all = new Map<Target, Load[]>([
+      [direct, []],
+      [gateway, []],
+    ]);
+    for (let round = 1; round <= ROUNDS; round++) {
+      const got = new Map<Target, Load>();
+      for (const t of round % 2 ? [direct, gateway] : [gateway, direct]) {
+        if (WARMUP > 0) await load(t, WARMUP);
+        const m = await load(t, DURATION);
+        got.set(t, m);
+        all.get(t)!.push(m);
+      }
+      const ratio = got.get(gateway)!.rps / got.get(direct)!.rps;
+      ratios.push(ratio);
+      for (const t of [direct, gateway]) {
+        const m = got.get(t)!;
+        rows.push([
+          String(round),
+          t.name,
+          fmt(m.rps),
+          m.cpuUs.toFixed(0),
+          m.p50.toFixed(1),
+          m.p99.toFixed(1),
+          String(m.bad),
+          t === gateway ? `${ratio.toFixed(2)}x` : '',
+        ]);
+      }
+    }
+    for (const t of [direct, gateway]) {
+      const ms = all.get(t)!;
+      rows.push([
+        'median',
+        t.name,
+        fmt(median(ms.map((m) => m.rps))),
+        median(ms.map((m) => m.cpuUs)).toFixed(0),
+        median(ms.map((m) => m.p50)).toFixed(1),
+        median(ms.map((m) => m.p99)).toFixed(1),
+        String(ms.reduce((n, m) => n + m.bad, 0)),
+        t === gateway ? `${median(ratios).toFixed(2)}x` : '',
+      ]);
+    }
+
+    // --- streaming: time to first byte and to the last ---
+    const st = await sequential(direct, gateway, STREAM_CALLS, STREAM_BODY);
+
+    const ms = (n: number) => n.toFixed(3);
+    process.stdout.write(
+      `\nlatency, ${fmt(LATENCY_CALLS)} sequential calls each (undici, one kept-alive connection, interleaved), ms:\n` +
+        `${table(
+          ['target', 'p50', 'p99', 'non-200'],
+          [
+            ['direct (fake upstream)', ms(lat.direct.p50), ms(lat.direct.p99), String(lat.direct.bad)],
+            ['through the gateway', ms(lat.gateway.p50), ms(lat.gateway.p99), String(lat.gateway.bad)],
+            ['added by the gateway', ms(added50), ms(added99), ''],
+          ],
+        )}\n`,
+    );
+    process.stdout.write(
+      `\nthroughput, autocannon ${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s, ${ROUNDS} rounds:\n` +
+        `${table(['round', 'target', 'req/s', 'server CPU µs/req', 'p50 ms', 'p99 ms', 'non-2xx+err', 'ratio vs direct'], rows)}\n`,
+    );
+    process.stdout.write(
+      `\nstreaming (stream: true, ${fmt(STREAM_CALLS)} sequential calls each), ms:\n` +
+        `${table(
+          ['target', 'first byte p50', 'first byte p99', 'total p50', 'total p99', 'non-200'],
+          [
+            [
+              'direct (fake upstream)',
+              ms(st.direct.ttfb50),
+              ms(st.direct.ttfb99),
+              ms(st.direct.p50),
+              ms(st.direct.p99),
+              String(st.direct.bad),
+            ],
+            [
+              'through the gateway',
+              ms(st.gateway.ttfb50),
+              ms(st.gateway.ttfb99),
+              ms(st.gateway.p50),
+              ms(st.gateway.p99),
+              String(st.gateway.bad),
+            ],
+            [
+              'added by the gateway',
+              ms(st.gateway.ttfb50 - st.direct.ttfb50),
+              ms(st.gateway.ttfb99 - st.direct.ttfb99),
+              ms(st.gateway.p50 - st.direct.p50),
+              ms(st.gateway.p99 - st.direct.p99),
+              '',
+            ],
+          ],
+        )}\n`,
+    );
+    const ratio = median(ratios);
+    const latencyMet = added50 < 1;
+    const throughputMet = ratio >= 0.5;
+    process.stdout.write(
+      `\ntargets: added latency at p50 < 1 ms: ${latencyMet ? 'MET' : 'NOT MET'} (${ms(added50)} ms); ` +
+        `throughput >= 0.5 of direct: ${throughputMet ? 'MET' : 'NOT MET'} (${ratio.toFixed(2)}x)\n`,
+    );
+    if (AUDIT) {
+      const entries = readFileSync(sr.auditFile, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('"gateway.invoke"')).length;
+      process.stdout.write(`audit: ${fmt(entries)} gateway.invoke entries written\n`);
+    }
+    if (
+      [lat.direct.bad, lat.gateway.bad, st.direct.bad, st.gateway.bad].some((n) => n > 0) ||
+      rows.some((r) => r[6] !== '0')
+    ) {
+      failed = true;
+      notes.push('some requests failed (non-2xx, errors or timeouts): the figures are not valid');
+    }
+  } catch (err) {
+    failed = true;
+    notes.push(`FAILED: ${(err as Error).stack ?? err}`);
+  } finally {
+    for (const c of children.reverse()) await c.stop();
+    removeTempDir(dir);
+  }
+  if (notes.length) process.stdout.write(`\n${notes.join('\n')}\n`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createBarrier } from '../../barrier/barrier.ts';
+import { randomKey } from '../../crypto/random.ts';
+import { isStrongroomError } from '../../errors/errors.ts';
+import type * as contract from '../../gateway/types.ts';
+import { manualClock } from '../../lib/clock.ts';
+import { createMemoryStorage } from '../../storage/memory.ts';
+import { type Budgets, costOf, createBudgets, periodOf, priceOf } from './budgets.ts';
+
+// the gateway takes this implementation by its shape (engines may not import the gateway layer):
+// these assignments fail the typecheck as soon as the two drift apart
+const asContract = (b: Budgets): contract.Budgets => b;
+const fromContract = (b: contract.Budgets): Budgets => b;
+void asContract;
+void fromContract;
+
+async function setup() {
+  const storage = createMemoryStorage();
+  const clock = manualClock(Date.UTC(2026, 0, 31, 23, 59, 0));
+  const barrier = createBarrier(storage, clock);
+  const root = randomKey();
+  await barrier.initialize(root);
+  await barrier.unseal(root);
+  return { storage, clock, budgets: createBudgets(barrier.view('logical/gateway/'), clock) };
+}
+
+test('a subject without limits is only counted', async () => {
+  const { budgets } = await setup();
+  for (let i = 0; i < 50; i++)
+    await budgets.reserve([{ key: 'vk:free', limits: {} }], { tokens: 1e6, costUsd: 100 });
+});
+
+test('a limit of 0 refuses everything', async () => {
+  const { budgets } = await setup();
+  for (const limits of [
+    { requests_per_minute: 0 },
+    { tokens_per_minute: 0 },
+    { spend: { usd: 0, period: 'total' as const } },
+  ]) {
+    await assert.rejects(
+      budgets.reserve([{ key: `k${JSON.stringify(limits)}`, limits }], { tokens: 0, costUsd: 0 }),
+      (e) => isStrongroomError(e, 'rate_limited'),
+    );
+  }
+});
+
+test('a monthly budget resets with the month; retry_after says when', async () => {
+  const { budgets, clock } = await setup();
+  const s = [{ key: 'vk:m', limits: { spend: { usd: 1, period: 'month' as const } } }];
+  await budgets.reserve(s, { tokens: 0, costUsd: 1 });
+  await assert.rejects(budgets.reserve(s, { tokens: 0, costUsd: 0.01 }), (e) => {
+    assert.ok(isStrongroomError(e, 'rate_limited'));
+    assert.equal(e.details?.retry_after, 60, 'one minute to February');
+    return true;
+  });
+  clock.advance(60_000);
+  await budgets.reserve(s, { tokens: 0, costUsd: 1 });
+});
+
+test('a total budget never resets and hints a day', async () => {
+  const { budgets, clock } = await setup();
+  const s = [{ key: 'vk:t', limits: { spend: { usd: 0.5, period: 'total' as const } } }];
+  await budgets.reserve(s, { tokens: 0, costUsd: 0.5 });
+  clock.advance(400 * 86_400_000);
+  await assert.rejects(budgets.reserve(s, { tokens: 0, costUsd: 0 }), (e) => {
+    assert.ok(isStrongroomError(e, 'rate_limited'));
+    assert.equal(e.details?.retry_after, 86_400);
+    return true;
+  });
+});
+
+test('a failed settlement can be retried; after success settle and release are no-ops', async () => {
+  const { budgets } = await setup();
+  const s = [{ key: 'vk:r', limits: { requests_per_minute: 1 } }];
+  const r = await budgets.reserve(s, { tokens: 0, costUsd: 0 });
+  await r.release();
+  await r.settle({ input_tokens: 10, output_tokens: 10 }, 1);
+  const again = await budgets.reserve(s, { tokens: 0, costUsd: 0 });
+  await Promise.all([
+    again.release(),
+    again.release(),
+    again.settle({ input_tokens: 1, output_tokens: 1 }, 0),
+  ]);
+  await budgets.reserve(s, { tokens: 0, costUsd: 0 });
+});
+
+test('budgets are stored through the barrier: no subject key in clear in storage', async () => {
+  const { budgets, storage } = await setup();
+  await budgets.reserve([{ key: 'app:very-identifiable-name', limits: { requests_per_minute: 5 } }], {
+    tokens: 1,
+    costUsd: 0,
+  });
+  for (const k of await storage.list('')) {
+    assert.ok(!k.includes('very-identifiable-name'));
+    assert.ok(
+      !Buffer.from((await storage.get(k))!)
+        .toString('latin1')
+        .includes('very-identifiable-name'),
+    );
+  }
+});
+
+test('misuse is a TypeError', async () => {
+  const { budgets } = await setup();
+  await assert.rejects(budgets.reserve([{ key: '', limits: {} }], { tokens: 0, costUsd: 0 }), TypeError);
+  await assert.rejects(budgets.reserve([{ key: 'a', limits: {} }], { tokens: -1, costUsd: 0 }), TypeError);
+  await assert.rejects(
+    budgets.reserve([{ key: 'a', limits: {} }], { tokens: 0, costUsd: Number.NaN }),
+    TypeError,
+  );
+  await assert.rejects(
+    budgets.reserve([{ key: 'a', limits: { requests_per_minute: 1.5 } }], { tokens: 0, costUsd: 0 }),
+    TypeError,
+  );
+});
+
+test('prices: exact entry first, then the most specific glob; unknown models cost 0', () => {
+  const prices = {
+    'gpt-4o': { input: 2.5, output: 10 },
+    'gpt-4o*': { input: 5, output: 15 },
+    'gpt-4o-mini*': { input: 0.15, output: 0.6 },
+    '*': { input: 1, output: 1 },
+  };
+  assert.deepEqual(priceOf('gpt-4o', prices), { input: 2.5, output: 10 });
+  assert.deepEqual(priceOf('gpt-4o-2024-08-06', prices), { input: 5, output: 15 });
+  assert.deepEqual(priceOf('gpt-4o-mini-2024-07-18', prices), { input: 0.15, output: 0.6 });
+  assert.deepEqual(priceOf('claude-3-5-sonnet', prices), { input: 1, output: 1 });
+  assert.equal(priceOf('claude-3-5-sonnet', { 'gpt-*': { input: 1, output: 1 } }), undefined);
+  assert.equal(priceOf('constructor', {}), undefined, 'no prototype lookups');
+  assert.equal(costOf({ input_tokens: 2000, output_tokens: 1000 }, { input: 3, output: 15 }), 0.021);
+  assert.equal(costOf({ input_tokens: 2000, output_tokens: 1000 }, undefined), 0);
+});
+
+test('periods are UTC days and months', () => {
+  const at = Date.UTC(2026, 1, 28, 23, 59, 59);
+  assert.equal(periodOf('day', at), 'day:2026-02-28');
+  assert.equal(periodOf('month', at), 'month:2026-02');
+  assert.equal(periodOf('total', at), 'total');
+  assert.equal(periodOf(undefined, at), '');
+});

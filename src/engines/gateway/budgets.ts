@@ -1,0 +1,333 @@
+import { createHash } from 'node:crypto';
+import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import { StrongroomError } from '../../errors/errors.ts';
+import type { Clock } from '../../lib/clock.ts';
+import { globMatch } from './glob.ts';
+
+/*
+ * The budget contracts of src/gateway/types.ts, restated: engines may not
+ * import the gateway layer (test/architecture.test.ts), and the gateway takes
+ * this implementation by its shape. budgets.test.ts assigns one to the
+ * other, so the typecheck fails as soon as they drift apart.
+ */
+
+/** Limits of one subject (a virtual key, an app, a workload). Absent: unlimited. */
+export interface BudgetLimits {
+  requests_per_minute?: number;
+  tokens_per_minute?: number;
+  /** Spend in USD per period (`total` never resets). */
+  spend?: { usd: number; period: 'day' | 'month' | 'total' };
+}
+
+/** Token counts a provider reported (or the gateway estimated). */
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+/** Price of a model, USD per million tokens. */
+export interface Price {
+  input: number;
+  output: number;
+}
+
+export interface Reservation {
+  /** Replaces the estimate with what was used (cost in USD). Idempotent. */
+  settle(usage: Usage, costUsd: number): Promise<void>;
+  /** Gives the whole reservation back (the upstream call did not happen). Idempotent. */
+  release(): Promise<void>;
+}
+
+export interface Budgets {
+  /**
+   * Takes one request, `estimate.tokens` tokens and `estimate.costUsd` from
+   * every subject, or nothing: throws StrongroomError('rate_limited', …,
+   * { details: { retry_after, limit, subject } }) when any subject would go
+   * over a limit.
+   */
+  reserve(
+    subjects: readonly { key: string; limits: BudgetLimits }[],
+    estimate: { tokens: number; costUsd: number },
+  ): Promise<Reservation>;
+}
+
+/** What storage holds per subject: the current minute window and the current spend period. */
+interface SubjectRecord {
+  /** Start of the current one-minute window (ms, aligned to the minute). */
+  window: number;
+  requests: number;
+  tokens: number;
+  /** `day:2026-01-31`, `month:2026-01` or `total`; another period starts the spend at 0. */
+  period: string;
+  spend: number;
+}
+
+const WINDOW_MS = 60_000;
+/** Spend is compared with this slack, so float sums such as 0.1 + 0.2 do not refuse an exact budget. */
+const EPSILON_USD = 1e-9;
+/** For a `total` budget nothing resets: a day is as good a hint as any (the limit may be raised). */
+const TOTAL_RETRY_S = 86_400;
+
+export function periodOf(period: 'day' | 'month' | 'total' | undefined, at: number): string {
+  if (period === undefined) return '';
+  if (period === 'total') return 'total';
+  const iso = new Date(at).toISOString();
+  return period === 'day' ? `day:${iso.slice(0, 10)}` : `month:${iso.slice(0, 7)}`;
+}
+
+/** Seconds until the spend period that contains `at` ends (UTC). */
+function periodEndsIn(period: 'day' | 'month' | 'total', at: number): number {
+  if (period === 'total') return TOTAL_RETRY_S;
+  const d = new Date(at);
+  const end =
+    period === 'day'
+      ? Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)
+      : Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+  return Math.max(1, Math.ceil((end - at) / 1000));
+}
+
+// subject keys name apps and keys: storage paths carry only a digest of them (cached: a hash costs µs on the hot path)
+const paths = new Map<string, string>();
+function pathOf(key: string): string {
+  let p = paths.get(key);
+  if (p === undefined) {
+    p = `budget/${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
+    if (paths.size >= 10_000) paths.clear();
+    paths.set(key, p);
+  }
+  return p;
+}
+
+/** A subject's record as stored (read with get + parse: no frozen copy to make). */
+async function readRecord(tx: BarrierWriter, key: string): Promise<SubjectRecord | undefined> {
+  const raw = await tx.get(pathOf(key));
+  return raw === undefined ? undefined : (JSON.parse(raw.toString('utf8')) as SubjectRecord);
+}
+
+function checkLimits(limits: BudgetLimits, what: string): void {
+  const count = (v: number | undefined, name: string) => {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+      throw new TypeError(`${what}: ${name} must be a whole number ≥ 0`);
+  };
+  count(limits.requests_per_minute, 'requests_per_minute');
+  count(limits.tokens_per_minute, 'tokens_per_minute');
+  if (limits.spend !== undefined) {
+    if (!Number.isFinite(limits.spend.usd) || limits.spend.usd < 0)
+      throw new TypeError(`${what}: spend.usd must be a number ≥ 0`);
+    if (!['day', 'month', 'total'].includes(limits.spend.period))
+      throw new TypeError(`${what}: spend.period must be day, month or total`);
+  }
+}
+
+/**
+ * Budgets kept in the vault's storage (through the barrier, so every gateway
+ * instance sharing the storage shares them): one record per subject, updated
+ * in one serializable transaction per reservation, so concurrent
+ * reservations never overshoot a limit (issue 7 item 5). Request and token
+ * limits count fixed one-minute windows aligned to the clock's minute.
+ */
+export function createBudgets(store: BarrierStore, clock: Clock): Budgets {
+  function current(
+    rec: Readonly<SubjectRecord> | undefined,
+    limits: BudgetLimits,
+    at: number,
+  ): SubjectRecord {
+    const window = Math.floor(at / WINDOW_MS) * WINDOW_MS;
+    const period = periodOf(limits.spend?.period, at);
+    const sameWindow = rec !== undefined && rec.window === window;
+    const samePeriod = rec !== undefined && rec.period === period;
+    return {
+      window,
+      requests: sameWindow ? rec.requests : 0,
+      tokens: sameWindow ? rec.tokens : 0,
+      period,
+      spend: samePeriod ? rec.spend : 0,
+    };
+  }
+
+  function refuse(subject: string, limit: string, retryAfter: number, message: string): never {
+    throw new StrongroomError('rate_limited', `${message}; retry in ${retryAfter} s`, {
+      details: { retry_after: retryAfter, limit, subject },
+    });
+  }
+
+  const put = (tx: BarrierWriter, key: string, rec: SubjectRecord) =>
+    tx.put(pathOf(key), Buffer.from(JSON.stringify(rec)));
+
+  return {
+    async reserve(subjects, estimate) {
+      if (!Number.isFinite(estimate.tokens) || estimate.tokens < 0)
+        throw new TypeError('reserve: estimate.tokens must be a number ≥ 0');
+      if (!Number.isFinite(estimate.costUsd) || estimate.costUsd < 0)
+        throw new TypeError('reserve: estimate.costUsd must be a number ≥ 0');
+      const keys = new Set<string>();
+      for (const s of subjects) {
+        if (typeof s.key !== 'string' || s.key.length === 0)
+          throw new TypeError('reserve: empty subject key');
+        if (keys.has(s.key)) throw new TypeError(`reserve: subject ${s.key} given twice`);
+        keys.add(s.key);
+        checkLimits(s.limits, s.key);
+      }
+      const tokens = Math.ceil(estimate.tokens);
+      const cost = estimate.costUsd;
+      const at = clock.now();
+      const taken: { key: string; window: number; period: string }[] = [];
+      if (subjects.length > 0) {
+        const rows = await store.transaction(async (tx) => {
+          const out: { key: string; window: number; period: string }[] = [];
+          const next: SubjectRecord[] = [];
+          for (const s of subjects) {
+            const rec = current(await readRecord(tx, s.key), s.limits, at);
+            const l = s.limits;
+            const windowLeft = Math.max(1, Math.ceil((rec.window + WINDOW_MS - at) / 1000));
+            if (l.requests_per_minute !== undefined && rec.requests + 1 > l.requests_per_minute) {
+              refuse(
+                s.key,
+                'requests_per_minute',
+                windowLeft,
+                `${s.key}: ${l.requests_per_minute} requests per minute reached`,
+              );
+            }
+            if (l.tokens_per_minute !== undefined) {
+              if (tokens > l.tokens_per_minute) {
+                refuse(
+                  s.key,
+                  'tokens_per_minute',
+                  windowLeft,
+                  `${s.key}: this request alone (about ${tokens} tokens) exceeds the limit of ${l.tokens_per_minute} tokens per minute`,
+                );
+              }
+              if (rec.tokens + tokens > l.tokens_per_minute || rec.tokens >= l.tokens_per_minute) {
+                refuse(
+                  s.key,
+                  'tokens_per_minute',
+                  windowLeft,
+                  `${s.key}: ${l.tokens_per_minute} tokens per minute reached`,
+                );
+              }
+            }
+            if (l.spend !== undefined) {
+              const { usd, period } = l.spend;
+              if (rec.spend + cost > usd + EPSILON_USD || rec.spend >= usd - EPSILON_USD) {
+                refuse(
+                  s.key,
+                  'spend',
+                  periodEndsIn(period, at),
+                  `${s.key}: the budget of ${usd} USD per ${period === 'total' ? 'lifetime' : period} is spent`,
+                );
+              }
+            }
+            rec.requests += 1;
+            rec.tokens += tokens;
+            rec.spend += cost;
+            next.push(rec);
+            out.push({ key: s.key, window: rec.window, period: rec.period });
+          }
+          // all checks passed: take from every subject (the transaction makes it all or nothing)
+          for (const [i, s] of subjects.entries()) await put(tx, s.key, next[i]!);
+          return out;
+        });
+        taken.push(...rows);
+      }
+      return reservation(taken, tokens, cost);
+    },
+  };
+
+  function reservation(
+    taken: readonly { key: string; window: number; period: string }[],
+    tokens: number,
+    cost: number,
+  ): Reservation {
+    let state: 'open' | 'closed' = 'open';
+    let pending: Promise<void> | undefined;
+    /** Runs `fn` once: later calls (settle or release) share its outcome; a failure may be retried. */
+    const once = (fn: () => Promise<void>): Promise<void> => {
+      if (state === 'closed') return Promise.resolve();
+      if (pending) return pending;
+      pending = fn().then(
+        () => {
+          state = 'closed';
+          pending = undefined;
+        },
+        (err) => {
+          pending = undefined;
+          throw err;
+        },
+      );
+      return pending;
+    };
+    const adjust = (
+      f: (rec: SubjectRecord, sameWindow: boolean, samePeriod: boolean) => void,
+    ): Promise<void> =>
+      taken.length === 0
+        ? Promise.resolve()
+        : store.transaction(async (tx) => {
+            const at = clock.now();
+            for (const t of taken) {
+              const stored = await readRecord(tx, t.key);
+              const window = Math.floor(at / WINDOW_MS) * WINDOW_MS;
+              const rec: SubjectRecord = stored
+                ? stored
+                : { window, requests: 0, tokens: 0, period: t.period, spend: 0 };
+              // a window or period that has moved on since the reservation starts from zero
+              if (rec.window !== window) Object.assign(rec, { window, requests: 0, tokens: 0 });
+              const kind = t.period.split(':')[0] as 'day' | 'month' | 'total' | '';
+              const period = periodOf(kind === '' ? undefined : kind, at);
+              if (rec.period !== period) Object.assign(rec, { period, spend: 0 });
+              f(rec, t.window === window, t.period === period);
+              rec.requests = Math.max(0, rec.requests);
+              rec.tokens = Math.max(0, rec.tokens);
+              rec.spend = Math.max(0, rec.spend);
+              await put(tx, t.key, rec);
+            }
+          });
+    return {
+      settle(usage, costUsd) {
+        const used = Math.max(0, Math.ceil((usage.input_tokens || 0) + (usage.output_tokens || 0)));
+        const spent = Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
+        return once(() =>
+          adjust((rec, sameWindow, samePeriod) => {
+            // in the reservation's window the estimate becomes the actual count (which may be larger);
+            // once the window has passed, only what went over the estimate lands in the current one
+            rec.tokens += sameWindow ? used - tokens : Math.max(0, used - tokens);
+            rec.spend += samePeriod ? spent - cost : Math.max(0, spent - cost);
+          }),
+        );
+      },
+      release() {
+        return once(() =>
+          adjust((rec, sameWindow, samePeriod) => {
+            if (sameWindow) {
+              rec.requests -= 1;
+              rec.tokens -= tokens;
+            }
+            if (samePeriod) rec.spend -= cost;
+          }),
+        );
+      },
+    };
+  }
+}
+
+/**
+ * The price of `model` in a table of model globs (`gpt-4o-mini`, `gpt-4o*`,
+ * `claude-*`): an exact entry first, else the matching glob with the longest
+ * literal text. Undefined: an unknown model (it costs 0, its tokens still count).
+ */
+export function priceOf(model: string, prices: Readonly<Record<string, Price>>): Price | undefined {
+  const exact = Object.hasOwn(prices, model) ? prices[model] : undefined;
+  if (exact) return exact;
+  let best: { price: Price; weight: number } | undefined;
+  for (const [pattern, price] of Object.entries(prices)) {
+    if (!pattern.includes('*') || !globMatch(pattern, model)) continue;
+    const weight = pattern.replaceAll('*', '').length;
+    if (!best || weight > best.weight) best = { price, weight };
+  }
+  return best?.price;
+}
+
+/** What `usage` costs at `price` (USD per million tokens), in USD; 0 when the price is unknown. */
+export function costOf(usage: Usage, price: Price | undefined): number {
+  if (!price) return 0;
+  return (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1_000_000;
+}

@@ -1,0 +1,548 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { BarrierStore } from '../../barrier/barrier.ts';
+import type { Core } from '../../core/core.ts';
+import type { AnyOperation, Identity, Operation, OperationContext, Resource } from '../../core/types.ts';
+import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts';
+import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
+import { StrongroomError } from '../../errors/errors.ts';
+import { parseDuration } from '../../lib/duration.ts';
+import { parseSpiffeId } from '../../spiffe/index.ts';
+import { type BudgetLimits, type Budgets, createBudgets } from './budgets.ts';
+import { globCovers, globMatch } from './glob.ts';
+
+/**
+ * Virtual keys of the AI gateway (issue 7 item 3; docs/gateway-keys.md):
+ * short-lived `srv_…` credentials minted for an application, scoped to
+ * providers and model globs, with budget and rate limits, an expiry, an
+ * optional SPIFFE ID binding and a default data classification; revocable
+ * at once. Only an HMAC of the key string is stored (the HMAC key lives in
+ * the barrier); the string is shown once, when the key is created.
+ *
+ * Records live under `logical/gateway/`: `keys/<id>` (the id is derived from
+ * the key's HMAC, so a lookup is one read), `hmac-key`, `decoy` (read on a
+ * miss, so unknown, revoked and expired keys cost the same) and the budget
+ * records (`budget/…`, budgets.ts).
+ */
+export interface GatewayKeysOptions {
+  /** Lifetime of a key when none is asked for (default 1 h). */
+  default_ttl_seconds?: number;
+  /** Longest lifetime of a key (default 30 days). */
+  max_ttl_seconds?: number;
+}
+
+/** Which models a key may call. Absent lists: any. */
+export interface KeyScope {
+  providers?: string[];
+  /** Model globs such as `gpt-4o*`. */
+  models?: string[];
+}
+
+export interface VirtualKey {
+  id: string;
+  name: string;
+  /** Who minted it. */
+  owner: { type: string; id: string; name: string };
+  created_by: string;
+  scope: KeyScope;
+  limits: BudgetLimits;
+  created_at: string;
+  expires_at: string;
+  /** The key is only valid when the caller also proves this SPIFFE ID (mTLS or JWT-SVID). */
+  spiffe_id?: string;
+  /** Default data classification of its calls (the `x-strongroom-classification` header overrides it). */
+  classification?: string;
+  revoked: boolean;
+  revoked_at?: string;
+  updated_at?: string;
+  /** The roles its calls are authorized with in Cedar: always `virtual-key` (never its creator's). */
+  roles: string[];
+}
+
+interface KeyRecord extends Omit<VirtualKey, 'roles'> {
+  /** HMAC-SHA256 of the key string (hex). */
+  hmac: string;
+}
+
+/** What the gateway server uses (bound by `gatewayKeysModule`). */
+export interface GatewayKeysEngine {
+  operations: AnyOperation[];
+  /**
+   * The key a key string names, or undefined when it is unknown, revoked or
+   * expired. With `proof`, also undefined when the key is bound to a SPIFFE
+   * ID other than `proof.spiffe_id`; without it, the caller must compare
+   * `key.spiffe_id` with the SPIFFE ID the caller proved. Always one HMAC,
+   * one storage read and one constant-time comparison, whichever the
+   * outcome. Never cached beyond the call: a revocation holds from the next
+   * request on.
+   */
+  lookup(keyString: string, proof?: { spiffe_id?: string | undefined }): Promise<VirtualKey | undefined>;
+  /** Revokes a key by id (the gateway's anomaly response); idempotent. */
+  revoke(id: string): Promise<void>;
+  /** A key's metadata by id (revoked and expired ones too), or undefined. */
+  get(id: string): Promise<VirtualKey | undefined>;
+  /** Atomic budgets and rate limits in the vault's storage (shared by every gateway instance). */
+  budgets: Budgets;
+  /** Drops the cached HMAC key (on seal). */
+  forget(): void;
+}
+
+const PREFIX = 'logical/gateway/';
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const PROVIDER_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const MODEL_RE = /^[A-Za-z0-9*][A-Za-z0-9_.:/@*+-]{0,127}$/;
+const CLASS_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const ID_RE = /^vk_[0-9a-f]{24}$/;
+const MAX_LIST = 50;
+const KEYS_RESOURCE = 'gateway-keys';
+/** A caller allowed the action on this resource acts on everyone's keys, not only its own. */
+const ALL_KEYS_RESOURCE = 'gateway-keys/all';
+
+const DECOY: Readonly<KeyRecord> = Object.freeze({
+  id: 'vk_000000000000000000000000',
+  name: 'decoy',
+  owner: { type: 'root', id: '', name: '' },
+  created_by: '',
+  scope: {},
+  limits: {},
+  created_at: new Date(0).toISOString(),
+  expires_at: new Date(0).toISOString(),
+  revoked: true,
+  hmac: '0'.repeat(64),
+});
+
+const bad = (message: string) => new StrongroomError('invalid_value', message);
+
+/** The Cedar resource of a gateway call: `Model::"provider/model"`. */
+export function modelResource(provider: string, model: string, route: string): Resource {
+  return { type: 'Model', id: `${provider}/${model}`, attrs: { provider, model, route } };
+}
+
+/** Whether a key's scope lets it call `model` of `provider`. */
+export function keyAllows(key: Pick<VirtualKey, 'scope'>, provider: string, model: string): boolean {
+  const { providers, models } = key.scope;
+  if (providers && !providers.includes(provider)) return false;
+  if (models && !models.some((m) => globMatch(m, model))) return false;
+  return true;
+}
+
+/**
+ * The principal a virtual key is in Cedar: a token in role `virtual-key`
+ * (which built-in policy `builtin.virtual-key` permits to `gateway.invoke`)
+ * and in its owner's entity (so `principal in Strongroom::App::"…"` policies
+ * apply to the app's keys). Never the roles of whoever minted it.
+ */
+export function keyIdentity(key: Omit<VirtualKey, 'roles'>): Identity {
+  const ownerType = key.owner.type === 'user' || key.owner.type === 'app' ? key.owner.type : 'token';
+  return {
+    kind: 'token',
+    accessor: `vk:${key.id}`,
+    display_name: `virtual-key:${key.name}`,
+    policies: ['virtual-key'],
+    owner: { type: ownerType, id: ownerType === 'token' ? key.id : key.owner.id, name: key.owner.name },
+    scope: null,
+    mfa: false,
+  };
+}
+
+/** True when `child` reaches no provider or model that `parent` does not. */
+export function scopeWithin(child: KeyScope, parent: KeyScope): boolean {
+  if (parent.providers && !(child.providers ?? []).length) return false;
+  if (parent.providers && !child.providers!.every((p) => parent.providers!.includes(p))) return false;
+  if (parent.models && !(child.models ?? []).length) return false;
+  if (parent.models && !child.models!.every((m) => parent.models!.some((p) => globCovers(p, m))))
+    return false;
+  return true;
+}
+
+/** True when `child` allows no more than `parent` (an absent limit is unlimited). */
+export function limitsWithin(child: BudgetLimits, parent: BudgetLimits): boolean {
+  const within = (c: number | undefined, p: number | undefined) =>
+    p === undefined || (c !== undefined && c <= p);
+  if (!within(child.requests_per_minute, parent.requests_per_minute)) return false;
+  if (!within(child.tokens_per_minute, parent.tokens_per_minute)) return false;
+  if (parent.spend) {
+    // a daily budget is not within a monthly one (thirty days of it are more), so periods must match
+    if (!child.spend || child.spend.period !== parent.spend.period || child.spend.usd > parent.spend.usd)
+      return false;
+  }
+  return true;
+}
+
+function checkScope(scope: KeyScope): KeyScope {
+  const out: KeyScope = {};
+  if (scope.providers !== undefined) {
+    if (scope.providers.length === 0 || scope.providers.length > MAX_LIST)
+      throw bad(`scope.providers: give 1 to ${MAX_LIST}, or leave it out for any provider`);
+    for (const p of scope.providers)
+      if (!PROVIDER_RE.test(p))
+        throw bad(`scope.providers: ${JSON.stringify(p.slice(0, 64))} is not a provider name`);
+    out.providers = [...new Set(scope.providers)];
+  }
+  if (scope.models !== undefined) {
+    if (scope.models.length === 0 || scope.models.length > MAX_LIST)
+      throw bad(`scope.models: give 1 to ${MAX_LIST}, or leave it out for any model`);
+    for (const m of scope.models)
+      if (!MODEL_RE.test(m))
+        throw bad(
+          `scope.models: ${JSON.stringify(m.slice(0, 128))} is not a model name or glob (like gpt-4o*)`,
+        );
+    out.models = [...new Set(scope.models)];
+  }
+  return out;
+}
+
+function checkLimits(limits: BudgetLimits): BudgetLimits {
+  const out: BudgetLimits = {};
+  const count = (v: number | undefined, name: 'requests_per_minute' | 'tokens_per_minute') => {
+    if (v === undefined) return;
+    if (!Number.isSafeInteger(v) || v < 0 || v > 1e12) throw bad(`limits.${name}: a whole number ≥ 0`);
+    out[name] = v;
+  };
+  count(limits.requests_per_minute, 'requests_per_minute');
+  count(limits.tokens_per_minute, 'tokens_per_minute');
+  if (limits.spend !== undefined) {
+    const { usd, period } = limits.spend;
+    if (!Number.isFinite(usd) || usd < 0 || usd > 1e9) throw bad('limits.spend.usd: a number of USD ≥ 0');
+    if (period !== 'day' && period !== 'month' && period !== 'total')
+      throw bad('limits.spend.period: day, month or total');
+    out.spend = { usd, period };
+  }
+  return out;
+}
+
+function checkSpiffeId(id: string): string {
+  try {
+    const parsed = parseSpiffeId(id);
+    if (parsed.path === '') throw new Error('it names a trust domain, not a workload');
+    return parsed.toString();
+  } catch (err) {
+    throw bad(`spiffe_id: ${(err as Error).message}`);
+  }
+}
+
+const view = (r: Readonly<KeyRecord>): VirtualKey => {
+  const { hmac: _hmac, ...rest } = r;
+  return { ...(structuredClone(rest) as Omit<VirtualKey, 'roles'>), roles: ['virtual-key'] };
+};
+
+export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {}): GatewayKeysEngine {
+  const store: BarrierStore = core.barrier.view(PREFIX);
+  const defaultTtl = opts.default_ttl_seconds ?? 3600;
+  const maxTtl = opts.max_ttl_seconds ?? 30 * 86400;
+  if (!(defaultTtl >= 1 && defaultTtl <= maxTtl))
+    throw new TypeError('gateway keys: default TTL must be 1 s to the maximum');
+  const now = () => core.clock.now();
+  const iso = (ms = now()) => new Date(ms).toISOString();
+
+  // ---------------------------------------------------------------- the HMAC key
+
+  let hmacKey: KeyObject | undefined;
+
+  /** The HMAC key, created on first use (in a transaction, so servers sharing storage agree on one). */
+  async function key(): Promise<KeyObject> {
+    if (core.barrier.sealed) {
+      hmacKey = undefined;
+      throw new StrongroomError('sealed', 'Strongroom is sealed');
+    }
+    if (hmacKey) return hmacKey;
+    let raw = await store.get('hmac-key');
+    if (!raw) {
+      const fresh = randomKey(32);
+      raw = await store.transaction(async (tx) => {
+        const existing = await tx.get('hmac-key');
+        if (existing) return existing;
+        await tx.put('hmac-key', fresh);
+        await tx.put('decoy', Buffer.from(JSON.stringify(DECOY)));
+        return fresh;
+      });
+    }
+    hmacKey = createSecretKey(raw);
+    return hmacKey;
+  }
+
+  function idOf(mac: Buffer): string {
+    return `vk_${mac.subarray(0, 12).toString('hex')}`;
+  }
+
+  // a record read on a miss (written with the HMAC key), so a miss costs a read and a decryption like a hit
+  const decoy = async (): Promise<Readonly<KeyRecord>> => (await store.getJson<KeyRecord>('decoy')) ?? DECOY;
+
+  async function lookup(keyString: string, proof?: { spiffe_id?: string | undefined }) {
+    if (typeof keyString !== 'string' || !keyString.startsWith(`${TOKEN_PREFIXES.virtual_key}_`))
+      return undefined;
+    if (!isWellFormedToken(keyString)) return undefined;
+    const mac = hmacSha256(await key(), keyString);
+    const id = idOf(mac);
+    const found = await store.getJson<KeyRecord>(`keys/${id}`);
+    const rec = found ?? (await decoy());
+    // one comparison and one verdict, whatever made the key unusable
+    const macOk = constantTimeEqual(Buffer.from(rec.hmac, 'hex'), mac);
+    const live = !rec.revoked && Date.parse(rec.expires_at) > now();
+    const bound = proof === undefined || rec.spiffe_id === undefined || rec.spiffe_id === proof.spiffe_id;
+    if (!(found !== undefined && macOk && live && bound)) return undefined;
+    return Object.freeze(view(rec));
+  }
+
+  async function get(id: string): Promise<VirtualKey | undefined> {
+    if (!ID_RE.test(id)) return undefined;
+    const r = await store.getJson<KeyRecord>(`keys/${id}`);
+    return r ? view(r) : undefined;
+  }
+
+  // ---------------------------------------------------------------- who may touch which key
+
+  const keysResource = (): Resource => ({
+    type: 'System',
+    id: KEYS_RESOURCE,
+    // scoped tokens reach only keys they own, within their providers (checked by the handlers)
+    attrs: { filtered_by_scope: true },
+  });
+
+  const ownerOf = (ctx: OperationContext) => {
+    const o = ctx.identity?.owner;
+    return o ? { type: o.type, id: o.id, name: o.name } : { type: 'root', id: '', name: '' };
+  };
+
+  /** Whether the caller's action reaches every key, or only the keys it minted. */
+  async function reachesAll(ctx: OperationContext, action: string): Promise<boolean> {
+    if (!ctx.identity) return false;
+    return core.allows(ctx.identity, action, { type: 'System', id: ALL_KEYS_RESOURCE }, ctx.request);
+  }
+
+  const mine = (r: Readonly<KeyRecord>, ctx: OperationContext) => {
+    const o = ownerOf(ctx);
+    return r.owner.type === o.type && r.owner.id === o.id;
+  };
+
+  async function visible(ctx: OperationContext, action: string, id: string): Promise<Readonly<KeyRecord>> {
+    const r = ID_RE.test(id) ? await store.getJson<KeyRecord>(`keys/${id}`) : undefined;
+    // someone else's key is "not found", not "forbidden": ids of others' keys are not confirmed
+    if (!r || (!mine(r, ctx) && !(await reachesAll(ctx, action))))
+      throw new StrongroomError('not_found', `no virtual key ${id}`);
+    return r;
+  }
+
+  /** What a scoped creator may hand out: a token scoped to providers mints keys for those providers only. */
+  function creatorBound(ctx: OperationContext): KeyScope | undefined {
+    const scope = ctx.identity?.scope;
+    if (!scope) return undefined;
+    return { providers: scope.providers ?? [] };
+  }
+
+  function ttlOf(v: string | number | undefined): number {
+    if (v === undefined) return defaultTtl;
+    let s: number;
+    try {
+      s = parseDuration(v);
+    } catch (err) {
+      throw bad(`ttl: ${(err as Error).message}`);
+    }
+    if (s < 1 || s > maxTtl)
+      throw bad(`ttl must be between 1 s and ${maxTtl} s (${Math.round(maxTtl / 86400)} days)`);
+    return s;
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  type CreateInput = {
+    name: string;
+    scope?: KeyScope;
+    limits?: BudgetLimits;
+    ttl?: string | number;
+    spiffe_id?: string;
+    classification?: string;
+  };
+  const create: Operation<CreateInput, unknown> = {
+    name: 'gateway.key.create',
+    action: 'gateway.key.manage',
+    auth: 'token',
+    resource: keysResource,
+    async handle(ctx, i) {
+      if (!NAME_RE.test(i.name))
+        throw bad('name: letters, digits, _ . - (at most 64, starting with a letter or digit)');
+      const scope = checkScope(i.scope ?? {});
+      const limits = checkLimits(i.limits ?? {});
+      const bound = creatorBound(ctx);
+      if (bound && !scopeWithin(scope, bound)) {
+        throw new StrongroomError(
+          'permission_denied',
+          bound.providers?.length
+            ? `scope: your token is limited to providers ${bound.providers.join(', ')}; a key you mint must name providers within them`
+            : 'scope: your token is scoped to vault paths, not providers: it cannot mint gateway keys',
+        );
+      }
+      if (i.classification !== undefined && !CLASS_RE.test(i.classification))
+        throw bad('classification: lower-case letters, digits, _ and - (at most 32)');
+      const spiffe = i.spiffe_id === undefined ? undefined : checkSpiffeId(i.spiffe_id);
+      const ttl = ttlOf(i.ttl);
+      const at = now();
+      const secret = generateToken(TOKEN_PREFIXES.virtual_key);
+      const mac = hmacSha256(await key(), secret);
+      const id = idOf(mac);
+      const rec: KeyRecord = {
+        id,
+        name: i.name,
+        owner: ownerOf(ctx),
+        created_by: ctx.identity?.display_name ?? 'unknown',
+        scope,
+        limits,
+        created_at: iso(at),
+        expires_at: iso(at + ttl * 1000),
+        ...(spiffe ? { spiffe_id: spiffe } : {}),
+        ...(i.classification ? { classification: i.classification } : {}),
+        revoked: false,
+        hmac: mac.toString('hex'),
+      };
+      await store.transaction(async (tx) => {
+        // 96 bits of HMAC: a collision is not expected, but never overwrite a key
+        if (await tx.get(`keys/${id}`)) throw new StrongroomError('internal', 'key id collision: try again');
+        await tx.put(`keys/${id}`, Buffer.from(JSON.stringify(rec)));
+      });
+      // the key string is returned here, once; only its HMAC is stored
+      return { virtual_key: secret, key: view(rec) };
+    },
+  };
+
+  const list: Operation<{ include_inactive?: boolean }, unknown> = {
+    name: 'gateway.key.list',
+    action: 'gateway.key.read',
+    auth: 'token',
+    resource: keysResource,
+    async handle(ctx, i) {
+      const all = await reachesAll(ctx, 'gateway.key.read');
+      const at = now();
+      const out: VirtualKey[] = [];
+      for (const p of await store.list('keys/')) {
+        const r = await store.getJson<KeyRecord>(p);
+        if (!r || (!all && !mine(r, ctx))) continue;
+        if (!i.include_inactive && (r.revoked || Date.parse(r.expires_at) <= at)) continue;
+        out.push(view(r));
+      }
+      out.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+      return { keys: out };
+    },
+  };
+
+  const read: Operation<{ id: string }, unknown> = {
+    name: 'gateway.key.read',
+    action: 'gateway.key.read',
+    auth: 'token',
+    resource: keysResource,
+    async handle(ctx, i) {
+      return { key: view(await visible(ctx, 'gateway.key.read', i.id)) };
+    },
+  };
+
+  /** Revokes a key (idempotent); the next lookup refuses it. */
+  async function markRevoked(id: string) {
+    return store.transaction(async (tx) => {
+      const r = await tx.getJson<KeyRecord>(`keys/${id}`);
+      if (!r) throw new StrongroomError('not_found', `no virtual key ${id}`);
+      if (r.revoked) return r;
+      const next: KeyRecord = { ...structuredClone(r as KeyRecord), revoked: true, revoked_at: iso() };
+      await tx.put(`keys/${id}`, Buffer.from(JSON.stringify(next)));
+      return next;
+    });
+  }
+
+  const revoke: Operation<{ id: string }, unknown> = {
+    name: 'gateway.key.revoke',
+    action: 'gateway.key.manage',
+    auth: 'token',
+    resource: keysResource,
+    async handle(ctx, i) {
+      await visible(ctx, 'gateway.key.manage', i.id);
+      const rec = await markRevoked(i.id);
+      return { revoked: i.id, revoked_at: rec.revoked_at };
+    },
+  };
+
+  type UpdateInput = {
+    id: string;
+    name?: string;
+    scope?: KeyScope;
+    limits?: BudgetLimits;
+    ttl?: string | number;
+    spiffe_id?: string;
+    classification?: string;
+  };
+  const update: Operation<UpdateInput, unknown> = {
+    name: 'gateway.key.update',
+    action: 'gateway.key.manage',
+    auth: 'token',
+    resource: keysResource,
+    async handle(ctx, i) {
+      await visible(ctx, 'gateway.key.manage', i.id);
+      if (i.name !== undefined && !NAME_RE.test(i.name))
+        throw bad('name: letters, digits, _ . - (at most 64)');
+      const scope = i.scope === undefined ? undefined : checkScope(i.scope);
+      const limits = i.limits === undefined ? undefined : checkLimits(i.limits);
+      if (i.classification !== undefined && !CLASS_RE.test(i.classification))
+        throw bad('classification: lower-case letters, digits, _ and - (at most 32)');
+      const spiffe = i.spiffe_id === undefined ? undefined : checkSpiffeId(i.spiffe_id);
+      const ttl = i.ttl === undefined ? undefined : ttlOf(i.ttl);
+      const narrower = (what: string) =>
+        new StrongroomError(
+          'permission_denied',
+          `${what}: an update may only narrow a key; mint a new key to widen it`,
+        );
+      const next = await store.transaction(async (tx) => {
+        const r = await tx.getJson<KeyRecord>(`keys/${i.id}`);
+        if (!r) throw new StrongroomError('not_found', `no virtual key ${i.id}`);
+        if (r.revoked) throw new StrongroomError('invalid_value', `virtual key ${i.id} is revoked`);
+        const cur = structuredClone(r) as KeyRecord;
+        // fields given replace the key's; fields left out stay as they are
+        const nextScope = scope ? { ...cur.scope, ...scope } : undefined;
+        const nextLimits = limits ? { ...cur.limits, ...limits } : undefined;
+        if (nextScope && !scopeWithin(nextScope, cur.scope)) throw narrower('scope');
+        if (nextLimits && !limitsWithin(nextLimits, cur.limits)) throw narrower('limits');
+        if (spiffe !== undefined && cur.spiffe_id !== undefined && spiffe !== cur.spiffe_id)
+          throw narrower('spiffe_id');
+        let expires = cur.expires_at;
+        if (ttl !== undefined) {
+          const at = now() + ttl * 1000;
+          if (at > Date.parse(cur.expires_at)) throw narrower('ttl');
+          expires = iso(at);
+        }
+        const out: KeyRecord = {
+          ...cur,
+          ...(i.name !== undefined ? { name: i.name } : {}),
+          ...(nextScope ? { scope: nextScope } : {}),
+          ...(nextLimits ? { limits: nextLimits } : {}),
+          ...(spiffe !== undefined ? { spiffe_id: spiffe } : {}),
+          ...(i.classification !== undefined ? { classification: i.classification } : {}),
+          expires_at: expires,
+          updated_at: iso(),
+        };
+        await tx.put(`keys/${i.id}`, Buffer.from(JSON.stringify(out)));
+        return out;
+      });
+      return { key: view(next) };
+    },
+  };
+
+  return {
+    operations: [create, list, read, revoke, update] as AnyOperation[],
+    lookup,
+    get,
+    async revoke(id: string) {
+      await markRevoked(id);
+    },
+    budgets: createBudgets(store, core.clock),
+    forget() {
+      hmacKey = undefined;
+    },
+  };
+}
+
+/**
+ * The core module of virtual keys: registers the operations and hands the
+ * engine to `bind` (the gateway server's key lookups and budgets).
+ */
+export function gatewayKeysModule(opts: GatewayKeysOptions = {}, bind?: (engine: GatewayKeysEngine) => void) {
+  return (core: Core) => {
+    const engine = createGatewayKeysEngine(core, opts);
+    bind?.(engine);
+    return engine.operations;
+  };
+}
