@@ -9,4 +9,8 @@ if (!(major >= 24)) {
   );
   process.exit(1);
 }
+// Node keeps the type-stripped, compiled modules in a cache (in the OS temp folder, no data of
+// ours): every later start of the CLI, server or agent skips that work.
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 await import('./strongroom.ts');

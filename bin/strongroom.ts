@@ -4,7 +4,7 @@ import { runCli, type ServerCommandOptions } from '../src/cli/program.ts';
 import { ConfigError, loadServerConfig, type ServerConfig } from '../src/config/config.ts';
 import { isStrongroomError } from '../src/errors/errors.ts';
 import { printDevBanner } from '../src/server/banner.ts';
-import { type RunningServer, startServer } from '../src/server/run.ts';
+import type { RunningServer } from '../src/server/run.ts';
 
 async function runServer(o: ServerCommandOptions): Promise<void> {
   let config: Readonly<ServerConfig>;
@@ -25,6 +25,8 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
   }
   let server: RunningServer;
   try {
+    // loaded only for the server and gateway commands: the other commands start faster without it
+    const { startServer } = await import('../src/server/run.ts');
     server = await startServer(config);
   } catch (err) {
     const msg = isStrongroomError(err)

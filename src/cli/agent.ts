@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { planAgent, startAgent } from '../agent/agent.ts';
 import { TemplateError } from '../agent/template.ts';
 import { type AgentConfig, AgentConfigError, loadAgentConfig } from '../config/agent.ts';
 import type { CliIO } from './context.ts';
@@ -29,6 +28,8 @@ export function agentCommand(program: Command, io: CliIO): void {
 }
 
 async function agent(io: CliIO, o: AgentCommandOptions): Promise<number> {
+  // the agent (gRPC, X.509) is loaded only when it runs
+  const { planAgent, startAgent } = await import('../agent/agent.ts');
   const file = o.config ?? io.env.STRONGROOM_AGENT_CONFIG;
   if (!file) {
     io.stderr.write('strongroom agent: give --config FILE (or set STRONGROOM_AGENT_CONFIG)\n');

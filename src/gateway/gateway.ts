@@ -159,6 +159,9 @@ function traceIdOf(headers: IncomingHttpHeaders): string | undefined {
 
 /** The forms of a secret a provider might echo: as is, and base64 at its 3 alignments (standard and url-safe). */
 function secretForms(secrets: readonly string[]): string[] {
+  const key = secrets.join('\u0000');
+  const hit = FORMS.get(key);
+  if (hit) return hit;
   const forms = new Set<string>();
   for (const s of secrets) {
     if (s.length < 8) continue;
@@ -174,8 +177,13 @@ function secretForms(secrets: readonly string[]): string[] {
       }
     }
   }
-  return [...forms].sort((x, y) => y.length - x.length);
+  const out = [...forms].sort((x, y) => y.length - x.length);
+  // the keys are in this process's memory anyway; their derived forms are kept as long (bounded)
+  if (FORMS.size >= 64) FORMS.clear();
+  FORMS.set(key, out);
+  return out;
 }
+const FORMS = new Map<string, string[]>();
 
 /**
  * The gateway's own filter for the injected keys, always on whatever stages are
@@ -220,30 +228,17 @@ export function keyRedactor(secrets: readonly string[], marker = '[REDACTED]'): 
   };
 }
 
-/** Applies the response filters to every string of a parsed JSON value (keys included). */
-function redactStrings(v: unknown, filterFactory: () => ResponseFilter, depth = 0): unknown {
+/** Applies `clean` to every string of a parsed JSON value (keys included). */
+function redactStrings(v: unknown, clean: (s: string) => string, depth = 0): unknown {
   if (depth > 64) return v;
-  if (typeof v === 'string') {
-    const f = filterFactory();
-    return f.push(v) + f.end();
-  }
-  if (Array.isArray(v)) return v.map((x) => redactStrings(x, filterFactory, depth + 1));
+  if (typeof v === 'string') return clean(v);
+  if (Array.isArray(v)) return v.map((x) => redactStrings(x, clean, depth + 1));
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[redactStrings(k, filterFactory, depth + 1) as string] = redactStrings(x, filterFactory, depth + 1);
+    for (const [k, x] of Object.entries(v)) out[clean(k)] = redactStrings(x, clean, depth + 1);
     return out;
   }
   return v;
-}
-
-/** Replaces every form of the secrets in a complete text (and applies the response stages). */
-function redactAll(
-  text: string,
-  filterFactory: (() => ResponseFilter) | undefined,
-  secrets: readonly string[],
-): string {
-  const f = filterFactory ? filterFactory() : keyRedactor(secrets);
-  return f.push(text) + f.end();
 }
 
 export interface Gateway {
@@ -1001,6 +996,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         },
       } satisfies ResponseFilter;
     };
+    // one filter for complete texts (strings of an answer, whole events), reused: end() resets it
+    const whole = filterFactory();
+    const clean = (text: string) => whole.push(text) + whole.end();
     if (!res || !used) {
       await reservation?.release().catch(() => {});
       logger.warn({ provider: target.provider, reason: (lastErr as Error)?.message }, 'upstream unreachable');
@@ -1029,11 +1027,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       // it; every string is filtered, then the text sent is filtered whole once more.
       let json: unknown;
       try {
-        json = redactStrings(JSON.parse(raw), filterFactory);
+        json = redactStrings(JSON.parse(raw), clean);
       } catch {
         json = undefined;
       }
-      const text = redactAll(json === undefined ? raw : JSON.stringify(json), filterFactory, injected);
+      const text = clean(json === undefined ? raw : JSON.stringify(json));
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
       if (reservation) {
@@ -1118,9 +1116,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     /** An event's data with every string filtered (parsed first, so escaped text is seen as the client sees it). */
     const cleanEvent = (raw: string) => {
       try {
-        return redactAll(JSON.stringify(redactStrings(JSON.parse(raw), filterFactory)), filterFactory, injected);
+        return clean(JSON.stringify(redactStrings(JSON.parse(raw), clean)));
       } catch {
-        return redactAll(raw, filterFactory, injected);
+        return clean(raw);
       }
     };
 
@@ -1143,7 +1141,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       try {
         data = JSON.parse(raw) as Record<string, unknown>;
       } catch {
-        emit(ev, redactAll(raw, filterFactory, injected));
+        emit(ev, clean(raw));
         return;
       }
       lastData = data;
@@ -1156,7 +1154,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         t.set(filtered);
       }
       // every other field of the event is checked whole
-      emit(ev, redactAll(JSON.stringify(data), filterFactory, injected));
+      emit(ev, clean(JSON.stringify(data)));
     };
 
     try {

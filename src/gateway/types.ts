@@ -116,7 +116,8 @@ export interface RequestStage {
 /**
  * A response stage (e.g. the output filter) for one call: text goes through
  * `push` chunk by chunk (it may hold back a tail that could be the start of a
- * pattern split across chunks) and `end` flushes what is left.
+ * pattern split across chunks) and `end` flushes what is left and resets the
+ * filter, so the same filter can take another text after it.
  */
 export interface ResponseFilter {
   push(text: string): string;

@@ -7,8 +7,6 @@ import { parseListen, type ServerConfig } from '../config/config.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { Core } from '../core/core.ts';
 import type { IdentityOptions } from '../engines/identity/identity.ts';
-import { createGateway } from '../gateway/gateway.ts';
-import { createProviderKeys } from '../gateway/keys.ts';
 import { systemClock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -188,6 +186,10 @@ async function startGateway(
   logger: Logger,
   vault: ReturnType<typeof assembleVault>,
 ) {
+  const [{ createGateway }, { createProviderKeys }] = await Promise.all([
+    import('../gateway/gateway.ts'),
+    import('../gateway/keys.ts'),
+  ]);
   const keys = createProviderKeys(core, { exclusive: storage.exclusive });
   const gw = await createGateway({
     core,

@@ -15,13 +15,12 @@ import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
-import { type AnomalyConfig, createAnomalyDetector } from '../gateway/anomaly.ts';
+import type { AnomalyConfig } from '../gateway/anomaly.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
-import { createGatewayIdentity } from '../gateway/identity.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
-import { createPromptFirewall, type FirewallConfig } from '../gateway/stages/firewall.ts';
-import { createOutputFilter, type OutputFilterConfig } from '../gateway/stages/output-filter.ts';
-import { type RemoteStage, remoteStage } from '../gateway/stages/remote.ts';
+import type { FirewallConfig } from '../gateway/stages/firewall.ts';
+import type { OutputFilterConfig } from '../gateway/stages/output-filter.ts';
+import type { RemoteStage } from '../gateway/stages/remote.ts';
 import type { Caller } from '../gateway/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
@@ -157,6 +156,20 @@ export function assembleVault(deps: VaultDeps): Vault {
     usage,
     rotation,
     async gatewayDeps(config, keys) {
+      // the gateway's modules are loaded only by a server that runs the gateway
+      const [
+        { createAnomalyDetector },
+        { createGatewayIdentity },
+        { createPromptFirewall },
+        { createOutputFilter },
+        { remoteStage },
+      ] = await Promise.all([
+        import('../gateway/anomaly.ts'),
+        import('../gateway/identity.ts'),
+        import('../gateway/stages/firewall.ts'),
+        import('../gateway/stages/output-filter.ts'),
+        import('../gateway/stages/remote.ts'),
+      ]);
       const anomaly = config.anomaly as (AnomalyConfig & { enabled?: boolean }) | undefined;
       const identity =
         config.provenance !== false || config.remote_stages?.length

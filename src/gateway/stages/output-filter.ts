@@ -79,11 +79,18 @@ export function secretForms(secret: string): string[] {
 
 /** A 128-entry table of the ASCII characters in a character-class body such as `A-Za-z0-9_-`. */
 function asciiTable(cls: string): Uint8Array {
-  const t = new Uint8Array(128);
+  // built once per class: every filter a call opens shares it (read-only)
+  let t = TABLES.get(cls);
+  if (t) return t;
+  t = new Uint8Array(128);
   const re = new RegExp(`[${cls}]`);
   for (let c = 0; c < 128; c++) if (re.test(String.fromCharCode(c))) t[c] = 1;
+  TABLES.set(cls, t);
   return t;
 }
+const TABLES = new Map<string, Uint8Array>();
+/** Derived forms of the secrets filters were opened with (bounded; the secrets are in memory anyway). */
+const FORMS_CACHE = new Map<string, string[]>();
 
 /** Start of the longest suffix of `text` (not before `from`) made of characters in `table`. */
 function suffixIn(table: Uint8Array, text: string, from: number): number {
@@ -176,7 +183,6 @@ class Redactor implements ResponseFilter {
   readonly #marker: string;
   #before = '';
   #pending = '';
-  #ended = false;
 
   constructor(sources: readonly Source[], marker: string) {
     this.#sources = sources;
@@ -184,16 +190,17 @@ class Redactor implements ResponseFilter {
   }
 
   push(text: string): string {
-    if (this.#ended) throw new TypeError('push() after end()');
     if (typeof text !== 'string') throw new TypeError('push() takes a string');
     this.#pending += text;
     return this.#run(false);
   }
 
+  /** Flushes what was held back and resets: the filter can take a new text (the gateway reuses it per call). */
   end(): string {
-    if (this.#ended) return '';
-    this.#ended = true;
-    return this.#run(true);
+    const out = this.#run(true);
+    this.#before = '';
+    this.#pending = '';
+    return out;
   }
 
   #run(final: boolean): string {
@@ -264,7 +271,13 @@ export function createOutputFilter(config: OutputFilterConfig = {}): ResponseSta
         if (typeof s !== 'string' || s.length < minSecret) {
           throw new TypeError(`output filter: a secret must be a string of at least ${minSecret} characters`);
         }
-        forms.push(...secretForms(s));
+        let f = FORMS_CACHE.get(s);
+        if (!f) {
+          if (FORMS_CACHE.size >= 64) FORMS_CACHE.clear();
+          f = secretForms(s);
+          FORMS_CACHE.set(s, f);
+        }
+        forms.push(...f);
       }
       const sources: Source[] = [];
       if (forms.length) sources.push(new Literals(forms));

@@ -1,5 +1,5 @@
-import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
-import { CompactSign, compactVerify } from 'jose';
+import { createHash, type KeyObject, sign, X509Certificate } from 'node:crypto';
+import { compactVerify } from 'jose';
 import { isSpiffeError, verifyX509Svid, type X509Bundles } from '../../spiffe/index.ts';
 import { type ProvenanceLink, StageRefusal } from '../types.ts';
 
@@ -70,6 +70,17 @@ function payloadOf(p: {
   });
 }
 
+/** The `x5c` member for a chain, computed once per chain (the chain changes only on rotation). */
+const X5C = new WeakMap<object, string[]>();
+function x5cOf(chain: StageKey['chain']): string[] {
+  let v = X5C.get(chain);
+  if (!v) {
+    v = chain.map((c) => derOf(c).toString('base64'));
+    X5C.set(chain, v);
+  }
+  return v;
+}
+
 function derOf(c: X509Certificate | Uint8Array | string): Buffer {
   if (c instanceof X509Certificate) return c.raw;
   if (typeof c === 'string') return new X509Certificate(c).raw;
@@ -101,15 +112,13 @@ export async function signStage(options: {
     prev: options.prev ?? null,
     iat,
   });
-  const jws = await new CompactSign(Buffer.from(payload, 'utf8'))
-    .setProtectedHeader({
-      alg: 'ES256',
-      typ: PROVENANCE_TYP,
-      x5c: key.chain.map((c) => derOf(c).toString('base64')),
-      iat,
-    })
-    .sign(key.privateKey);
-  const [h, , s] = jws.split('.');
+  // RFC 7515 §5.1 done directly with node:crypto (ECDSA P-256, the JWS r||s encoding, RFC 7518 §3.4):
+  // several times cheaper than going through WebCrypto, and it is on every gateway call
+  const header = `${b64url(JSON.stringify({ alg: 'ES256', typ: PROVENANCE_TYP, x5c: x5cOf(key.chain), iat }))}`;
+  const signingInput = `${header}.${b64url(payload)}`;
+  const sig = sign('sha256', Buffer.from(signingInput), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
+  const h = header;
+  const s = sig.toString('base64url');
   return { stage, spiffe_id: spiffeId, jws: `${h}..${s}` };
 }
 
