@@ -121,10 +121,14 @@ export function assembleVault(deps: VaultDeps): Vault {
       watchModule(deps.storage, deps.watch, (e) => (watch = e)),
       hygieneModule(),
       identityModule(deps.identity, (e) => (identityEngine = e)),
-      gatewayKeysModule(deps.gatewayKeys, (e) => {
-        gatewayKeys = e;
-        deps.gatewayKeys?.bind?.(e);
-      }),
+      gatewayKeysModule(
+        // one process owns exclusive storage: budgets are counted in memory and written behind (decision 0008)
+        { ...deps.gatewayKeys, ...(deps.storage.exclusive ? { budgets_write_behind_ms: 1_000 } : {}) },
+        (e) => {
+          gatewayKeys = e;
+          deps.gatewayKeys?.bind?.(e);
+        },
+      ),
       metricsModule(),
       ...(deps.modules ?? []),
     ],

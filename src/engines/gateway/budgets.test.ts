@@ -139,3 +139,61 @@ test('periods are UTC days and months', () => {
   assert.equal(periodOf('total', at), 'total');
   assert.equal(periodOf(undefined, at), '');
 });
+
+// ---- write-behind (exclusive storage: counted in memory, flushed to the barrier) ----
+
+async function writeBehind(flushMs = 20) {
+  const storage = createMemoryStorage();
+  const clock = manualClock(Date.UTC(2026, 0, 31, 12, 0, 0));
+  const barrier = createBarrier(storage, clock);
+  const root = randomKey();
+  await barrier.initialize(root);
+  await barrier.unseal(root);
+  const store = barrier.view('logical/gateway/');
+  return { store, clock, make: () => createBudgets(store, clock, { writeBehindMs: flushMs }) };
+}
+
+test('write-behind: 100 concurrent reservations against a limit of 10 take exactly 10', async () => {
+  const { make } = await writeBehind();
+  const budgets = make();
+  const results = await Promise.allSettled(
+    Array.from({ length: 100 }, () =>
+      budgets.reserve([{ key: 'vk:wb', limits: { requests_per_minute: 10 } }], { tokens: 1, costUsd: 0 }),
+    ),
+  );
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 10);
+  for (const r of results) {
+    if (r.status === 'rejected') assert.ok(isStrongroomError(r.reason, 'rate_limited'));
+  }
+});
+
+test('write-behind: counts reach storage, and a new instance (a restart) goes on from them', async () => {
+  const { make } = await writeBehind(10);
+  const first = make();
+  const limits = { requests_per_minute: 5, spend: { usd: 1, period: 'day' as const } };
+  for (let i = 0; i < 3; i++) {
+    const r = await first.reserve([{ key: 'app:restart', limits }], { tokens: 10, costUsd: 0.1 });
+    await r.settle({ input_tokens: 5, output_tokens: 5 }, 0.2);
+  }
+  await new Promise((r) => setTimeout(r, 60));
+  const second = make();
+  await second.reserve([{ key: 'app:restart', limits }], { tokens: 10, costUsd: 0.1 });
+  await second.reserve([{ key: 'app:restart', limits }], { tokens: 10, costUsd: 0.1 });
+  await assert.rejects(
+    second.reserve([{ key: 'app:restart', limits }], { tokens: 10, costUsd: 0.1 }),
+    (e: unknown) => isStrongroomError(e, 'rate_limited'),
+    'the sixth request of the minute is refused: the first three were persisted',
+  );
+});
+
+test('write-behind: settle and release adjust the counts; a refused reservation takes nothing', async () => {
+  const { make } = await writeBehind();
+  const budgets = make();
+  const limits = { tokens_per_minute: 100 };
+  const r = await budgets.reserve([{ key: 'vk:adj', limits }], { tokens: 60, costUsd: 0 });
+  await assert.rejects(budgets.reserve([{ key: 'vk:adj', limits }], { tokens: 60, costUsd: 0 }));
+  await r.release();
+  const again = await budgets.reserve([{ key: 'vk:adj', limits }], { tokens: 60, costUsd: 0 });
+  await again.settle({ input_tokens: 10, output_tokens: 0 }, 0);
+  await budgets.reserve([{ key: 'vk:adj', limits }], { tokens: 80, costUsd: 0 });
+});

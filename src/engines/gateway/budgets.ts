@@ -126,7 +126,12 @@ function checkLimits(limits: BudgetLimits, what: string): void {
  * reservations never overshoot a limit (issue 7 item 5). Request and token
  * limits count fixed one-minute windows aligned to the clock's minute.
  */
-export function createBudgets(store: BarrierStore, clock: Clock): Budgets {
+export function createBudgets(
+  store: BarrierStore,
+  clock: Clock,
+  opts: { writeBehindMs?: number } = {},
+): Budgets {
+  if (opts.writeBehindMs) return createWriteBehindBudgets(store, clock, opts.writeBehindMs);
   function current(
     rec: Readonly<SubjectRecord> | undefined,
     limits: BudgetLimits,
@@ -330,4 +335,191 @@ export function priceOf(model: string, prices: Readonly<Record<string, Price>>):
 export function costOf(usage: Usage, price: Price | undefined): number {
   if (!price) return 0;
   return (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1_000_000;
+}
+
+/** The subject's counters as of `at`: a new minute window or spend period starts from zero. */
+function currentOf(
+  rec: Readonly<SubjectRecord> | undefined,
+  limits: BudgetLimits,
+  at: number,
+): SubjectRecord {
+  const window = Math.floor(at / WINDOW_MS) * WINDOW_MS;
+  const period = periodOf(limits.spend?.period, at);
+  const sameWindow = rec !== undefined && rec.window === window;
+  const samePeriod = rec !== undefined && rec.period === period;
+  return {
+    window,
+    requests: sameWindow ? rec.requests : 0,
+    tokens: sameWindow ? rec.tokens : 0,
+    period,
+    spend: samePeriod ? rec.spend : 0,
+  };
+}
+
+/**
+ * Budgets for exclusive storage (one process owns it: SQLite, memory), kept in
+ * memory and written behind to the barrier every `flushMs`. Check-and-take is
+ * synchronous in the event loop, so concurrent calls cannot overshoot, without
+ * two storage transactions (and their fsyncs) per gateway call. A crash loses
+ * at most the last `flushMs` of counting (decision 0008). Shared storage
+ * (PostgreSQL, several gateways) uses the transactional budgets above.
+ */
+function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: number): Budgets {
+  const recs = new Map<string, SubjectRecord>();
+  const loading = new Map<string, Promise<void>>();
+  const dirty = new Set<string>();
+  let flushing = false;
+
+  async function load(key: string): Promise<void> {
+    if (recs.has(key)) return;
+    let p = loading.get(key);
+    if (!p) {
+      p = (async () => {
+        const raw = await store.get(pathOf(key));
+        if (!recs.has(key) && raw !== undefined)
+          recs.set(key, JSON.parse(raw.toString('utf8')) as SubjectRecord);
+      })().finally(() => loading.delete(key));
+      loading.set(key, p);
+    }
+    await p;
+  }
+
+  async function flush() {
+    if (flushing || dirty.size === 0) return;
+    flushing = true;
+    const batch = [...dirty].map((k) => [k, JSON.stringify(recs.get(k))] as const);
+    dirty.clear();
+    try {
+      await store.transaction(async (tx) => {
+        for (const [k, v] of batch) await tx.put(pathOf(k), Buffer.from(v));
+      });
+    } catch {
+      for (const [k] of batch) dirty.add(k); // sealed or storage down: try again next time
+    } finally {
+      flushing = false;
+    }
+  }
+  setInterval(() => void flush(), flushMs).unref();
+
+  const refuse = (subject: string, limit: string, retryAfter: number, message: string): never => {
+    throw new StrongroomError('rate_limited', `${message}; retry in ${retryAfter} s`, {
+      details: { retry_after: retryAfter, limit, subject },
+    });
+  };
+
+  return {
+    async reserve(subjects, estimate) {
+      if (!Number.isFinite(estimate.tokens) || estimate.tokens < 0)
+        throw new TypeError('reserve: estimate.tokens must be a number ≥ 0');
+      if (!Number.isFinite(estimate.costUsd) || estimate.costUsd < 0)
+        throw new TypeError('reserve: estimate.costUsd must be a number ≥ 0');
+      const keys = new Set<string>();
+      for (const s of subjects) {
+        if (typeof s.key !== 'string' || s.key.length === 0)
+          throw new TypeError('reserve: empty subject key');
+        if (keys.has(s.key)) throw new TypeError(`reserve: subject ${s.key} given twice`);
+        keys.add(s.key);
+        checkLimits(s.limits, s.key);
+      }
+      await Promise.all(subjects.map((s) => load(s.key)));
+      // from here to the end of the loop nothing awaits: check and take are one step for the event loop
+      const tokens = Math.ceil(estimate.tokens);
+      const cost = estimate.costUsd;
+      const at = clock.now();
+      const next: SubjectRecord[] = [];
+      for (const s of subjects) {
+        const rec = currentOf(recs.get(s.key), s.limits, at);
+        const l = s.limits;
+        const windowLeft = Math.max(1, Math.ceil((rec.window + WINDOW_MS - at) / 1000));
+        if (l.requests_per_minute !== undefined && rec.requests + 1 > l.requests_per_minute) {
+          refuse(
+            s.key,
+            'requests_per_minute',
+            windowLeft,
+            `${s.key}: ${l.requests_per_minute} requests per minute reached`,
+          );
+        }
+        if (l.tokens_per_minute !== undefined) {
+          if (tokens > l.tokens_per_minute) {
+            refuse(
+              s.key,
+              'tokens_per_minute',
+              windowLeft,
+              `${s.key}: this request alone (about ${tokens} tokens) exceeds the limit of ${l.tokens_per_minute} tokens per minute`,
+            );
+          }
+          if (rec.tokens + tokens > l.tokens_per_minute || rec.tokens >= l.tokens_per_minute) {
+            refuse(
+              s.key,
+              'tokens_per_minute',
+              windowLeft,
+              `${s.key}: ${l.tokens_per_minute} tokens per minute reached`,
+            );
+          }
+        }
+        if (l.spend !== undefined) {
+          const { usd, period } = l.spend;
+          if (rec.spend + cost > usd + EPSILON_USD || rec.spend >= usd - EPSILON_USD) {
+            refuse(
+              s.key,
+              'spend',
+              periodEndsIn(period, at),
+              `${s.key}: the budget of ${usd} USD per ${period === 'total' ? 'lifetime' : period} is spent`,
+            );
+          }
+        }
+        rec.requests += 1;
+        rec.tokens += tokens;
+        rec.spend += cost;
+        next.push(rec);
+      }
+      const taken = subjects.map((s, i) => {
+        recs.set(s.key, next[i]!);
+        dirty.add(s.key);
+        return { key: s.key, window: next[i]!.window, period: next[i]!.period };
+      });
+      let closed = false;
+      const adjust = (f: (rec: SubjectRecord, sameWindow: boolean, samePeriod: boolean) => void) => {
+        if (closed) return Promise.resolve();
+        closed = true;
+        const now = clock.now();
+        for (const t of taken) {
+          const window = Math.floor(now / WINDOW_MS) * WINDOW_MS;
+          const rec = {
+            ...(recs.get(t.key) ?? { window, requests: 0, tokens: 0, period: t.period, spend: 0 }),
+          };
+          if (rec.window !== window) Object.assign(rec, { window, requests: 0, tokens: 0 });
+          const kind = t.period.split(':')[0] as 'day' | 'month' | 'total' | '';
+          const period = periodOf(kind === '' ? undefined : kind, now);
+          if (rec.period !== period) Object.assign(rec, { period, spend: 0 });
+          f(rec, t.window === window, t.period === period);
+          rec.requests = Math.max(0, rec.requests);
+          rec.tokens = Math.max(0, rec.tokens);
+          rec.spend = Math.max(0, rec.spend);
+          recs.set(t.key, rec);
+          dirty.add(t.key);
+        }
+        return Promise.resolve();
+      };
+      return {
+        settle(usage, costUsd) {
+          const used = Math.max(0, Math.ceil((usage.input_tokens || 0) + (usage.output_tokens || 0)));
+          const spent = Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
+          return adjust((rec, sameWindow, samePeriod) => {
+            rec.tokens += sameWindow ? used - tokens : Math.max(0, used - tokens);
+            rec.spend += samePeriod ? spent - cost : Math.max(0, spent - cost);
+          });
+        },
+        release() {
+          return adjust((rec, sameWindow, samePeriod) => {
+            if (sameWindow) {
+              rec.requests -= 1;
+              rec.tokens -= tokens;
+            }
+            if (samePeriod) rec.spend -= cost;
+          });
+        },
+      };
+    },
+  };
 }

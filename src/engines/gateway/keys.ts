@@ -28,6 +28,11 @@ export interface GatewayKeysOptions {
   default_ttl_seconds?: number;
   /** Longest lifetime of a key (default 30 days). */
   max_ttl_seconds?: number;
+  /**
+   * Keep budgets in memory and write them behind to storage this often (exclusive storage only:
+   * one process owns it). Absent: one storage transaction per reservation (shared storage).
+   */
+  budgets_write_behind_ms?: number;
 }
 
 /** Which models a key may call. Absent lists: any. */
@@ -528,7 +533,11 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     async revoke(id: string) {
       await markRevoked(id);
     },
-    budgets: createBudgets(store, core.clock),
+    budgets: createBudgets(
+      store,
+      core.clock,
+      opts.budgets_write_behind_ms ? { writeBehindMs: opts.budgets_write_behind_ms } : {},
+    ),
     forget() {
       hmacKey = undefined;
     },
