@@ -12,7 +12,7 @@ export const MAX_IMPORT_ENTRIES = 20_000;
 /** The import route's body limit (the server-wide default is 1 MiB). */
 export const MAX_IMPORT_BYTES = 32 * 1024 * 1024;
 /** The media type of a streamed import (progress lines, then the result). */
-export const NDJSON = 'application/x-ndjson';
+export { NDJSON } from './media.ts';
 
 /**
  * The secret-name rule, for clients that check names before sending (the

@@ -1,11 +1,11 @@
-import {
-  type ExportResponse,
-  type ImportProblem,
-  type ImportRequest,
-  type ImportResponse,
-  type ImportStreamLine,
-  NDJSON,
+import type {
+  ExportResponse,
+  ImportProblem,
+  ImportRequest,
+  ImportResponse,
+  ImportStreamLine,
 } from '../api/bulk.ts';
+import { NDJSON } from '../api/media.ts';
 import { type ClientOptions, firstAddr, StrongroomApiError, tokenOf } from './client.ts';
 
 /**
