@@ -1047,3 +1047,51 @@ test('developers and auditors read identity configuration but change none of it'
   fails(await a.call('GET', '/v1/identity/registrations', undefined, app), 403, 'permission_denied');
   fails(await a.call('POST', '/v1/identity/join-tokens', { spiffe_id: API }, app), 403, 'permission_denied');
 });
+
+test('the CA renews itself while it can still sign a full-length SVID, and the old one stays trusted through the overlap', async (t) => {
+  const clock = manualClock(Date.UTC(2026, 10, 1, 12, 0, 0));
+  const a = await buildTestApp(t, {
+    clock,
+    identity: { ca_ttl_seconds: 10 * 3600, x509_max_ttl_seconds: 3600 },
+  });
+  const root = a.rootToken;
+  const reg = await a.app.inject({
+    method: 'POST',
+    url: '/v1/identity/registrations',
+    headers: { authorization: `Bearer ${root}` },
+    payload: { spiffe_id: 'spiffe://strongroom.local/ns/auto/w', selectors: ['user:nobody'] },
+  });
+  assert.equal(reg.statusCode, 200, reg.body);
+  const join = async () => {
+    const jt = await a.app.inject({
+      method: 'POST',
+      url: '/v1/identity/join-tokens',
+      headers: { authorization: `Bearer ${root}` },
+      payload: { spiffe_id: 'spiffe://strongroom.local/ns/auto/w' },
+    });
+    const { pem: csr } = await makeCsr(['spiffe://strongroom.local/ns/auto/w']);
+    const res = await a.app.inject({
+      method: 'POST',
+      url: '/v1/identity/x509-svid',
+      payload: { csr, join_token: JSON.parse(jt.body).join_token },
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    return JSON.parse(res.body) as { certificate: string; bundle: string[] };
+  };
+  const first = await join();
+  assert.equal(first.bundle.length, 1);
+  // 8.5 h later the CA has 1.5 h left: less than two full-length SVIDs
+  clock.advance(8.5 * 3600 * 1000);
+  const second = await join();
+  assert.equal(second.bundle.length, 2, 'a new CA, and the old one still trusted');
+  const leaf = new X509Certificate(second.certificate);
+  const [newCa, oldCa] = second.bundle.map((p) => new X509Certificate(p));
+  assert.ok(leaf.checkIssued(newCa!) && leaf.verify(newCa!.publicKey), 'signed by the new CA');
+  assert.ok(Date.parse(leaf.validTo) - clock.now() >= 3600 * 1000 - 1000, 'a full-length SVID');
+  assert.ok(
+    new X509Certificate(first.certificate).verify(oldCa!.publicKey),
+    'the old SVID still chains to the bundle',
+  );
+  const third = await join();
+  assert.equal(third.bundle.length, 2, 'renewed once, not on every issuance');
+});

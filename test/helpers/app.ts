@@ -10,6 +10,7 @@ import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
 import type { Core } from '../../src/core/core.ts';
 import type { AnyOperation } from '../../src/core/types.ts';
+import type { IdentityOptions } from '../../src/engines/identity/identity.ts';
 import type { RotationOptions } from '../../src/engines/rotation/rotation.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
@@ -77,6 +78,8 @@ export interface TestAppOptions {
   routes?: RouteDef[];
   /** Rotation settings (scheduler period, adapter base URLs pointing at fakes). */
   rotation?: RotationOptions;
+  /** Workload identity settings (trust domain, SVID and CA lifetimes). */
+  identity?: IdentityOptions;
 }
 
 /** A fresh in-process server (memory storage unless given), torn down when the test ends. */
@@ -112,6 +115,7 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     ...(opts.auth ? { auth: opts.auth } : {}),
     ...(opts.modules ? { modules: opts.modules } : {}),
     ...(opts.rotation ? { rotation: opts.rotation } : {}),
+    ...(opts.identity ? { identity: opts.identity } : {}),
   });
   const { core, routes } = vault;
   await core.start();

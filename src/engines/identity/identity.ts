@@ -239,6 +239,11 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
   const jwtTtl = opts.jwt_ttl_seconds ?? 300;
   const jwtMax = opts.jwt_max_ttl_seconds ?? 3600;
   const apiAudience = opts.api_audience ?? 'strongroom';
+  if (caTtl < 4 * x509Max) {
+    throw new TypeError(
+      `identity: ca_ttl (${caTtl} s) must be at least 4 times x509_svid_max_ttl (${x509Max} s)`,
+    );
+  }
   const now = () => core.clock.now();
   const iso = (ms = now()) => new Date(ms).toISOString();
 
@@ -322,13 +327,15 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     return loaded;
   }
 
-  async function rotateCa(): Promise<CaRecord> {
+  /** Adds a new CA and JWT key; with `ifSequence`, only if nobody (another server) rotated since. */
+  async function rotateCa(ifSequence?: number): Promise<CaRecord> {
     const at = now();
     const authority = await newAuthority(at);
     const jwtKey = await newJwtKey(at);
     await ca(); // make sure one exists
     return store.transaction(async (tx) => {
       const rec = (await tx.getJson<CaRecord>('ca'))!;
+      if (ifSequence !== undefined && rec.sequence !== ifSequence) return rec as CaRecord;
       // the old keys stay trusted until every SVID they signed has expired
       const x509RetireAt = iso(at + x509Max * 1000);
       const jwtRetireAt = iso(at + jwtMax * 1000);
@@ -350,6 +357,20 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       await tx.put('ca', Buffer.from(JSON.stringify(next)));
       return next;
     });
+  }
+
+  /**
+   * The CA to sign with. The active CA is renewed while it can still sign a
+   * full-length SVID, so leaves are never cut short by its expiry and it never
+   * expires unnoticed; the old one stays in the bundle through the overlap.
+   */
+  async function signingCa(): Promise<LoadedCa> {
+    const c = await ca();
+    if (c.signer.notAfter - now() < 2 * x509Max * 1000) {
+      await rotateCa(c.sequence);
+      return ca();
+    }
+    return c;
   }
 
   // ---------------------------------------------------------------- federation
@@ -450,7 +471,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     requestedTtl: string | number | undefined,
     check: (id: SpiffeId) => Promise<Registration | undefined>,
   ) {
-    const c = await ca();
+    const c = await signingCa();
     let validated: Awaited<ReturnType<typeof validateCsr>>;
     try {
       validated = await validateCsr(csr, { trustDomain });
@@ -627,7 +648,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
         throw bad('invalid_value', 'audience: each entry is 1 to 512 characters');
       }
       const ttl = ttlOf(i.ttl, jwtTtl, jwtMax, 'ttl');
-      const c = await ca();
+      const c = await signingCa();
       const at = now();
       const token = await signJwtSvid({
         key: c.jwtSigner,
@@ -975,7 +996,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
   async function issueSelf(spiffeId: string, publicKey: KeyObject, ttlSeconds: number) {
     const id = spiffeIdOf(spiffeId);
     if (id.trustDomain !== trustDomain) throw bad('invalid_value', `${spiffeId} is not in ${trustDomain}`);
-    const c = await ca();
+    const c = await signingCa();
     const leaf = await issueX509Svid({
       ca: { cert: c.signer.cert, privateKey: c.signer.privateKey },
       csrPublicKey: publicKey,
