@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
 import type { AgentConfig } from '../config/agent.ts';
 import { alive, type Running, type Sink, startChild, stopChild } from '../lib/child.ts';
+import { writeFileAtomic } from '../lib/files.ts';
 import { createMetricsRegistry, type MetricFamily, renderFamilies } from '../lib/metrics.ts';
 import { StrongroomApiError } from '../sdk/client.ts';
 import { createSecretsCache, type SecretsCache } from '../sdk/secrets.ts';
@@ -71,29 +71,6 @@ function readCredential(file: string, what: string): string {
   }
   if (v === '') throw new Error(`${file} is empty: it should hold the ${what}`);
   return v;
-}
-
-/** Writes a file atomically: a private temporary file beside it, fsync, rename. */
-async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.chmod(mode); // the umask may have narrowed it
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
 }
 
 function describe(err: unknown): string {
@@ -196,7 +173,7 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
       // only a digest of the content is kept, to skip rewriting an unchanged file
       const hash = createHash('sha256').update(text).digest('hex');
       if (hash === x.hash) continue;
-      await writeAtomic(x.destination, text, x.mode);
+      await writeFileAtomic(x.destination, text, x.mode);
       x.hash = hash;
       renders.inc();
       any = true;

@@ -1,7 +1,7 @@
-import { createHash, KeyObject, randomBytes, type X509Certificate } from 'node:crypto';
+import { createHash, KeyObject, type X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/files.ts';
 import { createClient, type TokenSource } from '../sdk/client.ts';
 import {
   type CryptoKeyPair,
@@ -216,28 +216,6 @@ export async function buildSvidCsr(spiffeId: string, keys: CryptoKeyPair): Promi
     extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: spiffeId }])],
   });
   return csr.toString('pem');
-}
-
-/** Writes a file atomically: a private temporary file beside it, fsync, rename. */
-async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.chmod(mode); // the umask may have narrowed it
-    await fh.writeFile(text, 'utf8');
-    await fh.sync();
-  } catch (err) {
-    await fh.close();
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
-    throw err;
-  }
 }
 
 const fingerprint = (parts: readonly (Uint8Array | string)[]): string => {
@@ -477,10 +455,10 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
       try {
         mkdirSync(files.dir, { recursive: true, mode: 0o700 });
         const roots = bundlesView?.x509.get(trustDomain) ?? ownRoots;
-        if (roots) await writeAtomic(join(files.dir, 'bundle.pem'), certificatesPem(roots), 0o644);
+        if (roots) await writeFileAtomic(join(files.dir, 'bundle.pem'), certificatesPem(roots), 0o644);
         if (what === 'svid' && svid) {
-          await writeAtomic(join(files.dir, 'svid_key.pem'), svid.keyPem, 0o600);
-          await writeAtomic(join(files.dir, 'svid.pem'), svid.chainPem, 0o644);
+          await writeFileAtomic(join(files.dir, 'svid_key.pem'), svid.keyPem, 0o600);
+          await writeFileAtomic(join(files.dir, 'svid.pem'), svid.chainPem, 0o644);
         }
       } catch (err) {
         log('cannot write the SVID files', { dir: files.dir, error: describe(err) });

@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { GatewayConfig } from '../config/gateway.ts';
-import type { Core } from '../core/core.ts';
+import { type Core, identityOf } from '../core/core.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
@@ -387,15 +387,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
     }
     const entry = await core.tokens.lookup(credential);
-    const identity: Identity = {
-      kind: 'token',
-      accessor: entry.accessor,
-      display_name: entry.display_name,
-      policies: entry.policies,
-      owner: entry.owner,
-      scope: entry.scope,
-      mfa: entry.mfa,
-    };
+    const identity = identityOf(entry);
     const subject =
       entry.owner.type === 'app'
         ? lim.apps

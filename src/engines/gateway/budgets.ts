@@ -132,29 +132,6 @@ export function createBudgets(
   opts: { writeBehindMs?: number } = {},
 ): Budgets {
   if (opts.writeBehindMs) return createWriteBehindBudgets(store, clock, opts.writeBehindMs);
-  function current(
-    rec: Readonly<SubjectRecord> | undefined,
-    limits: BudgetLimits,
-    at: number,
-  ): SubjectRecord {
-    const window = Math.floor(at / WINDOW_MS) * WINDOW_MS;
-    const period = periodOf(limits.spend?.period, at);
-    const sameWindow = rec !== undefined && rec.window === window;
-    const samePeriod = rec !== undefined && rec.period === period;
-    return {
-      window,
-      requests: sameWindow ? rec.requests : 0,
-      tokens: sameWindow ? rec.tokens : 0,
-      period,
-      spend: samePeriod ? rec.spend : 0,
-    };
-  }
-
-  function refuse(subject: string, limit: string, retryAfter: number, message: string): never {
-    throw new StrongroomError('rate_limited', `${message}; retry in ${retryAfter} s`, {
-      details: { retry_after: retryAfter, limit, subject },
-    });
-  }
 
   const put = (tx: BarrierWriter, key: string, rec: SubjectRecord) =>
     tx.put(pathOf(key), Buffer.from(JSON.stringify(rec)));
@@ -182,49 +159,8 @@ export function createBudgets(
           const out: { key: string; window: number; period: string }[] = [];
           const next: SubjectRecord[] = [];
           for (const s of subjects) {
-            const rec = current(await readRecord(tx, s.key), s.limits, at);
-            const l = s.limits;
-            const windowLeft = Math.max(1, Math.ceil((rec.window + WINDOW_MS - at) / 1000));
-            if (l.requests_per_minute !== undefined && rec.requests + 1 > l.requests_per_minute) {
-              refuse(
-                s.key,
-                'requests_per_minute',
-                windowLeft,
-                `${s.key}: ${l.requests_per_minute} requests per minute reached`,
-              );
-            }
-            if (l.tokens_per_minute !== undefined) {
-              if (tokens > l.tokens_per_minute) {
-                refuse(
-                  s.key,
-                  'tokens_per_minute',
-                  windowLeft,
-                  `${s.key}: this request alone (about ${tokens} tokens) exceeds the limit of ${l.tokens_per_minute} tokens per minute`,
-                );
-              }
-              if (rec.tokens + tokens > l.tokens_per_minute || rec.tokens >= l.tokens_per_minute) {
-                refuse(
-                  s.key,
-                  'tokens_per_minute',
-                  windowLeft,
-                  `${s.key}: ${l.tokens_per_minute} tokens per minute reached`,
-                );
-              }
-            }
-            if (l.spend !== undefined) {
-              const { usd, period } = l.spend;
-              if (rec.spend + cost > usd + EPSILON_USD || rec.spend >= usd - EPSILON_USD) {
-                refuse(
-                  s.key,
-                  'spend',
-                  periodEndsIn(period, at),
-                  `${s.key}: the budget of ${usd} USD per ${period === 'total' ? 'lifetime' : period} is spent`,
-                );
-              }
-            }
-            rec.requests += 1;
-            rec.tokens += tokens;
-            rec.spend += cost;
+            const rec = currentOf(await readRecord(tx, s.key), s.limits, at);
+            takeFrom(rec, s, tokens, cost, at);
             next.push(rec);
             out.push({ key: s.key, window: rec.window, period: rec.period });
           }
@@ -401,12 +337,6 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
   }
   setInterval(() => void flush(), flushMs).unref();
 
-  const refuse = (subject: string, limit: string, retryAfter: number, message: string): never => {
-    throw new StrongroomError('rate_limited', `${message}; retry in ${retryAfter} s`, {
-      details: { retry_after: retryAfter, limit, subject },
-    });
-  };
-
   return {
     async reserve(subjects, estimate) {
       if (!Number.isFinite(estimate.tokens) || estimate.tokens < 0)
@@ -429,48 +359,7 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
       const next: SubjectRecord[] = [];
       for (const s of subjects) {
         const rec = currentOf(recs.get(s.key), s.limits, at);
-        const l = s.limits;
-        const windowLeft = Math.max(1, Math.ceil((rec.window + WINDOW_MS - at) / 1000));
-        if (l.requests_per_minute !== undefined && rec.requests + 1 > l.requests_per_minute) {
-          refuse(
-            s.key,
-            'requests_per_minute',
-            windowLeft,
-            `${s.key}: ${l.requests_per_minute} requests per minute reached`,
-          );
-        }
-        if (l.tokens_per_minute !== undefined) {
-          if (tokens > l.tokens_per_minute) {
-            refuse(
-              s.key,
-              'tokens_per_minute',
-              windowLeft,
-              `${s.key}: this request alone (about ${tokens} tokens) exceeds the limit of ${l.tokens_per_minute} tokens per minute`,
-            );
-          }
-          if (rec.tokens + tokens > l.tokens_per_minute || rec.tokens >= l.tokens_per_minute) {
-            refuse(
-              s.key,
-              'tokens_per_minute',
-              windowLeft,
-              `${s.key}: ${l.tokens_per_minute} tokens per minute reached`,
-            );
-          }
-        }
-        if (l.spend !== undefined) {
-          const { usd, period } = l.spend;
-          if (rec.spend + cost > usd + EPSILON_USD || rec.spend >= usd - EPSILON_USD) {
-            refuse(
-              s.key,
-              'spend',
-              periodEndsIn(period, at),
-              `${s.key}: the budget of ${usd} USD per ${period === 'total' ? 'lifetime' : period} is spent`,
-            );
-          }
-        }
-        rec.requests += 1;
-        rec.tokens += tokens;
-        rec.spend += cost;
+        takeFrom(rec, s, tokens, cost, at);
         next.push(rec);
       }
       const taken = subjects.map((s, i) => {
@@ -522,4 +411,57 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
       };
     },
   };
+}
+
+/**
+ * Checks one subject's counters (as of `at`) against its limits and takes the
+ * request from them: throws `rate_limited` (with `retry_after`) before
+ * changing anything when a limit would be passed.
+ */
+function takeFrom(
+  rec: SubjectRecord,
+  s: { key: string; limits: BudgetLimits },
+  tokens: number,
+  cost: number,
+  at: number,
+): void {
+  const refuse = (limit: string, retryAfter: number, message: string): never => {
+    throw new StrongroomError('rate_limited', `${message}; retry in ${retryAfter} s`, {
+      details: { retry_after: retryAfter, limit, subject: s.key },
+    });
+  };
+  const l = s.limits;
+  const windowLeft = Math.max(1, Math.ceil((rec.window + WINDOW_MS - at) / 1000));
+  if (l.requests_per_minute !== undefined && rec.requests + 1 > l.requests_per_minute) {
+    refuse(
+      'requests_per_minute',
+      windowLeft,
+      `${s.key}: ${l.requests_per_minute} requests per minute reached`,
+    );
+  }
+  if (l.tokens_per_minute !== undefined) {
+    if (tokens > l.tokens_per_minute) {
+      refuse(
+        'tokens_per_minute',
+        windowLeft,
+        `${s.key}: this request alone (about ${tokens} tokens) exceeds the limit of ${l.tokens_per_minute} tokens per minute`,
+      );
+    }
+    if (rec.tokens + tokens > l.tokens_per_minute || rec.tokens >= l.tokens_per_minute) {
+      refuse('tokens_per_minute', windowLeft, `${s.key}: ${l.tokens_per_minute} tokens per minute reached`);
+    }
+  }
+  if (l.spend !== undefined) {
+    const { usd, period } = l.spend;
+    if (rec.spend + cost > usd + EPSILON_USD || rec.spend >= usd - EPSILON_USD) {
+      refuse(
+        'spend',
+        periodEndsIn(period, at),
+        `${s.key}: the budget of ${usd} USD per ${period === 'total' ? 'lifetime' : period} is spent`,
+      );
+    }
+  }
+  rec.requests += 1;
+  rec.tokens += tokens;
+  rec.spend += cost;
 }
