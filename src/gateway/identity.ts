@@ -48,16 +48,19 @@ export function createGatewayIdentity(
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
   const schedule = (ms: number) => {
-    timer = setTimeout(async () => {
-      try {
-        cur = await fresh();
-        source!.set({ chain: cur.chain, privateKey: cur.privateKey, bundles: cur.bundles });
-        schedule((cur.expiresAt - Date.now()) / 2);
-      } catch (err) {
-        opts.onError?.(err as Error);
-        schedule(Math.min(30_000, Math.max(1_000, (cur!.expiresAt - Date.now()) / 4)));
-      }
-    }, Math.max(1_000, ms));
+    timer = setTimeout(
+      async () => {
+        try {
+          cur = await fresh();
+          source!.set({ chain: cur.chain, privateKey: cur.privateKey, bundles: cur.bundles });
+          schedule((cur.expiresAt - Date.now()) / 2);
+        } catch (err) {
+          opts.onError?.(err as Error);
+          schedule(Math.min(30_000, Math.max(1_000, (cur!.expiresAt - Date.now()) / 4)));
+        }
+      },
+      Math.max(1_000, ms),
+    );
     timer.unref();
   };
   // the SVID is obtained on first use, not at start: the vault may start sealed
