@@ -18,6 +18,7 @@ import {
   type Child,
   fmt,
   freePort,
+  http,
   ROOT,
   removeTempDir,
   spawnChild,
@@ -76,27 +77,6 @@ function wired(): { budgets: boolean; firewall: boolean; outputFilter: boolean; 
     outputFilter: /responseStages\s*[:,]/.test(deps),
     provenance: deps.includes('createGatewayIdentity'),
   };
-}
-
-async function http<T>(
-  base: string,
-  method: string,
-  path: string,
-  token?: string,
-  body?: unknown,
-): Promise<T> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 interface Target {

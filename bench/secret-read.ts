@@ -25,6 +25,7 @@ import {
   type Child,
   fmt,
   freePort,
+  http,
   onInterrupt,
   ROOT,
   removeTempDir,
@@ -107,27 +108,6 @@ async function load(
     p99: r.latency.p99,
     bad: r.non2xx + r.errors + r.timeouts,
   };
-}
-
-async function http<T>(
-  base: string,
-  method: string,
-  path: string,
-  token?: string,
-  body?: unknown,
-): Promise<T> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 interface Target {

@@ -34,6 +34,7 @@ import {
   type Child,
   fmt,
   freePort,
+  http,
   removeTempDir,
   spawnChild,
   table,
@@ -207,27 +208,6 @@ interface Server {
   child: Child;
   token: string;
   paths: string[];
-}
-
-async function http<T>(
-  base: string,
-  method: string,
-  path: string,
-  token?: string,
-  body?: unknown,
-): Promise<T> {
-  const res = await fetch(base + path, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status} ${text}`);
-  return JSON.parse(text) as T;
 }
 
 async function startServer(label: 'ON' | 'OFF', dir: string): Promise<Server> {

@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { createClient } from '../../src/sdk/client.ts';
 import { tempDir } from '../helpers/app.ts';
-import { BIN, NODE, ROOT, runCli, startServerProcess } from '../helpers/process.ts';
+import { BIN, NODE, ROOT, runCli, startDevServer } from '../helpers/process.ts';
 
-const TOKEN_RE = /STRONGROOM_TOKEN=(\S+)/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000) {
@@ -49,15 +48,8 @@ function startAgentProcess(t: { after(fn: () => unknown): void }, args: string[]
 
 test('the sidecar agent', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
-  const server = await startServerProcess(t, [
-    '--dev',
-    '--data',
-    join(dir, 'data'),
-    '--listen',
-    '127.0.0.1:0',
-  ]);
-  await until('the dev token', () => TOKEN_RE.test(server.output()));
-  const root = TOKEN_RE.exec(server.output())![1]!;
+  const server = await startDevServer(t, join(dir, 'data'));
+  const root = server.root;
   const admin = createClient({ addr: server.address, token: root });
   await admin.createProject('demo');
   await admin.putSecret('demo', 'dev', 'OPENAI_API_KEY', 'sk-agent-first "quoted" $HOME', { force: true });
@@ -198,15 +190,8 @@ listen:
 
 test('agent --once renders and exits; --check finds template mistakes', { timeout: 60_000 }, async (t) => {
   const dir = tempDir(t);
-  const server = await startServerProcess(t, [
-    '--dev',
-    '--data',
-    join(dir, 'data'),
-    '--listen',
-    '127.0.0.1:0',
-  ]);
-  await until('the dev token', () => TOKEN_RE.test(server.output()));
-  const root = TOKEN_RE.exec(server.output())![1]!;
+  const server = await startDevServer(t, join(dir, 'data'));
+  const root = server.root;
   const admin = createClient({ addr: server.address, token: root });
   await admin.createProject('demo');
   await admin.putSecret('demo', 'dev', 'KEY', 'once-value');

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { createClient } from '../../src/sdk/client.ts';
 import { parseSpiffeBundle, verifyX509Svid } from '../../src/spiffe/index.ts';
 import { tempDir } from '../helpers/app.ts';
-import { BIN, NODE, ROOT, runCli, startServerProcess } from '../helpers/process.ts';
+import { BIN, NODE, ROOT, runCli, startDevServer } from '../helpers/process.ts';
 import { fromStruct, splitDer, workloadClient } from '../helpers/workload-client.ts';
 
 /**
@@ -18,7 +18,6 @@ import { fromStruct, splitDer, workloadClient } from '../helpers/workload-client
  * registered for a SPIFFE ID, and a client built from the upstream proto as a
  * SPIFFE library builds it.
  */
-const TOKEN_RE = /STRONGROOM_TOKEN=(\S+)/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000) {
@@ -48,15 +47,8 @@ const code = (c: grpc.status) => (err: unknown) => (err as grpc.ServiceError).co
 
 test('the agent serves the SPIFFE Workload API', { timeout: 120_000 }, async (t) => {
   const dir = tempDir(t);
-  const server = await startServerProcess(t, [
-    '--dev',
-    '--data',
-    join(dir, 'data'),
-    '--listen',
-    '127.0.0.1:0',
-  ]);
-  await until('the dev token', () => TOKEN_RE.test(server.output()));
-  const root = TOKEN_RE.exec(server.output())![1]!;
+  const server = await startDevServer(t, join(dir, 'data'));
+  const root = server.root;
   const admin = createClient({ addr: server.address, token: root });
 
   // the trust domain is the URI SAN of the CA in the bundle

@@ -88,3 +88,30 @@ export async function runCli(
   const [code] = (await once(child, 'exit')) as [number];
   return { code, stdout, stderr };
 }
+
+/**
+ * `strongroom server --dev` on a free port with its data in `dataDir`, and the
+ * root token it printed (dev mode mints a fresh one at every start).
+ */
+export async function startDevServer(
+  t: TestContext | undefined,
+  dataDir: string,
+  args: string[] = [],
+): Promise<ServerProcess & { root: string }> {
+  const server = await startServerProcess(t, [
+    '--dev',
+    '--data',
+    dataDir,
+    '--listen',
+    '127.0.0.1:0',
+    ...args,
+  ]);
+  const deadline = Date.now() + 15_000;
+  let m = /STRONGROOM_TOKEN=(\S+)/.exec(server.output());
+  while (!m) {
+    if (Date.now() > deadline) throw new Error(`the dev server printed no token in 15s:\n${server.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+    m = /STRONGROOM_TOKEN=(\S+)/.exec(server.output());
+  }
+  return Object.assign(server, { root: m[1]! });
+}
