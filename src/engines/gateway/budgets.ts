@@ -104,6 +104,24 @@ async function readRecord(tx: BarrierWriter, key: string): Promise<SubjectRecord
   return raw === undefined ? undefined : (JSON.parse(raw.toString('utf8')) as SubjectRecord);
 }
 
+/** Misuse of `reserve` (a bad estimate, an empty or repeated subject, malformed limits) is a TypeError. */
+function checkReserve(
+  subjects: readonly { key: string; limits: BudgetLimits }[],
+  estimate: { tokens: number; costUsd: number },
+): void {
+  if (!Number.isFinite(estimate.tokens) || estimate.tokens < 0)
+    throw new TypeError('reserve: estimate.tokens must be a number ≥ 0');
+  if (!Number.isFinite(estimate.costUsd) || estimate.costUsd < 0)
+    throw new TypeError('reserve: estimate.costUsd must be a number ≥ 0');
+  const keys = new Set<string>();
+  for (const s of subjects) {
+    if (typeof s.key !== 'string' || s.key.length === 0) throw new TypeError('reserve: empty subject key');
+    if (keys.has(s.key)) throw new TypeError(`reserve: subject ${s.key} given twice`);
+    keys.add(s.key);
+    checkLimits(s.limits, s.key);
+  }
+}
+
 function checkLimits(limits: BudgetLimits, what: string): void {
   const count = (v: number | undefined, name: string) => {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
@@ -138,18 +156,7 @@ export function createBudgets(
 
   return {
     async reserve(subjects, estimate) {
-      if (!Number.isFinite(estimate.tokens) || estimate.tokens < 0)
-        throw new TypeError('reserve: estimate.tokens must be a number ≥ 0');
-      if (!Number.isFinite(estimate.costUsd) || estimate.costUsd < 0)
-        throw new TypeError('reserve: estimate.costUsd must be a number ≥ 0');
-      const keys = new Set<string>();
-      for (const s of subjects) {
-        if (typeof s.key !== 'string' || s.key.length === 0)
-          throw new TypeError('reserve: empty subject key');
-        if (keys.has(s.key)) throw new TypeError(`reserve: subject ${s.key} given twice`);
-        keys.add(s.key);
-        checkLimits(s.limits, s.key);
-      }
+      checkReserve(subjects, estimate);
       const tokens = Math.ceil(estimate.tokens);
       const cost = estimate.costUsd;
       const at = clock.now();
@@ -339,18 +346,7 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
 
   return {
     async reserve(subjects, estimate) {
-      if (!Number.isFinite(estimate.tokens) || estimate.tokens < 0)
-        throw new TypeError('reserve: estimate.tokens must be a number ≥ 0');
-      if (!Number.isFinite(estimate.costUsd) || estimate.costUsd < 0)
-        throw new TypeError('reserve: estimate.costUsd must be a number ≥ 0');
-      const keys = new Set<string>();
-      for (const s of subjects) {
-        if (typeof s.key !== 'string' || s.key.length === 0)
-          throw new TypeError('reserve: empty subject key');
-        if (keys.has(s.key)) throw new TypeError(`reserve: subject ${s.key} given twice`);
-        keys.add(s.key);
-        checkLimits(s.limits, s.key);
-      }
+      checkReserve(subjects, estimate);
       await Promise.all(subjects.map((s) => load(s.key)));
       // from here to the end of the loop nothing awaits: check and take are one step for the event loop
       const tokens = Math.ceil(estimate.tokens);

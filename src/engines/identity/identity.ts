@@ -424,6 +424,18 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
 
   // ---------------------------------------------------------------- registrations and entitlement
 
+  /** A workload SPIFFE ID of this server's trust domain (the only ones it registers and issues). */
+  function ownId(text: string): SpiffeId {
+    const id = spiffeIdOf(text);
+    if (id.trustDomain !== trustDomain) {
+      throw bad(
+        'invalid_value',
+        `spiffe_id: this server's trust domain is ${trustDomain}, not ${id.trustDomain}`,
+      );
+    }
+    return id;
+  }
+
   async function registrationFor(spiffeId: string): Promise<Registration | undefined> {
     return (await store.getJson<Registration>(`reg/${sha(spiffeId)}`)) as Registration | undefined;
   }
@@ -718,13 +730,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id),
     async handle(ctx, i) {
-      const id = spiffeIdOf(i.spiffe_id);
-      if (id.trustDomain !== trustDomain) {
-        throw bad(
-          'invalid_value',
-          `spiffe_id: this server's trust domain is ${trustDomain}, not ${id.trustDomain}`,
-        );
-      }
+      const id = ownId(i.spiffe_id);
       if (i.selectors.length === 0 || i.selectors.length > MAX_SELECTORS) {
         throw bad(
           'invalid_value',
@@ -828,13 +834,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id),
     async handle(ctx, i) {
-      const id = spiffeIdOf(i.spiffe_id);
-      if (id.trustDomain !== trustDomain) {
-        throw bad(
-          'invalid_value',
-          `spiffe_id: this server's trust domain is ${trustDomain}, not ${id.trustDomain}`,
-        );
-      }
+      const id = ownId(i.spiffe_id);
       const ttl = ttlOf(i.ttl, 600, 7 * 86400, 'ttl');
       const token = `srj_${randomKey(32).toString('base64url')}`;
       const rec: JoinRecord = {
