@@ -233,8 +233,14 @@ test('files: the chain, the key (0600) and the bundle are written, and rewritten
   );
   const firstKey = readFileSync(join(dir, 'svid_key.pem'), 'utf8');
   await until('a rotation', () => m.status().rotations === 1);
-  await until('the new key on disk', () => readFileSync(join(dir, 'svid_key.pem'), 'utf8') !== firstKey);
+  // the key is written before the chain (each file atomically): wait until both are the new pair
+  await until('the new key and chain on disk', () => {
+    const key = readFileSync(join(dir, 'svid_key.pem'), 'utf8');
+    if (key === firstKey) return false;
+    return new X509Certificate(readFileSync(join(dir, 'svid.pem'))).checkPrivateKey(createPrivateKey(key));
+  });
   const rotated = new X509Certificate(readFileSync(join(dir, 'svid.pem')));
+  assert.notEqual(rotated.serialNumber, cert.serialNumber);
   assert.ok(rotated.checkPrivateKey(createPrivateKey(readFileSync(join(dir, 'svid_key.pem')))));
 });
 
