@@ -100,7 +100,7 @@ const vault = new Set(
 );
 const fw = createPromptFirewall(
   { pii: { email: 'refuse', phone: 'refuse' } },
-  { isVaultValue: (c) => vault.has(createHmac('sha256', hmacKey).update(c).digest('base64')) },
+  { holdsAny: (cs) => cs.some((c) => vault.has(createHmac('sha256', hmacKey).update(c).digest('base64'))) },
 );
 const prompt = text.slice(0, 100 * 1024).replaceAll(KEY, 'nothing');
 const fwTimes: number[] = [];

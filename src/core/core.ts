@@ -225,7 +225,7 @@ export function createCore(deps: CoreDeps): Core {
               `${op.action}: workloads authenticated by SVID hold no token; renew the SVID instead`,
             );
           }
-          if (limiter) {
+          if (limiter && op.rateLimit !== false) {
             const wait = limiter.take(`workload:${identity.owner.id}`);
             if (wait > 0) {
               throw new StrongroomError(
@@ -251,7 +251,7 @@ export function createCore(deps: CoreDeps): Core {
             );
           }
           entry = await tokens.lookup(request.token);
-          if (limiter && !entry.policies.includes('root')) {
+          if (limiter && op.rateLimit !== false && !entry.policies.includes('root')) {
             // an app's tokens share one budget, so minting more tokens does not buy more requests
             const key = entry.owner.type === 'app' ? `app:${entry.owner.id}` : `token:${entry.accessor}`;
             const wait = limiter.take(key);
@@ -300,15 +300,24 @@ export function createCore(deps: CoreDeps): Core {
             })
         : undefined;
       const decision = identity ? await decide(identity, op.action, resource, request) : PUBLIC;
-      if (audit) await audit({ type: 'request', decision });
       if (!decision.allowed) {
-        if (audit) await audit({ type: 'response', status: 'error', error_code: 'permission_denied' });
+        if (audit) {
+          await audit({ type: 'request', decision });
+          await audit({ type: 'response', status: 'error', error_code: 'permission_denied' });
+        }
         throw new StrongroomError(
           'permission_denied',
           `permission denied: ${op.action} on ${resourceId} (${decision.reason})`,
         );
       }
       const ctx: OperationContext = { identity, request, ...(entry ? { token: entry } : {}) };
+      if (op.audit === 'refusals') {
+        // allowed: the caller records what the call was for (see Operation.audit)
+        const out = await op.handle(ctx, input as never);
+        if (onSuccess) for (const f of onSuccess) f(op.name, identity, input, out);
+        return out;
+      }
+      if (audit) await audit({ type: 'request', decision });
       try {
         const out = await op.handle(ctx, input as never);
         if (audit) {

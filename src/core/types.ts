@@ -67,6 +67,13 @@ export interface Operation<I = never, O = unknown> {
   auth: 'token' | 'none';
   /** Whether the operation may run while sealed (only status/init/unseal). */
   whenSealed?: boolean;
+  /**
+   * 'refusals': only refused calls are audited here, because the caller writes the record of what the
+   * call was for (the remote gateway's plumbing: one audit entry per model call, not ten). Default: every call.
+   */
+  audit?: 'refusals';
+  /** false: not counted by the per-principal rate limit (a gateway's plumbing, limited per caller by the gateway). */
+  rateLimit?: false;
   /** The resource the action applies to, derived from the input alone. */
   resource(input: I): Resource;
   handle(ctx: OperationContext, input: I): Promise<O>;

@@ -44,6 +44,8 @@ export const ERROR_CODES = [
   'invalid_csr',
   'invalid_svid',
   'invalid_join_token',
+  // a gateway in front of a remote vault that cannot reach it (docs/gateway-remote.md)
+  'vault_unavailable',
   'internal',
 ] as const;
 

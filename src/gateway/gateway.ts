@@ -14,14 +14,12 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { GatewayConfig } from '../config/gateway.ts';
-import { type Core, identityOf } from '../core/core.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { Counter, Histogram } from '../lib/metrics.ts';
 import type { AnomalyDetector } from './anomaly.ts';
 import type { GatewayIdentity } from './identity.ts';
-import type { ProviderKeys } from './keys.ts';
 import {
   authHeaders,
   closesText,
@@ -41,7 +39,6 @@ import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
 import type {
   BudgetLimits,
-  Budgets,
   Caller,
   CallInfo,
   Price,
@@ -53,6 +50,7 @@ import type {
   Usage,
 } from './types.ts';
 import { StageRefusal } from './types.ts';
+import type { GatewayVault, VirtualKeyView } from './vault-port.ts';
 
 /**
  * The AI gateway (issue 7; docs/gateway.md). Applications call it as if it
@@ -69,32 +67,17 @@ import { StageRefusal } from './types.ts';
  *   stages (output filter, which also redacts the key) -> settle the budget
  *   -> one audit entry (before the last byte reaches the client).
  */
-export interface VirtualKeyView {
-  id: string;
-  name: string;
-  scope: { providers?: string[]; models?: string[] };
-  limits: BudgetLimits;
-  spiffe_id?: string | null;
-  classification?: string | null;
-  /** Roles the key's calls are authorized with (Cedar principal's roles). */
-  roles?: string[];
-}
-
 export interface GatewayDeps {
-  core: Core;
+  /** The vault: in this process, or remote over mTLS (vault-port.ts). */
+  vault: GatewayVault;
   config: GatewayConfig;
-  keys: ProviderKeys;
   logger: Logger;
-  virtualKeys?: { lookup(key: string): Promise<VirtualKeyView | undefined> };
-  budgets?: Budgets;
   requestStages?: RequestStage[];
   responseStages?: ResponseStage[];
   /** Called after each call; never throws into the request. */
   observe?: (call: CallInfo, outcome: { status: number; usage?: Usage; denied?: string }) => void;
   /** Anomaly detection: looked at before each call goes upstream. */
   anomaly?: AnomalyDetector;
-  /** Revokes a caller's credential (a virtual key or a token) when an anomaly says so. */
-  revoke?: (caller: Caller) => Promise<void>;
   /** The gateway's own SVID: signs the provenance chain, authenticates to remote stages. */
   identity?: GatewayIdentity;
   /** Stages running as separate services, reached over mTLS (after the in-process request stages); made once the identity is ready. */
@@ -247,13 +230,13 @@ export interface Gateway {
 }
 
 export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
-  const { core, config, logger } = deps;
+  const { vault, config, logger } = deps;
   const tracer = trace.getTracer('strongroom-gateway');
   const defaultMaxOut = config.default_max_output_tokens ?? 4096;
   const pools = new Map<string, Pool>();
   const rr = new Map<string, number>();
 
-  const m = core.metrics;
+  const m = vault.metrics;
   const requests: Counter = m.counter(
     'strongroom_gateway_requests_total',
     'Gateway calls by provider, model and HTTP status',
@@ -319,11 +302,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   async function authenticate(req: FastifyRequest, info: RequestInfo): Promise<Authenticated> {
     const credential = credentialOf(req.headers);
     const chain = config.tls?.client_certificates === 'off' ? undefined : peerChain(req);
-    // the SVID presented over mTLS, if any (verified by the core, by the SPIFFE rules)
-    const svid =
-      chain?.length && core.workloadAuth
-        ? await core.workloadAuth({ ...info, token: undefined, peer_certificates: chain })
-        : undefined;
+    // the SVID presented over mTLS (verified by the vault, by the SPIFFE rules) and what the API key is
+    const { svid, credential: cred } = await vault.authenticate(
+      { ...(credential ? { credential } : {}), ...(chain?.length ? { chain } : {}) },
+      info,
+    );
     if (config.tls?.client_certificates === 'require' && !svid) {
       throw new StrongroomError(
         'unauthenticated',
@@ -331,8 +314,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
     }
     const lim = config.limits ?? {};
-    if (credential?.startsWith('srv_')) {
-      const vk = deps.virtualKeys ? await deps.virtualKeys.lookup(credential) : undefined;
+    if (cred?.kind === 'virtual_key') {
+      const vk = cred.key;
       if (!vk) throw new StrongroomError('invalid_token', 'the key is unknown, revoked or expired');
       if (vk.spiffe_id && svid?.owner.id !== vk.spiffe_id) {
         // a leaked key string is useless without the certificate it is bound to
@@ -364,10 +347,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         scope: vk.scope,
       };
     }
-    if (credential?.startsWith('eyJ') || (!credential && svid)) {
-      const identity = credential
-        ? await core.workloadAuth?.({ ...info, token: credential, peer_certificates: undefined })
-        : svid;
+    if (cred?.kind === 'workload' || (!credential && svid)) {
+      const identity = cred?.kind === 'workload' ? cred.identity : svid;
       if (!identity) throw new StrongroomError('unauthenticated', 'workload identities are not enabled');
       return {
         caller: {
@@ -380,27 +361,28 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         limits: lim.workloads ? [{ key: `wl:${identity.owner.id}`, limits: lim.workloads }] : [],
       };
     }
-    if (!credential) {
+    if (cred?.kind !== 'token') {
       throw new StrongroomError(
         'unauthenticated',
-        'send a Strongroom credential as the API key (Authorization: Bearer or x-api-key): a virtual key, a token or a JWT-SVID',
+        credential
+          ? 'workload identities are not enabled'
+          : 'send a Strongroom credential as the API key (Authorization: Bearer or x-api-key): a virtual key, a token or a JWT-SVID',
       );
     }
-    const entry = await core.tokens.lookup(credential);
-    const identity = identityOf(entry);
+    const identity = cred.identity;
     const subject =
-      entry.owner.type === 'app'
+      identity.owner.type === 'app'
         ? lim.apps
-          ? [{ key: `app:${entry.owner.id}`, limits: lim.apps }]
+          ? [{ key: `app:${identity.owner.id}`, limits: lim.apps }]
           : []
         : lim.tokens
-          ? [{ key: `token:${entry.accessor}`, limits: lim.tokens }]
+          ? [{ key: `token:${identity.accessor}`, limits: lim.tokens }]
           : [];
     return {
       caller: {
         kind: 'token',
-        id: entry.accessor,
-        display_name: entry.display_name,
+        id: identity.accessor,
+        display_name: identity.display_name,
         ...(svid ? { spiffe_id: svid.owner.id } : {}),
       },
       identity,
@@ -425,7 +407,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       upstream?: string;
     },
   ) {
-    await core.audit({
+    await vault.audit({
       type: 'response',
       request_id: call.request_id,
       trace_id: call.trace_id,
@@ -530,7 +512,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   });
 
   app.get('/healthz', async (_req, reply) =>
-    reply.code(core.barrier.sealed ? 503 : 200).send({ status: core.barrier.sealed ? 'sealed' : 'ok' }),
+    reply.code(vault.sealed() ? 503 : 200).send({ status: vault.sealed() ? 'sealed' : 'ok' }),
   );
 
   for (const ep of ENDPOINTS) {
@@ -548,6 +530,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     permission_denied: 403,
     rate_limited: 429,
     sealed: 503,
+    vault_unavailable: 503,
     audit_unavailable: 503,
     secret_not_found: 502,
     invalid_value: 400,
@@ -607,7 +590,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     };
 
     try {
-      if (core.barrier.sealed) return await refuse(503, 'sealed', 'Strongroom is sealed');
+      if (vault.sealed()) return await refuse(503, 'sealed', 'Strongroom is sealed');
       who = await authenticate(req, info);
       call.caller = who.caller;
 
@@ -655,12 +638,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         id: `${target.provider}/${call.model}`,
         attrs: { provider: target.provider, model: call.model, route: ep.route },
       };
-      const decision = await authorize(who.identity, resource, info, call as CallInfo);
-      if (!decision.allowed) {
+      const [decision] = await authorize(who.identity, [resource], info, call as CallInfo);
+      if (!decision?.allowed) {
         return await refuse(
           403,
           'permission_denied',
-          `permission denied: gateway.invoke on ${resource.id} (${decision.reason})`,
+          `permission denied: gateway.invoke on ${resource.id} (${decision?.reason ?? 'no decision'})`,
         );
       }
 
@@ -670,9 +653,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
       // --- budget: reserved before the upstream call, all subjects or none ---
       const price = priceOf(call.model);
-      if (deps.budgets && who.limits.length) {
+      if (who.limits.length) {
         const est = { input_tokens: call.estimated_input_tokens, output_tokens: call.max_output_tokens };
-        reservation = await deps.budgets.reserve(who.limits, {
+        reservation = await vault.budgets.reserve(who.limits, {
           tokens: est.input_tokens + est.output_tokens,
           costUsd: costOf(est, price),
         });
@@ -738,7 +721,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     for (const a of alerts) {
       anomalies.inc([a.kind, a.action]);
       logger.warn({ anomaly: a.kind, action: a.action, caller: a.caller.display_name }, 'gateway anomaly');
-      await core.audit({
+      await vault.audit({
         type: 'response',
         request_id: call.request_id,
         trace_id: call.trace_id,
@@ -767,7 +750,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       if (a.action === 'revoke') {
         blocked.add(id);
-        await deps.revoke?.(who.caller).catch(() => {});
+        await vault.revoke(who.caller).catch(() => {});
         result = { code: 'anomaly_revoked', message: `revoked after an anomaly (${a.kind})` };
       } else if (a.action === 'narrow' && !result) {
         narrowed.set(id, new Set(before));
@@ -782,22 +765,36 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return result;
   }
 
-  async function authorize(identity: Identity, resource: Resource, info: RequestInfo, call: CallInfo) {
+  async function authorize(
+    identity: Identity,
+    resources: readonly Resource[],
+    info: RequestInfo,
+    call: CallInfo,
+  ): Promise<{ allowed: boolean; reason: string }[]> {
     const scope = identity.scope;
-    if (scope?.providers && !scope.providers.includes(resource.attrs!.provider as string)) {
-      return { allowed: false, reason: "outside the token's scope" };
+    const inScope = (r: Resource) =>
+      !scope?.providers || scope.providers.includes(r.attrs!.provider as string);
+    const asked = resources.filter(inScope);
+    let decided: { allowed: boolean; reason: string }[] = [];
+    if (asked.length) {
+      try {
+        decided = await vault.authorize(identity, asked, {
+          client_address: info.client_address,
+          classification: call.classification,
+          estimated_tokens: call.estimated_input_tokens + call.max_output_tokens,
+        });
+      } catch (err) {
+        // the vault could not answer: no decision is a deny (sealed and unreachable are told apart)
+        if (isStrongroomError(err) && (err.code === 'sealed' || err.code === 'vault_unavailable')) throw err;
+        decided = asked.map(() => ({ allowed: false, reason: 'policy evaluation failed' }));
+      }
     }
-    try {
-      return await core.policies.authorize(identity, 'gateway.invoke', resource, {
-        client_address: info.client_address,
-        now: core.clock.now(),
-        classification: call.classification,
-        estimated_tokens: call.estimated_input_tokens + call.max_output_tokens,
-      } as Parameters<Core['policies']['authorize']>[3]);
-    } catch {
-      // an evaluation error is a deny
-      return { allowed: false, reason: 'policy evaluation failed' };
-    }
+    let i = 0;
+    return resources.map((r) =>
+      inScope(r)
+        ? (decided[i++] ?? { allowed: false, reason: 'no decision' })
+        : { allowed: false, reason: "outside the token's scope" },
+    );
   }
 
   async function listModels(
@@ -811,24 +808,30 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   ) {
     // the models this caller may call, from the routes (no upstream call: nothing leaks, nothing to pay)
     const data: { id: string; object: 'model'; created: number; owned_by: string }[] = [];
+    const candidates: Resource[] = [];
     for (const t of targets.filter((x) => x.api === ep.api)) {
       for (const g of t.models) {
         if (g.includes('*')) continue;
         if (who.scope?.providers && !who.scope.providers.includes(t.provider)) continue;
         if (who.scope?.models && !who.scope.models.some((x) => globMatch(x, g))) continue;
-        const r: Resource = {
+        candidates.push({
           type: 'Model',
           id: `${t.provider}/${g}`,
           attrs: { provider: t.provider, model: g, route: 'models' },
-        };
-        if (
-          (await authorize(who.identity, r, info, { ...(call as CallInfo), model: g, provider: t.provider }))
-            .allowed
-        ) {
-          data.push({ id: g, object: 'model', created: 0, owned_by: t.provider });
-        }
+        });
       }
     }
+    // one question for the whole list (one round trip to a remote vault)
+    const decisions = await authorize(who.identity, candidates, info, call as CallInfo);
+    candidates.forEach((r, i) => {
+      if (decisions[i]?.allowed)
+        data.push({
+          id: r.attrs!.model as string,
+          object: 'model',
+          created: 0,
+          owned_by: r.attrs!.provider as string,
+        });
+    });
     await audit(call, who.identity, info.client_address, {
       allowed: true,
       reason: 'listed',
@@ -945,7 +948,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     let used: (typeof attempts)[number] | undefined;
     let lastErr: unknown;
     for (const a of attempts) {
-      const key = await deps.keys.get(a.keyPath);
+      const key = await vault.keys.get(a.keyPath);
       injected.push(key);
       const base = new URL(a.base_url);
       const path = `${base.pathname.replace(/\/+$/, '')}${ep.path.replace(/^\/v1/, base.pathname.endsWith('/v1') ? '' : '/v1')}`;

@@ -57,6 +57,9 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'gateway.key.manage': ['System'],
   'gateway.key.read': ['System'],
   'gateway.invoke': ['Model'],
+  // a gateway running apart from the vault (docs/gateway-remote.md): authenticates its callers, asks for
+  // decisions, reserves budgets and appends its call records through System::"gateway"
+  'gateway.vault': ['System'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */
@@ -151,9 +154,12 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   'builtin.developer.gateway-keys': `permit (principal in ${role('developer')}, action in ${list(['gateway.key.manage', 'gateway.key.read'])}, resource == ${NAMESPACE}::System::"gateway-keys");`,
   // a virtual key (src/engines/gateway/keys.ts keyIdentity) may call models; its scope is checked by the gateway
   'builtin.virtual-key': `permit (principal in ${role('virtual-key')}, action == ${NAMESPACE}::Action::"gateway.invoke", resource);`,
+  // a gateway workload in front of this vault (docs/gateway-remote.md): the gateway service, and the
+  // provider keys it injects (its registration's scope narrows secret.read to the keys' environments)
+  'builtin.gateway': `permit (principal in ${role('gateway')}, action in ${list(['gateway.vault', 'secret.read'])}, resource);`,
   // Issuing an SVID also needs a registration that entitles the caller to that SPIFFE ID (checked by
   // the identity engine); validating a JWT-SVID reveals nothing.
   'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create', 'identity.issue', 'identity.validate'])}, resource);`,
 };
 
-export const BUILTIN_ROLES = ['admin', 'developer', 'auditor', 'app'] as const;
+export const BUILTIN_ROLES = ['admin', 'developer', 'auditor', 'app', 'gateway'] as const;

@@ -32,6 +32,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   account_locked: 429,
   permission_denied: 403,
   sealed: 503,
+  vault_unavailable: 503,
   not_initialized: 503,
   already_initialized: 409,
   invalid_unseal_key: 400,

@@ -191,13 +191,7 @@ async function startGateway(
     import('../gateway/keys.ts'),
   ]);
   const keys = createProviderKeys(core, { exclusive: storage.exclusive });
-  const gw = await createGateway({
-    core,
-    config,
-    keys,
-    logger,
-    ...(await vault.gatewayDeps(config, keys)),
-  });
+  const gw = await createGateway({ config, logger, ...(await vault.gatewayDeps(config, keys)) });
   const { host, port } = parseListen(config.listen);
   await gw.app.listen({ host, port });
   const a = gw.app.server.address();

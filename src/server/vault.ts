@@ -15,13 +15,8 @@ import { bulkOperations } from '../engines/kv/bulk.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
-import type { AnomalyConfig } from '../gateway/anomaly.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
-import type { FirewallConfig } from '../gateway/stages/firewall.ts';
-import type { OutputFilterConfig } from '../gateway/stages/output-filter.ts';
-import type { RemoteStage } from '../gateway/stages/remote.ts';
-import type { Caller } from '../gateway/types.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -77,7 +72,7 @@ export interface Vault {
   /** Secret rotation: the scheduler (tick() drives it in tests). */
   rotation: RotationService;
   /** What the gateway needs from the engines assembled here (virtual keys, budgets, stages). */
-  gatewayDeps(config: GatewayConfig, keys: ProviderKeys): Promise<Partial<GatewayDeps>>;
+  gatewayDeps(config: GatewayConfig, keys: ProviderKeys): Promise<Omit<GatewayDeps, 'config' | 'logger'>>;
   /** Closing checkpoint in the audit log, then the keys leave memory. */
   close(): Promise<void>;
 }
@@ -161,20 +156,12 @@ export function assembleVault(deps: VaultDeps): Vault {
     rotation,
     async gatewayDeps(config, keys) {
       // the gateway's modules are loaded only by a server that runs the gateway
-      const [
-        { createAnomalyDetector },
-        { createGatewayIdentity },
-        { createPromptFirewall },
-        { createOutputFilter },
-        { remoteStage },
-      ] = await Promise.all([
-        import('../gateway/anomaly.ts'),
+      const [{ gatewayParts }, { createGatewayIdentity }, { localVault }] = await Promise.all([
+        import('../gateway/assemble.ts'),
         import('../gateway/identity.ts'),
-        import('../gateway/stages/firewall.ts'),
-        import('../gateway/stages/output-filter.ts'),
-        import('../gateway/stages/remote.ts'),
+        import('../gateway/vault-port.ts'),
       ]);
-      const anomaly = config.anomaly as (AnomalyConfig & { enabled?: boolean }) | undefined;
+      const engine = gatewayKeys!;
       const identity =
         config.provenance !== false || config.remote_stages?.length
           ? createGatewayIdentity(
@@ -182,44 +169,12 @@ export function assembleVault(deps: VaultDeps): Vault {
               (id, key, ttl) => identityEngine!.issueSelf(id, key, ttl),
             )
           : undefined;
-      return {
-        requestStages:
-          config.firewall === false
-            ? []
-            : [
-                createPromptFirewall((config.firewall ?? {}) as FirewallConfig, {
-                  isVaultValue: (c) => keys.isVaultValue(c),
-                }),
-              ],
-        responseStages: [createOutputFilter((config.output_filter ?? {}) as OutputFilterConfig)],
-        ...(identity ? { identity } : {}),
-        ...(identity && config.remote_stages?.length
-          ? {
-              remoteStages: (): RemoteStage[] =>
-                config.remote_stages!.map((r) =>
-                  remoteStage({
-                    url: r.url,
-                    expectSpiffeId: r.spiffe_id,
-                    source: identity.source,
-                    name: r.name,
-                  }),
-                ),
-            }
-          : {}),
-        ...(anomaly && anomaly.enabled !== false
-          ? {
-              anomaly: createAnomalyDetector(anomaly, { now: () => deps.clock.now(), onAlert: () => {} }),
-              ...(anomaly.webhook ? { anomalyWebhook: anomaly.webhook } : {}),
-            }
-          : {}),
-        ...(gatewayKeys
-          ? { virtualKeys: { lookup: (k: string) => gatewayKeys!.lookup(k) }, budgets: gatewayKeys.budgets }
-          : {}),
-        async revoke(caller: Caller) {
-          if (caller.kind === 'token') await core.tokens.revokeAccessor(caller.id);
-          else if (caller.kind === 'virtual_key') await gatewayKeys?.revoke(caller.id);
-        },
-      };
+      const vault = localVault(core, {
+        keys,
+        virtualKeys: { lookup: (k) => engine.lookup(k), revoke: (id) => engine.revoke(id) },
+        budgets: engine.budgets,
+      });
+      return gatewayParts(config, vault, identity);
     },
     async close() {
       core.stop();

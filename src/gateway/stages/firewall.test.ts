@@ -11,7 +11,7 @@ const VAULT_VALUE = 'correct-Horse:battery/staple#42';
 const hmacKey = 'test-hmac-key';
 const h = (s: string) => createHmac('sha256', hmacKey).update(s).digest('base64');
 const vault = new Set([h(VAULT_VALUE), h('p@ssw0rd-Very-Long-9')]);
-const deps: FirewallDeps = { isVaultValue: (c) => vault.has(h(c)) };
+const deps: FirewallDeps = { holdsAny: (cs) => cs.some((c) => vault.has(h(c))) };
 
 async function verdict(text: string, config: FirewallConfig = {}): Promise<string | undefined> {
   const fw = createPromptFirewall(config, deps);

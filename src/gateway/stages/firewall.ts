@@ -13,7 +13,7 @@ import {
  * The prompt firewall (issue 7, item 7): a request stage that refuses a
  * prompt carrying a prompt-injection phrase, a blocked topic, configured PII,
  * a known credential format, or any value stored in the vault (asked of the
- * gateway by fingerprint: `isVaultValue` checks an HMAC, the firewall never
+ * gateway by fingerprint: `holdsAny` checks HMACs, the firewall never
  * holds plaintext lists). Refusal messages name the rule, never the text.
  * See docs/stages.md.
  */
@@ -48,15 +48,18 @@ export interface FirewallConfig {
   credentialFormats?: boolean;
   /** Rules to use instead of src/scan/rules.ts. */
   rules?: readonly Rule[];
-  /** Vault values by fingerprint: on by default when `deps.isVaultValue` is given. */
+  /** Vault values by fingerprint: on by default when `deps.holdsAny` is given. */
   vaultValues?: boolean;
   /** Candidate lengths for the vault lookup (default 12–512). */
   candidateLength?: { min: number; max: number };
 }
 
 export interface FirewallDeps {
-  /** True when `candidate` is a value stored in the vault (the gateway compares HMACs). */
-  isVaultValue?: (candidate: string) => boolean;
+  /**
+   * True when any candidate is a value stored in the vault (the vault compares HMACs; a remote
+   * vault is asked once per prompt, with every candidate of the prompt).
+   */
+  holdsAny?: (candidates: readonly string[]) => boolean | Promise<boolean>;
 }
 
 /**
@@ -181,7 +184,7 @@ export function createPromptFirewall(config: FirewallConfig = {}, deps: Firewall
   // the firewall also needs the context rules (Azure, Mistral, Cohere): the prompt is whole, lines are known
   const contextRules =
     config.credentialFormats === false ? [] : (config.rules ?? RULES).filter((r) => r.context);
-  const isVaultValue = config.vaultValues === false ? undefined : deps.isVaultValue;
+  const holdsAny = config.vaultValues === false ? undefined : deps.holdsAny;
   const minLen = config.candidateLength?.min ?? 12;
   const maxLen = config.candidateLength?.max ?? 512;
 
@@ -223,15 +226,7 @@ export function createPromptFirewall(config: FirewallConfig = {}, deps: Firewall
       if (nextHit(d, text, 0))
         refuse('pii_detected', `the prompt was refused: it contains ${PII_NAMES[kind]}`);
     }
-    if (isVaultValue) {
-      for (const c of candidates(text, minLen, maxLen)) {
-        if (seen.has(c)) continue;
-        seen.add(c);
-        if (isVaultValue(c)) {
-          refuse('credential_detected', 'the prompt was refused: it contains a value stored in the vault');
-        }
-      }
-    }
+    if (holdsAny) for (const c of candidates(text, minLen, maxLen)) seen.add(c);
   };
 
   return {
@@ -240,6 +235,10 @@ export function createPromptFirewall(config: FirewallConfig = {}, deps: Firewall
       const seen = new Set<string>();
       for (const text of prompt.texts)
         if (typeof text === 'string' && text.length > 0) inspectText(text, seen);
+      // every candidate of the prompt in one question (one round trip to a remote vault)
+      if (holdsAny && seen.size > 0 && (await holdsAny([...seen]))) {
+        refuse('credential_detected', 'the prompt was refused: it contains a value stored in the vault');
+      }
     },
   };
 }
