@@ -1,14 +1,55 @@
 // The CLI entry point: the only place that reads argv and the process environment.
 
 import { runCli, type ServerCommandOptions } from '../src/cli/program.ts';
-import { ConfigError, loadServerConfig, type ServerConfig } from '../src/config/config.ts';
+import {
+  ConfigError,
+  loadRemoteGatewayConfig,
+  loadServerConfig,
+  type RemoteGatewayConfig,
+  type ServerConfig,
+} from '../src/config/config.ts';
 import { isStrongroomError } from '../src/errors/errors.ts';
 import { printDevBanner } from '../src/server/banner.ts';
 import type { RunningServer } from '../src/server/run.ts';
 
+/** `strongroom gateway` with a remote `vault` (docs/gateway-remote.md): no vault in this process. */
+async function runRemoteGateway(config: Readonly<RemoteGatewayConfig>): Promise<void> {
+  const [{ startRemoteGateway }, { createLogger }] = await Promise.all([
+    import('../src/gateway/standalone.ts'),
+    import('../src/server/run.ts'),
+  ]);
+  let gateway: Awaited<ReturnType<typeof startRemoteGateway>>;
+  try {
+    gateway = await startRemoteGateway(config, createLogger(config.log_level));
+  } catch (err) {
+    const msg =
+      (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? `${config.gateway.listen} is already in use: stop the other process or change gateway.listen`
+        : (err as Error).message;
+    process.stderr.write(`strongroom: cannot start the gateway: ${msg}\n`);
+    process.exit(1);
+  }
+  process.stdout.write(`Gateway listening on ${gateway.address} (vault: ${config.gateway.vault!.url})\n`);
+  if (gateway.metricsAddress) process.stdout.write(`Gateway metrics on ${gateway.metricsAddress}/metrics\n`);
+  let closing = false;
+  const shutdown = async () => {
+    if (closing) return;
+    closing = true;
+    await gateway.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', shutdown);
+  process.on('SIGTERM', shutdown);
+  await new Promise(() => {});
+}
+
 async function runServer(o: ServerCommandOptions): Promise<void> {
   let config: Readonly<ServerConfig>;
   try {
+    if (o.gateway) {
+      const remote = loadRemoteGatewayConfig(o, process.env, process.cwd());
+      if (remote) return await runRemoteGateway(remote);
+    }
     config = loadServerConfig(o, process.env, process.cwd());
   } catch (err) {
     if (err instanceof ConfigError) {

@@ -127,3 +127,158 @@ export interface KeyRevokeResponse {
   revoked: string;
   revoked_at: string;
 }
+
+// ---------------------------------------------------------------- the vault service of a remote gateway
+
+/*
+ * A gateway running apart from the vault (docs/gateway-remote.md) calls these
+ * over mTLS with its own X.509-SVID; the caller needs the `gateway` role
+ * (Cedar action `gateway.vault` on System::"gateway"). Outcomes about the
+ * gateway's caller (a bad credential, a budget with no room) come back as
+ * `error` in a 200 answer; an HTTP error is always about the gateway itself.
+ */
+const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
+const Address = Type.String({ minLength: 1, maxLength: 64 });
+const Count = Type.Integer({ minimum: 0, maximum: 1e12 });
+
+export const VaultAuthenticateRequest = Type.Object(
+  {
+    /** The API key the gateway's caller sent: a token, a virtual key or a JWT-SVID. */
+    credential: Type.Optional(Text(8192)),
+    /** The caller's mTLS certificate chain, leaf first, base64 DER. */
+    peer_certificates: Type.Optional(Type.Array(Text(16384), { minItems: 1, maxItems: 8 })),
+    client_address: Address,
+  },
+  Strict,
+);
+export type VaultAuthenticateRequest = Static<typeof VaultAuthenticateRequest>;
+
+/** An identity as the vault described it in an authentication answer. */
+export const VaultIdentity = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('token'), Type.Literal('workload')]),
+    accessor: Text(2100),
+    display_name: Text(2100),
+    policies: Type.Array(Text(128), { maxItems: 64 }),
+    owner: Type.Object(
+      {
+        type: Type.Union(['root', 'user', 'app', 'token', 'workload'].map((t) => Type.Literal(t))),
+        id: Text(2100),
+        name: Type.String({ maxLength: 2100 }),
+      },
+      Strict,
+    ),
+    scope: Type.Union([
+      Type.Null(),
+      Type.Object(
+        {
+          paths: Type.Optional(Type.Array(Text(300), { maxItems: 64 })),
+          providers: Type.Optional(Type.Array(Text(64), { maxItems: 64 })),
+        },
+        Strict,
+      ),
+    ]),
+    mfa: Type.Boolean(),
+  },
+  Strict,
+);
+
+export const VaultAuthorizeRequest = Type.Object(
+  {
+    identity: VaultIdentity,
+    resources: Type.Array(
+      Type.Object(
+        {
+          provider: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9][a-z0-9-]*$' }),
+          model: Text(200),
+          route: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z.]+$' }),
+        },
+        Strict,
+      ),
+      { minItems: 1, maxItems: 1000 },
+    ),
+    context: Type.Object(
+      { client_address: Address, classification: Classification, estimated_tokens: Count },
+      Strict,
+    ),
+  },
+  Strict,
+);
+export type VaultAuthorizeRequest = Static<typeof VaultAuthorizeRequest>;
+
+export const VaultReserveRequest = Type.Object(
+  {
+    subjects: Type.Array(Type.Object({ key: Text(2200), limits: BudgetLimits }, Strict), {
+      minItems: 1,
+      maxItems: 8,
+    }),
+    estimate: Type.Object({ tokens: Count, cost_usd: Type.Number({ minimum: 0, maximum: 1e9 }) }, Strict),
+  },
+  Strict,
+);
+export type VaultReserveRequest = Static<typeof VaultReserveRequest>;
+
+export const VaultSettleRequest = Type.Object(
+  {
+    reservation: Type.String({ minLength: 16, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+    /** What was used; absent: the call did not happen and the whole reservation is given back. */
+    usage: Type.Optional(
+      Type.Object(
+        { input_tokens: Count, output_tokens: Count, cost_usd: Type.Number({ minimum: 0, maximum: 1e9 }) },
+        Strict,
+      ),
+    ),
+  },
+  Strict,
+);
+export type VaultSettleRequest = Static<typeof VaultSettleRequest>;
+
+/** One gateway record (gateway.invoke or gateway.anomaly); the vault adds the time and the gateway's SPIFFE ID. */
+export const VaultAuditRequest = Type.Object(
+  {
+    request_id: Text(128),
+    trace_id: Type.Optional(Text(128)),
+    operation: Type.Union([Type.Literal('gateway.invoke'), Type.Literal('gateway.anomaly')]),
+    resource: Text(400),
+    actor: Type.Union([
+      Type.Null(),
+      Type.Object(
+        {
+          type: Type.Optional(Text(32)),
+          id: Type.Optional(Text(2100)),
+          accessor: Type.Optional(Text(2100)),
+          display_name: Type.Optional(Text(2100)),
+        },
+        Strict,
+      ),
+    ]),
+    client_address: Address,
+    decision: Type.Object({ allowed: Type.Boolean(), reason: Text(400) }, Strict),
+    /** What the call was (route, tokens, cost, latency; no prompt text): at most 32 fields. */
+    request: Type.Record(
+      Type.String({ maxLength: 64 }),
+      Type.Union([Type.String({ maxLength: 2100 }), Type.Number(), Type.Boolean(), Type.Null()]),
+      { maxProperties: 32 },
+    ),
+    status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
+    status_code: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
+    error_code: Type.Optional(Text(64)),
+  },
+  Strict,
+);
+export type VaultAuditRequest = Static<typeof VaultAuditRequest>;
+
+export const VaultRevokeRequest = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('token'), Type.Literal('virtual_key'), Type.Literal('workload')]),
+    id: Text(2100),
+  },
+  Strict,
+);
+export type VaultRevokeRequest = Static<typeof VaultRevokeRequest>;
+
+export const VaultHoldsRequest = Type.Object(
+  { candidates: Type.Array(Text(4096), { minItems: 1, maxItems: 10_000 }) },
+  Strict,
+);
+export type VaultHoldsRequest = Static<typeof VaultHoldsRequest>;

@@ -46,6 +46,8 @@ export const SENSITIVE_FIELDS: readonly string[] = [
   // workload identity: a join token is a credential; a CSR is recorded by digest
   'join_token',
   'csr',
+  // a remote gateway's question about vault values: pieces of a prompt, perhaps a secret
+  'candidates',
   'data_key',
   'hmac_key',
   'signing_key',

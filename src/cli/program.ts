@@ -62,7 +62,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   program
     .command('gateway')
     .description(
-      'run the AI gateway (OpenAI/Anthropic-compatible) with the vault in this process; see docs/gateway.md',
+      'run the AI gateway (OpenAI/Anthropic-compatible): with the vault in this process, or in front of a remote vault when the config has gateway.vault (mTLS with the gateway SVID); see docs/gateway.md and docs/gateway-remote.md',
     )
     .option('--config <file>', 'YAML configuration with a `gateway` section (also $STRONGROOM_CONFIG)')
     .option('--dev', 'development vault under ./.strongroom-dev (NOT for production)')

@@ -5,7 +5,7 @@ import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { AuditCheckpointConfigSchema, AuditConfigSchema, defaultAuditConfig } from '../audit/config.ts';
-import { GatewayConfigSchema } from './gateway.ts';
+import { type GatewayConfig, GatewayConfigSchema } from './gateway.ts';
 
 /**
  * Server configuration: one schema, read from a YAML file, then overridden by
@@ -229,33 +229,7 @@ export function loadServerConfig(
   env: Readonly<Record<string, string | undefined>>,
   cwd: string,
 ): Readonly<ServerConfig> {
-  let cfg: Record<string, unknown> = {};
-  let base = cwd;
-  const file = flags.config ?? env.STRONGROOM_CONFIG;
-  if (file) {
-    const path = resolve(cwd, file);
-    base = dirname(path);
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new ConfigError(
-        `cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-      );
-    }
-    let parsed: unknown;
-    try {
-      parsed = parseYaml(text);
-    } catch (err) {
-      throw new ConfigError(
-        `the config file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
-      );
-    }
-    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
-      throw new ConfigError(`the config file ${path} must be a YAML mapping of keys`);
-    }
-    cfg = { ...((parsed as Record<string, unknown> | null) ?? {}) };
-  }
+  const { cfg, base } = readConfigFile(flags, env, cwd);
   for (const [name, apply] of Object.entries(ENV_LEAVES)) {
     const v = env[name];
     if (v !== undefined && v !== '') apply(cfg, v);
@@ -306,28 +280,118 @@ export function loadServerConfig(
     config.tls.key_file = resolve(base, config.tls.key_file);
   }
   if (config.gateway) {
-    const g = config.gateway;
-    if (!g.tls && !isLoopback(parseListen(g.listen).host) && !config.allow_insecure_http) {
+    if (config.gateway.vault || config.gateway.metrics_listen) {
       throw new ConfigError(
-        `refusing to serve the gateway in plain HTTP on ${g.listen}: configure gateway.tls, or listen on a loopback address`,
+        'gateway.vault and gateway.metrics_listen are for `strongroom gateway` in front of a remote vault; this configuration runs a vault (storage, seal): remove them, or run the gateway with a configuration of its own',
       );
     }
-    if (g.tls) {
-      g.tls.cert_file = resolve(base, g.tls.cert_file);
-      g.tls.key_file = resolve(base, g.tls.key_file);
-    }
-    for (const r of g.routes) {
-      for (const u of [r, ...(r.fallbacks ?? [])]) {
-        const url = new URL(u.base_url);
-        // a provider key never travels in clear, except to a local test double
-        if (url.protocol === 'http:' && !isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
-          throw new ConfigError(
-            `gateway route ${r.provider}: ${u.base_url} must be https:// (keys are sent to it)`,
-          );
-        }
+    checkGateway(config.gateway, base, config.allow_insecure_http);
+  }
+  return deepFreeze(config);
+}
+
+/** The config file (flags.config or $STRONGROOM_CONFIG) as a mapping, and the folder its paths are relative to. */
+function readConfigFile(
+  flags: { config?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): { cfg: Record<string, unknown>; base: string } {
+  const file = flags.config ?? env.STRONGROOM_CONFIG;
+  if (!file) return { cfg: {}, base: cwd };
+  const path = resolve(cwd, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `cannot read the config file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(
+      `the config file ${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+    );
+  }
+  if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+    throw new ConfigError(`the config file ${path} must be a YAML mapping of keys`);
+  }
+  return { cfg: { ...((parsed as Record<string, unknown> | null) ?? {}) }, base: dirname(path) };
+}
+
+/** Checks a `gateway` section and resolves its file paths against `base`. */
+function checkGateway(g: GatewayConfig, base: string, allowInsecureHttp: boolean): void {
+  if (!g.tls && !isLoopback(parseListen(g.listen).host) && !allowInsecureHttp) {
+    throw new ConfigError(
+      `refusing to serve the gateway in plain HTTP on ${g.listen}: configure gateway.tls, or listen on a loopback address`,
+    );
+  }
+  if (g.tls) {
+    g.tls.cert_file = resolve(base, g.tls.cert_file);
+    g.tls.key_file = resolve(base, g.tls.key_file);
+  }
+  if (g.vault) {
+    if (g.vault.ca_file) g.vault.ca_file = resolve(base, g.vault.ca_file);
+    if ('dir' in g.vault.svid) g.vault.svid.dir = resolve(base, g.vault.svid.dir);
+  }
+  for (const r of g.routes) {
+    for (const u of [r, ...(r.fallbacks ?? [])]) {
+      const url = new URL(u.base_url);
+      // a provider key never travels in clear, except to a local test double
+      if (url.protocol === 'http:' && !isLoopback(url.hostname.replace(/^\[|\]$/g, ''))) {
+        throw new ConfigError(
+          `gateway route ${r.provider}: ${u.base_url} must be https:// (keys are sent to it)`,
+        );
       }
     }
   }
+}
+
+/** The configuration of `strongroom gateway` in front of a remote vault (docs/gateway-remote.md). */
+export const RemoteGatewayConfigSchema = Type.Object(
+  {
+    log_level: Type.Optional(ServerConfigSchema.properties.log_level),
+    allow_insecure_http: Type.Optional(Type.Boolean()),
+    gateway: GatewayConfigSchema,
+  },
+  Strict,
+);
+export type RemoteGatewayConfig = Omit<Static<typeof RemoteGatewayConfigSchema>, 'log_level'> & {
+  log_level: ServerConfig['log_level'];
+};
+
+/**
+ * `strongroom gateway --config F`: when the file's gateway section names a remote `vault`, the
+ * gateway's configuration (no storage, no seal: the vault is elsewhere); otherwise undefined, and the
+ * file is a server configuration with a gateway in the same process.
+ */
+export function loadRemoteGatewayConfig(
+  flags: { config?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+  cwd: string,
+): Readonly<RemoteGatewayConfig> | undefined {
+  const { cfg, base } = readConfigFile(flags, env, cwd);
+  const g = cfg.gateway as Record<string, unknown> | undefined;
+  if (!g || typeof g !== 'object' || g.vault === undefined) return undefined;
+  for (const key of Object.keys(cfg)) {
+    if (!['log_level', 'allow_insecure_http', 'gateway'].includes(key)) {
+      throw new ConfigError(
+        `a gateway with a remote vault takes no \`${key}\` section: the vault is elsewhere`,
+      );
+    }
+  }
+  if (!Value.Check(RemoteGatewayConfigSchema, cfg)) {
+    const lines = [...Value.Errors(RemoteGatewayConfigSchema, cfg)]
+      .filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'boolean')
+      .map((e) => `${e.instancePath.slice(1).replaceAll('/', '.') || '(top level)'}: ${e.message}`);
+    throw new ConfigError(
+      `invalid gateway configuration:\n  ${[...new Set(lines)].slice(0, 10).join('\n  ') || 'invalid'}`,
+    );
+  }
+  const config = { log_level: 'info', ...cfg } as RemoteGatewayConfig;
+  checkGateway(config.gateway, base, config.allow_insecure_http === true);
   return deepFreeze(config);
 }
 

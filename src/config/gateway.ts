@@ -44,9 +44,36 @@ const Upstream = Type.Object(
   Strict,
 );
 
+/** A vault elsewhere (docs/gateway-remote.md): the gateway calls it over mTLS with its own SVID. */
+const RemoteVault = Type.Object(
+  {
+    /** The vault's base URL. */
+    url: Type.String({ minLength: 9, maxLength: 2048, pattern: '^https://[^/?#]+(/[^?#]*)?$' }),
+    /** PEM CA certificates for the vault's TLS certificate (default: the system's). */
+    ca_file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    /** Where the gateway's X.509-SVID comes from: exactly one of the two. */
+    svid: Type.Union([
+      /** The agent's Workload API socket (`unix:///path` or a path). */
+      Type.Object({ workload_api: Type.String({ minLength: 1, maxLength: 4096 }) }, Strict),
+      /** A folder the agent writes the SVID to (svid.pem, svid_key.pem, bundle.pem), re-read on change. */
+      Type.Object({ dir: Type.String({ minLength: 1, maxLength: 4096 }) }, Strict),
+    ]),
+    /** Per-call timeout (default 10 s). */
+    timeout: Type.Optional(Duration),
+  },
+  Strict,
+);
+
 export const GatewayConfigSchema = Type.Object(
   {
     listen: Type.String({ minLength: 3, maxLength: 300 }),
+    /** Run in front of a remote vault instead of on the vault in this process. */
+    vault: Type.Optional(RemoteVault),
+    /**
+     * With a remote `vault`: host:port of a plain listener for `GET /metrics` and `GET /healthz` only
+     * (in process, the gateway's metrics are in the vault's /v1/sys/metrics).
+     */
+    metrics_listen: Type.Optional(Type.String({ minLength: 3, maxLength: 300 })),
     tls: Type.Optional(
       Type.Object(
         {
@@ -108,7 +135,10 @@ export const GatewayConfigSchema = Type.Object(
     output_filter: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     /** Sign the pipeline's provenance chain (`x-strongroom-provenance`) with the gateway's SVID. Default true. */
     provenance: Type.Optional(Type.Boolean()),
-    /** The gateway's SPIFFE ID (default spiffe://TRUST_DOMAIN/strongroom/gateway); its SVID comes from this server's CA. */
+    /**
+     * The gateway's SPIFFE ID (default spiffe://TRUST_DOMAIN/strongroom/gateway); its SVID comes from this
+     * server's CA. With a remote `vault`, the ID is the one of the SVID from `vault.svid`.
+     */
     spiffe_id: Type.Optional(Type.String({ minLength: 10, maxLength: 2048, pattern: '^spiffe://' })),
     /** Stages running as separate services, called in order over mTLS after the in-process ones. */
     remote_stages: Type.Optional(

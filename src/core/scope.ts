@@ -95,6 +95,9 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   if (resource.type === 'Model') {
     return !scope.providers || scope.providers.includes(a.provider as string);
   }
+  // a remote gateway's service (System::"gateway"): its scope narrows the provider keys it reads, not
+  // whether it may serve (the role `gateway` decides that)
+  if (resource.type === 'System' && resource.id === 'gateway') return true;
   // SVID issuance: the identity engine's registrations decide who may obtain which SPIFFE ID
   if (resource.type === 'Identity' && a.entitlement_checked === true) return true;
   if (resource.type !== 'Project' && resource.type !== 'Environment' && resource.type !== 'Secret')

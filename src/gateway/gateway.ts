@@ -578,6 +578,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           latency_ms: ms(),
         });
       } catch {
+        // a vault that is sealed or out of reach cannot take the record either: say why
+        if (code === 'sealed' || code === 'vault_unavailable')
+          return sendError(reply, ep.api, status, code, message);
         return sendError(
           reply,
           ep.api,

@@ -1,5 +1,5 @@
 import { generateKeyPairSync, type KeyObject, type X509Certificate } from 'node:crypto';
-import { type StaticSvidSource, staticSvidSource } from '../spiffe/svid-source.ts';
+import { type StaticSvidSource, type SvidSource, staticSvidSource } from '../spiffe/svid-source.ts';
 import type { StageKey } from './stages/signing.ts';
 
 /** Issues an X.509-SVID for a key of this process (the vault's identity engine, `issueSelf`). */
@@ -20,7 +20,7 @@ export interface GatewayIdentity {
   /** Obtains the first SVID (the vault must be unsealed); later calls return at once. */
   ready(): Promise<void>;
   /** For mTLS clients and servers (rotates in place). */
-  readonly source: StaticSvidSource;
+  readonly source: SvidSource;
   /** The current signing key and chain. */
   key(): StageKey;
   close(): void;

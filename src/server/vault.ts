@@ -17,6 +17,7 @@ import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usag
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
+import { gatewayVaultService } from '../gateway/vault-service.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
@@ -124,6 +125,13 @@ export function assembleVault(deps: VaultDeps): Vault {
           deps.gatewayKeys?.bind?.(e);
         },
       ),
+      // the vault's side of gateways running elsewhere (docs/gateway-remote.md)
+      (c) =>
+        gatewayVaultService(c, () => ({
+          virtualKeys: { lookup: (k) => gatewayKeys!.lookup(k), revoke: (id) => gatewayKeys!.revoke(id) },
+          budgets: gatewayKeys!.budgets,
+          exclusiveStorage: deps.storage.exclusive,
+        })),
       metricsModule(),
       ...(deps.modules ?? []),
     ],

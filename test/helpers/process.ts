@@ -20,15 +20,16 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `strongroom server ARGS` as a real process and waits until it logs
+ * Starts `strongroom server ARGS` (or `gateway`) as a real process and waits until it logs
  * that it is listening (use `--listen 127.0.0.1:0` to get a free port).
  */
 export async function startServerProcess(
   t: TestContext | undefined,
   args: string[],
   env: Record<string, string> = {},
+  command: 'server' | 'gateway' = 'server',
 ): Promise<ServerProcess> {
-  const child = spawn(NODE, [BIN, 'server', ...args], {
+  const child = spawn(NODE, [BIN, command, ...args], {
     cwd: ROOT,
     env: { ...process.env, STRONGROOM_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -118,6 +118,53 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
     body: { limits: { requests_per_minute: 5 } },
   },
   'gateway.key.revoke': { url: '/v1/gateway/keys/vk_000000000000000000000001' },
+  // the vault service of remote gateways (src/gateway/vault-service.ts)
+  'gateway.vault.authenticate': {
+    url: '/v1/gateway/vault/authenticate',
+    body: { credential: 'srv_sample', client_address: '127.0.0.1' },
+  },
+  'gateway.vault.authorize': {
+    url: '/v1/gateway/vault/authorize',
+    body: {
+      identity: {
+        kind: 'token',
+        accessor: 'sample',
+        display_name: 'sample',
+        policies: ['app'],
+        owner: { type: 'app', id: 'sample', name: 'sample' },
+        scope: null,
+        mfa: false,
+      },
+      resources: [{ provider: 'openai', model: 'gpt-4o', route: 'chat.completions' }],
+      context: { client_address: '127.0.0.1', classification: 'internal', estimated_tokens: 10 },
+    },
+  },
+  'gateway.vault.reserve': {
+    url: '/v1/gateway/vault/budgets/reserve',
+    body: { subjects: [{ key: 'vk:sample', limits: {} }], estimate: { tokens: 1, cost_usd: 0 } },
+  },
+  'gateway.vault.settle': {
+    url: '/v1/gateway/vault/budgets/settle',
+    body: { reservation: 'AAAAAAAAAAAAAAAAAAAAAAAA' },
+  },
+  'gateway.vault.audit': {
+    url: '/v1/gateway/vault/audit',
+    body: {
+      request_id: 'sample',
+      operation: 'gateway.invoke',
+      resource: 'Model::openai/gpt-4o',
+      actor: null,
+      client_address: '127.0.0.1',
+      decision: { allowed: true, reason: 'permitted' },
+      request: { route: 'chat.completions' },
+      status: 'ok',
+    },
+  },
+  'gateway.vault.revoke': { url: '/v1/gateway/vault/revoke', body: { kind: 'virtual_key', id: 'vk_sample' } },
+  'gateway.vault.holds': {
+    url: '/v1/gateway/vault/fingerprints',
+    body: { candidates: ['sample-candidate'] },
+  },
 
   // --- audit (src/server/routes/v1/audit.ts) ---
   'audit.hash': { url: '/v1/sys/audit-hash', body: { input: 'sample' } },

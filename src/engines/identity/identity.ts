@@ -767,10 +767,12 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
           `you cannot grant roles you do not hold yourself: ${extra.join(', ')}`,
         );
       }
-      if (roles.includes('app') && !i.scope) {
+      // both read secrets: app its own, gateway the provider keys it injects
+      const reading = roles.find((r) => r === 'app' || r === 'gateway');
+      if (reading && !i.scope) {
         throw bad(
           'invalid_value',
-          'roles: a workload with the app role needs a scope (e.g. {"paths": ["myproj/prod"]})',
+          `roles: a workload with the ${reading} role needs a scope (e.g. {"paths": ["myproj/prod"]})`,
         );
       }
       if (i.scope) {

@@ -48,4 +48,24 @@ export const gatewayRoutes: RouteDef[] = [
     schema: { params: api.KeyIdParams },
     input: (r) => ({ id: params(r).id }),
   },
+  // the vault service of gateways running elsewhere (src/gateway/vault-service.ts; docs/gateway-remote.md)
+  ...(
+    [
+      ['authenticate', 'authenticate', api.VaultAuthenticateRequest],
+      ['authorize', 'authorize', api.VaultAuthorizeRequest],
+      ['budgets/reserve', 'reserve', api.VaultReserveRequest],
+      ['budgets/settle', 'settle', api.VaultSettleRequest],
+      ['audit', 'audit', api.VaultAuditRequest],
+      ['revoke', 'revoke', api.VaultRevokeRequest],
+      ['fingerprints', 'holds', api.VaultHoldsRequest],
+    ] as const
+  ).map(
+    ([path, op, schema]): RouteDef => ({
+      method: 'POST',
+      url: `/v1/gateway/vault/${path}`,
+      operation: `gateway.vault.${op}`,
+      schema: { body: schema },
+      input: body,
+    }),
+  ),
 ];

@@ -1,0 +1,293 @@
+import { Pool } from 'undici';
+import type { Identity } from '../core/types.ts';
+import { ERROR_CODES, type ErrorCode, isStrongroomError, StrongroomError } from '../errors/errors.ts';
+import { createMetricsRegistry } from '../lib/metrics.ts';
+import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';
+import type { GatewayIdentity } from './identity.ts';
+import type { Reservation } from './types.ts';
+import type { Authentication, Decision, GatewayVault } from './vault-port.ts';
+
+/**
+ * The gateway in front of a vault elsewhere (docs/gateway-remote.md): the
+ * GatewayVault port spoken over HTTPS to the vault's gateway service
+ * (src/gateway/vault-service.ts), the gateway authenticating with its own
+ * X.509-SVID as the TLS client certificate (rotated in place) and checking
+ * the vault's server certificate against `ca` (or the system's CAs).
+ *
+ * Fail closed: a vault that cannot be reached, refuses the gateway or answers
+ * anything unexpected is `vault_unavailable` (503 to the caller, no upstream
+ * call); nothing is decided from a cache except provider keys, which are kept
+ * in memory for `keyTtlMs` (a rotated key reaches the gateway within that).
+ */
+export interface RemoteVaultOptions {
+  /** The vault's base URL (https://…). */
+  url: string;
+  /** PEM CA certificates for the vault's TLS certificate (default: the system's). */
+  ca?: string;
+  /** The gateway's identity: its SVID is the client certificate. */
+  source: SvidSource;
+  /** Per-call timeout (default 10 s). */
+  timeoutMs?: number;
+  /** How long a provider key read from the vault is reused (default 5 s). */
+  keyTtlMs?: number;
+}
+
+/** Bytes of candidates per question about vault values (the vault's request limit is 1 MiB). */
+const HOLDS_BATCH_BYTES = 256 * 1024;
+const HOLDS_BATCH_COUNT = 5_000;
+
+const codeOf = (c: unknown, fallback: ErrorCode): ErrorCode =>
+  typeof c === 'string' && (ERROR_CODES as readonly string[]).includes(c) ? (c as ErrorCode) : fallback;
+
+export function remoteVault(options: RemoteVaultOptions): GatewayVault {
+  const base = new URL(options.url);
+  if (base.protocol !== 'https:')
+    throw new TypeError('the vault URL must be https:// (the gateway authenticates with mTLS)');
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const timeout = options.timeoutMs ?? 10_000;
+  const keyTtl = options.keyTtlMs ?? 5_000;
+  const metrics = createMetricsRegistry();
+  /** Until when the vault is taken as sealed (its last answer said so): calls fail at once, then it is asked again. */
+  let sealedUntil = 0;
+  const SEALED_RECHECK_MS = 1_000;
+
+  const poolFor = (svid: SvidMaterial) =>
+    new Pool(base.origin, {
+      connections: 64,
+      keepAliveTimeout: 30_000,
+      connect: {
+        ...(options.ca ? { ca: options.ca } : {}),
+        cert: svid.chainPem,
+        // exported only into OpenSSL's context
+        key: svid.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+        minVersion: 'TLSv1.2',
+      },
+    });
+  let pool = poolFor(options.source.current());
+  // a rotated SVID: new connections present it; calls on the old pool finish
+  const unsubscribe = options.source.onUpdate((svid) => {
+    const old = pool;
+    pool = poolFor(svid);
+    void old.close().catch(() => {});
+  });
+
+  async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Awaited<ReturnType<Pool['request']>>;
+    try {
+      res = await pool.request({
+        method,
+        path: `${prefix}${path}`,
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+    } catch (err) {
+      throw new StrongroomError('vault_unavailable', `the gateway cannot reach its vault at ${base.origin}`, {
+        cause: err,
+      });
+    }
+    let json: Record<string, unknown>;
+    try {
+      json = (await res.body.json()) as Record<string, unknown>;
+    } catch (err) {
+      throw new StrongroomError(
+        'vault_unavailable',
+        `the vault at ${base.origin} answered ${res.statusCode} with no JSON`,
+        {
+          cause: err,
+        },
+      );
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      sealedUntil = 0;
+      return json as T;
+    }
+    const e = (json.error ?? {}) as { code?: string; message?: string };
+    if (e.code === 'sealed') {
+      sealedUntil = Date.now() + SEALED_RECHECK_MS;
+      throw new StrongroomError('sealed', 'Strongroom is sealed: the gateway cannot reach provider keys');
+    }
+    // anything else is about the gateway itself (its SVID, its role, its requests): fail closed
+    throw new StrongroomError(
+      'vault_unavailable',
+      `the vault refused the gateway's ${path} (${res.statusCode} ${e.code ?? 'error'}: ${String(e.message ?? '').slice(0, 300)})`,
+    );
+  }
+
+  /** Throws what the vault said about the gateway's caller (an `error` in a 200 answer). */
+  const raise = (
+    out: { error?: { code?: string; message?: string; details?: Record<string, unknown> } },
+    fallback: ErrorCode,
+  ) => {
+    if (!out.error) return;
+    throw new StrongroomError(codeOf(out.error.code, fallback), String(out.error.message ?? 'refused'), {
+      ...(out.error.details ? { details: out.error.details } : {}),
+    });
+  };
+
+  // provider keys: in memory only, one read at a time per key
+  const keys = new Map<string, { value: string; at: number }>();
+  const reading = new Map<string, Promise<string>>();
+  const PATH = /^([a-z0-9][a-z0-9-]*)\/([a-z0-9][a-z0-9-]*)\/([A-Za-z0-9_.-]+)$/;
+
+  return {
+    sealed: () => Date.now() < sealedUntil,
+    now: () => Date.now(),
+    metrics,
+    async authenticate({ credential, chain }, info) {
+      const out = await call<Authentication & { error?: { code?: string; message?: string } }>(
+        'POST',
+        '/v1/gateway/vault/authenticate',
+        {
+          ...(credential === undefined ? {} : { credential }),
+          ...(chain?.length ? { peer_certificates: chain.map((c) => c.toString('base64')) } : {}),
+          client_address: info.client_address,
+        },
+      );
+      raise(out, 'invalid_token');
+      const cred = out.credential as
+        | Authentication['credential']
+        | { kind: 'virtual_key'; key: null }
+        | undefined;
+      return {
+        ...(out.svid ? { svid: out.svid } : {}),
+        ...(cred
+          ? {
+              credential:
+                cred.kind === 'virtual_key' ? { kind: 'virtual_key', key: cred.key ?? undefined } : cred,
+            }
+          : {}),
+      };
+    },
+    async authorize(identity: Identity, resources, context) {
+      const out = await call<{ decisions: Decision[] }>('POST', '/v1/gateway/vault/authorize', {
+        identity,
+        resources: resources.map((r) => ({
+          provider: r.attrs!.provider,
+          model: r.attrs!.model,
+          route: r.attrs!.route,
+        })),
+        context,
+      });
+      if (!Array.isArray(out.decisions) || out.decisions.length !== resources.length) {
+        throw new StrongroomError(
+          'vault_unavailable',
+          'the vault answered an authorization with the wrong count',
+        );
+      }
+      return out.decisions.map((d) => ({ allowed: d?.allowed === true, reason: String(d?.reason ?? '') }));
+    },
+    async audit(entry) {
+      const { type: _type, action: _action, ...rest } = entry;
+      await call('POST', '/v1/gateway/vault/audit', rest);
+    },
+    budgets: {
+      async reserve(subjects, estimate) {
+        const out = await call<{ reservation?: string; error?: { code?: string; message?: string } }>(
+          'POST',
+          '/v1/gateway/vault/budgets/reserve',
+          { subjects, estimate: { tokens: estimate.tokens, cost_usd: estimate.costUsd } },
+        );
+        raise(out, 'rate_limited');
+        const id = out.reservation;
+        if (typeof id !== 'string')
+          throw new StrongroomError('vault_unavailable', 'the vault gave no reservation');
+        let done = false;
+        const settle = async (usage?: { input_tokens: number; output_tokens: number; cost_usd: number }) => {
+          if (done) return;
+          done = true;
+          await call('POST', '/v1/gateway/vault/budgets/settle', {
+            reservation: id,
+            ...(usage ? { usage } : {}),
+          });
+        };
+        return {
+          settle: (u, costUsd) =>
+            settle({ input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: costUsd }),
+          release: () => settle(),
+        } satisfies Reservation;
+      },
+    },
+    async revoke(caller) {
+      await call('POST', '/v1/gateway/vault/revoke', { kind: caller.kind, id: caller.id });
+    },
+    keys: {
+      async get(path) {
+        const hit = keys.get(path);
+        if (hit && Date.now() - hit.at < keyTtl) return hit.value;
+        const m = PATH.exec(path);
+        if (!m)
+          throw new StrongroomError('secret_not_found', `the gateway's key ${path} is not a vault path`);
+        let p = reading.get(path);
+        if (!p) {
+          p = (async () => {
+            try {
+              const out = await call<{ value?: unknown }>(
+                'GET',
+                `/v1/secrets/${m[1]}/${m[2]}/${encodeURIComponent(m[3]!)}`,
+              );
+              if (typeof out.value !== 'string')
+                throw new StrongroomError('secret_not_found', `the gateway's key ${path} has no value`);
+              keys.set(path, { value: out.value, at: Date.now() });
+              return out.value;
+            } catch (err) {
+              // a key the vault will not give (deleted, or outside the gateway's scope) is not served from memory
+              if (isStrongroomError(err, 'vault_unavailable')) keys.delete(path);
+              if (isStrongroomError(err, 'sealed')) keys.clear();
+              throw err;
+            } finally {
+              reading.delete(path);
+            }
+          })();
+          reading.set(path, p);
+        }
+        return p;
+      },
+    },
+    async holdsAny(candidates) {
+      let batch: string[] = [];
+      let bytes = 0;
+      const ask = async () => {
+        if (!batch.length) return false;
+        const out = await call<{ found?: boolean }>('POST', '/v1/gateway/vault/fingerprints', {
+          candidates: batch,
+        });
+        batch = [];
+        bytes = 0;
+        return out.found === true;
+      };
+      for (const c of candidates) {
+        if (c.length > 4096) continue;
+        if (bytes + c.length > HOLDS_BATCH_BYTES || batch.length >= HOLDS_BATCH_COUNT) {
+          if (await ask()) return true;
+        }
+        batch.push(c);
+        bytes += c.length + 4;
+      }
+      return ask();
+    },
+    async close() {
+      unsubscribe();
+      keys.clear();
+      await pool.close().catch(() => {});
+    },
+  };
+}
+
+/** The gateway's identity from an SVID source (the agent's Workload API, or files): signs its provenance links. */
+export function sourcedGatewayIdentity(source: SvidSource): GatewayIdentity {
+  return {
+    get spiffeId() {
+      return source.current().spiffeId;
+    },
+    ready: () => Promise.resolve(),
+    source,
+    key: () => {
+      const s = source.current();
+      return { privateKey: s.privateKey, chain: s.chain };
+    },
+    // the source belongs to whoever made it (it also authenticates the gateway to the vault)
+    close: () => {},
+  };
+}

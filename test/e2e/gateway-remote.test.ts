@@ -1,0 +1,438 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { Agent, fetch as undiciFetch } from 'undici';
+import type { X509SvidResponse } from '../../src/api/identity.ts';
+import { startAnthropicFake } from '../fakes/anthropic-upstream.ts';
+import { startOpenAiFake } from '../fakes/openai-upstream.ts';
+import { staticKeyFile, tempDir } from '../helpers/app.ts';
+import { startServerProcess } from '../helpers/process.ts';
+import { makeCsr } from '../helpers/spiffe.ts';
+
+/**
+ * Issue 7 item 1, with nothing stubbed: `strongroom gateway` in its own
+ * process in front of a `strongroom server` process (the vault, TLS), the
+ * gateway authenticating to the vault with its own X.509-SVID over mTLS
+ * (registration with the `gateway` role, SVID files as the agent writes
+ * them). The official OpenAI and Anthropic clients call the gateway; the
+ * vault decides everything (tokens, virtual keys, Cedar, budgets, vault
+ * values) and holds the one audit record per call. Then the faults: a caller
+ * that is not a gateway workload is refused by the vault, a sealed vault and
+ * a stopped vault make the gateway answer 503 without calling upstream.
+ */
+const TD = 'strongroom.local';
+const GATEWAY_ID = `spiffe://${TD}/strongroom/gateway`;
+const OTHER_ID = `spiffe://${TD}/not/a/gateway`;
+
+interface Json {
+  status: number;
+  json: Record<string, unknown>;
+}
+
+function serverCert(dir: string) {
+  const certFile = join(dir, 'vault-cert.pem');
+  const keyFile = join(dir, 'vault-key.pem');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { certFile, keyFile };
+}
+
+async function setup(t: TestContext) {
+  const dir = tempDir(t, 'strongroom-gw-remote-');
+  const openaiFake = await startOpenAiFake();
+  const anthropicFake = await startAnthropicFake();
+  t.after(() => Promise.all([openaiFake.close(), anthropicFake.close()]));
+
+  // --- the vault: its own process, TLS, workload identity on ---
+  const { certFile, keyFile } = serverCert(dir);
+  const auditFile = join(dir, 'audit.log');
+  const vaultConfig = join(dir, 'vault.yaml');
+  writeFileSync(
+    vaultConfig,
+    [
+      'listen: 127.0.0.1:0',
+      `storage: {sqlite: {path: ${join(dir, 'vault.db')}}}`,
+      `seal: {static: {key_file: ${staticKeyFile(t)}}}`,
+      `tls: {cert_file: ${certFile}, key_file: ${keyFile}}`,
+      `audit: [{file: {path: ${auditFile}}}]`,
+      `identity: {trust_domain: ${TD}}`,
+      '',
+    ].join('\n'),
+  );
+  const vault = await startServerProcess(t, ['--config', vaultConfig]);
+  const ca = readFileSync(certFile, 'utf8');
+  const tls = new Agent({ connect: { ca } });
+  t.after(() => tls.close());
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { token?: string; dispatcher?: Agent } = {},
+  ): Promise<Json> => {
+    const res = await undiciFetch(vault.address + path, {
+      method,
+      dispatcher: opts.dispatcher ?? tls,
+      headers: {
+        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    let json: Record<string, unknown> = {};
+    try {
+      json = JSON.parse(text);
+    } catch {}
+    return { status: res.status, json };
+  };
+  const init = await call('POST', '/v1/sys/init', {});
+  assert.equal(init.status, 200, JSON.stringify(init.json));
+  const root = init.json.root_token as string;
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const r = await call(method, path, body, { token: root });
+    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+    return r.json;
+  };
+  await admin('POST', '/v1/projects', { name: 'llm' });
+  await admin('PUT', '/v1/secrets/llm/dev/OPENAI_API_KEY', { value: openaiFake.key });
+  await admin('PUT', '/v1/secrets/llm/dev/ANTHROPIC_API_KEY', { value: anthropicFake.key });
+  // a value the firewall must recognise in a prompt (by fingerprint, asked of the vault)
+  const dbPassword = 'correct-horse-battery-staple-9f3k2';
+  await admin('PUT', '/v1/secrets/llm/dev/DB_PASSWORD', { value: dbPassword });
+
+  // --- the gateway's identity: registered with the gateway role, scoped to the keys' environment ---
+  await admin('POST', '/v1/identity/registrations', {
+    spiffe_id: GATEWAY_ID,
+    selectors: ['app:gateway'],
+    roles: ['gateway'],
+    scope: { paths: ['llm/dev'] },
+  });
+  const svidOf = async (spiffeId: string) => {
+    const jt = (await admin('POST', '/v1/identity/join-tokens', { spiffe_id: spiffeId })) as {
+      join_token: string;
+    };
+    const csr = await makeCsr(spiffeId);
+    const r = await call('POST', '/v1/identity/x509-svid', { csr: csr.pem, join_token: jt.join_token });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const svid = r.json as unknown as X509SvidResponse;
+    return { cert: svid.certificate, key: csr.keyPem, bundle: svid.bundle.join('\n') };
+  };
+  const gwSvid = await svidOf(GATEWAY_ID);
+  const svidDir = join(dir, 'svid');
+  mkdirSync(svidDir, { mode: 0o700 });
+  writeFileSync(join(svidDir, 'svid.pem'), gwSvid.cert);
+  writeFileSync(join(svidDir, 'svid_key.pem'), gwSvid.key, { mode: 0o600 });
+  writeFileSync(join(svidDir, 'bundle.pem'), gwSvid.bundle);
+
+  // --- the gateway: its own process, no storage, no seal ---
+  const gwConfig = join(dir, 'gateway.yaml');
+  writeFileSync(
+    gwConfig,
+    [
+      'log_level: info',
+      'gateway:',
+      '  listen: 127.0.0.1:0',
+      '  metrics_listen: 127.0.0.1:0',
+      '  vault:',
+      `    url: ${vault.address}`,
+      `    ca_file: ${certFile}`,
+      `    svid: {dir: ${svidDir}}`,
+      '  routes:',
+      '    - provider: openai',
+      '      models: ["gpt-4o", "gpt-4o-mini", "gpt-*"]',
+      `      base_url: ${openaiFake.url}`,
+      '      keys: [llm/dev/OPENAI_API_KEY]',
+      '    - provider: anthropic',
+      '      models: ["claude-sonnet-5-5", "claude-*"]',
+      `      base_url: ${anthropicFake.url}`,
+      '      keys: [llm/dev/ANTHROPIC_API_KEY]',
+      '  prices:',
+      '    "gpt-*": { input: 2.5, output: 10 }',
+      '    "claude-*": { input: 3, output: 15 }',
+      '',
+    ].join('\n'),
+  );
+  const gateway = await startServerProcess(t, ['--config', gwConfig], {}, 'gateway');
+  const gw = /Gateway listening on (http:\/\/\S+)/.exec(gateway.output())?.[1] ?? gateway.address;
+  const metrics = /"metrics":"(http:\/\/[^"]+)"/.exec(gateway.output())?.[1];
+
+  const appToken = async (scope: Record<string, unknown> = { providers: ['openai', 'anthropic'] }) => {
+    const r = (await admin('POST', '/v1/auth/token/create', {
+      roles: ['app'],
+      ttl: '1h',
+      display_name: 'remote-gateway-app',
+      scope,
+    })) as { auth?: { client_token: string }; token?: string };
+    return r.auth?.client_token ?? r.token!;
+  };
+  const audit = () =>
+    readFileSync(auditFile, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return {
+    dir,
+    vault,
+    gateway,
+    gw,
+    metrics,
+    call,
+    admin,
+    root,
+    ca,
+    svidOf,
+    appToken,
+    audit,
+    auditText: () => readFileSync(auditFile, 'utf8'),
+    openaiFake,
+    anthropicFake,
+    dbPassword,
+    openai: (apiKey: string) => new OpenAI({ baseURL: `${gw}/v1`, apiKey, maxRetries: 0 }),
+    anthropic: (apiKey: string) => new Anthropic({ baseURL: gw, apiKey, maxRetries: 0 }),
+  };
+}
+
+test('a gateway in front of a remote vault over mTLS: the vault decides, holds the keys and the audit record', {
+  timeout: 120_000,
+}, async (t) => {
+  const s = await setup(t);
+  const upstreamCalls = () => s.openaiFake.requests.length + s.anthropicFake.requests.length;
+
+  await t.test(
+    'the OpenAI client completes plain and streaming calls with an app token; the key stays in the vault',
+    async () => {
+      const token = await s.appToken();
+      const openai = s.openai(token);
+      const plain = await openai.chat.completions.create({
+        model: 'gpt-4o',
+        messages: [{ role: 'user', content: 'hello over the remote gateway' }],
+      });
+      assert.ok(plain.choices[0]?.message.content);
+      const stream = await openai.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'stream please' }],
+        stream: true,
+      });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+      assert.ok(text.length > 0);
+      const seen = s.openaiFake.requests.at(-1)!;
+      assert.equal(
+        seen.headers.authorization,
+        `Bearer ${s.openaiFake.key}`,
+        'the fake got the vault-held key',
+      );
+      assert.ok(!JSON.stringify(plain).includes(s.openaiFake.key));
+      // the gateway's record is in the vault's audit log, vouched for by the gateway's SPIFFE ID
+      const calls = s.audit().filter((e) => e.operation === 'gateway.invoke');
+      assert.ok(calls.length >= 2, 'one record per call');
+      const last = calls.at(-1)!;
+      assert.equal((last.request as Record<string, unknown>).gateway, GATEWAY_ID);
+      assert.equal((last.actor as Record<string, unknown>).display_name, 'remote-gateway-app');
+      assert.equal(last.resource, 'Model::openai/gpt-4o-mini');
+      // the plumbing is not audited call by call (only refusals are), the key reads are
+      assert.equal(s.audit().filter((e) => String(e.operation).startsWith('gateway.vault.')).length, 0);
+      assert.ok(
+        s.audit().some((e) => e.operation === 'secret.read' && String(e.resource).includes('OPENAI_API_KEY')),
+      );
+      assert.ok(!s.auditText().includes(s.openaiFake.key), 'the key is in no audit entry');
+      assert.ok(!s.auditText().includes(token), 'the token is in no audit entry');
+    },
+  );
+
+  await t.test(
+    'a virtual key works with the Anthropic client, is refused once revoked, and never outside its scope',
+    async () => {
+      const created = (await s.admin('POST', '/v1/gateway/keys', {
+        name: 'remote-app',
+        scope: { providers: ['anthropic'], models: ['claude-sonnet-*'] },
+        ttl: '10m',
+      })) as { virtual_key: string; key: { id: string } };
+      const anthropic = s.anthropic(created.virtual_key);
+      const msg = await anthropic.messages.create({
+        model: 'claude-sonnet-5-5',
+        max_tokens: 64,
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      assert.equal(msg.type, 'message');
+      assert.equal(s.anthropicFake.requests.at(-1)!.headers['x-api-key'], s.anthropicFake.key);
+      // outside its model scope
+      await assert.rejects(
+        anthropic.messages.create({
+          model: 'claude-haiku-5-5',
+          max_tokens: 8,
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+        (e: { status?: number }) => e.status === 403,
+      );
+      await s.admin('DELETE', `/v1/gateway/keys/${created.key.id}`);
+      await assert.rejects(
+        anthropic.messages.create({
+          model: 'claude-sonnet-5-5',
+          max_tokens: 8,
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+        (e: { status?: number }) => e.status === 401,
+      );
+    },
+  );
+
+  await t.test(
+    '100 concurrent calls against a budget of 10 a minute: exactly 10 succeed, the rest get 429 with Retry-After',
+    async () => {
+      const created = (await s.admin('POST', '/v1/gateway/keys', {
+        name: 'budget',
+        scope: { providers: ['openai'] },
+        limits: { requests_per_minute: 10 },
+        ttl: '10m',
+      })) as { virtual_key: string };
+      const before = s.openaiFake.requests.length;
+      const results = await Promise.all(
+        Array.from({ length: 100 }, () =>
+          fetch(`${s.gw}/v1/chat/completions`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${created.virtual_key}`, 'content-type': 'application/json' },
+            body: JSON.stringify({
+              model: 'gpt-4o',
+              messages: [{ role: 'user', content: 'count me' }],
+              max_tokens: 8,
+            }),
+          }).then(async (r) => ({
+            status: r.status,
+            retry: r.headers.get('retry-after'),
+            body: await r.text(),
+          })),
+        ),
+      );
+      const ok = results.filter((r) => r.status === 200).length;
+      const limited = results.filter((r) => r.status === 429);
+      assert.equal(
+        ok,
+        10,
+        JSON.stringify(results.filter((r) => r.status !== 200 && r.status !== 429).slice(0, 3)),
+      );
+      assert.equal(limited.length, 90);
+      assert.ok(limited.every((r) => Number(r.retry) >= 1));
+      assert.equal(s.openaiFake.requests.length - before, 10, 'no call over the budget reached the upstream');
+    },
+  );
+
+  await t.test('Cedar in the vault decides: a forbid policy on a model is a 403 at the gateway', async () => {
+    await s.admin('PUT', '/v1/sys/policies/no-gpt4o-mini', {
+      policy:
+        'forbid (principal, action == Strongroom::Action::"gateway.invoke", resource == Strongroom::Model::"openai/gpt-4o-mini");',
+    });
+    const openai = s.openai(await s.appToken());
+    const before = upstreamCalls();
+    await assert.rejects(
+      openai.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }),
+      (e: { status?: number }) => e.status === 403,
+    );
+    assert.equal(upstreamCalls(), before);
+    await s.admin('DELETE', '/v1/sys/policies/no-gpt4o-mini');
+  });
+
+  await t.test(
+    'a prompt holding a value stored in the vault is refused (matched by fingerprint in the vault)',
+    async () => {
+      const openai = s.openai(await s.appToken());
+      const before = upstreamCalls();
+      await assert.rejects(
+        openai.chat.completions.create({
+          model: 'gpt-4o',
+          messages: [{ role: 'user', content: `connect with password ${s.dbPassword} please` }],
+        }),
+        (e: { status?: number; code?: string }) => e.status === 400 && e.code === 'credential_detected',
+      );
+      assert.equal(upstreamCalls(), before);
+      assert.ok(!s.auditText().includes(s.dbPassword), 'the candidate is in no audit entry');
+    },
+  );
+
+  await t.test(
+    'the vault serves gateways only: a token, or a workload without the gateway role, is refused',
+    async () => {
+      const asked = { credential: 'srv_anything', client_address: '127.0.0.1' };
+      // the root token: not a workload
+      const byToken = await s.call('POST', '/v1/gateway/vault/authenticate', asked, { token: s.root });
+      assert.equal(byToken.status, 403);
+      // another workload of the same trust domain, with no gateway registration
+      const other = await s.svidOf(OTHER_ID);
+      const mtls = new Agent({ connect: { ca: s.ca, cert: other.cert, key: other.key } });
+      t.after(() => mtls.close());
+      const byOther = await s.call('POST', '/v1/gateway/vault/authenticate', asked, { dispatcher: mtls });
+      assert.equal(byOther.status, 403);
+      assert.equal((byOther.json.error as { code: string }).code, 'permission_denied');
+      const keyRead = await s.call('GET', '/v1/secrets/llm/dev/OPENAI_API_KEY', undefined, {
+        dispatcher: mtls,
+      });
+      assert.equal(keyRead.status, 403);
+      // the refusals are audited, with the candidate credential as an HMAC only
+      const refused = s.audit().filter((e) => e.operation === 'gateway.vault.authenticate');
+      assert.ok(refused.length >= 2);
+      assert.ok(!s.auditText().includes('srv_anything'));
+    },
+  );
+
+  await t.test('the gateway exposes its metrics on its own listener', async () => {
+    assert.ok(s.metrics, s.gateway.output());
+    const text = await (await fetch(`${s.metrics}/metrics`)).text();
+    assert.match(
+      text,
+      /strongroom_gateway_requests_total\{provider="openai",model="gpt-4o",status="200"\} \d+/,
+    );
+    assert.match(text, /strongroom_gateway_denials_total/);
+  });
+
+  await t.test(
+    'a sealed vault, then a stopped one: 503 at the gateway and no upstream call (fail closed)',
+    async () => {
+      const openai = s.openai(await s.appToken());
+      await s.admin('POST', '/v1/sys/seal');
+      const before = upstreamCalls();
+      await assert.rejects(
+        openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+        (e: { status?: number }) => e.status === 503,
+      );
+      await s.vault.stop();
+      // the gateway took the vault as sealed for a second after its last answer; then it asks again
+      await new Promise((r) => setTimeout(r, 1_100));
+      const res = await fetch(`${s.gw}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer whatever', 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
+      });
+      assert.equal(res.status, 503);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'vault_unavailable');
+      assert.match(body.error.message, /cannot reach its vault/);
+      assert.equal(upstreamCalls(), before);
+      assert.ok(!s.gateway.output().includes(s.openaiFake.key), 'the key is in no gateway log line');
+    },
+  );
+});
