@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -7,6 +8,8 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { X509SvidResponse } from '../../src/api/identity.ts';
+import { decodeProvenanceHeader, PROVENANCE_HEADER, verifyStage } from '../../src/gateway/stages/signing.ts';
+import { bundlesFromCertificates } from '../../src/spiffe/svid-source.ts';
 import { startAnthropicFake } from '../fakes/anthropic-upstream.ts';
 import { startOpenAiFake } from '../fakes/openai-upstream.ts';
 import { staticKeyFile, tempDir } from '../helpers/app.ts';
@@ -62,7 +65,7 @@ function serverCert(dir: string) {
   return { certFile, keyFile };
 }
 
-async function setup(t: TestContext) {
+async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
   const dir = tempDir(t, 'strongroom-gw-remote-');
   const openaiFake = await startOpenAiFake();
   const anthropicFake = await startAnthropicFake();
@@ -132,22 +135,53 @@ async function setup(t: TestContext) {
     roles: ['gateway'],
     scope: { paths: ['llm/dev'] },
   });
-  const svidOf = async (spiffeId: string) => {
-    const jt = (await admin('POST', '/v1/identity/join-tokens', { spiffe_id: spiffeId })) as {
-      join_token: string;
-    };
+  /** An X.509-SVID: with a join token, or renewed over mTLS with the workload's current SVID (as the agent does). */
+  const svidOf = async (
+    spiffeId: string,
+    o: { ttl?: string; renew?: { cert: string; key: string } } = {},
+  ) => {
     const csr = await makeCsr(spiffeId);
-    const r = await call('POST', '/v1/identity/x509-svid', { csr: csr.pem, join_token: jt.join_token });
+    let r: Json;
+    if (o.renew) {
+      const mtls = new Agent({ connect: { ca, cert: o.renew.cert, key: o.renew.key } });
+      r = await call(
+        'POST',
+        '/v1/identity/x509-svid',
+        { csr: csr.pem, ...(o.ttl ? { ttl: o.ttl } : {}) },
+        {
+          dispatcher: mtls,
+        },
+      );
+      await mtls.close();
+    } else {
+      const jt = (await admin('POST', '/v1/identity/join-tokens', { spiffe_id: spiffeId })) as {
+        join_token: string;
+      };
+      r = await call('POST', '/v1/identity/x509-svid', {
+        csr: csr.pem,
+        join_token: jt.join_token,
+        ...(o.ttl ? { ttl: o.ttl } : {}),
+      });
+    }
     assert.equal(r.status, 200, JSON.stringify(r.json));
     const svid = r.json as unknown as X509SvidResponse;
-    return { cert: svid.certificate, key: csr.keyPem, bundle: svid.bundle.join('\n') };
+    return {
+      cert: svid.certificate,
+      key: csr.keyPem,
+      bundle: svid.bundle.join('\n'),
+      expiresAt: Date.parse(svid.expires_at),
+    };
   };
-  const gwSvid = await svidOf(GATEWAY_ID);
   const svidDir = join(dir, 'svid');
   mkdirSync(svidDir, { mode: 0o700 });
-  writeFileSync(join(svidDir, 'svid.pem'), gwSvid.cert);
-  writeFileSync(join(svidDir, 'svid_key.pem'), gwSvid.key, { mode: 0o600 });
-  writeFileSync(join(svidDir, 'bundle.pem'), gwSvid.bundle);
+  /** Writes the gateway's SVID files as the agent does (the gateway re-reads them on change). */
+  const writeSvid = (svid: { cert: string; key: string; bundle: string }) => {
+    writeFileSync(join(svidDir, 'svid_key.pem'), svid.key, { mode: 0o600 });
+    writeFileSync(join(svidDir, 'svid.pem'), svid.cert);
+    writeFileSync(join(svidDir, 'bundle.pem'), svid.bundle);
+  };
+  const gwSvid = await svidOf(GATEWAY_ID, opts.gatewaySvidTtl ? { ttl: opts.gatewaySvidTtl } : {});
+  writeSvid(gwSvid);
 
   // --- the gateway: its own process, no storage, no seal ---
   const gwConfig = join(dir, 'gateway.yaml');
@@ -206,6 +240,8 @@ async function setup(t: TestContext) {
     root,
     ca,
     svidOf,
+    gwSvid,
+    writeSvid,
     appToken,
     audit,
     auditText: () => readFileSync(auditFile, 'utf8'),
@@ -262,6 +298,53 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
       );
       assert.ok(!s.auditText().includes(s.openaiFake.key), 'the key is in no audit entry');
       assert.ok(!s.auditText().includes(token), 'the token is in no audit entry');
+    },
+  );
+
+  await t.test(
+    'the answer carries the provenance chain, signed with the gateway SVID from the agent',
+    async () => {
+      const traceId = randomBytes(16).toString('hex');
+      const res = await fetch(`${s.gw}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${await s.appToken()}`,
+          'content-type': 'application/json',
+          traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+        },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'sign this' }] }),
+      });
+      assert.equal(res.status, 200);
+      const text = await res.text();
+      const links = decodeProvenanceHeader(res.headers.get(PROVENANCE_HEADER));
+      assert.deepEqual(
+        links.map((l) => [l.stage, l.spiffe_id]),
+        [
+          ['gateway', GATEWAY_ID],
+          ['output-filter', GATEWAY_ID],
+        ],
+      );
+      const bundles = bundlesFromCertificates(s.gwSvid.bundle, TD);
+      // the output link covers the bytes received, chained to the request's link
+      const verified = await verifyStage(links[1]!, {
+        body: text,
+        traceId,
+        prev: links[0]!.jws,
+        bundles,
+        expectSpiffeId: (id) => id === GATEWAY_ID,
+        now: Date.now(),
+      });
+      assert.equal(verified.spiffeId, GATEWAY_ID);
+      // one changed byte of the answer does not verify
+      await assert.rejects(
+        verifyStage(links[1]!, {
+          body: text.replace('"', "'"),
+          traceId,
+          prev: links[0]!.jws,
+          bundles,
+          now: Date.now(),
+        }),
+      );
     },
   );
 
@@ -435,4 +518,26 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
       assert.ok(!s.gateway.output().includes(s.openaiFake.key), 'the key is in no gateway log line');
     },
   );
+});
+
+test('the gateway rotates its SVID from the agent files: calls keep working after the first SVID expired', {
+  timeout: 90_000,
+}, async (t) => {
+  const s = await setup(t, { gatewaySvidTtl: '6s' });
+  const openai = s.openai(await s.appToken());
+  const ask = () =>
+    openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
+  assert.ok((await ask()).choices.length);
+  // the agent renews at half-life: a new SVID, obtained with the current one, written over the files
+  const renewed = await s.svidOf(GATEWAY_ID, {
+    ttl: '1h',
+    renew: { cert: s.gwSvid.cert, key: s.gwSvid.key },
+  });
+  s.writeSvid(renewed);
+  // past the first SVID's expiry, the vault refuses it (401 on any connection still using it)
+  await new Promise((r) => setTimeout(r, Math.max(0, s.gwSvid.expiresAt - Date.now()) + 500));
+  for (let i = 0; i < 5; i++)
+    assert.ok((await ask()).choices.length, `call ${i} after the first SVID expired`);
+  // and nothing was refused for the gateway on the way
+  assert.equal(s.audit().filter((e) => String(e.operation).startsWith('gateway.vault.')).length, 0);
 });
