@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, loadServerConfig } from './config.ts';
+import { ConfigError, loadRemoteGatewayConfig, loadServerConfig } from './config.ts';
 
 function withFile(t: { after(fn: () => void): void }, yaml: string): { dir: string; file: string } {
   const dir = mkdtempSync(join(tmpdir(), 'sr-config-'));
@@ -94,6 +94,63 @@ describe('server configuration', () => {
     assert.throws(
       () => loadServerConfig({ dev: true }, { STRONGROOM_ALLOW_INSECURE_HTTP: 'maybe' }, '/'),
       /STRONGROOM_ALLOW_INSECURE_HTTP must be true or false/,
+    );
+  });
+});
+
+describe('gateway in front of a remote vault', () => {
+  const remote = (extra = '') =>
+    [
+      'gateway:',
+      '  listen: 127.0.0.1:8300',
+      '  vault:',
+      '    url: https://vault.internal:8210',
+      '    ca_file: certs/vault-ca.pem',
+      '    svid: {dir: svid}',
+      '  routes:',
+      '    - {provider: openai, models: [gpt-4o], base_url: "https://api.openai.com/v1", keys: [llm/prod/OPENAI_API_KEY]}',
+      extra,
+    ].join('\n');
+
+  test('a gateway section with a vault is a gateway configuration: no storage or seal, paths resolved', (t) => {
+    const { dir, file } = withFile(t, remote());
+    const c = loadRemoteGatewayConfig({ config: file }, {}, '/');
+    assert.ok(c);
+    assert.equal(c.log_level, 'info');
+    assert.equal(c.gateway.vault?.ca_file, join(dir, 'certs/vault-ca.pem'));
+    assert.deepEqual(c.gateway.vault?.svid, { dir: join(dir, 'svid') });
+    assert.ok(Object.isFrozen(c.gateway));
+  });
+
+  test('without a vault, the file is a server configuration (the gateway runs on the vault in process)', (t) => {
+    const { file } = withFile(t, 'storage: {memory: {}}\n');
+    assert.equal(loadRemoteGatewayConfig({ config: file }, {}, '/'), undefined);
+  });
+
+  test('a vault section is refused with storage, a plain-http vault, or two SVID sources', (t) => {
+    const cases: [string, RegExp][] = [
+      [`storage: {memory: {}}\n${remote()}`, /takes no `storage` section/],
+      [remote().replace('https://vault.internal', 'http://vault.internal'), /gateway\.vault\.url/],
+      [
+        remote().replace('svid: {dir: svid}', 'svid: {dir: svid, workload_api: /run/a.sock}'),
+        /gateway\.vault\.svid/,
+      ],
+      [
+        remote().replace('listen: 127.0.0.1:8300', 'listen: 0.0.0.0:8300'),
+        /refusing to serve the gateway in plain HTTP/,
+      ],
+    ];
+    for (const [yaml, message] of cases) {
+      const { file } = withFile(t, yaml);
+      assert.throws(() => loadRemoteGatewayConfig({ config: file }, {}, '/'), message, yaml);
+    }
+  });
+
+  test('a server configuration may not carry a remote vault section', (t) => {
+    const { file } = withFile(t, `storage: {memory: {}}\n${remote()}`);
+    assert.throws(
+      () => loadServerConfig({ config: file }, {}, '/'),
+      /gateway\.vault and gateway\.metrics_listen/,
     );
   });
 });
