@@ -511,9 +511,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return sendError(reply, api, 500, 'internal', 'internal error');
   });
 
-  app.get('/healthz', async (_req, reply) =>
-    reply.code(vault.sealed() ? 503 : 200).send({ status: vault.sealed() ? 'sealed' : 'ok' }),
-  );
+  app.get('/healthz', async (_req, reply) => {
+    const status = await vault.health();
+    return reply.code(status === 'ok' ? 200 : 503).send({ status });
+  });
 
   for (const ep of ENDPOINTS) {
     app.route({

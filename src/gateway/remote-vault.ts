@@ -131,8 +131,29 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
   const reading = new Map<string, Promise<string>>();
   const PATH = /^([a-z0-9][a-z0-9-]*)\/([a-z0-9][a-z0-9-]*)\/([A-Za-z0-9_.-]+)$/;
 
+  let checked: { at: number; state: Promise<'ok' | 'sealed' | 'vault_unavailable'> } | undefined;
+  async function probe(): Promise<'ok' | 'sealed' | 'vault_unavailable'> {
+    try {
+      const res = await pool.request({
+        method: 'GET',
+        path: `${prefix}/v1/sys/health`,
+        headersTimeout: Math.min(timeout, 5_000),
+        bodyTimeout: Math.min(timeout, 5_000),
+      });
+      await res.body.dump();
+      if (res.statusCode === 200) return 'ok';
+      return res.statusCode === 503 ? 'sealed' : 'vault_unavailable';
+    } catch {
+      return 'vault_unavailable';
+    }
+  }
+
   return {
     sealed: () => Date.now() < sealedUntil,
+    health() {
+      if (!checked || Date.now() - checked.at > 1_000) checked = { at: Date.now(), state: probe() };
+      return checked.state;
+    },
     now: () => Date.now(),
     metrics,
     async authenticate({ credential, chain }, info) {

@@ -63,8 +63,10 @@ export async function startRemoteGateway(
         if (req.method === 'GET' && req.url === '/metrics') {
           res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(vault.metrics.render());
         } else if (req.method === 'GET' && req.url === '/healthz') {
-          res.writeHead(vault.sealed() ? 503 : 200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ status: vault.sealed() ? 'sealed' : 'ok' }));
+          void vault.health().then((status) => {
+            res.writeHead(status === 'ok' ? 200 : 503, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ status }));
+          });
         } else res.writeHead(404).end();
       });
       await new Promise<void>((resolve, reject) => {

@@ -17,6 +17,8 @@ import type { BudgetLimits, Budgets, Caller } from './types.ts';
 export interface GatewayVault {
   /** Whether calls must be refused at once because the vault is sealed (as last known). */
   sealed(): boolean;
+  /** For health checks: whether the vault is usable now (a remote one is asked, at most once a second). */
+  health(): Promise<'ok' | 'sealed' | 'vault_unavailable'>;
   now(): number;
   /** The gateway's metrics (the vault's own registry in process; the gateway's when remote). */
   readonly metrics: MetricsRegistry;
@@ -91,6 +93,7 @@ export interface LocalEngines {
 export function localVault(core: Core, engines: LocalEngines): GatewayVault {
   return {
     sealed: () => core.barrier.sealed,
+    health: async () => (core.barrier.sealed ? 'sealed' : 'ok'),
     now: () => core.clock.now(),
     metrics: core.metrics,
     async authenticate({ credential, chain }, info) {

@@ -490,6 +490,9 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
       /strongroom_gateway_requests_total\{provider="openai",model="gpt-4o",status="200"\} \d+/,
     );
     assert.match(text, /strongroom_gateway_denials_total/);
+    // health follows the vault (asked at most once a second), on both listeners
+    assert.deepEqual(await (await fetch(`${s.metrics}/healthz`)).json(), { status: 'ok' });
+    assert.equal((await fetch(`${s.gw}/healthz`)).status, 200);
   });
 
   await t.test(
@@ -502,9 +505,14 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
         openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'x' }] }),
         (e: { status?: number }) => e.status === 503,
       );
+      await new Promise((r) => setTimeout(r, 1_100));
+      const sealedHealth = await fetch(`${s.gw}/healthz`);
+      assert.equal(sealedHealth.status, 503);
+      assert.deepEqual(await sealedHealth.json(), { status: 'sealed' });
       await s.vault.stop();
       // the gateway took the vault as sealed for a second after its last answer; then it asks again
       await new Promise((r) => setTimeout(r, 1_100));
+      assert.deepEqual(await (await fetch(`${s.metrics}/healthz`)).json(), { status: 'vault_unavailable' });
       const res = await fetch(`${s.gw}/v1/chat/completions`, {
         method: 'POST',
         headers: { authorization: 'Bearer whatever', 'content-type': 'application/json' },
