@@ -1,4 +1,3 @@
-import type { AuditEntry } from '../audit/entry.ts';
 import { type Core, identityOf } from '../core/core.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import type { MetricsRegistry } from '../lib/metrics.ts';
@@ -76,8 +75,8 @@ export interface Decision {
   reason: string;
 }
 
-/** A gateway record for the audit log: the time is the vault's. */
-export type GatewayAuditEntry = Omit<AuditEntry, 'time'>;
+/** A gateway record for the audit log (the core's entry shape); the time is the vault's. */
+export type GatewayAuditEntry = Omit<Parameters<Core['audit']>[0], 'time'>;
 
 /** The vault's engines the gateway uses, in this process. */
 export interface LocalEngines {
