@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
+import { Agent as UndiciAgent, fetch as undiciFetch } from 'undici';
 import type { AgentConfig } from '../config/agent.ts';
 import { alive, type Running, type Sink, startChild, stopChild } from '../lib/child.ts';
 import { writeFileAtomic } from '../lib/files.ts';
@@ -118,7 +119,19 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
   const stop = new AbortController();
   if (opts.signal?.aborted) stop.abort();
   else opts.signal?.addEventListener('abort', () => stop.abort(), { once: true });
-  const fetchOpt = opts.fetch ? { fetch: opts.fetch } : {};
+  // a server certificate from a private CA (vault.ca_file): checked against it, not the system's CAs
+  const tls = cfg.ca && !opts.fetch ? new UndiciAgent({ connect: { ca: cfg.ca } }) : undefined;
+  const fetchOpt = opts.fetch
+    ? { fetch: opts.fetch }
+    : tls
+      ? {
+          fetch: ((input: string | URL | Request, init?: RequestInit) =>
+            undiciFetch(input as string, {
+              ...(init as object),
+              dispatcher: tls,
+            })) as unknown as typeof fetch,
+        }
+      : {};
 
   const metrics = createMetricsRegistry();
   const renders = metrics.counter(

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { AgentConfigError, parseAgentConfig } from '../config/agent.ts';
 
@@ -67,4 +70,17 @@ test('the Workload API cannot share the local API socket', () => {
       ),
     /its own socket/,
   );
+});
+
+test('vault.ca_file is read at load, relative to the file; a missing or non-PEM file is refused', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sr-agent-ca-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  writeFileSync(join(dir, 'ca.pem'), pem);
+  writeFileSync(join(dir, 'not.pem'), 'hello');
+  const withCa = (file: string) =>
+    `vault:\n  addrs: ["https://vault:8210"]\n  ca_file: ${file}\nauth:\n  token_file: token\nlisten:\n  socket: s.sock\n`;
+  assert.equal(parseAgentConfig(withCa('ca.pem'), dir).ca, pem);
+  assert.throws(() => parseAgentConfig(withCa('missing.pem'), dir), /\/vault\/ca_file: cannot read/);
+  assert.throws(() => parseAgentConfig(withCa('not.pem'), dir), /holds no PEM certificate/);
 });

@@ -34,6 +34,8 @@ export const AgentConfigSchema = Type.Object(
           minItems: 1,
           maxItems: 16,
         }),
+        /** PEM CA certificates for the servers' TLS certificates (default: the system's CAs). */
+        ca_file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
       },
       Strict,
     ),
@@ -145,6 +147,8 @@ export interface AgentTemplate {
 /** The validated, resolved configuration the agent runs with. */
 export interface AgentConfig {
   addrs: string[];
+  /** PEM CA certificates the servers' TLS certificates are checked against (read at load). */
+  ca?: string;
   auth: { app: { client_id_file: string; client_secret_file: string } } | { token_file: string };
   ttlMs: number;
   staleIfErrorMs: number;
@@ -250,8 +254,19 @@ export function parseAgentConfig(text: string, base: string): AgentConfig {
       ...(i.files ? { files: { dir: path(i.files.dir) } } : {}),
     };
   }
+  let ca: string | undefined;
+  if (c.vault.ca_file) {
+    try {
+      ca = readFileSync(path(c.vault.ca_file), 'utf8');
+    } catch (err) {
+      throw new AgentConfigError(`/vault/ca_file: cannot read ${c.vault.ca_file}: ${(err as Error).message}`);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+      throw new AgentConfigError(`/vault/ca_file: ${c.vault.ca_file} holds no PEM certificate`);
+  }
   const cfg: AgentConfig = {
     addrs: c.vault.addrs.map((a) => a.replace(/\/+$/, '')),
+    ...(ca ? { ca } : {}),
     auth,
     ttlMs: ms(c.cache?.ttl, 300_000, '/cache/ttl'),
     staleIfErrorMs: ms(c.cache?.stale_if_error, 3_600_000, '/cache/stale_if_error'),

@@ -30,6 +30,8 @@ export interface RemoteVaultOptions {
   timeoutMs?: number;
   /** How long a provider key read from the vault is reused (default 5 s). */
   keyTtlMs?: number;
+  /** Told why the vault could not be used (for the gateway's log; the caller only sees vault_unavailable). */
+  onError?: (detail: string) => void;
 }
 
 /** Bytes of candidates per question about vault values (the vault's request limit is 1 MiB). */
@@ -71,6 +73,26 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     void old.close().catch(() => {});
   });
 
+  /** What the caller is told: no internals (the detail goes to the gateway's log through onError). */
+  const unavailable = (detail: string, cause?: unknown) => {
+    report(detail);
+    return new StrongroomError(
+      'vault_unavailable',
+      'the gateway cannot use its vault right now: try again later',
+      {
+        ...(cause === undefined ? {} : { cause }),
+      },
+    );
+  };
+  // one log line per distinct problem, and at most one every 10 s while it lasts
+  let lastReport = { detail: '', at: 0 };
+  function report(detail: string) {
+    const at = Date.now();
+    if (detail === lastReport.detail && at - lastReport.at < 10_000) return;
+    lastReport = { detail, at };
+    options.onError?.(detail);
+  }
+
   async function call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     let res: Awaited<ReturnType<Pool['request']>>;
     try {
@@ -83,20 +105,15 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
         bodyTimeout: timeout,
       });
     } catch (err) {
-      throw new StrongroomError('vault_unavailable', `the gateway cannot reach its vault at ${base.origin}`, {
-        cause: err,
-      });
+      throw unavailable(`cannot reach the vault at ${base.origin}: ${(err as Error).message}`, err);
     }
     let json: Record<string, unknown>;
     try {
       json = (await res.body.json()) as Record<string, unknown>;
     } catch (err) {
-      throw new StrongroomError(
-        'vault_unavailable',
-        `the vault at ${base.origin} answered ${res.statusCode} with no JSON`,
-        {
-          cause: err,
-        },
+      throw unavailable(
+        `the vault at ${base.origin} answered ${path} with ${res.statusCode} and no JSON`,
+        err,
       );
     }
     if (res.statusCode >= 200 && res.statusCode < 300) {
@@ -109,10 +126,25 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       throw new StrongroomError('sealed', 'Strongroom is sealed: the gateway cannot reach provider keys');
     }
     // anything else is about the gateway itself (its SVID, its role, its requests): fail closed
-    throw new StrongroomError(
-      'vault_unavailable',
+    throw unavailable(
       `the vault refused the gateway's ${path} (${res.statusCode} ${e.code ?? 'error'}: ${String(e.message ?? '').slice(0, 300)})`,
     );
+  }
+
+  /**
+   * For the call's record, which must not be lost once the provider was called: a failure is
+   * retried (about 3 s in all), which also gives a rotating SVID time to arrive.
+   */
+  async function callPersistently<T>(path: string, body: unknown): Promise<T> {
+    for (const wait of [200, 800, 2_000]) {
+      try {
+        return await call<T>('POST', path, body);
+      } catch (err) {
+        if (!isStrongroomError(err, 'vault_unavailable')) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    return call<T>('POST', path, body);
   }
 
   /** Throws what the vault said about the gateway's caller (an `error` in a 200 answer). */
@@ -132,19 +164,13 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
   const PATH = /^([a-z0-9][a-z0-9-]*)\/([a-z0-9][a-z0-9-]*)\/([A-Za-z0-9_.-]+)$/;
 
   let checked: { at: number; state: Promise<'ok' | 'sealed' | 'vault_unavailable'> } | undefined;
+  /** Whether the vault serves this gateway now: an authenticated question (SVID, role), not just a ping. */
   async function probe(): Promise<'ok' | 'sealed' | 'vault_unavailable'> {
     try {
-      const res = await pool.request({
-        method: 'GET',
-        path: `${prefix}/v1/sys/health`,
-        headersTimeout: Math.min(timeout, 5_000),
-        bodyTimeout: Math.min(timeout, 5_000),
-      });
-      await res.body.dump();
-      if (res.statusCode === 200) return 'ok';
-      return res.statusCode === 503 ? 'sealed' : 'vault_unavailable';
-    } catch {
-      return 'vault_unavailable';
+      await call('POST', '/v1/gateway/vault/authenticate', { client_address: '127.0.0.1' });
+      return 'ok';
+    } catch (err) {
+      return isStrongroomError(err, 'sealed') ? 'sealed' : 'vault_unavailable';
     }
   }
 
@@ -201,7 +227,7 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     },
     async audit(entry) {
       const { type: _type, action: _action, ...rest } = entry;
-      await call('POST', '/v1/gateway/vault/audit', rest);
+      await callPersistently('/v1/gateway/vault/audit', rest);
     },
     budgets: {
       async reserve(subjects, estimate) {
@@ -218,7 +244,7 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
         const settle = async (usage?: { input_tokens: number; output_tokens: number; cost_usd: number }) => {
           if (done) return;
           done = true;
-          await call('POST', '/v1/gateway/vault/budgets/settle', {
+          await callPersistently('/v1/gateway/vault/budgets/settle', {
             reservation: id,
             ...(usage ? { usage } : {}),
           });

@@ -42,6 +42,7 @@ export async function startRemoteGateway(
     ...(v.ca_file ? { ca: readFileSync(v.ca_file, 'utf8') } : {}),
     source,
     ...(v.timeout === undefined ? {} : { timeoutMs: parseDuration(v.timeout) * 1000 }),
+    onError: (detail) => logger.warn({ detail }, 'the gateway could not use its vault'),
   });
   const identity =
     g.provenance !== false || g.remote_stages?.length ? sourcedGatewayIdentity(source) : undefined;

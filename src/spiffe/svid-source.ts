@@ -474,7 +474,8 @@ const DEFAULT_PROTO = join(import.meta.dirname, '../../proto/spiffe/workload/wor
  * FetchX509SVID stream open on the agent's Unix socket, with the
  * `workload.spiffe.io: true` metadata the spec requires (§5.1), and publishes
  * each new SVID it receives. When the stream ends or fails it reconnects with
- * backoff (1 s doubling up to 30 s) and keeps serving the last SVID.
+ * backoff (1 s doubling up to 30 s, or to a quarter of the current SVID's
+ * remaining life if that is less) and keeps serving the last SVID.
  */
 export async function workloadApiSvidSource(options: WorkloadApiSvidSourceOptions): Promise<SvidSource> {
   const grpc = await import('@grpc/grpc-js');
@@ -541,7 +542,10 @@ export async function workloadApiSvidSource(options: WorkloadApiSvidSourceOption
       emitter.error(lastError);
       retry = setTimeout(open, backoff);
       retry.unref();
-      backoff = Math.min(backoff * 2, 30_000);
+      // no longer than a quarter of what is left of the SVID in hand (1 s once it expired): an agent
+      // back after an outage is found before the workload's identity runs out, or soon after
+      const left = cur ? cur.notAfter.getTime() - Date.now() : 0;
+      backoff = Math.min(backoff * 2, Math.max(1_000, Math.min(30_000, left / 4)));
     };
     c.on('error', (err: Error) => again(err));
     c.on('end', () => again());

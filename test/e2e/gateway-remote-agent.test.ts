@@ -25,9 +25,8 @@ import { BIN, NODE, ROOT, runCli, startServerProcess } from '../helpers/process.
  * once the agent is stopped, the gateway works until its last SVID expires
  * and then fails closed (503 vault_unavailable, no upstream call).
  *
- * The agent has no setting for the vault's CA (src/config/agent.ts): it uses
- * Node's default trust store, so a vault with a private CA is trusted with
- * NODE_EXTRA_CA_CERTS in the agent's environment (docs/kubernetes.md).
+ * The agent trusts the vault's private CA through `vault.ca_file` in its
+ * configuration; the CLI used for the set-up through NODE_EXTRA_CA_CERTS.
  */
 const TD = 'strongroom.local';
 const GATEWAY_ID = `spiffe://${TD}/strongroom/gateway`;
@@ -111,7 +110,11 @@ function getJson(port: number, path: string): Promise<{ status: number; body: Re
 }
 
 /** Starts `strongroom agent --config FILE` and waits until it serves the Workload API with an SVID in hand. */
-async function startAgent(t: TestContext, config: string, env: Record<string, string>): Promise<AgentProc> {
+async function startAgent(
+  t: TestContext,
+  config: string,
+  env: Record<string, string> = {},
+): Promise<AgentProc> {
   const child = spawn(NODE, [BIN, 'agent', '--config', config], {
     cwd: ROOT,
     env: { ...process.env, ...env },
@@ -258,6 +261,7 @@ test('a remote gateway with its SVID from a real agent over the Workload API: ro
     agentConfig,
     `vault:
   addrs: ["${vault.address}"]
+  ca_file: ${certFile}
 auth:
   app:
     client_id_file: client-id
@@ -270,8 +274,7 @@ listen:
   http: 127.0.0.1:0
 `,
   );
-  // no CA setting in the agent's configuration: the vault's private CA is trusted through Node's
-  const agent = await startAgent(t, agentConfig, { NODE_EXTRA_CA_CERTS: certFile });
+  const agent = await startAgent(t, agentConfig);
   t.diagnostic(`vault and agent up after ${since()}`);
 
   // --- the gateway: its own process, no storage, no seal, its SVID from the agent's Workload API ---

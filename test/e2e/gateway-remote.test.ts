@@ -521,7 +521,9 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
       assert.equal(res.status, 503);
       const body = (await res.json()) as { error: { code: string; message: string } };
       assert.equal(body.error.code, 'vault_unavailable');
-      assert.match(body.error.message, /cannot reach its vault/);
+      // the caller is told no internals; the gateway's log says what went wrong
+      assert.equal(body.error.message, 'the gateway cannot use its vault right now: try again later');
+      assert.match(s.gateway.output(), /"detail":"cannot reach the vault at https:\/\/127\.0\.0\.1:\d+/);
       assert.equal(upstreamCalls(), before);
       assert.ok(!s.gateway.output().includes(s.openaiFake.key), 'the key is in no gateway log line');
     },
