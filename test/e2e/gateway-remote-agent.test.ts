@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -11,6 +11,7 @@ import { decodeProvenanceHeader, PROVENANCE_HEADER } from '../../src/gateway/sta
 import { startOpenAiFake } from '../fakes/openai-upstream.ts';
 import { staticKeyFile, tempDir } from '../helpers/app.ts';
 import { BIN, NODE, ROOT, runCli, startServerProcess } from '../helpers/process.ts';
+import { selfSignedCert } from '../helpers/tls.ts';
 
 /**
  * docs/gateway-remote.md end to end with the Workload API, nothing stubbed:
@@ -50,35 +51,6 @@ async function until<T>(
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}${output ? `:\n${output()}` : ''}`);
     await sleep(25);
   }
-}
-
-function serverCert(dir: string) {
-  const certFile = join(dir, 'vault-cert.pem');
-  const keyFile = join(dir, 'vault-key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certFile, keyFile };
 }
 
 interface AgentProc {
@@ -178,7 +150,7 @@ test('a remote gateway with its SVID from a real agent over the Workload API: ro
   t.after(() => openaiFake.close());
 
   // --- the vault: its own process, TLS with a private CA, workload identity on ---
-  const { certFile, keyFile } = serverCert(dir);
+  const { certFile, keyFile } = selfSignedCert(dir, 'vault');
   const auditFile = join(dir, 'audit.log');
   const vaultConfig = join(dir, 'vault.yaml');
   writeFileSync(

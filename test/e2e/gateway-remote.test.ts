@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { startOpenAiFake } from '../fakes/openai-upstream.ts';
 import { staticKeyFile, tempDir } from '../helpers/app.ts';
 import { startServerProcess } from '../helpers/process.ts';
 import { makeCsr } from '../helpers/spiffe.ts';
+import { selfSignedCert } from '../helpers/tls.ts';
 
 /**
  * Issue 7 item 1, with nothing stubbed: `strongroom gateway` in its own
@@ -36,35 +36,6 @@ interface Json {
   json: Record<string, unknown>;
 }
 
-function serverCert(dir: string) {
-  const certFile = join(dir, 'vault-cert.pem');
-  const keyFile = join(dir, 'vault-key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certFile, keyFile };
-}
-
 async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
   const dir = tempDir(t, 'strongroom-gw-remote-');
   const openaiFake = await startOpenAiFake();
@@ -72,7 +43,7 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
   t.after(() => Promise.all([openaiFake.close(), anthropicFake.close()]));
 
   // --- the vault: its own process, TLS, workload identity on ---
-  const { certFile, keyFile } = serverCert(dir);
+  const { certFile, keyFile } = selfSignedCert(dir, 'vault');
   const auditFile = join(dir, 'audit.log');
   const vaultConfig = join(dir, 'vault.yaml');
   writeFileSync(

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
@@ -28,6 +27,7 @@ import {
   tamperCsr,
   trustOf,
 } from '../helpers/spiffe.ts';
+import { selfSignedCert } from '../helpers/tls.ts';
 
 /**
  * Workload identity (issue 6) end to end over HTTP: the SPIFFE CA in the
@@ -626,31 +626,7 @@ function expect(res: HttpsResult, status: number, code?: string) {
 /** A real `strongroom server` process with TLS (client certificates requested), initialised; returns a caller. */
 async function tlsServer(t: TestContext) {
   const dir = tempDir(t);
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { certFile, keyFile } = selfSignedCert(dir);
   const config = join(dir, 'strongroom.yaml');
   writeFileSync(
     config,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { staticKeyFile, tempDir } from '../helpers/app.ts';
 import { startServerProcess } from '../helpers/process.ts';
+import { selfSignedCert } from '../helpers/tls.ts';
 
 function get(
   url: string,
@@ -32,31 +33,7 @@ function get(
 
 test('with tls configured the server speaks only HTTPS, with the configured certificate', async (t) => {
   const dir = tempDir(t);
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
+  const { certFile: cert, keyFile: key } = selfSignedCert(dir);
   const config = join(dir, 'strongroom.yaml');
   writeFileSync(
     config,
