@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import OpenAI from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
 import { decodeProvenanceHeader, PROVENANCE_HEADER } from '../../src/gateway/stages/signing.ts';
 import { startOpenAiFake } from '../fakes/openai-upstream.ts';
-import { staticKeyFile, tempDir } from '../helpers/app.ts';
+import { tempDir } from '../helpers/app.ts';
 import { BIN, NODE, ROOT, runCli, startServerProcess } from '../helpers/process.ts';
-import { selfSignedCert } from '../helpers/tls.ts';
+import { startTlsVault } from '../helpers/tls.ts';
 
 /**
  * docs/gateway-remote.md end to end with the Workload API, nothing stubbed:
@@ -150,45 +149,10 @@ test('a remote gateway with its SVID from a real agent over the Workload API: ro
   t.after(() => openaiFake.close());
 
   // --- the vault: its own process, TLS with a private CA, workload identity on ---
-  const { certFile, keyFile } = selfSignedCert(dir, 'vault');
-  const auditFile = join(dir, 'audit.log');
-  const vaultConfig = join(dir, 'vault.yaml');
-  writeFileSync(
-    vaultConfig,
-    [
-      'listen: 127.0.0.1:0',
-      `storage: {sqlite: {path: ${join(dir, 'vault.db')}}}`,
-      `seal: {static: {key_file: ${staticKeyFile(t)}}}`,
-      `tls: {cert_file: ${certFile}, key_file: ${keyFile}}`,
-      `audit: [{file: {path: ${auditFile}}}]`,
-      `identity: {trust_domain: ${TD}}`,
-      '',
-    ].join('\n'),
-  );
-  const vault = await startServerProcess(t, ['--config', vaultConfig]);
+  const v = await startTlsVault(t, dir, TD);
+  const { admin, root, certFile } = v;
+  const vault = v.server;
   assert.match(vault.address, /^https:/);
-  const tls = new Agent({ connect: { ca: readFileSync(certFile, 'utf8') } });
-  t.after(() => tls.close());
-  const call = async (method: string, path: string, body?: unknown, token?: string) => {
-    const res = await undiciFetch(vault.address + path, {
-      method,
-      dispatcher: tls,
-      headers: {
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-  };
-  const init = await call('POST', '/v1/sys/init', {});
-  assert.equal(init.status, 200, JSON.stringify(init.json));
-  const root = init.json.root_token as string;
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const r = await call(method, path, body, root);
-    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
-    return r.json;
-  };
   await admin('POST', '/v1/projects', { name: 'llm' });
   await admin('PUT', '/v1/secrets/llm/dev/OPENAI_API_KEY', { value: openaiFake.key });
 
@@ -281,11 +245,7 @@ listen:
       scope: { providers: ['openai'] },
     })) as { auth: { client_token: string } }
   ).auth.client_token;
-  const audit = () =>
-    readFileSync(auditFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = v.audit;
   /** One chat completion through the gateway, with plain fetch (to read the status, the error code and the provenance). */
   const ask = async () => {
     const at = Date.now();

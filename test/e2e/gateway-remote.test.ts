@@ -5,16 +5,16 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Agent } from 'undici';
 import type { X509SvidResponse } from '../../src/api/identity.ts';
 import { decodeProvenanceHeader, PROVENANCE_HEADER, verifyStage } from '../../src/gateway/stages/signing.ts';
 import { bundlesFromCertificates } from '../../src/spiffe/svid-source.ts';
 import { startAnthropicFake } from '../fakes/anthropic-upstream.ts';
 import { startOpenAiFake } from '../fakes/openai-upstream.ts';
-import { staticKeyFile, tempDir } from '../helpers/app.ts';
+import { tempDir } from '../helpers/app.ts';
 import { startServerProcess } from '../helpers/process.ts';
 import { makeCsr } from '../helpers/spiffe.ts';
-import { selfSignedCert } from '../helpers/tls.ts';
+import { startTlsVault } from '../helpers/tls.ts';
 
 /**
  * Issue 7 item 1, with nothing stubbed: `strongroom gateway` in its own
@@ -43,55 +43,9 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
   t.after(() => Promise.all([openaiFake.close(), anthropicFake.close()]));
 
   // --- the vault: its own process, TLS, workload identity on ---
-  const { certFile, keyFile } = selfSignedCert(dir, 'vault');
-  const auditFile = join(dir, 'audit.log');
-  const vaultConfig = join(dir, 'vault.yaml');
-  writeFileSync(
-    vaultConfig,
-    [
-      'listen: 127.0.0.1:0',
-      `storage: {sqlite: {path: ${join(dir, 'vault.db')}}}`,
-      `seal: {static: {key_file: ${staticKeyFile(t)}}}`,
-      `tls: {cert_file: ${certFile}, key_file: ${keyFile}}`,
-      `audit: [{file: {path: ${auditFile}}}]`,
-      `identity: {trust_domain: ${TD}}`,
-      '',
-    ].join('\n'),
-  );
-  const vault = await startServerProcess(t, ['--config', vaultConfig]);
-  const ca = readFileSync(certFile, 'utf8');
-  const tls = new Agent({ connect: { ca } });
-  t.after(() => tls.close());
-  const call = async (
-    method: string,
-    path: string,
-    body?: unknown,
-    opts: { token?: string; dispatcher?: Agent } = {},
-  ): Promise<Json> => {
-    const res = await undiciFetch(vault.address + path, {
-      method,
-      dispatcher: opts.dispatcher ?? tls,
-      headers: {
-        ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    let json: Record<string, unknown> = {};
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: res.status, json };
-  };
-  const init = await call('POST', '/v1/sys/init', {});
-  assert.equal(init.status, 200, JSON.stringify(init.json));
-  const root = init.json.root_token as string;
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const r = await call(method, path, body, { token: root });
-    assert.ok(r.status < 300, `${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
-    return r.json;
-  };
+  const v = await startTlsVault(t, dir, TD);
+  const { call, admin, ca, root, certFile } = v;
+  const vault = v.server;
   await admin('POST', '/v1/projects', { name: 'llm' });
   await admin('PUT', '/v1/secrets/llm/dev/OPENAI_API_KEY', { value: openaiFake.key });
   await admin('PUT', '/v1/secrets/llm/dev/ANTHROPIC_API_KEY', { value: anthropicFake.key });
@@ -195,11 +149,7 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
     })) as { auth?: { client_token: string }; token?: string };
     return r.auth?.client_token ?? r.token!;
   };
-  const audit = () =>
-    readFileSync(auditFile, 'utf8')
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const audit = v.audit;
   return {
     dir,
     vault,
@@ -215,7 +165,7 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
     writeSvid,
     appToken,
     audit,
-    auditText: () => readFileSync(auditFile, 'utf8'),
+    auditText: () => readFileSync(v.auditFile, 'utf8'),
     openaiFake,
     anthropicFake,
     dbPassword,
