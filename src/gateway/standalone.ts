@@ -33,10 +33,18 @@ export async function startRemoteGateway(
   const v = g.vault!;
   const onError = (err: Error) =>
     logger.warn({ err: { message: err.message } }, 'gateway SVID update failed');
-  const source: SvidSource =
-    'workload_api' in v.svid
-      ? await workloadApiSvidSource({ socketPath: v.svid.workload_api, onError })
-      : await fileSvidSource({ dir: v.svid.dir, initialTimeoutMs: 10_000, onError });
+  let source: SvidSource;
+  try {
+    source =
+      'workload_api' in v.svid
+        ? await workloadApiSvidSource({ socketPath: v.svid.workload_api, onError })
+        : await fileSvidSource({ dir: v.svid.dir, initialTimeoutMs: 10_000, onError });
+  } catch (err) {
+    throw new Error(
+      `no SVID for the gateway (${(err as Error).message}): is the agent running with an \`identity\` section for this gateway's SPIFFE ID, and does gateway.vault.svid point where it serves it? (docs/gateway-remote.md)`,
+      { cause: err },
+    );
+  }
   const vault = remoteVault({
     url: v.url,
     ...(v.ca_file ? { ca: readFileSync(v.ca_file, 'utf8') } : {}),
