@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { Agent } from 'undici';
+import { Agent, fetch as undiciFetch } from 'undici';
 import type { X509SvidResponse } from '../../src/api/identity.ts';
 import { decodeProvenanceHeader, PROVENANCE_HEADER, verifyStage } from '../../src/gateway/stages/signing.ts';
 import { bundlesFromCertificates } from '../../src/spiffe/svid-source.ts';
@@ -14,7 +14,7 @@ import { startOpenAiFake } from '../fakes/openai-upstream.ts';
 import { tempDir } from '../helpers/app.ts';
 import { startServerProcess } from '../helpers/process.ts';
 import { makeCsr } from '../helpers/spiffe.ts';
-import { startTlsVault } from '../helpers/tls.ts';
+import { selfSignedCert, startTlsVault } from '../helpers/tls.ts';
 
 /**
  * Issue 7 item 1, with nothing stubbed: `strongroom gateway` in its own
@@ -36,7 +36,7 @@ interface Json {
   json: Record<string, unknown>;
 }
 
-async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
+async function setup(t: TestContext, opts: { gatewaySvidTtl?: string; gatewayTls?: boolean } = {}) {
   const dir = tempDir(t, 'strongroom-gw-remote-');
   const openaiFake = await startOpenAiFake();
   const anthropicFake = await startAnthropicFake();
@@ -109,6 +109,7 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
   writeSvid(gwSvid);
 
   // --- the gateway: its own process, no storage, no seal ---
+  const gatewayCert = opts.gatewayTls ? selfSignedCert(dir, 'gateway') : undefined;
   const gwConfig = join(dir, 'gateway.yaml');
   writeFileSync(
     gwConfig,
@@ -116,6 +117,11 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
       'log_level: info',
       'gateway:',
       '  listen: 127.0.0.1:0',
+      ...(gatewayCert
+        ? [
+            `  tls: {cert_file: ${gatewayCert.certFile}, key_file: ${gatewayCert.keyFile}, client_certificates: request}`,
+          ]
+        : []),
       '  metrics_listen: 127.0.0.1:0',
       '  vault:',
       `    url: ${vault.address}`,
@@ -137,7 +143,7 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
     ].join('\n'),
   );
   const gateway = await startServerProcess(t, ['--config', gwConfig], {}, 'gateway');
-  const gw = /Gateway listening on (http:\/\/\S+)/.exec(gateway.output())?.[1] ?? gateway.address;
+  const gw = /Gateway listening on (https?:\/\/\S+)/.exec(gateway.output())?.[1] ?? gateway.address;
   const metrics = /"metrics":"(http:\/\/[^"]+)"/.exec(gateway.output())?.[1];
 
   const appToken = async (scope: Record<string, unknown> = { providers: ['openai', 'anthropic'] }) => {
@@ -169,6 +175,7 @@ async function setup(t: TestContext, opts: { gatewaySvidTtl?: string } = {}) {
     openaiFake,
     anthropicFake,
     dbPassword,
+    gatewayCa: gatewayCert ? readFileSync(gatewayCert.certFile, 'utf8') : undefined,
     openai: (apiKey: string) => new OpenAI({ baseURL: `${gw}/v1`, apiKey, maxRetries: 0 }),
     anthropic: (apiKey: string) => new Anthropic({ baseURL: gw, apiKey, maxRetries: 0 }),
   };
@@ -471,4 +478,51 @@ test('the gateway rotates its SVID from the agent files: calls keep working afte
     assert.ok((await ask()).choices.length, `call ${i} after the first SVID expired`);
   // and nothing was refused for the gateway on the way
   assert.equal(s.audit().filter((e) => String(e.operation).startsWith('gateway.vault.')).length, 0);
+});
+
+test('over mTLS to the gateway: a virtual key bound to a SPIFFE ID works only with that SVID, checked by the remote vault', {
+  timeout: 90_000,
+}, async (t) => {
+  const s = await setup(t, { gatewayTls: true });
+  assert.match(s.gw, /^https:/);
+  const BOUND = `spiffe://${TD}/app/bound`;
+  const bound = await s.svidOf(BOUND);
+  const other = await s.svidOf(OTHER_ID);
+  const created = (await s.admin('POST', '/v1/gateway/keys', {
+    name: 'bound',
+    scope: { providers: ['openai'] },
+    spiffe_id: BOUND,
+    ttl: '10m',
+  })) as { virtual_key: string };
+  const ask = async (client?: { cert: string; key: string }) => {
+    const dispatcher = new Agent({ connect: { ca: s.gatewayCa!, ...(client ?? {}) } });
+    try {
+      const res = await undiciFetch(`${s.gw}/v1/chat/completions`, {
+        method: 'POST',
+        dispatcher,
+        headers: { authorization: `Bearer ${created.virtual_key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'bound call' }] }),
+      });
+      return { status: res.status, body: await res.text() };
+    } finally {
+      await dispatcher.close();
+    }
+  };
+  const before = s.openaiFake.requests.length;
+  // the key string alone is useless
+  const alone = await ask();
+  assert.equal(alone.status, 401, alone.body);
+  // another workload's SVID does not unlock it
+  const wrong = await ask({ cert: other.cert, key: other.key });
+  assert.equal(wrong.status, 401, wrong.body);
+  assert.equal(s.openaiFake.requests.length, before, 'no upstream call without the bound SVID');
+  // the bound workload's SVID does (its chain was verified by the vault, the gateway holds no trust bundle)
+  const ok = await ask({ cert: bound.cert, key: bound.key });
+  assert.equal(ok.status, 200, ok.body);
+  assert.equal(s.openaiFake.requests.length, before + 1);
+  const record = s
+    .audit()
+    .filter((e) => e.operation === 'gateway.invoke')
+    .at(-1)!;
+  assert.equal((record.actor as { display_name: string }).display_name, 'virtual-key:bound');
 });
