@@ -6,13 +6,20 @@
 //
 // Knobs (environment): BENCH_CONNECTIONS (20), BENCH_DURATION s (5),
 // BENCH_WARMUP s (1), BENCH_ROUNDS (2), BENCH_LATENCY_CALLS (2000),
-// BENCH_STREAM_CALLS (200), BENCH_AUDIT=0 (audit: [] instead of the file sink).
+// BENCH_STREAM_CALLS (200), BENCH_AUDIT=0 (audit: [] instead of the file sink),
+// BENCH_PROVENANCE=0 (the gateway's `provenance: false`: no signed chain; the
+// targets name authorization, budgets, audit and one firewall stage, not signing),
+// BENCH_CPU_PROF=DIR (profile the gateway's strongroom child with --cpu-prof and
+// print its top self-time functions and files; the profiled figures are slowed
+// by the profiler). BENCH_LATENCY_CALLS=0, BENCH_ROUNDS=0 or BENCH_STREAM_CALLS=0
+// skip that run (e.g. throughput only while profiling).
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import autocannon, { type AutocannonResult } from 'autocannon';
 import { Client } from 'undici';
 import type { InitResponse } from '../src/api/v1.ts';
+import { summarize } from './lib/cpuprofile.ts';
 import {
   BIN,
   type Child,
@@ -50,6 +57,8 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
 const LATENCY_CALLS = Number(env.BENCH_LATENCY_CALLS ?? 2000);
 const STREAM_CALLS = Number(env.BENCH_STREAM_CALLS ?? 200);
 const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
+const PROVENANCE = !/^(0|false|no)$/i.test(env.BENCH_PROVENANCE ?? '');
+const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
 const MODEL = 'gpt-4o';
 const BODY = JSON.stringify({
   model: MODEL,
@@ -67,10 +76,13 @@ watchdog(
   'gateway',
 );
 
-/** Which of the gateway's optional parts the vault wires in (src/server/vault.ts gatewayDeps). */
+/** Which of the gateway's optional parts the vault wires in (src/server/vault.ts gatewayDeps, src/gateway/assemble.ts). */
 function wired(): { budgets: boolean; firewall: boolean; outputFilter: boolean; provenance: boolean } {
   const vault = readFileSync(join(ROOT, 'src/server/vault.ts'), 'utf8');
-  const deps = vault.slice(Math.max(0, vault.lastIndexOf('gatewayDeps(')));
+  const assemble = join(ROOT, 'src/gateway/assemble.ts');
+  const deps =
+    vault.slice(Math.max(0, vault.lastIndexOf('gatewayDeps('))) +
+    (existsSync(assemble) ? readFileSync(assemble, 'utf8') : '');
   return {
     budgets: existsSync(join(ROOT, 'src/engines/gateway/budgets.ts')) && /budgets\s*[:,]/.test(deps),
     firewall: /requestStages\s*[:,]/.test(deps),
@@ -127,6 +139,7 @@ async function startGateway(dir: string, upstream: string, fakeKey: string) {
     `      base_url: ${upstream}`,
     '      keys: [llm/prod/OPENAI_API_KEY]',
     '  prices: {"gpt-4o*": {input: 2.5, output: 10}}',
+    ...(PROVENANCE ? [] : ['  provenance: false']),
     // budgets on every app (high enough never to refuse during the bench), when the vault wires budgets in
     '  limits: {apps: {requests_per_minute: 10000000, tokens_per_minute: 10000000000}, tokens: {requests_per_minute: 10000000, tokens_per_minute: 10000000000}}',
   ];
@@ -135,9 +148,12 @@ async function startGateway(dir: string, upstream: string, fakeKey: string) {
   );
   const api = `http://127.0.0.1:${port}`;
   const gw = `http://127.0.0.1:${gwPort}`;
-  const start = async (lines: string[]) => {
+  const start = async (lines: string[], nodeArgs: string[] = []) => {
     writeFileSync(configFile, [...lines, ''].join('\n'));
-    const child = spawnChild([BIN, 'server', '--config', configFile], { env: childEnv, cwd: dir });
+    const child = spawnChild([...nodeArgs, BIN, 'server', '--config', configFile], {
+      env: childEnv,
+      cwd: dir,
+    });
     await waitFor(child, 'strongroom server', async () => (await fetch(`${api}/v1/sys/seal-status`)).ok);
     return child;
   };
@@ -157,9 +173,22 @@ async function startGateway(dir: string, upstream: string, fakeKey: string) {
   const token = created.auth?.client_token ?? created.token!;
   await setup.stop();
 
-  const child = await start([...base, ...gateway]);
+  // only the gateway run is profiled (the setup run is not under load)
+  const child = await start(
+    [...base, ...gateway],
+    CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [],
+  );
   await waitFor(child, 'gateway listener', async () => (await fetch(`${gw}/healthz`)).ok);
   return { child, api, gw, root, token, auditFile };
+}
+
+function newestProfile(dir: string, since: number): string | undefined {
+  if (!existsSync(dir)) return undefined;
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(dir, f))
+    .filter((f) => statSync(f).mtimeMs >= since)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
 }
 
 /** CPU seconds (user + system) used so far by `pid`, from /proc (Linux); NaN elsewhere. */
@@ -181,6 +210,10 @@ interface Load {
   bad: number;
 }
 
+/** Calls made to each target (warm-ups included): the profile's per-request figures divide by it. */
+const served = new Map<Target, number>();
+const count = (t: Target, n: number) => served.set(t, (served.get(t) ?? 0) + n);
+
 async function load(t: Target, seconds: number): Promise<Load> {
   const cpu0 = cpuSeconds(t.child.child.pid);
   const r: AutocannonResult = await autocannon({
@@ -199,6 +232,7 @@ async function load(t: Target, seconds: number): Promise<Load> {
     ],
   });
   const cpu = cpuSeconds(t.child.child.pid) - cpu0;
+  count(t, r.requests.total);
   return {
     rps: r.requests.total / r.duration,
     cpuUs: (cpu * 1e6) / r.requests.total,
@@ -209,7 +243,7 @@ async function load(t: Target, seconds: number): Promise<Load> {
 }
 
 const pct = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : Number.NaN;
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -237,12 +271,14 @@ async function timedCall(
 /** Sequential calls, direct and through the gateway alternately, one kept-alive connection each. */
 async function sequential(direct: Target, gateway: Target, calls: number, body: string) {
   const clients = new Map([direct, gateway].map((t) => [t, new Client(t.base, { pipelining: 1 })]));
-  const got = new Map<Target, { ttfb: number[]; total: number[]; bad: number }>(
-    [direct, gateway].map((t) => [t, { ttfb: [], total: [], bad: 0 }]),
+  const got = new Map<Target, { ttfb: number[]; total: number[]; bad: number; cpuUs: number }>(
+    [direct, gateway].map((t) => [t, { ttfb: [], total: [], bad: 0, cpuUs: Number.NaN }]),
   );
   try {
     for (let i = 0; i < 50; i++)
       for (const t of [direct, gateway]) await timedCall(clients.get(t)!, t.token, body);
+    for (const t of [direct, gateway]) count(t, 50 + calls);
+    const cpu0 = new Map([direct, gateway].map((t) => [t, cpuSeconds(t.child.child.pid)]));
     for (let i = 0; i < calls; i++) {
       for (const t of i % 2 ? [direct, gateway] : [gateway, direct]) {
         const r = await timedCall(clients.get(t)!, t.token, body);
@@ -252,6 +288,8 @@ async function sequential(direct: Target, gateway: Target, calls: number, body: 
         g.total.push(r.total);
       }
     }
+    for (const t of [direct, gateway])
+      got.get(t)!.cpuUs = ((cpuSeconds(t.child.child.pid) - cpu0.get(t)!) * 1e6) / calls;
   } finally {
     for (const c of clients.values()) await c.close();
   }
@@ -265,6 +303,8 @@ async function sequential(direct: Target, gateway: Target, calls: number, body: 
       p50: pct(total, 50),
       p99: pct(total, 99),
       bad: g.bad,
+      /** CPU of the process answering, per call (user + system: a file sync's kernel time counts). */
+      cpuUs: g.cpuUs,
     };
   };
   return { direct: stats(direct), gateway: stats(gateway) };
@@ -276,12 +316,20 @@ async function main(): Promise<void> {
     `gateway: POST /v1/chat/completions (${MODEL}, non-streaming unless said) through the gateway vs the fake OpenAI upstream directly; ` +
       `each in its own process, load from this one (node ${process.version}, 127.0.0.1 only)\n` +
       `on: token auth, Cedar gateway.invoke, ${AUDIT ? 'audit file sink (fsync per entry)' : 'NO audit (BENCH_AUDIT=0)'}, key redaction of every answer; ` +
-      `budgets ${parts.budgets ? 'on' : 'not wired in yet'}, prompt firewall ${parts.firewall ? 'on' : 'not wired in yet'}, output filter stage ${parts.outputFilter ? 'on' : 'not wired in yet (the key redactor runs alone)'}, provenance signing ${parts.provenance ? 'on' : 'not wired in yet'}\n`,
+      `budgets ${parts.budgets ? 'on' : 'not wired in yet'}, prompt firewall ${parts.firewall ? 'on' : 'not wired in yet'}, output filter stage ${parts.outputFilter ? 'on' : 'not wired in yet (the key redactor runs alone)'}, provenance signing ${!parts.provenance ? 'not wired in yet' : PROVENANCE ? 'on' : 'OFF (BENCH_PROVENANCE=0)'}\n`,
   );
+  if (CPU_PROF) {
+    mkdirSync(CPU_PROF, { recursive: true });
+    process.stdout.write(
+      `profiling the gateway's strongroom child into ${CPU_PROF} (figures below are slowed by the profiler)\n`,
+    );
+  }
+  const started = Date.now();
   const dir = tempDir('strongroom-bench-gateway-');
   const children: Child[] = [];
   const notes: string[] = [];
   let failed = false;
+  let gatewayTarget: Target | undefined;
   try {
     const fake = await startFake();
     children.push(fake.child);
@@ -294,6 +342,7 @@ async function main(): Promise<void> {
       child: fake.child,
     };
     const gateway: Target = { name: 'through the gateway', base: sr.gw, token: sr.token, child: sr.child };
+    gatewayTarget = gateway;
 
     // sanity: the same answer both ways
     const a = await (
@@ -372,11 +421,23 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\nlatency, ${fmt(LATENCY_CALLS)} sequential calls each (undici, one kept-alive connection, interleaved), ms:\n` +
         `${table(
-          ['target', 'p50', 'p99', 'non-200'],
+          ['target', 'p50', 'p99', 'server CPU µs/call', 'non-200'],
           [
-            ['direct (fake upstream)', ms(lat.direct.p50), ms(lat.direct.p99), String(lat.direct.bad)],
-            ['through the gateway', ms(lat.gateway.p50), ms(lat.gateway.p99), String(lat.gateway.bad)],
-            ['added by the gateway', ms(added50), ms(added99), ''],
+            [
+              'direct (fake upstream)',
+              ms(lat.direct.p50),
+              ms(lat.direct.p99),
+              lat.direct.cpuUs.toFixed(0),
+              String(lat.direct.bad),
+            ],
+            [
+              'through the gateway',
+              ms(lat.gateway.p50),
+              ms(lat.gateway.p99),
+              lat.gateway.cpuUs.toFixed(0),
+              String(lat.gateway.bad),
+            ],
+            ['added by the gateway', ms(added50), ms(added99), '', ''],
           ],
         )}\n`,
     );
@@ -440,8 +501,18 @@ async function main(): Promise<void> {
     failed = true;
     notes.push(`FAILED: ${(err as Error).stack ?? err}`);
   } finally {
-    for (const c of children.reverse()) await c.stop();
+    // the gateway child writes its profile as it exits (SIGTERM: a clean shutdown)
+    for (const c of children.reverse()) await c.stop(30_000);
     removeTempDir(dir);
+  }
+  if (CPU_PROF) {
+    const prof = newestProfile(CPU_PROF, started);
+    const n = gatewayTarget ? served.get(gatewayTarget) : undefined;
+    notes.push(
+      prof
+        ? `\ngateway's strongroom child (${fmt(n ?? 0)} gateway calls, setup traffic aside):\n${summarize(prof, 25, n)}`
+        : 'no .cpuprofile was written',
+    );
   }
   if (notes.length) process.stdout.write(`\n${notes.join('\n')}\n`);
   process.exitCode = failed ? 1 : 0;

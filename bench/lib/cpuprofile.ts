@@ -42,6 +42,11 @@ export function summarize(path: string, top = 15, requests?: number): string {
   }
   const fns = new Map<string, number>();
   const files = new Map<string, number>();
+  // self time of native, node: and package frames charged to the nearest of our functions that called them
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const ours = (url: string) => url.startsWith(`file://${ROOT}/`) && !url.includes('/node_modules/');
+  const charged = new Map<string, number>();
   let idle = 0;
   for (const [id, us] of self) {
     const n = byId.get(id)!;
@@ -50,6 +55,15 @@ export function summarize(path: string, top = 15, requests?: number): string {
       idle += us;
       continue;
     }
+    let at: ProfileNode | undefined = n;
+    while (at && !ours(at.callFrame.url)) {
+      const up = parent.get(at.id);
+      at = up === undefined ? undefined : byId.get(up);
+    }
+    const owner = at
+      ? `${at.callFrame.functionName || '(anonymous)'}  ${where(at.callFrame.url, false)}:${at.callFrame.lineNumber + 1}`
+      : `(none of ours) ${f.functionName || '(anonymous)'}`;
+    charged.set(owner, (charged.get(owner) ?? 0) + us);
     const key = `${f.functionName || '(anonymous)'}  ${where(f.url, false)}${f.url ? `:${f.lineNumber + 1}` : ''}`;
     fns.set(key, (fns.get(key) ?? 0) + us);
     const file = f.functionName === '(garbage collector)' ? '(garbage collector)' : where(f.url);
@@ -75,6 +89,11 @@ export function summarize(path: string, top = 15, requests?: number): string {
     table(['self time by function', 'busy', 'ms', ...perReq], rows(fns)),
     '',
     table(['self time by package / file', 'busy', 'ms', ...perReq], rows(files)),
+    '',
+    table(
+      ['self time charged to the nearest project function up the stack', 'busy', 'ms', ...perReq],
+      rows(charged),
+    ),
   ].join('\n');
 }
 

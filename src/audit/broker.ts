@@ -92,6 +92,20 @@ export function createAuditBroker(sinks: readonly AuditSink[], opts: AuditBroker
         );
       }
       const clean = sanitize(entry, names, keys?.hasher) as AuditEntry;
+      if (sinks.length === 1) {
+        // the usual case: one sink, no settling of a list
+        const sink = sinks[0]!;
+        try {
+          await sink.write(clean);
+          return;
+        } catch (err) {
+          report(sink, err);
+          throw new StrongroomError(
+            'audit_unavailable',
+            'no audit sink accepted the entry; the request was not performed',
+          );
+        }
+      }
       const results = await Promise.allSettled(sinks.map((s) => s.write(clean)));
       let accepted = false;
       for (const [i, r] of results.entries()) {

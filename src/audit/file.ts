@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, statSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { GENESIS_HASH, lineHash } from './entry.ts';
@@ -19,6 +19,14 @@ class AuditFileError extends Error {
 
 /** The public key file written next to an audit file. */
 export const publicKeyPath = (auditPath: string) => `${auditPath}.pub`;
+
+/**
+ * Appends are opened with O_DSYNC where the platform has it: each write(2)
+ * returns once its data and the new file size are on stable storage (what
+ * fdatasync after the write gives), in one system call and one trip through
+ * the thread pool instead of two. Elsewhere: write, then fdatasync.
+ */
+const DSYNC: number = constants.O_DSYNC ?? 0;
 
 /**
  * A JSON-lines file, appended and fsynced before a write is acknowledged,
@@ -63,7 +71,7 @@ export function createFileTransport(opts: FileSinkOptions): AuditTransport {
         () => true,
         () => false,
       );
-      const h = await open(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT, 0o600);
+      const h = await open(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | DSYNC, 0o600);
       try {
         const st = await h.stat();
         regular = st.isFile();
@@ -99,9 +107,12 @@ export function createFileTransport(opts: FileSinkOptions): AuditTransport {
     async check() {
       if (!fh) return 'reopen';
       if (!regular) return 'ok';
-      let st: Awaited<ReturnType<typeof stat>>;
+      // A synchronous stat: a lookup in the kernel's inode cache for a local file (a few µs), where
+      // the thread pool's round trip costs tens of µs of CPU and latency before every batch. The
+      // write that follows goes through the thread pool.
+      let st: ReturnType<typeof statSync>;
       try {
-        st = await stat(path);
+        st = statSync(path);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'rotated';
         throw err;
@@ -120,8 +131,8 @@ export function createFileTransport(opts: FileSinkOptions): AuditTransport {
           const { bytesWritten } = await fh.write(buf, off, buf.byteLength - off);
           off += bytesWritten;
         }
-        // fdatasync covers the data and the new file size, which is all an append needs
-        if (regular) await fh.datasync();
+        // fdatasync covers the data and the new file size, which is all an append needs (O_DSYNC: done)
+        if (regular && DSYNC === 0) await fh.datasync();
         size += buf.byteLength;
       } catch (err) {
         if (regular) {

@@ -1,4 +1,4 @@
-import { createHash, type KeyObject, sign, X509Certificate } from 'node:crypto';
+import { createHash, hash, KeyObject, sign, X509Certificate } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { isSpiffeError, verifyX509Svid, type X509Bundles } from '../../spiffe/index.ts';
 import { type ProvenanceLink, StageRefusal } from '../types.ts';
@@ -48,7 +48,11 @@ export interface StageKey {
 
 type Body = Buffer | Uint8Array | string;
 
-const sha256 = (body: Body) => createHash('sha256').update(body).digest('base64url');
+// the one-shot hash (no Hash object) for the common bodies; a Uint8Array view is hashed as its bytes
+const sha256 = (body: Body) =>
+  typeof body === 'string' || Buffer.isBuffer(body)
+    ? hash('sha256', body, 'base64url')
+    : createHash('sha256').update(body).digest('base64url');
 const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
 
 /** The payload both sides build, member order fixed so the bytes are the same. */
@@ -87,6 +91,65 @@ function derOf(c: X509Certificate | Uint8Array | string): Buffer {
   return Buffer.from(c);
 }
 
+/** The protected header (base64url) of the last signature made with a chain, per second (`iat` is in it). */
+const HEADERS = new WeakMap<object, { iat: number; header: string }>();
+function headerOf(chain: StageKey['chain'], iat: number): string {
+  const hit = HEADERS.get(chain);
+  if (hit?.iat === iat) return hit.header;
+  const header = b64url(JSON.stringify({ alg: 'ES256', typ: PROVENANCE_TYP, x5c: x5cOf(chain), iat }));
+  HEADERS.set(chain, { iat, header });
+  return header;
+}
+
+/** Whether a key is a P-256 private key (the fast path below); asked once per key. */
+const P256 = new WeakMap<KeyObject, boolean>();
+function isP256(key: KeyObject): boolean {
+  let v = P256.get(key);
+  if (v === undefined) {
+    v =
+      key.type === 'private' &&
+      key.asymmetricKeyType === 'ec' &&
+      key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+    P256.set(key, v);
+  }
+  return v;
+}
+
+/**
+ * An ECDSA P-256 signature over `data` in the JWS encoding (r || s, 32 bytes each; RFC 7518 §3.4).
+ * Signing with the KeyObject itself and converting the DER signature here is about twice as fast as
+ * asking node:crypto for `ieee-p1363` (an options object sends the key through a slow path); any
+ * other key, or an unexpected DER, takes node's own conversion.
+ */
+function es256(data: Buffer, key: KeyObject): Buffer {
+  if (key instanceof KeyObject && isP256(key)) {
+    const der = sign('sha256', data, key);
+    const raw = derToJose(der);
+    if (raw) return raw;
+  }
+  return sign('sha256', data, { key, dsaEncoding: 'ieee-p1363' });
+}
+
+/** SEQUENCE { INTEGER r, INTEGER s } -> r || s (32 bytes each); undefined when it is not that shape. */
+export function derToJose(der: Buffer): Buffer | undefined {
+  if (der.length < 8 || der[0] !== 0x30 || der[1] !== der.length - 2) return undefined;
+  const out = Buffer.alloc(64);
+  let at = 2;
+  for (let k = 0; k < 2; k++) {
+    if (der[at] !== 0x02) return undefined;
+    const len = der[at + 1]!;
+    let start = at + 2;
+    const end = start + len;
+    if (len === 0 || end > der.length) return undefined;
+    // DER integers are positive here: a leading 0 byte only when the top bit is set
+    while (start < end - 1 && der[start] === 0) start++;
+    if (end - start > 32) return undefined;
+    der.copy(out, k * 32 + 32 - (end - start), start, end);
+    at = end;
+  }
+  return at === der.length ? out : undefined;
+}
+
 /** Signs one stage's output; returns its link (the JWS with the payload segment left empty). */
 export async function signStage(options: {
   body: Body;
@@ -114,12 +177,10 @@ export async function signStage(options: {
   });
   // RFC 7515 §5.1 done directly with node:crypto (ECDSA P-256, the JWS r||s encoding, RFC 7518 §3.4):
   // several times cheaper than going through WebCrypto, and it is on every gateway call
-  const header = `${b64url(JSON.stringify({ alg: 'ES256', typ: PROVENANCE_TYP, x5c: x5cOf(key.chain), iat }))}`;
+  const header = headerOf(key.chain, iat);
   const signingInput = `${header}.${b64url(payload)}`;
-  const sig = sign('sha256', Buffer.from(signingInput), { key: key.privateKey, dsaEncoding: 'ieee-p1363' });
-  const h = header;
-  const s = sig.toString('base64url');
-  return { stage, spiffe_id: spiffeId, jws: `${h}..${s}` };
+  const sig = es256(Buffer.from(signingInput), key.privateKey);
+  return { stage, spiffe_id: spiffeId, jws: `${header}..${sig.toString('base64url')}` };
 }
 
 export interface VerifyStageOptions {
