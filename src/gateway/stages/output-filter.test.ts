@@ -149,3 +149,16 @@ describe('output filter: streaming', () => {
     }
   });
 });
+
+describe('output filter: one filter reused for many texts (as the gateway does per string of an answer)', () => {
+  test('the same secret in two equal texts in a row is redacted both times', () => {
+    // a value of no known format: only the literal match of the injected secret catches it
+    const plain = 'zq7-house-value-Lm4t9Wv2Rk8s';
+    const f = createOutputFilter({}).open(CALL, [KEY, plain]);
+    for (const text of [plain, plain, `a ${plain} b`, `a ${plain} b`, KEY, KEY]) {
+      const out = f.push(text) + f.end();
+      assert.ok(!out.includes(plain) && !out.includes(KEY), `leaked in ${JSON.stringify(out.slice(0, 40))}`);
+      assert.match(out, /\[REDACTED\]/);
+    }
+  });
+});
