@@ -86,11 +86,32 @@ export interface GatewayDeps {
   anomalyWebhook?: string;
 }
 
+interface Upstream {
+  base_url: string;
+  keys: string[];
+  /** Parsed once: where requests go, and the path prefix before the endpoint's path. */
+  origin: string;
+  host: string;
+  prefix: string;
+}
+
 interface RouteTarget {
   provider: string;
   api: WireApi;
-  upstreams: { base_url: string; keys: string[] }[];
+  upstreams: Upstream[];
   timeoutMs: number;
+}
+
+function upstreamOf(u: { base_url: string; keys: string[] }): Upstream {
+  const url = new URL(u.base_url);
+  return {
+    base_url: u.base_url,
+    keys: u.keys,
+    origin: url.origin,
+    host: url.host,
+    // a base URL ending in /v1 (OpenAI's own) already carries the version the endpoint paths start with
+    prefix: url.pathname.replace(/\/+$/, '').replace(/\/v1$/, ''),
+  };
 }
 
 const CLASSIFICATION = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -142,7 +163,7 @@ function traceIdOf(headers: IncomingHttpHeaders): string | undefined {
 
 /** The forms of a secret a provider might echo: as is, and base64 at its 3 alignments (standard and url-safe). */
 function secretForms(secrets: readonly string[]): string[] {
-  const key = secrets.join('\u0000');
+  const key = JSON.stringify(secrets);
   const hit = FORMS.get(key);
   if (hit) return hit;
   const forms = new Set<string>();
@@ -218,7 +239,8 @@ function redactStrings(v: unknown, clean: (s: string) => string, depth = 0): unk
   if (Array.isArray(v)) return v.map((x) => redactStrings(x, clean, depth + 1));
   if (v && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[clean(k)] = redactStrings(x, clean, depth + 1);
+    const o = v as Record<string, unknown>;
+    for (const k in o) if (Object.hasOwn(o, k)) out[clean(k)] = redactStrings(o[k], clean, depth + 1);
     return out;
   }
   return v;
@@ -266,7 +288,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     provider: r.provider,
     api: r.api ?? (r.provider === 'anthropic' ? 'anthropic' : 'openai'),
     models: r.models,
-    upstreams: [{ base_url: r.base_url, keys: r.keys }, ...(r.fallbacks ?? [])],
+    upstreams: [{ base_url: r.base_url, keys: r.keys }, ...(r.fallbacks ?? [])].map(upstreamOf),
     timeoutMs: (r.timeout === undefined ? 120 : parseDuration(r.timeout)) * 1000,
   }));
 
@@ -280,8 +302,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   }
   const costOf = (u: Usage, p: Price) => (u.input_tokens * p.input + u.output_tokens * p.output) / 1_000_000;
 
-  function poolFor(baseUrl: string): Pool {
-    const origin = new URL(baseUrl).origin;
+  function poolFor(origin: string): Pool {
     let p = pools.get(origin);
     if (!p) {
       p = new Pool(origin, { connections: 128, keepAliveTimeout: 30_000 });
@@ -940,12 +961,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         : undefined;
 
     // upstreams in order, each key of a pool in turn; the next on connection errors, 429 and 5xx
-    const attempts: { base_url: string; keyPath: string }[] = [];
+    const attempts: { upstream: Upstream; keyPath: string }[] = [];
     for (const u of target.upstreams) {
       const start = (rr.get(u.base_url) ?? 0) % u.keys.length;
       rr.set(u.base_url, start + 1);
       for (let i = 0; i < u.keys.length; i++)
-        attempts.push({ base_url: u.base_url, keyPath: u.keys[(start + i) % u.keys.length]! });
+        attempts.push({ upstream: u, keyPath: u.keys[(start + i) % u.keys.length]! });
     }
     const injected: string[] = [];
     let res: Awaited<ReturnType<Pool['request']>> | undefined;
@@ -954,12 +975,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     for (const a of attempts) {
       const key = await vault.keys.get(a.keyPath);
       injected.push(key);
-      const base = new URL(a.base_url);
-      const path = `${base.pathname.replace(/\/+$/, '')}${ep.path.replace(/^\/v1/, base.pathname.endsWith('/v1') ? '' : '/v1')}`;
       try {
-        const r = await poolFor(a.base_url).request({
+        const r = await poolFor(a.upstream.origin).request({
           method: ep.method,
-          path,
+          path: a.upstream.prefix + ep.path,
           headers: { ...headers, ...authHeaders(target.api, key) },
           ...(payload === undefined ? {} : { body: payload }),
           headersTimeout: target.timeoutMs,
@@ -1013,7 +1032,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       requests.inc([target.provider, call.model, '502']);
       return sendError(reply, ep.api, 502, 'upstream_unreachable', `${target.provider} could not be reached`);
     }
-    const upstreamHost = new URL(used.base_url).host;
+    const upstreamHost = used.upstream.host;
     const status = res.statusCode;
 
     // --- complete answers (errors, and non-streamed calls) ---
@@ -1037,7 +1056,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         if (usage) await reservation.settle(usage, cost);
         else await reservation.release();
       }
-      await finish(call, who, info, span, ms, status, usage, cost, upstreamHost, target);
+      // the record is written while the answer's link is signed; both are done before a byte is sent
+      const finishing = finish(call, who, info, span, ms, status, usage, cost, upstreamHost, target);
+      finishing.catch(() => {});
+      const provenance = status < 300 ? await outputLink(text) : undefined;
+      await finishing;
       if (status >= 300 && status < 400) {
         // a redirect is never followed, nor passed on
         return sendError(
@@ -1049,7 +1072,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         );
       }
       reply.code(status).type('application/json');
-      const provenance = status < 300 ? await outputLink(text) : undefined;
       if (provenance) reply.header(PROVENANCE_HEADER, provenance);
       const retry = res.headers['retry-after'];
       if (status === 429 && typeof retry === 'string' && /^\d{1,6}$/.test(retry))
