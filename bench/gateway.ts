@@ -12,13 +12,19 @@
 // BENCH_CPU_PROF=DIR (profile the gateway's strongroom child with --cpu-prof and
 // print its top self-time functions and files; the profiled figures are slowed
 // by the profiler). BENCH_LATENCY_CALLS=0, BENCH_ROUNDS=0 or BENCH_STREAM_CALLS=0
-// skip that run (e.g. throughput only while profiling).
+// skip that run (e.g. throughput only while profiling). BENCH_REMOTE=1: the
+// gateway in its own process (`strongroom gateway`, gateway.vault) in front of
+// the vault over mTLS with its SVID (docs/gateway-remote.md); the CPU column is
+// then the gateway process's, and the vault's CPU per call is printed apart.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import autocannon, { type AutocannonResult } from 'autocannon';
-import { Client } from 'undici';
+import { Agent, Client } from 'undici';
+import type { X509SvidResponse } from '../src/api/identity.ts';
 import type { InitResponse } from '../src/api/v1.ts';
+import { makeCsr } from '../test/helpers/spiffe.ts';
+import { selfSignedCert } from '../test/helpers/tls.ts';
 import { summarize } from './lib/cpuprofile.ts';
 import {
   BIN,
@@ -59,6 +65,9 @@ const STREAM_CALLS = Number(env.BENCH_STREAM_CALLS ?? 200);
 const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
 const PROVENANCE = !/^(0|false|no)$/i.test(env.BENCH_PROVENANCE ?? '');
 const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
+const REMOTE = /^(1|true|yes)$/i.test(env.BENCH_REMOTE ?? '');
+const TRUST_DOMAIN = 'bench.local';
+const GATEWAY_ID = `spiffe://${TRUST_DOMAIN}/strongroom/gateway`;
 const MODEL = 'gpt-4o';
 const BODY = JSON.stringify({
   model: MODEL,
@@ -129,9 +138,9 @@ async function startGateway(dir: string, upstream: string, fakeKey: string) {
     `seal: ${JSON.stringify({ static: { key_file: keyFile } })}`,
     'log_level: warn',
     AUDIT ? `audit: ${JSON.stringify([{ file: { path: auditFile } }])}` : 'audit: []',
+    ...(REMOTE ? [`identity: {trust_domain: ${TRUST_DOMAIN}}`] : []),
   ];
-  const gateway = [
-    'gateway:',
+  const routes = [
     `  listen: "127.0.0.1:${gwPort}"`,
     '  routes:',
     '    - provider: openai',
@@ -146,40 +155,98 @@ async function startGateway(dir: string, upstream: string, fakeKey: string) {
   const childEnv = Object.fromEntries(
     Object.entries(env).filter(([k]) => !k.startsWith('STRONGROOM_') && !k.startsWith('NODE_OPTIONS')),
   );
-  const api = `http://127.0.0.1:${port}`;
+  const setupApi = `http://127.0.0.1:${port}`;
   const gw = `http://127.0.0.1:${gwPort}`;
-  const start = async (lines: string[], nodeArgs: string[] = []) => {
+  const start = async (lines: string[], nodeArgs: string[] = [], api = setupApi) => {
     writeFileSync(configFile, [...lines, ''].join('\n'));
     const child = spawnChild([...nodeArgs, BIN, 'server', '--config', configFile], {
       env: childEnv,
       cwd: dir,
     });
-    await waitFor(child, 'strongroom server', async () => (await fetch(`${api}/v1/sys/seal-status`)).ok);
+    await waitFor(child, 'strongroom server', async () => {
+      try {
+        return (await fetch(`${api}/v1/sys/seal-status`, { dispatcher: tlsAgent } as RequestInit)).ok;
+      } catch {
+        return false;
+      }
+    });
     return child;
   };
+  let tlsAgent: Agent | undefined;
 
   const setup = await start(base);
-  const init = await http<InitResponse>(api, 'POST', '/v1/sys/init', undefined, {});
+  const init = await http<InitResponse>(setupApi, 'POST', '/v1/sys/init', undefined, {});
   const root = init.root_token;
-  await http(api, 'POST', '/v1/projects', root, { name: 'llm', environments: ['prod'] });
-  await http(api, 'PUT', '/v1/secrets/llm/prod/OPENAI_API_KEY', root, { value: fakeKey });
+  await http(setupApi, 'POST', '/v1/projects', root, { name: 'llm', environments: ['prod'] });
+  await http(setupApi, 'PUT', '/v1/secrets/llm/prod/OPENAI_API_KEY', root, { value: fakeKey });
   const created = await http<{ auth?: { client_token: string }; token?: string }>(
-    api,
+    setupApi,
     'POST',
     '/v1/auth/token/create',
     root,
     { roles: ['app'], scope: { providers: ['openai'] }, ttl: '2h', display_name: 'bench-app' },
   );
   const token = created.auth?.client_token ?? created.token!;
+  const svidDir = join(dir, 'svid');
+  if (REMOTE) {
+    // the gateway's identity (docs/gateway-remote.md): registered with the gateway role, its SVID in files
+    await http(setupApi, 'POST', '/v1/identity/registrations', root, {
+      spiffe_id: GATEWAY_ID,
+      selectors: ['app:gateway'],
+      roles: ['gateway'],
+      scope: { paths: ['llm/prod'] },
+    });
+    const jt = await http<{ join_token: string }>(setupApi, 'POST', '/v1/identity/join-tokens', root, {
+      spiffe_id: GATEWAY_ID,
+    });
+    const csr = await makeCsr(GATEWAY_ID);
+    const svid = await http<X509SvidResponse>(setupApi, 'POST', '/v1/identity/x509-svid', undefined, {
+      csr: csr.pem,
+      join_token: jt.join_token,
+      ttl: '2h',
+    });
+    mkdirSync(svidDir, { mode: 0o700 });
+    writeFileSync(join(svidDir, 'svid_key.pem'), csr.keyPem, { mode: 0o600 });
+    writeFileSync(join(svidDir, 'svid.pem'), svid.certificate);
+    writeFileSync(join(svidDir, 'bundle.pem'), svid.bundle.join('\n'));
+  }
   await setup.stop();
 
-  // only the gateway run is profiled (the setup run is not under load)
-  const child = await start(
-    [...base, ...gateway],
-    CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [],
+  const profile = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
+  if (!REMOTE) {
+    // only the gateway run is profiled (the setup run is not under load)
+    const child = await start([...base, 'gateway:', ...routes], profile);
+    await waitFor(child, 'gateway listener', async () => (await fetch(`${gw}/healthz`)).ok);
+    return { child, api: setupApi, gw, root, token, auditFile };
+  }
+  // the vault again, now with TLS (client certificates requested); the gateway in a process of its own
+  const { certFile, keyFile: tlsKey } = selfSignedCert(dir, 'vault');
+  tlsAgent = new Agent({ connect: { ca: readFileSync(certFile, 'utf8') } });
+  const api = `https://127.0.0.1:${port}`;
+  const vault = await start([...base, `tls: {cert_file: ${certFile}, key_file: ${tlsKey}}`], [], api);
+  const gwConfig = join(dir, 'gateway.yaml');
+  writeFileSync(
+    gwConfig,
+    [
+      'log_level: warn',
+      'gateway:',
+      ...routes,
+      '  vault:',
+      `    url: ${api}`,
+      `    ca_file: ${certFile}`,
+      `    svid: {dir: ${svidDir}}`,
+      '',
+    ].join('\n'),
   );
-  await waitFor(child, 'gateway listener', async () => (await fetch(`${gw}/healthz`)).ok);
-  return { child, api, gw, root, token, auditFile };
+  const child = spawnChild([...profile, BIN, 'gateway', '--config', gwConfig], { env: childEnv, cwd: dir });
+  await waitFor(child, 'gateway listener', async () => {
+    try {
+      return (await fetch(`${gw}/healthz`)).ok;
+    } catch {
+      return false;
+    }
+  });
+  return { child, vault, api, gw, root, token, auditFile };
 }
 
 function newestProfile(dir: string, since: number): string | undefined {
@@ -314,7 +381,8 @@ async function main(): Promise<void> {
   const parts = wired();
   process.stdout.write(
     `gateway: POST /v1/chat/completions (${MODEL}, non-streaming unless said) through the gateway vs the fake OpenAI upstream directly; ` +
-      `each in its own process, load from this one (node ${process.version}, 127.0.0.1 only)\n` +
+      `each in its own process, load from this one (node ${process.version}, 127.0.0.1 only)` +
+      `${REMOTE ? '; REMOTE: `strongroom gateway` in front of the vault over mTLS (BENCH_REMOTE=1)' : ''}\n` +
       `on: token auth, Cedar gateway.invoke, ${AUDIT ? 'audit file sink (fsync per entry)' : 'NO audit (BENCH_AUDIT=0)'}, key redaction of every answer; ` +
       `budgets ${parts.budgets ? 'on' : 'not wired in yet'}, prompt firewall ${parts.firewall ? 'on' : 'not wired in yet'}, output filter stage ${parts.outputFilter ? 'on' : 'not wired in yet (the key redactor runs alone)'}, provenance signing ${!parts.provenance ? 'not wired in yet' : PROVENANCE ? 'on' : 'OFF (BENCH_PROVENANCE=0)'}\n`,
   );
@@ -334,6 +402,7 @@ async function main(): Promise<void> {
     const fake = await startFake();
     children.push(fake.child);
     const sr = await startGateway(dir, fake.base, fake.key);
+    if (sr.vault) children.push(sr.vault);
     children.push(sr.child);
     const direct: Target = {
       name: 'direct (fake upstream)',
@@ -376,6 +445,9 @@ async function main(): Promise<void> {
       [direct, []],
       [gateway, []],
     ]);
+    // a remote gateway's vault works for it too: its CPU per gateway call, over the throughput rounds
+    const vaultCpu0 = sr.vault ? cpuSeconds(sr.vault.child.pid) : 0;
+    const gatewayCalls0 = served.get(gateway) ?? 0;
     for (let round = 1; round <= ROUNDS; round++) {
       const got = new Map<Target, Load>();
       for (const t of round % 2 ? [direct, gateway] : [gateway, direct]) {
@@ -477,6 +549,13 @@ async function main(): Promise<void> {
           ],
         )}\n`,
     );
+    if (sr.vault && ROUNDS > 0) {
+      const perCall =
+        ((cpuSeconds(sr.vault.child.pid) - vaultCpu0) * 1e6) / ((served.get(gateway) ?? 0) - gatewayCalls0);
+      process.stdout.write(
+        `remote vault: ${perCall.toFixed(0)} µs of the vault's CPU per gateway call (its 5-6 calls over mTLS)\n`,
+      );
+    }
     const ratio = median(ratios);
     const latencyMet = added50 < 1;
     const throughputMet = ratio >= 0.5;

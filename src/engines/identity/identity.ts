@@ -530,6 +530,15 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
 
   const jwtCache = new Map<string, { identity: Identity; exp: number }>();
   const JWT_CACHE_MAX = 10_000;
+  /** Verified client chains: a change of trust (CA rotation, federation) reaches them within X509_CACHE_MS. */
+  const x509Cache = new Map<string, { spiffeId: string; until: number }>();
+  const X509_CACHE_MAX = 10_000;
+  const X509_CACHE_MS = 5_000;
+  const chainKey = (chain: readonly Uint8Array[]) => {
+    const h = createHash('sha256');
+    for (const c of chain) h.update(c).update('\u0000');
+    return h.digest('base64');
+  };
 
   async function workloadIdentity(spiffeId: string, via: 'x509' | 'jwt'): Promise<Identity> {
     const reg = await registrationFor(spiffeId);
@@ -566,9 +575,20 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       return identity;
     }
     if (!token && request.peer_certificates?.length) {
+      // a chain verified in the last few seconds is not verified again (a workload on a kept-alive
+      // connection sends the same chain with every request); its expiry is still checked every time,
+      // and the registration (roles, scope) is read every time
+      const key = chainKey(request.peer_certificates);
+      const hit = x509Cache.get(key);
+      if (hit && now() < hit.until) return await workloadIdentity(hit.spiffeId, 'x509');
       const maps = await trustMaps();
       try {
         const v = verifyX509Svid(request.peer_certificates, maps.x509, { now: now(), purpose: 'client' });
+        if (x509Cache.size >= X509_CACHE_MAX) x509Cache.clear();
+        x509Cache.set(key, {
+          spiffeId: v.spiffeId.toString(),
+          until: Math.min(v.notAfter.getTime(), now() + X509_CACHE_MS),
+        });
         return await workloadIdentity(v.spiffeId.toString(), 'x509');
       } catch (err) {
         if (err instanceof StrongroomError) throw err;
