@@ -263,6 +263,8 @@ export const VaultAuditRequest = Type.Object(
     status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
     status_code: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
     error_code: Type.Optional(Text(64)),
+    /** The call's reservation, settled (or released) before the record is appended: one round trip. */
+    settle: Type.Optional(VaultSettleRequest),
   },
   Strict,
 );

@@ -50,7 +50,7 @@ import type {
   Usage,
 } from './types.ts';
 import { StageRefusal } from './types.ts';
-import type { GatewayVault, VirtualKeyView } from './vault-port.ts';
+import type { GatewayVault, Settlement, VirtualKeyView } from './vault-port.ts';
 
 /**
  * The AI gateway (issue 7; docs/gateway.md). Applications call it as if it
@@ -427,39 +427,43 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       latency_ms: number;
       upstream?: string;
     },
+    settlement?: Settlement,
   ) {
-    await vault.audit({
-      type: 'response',
-      request_id: call.request_id,
-      trace_id: call.trace_id,
-      operation: 'gateway.invoke',
-      action: 'gateway.invoke',
-      resource: `Model::${call.provider ?? '-'}/${call.model ?? '-'}`,
-      actor: actor
-        ? {
-            accessor: actor.accessor,
-            display_name: actor.display_name,
-            type: actor.owner.type,
-            id: actor.owner.id,
-          }
-        : null,
-      client_address: clientAddress,
-      decision: { allowed: outcome.allowed, reason: outcome.reason },
-      // no prompt or completion text: what was called, how much it cost, how long it took
-      request: {
-        route: call.route ?? null,
-        stream: call.stream ?? false,
-        classification: call.classification ?? null,
-        input_tokens: outcome.usage?.input_tokens ?? null,
-        output_tokens: outcome.usage?.output_tokens ?? null,
-        cost_usd: outcome.cost_usd ?? null,
-        latency_ms: outcome.latency_ms,
-        upstream: outcome.upstream ?? null,
+    await vault.audit(
+      {
+        type: 'response',
+        request_id: call.request_id,
+        trace_id: call.trace_id,
+        operation: 'gateway.invoke',
+        action: 'gateway.invoke',
+        resource: `Model::${call.provider ?? '-'}/${call.model ?? '-'}`,
+        actor: actor
+          ? {
+              accessor: actor.accessor,
+              display_name: actor.display_name,
+              type: actor.owner.type,
+              id: actor.owner.id,
+            }
+          : null,
+        client_address: clientAddress,
+        decision: { allowed: outcome.allowed, reason: outcome.reason },
+        // no prompt or completion text: what was called, how much it cost, how long it took
+        request: {
+          route: call.route ?? null,
+          stream: call.stream ?? false,
+          classification: call.classification ?? null,
+          input_tokens: outcome.usage?.input_tokens ?? null,
+          output_tokens: outcome.usage?.output_tokens ?? null,
+          cost_usd: outcome.cost_usd ?? null,
+          latency_ms: outcome.latency_ms,
+          upstream: outcome.upstream ?? null,
+        },
+        status: outcome.allowed && outcome.status_code < 400 ? 'ok' : 'error',
+        status_code: outcome.status_code,
+        ...(outcome.error_code ? { error_code: outcome.error_code } : {}),
       },
-      status: outcome.allowed && outcome.status_code < 400 ? 'ok' : 'error',
-      status_code: outcome.status_code,
-      ...(outcome.error_code ? { error_code: outcome.error_code } : {}),
-    });
+      settlement,
+    );
   }
 
   // ---------------------------------------------------------------- the app
@@ -1052,12 +1056,20 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const text = clean(json === undefined ? raw : JSON.stringify(json));
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
-      if (reservation) {
-        if (usage) await reservation.settle(usage, cost);
-        else await reservation.release();
-      }
-      // the record is written while the answer's link is signed; both are done before a byte is sent
-      const finishing = finish(call, who, info, span, ms, status, usage, cost, upstreamHost, target);
+      // the record (and the settlement) is written while the answer's link is signed; both before a byte is sent
+      const finishing = finish(
+        call,
+        who,
+        info,
+        span,
+        ms,
+        status,
+        usage,
+        cost,
+        upstreamHost,
+        target,
+        reservation,
+      );
       finishing.catch(() => {});
       const provenance = status < 300 ? await outputLink(text) : undefined;
       await finishing;
@@ -1117,11 +1129,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       audited = true;
       const usage = tracker.result();
       const cost = usage ? costOf(usage, price) : 0;
-      if (reservation) {
-        if (usage) await reservation.settle(usage, cost);
-        else await reservation.release();
-      }
-      await finish(call, who, info, span, ms, 200, usage, cost, upstreamHost, target);
+      await finish(call, who, info, span, ms, 200, usage, cost, upstreamHost, target, reservation);
     };
 
     let lastData: Record<string, unknown> = {};
@@ -1228,6 +1236,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     cost: number,
     upstream: string,
     target: RouteTarget,
+    reservation: Reservation | undefined,
   ) {
     requests.inc([target.provider, call.model, String(status)]);
     if (usage) {
@@ -1244,16 +1253,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
     span.end();
     deps.observe?.(call, { status, ...(usage ? { usage } : {}) });
-    await audit(call, who.identity, info.client_address, {
-      allowed: true,
-      reason: 'permitted',
-      status_code: status,
-      ...(status >= 400 ? { error_code: 'upstream_error' } : {}),
-      ...(usage ? { usage } : {}),
-      cost_usd: cost,
-      latency_ms: ms(),
-      upstream,
-    });
+    await audit(
+      call,
+      who.identity,
+      info.client_address,
+      {
+        allowed: true,
+        reason: 'permitted',
+        status_code: status,
+        ...(status >= 400 ? { error_code: 'upstream_error' } : {}),
+        ...(usage ? { usage } : {}),
+        cost_usd: cost,
+        latency_ms: ms(),
+        upstream,
+      },
+      reservation ? { reservation, ...(usage ? { usage } : {}), costUsd: cost } : undefined,
+    );
   }
 
   return {

@@ -5,7 +5,7 @@ import { createMetricsRegistry } from '../lib/metrics.ts';
 import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';
 import type { GatewayIdentity } from './identity.ts';
 import type { Reservation } from './types.ts';
-import type { Authentication, Decision, GatewayVault } from './vault-port.ts';
+import { type Authentication, type Decision, type GatewayVault, settle } from './vault-port.ts';
 
 /**
  * The gateway in front of a vault elsewhere (docs/gateway-remote.md): the
@@ -158,6 +158,9 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     });
   };
 
+  /** Reservations taken from this vault, by object: their id travels with the call's record. */
+  const remoteReservations = new WeakMap<Reservation, { id: string; done: boolean }>();
+
   // provider keys: in memory only, one read at a time per key
   const keys = new Map<string, { value: string; at: number }>();
   const reading = new Map<string, Promise<string>>();
@@ -225,9 +228,32 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       }
       return out.decisions.map((d) => ({ allowed: d?.allowed === true, reason: String(d?.reason ?? '') }));
     },
-    async audit(entry) {
+    async audit(entry, s) {
       const { type: _type, action: _action, ...rest } = entry;
-      await callPersistently('/v1/gateway/vault/audit', rest);
+      // a reservation of this vault is settled in the same request as the record
+      const held = s ? remoteReservations.get(s.reservation) : undefined;
+      if (s && !held) await settle(s);
+      const owed = held && !held.done ? held : undefined;
+      if (owed) owed.done = true;
+      await callPersistently('/v1/gateway/vault/audit', {
+        ...rest,
+        ...(owed && s
+          ? {
+              settle: {
+                reservation: owed.id,
+                ...(s.usage
+                  ? {
+                      usage: {
+                        input_tokens: s.usage.input_tokens,
+                        output_tokens: s.usage.output_tokens,
+                        cost_usd: s.costUsd,
+                      },
+                    }
+                  : {}),
+              },
+            }
+          : {}),
+      });
     },
     budgets: {
       async reserve(subjects, estimate) {
@@ -240,20 +266,26 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
         const id = out.reservation;
         if (typeof id !== 'string')
           throw new StrongroomError('vault_unavailable', 'the vault gave no reservation');
-        let done = false;
-        const settle = async (usage?: { input_tokens: number; output_tokens: number; cost_usd: number }) => {
-          if (done) return;
-          done = true;
+        const state = { id, done: false };
+        const settleNow = async (usage?: {
+          input_tokens: number;
+          output_tokens: number;
+          cost_usd: number;
+        }) => {
+          if (state.done) return;
+          state.done = true;
           await callPersistently('/v1/gateway/vault/budgets/settle', {
             reservation: id,
             ...(usage ? { usage } : {}),
           });
         };
-        return {
+        const reservation: Reservation = {
           settle: (u, costUsd) =>
-            settle({ input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: costUsd }),
-          release: () => settle(),
-        } satisfies Reservation;
+            settleNow({ input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: costUsd }),
+          release: () => settleNow(),
+        };
+        remoteReservations.set(reservation, state);
+        return reservation;
       },
     },
     async revoke(caller) {

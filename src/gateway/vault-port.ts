@@ -2,7 +2,7 @@ import { type Core, identityOf } from '../core/core.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import type { MetricsRegistry } from '../lib/metrics.ts';
 import type { ProviderKeys } from './keys.ts';
-import type { BudgetLimits, Budgets, Caller } from './types.ts';
+import type { BudgetLimits, Budgets, Caller, Reservation, Usage } from './types.ts';
 
 /**
  * What the AI gateway needs from the vault, in one place, so the gateway runs
@@ -29,8 +29,12 @@ export interface GatewayVault {
   authenticate(input: { credential?: string; chain?: Buffer[] }, info: RequestInfo): Promise<Authentication>;
   /** Cedar `gateway.invoke` for each resource (one decision per resource, in order); any error is a deny. */
   authorize(identity: Identity, resources: readonly Resource[], context: InvokeContext): Promise<Decision[]>;
-  /** Appends the gateway's records (one per call, plus anomaly alerts) to the vault's audit log. */
-  audit(entry: GatewayAuditEntry): Promise<void>;
+  /**
+   * Appends the gateway's records (one per call, plus anomaly alerts) to the vault's audit log; with
+   * `settle`, the call's reservation is settled from its usage (released without one) first, in the same
+   * round trip to a remote vault.
+   */
+  audit(entry: GatewayAuditEntry, settle?: Settlement): Promise<void>;
   /** Atomic budgets shared through the vault's storage. */
   readonly budgets: Budgets;
   /** Revokes a caller's credential (after an anomaly). */
@@ -73,6 +77,18 @@ export interface InvokeContext {
 export interface Decision {
   allowed: boolean;
   reason: string;
+}
+
+/** What a call used, for its reservation: `usage` absent gives the whole reservation back. */
+export interface Settlement {
+  reservation: Reservation;
+  usage?: Usage;
+  costUsd: number;
+}
+
+/** Settles or releases a reservation, as `Settlement` says. */
+export function settle(s: Settlement): Promise<void> {
+  return s.usage ? s.reservation.settle(s.usage, s.costUsd) : s.reservation.release();
 }
 
 /** A gateway record for the audit log (the core's entry shape); the time is the vault's. */
@@ -135,7 +151,10 @@ export function localVault(core: Core, engines: LocalEngines): GatewayVault {
       }
       return out;
     },
-    audit: (entry) => core.audit(entry),
+    async audit(entry, s) {
+      if (s) await settle(s);
+      await core.audit(entry);
+    },
     budgets: engines.budgets,
     async revoke(caller) {
       if (caller.kind === 'token') await core.tokens.revokeAccessor(caller.id);

@@ -129,10 +129,10 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     return { reservation: id };
   });
 
-  const settle = op<VaultSettleRequest>('settle', async (_ctx, i) => {
+  async function settleHeld(i: VaultSettleRequest): Promise<boolean> {
     const held = reservations.get(i.reservation);
     // settling twice, or after the reservation was forgotten, changes nothing (settle and release are idempotent)
-    if (!held) return { settled: false };
+    if (!held) return false;
     reservations.delete(i.reservation);
     clearTimeout(held.timer);
     if (i.usage) {
@@ -141,10 +141,13 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
         i.usage.cost_usd,
       );
     } else await held.r.release();
-    return { settled: true };
-  });
+    return true;
+  }
 
-  const audit = op<VaultAuditRequest>('audit', async (_ctx, i, gateway) => {
+  const settle = op<VaultSettleRequest>('settle', async (_ctx, i) => ({ settled: await settleHeld(i) }));
+
+  const audit = op<VaultAuditRequest>('audit', async (_ctx, { settle: owed, ...i }, gateway) => {
+    if (owed) await settleHeld(owed);
     await vault().audit({
       ...i,
       type: 'response',

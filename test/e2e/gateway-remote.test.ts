@@ -353,6 +353,32 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
     },
   );
 
+  await t.test(
+    'reservations are settled from the reported usage (with the record, in one round trip)',
+    async () => {
+      // 300 tokens a minute; each call reserves its input estimate + max_tokens 100, and uses far less
+      const created = (await s.admin('POST', '/v1/gateway/keys', {
+        name: 'tokens',
+        scope: { providers: ['openai'] },
+        limits: { tokens_per_minute: 300 },
+        ttl: '10m',
+      })) as { virtual_key: string };
+      const openai = s.openai(created.virtual_key);
+      let used = 0;
+      for (let i = 0; i < 6; i++) {
+        const r = await openai.chat.completions.create({
+          model: 'gpt-4o',
+          max_tokens: 100,
+          messages: [{ role: 'user', content: 'hi' }],
+        });
+        used += r.usage?.total_tokens ?? 0;
+      }
+      // six calls fit only because each reservation shrank to what was used
+      assert.ok(used > 0 && used <= 300, `used ${used}`);
+      assert.equal(s.audit().filter((e) => String(e.operation).startsWith('gateway.vault.')).length, 0);
+    },
+  );
+
   await t.test('Cedar in the vault decides: a forbid policy on a model is a 403 at the gateway', async () => {
     await s.admin('PUT', '/v1/sys/policies/no-gpt4o-mini', {
       policy:
