@@ -553,7 +553,7 @@ async function main(): Promise<void> {
       const perCall =
         ((cpuSeconds(sr.vault.child.pid) - vaultCpu0) * 1e6) / ((served.get(gateway) ?? 0) - gatewayCalls0);
       process.stdout.write(
-        `remote vault: ${perCall.toFixed(0)} µs of the vault's CPU per gateway call (its 5-6 calls over mTLS)\n`,
+        `remote vault: ${perCall.toFixed(0)} µs of the vault's CPU per gateway call (its 4-5 calls over mTLS)\n`,
       );
     }
     const ratio = median(ratios);
