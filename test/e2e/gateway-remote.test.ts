@@ -487,7 +487,7 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
 test('the gateway rotates its SVID from the agent files: calls keep working after the first SVID expired', {
   timeout: 90_000,
 }, async (t) => {
-  const s = await setup(t, { gatewaySvidTtl: '6s' });
+  const s = await setup(t, { gatewaySvidTtl: '10s' });
   const openai = s.openai(await s.appToken());
   const ask = () =>
     openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] });
