@@ -220,7 +220,8 @@ export type VaultReserveRequest = Static<typeof VaultReserveRequest>;
 
 export const VaultSettleRequest = Type.Object(
   {
-    reservation: Type.String({ minLength: 16, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' }),
+    /** An id from budgets/reserve (a ticket on shared storage, hence the length). */
+    reservation: Type.String({ minLength: 16, maxLength: 32768, pattern: '^[A-Za-z0-9_.-]+$' }),
     /** What was used; absent: the call did not happen and the whole reservation is given back. */
     usage: Type.Optional(
       Type.Object(

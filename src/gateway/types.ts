@@ -72,6 +72,11 @@ export interface Reservation {
   settle(usage: Usage, costUsd: number): Promise<void>;
   /** Gives the whole reservation back (the upstream call did not happen). Idempotent. */
   release(): Promise<void>;
+  /**
+   * Shared storage: the reservation as text, so any server sharing the storage can settle it
+   * (`Budgets.resume`). Absent when the budgets live in one process's memory.
+   */
+  readonly ticket?: string;
 }
 
 /**
@@ -85,6 +90,8 @@ export interface Budgets {
     subjects: readonly { key: string; limits: BudgetLimits }[],
     estimate: { tokens: number; costUsd: number },
   ): Promise<Reservation>;
+  /** Shared storage: the reservation a `ticket` describes (made by any server sharing the storage). */
+  resume?(ticket: string): Reservation;
 }
 
 // ---------------------------------------------------------------- stages

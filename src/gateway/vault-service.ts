@@ -122,6 +122,8 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     } catch (err) {
       return outcome(err);
     }
+    // on shared storage the reservation travels as its ticket: any vault server sharing it can settle it
+    if (r.ticket) return { reservation: `t.${Buffer.from(r.ticket).toString('base64url')}` };
     const id = randomBytes(18).toString('base64url');
     const timer = setTimeout(() => reservations.delete(id), RESERVATION_TTL_MS);
     timer.unref();
@@ -130,17 +132,25 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
   });
 
   async function settleHeld(i: VaultSettleRequest): Promise<boolean> {
-    const held = reservations.get(i.reservation);
-    // settling twice, or after the reservation was forgotten, changes nothing (settle and release are idempotent)
-    if (!held) return false;
-    reservations.delete(i.reservation);
-    clearTimeout(held.timer);
+    let r: Reservation | undefined;
+    if (i.reservation.startsWith('t.')) {
+      const budgets = vault().budgets;
+      if (!budgets.resume) return false;
+      r = budgets.resume(Buffer.from(i.reservation.slice(2), 'base64url').toString('utf8'));
+    } else {
+      const held = reservations.get(i.reservation);
+      // settling twice, or after the reservation was forgotten, changes nothing (settle and release are idempotent)
+      if (!held) return false;
+      reservations.delete(i.reservation);
+      clearTimeout(held.timer);
+      r = held.r;
+    }
     if (i.usage) {
-      await held.r.settle(
+      await r.settle(
         { input_tokens: i.usage.input_tokens, output_tokens: i.usage.output_tokens },
         i.usage.cost_usd,
       );
-    } else await held.r.release();
+    } else await r.release();
     return true;
   }
 

@@ -429,6 +429,61 @@ test('100 concurrent reservations through two servers sharing PostgreSQL: exactl
   assert.ok(await e2.lookup(made.virtual_key));
 });
 
+test('a remote gateway reserves through one vault server and settles through another (shared PostgreSQL)', async (t) => {
+  const url = await postgresTestUrl();
+  if (!url) return t.skip(postgresSkipReason());
+  const table = await uniqueTable(url, t);
+  const s1 = await createPostgresStorage({ url, table });
+  const s2 = await createPostgresStorage({ url, table });
+  const keyFile = staticKeyFile(t);
+  const clock = manualClock(T0);
+  const mk = (storage: StorageBackend) =>
+    assembleVault({ storage, seal: { static: { key_file: keyFile } }, clock, audit: [] });
+  const v1 = mk(s1);
+  await v1.core.invoke('sys.init', {}, { request_id: 'r', client_address: '127.0.0.1' });
+  const v2 = mk(s2);
+  await v2.core.start();
+  t.after(async () => {
+    await v1.close();
+    await v2.close();
+    await s1.close();
+    await s2.close();
+  });
+  // the vault service's handlers, as a gateway workload reaches them (src/gateway/vault-service.ts)
+  const gateway = {
+    kind: 'workload' as const,
+    accessor: 'svid:gw',
+    display_name: 'x509-svid:spiffe://td/strongroom/gateway',
+    policies: ['gateway'],
+    owner: { type: 'workload' as const, id: 'spiffe://td/strongroom/gateway', name: 'gateway' },
+    scope: null,
+    mfa: false,
+  };
+  const call = (v: typeof v1, op: string, input: unknown) =>
+    v.core.operations
+      .get(`gateway.vault.${op}`)!
+      .handle(
+        { identity: gateway, request: { request_id: 'r', client_address: '127.0.0.1' } },
+        input,
+      ) as Promise<Record<string, unknown>>;
+  const reserve = {
+    subjects: [{ key: 'vk:ha', limits: { tokens_per_minute: 150 } }],
+    estimate: { tokens: 100, cost_usd: 0 },
+  };
+  const first = await call(v1, 'reserve', reserve);
+  assert.match(String(first.reservation), /^t\./, 'on shared storage the reservation is a ticket');
+  assert.equal(((await call(v1, 'reserve', reserve)).error as { code: string }).code, 'rate_limited');
+  // settled through the other server: the reservation shrinks to what was used
+  assert.deepEqual(
+    await call(v2, 'settle', {
+      reservation: first.reservation,
+      usage: { input_tokens: 6, output_tokens: 4, cost_usd: 0 },
+    }),
+    { settled: true },
+  );
+  assert.match(String((await call(v1, 'reserve', reserve)).reservation), /^t\./);
+});
+
 test('all or nothing: a subject over its limit takes nothing from the others', async (t) => {
   const a = await fixture(t);
   const b = a.engine.budgets;

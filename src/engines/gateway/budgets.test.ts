@@ -197,3 +197,58 @@ test('write-behind: settle and release adjust the counts; a refused reservation 
   await again.settle({ input_tokens: 10, output_tokens: 0 }, 0);
   await budgets.reserve([{ key: 'vk:adj', limits }], { tokens: 80, costUsd: 0 });
 });
+
+test('shared storage: another server settles a reservation from its ticket; a malformed ticket is refused', async () => {
+  const s = [{ key: 'vk:shared', limits: { tokens_per_minute: 150 } }];
+  const first = await setupShared();
+  const r = await first.a.reserve(s, { tokens: 100, costUsd: 0 });
+  assert.ok(r.ticket, 'a reservation on shared storage has a ticket');
+  // without the settlement the next 100 would not fit
+  await assert.rejects(first.a.reserve(s, { tokens: 100, costUsd: 0 }), (e) =>
+    isStrongroomError(e, 'rate_limited'),
+  );
+  await first.b.resume!(r.ticket!).settle({ input_tokens: 6, output_tokens: 4 }, 0);
+  await first.a.reserve(s, { tokens: 100, costUsd: 0 });
+  for (const bad of [
+    '',
+    'not json',
+    '{"t":"x","n":1,"c":0}',
+    JSON.stringify({ t: [{ key: 1 }], n: 0, c: 0 }),
+  ]) {
+    assert.throws(
+      () => first.b.resume!(bad),
+      (e) => isStrongroomError(e, 'invalid_value'),
+      bad,
+    );
+  }
+});
+
+test('budgets kept in memory (write-behind) have no ticket: only their own process settles them', async () => {
+  const storage = createMemoryStorage();
+  const clock = manualClock(Date.UTC(2026, 0, 31, 12, 0, 0));
+  const barrier = createBarrier(storage, clock);
+  const root = randomKey();
+  await barrier.initialize(root);
+  await barrier.unseal(root);
+  const wb = createBudgets(barrier.view('logical/gateway/'), clock, { writeBehindMs: 1_000 });
+  const r = await wb.reserve([{ key: 'vk:wb', limits: {} }], { tokens: 1, costUsd: 0 });
+  assert.equal(r.ticket, undefined);
+  assert.equal(wb.resume, undefined);
+  await r.release();
+});
+
+/** Two budget instances over one storage, as two vault servers sharing PostgreSQL. */
+async function setupShared() {
+  const storage = createMemoryStorage();
+  const clock = manualClock(Date.UTC(2026, 0, 31, 12, 0, 0));
+  const root = randomKey();
+  const one = createBarrier(storage, clock);
+  await one.initialize(root);
+  await one.unseal(root);
+  const two = createBarrier(storage, clock);
+  await two.unseal(root);
+  return {
+    a: createBudgets(one.view('logical/gateway/'), clock),
+    b: createBudgets(two.view('logical/gateway/'), clock),
+  };
+}

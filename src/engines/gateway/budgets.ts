@@ -36,6 +36,11 @@ export interface Reservation {
   settle(usage: Usage, costUsd: number): Promise<void>;
   /** Gives the whole reservation back (the upstream call did not happen). Idempotent. */
   release(): Promise<void>;
+  /**
+   * Shared storage: the reservation as text, so any server sharing the storage can settle it
+   * (`Budgets.resume`). Absent when the budgets live in one process's memory.
+   */
+  readonly ticket?: string;
 }
 
 export interface Budgets {
@@ -49,6 +54,45 @@ export interface Budgets {
     subjects: readonly { key: string; limits: BudgetLimits }[],
     estimate: { tokens: number; costUsd: number },
   ): Promise<Reservation>;
+  /** Shared storage: the reservation a `ticket` describes (made by any server sharing the storage). */
+  resume?(ticket: string): Reservation;
+}
+
+/** What a ticket holds: what was taken from whom, in which window and period. */
+interface Ticket {
+  t: readonly { key: string; window: number; period: string }[];
+  n: number;
+  c: number;
+}
+
+function parseTicket(text: string): Ticket {
+  const bad = () => new StrongroomError('invalid_value', 'the reservation ticket is malformed');
+  let v: Ticket;
+  try {
+    v = JSON.parse(text) as Ticket;
+  } catch {
+    throw bad();
+  }
+  const num = (x: unknown) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+  if (
+    !v ||
+    !Array.isArray(v.t) ||
+    v.t.length > 8 ||
+    !num(v.n) ||
+    !num(v.c) ||
+    !v.t.every(
+      (x) =>
+        x &&
+        typeof x.key === 'string' &&
+        x.key.length <= 2200 &&
+        num(x.window) &&
+        typeof x.period === 'string' &&
+        x.period.length <= 32,
+    )
+  ) {
+    throw bad();
+  }
+  return { t: v.t.map((x) => ({ key: x.key, window: x.window, period: x.period })), n: v.n, c: v.c };
 }
 
 /** What storage holds per subject: the current minute window and the current spend period. */
@@ -179,6 +223,10 @@ export function createBudgets(
       }
       return reservation(taken, tokens, cost);
     },
+    resume(ticket) {
+      const t = parseTicket(ticket);
+      return reservation(t.t, t.n, t.c);
+    },
   };
 
   function reservation(
@@ -230,6 +278,7 @@ export function createBudgets(
             }
           });
     return {
+      ticket: JSON.stringify({ t: taken, n: tokens, c: cost } satisfies Ticket),
       settle(usage, costUsd) {
         const used = Math.max(0, Math.ceil((usage.input_tokens || 0) + (usage.output_tokens || 0)));
         const spent = Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
