@@ -300,6 +300,27 @@ export function createCore(deps: CoreDeps): Core {
             })
         : undefined;
       const decision = identity ? await decide(identity, op.action, resource, request) : PUBLIC;
+      if (
+        !decision.allowed &&
+        limiter &&
+        op.rateLimit === false &&
+        identity &&
+        !identity.policies.includes('root')
+      ) {
+        // outside the rate limit only once allowed: refused callers are limited (and so are their audit entries)
+        const key =
+          identity.kind === 'workload'
+            ? `workload:${identity.owner.id}`
+            : identity.owner.type === 'app'
+              ? `app:${identity.owner.id}`
+              : `token:${identity.accessor}`;
+        const wait = limiter.take(key);
+        if (wait > 0) {
+          throw new StrongroomError('rate_limited', `too many refused requests; retry in ${wait} s`, {
+            details: { retry_after: wait },
+          });
+        }
+      }
       if (!decision.allowed) {
         if (audit) {
           await audit({ type: 'request', decision });

@@ -72,7 +72,10 @@ export interface Operation<I = never, O = unknown> {
    * call was for (the remote gateway's plumbing: one audit entry per model call, not ten). Default: every call.
    */
   audit?: 'refusals';
-  /** false: not counted by the per-principal rate limit (a gateway's plumbing, limited per caller by the gateway). */
+  /**
+   * false: an allowed call is not counted by the per-principal rate limit (a gateway's plumbing, limited
+   * per caller by the gateway); a refused one still is.
+   */
   rateLimit?: false;
   /** The resource the action applies to, derived from the input alone. */
   resource(input: I): Resource;

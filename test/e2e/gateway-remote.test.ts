@@ -429,6 +429,14 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
         dispatcher: mtls,
       });
       assert.equal(keyRead.status, 403);
+      // refused callers stay under the vault's rate limit (burst 200): no flood of refusals into the audit log
+      const flood = await Promise.all(
+        Array.from({ length: 260 }, () =>
+          s.call('POST', '/v1/gateway/vault/authenticate', asked, { dispatcher: mtls }).then((r) => r.status),
+        ),
+      );
+      assert.ok(flood.includes(429), `statuses: ${[...new Set(flood)].join(', ')}`);
+      assert.ok(flood.every((st) => st === 403 || st === 429));
       // the refusals are audited, with the candidate credential as an HMAC only
       const refused = s.audit().filter((e) => e.operation === 'gateway.vault.authenticate');
       assert.ok(refused.length >= 2);
