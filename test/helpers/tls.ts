@@ -66,7 +66,12 @@ export interface TlsVault {
  * SQLite, a static seal, a file audit log and workload identity on
  * (`trustDomain`), initialised: for tests of workloads talking mTLS to it.
  */
-export async function startTlsVault(t: TestContext, dir: string, trustDomain: string): Promise<TlsVault> {
+export async function startTlsVault(
+  t: TestContext,
+  dir: string,
+  trustDomain: string,
+  opts: { rateLimit?: { requests_per_second: number; burst: number } } = {},
+): Promise<TlsVault> {
   const { certFile, keyFile } = selfSignedCert(dir, 'vault');
   const auditFile = join(dir, 'audit.log');
   const config = join(dir, 'vault.yaml');
@@ -79,6 +84,7 @@ export async function startTlsVault(t: TestContext, dir: string, trustDomain: st
       `tls: {cert_file: ${certFile}, key_file: ${keyFile}}`,
       `audit: [{file: {path: ${auditFile}}}]`,
       `identity: {trust_domain: ${trustDomain}}`,
+      ...(opts.rateLimit ? [`rate_limit: ${JSON.stringify(opts.rateLimit)}`] : []),
       '',
     ].join('\n'),
   );
