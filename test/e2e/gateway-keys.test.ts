@@ -386,9 +386,10 @@ for (const kind of ['memory', 'sqlite', 'postgres'] as const) {
   });
 }
 
-test('100 concurrent reservations through two servers sharing PostgreSQL: exactly 10 succeed', async (t) => {
+/** Two vault servers (assembled in this process) sharing one PostgreSQL table, the first initialised; undefined without PostgreSQL. */
+async function twoServersOnPostgres(t: TestContext) {
   const url = await postgresTestUrl();
-  if (!url) return t.skip(postgresSkipReason());
+  if (!url) return undefined;
   const table = await uniqueTable(url, t);
   const s1 = await createPostgresStorage({ url, table });
   const s2 = await createPostgresStorage({ url, table });
@@ -410,6 +411,13 @@ test('100 concurrent reservations through two servers sharing PostgreSQL: exactl
     await s1.close();
     await s2.close();
   });
+  return { v1, v2, root: init.root_token };
+}
+
+test('100 concurrent reservations through two servers sharing PostgreSQL: exactly 10 succeed', async (t) => {
+  const two = await twoServersOnPostgres(t);
+  if (!two) return t.skip(postgresSkipReason());
+  const { v1, v2 } = two;
   const e1 = createGatewayKeysEngine(v1.core);
   const e2 = createGatewayKeysEngine(v2.core);
   const limits = { requests_per_minute: 10 };
@@ -424,31 +432,15 @@ test('100 concurrent reservations through two servers sharing PostgreSQL: exactl
   const made = await v1.core.invoke<{ virtual_key: string }>(
     'gateway.key.create',
     { name: 'shared' },
-    { request_id: 'r2', client_address: '127.0.0.1', token: init.root_token },
+    { request_id: 'r2', client_address: '127.0.0.1', token: two.root },
   );
   assert.ok(await e2.lookup(made.virtual_key));
 });
 
 test('a remote gateway reserves through one vault server and settles through another (shared PostgreSQL)', async (t) => {
-  const url = await postgresTestUrl();
-  if (!url) return t.skip(postgresSkipReason());
-  const table = await uniqueTable(url, t);
-  const s1 = await createPostgresStorage({ url, table });
-  const s2 = await createPostgresStorage({ url, table });
-  const keyFile = staticKeyFile(t);
-  const clock = manualClock(T0);
-  const mk = (storage: StorageBackend) =>
-    assembleVault({ storage, seal: { static: { key_file: keyFile } }, clock, audit: [] });
-  const v1 = mk(s1);
-  await v1.core.invoke('sys.init', {}, { request_id: 'r', client_address: '127.0.0.1' });
-  const v2 = mk(s2);
-  await v2.core.start();
-  t.after(async () => {
-    await v1.close();
-    await v2.close();
-    await s1.close();
-    await s2.close();
-  });
+  const two = await twoServersOnPostgres(t);
+  if (!two) return t.skip(postgresSkipReason());
+  const { v1, v2 } = two;
   // the vault service's handlers, as a gateway workload reaches them (src/gateway/vault-service.ts)
   const gateway = {
     kind: 'workload' as const,
