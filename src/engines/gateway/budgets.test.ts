@@ -15,14 +15,24 @@ const fromContract = (b: contract.Budgets): Budgets => b;
 void asContract;
 void fromContract;
 
-async function setup() {
+/** An unsealed barrier's view for budgets over `storage` (initialised when `root` is new). */
+async function gatewayView(
+  storage: ReturnType<typeof createMemoryStorage>,
+  clock: ReturnType<typeof manualClock>,
+  root: ReturnType<typeof randomKey>,
+  init: boolean,
+) {
+  const barrier = createBarrier(storage, clock);
+  if (init) await barrier.initialize(root);
+  await barrier.unseal(root);
+  return barrier.view('logical/gateway/');
+}
+
+async function setup(opts: { writeBehindMs?: number } = {}) {
   const storage = createMemoryStorage();
   const clock = manualClock(Date.UTC(2026, 0, 31, 23, 59, 0));
-  const barrier = createBarrier(storage, clock);
-  const root = randomKey();
-  await barrier.initialize(root);
-  await barrier.unseal(root);
-  return { storage, clock, budgets: createBudgets(barrier.view('logical/gateway/'), clock) };
+  const view = await gatewayView(storage, clock, randomKey(), true);
+  return { storage, clock, budgets: createBudgets(view, clock, opts) };
 }
 
 test('a subject without limits is only counted', async () => {
@@ -224,13 +234,7 @@ test('shared storage: another server settles a reservation from its ticket; a ma
 });
 
 test('budgets kept in memory (write-behind) have no ticket: only their own process settles them', async () => {
-  const storage = createMemoryStorage();
-  const clock = manualClock(Date.UTC(2026, 0, 31, 12, 0, 0));
-  const barrier = createBarrier(storage, clock);
-  const root = randomKey();
-  await barrier.initialize(root);
-  await barrier.unseal(root);
-  const wb = createBudgets(barrier.view('logical/gateway/'), clock, { writeBehindMs: 1_000 });
+  const wb = (await setup({ writeBehindMs: 1_000 })).budgets;
   const r = await wb.reserve([{ key: 'vk:wb', limits: {} }], { tokens: 1, costUsd: 0 });
   assert.equal(r.ticket, undefined);
   assert.equal(wb.resume, undefined);
@@ -242,13 +246,7 @@ async function setupShared() {
   const storage = createMemoryStorage();
   const clock = manualClock(Date.UTC(2026, 0, 31, 12, 0, 0));
   const root = randomKey();
-  const one = createBarrier(storage, clock);
-  await one.initialize(root);
-  await one.unseal(root);
-  const two = createBarrier(storage, clock);
-  await two.unseal(root);
-  return {
-    a: createBudgets(one.view('logical/gateway/'), clock),
-    b: createBudgets(two.view('logical/gateway/'), clock),
-  };
+  const one = await gatewayView(storage, clock, root, true);
+  const two = await gatewayView(storage, clock, root, false);
+  return { a: createBudgets(one, clock), b: createBudgets(two, clock) };
 }
