@@ -12,8 +12,9 @@ import { ACTIONS, BUILTIN_POLICIES, NAMESPACE, schemaText } from './schema.ts';
  * means deny, any forbid wins, and any evaluation error is a deny.
  *
  * Decisions are cached (a Cedar call costs ~200 µs with a few entities) by
- * policy-set version, token, action, resource and context, unless a policy
- * reads `context.now` (then every request is evaluated).
+ * policy-set version, every identity field the decision reads, action,
+ * resource and context (see `cacheKey` and `samePrincipal`), unless a policy reads `context.now`
+ * (then every request is evaluated).
  */
 export interface RequestContextInfo {
   client_address: string;
@@ -233,12 +234,56 @@ function resourceEntities(resource: Resource): { uid: cedar.EntityUid; entities:
   }
 }
 
+/** A string field, length-prefixed so that no content can pass for the next field. */
+const field = (s: string) => `${s.length}:${s}`;
+
+/** The identity fields a decision reads (`principalEntities`, the context's mfa), copied when cached. */
+type Principal = Pick<Identity, 'kind' | 'accessor' | 'display_name' | 'mfa' | 'policies' | 'owner'>;
+
+function principalOf(i: Identity): Principal {
+  return {
+    kind: i.kind,
+    accessor: i.accessor,
+    display_name: i.display_name,
+    mfa: i.mfa,
+    policies: [...i.policies],
+    owner: { type: i.owner.type, id: i.owner.id, name: i.owner.name },
+  };
+}
+
+function samePrincipal(a: Principal, b: Identity): boolean {
+  if (a.kind !== b.kind || a.accessor !== b.accessor || a.display_name !== b.display_name || a.mfa !== b.mfa)
+    return false;
+  if (a.owner.type !== b.owner.type || a.owner.id !== b.owner.id || a.owner.name !== b.owner.name)
+    return false;
+  const pa = a.policies;
+  const pb = b.policies;
+  if (pa.length !== pb.length) return false;
+  for (let i = 0; i < pa.length; i++) if (pa[i] !== pb[i]) return false;
+  return true;
+}
+
+/**
+ * The decision cache key: the accessor, the action, the resource with its attributes and the request
+ * context (`now` aside: nothing is cached when a policy reads it). The rest of the principal is compared
+ * field by field on a hit (`samePrincipal`), so a cached decision is served only to an identity equal in
+ * everything the decision reads (issue 12 item 13: keyed by the accessor alone, the answer computed for
+ * one identity, e.g. one a remote gateway made up, was served to another principal with that accessor).
+ * Comparing costs ~50 ns; putting those fields in the string key cost ~600 ns per secret read.
+ */
+function cacheKey(identity: Identity, action: string, resource: Resource, c: RequestContextInfo): string {
+  let key = `${field(identity.accessor)}${field(action)}${resource.type}|${field(resource.id)}${resource.attrs === undefined ? '-' : JSON.stringify(resource.attrs)}|${field(c.client_address)}`;
+  if (c.classification !== undefined || c.estimated_tokens !== undefined || c.environment !== undefined)
+    key += JSON.stringify(optionalContext(c));
+  return key;
+}
+
 export function createPolicyEngine(store: BarrierStore): PolicyEngine {
   ensureSchema();
   let version = 0;
   let setId = '';
   let usesTime = false;
-  let cache = new Map<string, Decision>();
+  let cache = new Map<string, { principal: Principal; decision: Decision }>();
   const MAX_CACHE = 20_000;
   let custom: Record<string, string> = {};
 
@@ -343,16 +388,14 @@ export function createPolicyEngine(store: BarrierStore): PolicyEngine {
       if (identity.policies.includes('root')) return { allowed: true, reason: 'root token' };
       if (setId === '') return { allowed: false, reason: 'policies are not loaded' };
       const c = ctx ?? { client_address: '0.0.0.0', now: Date.now() };
-      const key = usesTime
-        ? undefined
-        : `${identity.accessor}\u0000${action}\u0000${resource.type}:${resource.id}\u0000${JSON.stringify(resource.attrs ?? null)}\u0000${c.client_address}${c.classification === undefined && c.estimated_tokens === undefined && c.environment === undefined ? '' : `\u0000${JSON.stringify(optionalContext(c))}`}`;
+      const key = usesTime ? undefined : cacheKey(identity, action, resource, c);
       const hit = key === undefined ? undefined : cache.get(key);
-      if (hit) return hit;
+      if (hit && samePrincipal(hit.principal, identity)) return hit.decision;
       const { allowed, reason } = evaluate(identity, action, resource, c);
       const decision = { allowed, reason };
       if (key !== undefined) {
         if (cache.size >= MAX_CACHE) cache.clear();
-        cache.set(key, decision);
+        cache.set(key, { principal: principalOf(identity), decision });
       }
       return decision;
     },
