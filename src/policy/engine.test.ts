@@ -133,8 +133,6 @@ forbid (principal, action, resource) when { context has classification && contex
   assert.equal((await engine.authorize(REAL, 'secret.read', SECRET, CTX)).allowed, true);
   const prod = { ...SECRET, attrs: { ...SECRET.attrs, production: true } };
   assert.equal((await engine.authorize(REAL, 'secret.read', prod, CTX)).allowed, false);
-  assert.equal(
-    (await engine.authorize(REAL, 'secret.read', SECRET, { ...CTX, classification: 'secret' })).allowed,
-    false,
-  );
+  const secretClass: RequestContextInfo = { ...CTX, classification: 'secret' };
+  assert.equal((await engine.authorize(REAL, 'secret.read', SECRET, secretClass)).allowed, false);
 });
