@@ -5,6 +5,7 @@ import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { AuditCheckpointConfigSchema, AuditConfigSchema, defaultAuditConfig } from '../audit/config.ts';
+import { DEFAULT_MAX_JSON_DEPTH } from '../lib/json.ts';
 import { type GatewayConfig, GatewayConfigSchema } from './gateway.ts';
 
 /**
@@ -58,6 +59,8 @@ export const ServerConfigSchema = Type.Object(
     ),
     allow_insecure_http: Type.Boolean({ description: 'allow plain HTTP on a non-loopback address' }),
     max_request_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
+    /** Deepest nesting of arrays and objects in a JSON request body (deeper: 400 json_too_deep). */
+    max_json_depth: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
     log_level: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),
@@ -125,6 +128,7 @@ export const DEFAULTS = {
   listen: '127.0.0.1:8210',
   allow_insecure_http: false,
   max_request_bytes: 1024 * 1024,
+  max_json_depth: DEFAULT_MAX_JSON_DEPTH,
   log_level: 'info',
   dev: false,
   rate_limit: { requests_per_second: 100, burst: 200 },
@@ -180,6 +184,10 @@ const ENV_LEAVES: Record<string, (cfg: Record<string, unknown>, v: string) => vo
     if (!/^\d+$/.test(v))
       throw new ConfigError('STRONGROOM_MAX_REQUEST_BYTES must be a whole number of bytes');
     c.max_request_bytes = Number(v);
+  },
+  STRONGROOM_MAX_JSON_DEPTH: (c, v) => {
+    if (!/^\d+$/.test(v)) throw new ConfigError('STRONGROOM_MAX_JSON_DEPTH must be a whole number of levels');
+    c.max_json_depth = Number(v);
   },
   STRONGROOM_LOG_LEVEL: (c, v) => {
     c.log_level = v;

@@ -6,6 +6,8 @@
 export const ERROR_CODES = [
   'bad_request',
   'invalid_json',
+  // a body nesting arrays and objects deeper than the configured limit (max_json_depth)
+  'json_too_deep',
   'unknown_field',
   'validation_failed',
   'invalid_name',

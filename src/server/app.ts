@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
 import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, parseJsonLimited } from '../lib/json.ts';
 import { HTTP_STATUS } from './errors.ts';
 import { invokeWithProgress } from './progress.ts';
 import { type RouteDef, v1Routes } from './routes/v1/routes.ts';
@@ -113,12 +114,19 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   // only JSON bodies are accepted
   app.removeAllContentTypeParsers();
+  // nesting is limited before parsing (issue 12 item 11): no body, however deep, reaches recursive code
+  const maxDepth = config.max_json_depth ?? DEFAULT_MAX_JSON_DEPTH;
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
     if (text === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text as string));
-    } catch {
-      done(new StrongroomError('invalid_json', 'the request body is not valid JSON'), undefined);
+      done(null, parseJsonLimited(text as string, { maxDepth }));
+    } catch (err) {
+      done(
+        err instanceof JsonTooDeepError
+          ? new StrongroomError('json_too_deep', `${err.message} (max_json_depth)`)
+          : new StrongroomError('invalid_json', 'the request body is not valid JSON'),
+        undefined,
+      );
     }
   });
 

@@ -7,6 +7,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   invalid_svid: 401,
   invalid_join_token: 401,
   invalid_json: 400,
+  json_too_deep: 400,
   unknown_field: 400,
   validation_failed: 400,
   invalid_name: 400,
