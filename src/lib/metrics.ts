@@ -43,9 +43,40 @@ export interface MetricsRegistry {
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
-/** Escapes a label value: backslash, double quote and line feed (exposition format). */
+/** Series per metric before new label sets are folded into the all-`other` series (issue 12 item 16). */
+export const DEFAULT_MAX_SERIES_PER_METRIC = 2_000;
+/** Longest label value kept; longer ones are cut (an 8,000-character model name was once a label). */
+export const DEFAULT_MAX_LABEL_LENGTH = 256;
+/** The label value of every label of the series that takes the label sets past the cap. */
+export const OVERFLOW_LABEL = 'other';
+
+export interface MetricsRegistryOptions {
+  /** Distinct label sets a metric keeps (default 2,000); beyond it, new ones count under all-`other` labels. */
+  maxSeriesPerMetric?: number;
+  /** Longest label value (default 256 characters); longer values are cut. */
+  maxLabelLength?: number;
+}
+
+/**
+ * Escapes a label value as the text exposition format says: backslash as `\\`, double quote as `\"`,
+ * line feed as `\n`. The other control characters (a carriage return would end the line for some
+ * parsers) become U+FFFD, and so does a lone surrogate (not encodable as UTF-8).
+ */
 export function escapeLabelValue(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  return (
+    v
+      .toWellFormed()
+      .replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: replacing them is the point
+      .replace(/[\u0000-\u0009\u000b-\u001f\u007f]/g, '\ufffd')
+  );
+}
+
+/** A label value as stored: cut to `max` characters (never inside a surrogate pair). */
+function capLabel(v: string, max: number): string {
+  if (v.length <= max) return v;
+  const code = v.charCodeAt(max - 1);
+  return v.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
 
 function escapeHelp(v: string): string {
@@ -86,8 +117,49 @@ function checkNames(name: string, labelNames: readonly string[]): void {
 
 const SEP = '\u0000';
 
-export function createMetricsRegistry(): MetricsRegistry {
+export function createMetricsRegistry(opts: MetricsRegistryOptions = {}): MetricsRegistry {
+  const maxSeries = opts.maxSeriesPerMetric ?? DEFAULT_MAX_SERIES_PER_METRIC;
+  const maxLabel = opts.maxLabelLength ?? DEFAULT_MAX_LABEL_LENGTH;
+  if (!Number.isInteger(maxSeries) || maxSeries < 1)
+    throw new TypeError('maxSeriesPerMetric must be a positive integer');
+  if (!Number.isInteger(maxLabel) || maxLabel < 1)
+    throw new TypeError('maxLabelLength must be a positive integer');
   const families = new Map<string, { text: () => string; metric: Counter | Histogram }>();
+
+  /**
+   * The series of these label values, created when `create` is given and there is room. Values are keyed
+   * as stored (cut to `maxLabel`), so an over-long value is never kept; past `maxSeries` label sets, new
+   * ones share the all-`other` series (one more than the cap at most).
+   */
+  function seriesOf<S extends { values: readonly string[] }>(
+    series: Map<string, S>,
+    arity: number,
+    values: readonly string[],
+    create?: (values: readonly string[]) => S,
+  ): S | undefined {
+    const key = values.join(SEP);
+    const hit = values.length === arity ? series.get(key) : undefined;
+    if (hit) return hit;
+    // a stored key holds exactly arity - 1 separators: a value holding one cannot match another series
+    let stored = values.length === arity ? values : Array.from({ length: arity }, (_, i) => values[i] ?? '');
+    if (stored.some((v) => v.length > maxLabel || v.includes(SEP)))
+      stored = stored.map((v) => capLabel(v, maxLabel).replaceAll(SEP, '\ufffd'));
+    let storedKey = stored.join(SEP);
+    if (storedKey !== key) {
+      const again = series.get(storedKey);
+      if (again) return again;
+    }
+    if (!create) return undefined;
+    if (series.size >= maxSeries) {
+      stored = Array.from({ length: arity }, () => OVERFLOW_LABEL);
+      storedKey = stored.join(SEP);
+      const overflow = series.get(storedKey);
+      if (overflow) return overflow;
+    }
+    const s = create(stored);
+    series.set(storedKey, s);
+    return s;
+  }
 
   function labelsOf(names: readonly string[], values: readonly string[]): Record<string, string> {
     const out: Record<string, string> = {};
@@ -103,15 +175,14 @@ export function createMetricsRegistry(): MetricsRegistry {
       if (existing) return existing.metric as Counter;
       checkNames(name, labelNames);
       const series = new Map<string, { values: readonly string[]; value: number }>();
+      const arity = labelNames.length;
+      const fresh = (v: readonly string[]) => ({ values: [...v], value: 0 });
       const metric: Counter = {
         inc(values = [], by = 1) {
-          const key = values.join(SEP);
-          const s = series.get(key);
-          if (s) s.value += by;
-          else series.set(key, { values: [...values], value: by });
+          seriesOf(series, arity, values, fresh)!.value += by;
         },
         get(values = []) {
-          return series.get(values.join(SEP))?.value ?? 0;
+          return seriesOf(series, arity, values)?.value ?? 0;
         },
       };
       families.set(name, {
@@ -145,14 +216,11 @@ export function createMetricsRegistry(): MetricsRegistry {
         string,
         { values: readonly string[]; counts: number[]; sum: number; n: number }
       >();
+      const arity = labelNames.length;
+      const fresh = (v: readonly string[]) => ({ values: [...v], counts: bounds.map(() => 0), sum: 0, n: 0 });
       const metric: Histogram = {
         observe(values, v) {
-          const key = values.join(SEP);
-          let s = series.get(key);
-          if (!s) {
-            s = { values: [...values], counts: bounds.map(() => 0), sum: 0, n: 0 };
-            series.set(key, s);
-          }
+          const s = seriesOf(series, arity, values, fresh)!;
           // counts are per bucket here and made cumulative when rendered
           const i = bounds.findIndex((b) => v <= b);
           if (i >= 0) s.counts[i]!++;

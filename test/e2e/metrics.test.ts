@@ -179,3 +179,73 @@ test('label values are escaped (backslash, quote, line feed) and counters and hi
   assert.equal(pick(lines, 'h_seconds_sum')[0]!.value, 5.55);
   assert.throws(() => r.counter('bad name', 'x'), TypeError);
 });
+
+// ---- bounded series (issue 12 item 16): defence in depth under the gateway's own bounded labels ----
+
+test('a metric keeps at most its cap of label sets; later new ones count under all-other labels', () => {
+  const r = createMetricsRegistry({ maxSeriesPerMetric: 10 });
+  const c = r.counter('calls_total', 'calls', ['model', 'status']);
+  const h = r.histogram('call_seconds', 'latency', ['model'], [0.1, 1]);
+  for (let i = 0; i < 150; i++) {
+    c.inc([`made-up-${i}`, '200']);
+    h.observe([`made-up-${i}`], 0.05);
+  }
+  c.inc(['made-up-3', '200'], 5);
+  const lines = parse(r.render());
+  const counted = pick(lines, 'calls_total');
+  assert.equal(counted.length, 11, 'the cap, plus the all-other series');
+  assert.deepEqual(pick(lines, 'calls_total', { model: 'other', status: 'other' })[0]!.value, 140);
+  assert.equal(pick(lines, 'calls_total', { model: 'made-up-3' })[0]!.value, 6, 'kept series still count');
+  assert.equal(
+    counted.reduce((n, l) => n + l.value, 0),
+    155,
+    'nothing is lost',
+  );
+  assert.equal(pick(lines, 'call_seconds_count').length, 11);
+  assert.equal(pick(lines, 'call_seconds_count', { model: 'other' })[0]!.value, 140);
+});
+
+test('the default cap is 2,000 label sets per metric', () => {
+  const r = createMetricsRegistry();
+  const c = r.counter('calls_total', 'calls', ['model']);
+  for (let i = 0; i < 5_000; i++) c.inc([`m-${i}`]);
+  const lines = pick(parse(r.render()), 'calls_total');
+  assert.equal(lines.length, 2_001);
+  assert.equal(pick(lines, 'calls_total', { model: 'other' })[0]!.value, 3_000);
+});
+
+test('an 8,000-character label value is never stored: it is cut to 256 characters', () => {
+  const r = createMetricsRegistry();
+  const c = r.counter('calls_total', 'calls', ['model']);
+  const long = `gpt-${'x'.repeat(8_000)}`;
+  c.inc([long]);
+  c.inc([long]);
+  c.inc([`${long}y`]);
+  const text = r.render();
+  assert.ok(!text.includes('x'.repeat(257)), 'no label of 8,000 characters');
+  const lines = pick(parse(text), 'calls_total');
+  assert.equal(lines.length, 1, 'names equal in their first 256 characters share a series');
+  assert.equal(lines[0]!.labels.model!.length, 256);
+  assert.equal(lines[0]!.value, 3);
+  assert.equal(c.get([long]), 3);
+});
+
+test('label values with quotes, backslashes, line feeds, other control characters and lone surrogates stay on one parseable line', () => {
+  const r = createMetricsRegistry();
+  const c = r.counter('calls_total', 'calls', ['caller', 'reason']);
+  const evil = 'virtual-key:"} evil_metric{x="1\nfake_total 1\r\\\u0000\u001b\ud800';
+  c.inc([evil, 'a\u0000b']);
+  c.inc(['a', '\u0000b']);
+  const text = r.render();
+  assert.equal(text.split('\n').filter((l) => l.startsWith('calls_total')).length, 2, text);
+  for (const ch of ['\r', '\u0000', '\u001b']) assert.ok(!text.includes(ch), JSON.stringify(ch));
+  assert.doesNotMatch(text, /^fake_total/m);
+  const lines = pick(parse(text), 'calls_total');
+  assert.equal(
+    lines[0]!.labels.caller,
+    'virtual-key:"} evil_metric{x="1\nfake_total 1\ufffd\\\ufffd\ufffd\ufffd',
+  );
+  // a value holding the registry's key separator cannot pass for another label set
+  assert.equal(lines.length, 2);
+  assert.equal(pick(lines, 'calls_total', { caller: 'a' })[0]!.labels.reason, '\ufffdb');
+});
