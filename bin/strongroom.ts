@@ -11,6 +11,22 @@ import {
 import { isStrongroomError } from '../src/errors/errors.ts';
 import { printDevBanner } from '../src/server/banner.ts';
 import type { RunningServer } from '../src/server/run.ts';
+import type { Telemetry } from '../src/server/telemetry.ts';
+
+/**
+ * Trace context propagation always, and span export when the configuration has a `telemetry` section
+ * (docs/configuration.md#telemetry); started before anything listens, stopped after the listeners close.
+ */
+async function startTelemetryFor(
+  config: Readonly<{ telemetry?: ServerConfig['telemetry']; log_level: string }>,
+): Promise<Telemetry> {
+  const [{ startTelemetry }, { createLogger }] = await Promise.all([
+    import('../src/server/telemetry.ts'),
+    import('../src/server/run.ts'),
+  ]);
+  const logger = createLogger(config.log_level);
+  return startTelemetry(config.telemetry, { warn: (message) => logger.warn(message) });
+}
 
 /** `strongroom gateway` with a remote `vault` (docs/gateway-remote.md): no vault in this process. */
 async function runRemoteGateway(config: Readonly<RemoteGatewayConfig>): Promise<void> {
@@ -18,6 +34,7 @@ async function runRemoteGateway(config: Readonly<RemoteGatewayConfig>): Promise<
     import('../src/gateway/standalone.ts'),
     import('../src/server/run.ts'),
   ]);
+  const telemetry = await startTelemetryFor(config);
   let gateway: Awaited<ReturnType<typeof startRemoteGateway>>;
   try {
     gateway = await startRemoteGateway(config, createLogger(config.log_level));
@@ -36,6 +53,8 @@ async function runRemoteGateway(config: Readonly<RemoteGatewayConfig>): Promise<
     if (closing) return;
     closing = true;
     await gateway.close();
+    // the spans of the last calls are exported before the process goes
+    await telemetry.shutdown();
     process.exit(0);
   };
   process.on('SIGINT', shutdown);
@@ -64,6 +83,7 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
     );
     process.exit(2);
   }
+  const telemetry = await startTelemetryFor(config);
   let server: RunningServer;
   try {
     // loaded only for the server and gateway commands: the other commands start faster without it
@@ -85,6 +105,7 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
     if (closing) return;
     closing = true;
     await server.close();
+    await telemetry.shutdown();
     process.exit(0);
   };
   process.on('SIGINT', shutdown);

@@ -154,3 +154,132 @@ describe('gateway in front of a remote vault', () => {
     );
   });
 });
+
+describe('telemetry configuration', () => {
+  const base = 'storage: {memory: {}}\n';
+  const remoteGateway = [
+    'gateway:',
+    '  listen: 127.0.0.1:8300',
+    '  vault: {url: "https://vault.internal:8210", svid: {dir: svid}}',
+    '  routes:',
+    '    - {provider: openai, models: [gpt-4o], base_url: "https://api.openai.com/v1", keys: [llm/prod/OPENAI_API_KEY]}',
+    '',
+  ].join('\n');
+
+  test('otlp_endpoint is the collector base: spans go to its /v1/traces; otlp_traces_endpoint is used as is', (t) => {
+    const a = withFile(
+      t,
+      `${base}telemetry: {otlp_endpoint: "http://127.0.0.1:4318/", service_name: vault-eu}\n`,
+    );
+    const c = loadServerConfig({ config: a.file }, {}, '/');
+    assert.equal(c.telemetry?.otlp_traces_endpoint, 'http://127.0.0.1:4318/v1/traces');
+    assert.equal(c.telemetry?.service_name, 'vault-eu');
+    const b = withFile(
+      t,
+      `${base}telemetry: {otlp_traces_endpoint: "https://otel.example.com/in/traces", timeout: 30s}\n`,
+    );
+    const d = loadServerConfig({ config: b.file }, {}, '/');
+    assert.equal(d.telemetry?.otlp_traces_endpoint, 'https://otel.example.com/in/traces');
+    assert.equal(d.telemetry?.timeout, 30);
+    assert.equal(
+      loadServerConfig({ config: withFile(t, base).file }, {}, '/').telemetry,
+      undefined,
+      'off by default',
+    );
+  });
+
+  test('the OTEL_* variables override the file, and alone turn export on', (t) => {
+    const { file } = withFile(
+      t,
+      `${base}telemetry: {otlp_endpoint: "http://127.0.0.1:4318", service_name: a}\n`,
+    );
+    const c = (env: Record<string, string>) => loadServerConfig({ config: file }, env, '/').telemetry;
+    assert.equal(
+      c({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })?.otlp_traces_endpoint,
+      'http://collector:4318/v1/traces',
+    );
+    assert.equal(
+      c({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://t:1/x',
+      })?.otlp_traces_endpoint,
+      'http://t:1/x',
+    );
+    assert.equal(c({ OTEL_SERVICE_NAME: 'b' })?.service_name, 'b');
+    const none = withFile(t, base).file;
+    assert.equal(loadServerConfig({ config: none }, { OTEL_SERVICE_NAME: 'b' }, '/').telemetry, undefined);
+    assert.deepEqual(
+      loadServerConfig(
+        { config: none },
+        { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SERVICE_NAME: 'b' },
+        '/',
+      ).telemetry,
+      { otlp_endpoint: 'http://c:4318', otlp_traces_endpoint: 'http://c:4318/v1/traces', service_name: 'b' },
+    );
+  });
+
+  test('a gateway in front of a remote vault takes a telemetry section and the OTEL_* variables', (t) => {
+    const { file } = withFile(t, `${remoteGateway}telemetry: {otlp_endpoint: "http://127.0.0.1:4318"}\n`);
+    assert.equal(
+      loadRemoteGatewayConfig({ config: file }, {}, '/')?.telemetry?.otlp_traces_endpoint,
+      'http://127.0.0.1:4318/v1/traces',
+    );
+    const plain = withFile(t, remoteGateway).file;
+    assert.equal(
+      loadRemoteGatewayConfig(
+        { config: plain },
+        { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://c:4318/v1/traces' },
+        '/',
+      )?.telemetry?.otlp_traces_endpoint,
+      'http://c:4318/v1/traces',
+    );
+  });
+
+  const bad: [string, string, Record<string, string>, RegExp][] = [
+    ['no endpoint', 'telemetry: {service_name: x}\n', {}, /telemetry needs otlp_endpoint/],
+    [
+      'an endpoint that is not http(s)',
+      'telemetry: {otlp_endpoint: "grpc://c:4317"}\n',
+      {},
+      /telemetry\.otlp_endpoint/,
+    ],
+    [
+      'an environment endpoint that is not a URL',
+      '',
+      { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector' },
+      /telemetry\.otlp_endpoint/,
+    ],
+    ['credentials in the URL', 'telemetry: {otlp_endpoint: "https://u:p@c:4318"}\n', {}, /not in the URL/],
+    [
+      'headers in clear to a remote collector',
+      'telemetry: {otlp_endpoint: "http://collector:4318", headers: {authorization: "Bearer x"}}\n',
+      {},
+      /sent in clear/,
+    ],
+    [
+      'an unknown key',
+      'telemetry: {otlp_endpoint: "http://c:4318", protocol: grpc}\n',
+      {},
+      /unknown key protocol/,
+    ],
+    [
+      'a timeout out of range',
+      'telemetry: {otlp_endpoint: "http://c:4318", timeout: 1h}\n',
+      {},
+      /telemetry\.timeout/,
+    ],
+  ];
+  for (const [name, yaml, env, message] of bad) {
+    test(`telemetry with ${name} is refused with a clear message`, (t) => {
+      const { file } = withFile(t, `${base}${yaml}`);
+      assert.throws(
+        () => loadServerConfig({ config: file }, env, '/'),
+        (err: unknown) => {
+          assert.ok(err instanceof ConfigError, String(err));
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    });
+  }
+});

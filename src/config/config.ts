@@ -5,6 +5,7 @@ import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { AuditCheckpointConfigSchema, AuditConfigSchema, defaultAuditConfig } from '../audit/config.ts';
+import { parseDuration } from '../lib/duration.ts';
 import { DEFAULT_MAX_JSON_DEPTH } from '../lib/json.ts';
 import { type GatewayConfig, GatewayConfigSchema } from './gateway.ts';
 
@@ -20,6 +21,35 @@ const DurationField = Type.Union([
   Type.String({ minLength: 1, maxLength: 32 }),
   Type.Integer({ minimum: 1, maximum: 315360000 }),
 ]);
+
+/**
+ * `telemetry:` (docs/configuration.md#telemetry): spans exported over OTLP/HTTP (JSON) to a collector.
+ * Absent: no export (trace context is still propagated). OTEL_EXPORTER_OTLP_ENDPOINT,
+ * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_SERVICE_NAME override the file, as the OpenTelemetry spec says.
+ */
+const OtlpUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://[^/?#]+(/[^?#]*)?$' });
+export const TelemetryConfigSchema = Type.Object(
+  {
+    /** The collector's OTLP/HTTP base URL (`v1/traces` is appended), e.g. http://127.0.0.1:4318 */
+    otlp_endpoint: Type.Optional(OtlpUrl),
+    /** The URL spans are posted to, as is (wins over otlp_endpoint). */
+    otlp_traces_endpoint: Type.Optional(OtlpUrl),
+    /** `service.name` of the exported spans (default `strongroom`). */
+    service_name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    /** Headers sent to the collector (e.g. its API key); never logged. */
+    headers: Type.Optional(
+      Type.Record(Type.String({ pattern: '^[A-Za-z0-9-]{1,100}$' }), Type.String({ maxLength: 4096 }), {
+        maxProperties: 32,
+      }),
+    ),
+    /** How long one export may take (default 10 s). */
+    timeout: Type.Optional(
+      Type.Union([Type.String({ minLength: 1, maxLength: 32 }), Type.Integer({ minimum: 1, maximum: 600 })]),
+    ),
+  },
+  Strict,
+);
+export type TelemetryConfig = Static<typeof TelemetryConfigSchema>;
 
 export const ServerConfigSchema = Type.Object(
   {
@@ -88,6 +118,8 @@ export const ServerConfigSchema = Type.Object(
     ),
     // the AI gateway (docs/gateway.md): its own listener, in this process
     gateway: Type.Optional(GatewayConfigSchema),
+    // trace export (docs/configuration.md#telemetry)
+    telemetry: Type.Optional(TelemetryConfigSchema),
     // workload identity (docs/identity.md): the SPIFFE CA of this cluster
     identity: Type.Optional(
       Type.Object(
@@ -214,6 +246,69 @@ export function isLoopback(host: string): boolean {
   return host === '::1';
 }
 
+/**
+ * The standard OpenTelemetry variables (opentelemetry.io/docs/specs/otel/protocol/exporter/): they
+ * override the file's `telemetry` section and create one when there is none. OTEL_SERVICE_NAME alone
+ * names the service of an export configured elsewhere; it does not turn export on.
+ */
+function applyTelemetryEnv(cfg: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>) {
+  const prev = cfg.telemetry;
+  if (prev !== undefined && (prev === null || typeof prev !== 'object' || Array.isArray(prev))) return;
+  const t: Record<string, unknown> = { ...((prev as Record<string, unknown> | undefined) ?? {}) };
+  if (env.OTEL_EXPORTER_OTLP_ENDPOINT) {
+    t.otlp_endpoint = env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    // the generic variable replaces the file's endpoint, whichever key the file used
+    if (!env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) delete t.otlp_traces_endpoint;
+  }
+  if (env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) t.otlp_traces_endpoint = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (prev === undefined && t.otlp_endpoint === undefined && t.otlp_traces_endpoint === undefined) return;
+  if (env.OTEL_SERVICE_NAME) t.service_name = env.OTEL_SERVICE_NAME;
+  cfg.telemetry = t;
+}
+
+/**
+ * Checks a `telemetry` section and settles its one traces URL in `otlp_traces_endpoint` (the base
+ * endpoint with `v1/traces` appended, as the OTLP exporter spec says).
+ */
+function checkTelemetry(t: TelemetryConfig, allowInsecureHttp: boolean): void {
+  if (t.otlp_traces_endpoint === undefined) {
+    if (t.otlp_endpoint === undefined) {
+      throw new ConfigError(
+        'telemetry needs otlp_endpoint (the collector, e.g. http://127.0.0.1:4318) or otlp_traces_endpoint (or set OTEL_EXPORTER_OTLP_ENDPOINT)',
+      );
+    }
+    t.otlp_traces_endpoint = `${t.otlp_endpoint.replace(/\/*$/, '')}/v1/traces`;
+  }
+  const url = new URL(t.otlp_traces_endpoint);
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (url.username || url.password) {
+    throw new ConfigError('telemetry: put the collector credentials in telemetry.headers, not in the URL');
+  }
+  if (
+    t.headers &&
+    Object.keys(t.headers).length > 0 &&
+    url.protocol === 'http:' &&
+    !isLoopback(host) &&
+    !allowInsecureHttp
+  ) {
+    throw new ConfigError(
+      `telemetry.headers would be sent in clear to ${url.origin}: use https://, a loopback collector, or set allow_insecure_http: true`,
+    );
+  }
+  if (t.timeout !== undefined) {
+    let seconds: number | undefined;
+    try {
+      seconds = parseDuration(t.timeout);
+    } catch {
+      seconds = undefined;
+    }
+    if (seconds === undefined || seconds < 1 || seconds > 600) {
+      throw new ConfigError(`telemetry.timeout must be from 1s to 10m, not ${JSON.stringify(t.timeout)}`);
+    }
+    t.timeout = seconds;
+  }
+}
+
 function describeErrors(raw: unknown): string {
   const lines: string[] = [];
   for (const e of Value.Errors(ServerConfigSchema, raw)) {
@@ -242,6 +337,7 @@ export function loadServerConfig(
     const v = env[name];
     if (v !== undefined && v !== '') apply(cfg, v);
   }
+  applyTelemetryEnv(cfg, env);
   if (flags.listen) cfg.listen = flags.listen;
   if (flags.dev) cfg.dev = true;
   if (cfg.dev === true) {
@@ -295,6 +391,7 @@ export function loadServerConfig(
     }
     checkGateway(config.gateway, base, config.allow_insecure_http);
   }
+  if (config.telemetry) checkTelemetry(config.telemetry, config.allow_insecure_http);
   return deepFreeze(config);
 }
 
@@ -363,6 +460,7 @@ export const RemoteGatewayConfigSchema = Type.Object(
     log_level: Type.Optional(ServerConfigSchema.properties.log_level),
     allow_insecure_http: Type.Optional(Type.Boolean()),
     gateway: GatewayConfigSchema,
+    telemetry: Type.Optional(TelemetryConfigSchema),
   },
   Strict,
 );
@@ -384,12 +482,13 @@ export function loadRemoteGatewayConfig(
   const g = cfg.gateway as Record<string, unknown> | undefined;
   if (!g || typeof g !== 'object' || g.vault === undefined) return undefined;
   for (const key of Object.keys(cfg)) {
-    if (!['log_level', 'allow_insecure_http', 'gateway'].includes(key)) {
+    if (!['log_level', 'allow_insecure_http', 'gateway', 'telemetry'].includes(key)) {
       throw new ConfigError(
         `a gateway with a remote vault takes no \`${key}\` section: the vault is elsewhere`,
       );
     }
   }
+  applyTelemetryEnv(cfg, env);
   if (!Value.Check(RemoteGatewayConfigSchema, cfg)) {
     const lines = [...Value.Errors(RemoteGatewayConfigSchema, cfg)]
       .filter((e) => e.keyword !== 'anyOf' && e.keyword !== 'boolean')
@@ -400,6 +499,7 @@ export function loadRemoteGatewayConfig(
   }
   const config = { log_level: 'info', ...cfg } as RemoteGatewayConfig;
   checkGateway(config.gateway, base, config.allow_insecure_http === true);
+  if (config.telemetry) checkTelemetry(config.telemetry, config.allow_insecure_http === true);
   return deepFreeze(config);
 }
 
