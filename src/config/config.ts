@@ -90,7 +90,7 @@ export const ServerConfigSchema = Type.Object(
     allow_insecure_http: Type.Boolean({ description: 'allow plain HTTP on a non-loopback address' }),
     max_request_bytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
     /** Deepest nesting of arrays and objects in a JSON request body (deeper: 400 json_too_deep). */
-    max_json_depth: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    max_json_depth: Type.Optional(Type.Integer({ minimum: 2, maximum: 1024 })),
     log_level: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),
