@@ -53,12 +53,21 @@ export const KeyCreateRequest = Type.Object(
     name: KeyName,
     scope: Type.Optional(KeyScope),
     limits: Type.Optional(BudgetLimits),
-    /** Lifetime (default 1 h, at most 30 days). */
+    /**
+     * Lifetime (default 1 h, at most 30 days), and never beyond the creating token's expiry unless the
+     * key is an orphan (the answer's `ttl` and `warnings` say when it was cut).
+     */
     ttl: Type.Optional(Duration),
     /** The key only works for a caller that also proves this SPIFFE ID (mTLS or JWT-SVID). */
     spiffe_id: Type.Optional(SpiffeIdText),
     /** Default data classification of the key's calls. */
     classification: Type.Optional(Classification),
+    /**
+     * true: the key does not end with the token minting it (its expiry, revocation, its user's
+     * deletion). Needs Cedar action `gateway.key.orphan` on System::"gateway-keys" (admin, root).
+     * A workload authenticated by SVID holds no token, so the keys it mints must be orphans.
+     */
+    orphan: Type.Optional(Type.Boolean()),
   },
   Strict,
 );
@@ -70,7 +79,7 @@ export const KeyUpdateRequest = Type.Object(
     name: Type.Optional(KeyName),
     scope: Type.Optional(KeyScope),
     limits: Type.Optional(BudgetLimits),
-    /** A new lifetime from now; may not end later than the current expiry. */
+    /** A new lifetime from now; may not end later than the current expiry (so never past the creator's). */
     ttl: Type.Optional(Duration),
     spiffe_id: Type.Optional(SpiffeIdText),
     classification: Type.Optional(Classification),
@@ -94,8 +103,16 @@ export const KeyListQuery = Type.Object(
 export interface VirtualKey {
   id: string;
   name: string;
+  /** The owner of the token that minted it (user, app, standalone token tree, root, workload). */
   owner: { type: string; id: string; name: string };
   created_by: string;
+  /**
+   * The token that minted it (its accessor; a workload's identity accessor for an SVID caller), and
+   * whether the key outlives it (`orphan`). `accessor` is null for keys recorded before creators were.
+   */
+  creator: { accessor: string | null; orphan: boolean };
+  /** `creator_gone`: its creator token was revoked, used up or expired, and the key with it. */
+  state: 'active' | 'revoked' | 'expired' | 'creator_gone';
   scope: KeyScope;
   limits: BudgetLimits;
   created_at: string;
@@ -113,6 +130,10 @@ export interface KeyCreateResponse {
   /** The key string (`srv_…`): shown only in this response; store it like a password. */
   virtual_key: string;
   key: VirtualKey;
+  /** The lifetime granted, in seconds (`key.expires_at` - `key.created_at`). */
+  ttl: number;
+  /** Present when the request was not granted as asked (a TTL cut to the creating token's expiry). */
+  warnings?: string[];
 }
 
 export interface KeyListResponse {

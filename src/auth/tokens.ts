@@ -20,6 +20,7 @@ import type { Clock } from '../lib/clock.ts';
  *   accessor/<accessor>           -> hmac
  *   children/<parent>/<child>     parent/child links (revoking a parent revokes the tree)
  *   owner/<type>/<id>/<accessor>  tokens by owner (revoked when a user or app is removed)
+ *   decoy                         an expired entry, read by `lookupRef` when the entry is gone
  */
 export interface TokenEntry {
   accessor: string;
@@ -76,6 +77,19 @@ export interface TokenStore {
   /** The entry for a token without counting a use. */
   lookup(token: string): Promise<TokenEntry>;
   lookupAccessor(accessor: string): Promise<TokenEntry | undefined>;
+  /**
+   * A stable, server-side reference to a presented token's entry, for `lookupRef`: its storage id (an
+   * HMAC of the token, never the token; not its accessor). Something a token minted (a gateway
+   * virtual key) keeps it, to check in one read that the token still lives. Never shown to clients.
+   */
+  refOf(token: string): string;
+  /**
+   * The live entry `ref` (from `refOf`) names, or undefined when the token was revoked (or used up) or
+   * has expired. One storage read and one decryption whatever the outcome, `undefined` as `ref`
+   * included (a missing entry, and no ref, read the store's decoy instead), so a caller checking a
+   * credential's creator reveals nothing through its timing.
+   */
+  lookupRef(ref: string | undefined): Promise<TokenEntry | undefined>;
   renew(accessor: string, increment?: number): Promise<TokenEntry>;
   /** Revokes a token and every token descended from it; returns how many were revoked. */
   revokeAccessor(accessor: string): Promise<number>;
@@ -86,6 +100,25 @@ export interface TokenStore {
 }
 
 const HMAC_KEY_PATH = 'hmac-key';
+const DECOY_PATH = 'decoy';
+const REF_RE = /^[0-9a-f]{64}$/;
+/** Shaped like a real entry (so reading it costs what reading one does), and expired. */
+const DECOY: TokenEntry = {
+  accessor: 'decoy-decoy-decoy-decoy',
+  policies: ['decoy'],
+  display_name: 'decoy',
+  owner: { type: 'token', id: 'decoy-decoy-decoy-decoy', name: 'decoy' },
+  scope: null,
+  mfa: false,
+  created_at: new Date(0).toISOString(),
+  expires_at: new Date(0).toISOString(),
+  max_expires_at: new Date(0).toISOString(),
+  ttl: 3600,
+  renewable: false,
+  num_uses: 0,
+  parent: null,
+  meta: {},
+};
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 
 function invalid(): StrongroomError {
@@ -145,6 +178,11 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
   const self: TokenStore = {
     async load() {
       hmacKey = await loadOrCreateKey(store, HMAC_KEY_PATH);
+      if (!(await store.get(DECOY_PATH))) {
+        await store.transaction(async (tx) => {
+          if (!(await tx.get(DECOY_PATH))) await tx.put(DECOY_PATH, enc(DECOY));
+        });
+      }
     },
     unload() {
       hmacKey = undefined;
@@ -258,6 +296,16 @@ export function createTokenStore(store: BarrierStore, clock: Clock): TokenStore 
       if (!id) return undefined;
       const e = await readEntry(store, id.toString('utf8'));
       return live(e) ? e : undefined;
+    },
+    refOf(token) {
+      if (!isWellFormedToken(token)) throw invalid();
+      return idFor(token);
+    },
+    async lookupRef(ref) {
+      const found = ref !== undefined && REF_RE.test(ref) ? await readEntry(store, ref) : undefined;
+      // a revoked token (or no ref) reads the decoy: the same read and decryption as a live one
+      const entry = found ?? (await store.getJson<TokenEntry>(DECOY_PATH));
+      return found !== undefined && live(entry) ? found : undefined;
     },
     async renew(accessor, increment) {
       return store.transaction(async (tx) => {

@@ -22,6 +22,7 @@ interface KeyOptions {
   spiffeId?: string;
   classification?: string;
   name?: string;
+  orphan?: boolean;
 }
 
 function scopeOf(o: KeyOptions): KeyScope | undefined {
@@ -71,8 +72,19 @@ const describeScope = (s: KeyScope) =>
     .filter(Boolean)
     .join('; ') || 'any model';
 
-const state = (k: VirtualKey) =>
-  k.revoked ? 'revoked' : Date.parse(k.expires_at) <= Date.now() ? 'expired' : 'active';
+// the server's word (it knows whether the creator token still lives); its clock for expiry
+const STATES: Record<VirtualKey['state'], string> = {
+  active: 'active',
+  revoked: 'revoked',
+  expired: 'expired',
+  creator_gone: 'ended with its creator token',
+};
+const state = (k: VirtualKey) => STATES[k.state] ?? k.state;
+
+const describeCreator = (k: VirtualKey) =>
+  k.creator.orphan
+    ? `orphan (minted by ${k.creator.accessor ?? 'unknown'}; outlives it)`
+    : (k.creator.accessor ?? 'unknown (minted before creators were recorded)');
 
 function details(k: VirtualKey) {
   return kv({
@@ -80,6 +92,7 @@ function details(k: VirtualKey) {
     Name: k.name,
     State: state(k),
     Owner: `${k.owner.type}:${k.owner.name || k.owner.id}`,
+    Creator: describeCreator(k),
     Scope: describeScope(k.scope),
     Limits: describeLimits(k.limits),
     'SPIFFE ID': k.spiffe_id ?? '-',
@@ -115,11 +128,27 @@ export function gatewayKeyCommands(program: Command, io: CliIO): void {
   const client = (cmd: Command) => gatewayClient(clientFor(io, cmd).request);
 
   withKeyOptions(gk.command('create').argument('<name>', 'a name for the key (e.g. the app using it)'))
-    .option('--ttl <duration>', 'lifetime (default 1h, at most 30d)')
+    .option(
+      '--ttl <duration>',
+      "lifetime (default 1h, at most 30d; never beyond your token's expiry unless --orphan)",
+    )
+    .option(
+      '--orphan',
+      'the key outlives your token (its expiry, revocation, your user being deleted); needs gateway.key.orphan (admin)',
+    )
     .description('mint a virtual key (the key is shown once)')
     .addHelpText(
       'after',
-      '\nExample:\n  strongroom gateway-key create chatbot --provider openai --model "gpt-4o*" --rpm 60 --budget-usd 5 --period day --ttl 8h',
+      [
+        '',
+        'A key ends with the token that minted it: it expires no later than that token, and revoking the',
+        'token (or deleting its user, revoking its app) ends the key at its next request. --orphan mints a',
+        'key bounded only by the 30-day maximum; it needs the Cedar action gateway.key.orphan (admin, root).',
+        'A workload calling with its SVID holds no token, so it can mint orphan keys only.',
+        '',
+        'Example:',
+        '  strongroom gateway-key create chatbot --provider openai --model "gpt-4o*" --rpm 60 --budget-usd 5 --period day --ttl 8h',
+      ].join('\n'),
     )
     .action(async (name: string, o: KeyOptions, cmd: Command) => {
       const scope = scopeOf(o);
@@ -131,8 +160,10 @@ export function gatewayKeyCommands(program: Command, io: CliIO): void {
         ...(o.ttl ? { ttl: o.ttl } : {}),
         ...(o.spiffeId ? { spiffe_id: o.spiffeId } : {}),
         ...(o.classification ? { classification: o.classification } : {}),
+        ...(o.orphan ? { orphan: true } : {}),
       });
       print(io.stdout, formatOf(cmd), r, () => [['Key', r.virtual_key], ...details(r.key)]);
+      for (const w of r.warnings ?? []) io.stderr.write(`Warning: ${w}\n`);
       io.stderr.write(
         'Store the key now: it is shown only this once (Strongroom keeps only its HMAC). Revoke it with `strongroom gateway-key revoke ' +
           `${r.key.id}\`.\n`,

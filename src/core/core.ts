@@ -15,7 +15,7 @@ import { createSealManager, type SealManager, type SealSettings } from '../seal/
 import type { StorageBackend } from '../storage/backend.ts';
 import { scopeAllows } from './scope.ts';
 import { sysOperations } from './sys.ts';
-import type { AnyOperation, Identity, OperationContext, RequestInfo, Resource } from './types.ts';
+import type { AnyOperation, Identity, OperationContext, Owner, RequestInfo, Resource } from './types.ts';
 
 const PUBLIC: Decision = Object.freeze({ allowed: true, reason: 'public operation' });
 
@@ -65,6 +65,22 @@ export interface Core {
    * passing every step, and every operation declares its action.
    */
   invoke<O = unknown>(name: string, input: unknown, request: RequestInfo): Promise<O>;
+  /**
+   * The pipeline's authentication step, the one `invoke` runs and the only
+   * one (the AI gateway authenticates through it too, so a credential means
+   * the same everywhere): an SVID (a client certificate chain with no token,
+   * or a JWT-SVID as the token) through `workloadAuth`, else the token
+   * looked up; then, unless `rateLimit` is false, the per-principal rate
+   * limit (by owner: one app, one user, one standalone token tree, one
+   * workload; root-policy tokens exempt); then, for a limited-use token, one
+   * use counted (only once the rate limit passed; the last use revokes it).
+   * Throws `sealed`, `unauthenticated`, `invalid_token`, `invalid_svid` or
+   * `rate_limited` (with `details.retry_after`), as `invoke` answers them.
+   * `exhausted`: this request spent the token's last use (the token, and its
+   * children, are revoked already: nothing is left to check or revoke later).
+   * Writes no audit entry: the caller records refusals (`invoke` does).
+   */
+  authenticate(request: RequestInfo, opts?: { rateLimit?: boolean }): Promise<Authenticated>;
   /** Adds what policies need to know about a resource (production flag, provider, tags). */
   describe(resource: Resource): Promise<Resource>;
   /**
@@ -88,6 +104,15 @@ export interface Core {
   sealNow(): void;
   /** Stops background work. */
   stop(): void;
+}
+
+/** Who a request is, as the pipeline's authentication step found (Core.authenticate). */
+export interface Authenticated {
+  identity: Identity;
+  /** The token's entry (absent for a workload authenticated by SVID). */
+  token?: TokenEntry;
+  /** This request spent the limited-use token's last use: it is revoked now. */
+  exhausted?: true;
 }
 
 export function identityOf(entry: TokenEntry): Identity {
@@ -181,6 +206,73 @@ export function createCore(deps: CoreDeps): Core {
     await deps.audit.log({ ...base, type: 'response', status: 'error', error_code: err.code });
   }
 
+  /**
+   * Whom the rate limit counts a principal against: its owner (one app, one user, one standalone token
+   * and its descendants, one workload), so minting child tokens or logging in again buys no more requests.
+   */
+  const subjectOf = (owner: Readonly<Owner>) => `${owner.type}:${owner.id}`;
+  const NOUNS: Readonly<Record<Owner['type'], string>> = {
+    root: 'token',
+    user: 'user',
+    app: 'application',
+    token: 'token',
+    workload: 'workload',
+  };
+  function takeRequest(owner: Readonly<Owner>): void {
+    const wait = limiter!.take(subjectOf(owner));
+    if (wait > 0) {
+      throw new StrongroomError(
+        'rate_limited',
+        `too many requests for this ${NOUNS[owner.type]}; retry in ${wait} s`,
+        { details: { retry_after: wait } },
+      );
+    }
+  }
+
+  /** The token entry a refusal came after (rate limited, used up meanwhile): the actor of its audit record. */
+  const refusedAfter = new WeakMap<object, TokenEntry>();
+
+  /** The authentication step (Core.authenticate), with no sealed check: invoke makes its own first. */
+  async function authenticate(request: RequestInfo, rateLimit: boolean): Promise<Authenticated> {
+    if (
+      core.workloadAuth !== undefined &&
+      (request.token === undefined
+        ? (request.peer_certificates?.length ?? 0) > 0
+        : request.token.startsWith('eyJ'))
+    ) {
+      const identity = await core.workloadAuth(request);
+      if (!identity) throw new StrongroomError('unauthenticated', 'this request needs a token or an SVID');
+      if (limiter && rateLimit) takeRequest(identity.owner);
+      return { identity };
+    }
+    if (!request.token) {
+      throw new StrongroomError(
+        'unauthenticated',
+        'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
+      );
+    }
+    let entry = await tokens.lookup(request.token);
+    if (limiter && rateLimit && !entry.policies.includes('root')) {
+      try {
+        takeRequest(entry.owner);
+      } catch (err) {
+        refusedAfter.set(err as object, entry);
+        throw err;
+      }
+    }
+    // a limited-use token is counted only once it passed the rate limit
+    if (entry.num_uses > 0) {
+      try {
+        entry = await tokens.use(request.token);
+      } catch (err) {
+        if (typeof err === 'object' && err !== null) refusedAfter.set(err, entry);
+        throw err;
+      }
+      if (entry.num_uses === 0) return { identity: identityOf(entry), token: entry, exhausted: true };
+    }
+    return { identity: identityOf(entry), token: entry };
+  }
+
   const core: Core = {
     barrier,
     seal,
@@ -208,68 +300,22 @@ export function createCore(deps: CoreDeps): Core {
       }
       let identity: Identity | undefined;
       let entry: TokenEntry | undefined;
-      const svid =
-        core.workloadAuth !== undefined &&
-        (request.token === undefined
-          ? (request.peer_certificates?.length ?? 0) > 0
-          : request.token.startsWith('eyJ'));
-      if (op.auth === 'token' && svid) {
+      if (op.auth === 'token') {
         try {
-          identity = await core.workloadAuth!(request);
-          if (!identity)
-            throw new StrongroomError('unauthenticated', 'this request needs a token or an SVID');
-          if (op.action.startsWith('token.')) {
+          const who = await authenticate(request, op.rateLimit !== false);
+          identity = who.identity;
+          entry = who.token;
+          if (identity.kind === 'workload' && op.action.startsWith('token.')) {
             // a workload holds no Strongroom token: nothing to look up, renew or revoke
             throw new StrongroomError(
               'permission_denied',
               `${op.action}: workloads authenticated by SVID hold no token; renew the SVID instead`,
             );
           }
-          if (limiter && op.rateLimit !== false) {
-            const wait = limiter.take(`workload:${identity.owner.id}`);
-            if (wait > 0) {
-              throw new StrongroomError(
-                'rate_limited',
-                `too many requests for this workload; retry in ${wait} s`,
-                {
-                  details: { retry_after: wait },
-                },
-              );
-            }
-          }
-        } catch (err) {
-          if (deps.audit.enabled && err instanceof StrongroomError)
-            await auditRefusal(op, input, request, err);
-          throw err;
-        }
-      } else if (op.auth === 'token') {
-        try {
-          if (!request.token) {
-            throw new StrongroomError(
-              'unauthenticated',
-              'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
-            );
-          }
-          entry = await tokens.lookup(request.token);
-          if (limiter && op.rateLimit !== false && !entry.policies.includes('root')) {
-            // an app's tokens share one budget, so minting more tokens does not buy more requests
-            const key = entry.owner.type === 'app' ? `app:${entry.owner.id}` : `token:${entry.accessor}`;
-            const wait = limiter.take(key);
-            if (wait > 0) {
-              throw new StrongroomError(
-                'rate_limited',
-                `too many requests for this ${entry.owner.type === 'app' ? 'application' : 'token'}; retry in ${wait} s`,
-                { details: { retry_after: wait } },
-              );
-            }
-          }
-          // a limited-use token is counted only once it passed the rate limit
-          if (entry.num_uses > 0) entry = await tokens.use(request.token);
-          identity = identityOf(entry);
         } catch (err) {
           // refused before authorization: still an access attempt worth a record
           if (deps.audit.enabled && err instanceof StrongroomError)
-            await auditRefusal(op, input, request, err, entry);
+            await auditRefusal(op, input, request, err, entry ?? refusedAfter.get(err));
           throw err;
         }
       }
@@ -308,13 +354,7 @@ export function createCore(deps: CoreDeps): Core {
         !identity.policies.includes('root')
       ) {
         // outside the rate limit only once allowed: refused callers are limited (and so are their audit entries)
-        const key =
-          identity.kind === 'workload'
-            ? `workload:${identity.owner.id}`
-            : identity.owner.type === 'app'
-              ? `app:${identity.owner.id}`
-              : `token:${identity.accessor}`;
-        const wait = limiter.take(key);
+        const wait = limiter.take(subjectOf(identity.owner));
         if (wait > 0) {
           throw new StrongroomError('rate_limited', `too many refused requests; retry in ${wait} s`, {
             details: { retry_after: wait },
@@ -331,7 +371,7 @@ export function createCore(deps: CoreDeps): Core {
           `permission denied: ${op.action} on ${resourceId} (${decision.reason})`,
         );
       }
-      const ctx: OperationContext = { identity, request, ...(entry ? { token: entry } : {}) };
+      const ctx: OperationContext = entry ? { identity, request, token: entry } : { identity, request };
       if (op.audit === 'refusals') {
         // allowed: the caller records what the call was for (see Operation.audit)
         const out = await op.handle(ctx, input as never);
@@ -362,6 +402,13 @@ export function createCore(deps: CoreDeps): Core {
           await audit({ type: 'response', status: 'error', error_code: code });
         throw err;
       }
+    },
+    authenticate(request, opts) {
+      if (barrier.sealed)
+        return Promise.reject(
+          new StrongroomError('sealed', 'Strongroom is sealed: unseal it with `strongroom operator unseal`'),
+        );
+      return authenticate(request, opts?.rateLimit !== false);
     },
     describe: (resource) => kv.describe(resource),
     async audit(entry) {

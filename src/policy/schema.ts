@@ -56,6 +56,8 @@ export const ACTIONS: Record<string, readonly string[]> = {
   // AI gateway (issue 7): virtual keys (System::"gateway-keys": one's own keys; "gateway-keys/all": everyone's)
   'gateway.key.manage': ['System'],
   'gateway.key.read': ['System'],
+  // minting a key that outlives its creator token (issue 12 item 8; as Vault asks a right of orphan tokens)
+  'gateway.key.orphan': ['System'],
   'gateway.invoke': ['Model'],
   // a gateway running apart from the vault (docs/gateway-remote.md): authenticates its callers, asks for
   // decisions, reserves budgets and appends its call records through System::"gateway"
@@ -138,7 +140,9 @@ const SELF = ['token.self', 'user.self'];
  * principal may manage its own token and create narrower child tokens.
  * Gateway virtual keys (issue 7; docs/gateway-keys.md): admin manages every
  * key, the auditor reads every key's metadata, a developer mints and manages
- * its own; developers, apps and virtual keys may invoke models.
+ * its own; developers, apps and virtual keys may invoke models. Only admin
+ * (and root, which no policy binds) may mint orphan keys (`gateway.key.orphan`):
+ * everyone else's keys end with the token that minted them.
  */
 export const BUILTIN_POLICIES: Record<string, string> = {
   'builtin.admin': `permit (principal in ${role('admin')}, action, resource);`,

@@ -32,7 +32,11 @@ const seg = (s: string) => encodeURIComponent(s);
  */
 export function gatewayClient(call: Call) {
   return {
-    /** Mints a key; the `srv_…` string is in this response only. */
+    /**
+     * Mints a key; the `srv_…` string is in this response only. The key ends with the calling token
+     * (expires no later than it, dies when it is revoked) unless `orphan: true` (needs Cedar action
+     * `gateway.key.orphan`); a TTL cut to the token's expiry shows in `ttl` and `warnings`.
+     */
     createKey: (req: KeyCreateRequest) => call<KeyCreateResponse>('POST', '/v1/gateway/keys', req),
     /** Keys you may see (yours, or all with gateway.key.read on System::"gateway-keys/all"); active ones unless `includeInactive`. */
     listKeys: (options: { includeInactive?: boolean } = {}) =>

@@ -3,9 +3,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
+import OpenAI from 'openai';
 import type { KeyCreateResponse, KeyListResponse, KeyResponse, VirtualKey } from '../../src/api/gateway.ts';
 import type { AuthResponse } from '../../src/api/v1.ts';
-import { isWellFormedToken } from '../../src/crypto/token.ts';
+import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../src/crypto/token.ts';
 import { type Budgets, costOf, priceOf } from '../../src/engines/gateway/budgets.ts';
 import { createGatewayKeysEngine, type GatewayKeysEngine } from '../../src/engines/gateway/keys.ts';
 import { isStrongroomError, type StrongroomError } from '../../src/errors/errors.ts';
@@ -16,6 +17,7 @@ import { createMemoryStorage } from '../../src/storage/memory.ts';
 import { createPostgresStorage } from '../../src/storage/postgres.ts';
 import { createSqliteStorage } from '../../src/storage/sqlite.ts';
 import { buildTestApp, staticKeyFile, type TestApp, tempDir } from '../helpers/app.ts';
+import { type GatewaySetup, startGatewaySetup } from '../helpers/gateway.ts';
 import { postgresSkipReason, postgresTestUrl, uniqueTable } from '../helpers/postgres.ts';
 
 /**
@@ -59,8 +61,9 @@ function fails(res: LightMyRequestResponse, status: number, code: string): strin
   return body.error.message;
 }
 
-async function mint(a: TestApp, body: Record<string, unknown>): Promise<string> {
-  return ok<AuthResponse>(await a.call('POST', '/v1/auth/token/create', body)).auth.client_token;
+/** A token minted by root, or by `parent` (a child of it). */
+async function mint(a: TestApp, body: Record<string, unknown>, parent?: string): Promise<string> {
+  return ok<AuthResponse>(await a.call('POST', '/v1/auth/token/create', body, parent)).auth.client_token;
 }
 
 const create = async (a: TestApp, body: Record<string, unknown>, token?: string) =>
@@ -341,6 +344,319 @@ test('Cedar decides gateway.invoke on Model resources, with the optional context
   );
 });
 
+// ---------------------------------------------------------------- a key never outlives its creator (issue 12 item 8)
+
+const MINUTE = 60_000;
+
+/** A user with `roles`, logged in: its login token. */
+async function userToken(a: TestApp, username: string, roles: string[]): Promise<string> {
+  const password = 'correct horse battery staple';
+  ok(await a.call('POST', '/v1/auth/users', { username, password, roles }), 201);
+  const res = await a.inject({
+    method: 'POST',
+    url: '/v1/auth/login',
+    payload: { username, password },
+    remoteAddress: '10.7.0.1',
+  });
+  return ok<AuthResponse>(res).auth.client_token;
+}
+
+const accessorOf = async (a: TestApp, token: string) =>
+  ok<{ data: { accessor: string; expires_at: string } }>(
+    await a.call('GET', '/v1/auth/token/lookup-self', undefined, token),
+  ).data;
+
+test('a key minted by a 2-minute developer token expires with that token, and the answer says its TTL was cut', async (t) => {
+  const a = await fixture(t);
+  const dev = await mint(a, { roles: ['developer'], ttl: '2m', display_name: 'dev' });
+  const { accessor, expires_at } = await accessorOf(a, dev);
+  assert.equal(expires_at, new Date(T0 + 2 * MINUTE).toISOString());
+  const made = await create(a, { name: 'month', ttl: '30d' }, dev);
+  assert.equal(made.key.expires_at, expires_at, 'no later than the token that minted it');
+  assert.equal(made.ttl, 120);
+  assert.deepEqual(made.warnings, [
+    `ttl: 2592000 s asked, 120 s granted: a key expires no later than the token that minted it (${expires_at}); mint it with a longer-lived token, or as an orphan key (orphan: true, needs gateway.key.orphan)`,
+  ]);
+  assert.deepEqual(made.key.creator, { accessor, orphan: false });
+  assert.equal(made.key.state, 'active');
+  // a TTL within the token's life is granted as asked, with no warning
+  const short = await create(a, { name: 'minute', ttl: '1m' }, dev);
+  assert.equal(short.ttl, 60);
+  assert.equal(short.warnings, undefined);
+  assert.ok(await a.engine.lookup(made.virtual_key));
+  a.clock.advance(2 * MINUTE);
+  assert.equal(await a.engine.lookup(made.virtual_key), undefined, 'gone with its token');
+  assert.equal(ok<KeyResponse>(await a.call('GET', `/v1/gateway/keys/${made.key.id}`)).key.state, 'expired');
+});
+
+test('revoking the token that minted a key, or an ancestor of it, ends the key at its next lookup', async (t) => {
+  const a = await fixture(t);
+  const parent = await mint(a, { roles: ['developer'], display_name: 'parent' });
+  const child = await mint(a, { display_name: 'child' }, parent);
+  const fromParent = await create(a, { name: 'p' }, parent);
+  const fromChild = await create(a, { name: 'c' }, child);
+  const fromRoot = await create(a, { name: 'r' });
+  for (const k of [fromParent, fromChild, fromRoot]) assert.ok(await a.engine.lookup(k.virtual_key));
+
+  // the child dies with its parent, and the keys of both with them
+  const parentAccessor = (await accessorOf(a, parent)).accessor;
+  ok(await a.call('POST', '/v1/auth/token/revoke-accessor', { accessor: parentAccessor }));
+  assert.equal(await a.engine.lookup(fromParent.virtual_key), undefined, "the parent's key");
+  assert.equal(await a.engine.lookup(fromChild.virtual_key), undefined, "the child's key");
+  assert.ok(await a.engine.lookup(fromRoot.virtual_key), 'a key of another token is untouched');
+  assert.equal(await a.engine.live(fromChild.key.id), false);
+  assert.equal(await a.engine.live(fromRoot.key.id), true);
+  // listed as ended (not revoked themselves: their creator is gone), hidden from the active list
+  const read = ok<KeyResponse>(await a.call('GET', `/v1/gateway/keys/${fromChild.key.id}`)).key;
+  assert.equal(read.state, 'creator_gone');
+  assert.equal(read.revoked, false);
+  assert.deepEqual(
+    ok<KeyListResponse>(await a.call('GET', '/v1/gateway/keys')).keys.map((k) => k.name),
+    ['r'],
+  );
+
+  // a limited-use token's key ends when its last use is spent
+  const twice = await mint(a, { roles: ['developer'], num_uses: 2 });
+  const k = await create(a, { name: 'twice' }, twice); // use 1
+  assert.ok(await a.engine.lookup(k.virtual_key));
+  ok(await a.call('GET', '/v1/projects', undefined, twice)); // use 2: the token is spent
+  assert.equal(await a.engine.lookup(k.virtual_key), undefined);
+  // and a token minting a key with its last use is told the key would be dead on arrival
+  const once = await mint(a, { roles: ['developer'], num_uses: 1 });
+  const msg = fails(
+    await a.call('POST', '/v1/gateway/keys', { name: 'doa' }, once),
+    403,
+    'permission_denied',
+  );
+  assert.match(msg, /dead on arrival/);
+});
+
+test('deleting the user who minted a key ends the key at its next lookup', async (t) => {
+  const a = await fixture(t);
+  const ann = await userToken(a, 'ann', ['developer']);
+  const made = await create(a, { name: 'anns' }, ann);
+  assert.equal(made.key.owner.type, 'user');
+  assert.ok(await a.engine.lookup(made.virtual_key));
+  ok(await a.call('DELETE', '/v1/auth/users/ann'));
+  assert.equal(await a.engine.lookup(made.virtual_key), undefined);
+  assert.equal(
+    ok<KeyResponse>(await a.call('GET', `/v1/gateway/keys/${made.key.id}`)).key.state,
+    'creator_gone',
+  );
+});
+
+test('an orphan key needs gateway.key.orphan, and outlives the token and the user that minted it', async (t) => {
+  const a = await fixture(t);
+  const dev = await mint(a, { roles: ['developer'], ttl: '2m', display_name: 'dev' });
+  const refused = await a.call('POST', '/v1/gateway/keys', { name: 'o', orphan: true }, dev);
+  assert.equal(
+    fails(refused, 403, 'permission_denied'),
+    'orphan: minting a key that outlives your token needs gateway.key.orphan on System::"gateway-keys" (admin and root have it); leave orphan out for a key that ends with your token',
+  );
+  // the refusal is on record: allowed to manage keys, refused the orphan
+  const requestId = refused.headers['x-request-id'];
+  const entries = readFileSync(a.auditFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e.request_id === requestId);
+  const devAccessor = (await accessorOf(a, dev)).accessor;
+  const actor = { accessor: devAccessor, display_name: 'dev', type: 'token', id: devAccessor };
+  assert.deepEqual(
+    entries.map(({ type, operation, action, resource, actor, decision, status, error_code, request }) => ({
+      type,
+      operation,
+      action,
+      resource,
+      actor,
+      ...(decision ? { decision } : {}),
+      ...(status ? { status } : {}),
+      ...(error_code ? { error_code } : {}),
+      request,
+    })),
+    [
+      {
+        type: 'request',
+        operation: 'gateway.key.create',
+        action: 'gateway.key.manage',
+        resource: 'System::gateway-keys',
+        actor,
+        decision: { allowed: true, reason: 'allowed by builtin.developer.gateway-keys' },
+        request: { name: 'o', orphan: true },
+      },
+      {
+        type: 'response',
+        operation: 'gateway.key.create',
+        action: 'gateway.key.manage',
+        resource: 'System::gateway-keys',
+        actor,
+        status: 'error',
+        error_code: 'permission_denied',
+        request: { name: 'o', orphan: true },
+      },
+    ],
+  );
+  // a scoped admin is no more allowed: orphan keys are not filtered by a scope
+  const scoped = await mint(a, { roles: ['admin'], scope: { paths: ['llm'], providers: ['openai'] } });
+  fails(
+    await a.call(
+      'POST',
+      '/v1/gateway/keys',
+      { name: 'o', orphan: true, scope: { providers: ['openai'] } },
+      scoped,
+    ),
+    403,
+    'permission_denied',
+  );
+
+  // an admin user's orphan key: the full TTL asked, and it survives its token and the user
+  const boss = await userToken(a, 'boss', ['admin']);
+  const bossAccessor = (await accessorOf(a, boss)).accessor;
+  const orphan = await create(a, { name: 'orphan', ttl: '7d', orphan: true }, boss);
+  assert.equal(orphan.key.expires_at, new Date(T0 + 7 * 86400_000).toISOString());
+  assert.equal(orphan.warnings, undefined);
+  assert.deepEqual(orphan.key.creator, { accessor: bossAccessor, orphan: true });
+  const bound = await create(a, { name: 'bound', ttl: '7d' }, boss);
+  assert.ok(bound.warnings, 'a login token lives an hour: the bound key is cut to it');
+  ok(await a.call('POST', '/v1/auth/token/revoke-accessor', { accessor: bossAccessor }));
+  ok(await a.call('DELETE', '/v1/auth/users/boss'));
+  assert.equal(await a.engine.lookup(bound.virtual_key), undefined);
+  assert.equal((await a.engine.lookup(orphan.virtual_key))?.id, orphan.key.id, 'the orphan key lives on');
+  a.clock.advance(7 * 86400_000 - 1);
+  assert.ok(await a.engine.lookup(orphan.virtual_key));
+  a.clock.advance(1);
+  assert.equal(await a.engine.lookup(orphan.virtual_key), undefined, 'bounded by its own TTL');
+
+  // a custom policy can grant the right: a developer with it mints orphans
+  ok(
+    await a.call('PUT', '/v1/sys/policies/dev-orphans', {
+      policy:
+        'permit (principal in Strongroom::Role::"developer", action == Strongroom::Action::"gateway.key.orphan", resource == Strongroom::System::"gateway-keys");',
+    }),
+  );
+  const dev2 = await mint(a, { roles: ['developer'], ttl: '2m' });
+  const o2 = await create(a, { name: 'o2', ttl: '1h', orphan: true }, dev2);
+  assert.equal(o2.ttl, 3600);
+});
+
+test('an update cannot extend a key beyond the token that minted it', async (t) => {
+  const a = await fixture(t);
+  const dev = await mint(a, { roles: ['developer'], ttl: '10m' });
+  const made = await create(a, { name: 'k', ttl: '1h' }, dev);
+  assert.equal(made.key.expires_at, new Date(T0 + 10 * MINUTE).toISOString());
+  const url = `/v1/gateway/keys/${made.key.id}`;
+  // neither its creator nor root can push it past the creator's expiry
+  for (const token of [dev, a.rootToken]) {
+    const msg = fails(await a.call('PUT', url, { ttl: '1h' }, token), 403, 'permission_denied');
+    assert.match(msg, /may only narrow/);
+  }
+  // renewing the creator token does not lengthen the key either
+  ok(await a.call('POST', '/v1/auth/token/renew-self', { increment: '1h' }, dev));
+  fails(await a.call('PUT', url, { ttl: '30m' }, dev), 403, 'permission_denied');
+  const narrowed = ok<KeyResponse>(await a.call('PUT', url, { ttl: '5m' }, dev)).key;
+  assert.equal(narrowed.expires_at, new Date(T0 + 5 * MINUTE).toISOString());
+  assert.deepEqual(narrowed.creator, made.key.creator, 'an update keeps the creator binding');
+  ok(await a.call('POST', '/v1/auth/token/revoke-self', {}, dev));
+  assert.equal(await a.engine.lookup(made.virtual_key), undefined);
+});
+
+test('a workload authenticated by SVID holds no token: it mints orphan keys only, and only with gateway.key.orphan', async (t) => {
+  const a = await fixture(t);
+  const spiffeId = 'spiffe://strongroom.local/ns/prod/minter';
+  const workload = (roles: string[]) => ({
+    kind: 'workload' as const,
+    accessor: `svid:${roles.join('+')}`,
+    display_name: `jwt-svid:${spiffeId}`,
+    policies: roles,
+    owner: { type: 'workload' as const, id: spiffeId, name: spiffeId },
+    scope: null,
+    mfa: false,
+  });
+  // JWT-SVIDs stand in for the identity engine's (which tests/e2e/identity.test.ts covers)
+  const svids: Record<string, ReturnType<typeof workload>> = {
+    'eyJhZG1pbg.e30.x': workload(['admin']),
+    'eyJkZXY.e30.x': workload(['developer']),
+  };
+  a.core.workloadAuth = async (req) => (req.token ? svids[req.token] : undefined);
+  const msg = fails(
+    await a.call('POST', '/v1/gateway/keys', { name: 'w' }, 'eyJhZG1pbg.e30.x'),
+    403,
+    'permission_denied',
+  );
+  assert.match(msg, /holds no token for the key to end with: ask for orphan: true/);
+  fails(
+    await a.call('POST', '/v1/gateway/keys', { name: 'w', orphan: true }, 'eyJkZXY.e30.x'),
+    403,
+    'permission_denied',
+  );
+  const made = await create(a, { name: 'w', orphan: true, ttl: '2h' }, 'eyJhZG1pbg.e30.x');
+  assert.deepEqual(made.key.creator, { accessor: 'svid:admin', orphan: true });
+  assert.equal(made.key.owner.type, 'workload');
+  assert.equal(made.ttl, 7200, 'bounded by the key maximum TTL only');
+  assert.ok(await a.engine.lookup(made.virtual_key));
+  assert.equal(await a.engine.reader(made.key), undefined, 'no token: it reads nothing on its behalf');
+});
+
+test('a key recorded without its creator (minted before creators were recorded) is refused', async (t) => {
+  const a = await fixture(t);
+  const made = await create(a, { name: 'old' });
+  const store = a.core.barrier.view('logical/gateway/');
+  const rec = (await store.getJson<Record<string, unknown>>(`keys/${made.key.id}`))!;
+  const { creator: _c, creator_ref: _r, ...legacy } = rec;
+  await store.put(`keys/${made.key.id}`, Buffer.from(JSON.stringify(legacy)));
+  assert.equal(await a.engine.lookup(made.virtual_key), undefined);
+  const read = ok<KeyResponse>(await a.call('GET', `/v1/gateway/keys/${made.key.id}`)).key;
+  assert.deepEqual(read.creator, { accessor: null, orphan: false });
+  assert.equal(read.state, 'creator_gone');
+});
+
+test('unknown, revoked, expired, creator-revoked, orphan and live keys cost the same lookup: the same number of decrypted reads', async (t) => {
+  const inner = createMemoryStorage();
+  let decrypted = 0;
+  // shared (not exclusive): no read cache, so every read reaches storage and is counted
+  const counting: StorageBackend = Object.assign(Object.create(null), inner, {
+    exclusive: false,
+    async get(key: string) {
+      const v = await inner.get(key);
+      if (v !== undefined) decrypted++;
+      return v;
+    },
+  });
+  const a = await fixture(t, counting);
+  t.after(() => inner.close());
+  const dev = await mint(a, { roles: ['developer'] });
+  const gone = await mint(a, { roles: ['developer'] });
+  const live = await create(a, { name: 'live' }, dev);
+  const orphan = await create(a, { name: 'orphan', orphan: true });
+  const revoked = await create(a, { name: 'revoked' }, dev);
+  const expiring = await create(a, { name: 'expiring', ttl: '1m' }, dev);
+  const creatorGone = await create(a, { name: 'creator-gone' }, gone);
+  ok(await a.call('DELETE', `/v1/gateway/keys/${revoked.key.id}`));
+  ok(await a.call('POST', '/v1/auth/token/revoke-self', {}, gone));
+  a.clock.advance(2 * MINUTE);
+  const cases: [string, string, boolean][] = [
+    ['a live key', live.virtual_key, true],
+    ['an orphan key', orphan.virtual_key, true],
+    // a key string of valid form that was never stored
+    ['an unknown key', generateToken(TOKEN_PREFIXES.virtual_key), false],
+    ['a revoked key', revoked.virtual_key, false],
+    ['an expired key', expiring.virtual_key, false],
+    ['a key whose creator was revoked', creatorGone.virtual_key, false],
+  ];
+  await a.engine.lookup(live.virtual_key); // the HMAC key is loaded
+  const costs: Record<string, number> = {};
+  for (const [what, key, found] of cases) {
+    decrypted = 0;
+    assert.equal((await a.engine.lookup(key)) !== undefined, found, what);
+    costs[what] = decrypted;
+  }
+  assert.deepEqual(
+    costs,
+    Object.fromEntries(cases.map(([what]) => [what, 2])),
+    'one key record (or its decoy) and one creator entry (or its decoy) each',
+  );
+});
+
 // ---------------------------------------------------------------- budgets
 
 type Backend = 'memory' | 'sqlite' | 'postgres';
@@ -593,4 +909,109 @@ test('the budget contract matches src/gateway/types.ts at run time too', async (
     ),
     TypeError,
   );
+});
+
+// ---------------------------------------------------------------- through the gateway, with the official OpenAI client
+
+/** The status of one chat call with `apiKey` through the gateway (200, or the client's error status). */
+async function chatStatus(s: GatewaySetup, apiKey: string): Promise<number> {
+  try {
+    await s
+      .openai(apiKey)
+      .chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }] });
+    return 200;
+  } catch (err) {
+    if (err instanceof OpenAI.APIError && typeof err.status === 'number') return err.status;
+    throw err;
+  }
+}
+
+async function gatewayToken(s: GatewaySetup, body: Record<string, unknown>, parent?: string) {
+  const r = await s.vault<AuthResponse>('POST', '/v1/auth/token/create', body, parent);
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  return r.json.auth;
+}
+
+async function gatewayKey(s: GatewaySetup, body: Record<string, unknown>, token?: string) {
+  const r = await s.vault<KeyCreateResponse>('POST', '/v1/gateway/keys', body, token);
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  return r.json;
+}
+
+test('a limited-use token makes exactly as many gateway calls as it has uses (num_uses 1: one call)', async (t) => {
+  const s = await startGatewaySetup(t);
+  const scope = { providers: ['openai', 'anthropic'] };
+  const once = await gatewayToken(s, { roles: ['app'], scope, num_uses: 1, display_name: 'once' });
+  assert.equal(await chatStatus(s, once.client_token), 200);
+  assert.equal(await chatStatus(s, once.client_token), 401, 'its one use is spent');
+  const thrice = await gatewayToken(s, { roles: ['app'], scope, num_uses: 3, display_name: 'thrice' });
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push(await chatStatus(s, thrice.client_token));
+  assert.deepEqual(statuses, [200, 200, 200, 401, 401]);
+  // and the vault agrees: both tokens are gone
+  for (const { accessor } of [once, thrice]) {
+    const r = await s.vault('POST', '/v1/auth/token/lookup-accessor', { accessor });
+    assert.equal(r.status, 404, JSON.stringify(r.json));
+  }
+  assert.equal(s.openaiFake.requests.length, 4, 'the provider got one call per use, no more');
+});
+
+test('through the gateway, a virtual key ends at its next call with the token that minted it (revoked, or an ancestor revoked) or the user (deleted); an orphan key does not', async (t) => {
+  const s = await startGatewaySetup(t);
+  // a developer token, its child, and a key minted by each
+  const dev = await gatewayToken(s, { roles: ['developer'], display_name: 'dev' });
+  const child = await gatewayToken(s, { display_name: 'dev-child' }, dev.client_token);
+  const devKey = await gatewayKey(s, { name: 'dev-key' }, dev.client_token);
+  const childKey = await gatewayKey(s, { name: 'child-key' }, child.client_token);
+  // an admin token's orphan key, and its bound key
+  const admin = await gatewayToken(s, { roles: ['admin'], ttl: '2m', display_name: 'admin' });
+  const orphan = await gatewayKey(s, { name: 'orphan', ttl: '1h', orphan: true }, admin.client_token);
+  const bound = await gatewayKey(s, { name: 'bound', ttl: '1h' }, admin.client_token);
+  assert.ok(
+    Date.parse(bound.key.expires_at) <= Date.parse(admin.expires_at!),
+    'within its creator’s 2 minutes',
+  );
+  assert.ok(bound.warnings?.length, 'the cut TTL is told');
+  assert.equal(orphan.ttl, 3600);
+  // a user's key
+  const password = 'correct horse battery staple';
+  assert.equal(
+    (await s.vault('POST', '/v1/auth/users', { username: 'ann', password, roles: ['developer'] })).status,
+    201,
+  );
+  const login = await fetch(`${s.api}/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'ann', password }),
+  });
+  const ann = ((await login.json()) as AuthResponse).auth.client_token;
+  const annKey = await gatewayKey(s, { name: 'ann-key' }, ann);
+
+  const all = [devKey, childKey, orphan, bound, annKey];
+  for (const k of all) assert.equal(await chatStatus(s, k.virtual_key), 200, k.key.name);
+
+  // revoking the parent token ends its key and its child's key at the next call
+  assert.equal(
+    (await s.vault('POST', '/v1/auth/token/revoke-accessor', { accessor: dev.accessor })).status,
+    200,
+  );
+  assert.equal(await chatStatus(s, devKey.virtual_key), 401);
+  assert.equal(await chatStatus(s, childKey.virtual_key), 401, "the child token's key dies with the parent");
+  // deleting the user ends the keys it minted
+  assert.equal((await s.vault('DELETE', '/v1/auth/users/ann')).status, 200);
+  assert.equal(await chatStatus(s, annKey.virtual_key), 401);
+  // revoking the admin token ends its bound key, not its orphan key
+  assert.equal((await s.vault('POST', '/v1/auth/token/revoke-self', {}, admin.client_token)).status, 200);
+  assert.equal(await chatStatus(s, bound.virtual_key), 401);
+  assert.equal(await chatStatus(s, orphan.virtual_key), 200, 'the orphan key outlives its creator');
+  // a developer may not mint orphans
+  const dev2 = await gatewayToken(s, { roles: ['developer'] });
+  const refused = await s.vault<{ error: { code: string } }>(
+    'POST',
+    '/v1/gateway/keys',
+    { name: 'o', orphan: true },
+    dev2.client_token,
+  );
+  assert.equal(refused.status, 403);
+  assert.equal(refused.json.error.code, 'permission_denied');
 });

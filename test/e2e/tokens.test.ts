@@ -591,6 +591,112 @@ test('a num_uses 3 token used one request at a time works 3 times, and a refused
   assert.equal(await works(a, tok.client_token), false);
 });
 
+test('a rate-limited request does not use up a limited-use token: a use is counted only once the rate limit passed', async (t) => {
+  const clock = manualClock(Date.now());
+  const a = await buildTestApp(t, { clock, rateLimit: { requests_per_second: 1, burst: 1 } });
+  ok(await a.call('POST', '/v1/projects', { name: 'llm' }), 201);
+  ok(await a.call('PUT', SECRET, { value: CANARY }));
+  const tok = await mint(a, { roles: ['app'], scope: { paths: ['*'] }, num_uses: 3 });
+  const usesLeft = async () =>
+    ok<{ data: TokenInfo }>(
+      await a.call('POST', '/v1/auth/token/lookup-accessor', { accessor: tok.accessor }),
+    ).data.num_uses;
+  assert.equal(await works(a, tok.client_token), true);
+  assert.equal(await usesLeft(), 2);
+  fails(await a.call('GET', SECRET, undefined, tok.client_token), 429, 'rate_limited');
+  fails(await a.call('GET', SECRET, undefined, tok.client_token), 429, 'rate_limited');
+  assert.equal(await usesLeft(), 2, 'the refused requests spent no use');
+  clock.advance(SECOND);
+  assert.equal(await works(a, tok.client_token), true);
+  assert.equal(await usesLeft(), 1);
+});
+
+test('a child token gets no rate limit of its own: every token of a tree counts against its owner, and so do all of a user’s logins', async (t) => {
+  const clock = manualClock(Date.now());
+  const a = await buildTestApp(t, { clock, rateLimit: { requests_per_second: 1, burst: 3 } });
+  const projects = (token: string) => a.call('GET', '/v1/projects', undefined, token);
+  // a standalone token (minted by root) owns its tree: its child inherits that owner
+  const parent = await mint(a, { roles: ['developer'], display_name: 'ci' });
+  const child = await mint(a, { display_name: 'ci-job' }, parent.client_token);
+  const grandchild = await mint(a, { display_name: 'ci-step' }, child.client_token);
+  const owner = (await lookupSelf(a, grandchild.client_token)).owner;
+  assert.deepEqual(owner, { type: 'token', id: parent.accessor, name: 'ci' });
+  // two creations and a lookup spent the tree's burst of 3, whichever token made them
+  fails(await projects(parent.client_token), 429, 'rate_limited');
+  fails(await projects(child.client_token), 429, 'rate_limited');
+  const limited = await projects(grandchild.client_token);
+  assert.match(fails(limited, 429, 'rate_limited'), /too many requests for this token/);
+  // another standalone token minted by root is another owner, with its own budget
+  const other = await mint(a, { roles: ['developer'] });
+  assert.equal((await projects(other.client_token)).statusCode, 200);
+  clock.advance(SECOND);
+  assert.equal((await projects(grandchild.client_token)).statusCode, 200);
+  fails(await projects(parent.client_token), 429, 'rate_limited');
+
+  // a user's tokens (two logins here) share the user's budget
+  ok(
+    await a.call('POST', '/v1/auth/users', {
+      username: 'ann',
+      password: 'correct horse battery staple',
+      roles: ['developer'],
+    }),
+    201,
+  );
+  const login = async (address: string) =>
+    ok<AuthResponse>(
+      await a.inject({
+        method: 'POST',
+        url: '/v1/auth/login',
+        payload: { username: 'ann', password: 'correct horse battery staple' },
+        remoteAddress: address,
+      }),
+    ).auth.client_token;
+  const first = await login('10.1.0.1');
+  const second = await login('10.1.0.2');
+  assert.equal((await projects(first)).statusCode, 200);
+  assert.equal((await projects(second)).statusCode, 200);
+  assert.equal((await projects(second)).statusCode, 200);
+  assert.match(fails(await projects(first), 429, 'rate_limited'), /too many requests for this user/);
+  fails(await projects(second), 429, 'rate_limited');
+});
+
+test('core.authenticate is the pipeline’s own step: it counts a use of a limited-use token, skips the rate limit when asked, and writes no audit entry', async (t) => {
+  const clock = manualClock(Date.now());
+  const auditFile = join(tempDir(t), 'audit.log');
+  const a = await buildTestApp(t, {
+    clock,
+    audit: [{ file: { path: auditFile } }],
+    rateLimit: { requests_per_second: 1, burst: 1 },
+  });
+  const tok = await mint(a, { roles: ['developer'], num_uses: 2, display_name: 'twice' });
+  const before = readFileSync(auditFile, 'utf8');
+  const info = { request_id: 'authn-1', client_address: '127.0.0.1', token: tok.client_token };
+  // rateLimit: false (the gateway's limits apply there): the burst of 1 does not stop a second call
+  const one = await a.core.authenticate(info, { rateLimit: false });
+  assert.equal(one.identity.kind, 'token');
+  assert.equal(one.identity.accessor, tok.accessor);
+  assert.equal(one.token?.num_uses, 1, 'one use counted');
+  assert.equal(one.exhausted, undefined);
+  const two = await a.core.authenticate({ ...info, request_id: 'authn-2' }, { rateLimit: false });
+  assert.equal(two.token?.num_uses, 0);
+  assert.equal(two.exhausted, true, 'its last use: revoked now');
+  await assert.rejects(a.core.authenticate({ ...info, request_id: 'authn-3' }, { rateLimit: false }), {
+    code: 'invalid_token',
+  });
+  assert.equal(readFileSync(auditFile, 'utf8'), before, 'no audit entry was written');
+  // with the rate limit (the default), a burst of 1 lets one request through
+  const other = await mint(a, { roles: ['developer'] });
+  const info2 = { request_id: 'authn-4', client_address: '127.0.0.1', token: other.client_token };
+  await a.core.authenticate(info2);
+  await assert.rejects(a.core.authenticate(info2), { code: 'rate_limited' });
+  await assert.rejects(a.core.authenticate({ request_id: 'authn-5', client_address: '127.0.0.1' }), {
+    code: 'unauthenticated',
+  });
+  // and a sealed vault authenticates no one
+  a.core.sealNow();
+  await assert.rejects(a.core.authenticate(info2, { rateLimit: false }), { code: 'sealed' });
+});
+
 // ---- the token value is never given back nor kept ----
 
 test('lookup-self and lookup-accessor never return the token value', async (t) => {

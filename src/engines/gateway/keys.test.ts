@@ -51,6 +51,8 @@ const key: VirtualKey = {
   name: 'chatbot',
   owner: { type: 'app', id: 'app-id', name: 'chatbot' },
   created_by: 'app:chatbot',
+  creator: { accessor: 'tok-accessor', orphan: false },
+  state: 'active',
   scope: { providers: ['openai'], models: ['gpt-4o*'] },
   limits: {},
   created_at: '2026-01-01T00:00:00.000Z',

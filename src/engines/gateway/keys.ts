@@ -1,6 +1,6 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Core } from '../../core/core.ts';
+import { type Core, identityOf } from '../../core/core.ts';
 import type { AnyOperation, Identity, Operation, OperationContext, Resource } from '../../core/types.ts';
 import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
@@ -17,6 +17,12 @@ import { globCovers, globMatch } from './glob.ts';
  * optional SPIFFE ID binding and a default data classification; revocable
  * at once. Only an HMAC of the key string is stored (the HMAC key lives in
  * the barrier); the string is shown once, when the key is created.
+ *
+ * A key never grants more than the token that minted it (issue 12 item 8):
+ * it expires no later than that token, and it is valid only while that token
+ * lives (revoked, used up, expired, its user deleted or app revoked: the key
+ * ends with it). An orphan key (`orphan: true`, Cedar action
+ * `gateway.key.orphan`) is bounded only by the key maximum TTL.
  *
  * Records live under `logical/gateway/`: `keys/<id>` (the id is derived from
  * the key's HMAC, so a lookup is one read), `hmac-key`, `decoy` (read on a
@@ -42,12 +48,30 @@ export interface KeyScope {
   models?: string[];
 }
 
+/** Who minted a key, and whether the key outlives it. */
+export interface KeyCreator {
+  /**
+   * The accessor of the token that minted the key (a workload's identity accessor for an SVID caller);
+   * null for keys recorded before creators were (those are refused: mint them again).
+   */
+  accessor: string | null;
+  /** true: the key does not end with its creator (bounded by the key maximum TTL only). */
+  orphan: boolean;
+}
+
+/** Whether a key can be used now, or why not. */
+export type KeyState = 'active' | 'revoked' | 'expired' | 'creator_gone';
+
 export interface VirtualKey {
   id: string;
   name: string;
-  /** Who minted it. */
+  /** Who minted it: the owner of its creator token (user, app, standalone token tree, root, workload). */
   owner: { type: string; id: string; name: string };
   created_by: string;
+  /** The token that minted it, or `orphan: true`. */
+  creator: KeyCreator;
+  /** `creator_gone`: its creator token was revoked, used up or expired (so the key was too). */
+  state: KeyState;
   scope: KeyScope;
   limits: BudgetLimits;
   created_at: string;
@@ -63,9 +87,13 @@ export interface VirtualKey {
   roles: string[];
 }
 
-interface KeyRecord extends Omit<VirtualKey, 'roles'> {
+interface KeyRecord extends Omit<VirtualKey, 'roles' | 'state' | 'creator'> {
   /** HMAC-SHA256 of the key string (hex). */
   hmac: string;
+  /** Absent on records written before creators were recorded. */
+  creator?: KeyCreator;
+  /** The creator token's `TokenStore.refOf` (one read finds it); never leaves the engine. */
+  creator_ref?: string;
 }
 
 /** What the gateway server uses (bound by `gatewayKeysModule`). */
@@ -73,18 +101,27 @@ export interface GatewayKeysEngine {
   operations: AnyOperation[];
   /**
    * The key a key string names, or undefined when it is unknown, revoked or
-   * expired. With `proof`, also undefined when the key is bound to a SPIFFE
+   * expired, or when its creator token no longer lives (unless it is an
+   * orphan). With `proof`, also undefined when the key is bound to a SPIFFE
    * ID other than `proof.spiffe_id`; without it, the caller must compare
    * `key.spiffe_id` with the SPIFFE ID the caller proved. Always one HMAC,
-   * one storage read and one constant-time comparison, whichever the
-   * outcome. Never cached beyond the call: a revocation holds from the next
-   * request on.
+   * one key read, one creator read (`TokenStore.lookupRef`) and one
+   * constant-time comparison, whichever the outcome. Never cached beyond
+   * the call: a revocation (of the key or of its creator) holds from the
+   * next request on.
    */
   lookup(keyString: string, proof?: { spiffe_id?: string | undefined }): Promise<VirtualKey | undefined>;
   /** Revokes a key by id (the gateway's anomaly response); idempotent. */
   revoke(id: string): Promise<void>;
-  /** A key's metadata by id (revoked and expired ones too), or undefined. */
+  /** A key's metadata by id (revoked and expired ones too, with their `state`), or undefined. */
   get(id: string): Promise<VirtualKey | undefined>;
+  /** Whether the key with this id can be used now: not revoked, not expired, its creator live (or an orphan). */
+  live(id: string): Promise<boolean>;
+  /**
+   * The identity of the token that minted `key`, while it lives (orphan keys included); undefined
+   * when it is gone or the key was minted by a workload. What its caller may read is what this may.
+   */
+  reader(key: Pick<VirtualKey, 'id'>): Promise<Identity | undefined>;
   /** Atomic budgets and rate limits in the vault's storage (shared by every gateway instance). */
   budgets: Budgets;
   /** Drops the cached HMAC key (on seal). */
@@ -99,6 +136,9 @@ const CLASS_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const ID_RE = /^vk_[0-9a-f]{24}$/;
 const MAX_LIST = 50;
 const KEYS_RESOURCE = 'gateway-keys';
+/** Cedar action a caller needs to mint an orphan key (one that outlives its creator token). */
+export const ORPHAN_ACTION = 'gateway.key.orphan';
+const LEGACY_CREATOR: Readonly<KeyCreator> = Object.freeze({ accessor: null, orphan: false });
 /** A caller allowed the action on this resource acts on everyone's keys, not only its own. */
 const ALL_KEYS_RESOURCE = 'gateway-keys/all';
 
@@ -225,9 +265,21 @@ function checkSpiffeId(id: string): string {
   }
 }
 
-const view = (r: Readonly<KeyRecord>): VirtualKey => {
-  const { hmac: _hmac, ...rest } = r;
-  return { ...(structuredClone(rest) as Omit<VirtualKey, 'roles'>), roles: ['virtual-key'] };
+/** A key's state, given whether its creator token lives. */
+function stateOf(r: Readonly<KeyRecord>, creatorLive: boolean, at: number): KeyState {
+  if (r.revoked) return 'revoked';
+  if (Date.parse(r.expires_at) <= at) return 'expired';
+  return r.creator?.orphan === true || creatorLive ? 'active' : 'creator_gone';
+}
+
+const view = (r: Readonly<KeyRecord>, state: KeyState): VirtualKey => {
+  const { hmac: _hmac, creator_ref: _ref, creator, ...rest } = r;
+  return {
+    ...(structuredClone(rest) as Omit<VirtualKey, 'roles' | 'state' | 'creator'>),
+    creator: { ...(creator ?? LEGACY_CREATOR) },
+    state,
+    roles: ['virtual-key'],
+  };
 };
 
 export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {}): GatewayKeysEngine {
@@ -280,18 +332,33 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     const id = idOf(mac);
     const found = await store.getJson<KeyRecord>(`keys/${id}`);
     const rec = found ?? (await decoy());
+    // the creator token, read whatever the outcome (an orphan key and the decoy read the token store's decoy)
+    const orphan = rec.creator?.orphan === true;
+    const creator = await core.tokens.lookupRef(orphan ? undefined : rec.creator_ref);
     // one comparison and one verdict, whatever made the key unusable
     const macOk = constantTimeEqual(Buffer.from(rec.hmac, 'hex'), mac);
-    const live = !rec.revoked && Date.parse(rec.expires_at) > now();
+    const live = !rec.revoked && Date.parse(rec.expires_at) > now() && (orphan || creator !== undefined);
     const bound = proof === undefined || rec.spiffe_id === undefined || rec.spiffe_id === proof.spiffe_id;
     if (!(found !== undefined && macOk && live && bound)) return undefined;
-    return Object.freeze(view(rec));
+    return Object.freeze(view(rec, 'active'));
+  }
+
+  /** Whether a record's creator token lives (orphans: no read, and no need). */
+  async function creatorLives(r: Readonly<KeyRecord>): Promise<boolean> {
+    if (r.creator?.orphan === true || r.creator_ref === undefined) return false;
+    return (await core.tokens.lookupRef(r.creator_ref)) !== undefined;
+  }
+
+  async function viewOf(r: Readonly<KeyRecord>): Promise<VirtualKey> {
+    const at = now();
+    const pending = !r.revoked && Date.parse(r.expires_at) > at && r.creator?.orphan !== true;
+    return view(r, stateOf(r, pending && (await creatorLives(r)), at));
   }
 
   async function get(id: string): Promise<VirtualKey | undefined> {
     if (!ID_RE.test(id)) return undefined;
     const r = await store.getJson<KeyRecord>(`keys/${id}`);
-    return r ? view(r) : undefined;
+    return r ? viewOf(r) : undefined;
   }
 
   // ---------------------------------------------------------------- who may touch which key
@@ -347,6 +414,56 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     return s;
   }
 
+  /**
+   * Who the key will be bound to: the caller's token (its ref, its expiry), or nobody for an orphan
+   * (which needs `gateway.key.orphan`, as Vault asks a right of orphan tokens). Throws what is missing.
+   */
+  async function creatorOf(
+    ctx: OperationContext,
+    orphan: boolean,
+  ): Promise<{ creator: KeyCreator; ref?: string; until: number }> {
+    const identity = ctx.identity;
+    if (!identity) throw new TypeError('gateway.key.create without an identity');
+    const entry = ctx.token;
+    if (orphan) {
+      const resource: Resource = { type: 'System', id: KEYS_RESOURCE };
+      if (!(await core.allows(identity, ORPHAN_ACTION, resource, ctx.request))) {
+        throw new StrongroomError(
+          'permission_denied',
+          `orphan: minting a key that outlives your token needs ${ORPHAN_ACTION} on System::"${KEYS_RESOURCE}" (admin and root have it); leave orphan out for a key that ends with your token`,
+        );
+      }
+      // still recorded (for the audit trail, and for what its caller may read while that token lives)
+      const ref = entry && ctx.request.token ? core.tokens.refOf(ctx.request.token) : undefined;
+      return {
+        creator: { accessor: identity.accessor, orphan: true },
+        ...(ref ? { ref } : {}),
+        until: Number.POSITIVE_INFINITY,
+      };
+    }
+    if (!entry || !ctx.request.token) {
+      // an SVID caller holds no token the key could end with, and an SVID's life is not the vault's to track
+      throw new StrongroomError(
+        'permission_denied',
+        `a workload authenticated by SVID holds no token for the key to end with: ask for orphan: true (needs ${ORPHAN_ACTION}), or mint the key with a token`,
+      );
+    }
+    const ref = core.tokens.refOf(ctx.request.token);
+    // the token this request spent (its last use, say) must still be the one we bind to, and live
+    const current = await core.tokens.lookupRef(ref);
+    if (!current || current.accessor !== entry.accessor) {
+      throw new StrongroomError(
+        'permission_denied',
+        'the token minting this key has no use left (or was just revoked): the key would be dead on arrival',
+      );
+    }
+    return {
+      creator: { accessor: entry.accessor, orphan: false },
+      ref,
+      until: current.expires_at === null ? Number.POSITIVE_INFINITY : Date.parse(current.expires_at),
+    };
+  }
+
   // ---------------------------------------------------------------- operations
 
   type CreateInput = {
@@ -356,6 +473,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     ttl?: string | number;
     spiffe_id?: string;
     classification?: string;
+    orphan?: boolean;
   };
   const create: Operation<CreateInput, unknown> = {
     name: 'gateway.key.create',
@@ -380,7 +498,17 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
         throw bad('classification: lower-case letters, digits, _ and - (at most 32)');
       const spiffe = i.spiffe_id === undefined ? undefined : checkSpiffeId(i.spiffe_id);
       const ttl = ttlOf(i.ttl);
+      const { creator, ref, until } = await creatorOf(ctx, i.orphan === true);
       const at = now();
+      // a key ends no later than the token that minted it (orphans: the key maximum only)
+      const expires = Math.min(at + ttl * 1000, until);
+      const granted = Math.max(0, Math.floor((expires - at) / 1000));
+      const warnings =
+        expires < at + ttl * 1000
+          ? [
+              `ttl: ${ttl} s asked, ${granted} s granted: a key expires no later than the token that minted it (${iso(until)}); mint it with a longer-lived token, or as an orphan key (orphan: true, needs ${ORPHAN_ACTION})`,
+            ]
+          : undefined;
       const secret = generateToken(TOKEN_PREFIXES.virtual_key);
       const mac = hmacSha256(await key(), secret);
       const id = idOf(mac);
@@ -389,10 +517,12 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
         name: i.name,
         owner: ownerOf(ctx),
         created_by: ctx.identity?.display_name ?? 'unknown',
+        creator,
+        ...(ref ? { creator_ref: ref } : {}),
         scope,
         limits,
         created_at: iso(at),
-        expires_at: iso(at + ttl * 1000),
+        expires_at: iso(expires),
         ...(spiffe ? { spiffe_id: spiffe } : {}),
         ...(i.classification ? { classification: i.classification } : {}),
         revoked: false,
@@ -404,7 +534,12 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
         await tx.put(`keys/${id}`, Buffer.from(JSON.stringify(rec)));
       });
       // the key string is returned here, once; only its HMAC is stored
-      return { virtual_key: secret, key: view(rec) };
+      return {
+        virtual_key: secret,
+        key: view(rec, 'active'),
+        ttl: granted,
+        ...(warnings ? { warnings } : {}),
+      };
     },
   };
 
@@ -421,7 +556,9 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
         const r = await store.getJson<KeyRecord>(p);
         if (!r || (!all && !mine(r, ctx))) continue;
         if (!i.include_inactive && (r.revoked || Date.parse(r.expires_at) <= at)) continue;
-        out.push(view(r));
+        const v = await viewOf(r);
+        if (!i.include_inactive && v.state !== 'active') continue;
+        out.push(v);
       }
       out.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
       return { keys: out };
@@ -434,7 +571,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     auth: 'token',
     resource: keysResource,
     async handle(ctx, i) {
-      return { key: view(await visible(ctx, 'gateway.key.read', i.id)) };
+      return { key: await viewOf(await visible(ctx, 'gateway.key.read', i.id)) };
     },
   };
 
@@ -522,7 +659,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
         await tx.put(`keys/${i.id}`, Buffer.from(JSON.stringify(out)));
         return out;
       });
-      return { key: view(next) };
+      return { key: await viewOf(next) };
     },
   };
 
@@ -532,6 +669,14 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     get,
     async revoke(id: string) {
       await markRevoked(id);
+    },
+    async live(id: string) {
+      return (await get(id))?.state === 'active';
+    },
+    async reader(k) {
+      const r = ID_RE.test(k.id) ? await store.getJson<KeyRecord>(`keys/${k.id}`) : undefined;
+      const entry = r?.creator_ref === undefined ? undefined : await core.tokens.lookupRef(r.creator_ref);
+      return entry ? identityOf(entry) : undefined;
     },
     budgets: createBudgets(
       store,
