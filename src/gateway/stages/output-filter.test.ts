@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { prng } from '../../../test/fixtures/scan/corpus.ts';
 import type { CallInfo } from '../types.ts';
-import { base64Fragments, createOutputFilter, secretForms } from './output-filter.ts';
+import {
+  base64Fragments,
+  createOutputFilter,
+  secretForms,
+  secretPart,
+  secretRedactor,
+} from './output-filter.ts';
 
 const CALL = { request_id: 'r', trace_id: 't' } as CallInfo;
 const KEY = 'sk-proj-Q7vZ3mK9pL2xR8tW4nB6yH1cF5jD0gS-aE_uI3oP7kM2qN9rT4vX8zC6bV1nL5hG0fJ3dK7sA9wE2';
@@ -159,6 +165,111 @@ describe('output filter: one filter reused for many texts (as the gateway does p
       const out = f.push(text) + f.end();
       assert.ok(!out.includes(plain) && !out.includes(KEY), `leaked in ${JSON.stringify(out.slice(0, 40))}`);
       assert.match(out, /\[REDACTED\]/);
+    }
+  });
+});
+
+describe('secret redactor: partial and masked key forms (runs of the secret part)', () => {
+  const S = KEY.slice('sk-proj-'.length);
+  const head = S.slice(0, 4);
+  const tail = S.slice(-4);
+  const redact = (text: string, secrets = [KEY]) => {
+    const f = secretRedactor(secrets);
+    return f.push(text) + f.end();
+  };
+
+  test('the secret part is what follows the public prefix', () => {
+    assert.equal(secretPart(KEY), S);
+    assert.equal(secretPart(ANTHROPIC), ANTHROPIC.slice('sk-ant-api03-'.length));
+    assert.equal(secretPart('gsk_abcdefghijklmnopqrstuvwxyz012345'), 'abcdefghijklmnopqrstuvwxyz012345');
+    assert.equal(
+      secretPart('AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW'),
+      'SyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW',
+    );
+    // an unknown vendor: leading lowercase words and version tags
+    assert.equal(secretPart('acme-live-v2-Zq8vN2rTp4LkW9sXbY3mHc7d'), 'Zq8vN2rTp4LkW9sXbY3mHc7d');
+    assert.equal(secretPart('Zq8vN2rTp4LkW9sXbY3mHc7d'), 'Zq8vN2rTp4LkW9sXbY3mHc7d');
+  });
+
+  const masked: [string, string, string][] = [
+    [
+      'OpenAI’s masked form',
+      `Incorrect API key provided: sk-proj-${head}****…${tail}.`,
+      'Incorrect API key provided: sk-proj-[REDACTED]****…[REDACTED].',
+    ],
+    ['dots', `key sk-proj-${head}...${tail} refused`, 'key sk-proj-[REDACTED]...[REDACTED] refused'],
+    ['the last four alone', `(…${tail})`, '(…[REDACTED])'],
+    ['“ends in”', `the key ends in ${tail}`, 'the key ends in [REDACTED]'],
+    ['a mask of x', `sk-proj-${head}xxxxxxxx${tail}`, 'sk-proj-[REDACTED]xxxxxxxx[REDACTED]'],
+    ['a mask of X', `${head}XXXXXXXX${tail}`, '[REDACTED]XXXXXXXX[REDACTED]'],
+    ['six characters inside a word', `zz${S.slice(10, 16)}zz`, 'zz[REDACTED]zz'],
+    ['a long run', `part ${S.slice(3, 40)} part`, 'part [REDACTED] part'],
+    ['the whole key (the literal wins)', `k=${KEY};`, 'k=[REDACTED];'],
+  ];
+  for (const [name, text, want] of masked) test(`redacts ${name}`, () => assert.equal(redact(text), want));
+
+  test('keeps 4 or 5 characters of the key inside a longer word, and 3 anywhere', () => {
+    for (const text of [`a${head}b and c${S.slice(5, 10)}d`, `${tail.slice(1)} and ${head.slice(0, 3)}`]) {
+      assert.equal(redact(text), text);
+    }
+  });
+
+  test('a secret shorter than 8 characters is redacted as written only', () => {
+    assert.equal(redact('x abcdefg and abcd y', ['abcdefg']), 'x [REDACTED] and abcd y');
+  });
+
+  test('property: any chunking gives the same output as one push, and no run of 4 of the secret part survives in the masked forms', () => {
+    const rand = prng(11);
+    const pieces = [
+      `sk-proj-${head}****…${tail}`,
+      `${head}...${tail}`,
+      `…${tail}`,
+      `ends in ${tail}.`,
+      `sk-proj-${head}xxxxxxxx${tail}`,
+      `${head}XXXXXXXX${tail}`,
+      S.slice(7, 19),
+      KEY,
+      ANTHROPIC.slice(20, 40),
+      ' plain words, ',
+      'x',
+      'xxx',
+      `a${head}b`,
+      '"}\n\ndata: {"delta":"',
+      'é 🙂 ',
+    ];
+    const streamed = (text: string) => {
+      const f = secretRedactor([KEY, ANTHROPIC]);
+      let out = '';
+      for (let at = 0; at < text.length; ) {
+        const c = 1 + Math.floor(rand() * (rand() < 0.5 ? 3 : 40));
+        out += f.push(text.slice(at, at + c));
+        at += c;
+      }
+      return out + f.end();
+    };
+    for (let round = 0; round < 400; round++) {
+      const chosen = Array.from(
+        { length: 1 + Math.floor(rand() * 10) },
+        () => pieces[Math.floor(rand() * pieces.length)]!,
+      );
+      // glued, pieces make longer words (and masks): only the equality is checked
+      const glued = chosen.join('');
+      assert.equal(
+        streamed(glued),
+        redact(glued, [KEY, ANTHROPIC]),
+        `round ${round}: ${JSON.stringify(glued)}`,
+      );
+      // apart, every planted form but `a${head}b` (a run inside a longer word) is gone
+      const apart = chosen.join(' ');
+      const out = streamed(apart);
+      assert.equal(out, redact(apart, [KEY, ANTHROPIC]), `round ${round}: ${JSON.stringify(apart)}`);
+      const check = out.split(`a${head}b`).join('');
+      for (let i = 0; i + 4 <= S.length; i++) {
+        assert.ok(
+          !check.includes(S.slice(i, i + 4)),
+          `round ${round}: ${S.slice(i, i + 4)} in ${JSON.stringify(out)}`,
+        );
+      }
     }
   });
 });

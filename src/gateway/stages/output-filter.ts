@@ -21,6 +21,10 @@ import {
  *   context, with every quantifier bounded);
  * - the configured PII kinds.
  *
+ * `secretRedactor` is the gateway's always-on redaction of the injected keys:
+ * the secret forms above, plus partial and masked forms of each key (runs of
+ * its secret part: `SecretRuns`).
+ *
  * Matches are chosen the same way whatever the chunking: the leftmost match,
  * the longest at that position, then the next one after it. A match depends
  * on at most `span` characters from its start (plus 16 of look-behind), so
@@ -391,6 +395,289 @@ function cutPlan(sources: readonly Source[]): CutPlan {
     else others.push(s);
   }
   return { tables: [...tables].map(([table, span]) => ({ table, span })), others };
+}
+
+// ---------------------------------------------------------------- partial and masked key forms
+
+/**
+ * Public prefixes of provider keys: what follows is the key's secret part. Longest first, so
+ * `sk-proj-` wins over `sk-`. A key starting with none of them gets the generic rule of
+ * `secretPart`.
+ */
+const KEY_PREFIXES = [
+  'sk-proj-',
+  'sk-svcacct-',
+  'sk-admin-',
+  'sk-None-',
+  'sk-ant-api03-',
+  'sk-ant-admin01-',
+  'sk-ant-oat01-',
+  'sk-ant-',
+  'sk-or-v1-',
+  'sk_live_',
+  'sk_test_',
+  'rk_live_',
+  'rk_test_',
+  'sk-',
+  'gsk_',
+  'xai-',
+  'hf_',
+  'AIza',
+  'github_pat_',
+  'ghp_',
+  'gho_',
+  'ghu_',
+  'ghs_',
+  'ghr_',
+  'glpat-',
+  'xoxb-',
+  'xoxp-',
+  'pplx-',
+  'nvapi-',
+  'csk-',
+  'r8_',
+  'fw_',
+  'AKIA',
+  'ASIA',
+].sort((a, b) => b.length - a.length);
+
+/** One leading lowercase word or version tag of a key, ending in `-` or `_` (`sk-`, `v1-`, `api03-`). */
+const PREFIX_WORD = /^[a-z][a-z0-9]{0,11}[-_]/;
+
+/**
+ * The secret part of a key: what follows its public prefix. A known prefix (KEY_PREFIXES) is
+ * taken when at least 8 characters follow it; otherwise up to three leading lowercase words or
+ * version tags ending in `-` or `_` are, while at least 16 characters follow; otherwise the whole
+ * key is secret. A prefix taken too short only makes more text count as secret (fail closed).
+ */
+export function secretPart(key: string): string {
+  for (const p of KEY_PREFIXES)
+    if (key.startsWith(p) && key.length - p.length >= 8) return key.slice(p.length);
+  let at = 0;
+  for (let n = 0; n < 3; n++) {
+    const m = PREFIX_WORD.exec(key.slice(at));
+    if (!m || key.length - at - m[0].length < 16) break;
+    at += m[0].length;
+  }
+  return key.slice(at);
+}
+
+/** A run of the secret part this long is redacted wherever it is. */
+const ANY_RUN = 6;
+/** A run this long (up to ANY_RUN - 1) is redacted when it stands alone or next to a mask. */
+const WORD_RUN = 4;
+/** This many `x` (or `X`) in a row are a mask (`abcdxxxxxxxxwxyz`). */
+const MASK_RUN = 3;
+
+const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+/** Whether `text` has a mask run of x or X ending just before `i`. */
+function maskBefore(text: string, i: number): boolean {
+  if (i < MASK_RUN) return false;
+  const c = text.charCodeAt(i - 1);
+  if (c !== 120 && c !== 88) return false;
+  for (let k = 2; k <= MASK_RUN; k++) if (text.charCodeAt(i - k) !== c) return false;
+  return true;
+}
+/** Whether `text` has a mask run of x or X starting at `e`. */
+function maskAfter(text: string, e: number): boolean {
+  if (e + MASK_RUN > text.length) return false;
+  const c = text.charCodeAt(e);
+  if (c !== 120 && c !== 88) return false;
+  for (let k = 1; k < MASK_RUN; k++) if (text.charCodeAt(e + k) !== c) return false;
+  return true;
+}
+
+/** The compiled, read-only index of the secret parts' 4-character runs (shared by every filter of a secret set). */
+interface RunIndex {
+  readonly parts: readonly string[];
+  /** Open addressing: each slot holds a packed 4-gram (7 bits a character) or 0. */
+  readonly grams: Int32Array;
+  /** Per slot, the first occurrence of its gram; per occurrence, the next one (-1: none). */
+  readonly first: Int32Array;
+  readonly nextOcc: Int32Array;
+  readonly occPart: Int32Array;
+  readonly occPos: Int32Array;
+  readonly shift: number;
+  readonly slotMask: number;
+  /** The characters of the parts, and x and X (masks): the only ones a decision can wait on. */
+  readonly table: Uint8Array;
+  readonly span: number;
+}
+
+const pack4 = (s: string, j: number) =>
+  (s.charCodeAt(j) << 21) | (s.charCodeAt(j + 1) << 14) | (s.charCodeAt(j + 2) << 7) | s.charCodeAt(j + 3);
+
+function runIndex(parts: readonly string[]): RunIndex {
+  let count = 0;
+  for (const p of parts) count += p.length - WORD_RUN + 1;
+  let bits = 6;
+  while (1 << bits < count * 4) bits++;
+  const size = 1 << bits;
+  const grams = new Int32Array(size);
+  const first = new Int32Array(size).fill(-1);
+  const nextOcc = new Int32Array(count).fill(-1);
+  const occPart = new Int32Array(count);
+  const occPos = new Int32Array(count);
+  const table = new Uint8Array(128);
+  table[120] = 1;
+  table[88] = 1;
+  const shift = 32 - bits;
+  let o = 0;
+  for (let pi = 0; pi < parts.length; pi++) {
+    const p = parts[pi]!;
+    for (let j = 0; j < p.length; j++) table[p.charCodeAt(j)] = 1;
+    for (let j = 0; j + WORD_RUN <= p.length; j++, o++) {
+      const g = pack4(p, j);
+      let s = Math.imul(g, 0x9e3779b1) >>> shift;
+      while (grams[s] !== 0 && grams[s] !== g) s = (s + 1) & (size - 1);
+      occPart[o] = pi;
+      occPos[o] = j;
+      // occurrences kept in order: appended at the end of the slot's chain
+      if (grams[s] === 0) {
+        grams[s] = g;
+        first[s] = o;
+      } else {
+        let last = first[s]!;
+        while (nextOcc[last]! >= 0) last = nextOcc[last]!;
+        nextOcc[last] = o;
+      }
+    }
+  }
+  const span = parts.reduce((n, p) => Math.max(n, p.length), 0) + MASK_RUN + 1;
+  return { parts, grams, first, nextOcc, occPart, occPos, shift, slotMask: size - 1, table, span };
+}
+
+/**
+ * Partial and masked forms of secrets (issue 12, item 3): runs of a secret part (`secretPart`) of
+ * at least ANY_RUN characters anywhere, and of WORD_RUN to ANY_RUN - 1 characters that stand
+ * alone — bounded on each side by a character that is not an ASCII letter or digit, the text's
+ * edge, or a mask of x or X — as in `sk-proj-abcd****wxyz`, `abcd...wxyz`, `…wxyz`, "ends in
+ * wxyz", `abcdxxxxxxxxwxyz`. At each position the longest run counts. Stateless: shared by every
+ * filter of a secret set.
+ *
+ * A match starting at i reads the run (at most the longest part), one character after it and a
+ * possible mask (MASK_RUN), so `span` bounds it; every character it can wait on is in `table`
+ * (run characters, x, X), so the trailing run of table characters is all that is undecided.
+ */
+class SecretRuns implements Source {
+  readonly span: number;
+  readonly min = WORD_RUN;
+  readonly table: Uint8Array;
+  readonly #ix: RunIndex;
+  constructor(ix: RunIndex) {
+    this.#ix = ix;
+    this.span = ix.span;
+    this.table = ix.table;
+  }
+  undecided(text: string, from: number): number {
+    return suffixIn(this.table, text, from);
+  }
+  next(text: string, from: number): Hit | undefined {
+    const { table, grams, first, shift, slotMask } = this.#ix;
+    const n = text.length;
+    let code = 0;
+    let run = 0;
+    for (let k = from; k < n; k++) {
+      const c = text.charCodeAt(k);
+      if (c >= 128 || table[c] === 0) {
+        run = 0;
+        continue;
+      }
+      code = ((code << 7) | c) & 0xfffffff;
+      if (++run < WORD_RUN) continue;
+      let s = Math.imul(code, 0x9e3779b1) >>> shift;
+      let g = grams[s]!;
+      while (g !== 0 && g !== code) {
+        s = (s + 1) & slotMask;
+        g = grams[s]!;
+      }
+      if (g === 0) continue;
+      const hit = this.#at(text, k - WORD_RUN + 1, first[s]!);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+  /** The match starting at `i`, whose first 4 characters are the gram of occurrence `occ`, if any. */
+  #at(text: string, i: number, occ: number): Hit | undefined {
+    const { parts, nextOcc, occPart, occPos } = this.#ix;
+    const n = text.length;
+    let best = 0;
+    for (let o = occ; o >= 0; o = nextOcc[o]!) {
+      const p = parts[occPart[o]!]!;
+      let j = occPos[o]! + WORD_RUN;
+      let m = WORD_RUN;
+      while (i + m < n && j < p.length && text.charCodeAt(i + m) === p.charCodeAt(j)) {
+        m++;
+        j++;
+      }
+      if (m > best) best = m;
+    }
+    if (best >= ANY_RUN) return { start: i, end: i + best, valueStart: i, valueEnd: i + best, id: 'secret' };
+    if (i > 0 && isAlnum(text.charCodeAt(i - 1)) && !maskBefore(text, i)) return undefined;
+    // the longest run that stands alone (a shorter one may end on a run character that is not alphanumeric)
+    for (let m = best; m >= WORD_RUN; m--) {
+      const e = i + m;
+      if (e === n || !isAlnum(text.charCodeAt(e)) || maskAfter(text, e)) {
+        return { start: i, end: e, valueStart: i, valueEnd: e, id: 'secret' };
+      }
+    }
+    return undefined;
+  }
+}
+
+/** The compiled sources of a set of secrets (bounded; the secrets are in memory anyway). */
+const SECRET_SETS = new Map<string, { lits: LiteralSet; runs: SecretRuns | undefined; plan: CutPlan }>();
+
+/**
+ * The gateway's always-on redaction of the injected keys (docs/gateway.md, "What reaches the
+ * client"): a streaming filter, chunk-independent like every output filter, replacing with
+ * `marker`
+ *
+ * - each secret as written, as base64/base64url at its 3 alignments and as hex (`secretForms`);
+ * - partial and masked forms (`SecretRuns`): any run of 6+ characters of a secret's secret part
+ *   (`secretPart`), and runs of 4–5 that stand alone or next to a mask.
+ *
+ * Secrets shorter than 8 characters are redacted as written only (their derived forms and runs
+ * would redact ordinary text); secret parts that are not ASCII have no run rule (keys travel in
+ * HTTP headers: they are ASCII).
+ */
+export function secretRedactor(secrets: readonly string[], marker = '[REDACTED]'): ResponseFilter {
+  for (const s of secrets)
+    if (typeof s !== 'string') throw new TypeError('secretRedactor: a secret must be a string');
+  const key = secrets.length === 1 ? `1:${secrets[0]}` : JSON.stringify(secrets);
+  let c = SECRET_SETS.get(key);
+  if (!c) {
+    const forms: string[] = [];
+    const parts: string[] = [];
+    for (const s of secrets) {
+      if (s.length === 0) continue;
+      if (s.length < 8) {
+        forms.push(s);
+        continue;
+      }
+      let f = FORMS_CACHE.get(s);
+      if (!f) {
+        if (FORMS_CACHE.size >= 64) FORMS_CACHE.clear();
+        f = secretForms(s);
+        FORMS_CACHE.set(s, f);
+      }
+      forms.push(...f);
+      const part = secretPart(s);
+      // the 4-gram index packs 7-bit characters (none of them 0)
+      let ascii = true;
+      for (let i = 0; i < part.length; i++) {
+        const ch = part.charCodeAt(i);
+        if (ch === 0 || ch >= 128) ascii = false;
+      }
+      if (ascii && !parts.includes(part)) parts.push(part);
+    }
+    const lits = literalSet(forms);
+    const runs = parts.length ? new SecretRuns(runIndex(parts)) : undefined;
+    c = { lits, runs, plan: cutPlan([new Literals(lits), ...(runs ? [runs] : [])]) };
+    if (SECRET_SETS.size >= 64) SECRET_SETS.clear();
+    SECRET_SETS.set(key, c);
+  }
+  return new Redactor([new Literals(c.lits), ...(c.runs ? [c.runs] : [])], c.plan, marker);
 }
 
 /** Streams text through `sources`, replacing the value of every selected hit with `marker`. */
