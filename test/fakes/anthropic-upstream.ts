@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import {
+  argumentPieces,
+  echoPieces,
   emitSse,
   inputTokens,
   outputTokens,
+  quotedKey,
   randomId,
   replyPieces,
   sendJson,
@@ -40,7 +43,10 @@ import {
  * not_found_error, 413 request_too_large, 429 rate_limit_error, 500 api_error,
  * 529 overloaded_error) and carry a `request-id` header.
  *
- * Same knobs and reply as the OpenAI fake (see UpstreamKnobs in openai-upstream.ts).
+ * Same knobs and reply as the OpenAI fake (see UpstreamKnobs in openai-upstream.ts);
+ * `keyEcho` fields `thinking` (a thinking block first: thinking_delta pieces, then a
+ * signature_delta) and `input_json` (two tool_use blocks after the text, input_json_delta pieces)
+ * add blocks, `text` echoes in the text block.
  */
 
 export const anthropicKey = (): string => `sk-ant-api03-${randomBytes(70).toString('base64url')}AA`;
@@ -97,12 +103,13 @@ export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promi
     const failure = takeFailure(fake);
     if (failure) {
       const type = errorTypeFor(failure.status);
+      const shownKey = received ? quotedKey(fake, received) : '';
       const message =
         type === 'overloaded_error'
-          ? `Overloaded (request authenticated with x-api-key ${received || '(none)'})`
+          ? `Overloaded (request authenticated with x-api-key ${shownKey || '(none)'})`
           : type === 'rate_limit_error'
-            ? `This request would exceed the rate limit for your organization (key ${received || '(none)'}) of 50 requests per minute.`
-            : `Internal server error while handling key ${received || '(none)'}`;
+            ? `This request would exceed the rate limit for your organization (key ${shownKey || '(none)'}) of 50 requests per minute.`
+            : `Internal server error while handling key ${shownKey || '(none)'}`;
       error(
         failure.status,
         message,
@@ -207,14 +214,64 @@ export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promi
       }
       const ev = (type: string, data: Record<string, unknown> = {}) =>
         `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+      const field = fake.keyEcho?.field;
+      const echo = echoPieces(fake, received);
+      // a thinking block first, the text block, tool_use blocks after it (blocks come one at a time)
+      const blocks: string[] = [];
+      let bi = 0;
+      if (field === 'thinking') {
+        blocks.push(
+          ev('content_block_start', {
+            index: bi,
+            content_block: { type: 'thinking', thinking: '', signature: '' },
+          }),
+          ...echo.map((p) =>
+            ev('content_block_delta', { index: bi, delta: { type: 'thinking_delta', thinking: p } }),
+          ),
+          ev('content_block_delta', {
+            index: bi,
+            delta: { type: 'signature_delta', signature: `Eq${randomBytes(24).toString('base64')}` },
+          }),
+          ev('content_block_stop', { index: bi }),
+        );
+        bi++;
+      }
+      const textIndex = bi++;
+      blocks.push(
+        ev('content_block_start', {
+          index: textIndex,
+          content_block: { type: 'text', text: '', citations: null },
+        }),
+        ev('ping'),
+        ...pieces.map((p) =>
+          ev('content_block_delta', { index: textIndex, delta: { type: 'text_delta', text: p } }),
+        ),
+        ev('content_block_stop', { index: textIndex }),
+      );
+      if (field === 'input_json') {
+        for (let k = 0; k < 2; k++, bi++) {
+          blocks.push(
+            ev('content_block_start', {
+              index: bi,
+              content_block: { type: 'tool_use', id: randomId('toolu_01', 16), name: `tool_${k}`, input: {} },
+            }),
+            ...argumentPieces(echo, k).map((p) =>
+              ev('content_block_delta', { index: bi, delta: { type: 'input_json_delta', partial_json: p } }),
+            ),
+            ev('content_block_stop', { index: bi }),
+          );
+        }
+      }
       const events = [
         ev('message_start', { message: message([], null, usage(1)) }),
-        ev('content_block_start', { index: 0, content_block: { type: 'text', text: '', citations: null } }),
-        ev('ping'),
-        ...pieces.map((p) => ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: p } })),
-        ev('content_block_stop', { index: 0 }),
+        ...blocks,
         ev('message_delta', {
-          delta: { stop_reason: stopReason, stop_sequence: null, stop_details: null, container: null },
+          delta: {
+            stop_reason: field === 'input_json' ? 'tool_use' : stopReason,
+            stop_sequence: null,
+            stop_details: null,
+            container: null,
+          },
           usage: {
             input_tokens: inTokens,
             cache_creation_input_tokens: 0,
@@ -229,7 +286,7 @@ export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promi
         ev('error', {
           error: {
             type: 'overloaded_error',
-            message: `Overloaded (request authenticated with x-api-key ${received})`,
+            message: `Overloaded (request authenticated with x-api-key ${quotedKey(fake, received)})`,
           },
         }),
       );

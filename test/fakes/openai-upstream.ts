@@ -57,6 +57,49 @@ export interface RecordedRequest {
  */
 export type EchoKeyMode = 'none' | 'whole' | 'split' | 'base64';
 
+/**
+ * Text-bearing streamed fields a hostile provider can echo the key in (`keyEcho`):
+ *
+ * - every API: `text` (chat `delta.content`, Responses `output_text`, Anthropic `text_delta`; in
+ *   plain answers too), `refusal` (chat `delta.refusal`, a Responses refusal part), `logprobs`
+ *   (the text's tokens and bytes: chat `choices[].logprobs`, Responses `output_text.delta.logprobs`);
+ * - chat: `reasoning`, `reasoning_content` (OpenAI-compatible servers), `tool_calls` (several
+ *   tool calls, their argument pieces interleaved by `index`), `function_call` (legacy),
+ *   `audio_transcript`;
+ * - Responses: `function_call_arguments` (two function calls, interleaved), `reasoning_summary`,
+ *   `reasoning_text`;
+ * - Anthropic: `input_json` (two tool_use blocks), `thinking`.
+ */
+export type EchoField =
+  | 'text'
+  | 'refusal'
+  | 'logprobs'
+  | 'reasoning'
+  | 'reasoning_content'
+  | 'tool_calls'
+  | 'function_call'
+  | 'audio_transcript'
+  | 'function_call_arguments'
+  | 'reasoning_summary'
+  | 'reasoning_text'
+  | 'input_json'
+  | 'thinking';
+
+export interface KeyEcho {
+  field: EchoField;
+  /**
+   * How the echoed text is cut into streamed pieces: `every` (default: one copy per split position,
+   * the two halves in consecutive pieces of the field), `chars` (one character a piece), `whole`.
+   */
+  split?: 'every' | 'chars' | 'whole';
+  /**
+   * What is echoed: the key received (default) or its masked forms (`maskedKeyForms`: 4 real
+   * characters after the prefix, a mask, the last 4). With `masked`, the `fail` and
+   * `streamFailure` error messages quote the masked forms instead of the key.
+   */
+  form?: 'key' | 'masked';
+}
+
 export interface UpstreamKnobs {
   echoKey: EchoKeyMode;
   /**
@@ -82,6 +125,12 @@ export interface UpstreamKnobs {
    * message echoes the key) and ends the response.
    */
   streamFailure: { afterEvents: number; mode: 'reset' | 'error' } | undefined;
+  /** A hostile provider: echo the key received in a text-bearing streamed field (see KeyEcho). */
+  keyEcho: KeyEcho | undefined;
+  /** Chat: answer with the `n` choices the request asks for (at most 8; off: one choice, as before). */
+  honorN: boolean;
+  /** Chat streams: each choice calls this many tools, their argument pieces interleaved (0: none). */
+  toolCalls: number;
 }
 
 export interface UpstreamFake extends UpstreamKnobs {
@@ -94,6 +143,8 @@ export interface UpstreamFake extends UpstreamKnobs {
   readonly requests: RecordedRequest[];
   setKey(key: string): void;
   lastRequest(): RecordedRequest | undefined;
+  /** The SSE frames of the last streamed answer, as written (to compare with what a client got). */
+  sentEvents: string[];
   /** Forget the recorded requests and put every knob back to its default. */
   reset(): void;
   close(): Promise<void>;
@@ -113,6 +164,9 @@ export const defaultKnobs = (): UpstreamKnobs => ({
   usage: undefined,
   reply: undefined,
   streamFailure: undefined,
+  keyEcho: undefined,
+  honorN: false,
+  toolCalls: 0,
 });
 
 export type UpstreamHandler = (
@@ -183,12 +237,14 @@ export async function startUpstream(
       return key;
     },
     requests,
+    sentEvents: [],
     setKey(k: string) {
       key = k;
     },
     lastRequest: () => requests.at(-1),
     reset() {
       requests.length = 0;
+      fake.sentEvents = [];
       Object.assign(fake, defaultKnobs());
     },
     close: () =>
@@ -244,6 +300,8 @@ export async function emitSse(
   events: string[],
   errorEvent: () => string,
 ): Promise<void> {
+  const sent: string[] = [];
+  fake.sentEvents = sent;
   for (let i = 0; i < events.length; i++) {
     if (i > 0 && fake.chunkDelayMs > 0) await sleep(fake.chunkDelayMs);
     if (res.destroyed || res.writableEnded) return;
@@ -253,9 +311,12 @@ export async function emitSse(
         res.destroy();
         return;
       }
-      res.end(errorEvent());
+      const e = errorEvent();
+      sent.push(e);
+      res.end(e);
       return;
     }
+    sent.push(events[i]!);
     res.write(events[i]);
   }
   if (!res.destroyed && !res.writableEnded) res.end();
@@ -276,13 +337,75 @@ export function textOf(content: unknown): string {
 }
 
 /**
+ * How providers and logs show a key partly: its public prefix, its first 4 secret characters, a
+ * mask, its last 4 (as OpenAI's `sk-proj-abcd****…wxyz`), and the variants careless messages use.
+ */
+export function maskedKeyForms(key: string): string[] {
+  const prefix = /^(sk-ant-api03-|sk-proj-|sk-)/.exec(key)?.[1] ?? '';
+  const body = key.slice(prefix.length);
+  const head = body.slice(0, 4);
+  const tail = body.slice(-4);
+  return [
+    `${prefix}${head}****…${tail}`,
+    `${prefix}${head}...${tail}`,
+    `…${tail}`,
+    `key ending in ${tail}`,
+    `${prefix}${head}${'x'.repeat(8)}${tail}`,
+    `${head}${'X'.repeat(8)}${tail}`,
+  ];
+}
+
+/** What a message about the key quotes: the key, or its masked forms when `keyEcho.form` is `masked`. */
+export function quotedKey(fake: UpstreamFake, received: string): string {
+  return fake.keyEcho?.form === 'masked' ? maskedKeyForms(received).join(', ') : received;
+}
+
+/**
+ * The pieces a hostile provider streams in `fake.keyEcho.field` (see KeyEcho): every piece plain
+ * JSON-safe text (a label, then the key or its masked forms, cut as `split` says).
+ */
+export function echoPieces(fake: UpstreamFake, received: string): string[] {
+  const echo = fake.keyEcho;
+  if (!echo) return [];
+  const texts = echo.form === 'masked' ? maskedKeyForms(received) : [received];
+  const out: string[] = [];
+  for (const t of texts) {
+    const split = echo.split ?? 'every';
+    if (split === 'whole') out.push(` key: ${t}`);
+    else if (split === 'chars') out.push(' key: ', ...t);
+    else for (let p = 1; p < t.length; p++) out.push(` ${p}: ${t.slice(0, p)}`, t.slice(p));
+  }
+  return out;
+}
+
+/** A JSON object text, as argument pieces: `{"note":"` + the echo pieces + `","n":<n>}`. */
+export function argumentPieces(pieces: readonly string[], n: number): string[] {
+  return ['{"note":"', ...pieces.map((p) => JSON.stringify(p).slice(1, -1)), `","n":${n}}`];
+}
+
+/** Plain argument pieces (no key): a JSON object cut every 3 characters. */
+export function plainArgumentPieces(label: string): string[] {
+  const text = JSON.stringify({ city: 'Paris', unit: 'celsius', who: label });
+  return text.match(/[\s\S]{1,3}/g) ?? [text];
+}
+
+/** Round-robin over lists: the first of each, then the second of each, ... (interleaved streams). */
+export function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
+  for (let i = 0; lists.some((l) => i < l.length); i++)
+    for (const l of lists) if (i < l.length) out.push(l[i]!);
+  return out;
+}
+
+/**
  * The reply as the pieces a stream sends (one word each, with its leading
- * space), honouring `reply` and `echoKey`. `received` is the credential the
- * request carried.
+ * space), honouring `reply`, `echoKey` and `keyEcho` (field `text`). `received`
+ * is the credential the request carried.
  */
 export function replyPieces(fake: UpstreamFake, lastUserText: string, received: string): string[] {
   const base = fake.reply ?? `You said ${countWords(lastUserText)} words.`;
   const pieces = base.match(/\s*\S+\s*$|\s*\S+/g) ?? [base];
+  if (fake.keyEcho?.field === 'text') pieces.push(...echoPieces(fake, received));
   if (fake.echoKey === 'none') return pieces;
   pieces.push(' Your', ' key', ' is');
   if (fake.echoKey === 'whole') pieces.push(` ${received}`);
@@ -419,6 +542,240 @@ function embed(input: unknown, dims: number): number[] {
   return v.map((x) => Math.fround(x / norm));
 }
 
+/** A chat logprobs entry for a piece of text (its token, bytes and itself as the only alternative). */
+const logprob = (token: string) => {
+  const bytes = [...Buffer.from(token, 'utf8')];
+  return { token, logprob: -0.01, bytes, top_logprobs: [{ token, logprob: -0.01, bytes }] };
+};
+
+/**
+ * A chat stream from the hostile knobs (`keyEcho`, `honorN`, `toolCalls`): each choice (the `n`
+ * the request asks for, with `honorN`) streams its own text (`[i] ` before it when n > 1), the
+ * field `keyEcho` names carries the echo pieces, and tool calls' argument pieces are interleaved
+ * by index; the choices' chunks are interleaved too, each choice then gets its own finish chunk.
+ */
+function hostileChatEvents(
+  fake: UpstreamFake,
+  body: Record<string, unknown>,
+  pieces: readonly string[],
+  received: string,
+  finish: 'stop' | 'length',
+  chunk: (choices: unknown[]) => string,
+): string[] {
+  const n = fake.honorN && typeof body.n === 'number' ? Math.min(8, Math.max(1, Math.floor(body.n))) : 1;
+  const field = fake.keyEcho?.field;
+  const echo = echoPieces(fake, received);
+  const tools = fake.toolCalls > 0 ? fake.toolCalls : field === 'tool_calls' ? 3 : 0;
+  type Delta = { delta: Record<string, unknown>; logprobs?: unknown };
+  const perChoice: Delta[][] = [];
+  for (let i = 0; i < n; i++) {
+    const text = n > 1 ? [`[${i}]`, ...pieces] : [...pieces];
+    const list: Delta[] = [{ delta: { role: 'assistant', content: '', refusal: null } }];
+    if (field === 'reasoning' || field === 'reasoning_content')
+      for (const p of echo) list.push({ delta: { [field]: p } });
+    if (field === 'audio_transcript') {
+      for (const p of echo) list.push({ delta: { audio: { id: `audio_${i}`, transcript: p } } });
+    }
+    const content = field === 'logprobs' ? [...text, ...echo] : text;
+    for (const p of content) {
+      list.push(
+        field === 'logprobs'
+          ? { delta: { content: p }, logprobs: { content: [logprob(p)], refusal: null } }
+          : { delta: { content: p } },
+      );
+    }
+    if (field === 'refusal') for (const p of echo) list.push({ delta: { refusal: p } });
+    if (field === 'function_call') {
+      list.push({ delta: { function_call: { name: 'lookup', arguments: '' } } });
+      for (const p of argumentPieces(echo, i)) list.push({ delta: { function_call: { arguments: p } } });
+    }
+    if (tools > 0) {
+      for (let t = 0; t < tools; t++) {
+        list.push({
+          delta: {
+            tool_calls: [
+              {
+                index: t,
+                id: `call_${i}_${t}`,
+                type: 'function',
+                function: { name: `tool_${t}`, arguments: '' },
+              },
+            ],
+          },
+        });
+      }
+      const args = Array.from({ length: tools }, (_, t) =>
+        (field === 'tool_calls' ? argumentPieces(echo, t) : plainArgumentPieces(`${i}/${t}`)).map((a) => ({
+          delta: { tool_calls: [{ index: t, function: { arguments: a } }] },
+        })),
+      );
+      list.push(...interleave(args));
+    }
+    perChoice.push(list);
+  }
+  const reason = tools > 0 ? 'tool_calls' : field === 'function_call' ? 'function_call' : finish;
+  const events: string[] = [];
+  const ordered = interleave(perChoice.map((l, i) => l.map((d) => ({ i, d }))));
+  for (const { i, d } of ordered) {
+    events.push(chunk([{ index: i, delta: d.delta, logprobs: d.logprobs ?? null, finish_reason: null }]));
+  }
+  for (let i = 0; i < n; i++)
+    events.push(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: reason }]));
+  return events;
+}
+
+/**
+ * A Responses stream from `keyEcho` (fields other than `text`): a reasoning item first
+ * (`reasoning_summary`, `reasoning_text`), then the message (its `output_text` part; with
+ * `logprobs` the echo is in the text and every delta carries its logprob; with `refusal` a
+ * refusal part follows), then two function calls whose argument deltas are interleaved
+ * (`function_call_arguments`), each with its `.done` events, then `response.completed`.
+ */
+function hostileResponseEvents(
+  field: EchoField,
+  echo: readonly string[],
+  pieces: readonly string[],
+  r: {
+    ev: (type: string, data: Record<string, unknown>) => string;
+    item: (status: 'in_progress' | 'completed', content: unknown[]) => Record<string, unknown>;
+    itemId: string;
+    created: () => unknown;
+    completed: (output: unknown[]) => unknown;
+  },
+): string[] {
+  const { ev, item, itemId } = r;
+  const events = [
+    ev('response.created', { response: r.created() }),
+    ev('response.in_progress', { response: r.created() }),
+  ];
+  const output: unknown[] = [];
+  let oi = 0;
+  const full = echo.join('');
+  if (field === 'reasoning_summary' || field === 'reasoning_text') {
+    const id = randomId('rs_', 24);
+    const added = {
+      id,
+      type: 'reasoning',
+      summary: [],
+      ...(field === 'reasoning_text' ? { content: [] } : {}),
+    };
+    events.push(ev('response.output_item.added', { output_index: oi, item: added }));
+    let done: Record<string, unknown>;
+    if (field === 'reasoning_summary') {
+      const sids = { item_id: id, output_index: oi, summary_index: 0 };
+      events.push(
+        ev('response.reasoning_summary_part.added', { ...sids, part: { type: 'summary_text', text: '' } }),
+      );
+      for (const p of echo) events.push(ev('response.reasoning_summary_text.delta', { ...sids, delta: p }));
+      events.push(ev('response.reasoning_summary_text.done', { ...sids, text: full }));
+      events.push(
+        ev('response.reasoning_summary_part.done', { ...sids, part: { type: 'summary_text', text: full } }),
+      );
+      done = { id, type: 'reasoning', summary: [{ type: 'summary_text', text: full }] };
+    } else {
+      const cids = { item_id: id, output_index: oi, content_index: 0 };
+      events.push(ev('response.content_part.added', { ...cids, part: { type: 'reasoning_text', text: '' } }));
+      for (const p of echo) events.push(ev('response.reasoning_text.delta', { ...cids, delta: p }));
+      events.push(ev('response.reasoning_text.done', { ...cids, text: full }));
+      events.push(
+        ev('response.content_part.done', { ...cids, part: { type: 'reasoning_text', text: full } }),
+      );
+      done = { id, type: 'reasoning', summary: [], content: [{ type: 'reasoning_text', text: full }] };
+    }
+    events.push(ev('response.output_item.done', { output_index: oi, item: done }));
+    output.push(done);
+    oi++;
+  }
+  const withLogprobs = field === 'logprobs';
+  const textPieces = withLogprobs ? [...pieces, ...echo] : [...pieces];
+  const text = textPieces.join('');
+  const lps = textPieces.map((p) => ({
+    token: p,
+    logprob: -0.01,
+    bytes: [...Buffer.from(p, 'utf8')],
+    top_logprobs: [],
+  }));
+  const textPart = (t: string, l: unknown[]) => ({
+    type: 'output_text',
+    text: t,
+    annotations: [],
+    logprobs: l,
+  });
+  const mids = { item_id: itemId, output_index: oi, content_index: 0 };
+  events.push(ev('response.output_item.added', { output_index: oi, item: item('in_progress', []) }));
+  events.push(ev('response.content_part.added', { ...mids, part: textPart('', []) }));
+  textPieces.forEach((p, k) => {
+    events.push(
+      ev('response.output_text.delta', { ...mids, delta: p, logprobs: withLogprobs ? [lps[k]] : [] }),
+    );
+  });
+  events.push(ev('response.output_text.done', { ...mids, text, logprobs: withLogprobs ? lps : [] }));
+  events.push(ev('response.content_part.done', { ...mids, part: textPart(text, withLogprobs ? lps : []) }));
+  const content: unknown[] = [textPart(text, withLogprobs ? lps : [])];
+  if (field === 'refusal') {
+    const rids = { item_id: itemId, output_index: oi, content_index: 1 };
+    events.push(ev('response.content_part.added', { ...rids, part: { type: 'refusal', refusal: '' } }));
+    for (const p of echo) events.push(ev('response.refusal.delta', { ...rids, delta: p }));
+    events.push(ev('response.refusal.done', { ...rids, refusal: full }));
+    events.push(ev('response.content_part.done', { ...rids, part: { type: 'refusal', refusal: full } }));
+    content.push({ type: 'refusal', refusal: full });
+  }
+  events.push(ev('response.output_item.done', { output_index: oi, item: item('completed', content) }));
+  output.push(item('completed', content));
+  oi++;
+  if (field === 'function_call_arguments') {
+    const calls = [0, 1].map((k) => ({
+      id: randomId('fc_', 24),
+      call_id: `call_${k}`,
+      name: `tool_${k}`,
+      output_index: oi + k,
+      args: argumentPieces(echo, k),
+    }));
+    const fcItem = (c: (typeof calls)[number], status: string, args: string) => ({
+      id: c.id,
+      type: 'function_call',
+      status,
+      call_id: c.call_id,
+      name: c.name,
+      arguments: args,
+    });
+    for (const c of calls) {
+      events.push(
+        ev('response.output_item.added', {
+          output_index: c.output_index,
+          item: fcItem(c, 'in_progress', ''),
+        }),
+      );
+    }
+    for (const { c, a } of interleave(calls.map((c) => c.args.map((a) => ({ c, a }))))) {
+      events.push(
+        ev('response.function_call_arguments.delta', {
+          item_id: c.id,
+          output_index: c.output_index,
+          delta: a,
+        }),
+      );
+    }
+    for (const c of calls) {
+      const args = c.args.join('');
+      events.push(
+        ev('response.function_call_arguments.done', {
+          item_id: c.id,
+          output_index: c.output_index,
+          name: c.name,
+          arguments: args,
+        }),
+      );
+      events.push(
+        ev('response.output_item.done', { output_index: c.output_index, item: fcItem(c, 'completed', args) }),
+      );
+      output.push(fcItem(c, 'completed', args));
+    }
+  }
+  events.push(ev('response.completed', { response: r.completed(output) }));
+  return events;
+}
+
 export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<UpstreamFake> {
   const { models = defaultOpenAiModels, strictModels = false, ...rest } = opts;
   return startUpstream({ ...rest, key: rest.key ?? openAiKey() }, async (req, res, fake) => {
@@ -434,9 +791,15 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
 
     const failure = takeFailure(fake);
     if (failure) {
+      const bearer = /^Bearer (.+)$/i.exec(authorization)?.[1];
       json(
         failure.status,
-        openAiFailure(failure.status, authorization || '(none)'),
+        openAiFailure(
+          failure.status,
+          bearer && fake.keyEcho?.form === 'masked'
+            ? `Bearer ${quotedKey(fake, bearer)}`
+            : authorization || '(none)',
+        ),
         failure.retryAfter === undefined ? {} : { 'retry-after': String(failure.retryAfter) },
       );
       return;
@@ -573,11 +936,14 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
         logprobs: null,
         finish_reason: finishReason,
       });
-      const events = [
-        chunk([choice({ role: 'assistant', content: '', refusal: null })]),
-        ...pieces.map((p) => chunk([choice({ content: p })])),
-        chunk([choice({}, finish)]),
-      ];
+      const hostile = fake.keyEcho !== undefined || fake.honorN || fake.toolCalls > 0;
+      const events = hostile
+        ? hostileChatEvents(fake, body, pieces, received, finish, chunk)
+        : [
+            chunk([choice({ role: 'assistant', content: '', refusal: null })]),
+            ...pieces.map((p) => chunk([choice({ content: p })])),
+            chunk([choice({}, finish)]),
+          ];
       if (includeUsage) events.push(chunk([], usage));
       events.push('data: [DONE]\n\n');
       startSse(res, headers);
@@ -586,7 +952,7 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
         fake,
         events,
         () =>
-          `data: ${JSON.stringify(openAiError(`The server had an error while streaming (authorization: Bearer ${received}).`, 'server_error'))}\n\n`,
+          `data: ${JSON.stringify(openAiError(`The server had an error while streaming (authorization: Bearer ${quotedKey(fake, received)}).`, 'server_error'))}\n\n`,
       );
       return;
     }
@@ -663,24 +1029,34 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
       const ev = (type: string, data: Record<string, unknown>) =>
         `event: ${type}\ndata: ${JSON.stringify({ type, ...data, sequence_number: seq++ })}\n\n`;
       const ids = { item_id: itemId, output_index: 0, content_index: 0 };
-      const events = [
-        ev('response.created', { response: response('in_progress', [], null) }),
-        ev('response.in_progress', { response: response('in_progress', [], null) }),
-        ev('response.output_item.added', { output_index: 0, item: item('in_progress', []) }),
-        ev('response.content_part.added', { ...ids, part: part('') }),
-        ...pieces.map((p) => ev('response.output_text.delta', { ...ids, delta: p, logprobs: [] })),
-        ev('response.output_text.done', { ...ids, text, logprobs: [] }),
-        ev('response.content_part.done', { ...ids, part: part(text) }),
-        ev('response.output_item.done', { output_index: 0, item: item('completed', [part(text)]) }),
-        ev('response.completed', {
-          response: response('completed', [item('completed', [part(text)])], usage),
-        }),
-      ];
+      const field = fake.keyEcho?.field;
+      const events =
+        field !== undefined && field !== 'text'
+          ? hostileResponseEvents(field, echoPieces(fake, received), pieces, {
+              ev,
+              item,
+              itemId,
+              created: () => response('in_progress', [], null),
+              completed: (output) => response('completed', output, usage),
+            })
+          : [
+              ev('response.created', { response: response('in_progress', [], null) }),
+              ev('response.in_progress', { response: response('in_progress', [], null) }),
+              ev('response.output_item.added', { output_index: 0, item: item('in_progress', []) }),
+              ev('response.content_part.added', { ...ids, part: part('') }),
+              ...pieces.map((p) => ev('response.output_text.delta', { ...ids, delta: p, logprobs: [] })),
+              ev('response.output_text.done', { ...ids, text, logprobs: [] }),
+              ev('response.content_part.done', { ...ids, part: part(text) }),
+              ev('response.output_item.done', { output_index: 0, item: item('completed', [part(text)]) }),
+              ev('response.completed', {
+                response: response('completed', [item('completed', [part(text)])], usage),
+              }),
+            ];
       startSse(res, headers);
       await emitSse(res, fake, events, () =>
         ev('error', {
           code: 'server_error',
-          message: `The server had an error while streaming (authorization: Bearer ${received}).`,
+          message: `The server had an error while streaming (authorization: Bearer ${quotedKey(fake, received)}).`,
           param: null,
         }),
       );

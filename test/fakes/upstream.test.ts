@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { startAnthropicFake } from './anthropic-upstream.ts';
-import { startOpenAiFake, type UpstreamFake } from './openai-upstream.ts';
+import { maskedKeyForms, startOpenAiFake, type UpstreamFake } from './openai-upstream.ts';
 
 /**
  * Contract tests: the official clients, unmodified, against the fakes. If these
@@ -13,6 +13,9 @@ import { startOpenAiFake, type UpstreamFake } from './openai-upstream.ts';
 
 const question = 'What is the capital of France?'; // 6 words
 const expected = 'You said 6 words.';
+
+/** How many times `needle` occurs in `text`. */
+const count = (text: string, needle: string) => text.split(needle).length - 1;
 
 /** Raw SSE frames of a response, for asserting the wire format itself. */
 async function sseFrames(res: Response): Promise<string[]> {
@@ -352,6 +355,174 @@ describe('OpenAI fake with the official openai client', () => {
     });
   });
 
+  it('keyEcho in chat streams: content, refusal, tool calls interleaved by index, function_call, audio transcript and logprobs accumulate to the echoed key in the official stream helper, for each of n choices', async () => {
+    const key = fake.key;
+    const copies = key.length - 1; // `every`: one copy of the key per split position
+    fake.honorN = true;
+    for (const field of [
+      'text',
+      'refusal',
+      'tool_calls',
+      'function_call',
+      'audio_transcript',
+      'logprobs',
+    ] as const) {
+      fake.keyEcho = { field };
+      const done = await client.chat.completions
+        .stream({ model: 'gpt-4o', n: 2, messages: [{ role: 'user', content: question }] })
+        .finalChatCompletion();
+      assert.equal(done.choices.length, 2, field);
+      for (const c of done.choices) {
+        const m = c.message;
+        const got =
+          field === 'text'
+            ? (m.content ?? '')
+            : field === 'refusal'
+              ? (m.refusal ?? '')
+              : field === 'tool_calls'
+                ? (m.tool_calls ?? [])
+                    .map((t) => (t.type === 'function' ? t.function.arguments : ''))
+                    .join('')
+                : field === 'function_call'
+                  ? (m.function_call?.arguments ?? '')
+                  : field === 'audio_transcript'
+                    ? (m.audio?.transcript ?? '')
+                    : (c.logprobs?.content ?? []).map((l) => l.token).join('');
+        assert.equal(
+          count(got, key),
+          field === 'tool_calls' ? 3 * copies : copies,
+          `${field} of choice ${c.index}`,
+        );
+        if (field === 'tool_calls') {
+          assert.equal(m.tool_calls?.length, 3);
+          for (const t of m.tool_calls ?? []) {
+            assert.ok(t.type === 'function');
+            assert.equal(JSON.parse(t.function.arguments).note.split(key).length - 1, copies);
+          }
+        }
+        if (field === 'function_call') assert.equal(JSON.parse(m.function_call?.arguments ?? '').n, c.index);
+        if (field === 'logprobs') {
+          const bytes = (c.logprobs?.content ?? []).flatMap((l) => l.bytes ?? []);
+          assert.equal(count(Buffer.from(bytes).toString('utf8'), key), copies);
+        }
+      }
+      // the key is split: no single event holds it whole
+      assert.ok(
+        fake.sentEvents.every((f) => !f.includes(key)),
+        field,
+      );
+    }
+  });
+
+  it('keyEcho in reasoning fields of OpenAI-compatible servers (reasoning, reasoning_content), one character a chunk', async () => {
+    const key = fake.key;
+    for (const field of ['reasoning', 'reasoning_content'] as const) {
+      fake.keyEcho = { field, split: 'chars' };
+      const stream = await client.chat.completions.create({
+        model: 'gpt-4o',
+        messages: [{ role: 'user', content: question }],
+        stream: true,
+      });
+      let joined = '';
+      for await (const chunk of stream) {
+        const d = chunk.choices[0]?.delta as Record<string, unknown> | undefined;
+        if (typeof d?.[field] === 'string') joined += d[field];
+      }
+      assert.equal(joined, ` key: ${key}`);
+    }
+  });
+
+  it('honorN and toolCalls with no key: each choice streams its own text and tool calls, interleaved; sentEvents holds the frames', async () => {
+    fake.honorN = true;
+    fake.toolCalls = 2;
+    const done = await client.chat.completions
+      .stream({ model: 'gpt-4o', n: 3, messages: [{ role: 'user', content: question }] })
+      .finalChatCompletion();
+    assert.deepEqual(
+      done.choices.map((c) => c.message.content),
+      [0, 1, 2].map((i) => `[${i}]${expected}`),
+    );
+    for (const c of done.choices) {
+      assert.equal(c.finish_reason, 'tool_calls');
+      assert.deepEqual(
+        (c.message.tool_calls ?? []).map((t) =>
+          t.type === 'function' ? JSON.parse(t.function.arguments) : null,
+        ),
+        [0, 1].map((t) => ({ city: 'Paris', unit: 'celsius', who: `${c.index}/${t}` })),
+      );
+    }
+    const indexes = fake.sentEvents
+      .filter((f) => f.startsWith('data: {'))
+      .map((f) => JSON.parse(f.slice(6)).choices[0]?.index)
+      .filter((i) => i !== undefined);
+    assert.deepEqual(indexes.slice(0, 3), [0, 1, 2], 'the choices are interleaved');
+  });
+
+  it('keyEcho in Responses streams: function call arguments (interleaved), refusal, reasoning summary and text, logprobs accumulate in responses.stream()', async () => {
+    const key = fake.key;
+    const copies = key.length - 1;
+    for (const field of [
+      'function_call_arguments',
+      'refusal',
+      'reasoning_summary',
+      'reasoning_text',
+      'logprobs',
+    ] as const) {
+      fake.keyEcho = { field };
+      const final = await client.responses.stream({ model: 'gpt-4o', input: question }).finalResponse();
+      const json = JSON.stringify(final.output);
+      if (field === 'function_call_arguments') {
+        const calls = final.output.filter((o) => o.type === 'function_call');
+        assert.equal(calls.length, 2);
+        for (const c of calls) assert.equal(count(JSON.parse(c.arguments).note, key), copies);
+      } else if (field === 'logprobs') {
+        assert.equal(count(final.output_text, key), copies);
+        const msg = final.output.find((o) => o.type === 'message');
+        const part = msg?.type === 'message' ? msg.content[0] : undefined;
+        assert.ok(part?.type === 'output_text');
+        assert.equal(count((part.logprobs ?? []).map((l) => l.token).join(''), key), copies);
+      } else assert.equal(count(json, key), copies, field);
+      assert.ok(
+        fake.sentEvents.filter((f) => f.includes('.delta')).every((f) => !f.includes(key)),
+        field,
+      );
+    }
+  });
+
+  it('keyEcho masked: the masked forms in the answer text, a failure message and an in-stream error event', async () => {
+    const key = fake.key;
+    const masked = maskedKeyForms(key);
+    assert.ok(
+      masked[0]!.startsWith(`sk-proj-${key.slice(8, 12)}****…`) && masked[0]!.endsWith(key.slice(-4)),
+    );
+    fake.keyEcho = { field: 'text', form: 'masked', split: 'whole' };
+    const c = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    for (const m of masked) assert.ok(c.choices[0]?.message.content?.includes(m), m);
+    fake.fail = { status: 401, times: 1 };
+    const err = await client.chat.completions
+      .create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] })
+      .then(
+        () => assert.fail('expected a 401'),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+    assert.ok(err.message.includes(masked[0]!) && !err.message.includes(key), err.message);
+    fake.streamFailure = { afterEvents: 2, mode: 'error' };
+    const s = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+    });
+    await assert.rejects(
+      async () => {
+        for await (const _ of s);
+      },
+      (e: unknown) => e instanceof OpenAI.APIError && e.message.includes(masked[0]!),
+    );
+  });
+
   it('validation errors use the documented shape with param', async () => {
     await assert.rejects(
       client.chat.completions.create({ model: 'gpt-4o', messages: [] }),
@@ -592,6 +763,44 @@ describe('Anthropic fake with the official @anthropic-ai/sdk client', () => {
       },
       (err: unknown) => err instanceof Anthropic.APIError && err.type === 'overloaded_error',
     );
+  });
+
+  it('keyEcho in thinking and tool input: messages.stream() accumulates the thinking text and the tool_use input from split deltas', async () => {
+    const key = fake.key;
+    const copies = key.length - 1;
+    fake.keyEcho = { field: 'thinking' };
+    const thought = await client.messages
+      .stream({ model: 'claude-sonnet-5-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
+    const t = thought.content[0];
+    assert.ok(t?.type === 'thinking');
+    assert.equal(count(t.thinking, key), copies);
+    assert.ok(t.signature.length > 0);
+    assert.equal(thought.content[1]?.type, 'text');
+
+    fake.keyEcho = { field: 'input_json', split: 'chars' };
+    const tools = await client.messages
+      .stream({ model: 'claude-sonnet-5-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] })
+      .finalMessage();
+    assert.equal(tools.stop_reason, 'tool_use');
+    const uses = tools.content.filter((b) => b.type === 'tool_use');
+    assert.equal(uses.length, 2);
+    for (const [k, u] of uses.entries()) assert.deepEqual(u.input, { note: ` key: ${key}`, n: k });
+    assert.ok(fake.sentEvents.every((f) => !f.includes(key)));
+  });
+
+  it('keyEcho masked: the masked forms in a failure message and in the in-stream error event', async () => {
+    const masked = maskedKeyForms(fake.key);
+    assert.ok(masked[0]!.startsWith(`sk-ant-api03-${fake.key.slice(13, 17)}****…`));
+    fake.keyEcho = { field: 'text', form: 'masked', split: 'whole' };
+    fake.fail = { status: 529, times: 1 };
+    const err = await client.messages
+      .create({ model: 'claude-sonnet-5-5', max_tokens: 256, messages: [{ role: 'user', content: 'hi' }] })
+      .then(
+        () => assert.fail('expected a 529'),
+        (e: unknown) => e as InstanceType<typeof Anthropic.APIError>,
+      );
+    assert.ok(err.message.includes(masked[0]!) && !err.message.includes(fake.key), err.message);
   });
 
   it('2026-10-21 rejects temperature/top_p/top_k; 2023-06-01 accepts them', async () => {
