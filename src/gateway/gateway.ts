@@ -22,21 +22,19 @@ import type { AnomalyDetector } from './anomaly.ts';
 import type { GatewayIdentity } from './identity.ts';
 import {
   authHeaders,
-  closesText,
   ENDPOINTS,
   type Endpoint,
   errorBody,
   FORWARDED_HEADERS,
-  isTerminalEvent,
   parseRequest,
   streamUsageTracker,
-  textDelta,
-  textEvent,
   usageOf,
   type WireApi,
 } from './providers.ts';
+import { secretRedactor } from './stages/output-filter.ts';
 import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
+import { createStreamRelay, jsonCleaner, type SseEvent } from './stream.ts';
 import type {
   BudgetLimits,
   Caller,
@@ -159,91 +157,6 @@ function traceIdOf(headers: IncomingHttpHeaders): string | undefined {
   const tp = headers.traceparent;
   const m = typeof tp === 'string' ? /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/.exec(tp) : null;
   return m && m[1] !== '0'.repeat(32) ? m[1] : undefined;
-}
-
-/** The forms of a secret a provider might echo: as is, and base64 at its 3 alignments (standard and url-safe). */
-function secretForms(secrets: readonly string[]): string[] {
-  const key = JSON.stringify(secrets);
-  const hit = FORMS.get(key);
-  if (hit) return hit;
-  const forms = new Set<string>();
-  for (const s of secrets) {
-    if (s.length < 8) continue;
-    forms.add(s);
-    const b = Buffer.from(s);
-    for (let shift = 0; shift < 3; shift++) {
-      // base64 of the key at each alignment inside a longer text: drop the partial edge characters
-      const enc = Buffer.concat([Buffer.alloc(shift), b]).toString('base64');
-      const inner = enc.slice(Math.ceil((shift * 4) / 3) + 1, -4);
-      if (inner.length >= 12) {
-        forms.add(inner);
-        forms.add(inner.replaceAll('+', '-').replaceAll('/', '_'));
-      }
-    }
-  }
-  const out = [...forms].sort((x, y) => y.length - x.length);
-  // the keys are in this process's memory anyway; their derived forms are kept as long (bounded)
-  if (FORMS.size >= 64) FORMS.clear();
-  FORMS.set(key, out);
-  return out;
-}
-const FORMS = new Map<string, string[]>();
-
-/**
- * The gateway's own filter for the injected keys, always on whatever stages are
- * configured: replaces every form of them. Between chunks it holds back only
- * the end of the text that could be the start of a key form, so a key split
- * across stream chunks is caught and ordinary text is not delayed.
- */
-export function keyRedactor(secrets: readonly string[], marker = '[REDACTED]'): ResponseFilter {
-  const forms = secretForms(secrets);
-  let carry = '';
-  const replace = (t: string) => {
-    let out = t;
-    for (const f of forms) if (out.includes(f)) out = out.split(f).join(marker);
-    return out;
-  };
-  /** Length of the longest suffix of `t` that is a proper prefix of some form. */
-  const partial = (t: string) => {
-    let keep = 0;
-    for (const f of forms) {
-      const from = Math.max(0, t.length - (f.length - 1));
-      for (let p = t.indexOf(f[0]!, from); p >= 0 && t.length - p > keep; p = t.indexOf(f[0]!, p + 1)) {
-        if (f.startsWith(t.slice(p))) {
-          keep = t.length - p;
-          break;
-        }
-      }
-    }
-    return keep;
-  };
-  return {
-    push(text) {
-      const all = replace(carry + text);
-      const keep = partial(all);
-      carry = all.slice(all.length - keep);
-      return all.slice(0, all.length - keep);
-    },
-    end() {
-      const rest = replace(carry);
-      carry = '';
-      return rest;
-    },
-  };
-}
-
-/** Applies `clean` to every string of a parsed JSON value (keys included). */
-function redactStrings(v: unknown, clean: (s: string) => string, depth = 0): unknown {
-  if (depth > 64) return v;
-  if (typeof v === 'string') return clean(v);
-  if (Array.isArray(v)) return v.map((x) => redactStrings(x, clean, depth + 1));
-  if (v && typeof v === 'object') {
-    const out: Record<string, unknown> = {};
-    const o = v as Record<string, unknown>;
-    for (const k in o) if (Object.hasOwn(o, k)) out[clean(k)] = redactStrings(o[k], clean, depth + 1);
-    return out;
-  }
-  return v;
 }
 
 export interface Gateway {
@@ -1002,9 +915,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
     }
     const responseStages = deps.responseStages ?? [];
-    // the key redactor runs last, whatever the configured stages did
+    // the key redactor (the injected keys, their encodings, partial and masked forms) runs last,
+    // whatever the configured stages did
     const filterFactory = () => {
-      const filters = [...responseStages.map((s) => s.open(call, injected)), keyRedactor(injected)];
+      const filters = [...responseStages.map((s) => s.open(call, injected)), secretRedactor(injected)];
       return {
         push: (t: string) => filters.reduce((acc, f) => f.push(acc), t),
         end: () => {
@@ -1046,14 +960,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const raw = await res.body.text();
       // A provider that echoes the key (in an error message, say) never gets it past here. The JSON
       // is parsed first, so a key written with escapes (\u0073k-…, \/) is seen as the client will see
-      // it; every string is filtered, then the text sent is filtered whole once more.
+      // it; every string is filtered (logprobs checked joined: stream.ts), then the text sent is
+      // filtered whole once more.
+      const answer = jsonCleaner(clean);
       let json: unknown;
       try {
-        json = redactStrings(JSON.parse(raw), clean);
+        json = answer.value(JSON.parse(raw));
       } catch {
         json = undefined;
       }
-      const text = clean(json === undefined ? raw : JSON.stringify(json));
+      const text = json === undefined ? clean(raw) : answer.serialize(json);
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
       // the record (and the settlement) is written while the answer's link is signed; both before a byte is sent
@@ -1102,7 +1018,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       return reply.send(text);
     }
 
-    // --- streams: event by event, text deltas through the output filter, usage followed ---
+    // --- streams: event by event through the relay (stream.ts): every text field through its own
+    // cross-event filter, everything else cleaned whole; usage followed ---
     reply.hijack();
     const out = reply.raw;
     out.writeHead(200, {
@@ -1112,18 +1029,25 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       // the request side of the chain; the full chain ends the stream (a comment line before the last event)
       ...(links.length ? { [PROVENANCE_HEADER]: encodeProvenanceHeader(links) } : {}),
     });
-    let streamedText = '';
     const tracker = streamUsageTracker(target.api);
-    const textFilter = filterFactory();
+    const relay = createStreamRelay({
+      api: target.api,
+      filter: filterFactory,
+      clean,
+      observe: (ev, data) => tracker.observe(ev, data),
+    });
     const decoder = new TextDecoder();
     let buffer = '';
     let eventName: string | undefined;
     let dataLines: string[] = [];
     let audited = false;
+    let provenanceSent = false;
 
     const emit = (ev: string | undefined, data: string) => {
-      out.write(`${ev ? `event: ${ev}\n` : ''}data: ${data}\n\n`);
+      const lines = data.includes('\n') ? data.split('\n').join('\ndata: ') : data;
+      out.write(`${ev ? `event: ${ev}\n` : ''}data: ${lines}\n\n`);
     };
+    const write = (e: SseEvent) => emit(e.event, e.data);
     const settleAndAudit = async () => {
       if (audited) return;
       audited = true;
@@ -1132,58 +1056,23 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       await finish(call, who, info, span, ms, 200, usage, cost, upstreamHost, target, reservation);
     };
 
-    let lastData: Record<string, unknown> = {};
-    /** Sends what the output filter held back, as one more text delta, before text content closes. */
-    const flushTail = (like: Record<string, unknown>) => {
-      const tail = textFilter.end();
-      if (!tail) return;
-      streamedText += tail;
-      const e = textEvent(target.api, tail, like);
-      emit(e.event, JSON.stringify(e.data));
-    };
-
-    /** An event's data with every string filtered (parsed first, so escaped text is seen as the client sees it). */
-    const cleanEvent = (raw: string) => {
-      try {
-        return clean(JSON.stringify(redactStrings(JSON.parse(raw), clean)));
-      } catch {
-        return clean(raw);
-      }
-    };
-
     const dispatch = async (ev: string | undefined, raw: string) => {
-      if (raw === '[DONE]' || isTerminalEvent(target.api, ev, raw)) {
-        flushTail(lastData);
-        if (raw !== '[DONE]') {
-          try {
-            tracker.observe(ev, JSON.parse(raw) as Record<string, unknown>);
-          } catch {}
-        }
-        // the audit entry is written before the last event reaches the client (fail closed)
-        await settleAndAudit();
-        const provenance = await outputLink(streamedText);
+      const step = relay.push(ev, raw);
+      if (!step.terminal) {
+        for (const e of step.events) write(e);
+        return;
+      }
+      // a terminal event comes last, after everything the filters held back
+      const last = step.events.length - 1;
+      for (let i = 0; i < last; i++) write(step.events[i]!);
+      // the audit entry is written before the last event reaches the client (fail closed)
+      await settleAndAudit();
+      if (!provenanceSent) {
+        provenanceSent = true;
+        const provenance = await outputLink(relay.text());
         if (provenance) out.write(`: ${PROVENANCE_HEADER} ${provenance}\n\n`);
-        emit(ev, cleanEvent(raw));
-        return;
       }
-      let data: Record<string, unknown>;
-      try {
-        data = JSON.parse(raw) as Record<string, unknown>;
-      } catch {
-        emit(ev, clean(raw));
-        return;
-      }
-      lastData = data;
-      tracker.observe(ev, data);
-      if (closesText(target.api, data)) flushTail(data);
-      const t = textDelta(target.api, data);
-      if (t) {
-        const filtered = textFilter.push(t.get());
-        streamedText += filtered;
-        t.set(filtered);
-      }
-      // every other field of the event is checked whole
-      emit(ev, clean(JSON.stringify(data)));
+      write(step.events[last]!);
     };
 
     try {
@@ -1204,7 +1093,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         }
       }
       if (dataLines.length) await dispatch(eventName, dataLines.join('\n'));
+      // the input ended without a terminal event: the record first, then what the filters held back
+      const rest = relay.end();
       await settleAndAudit();
+      for (const e of rest) write(e);
     } catch (err) {
       logger.warn(
         { provider: target.provider, reason: (err as Error).message },
