@@ -74,8 +74,21 @@ const ALLOWED: Record<string, string[]> = {
   // the sidecar agent is a client of the vault: it runs on the SDK (and the pure SPIFFE primitives for its Workload API)
   agent: ['sdk', 'api', 'lib', 'config', 'spiffe'],
   scan: ['crypto'],
-  // the AI gateway uses the core for authentication, authorization, secrets and audit
-  gateway: ['core', 'engines', 'policy', 'spiffe', 'scan', 'api', 'config', 'crypto', 'errors', 'lib'],
+  // the AI gateway uses the core for authentication, authorization, secrets and audit; its vault service
+  // keeps the key that seals caller sessions for remote gateways in the barrier (decision 0011)
+  gateway: [
+    'core',
+    'engines',
+    'policy',
+    'spiffe',
+    'scan',
+    'api',
+    'config',
+    'crypto',
+    'errors',
+    'lib',
+    'barrier',
+  ],
 };
 
 test('imports between layers point one way, as DESIGN.md says', () => {

@@ -162,6 +162,9 @@ const Text = (max: number) => Type.String({ minLength: 1, maxLength: max });
 const Address = Type.String({ minLength: 1, maxLength: 64 });
 const Count = Type.Integer({ minimum: 0, maximum: 1e12 });
 
+/** A caller session the vault sealed for this gateway (`authenticate`), passed back with every question about the call. */
+const SessionTicket = Type.String({ minLength: 16, maxLength: 65536, pattern: '^st1\\.[A-Za-z0-9_-]+$' });
+
 export const VaultAuthenticateRequest = Type.Object(
   {
     /** The API key the gateway's caller sent: a token, a virtual key or a JWT-SVID. */
@@ -169,44 +172,16 @@ export const VaultAuthenticateRequest = Type.Object(
     /** The caller's mTLS certificate chain, leaf first, base64 DER. */
     peer_certificates: Type.Optional(Type.Array(Text(16384), { minItems: 1, maxItems: 8 })),
     client_address: Address,
+    /** The gateway's listener requires an X.509-SVID of every caller. */
+    require_svid: Type.Optional(Type.Boolean()),
   },
   Strict,
 );
 export type VaultAuthenticateRequest = Static<typeof VaultAuthenticateRequest>;
 
-/** An identity as the vault described it in an authentication answer. */
-export const VaultIdentity = Type.Object(
-  {
-    kind: Type.Union([Type.Literal('token'), Type.Literal('workload')]),
-    accessor: Text(2100),
-    display_name: Text(2100),
-    policies: Type.Array(Text(128), { maxItems: 64 }),
-    owner: Type.Object(
-      {
-        type: Type.Union(['root', 'user', 'app', 'token', 'workload'].map((t) => Type.Literal(t))),
-        id: Text(2100),
-        name: Type.String({ maxLength: 2100 }),
-      },
-      Strict,
-    ),
-    scope: Type.Union([
-      Type.Null(),
-      Type.Object(
-        {
-          paths: Type.Optional(Type.Array(Text(300), { maxItems: 64 })),
-          providers: Type.Optional(Type.Array(Text(64), { maxItems: 64 })),
-        },
-        Strict,
-      ),
-    ]),
-    mfa: Type.Boolean(),
-  },
-  Strict,
-);
-
 export const VaultAuthorizeRequest = Type.Object(
   {
-    identity: VaultIdentity,
+    session: SessionTicket,
     resources: Type.Array(
       Type.Object(
         {
@@ -227,21 +202,9 @@ export const VaultAuthorizeRequest = Type.Object(
 );
 export type VaultAuthorizeRequest = Static<typeof VaultAuthorizeRequest>;
 
-export const VaultReserveRequest = Type.Object(
-  {
-    subjects: Type.Array(Type.Object({ key: Text(2200), limits: BudgetLimits }, Strict), {
-      minItems: 1,
-      maxItems: 8,
-    }),
-    estimate: Type.Object({ tokens: Count, cost_usd: Type.Number({ minimum: 0, maximum: 1e9 }) }, Strict),
-  },
-  Strict,
-);
-export type VaultReserveRequest = Static<typeof VaultReserveRequest>;
-
 export const VaultSettleRequest = Type.Object(
   {
-    /** An id from budgets/reserve (a ticket on shared storage, hence the length). */
+    /** An id from admit (a ticket on shared storage, hence the length). */
     reservation: Type.String({ minLength: 16, maxLength: 32768, pattern: '^[A-Za-z0-9_.-]+$' }),
     /** What was used; absent: the call did not happen and the whole reservation is given back. */
     usage: Type.Optional(
@@ -255,36 +218,82 @@ export const VaultSettleRequest = Type.Object(
 );
 export type VaultSettleRequest = Static<typeof VaultSettleRequest>;
 
-/** One gateway record (gateway.invoke or gateway.anomaly); the vault adds the time and the gateway's SPIFFE ID. */
-export const VaultAuditRequest = Type.Object(
+/** The fields of a gateway record (gateway.invoke or gateway.anomaly); the vault adds the time and the gateway's SPIFFE ID. */
+const RecordFields = {
+  request_id: Text(128),
+  trace_id: Type.Optional(Text(128)),
+  operation: Type.Union([Type.Literal('gateway.invoke'), Type.Literal('gateway.anomaly')]),
+  resource: Text(400),
+  actor: Type.Union([
+    Type.Null(),
+    Type.Object(
+      {
+        type: Type.Optional(Text(32)),
+        id: Type.Optional(Text(2100)),
+        accessor: Type.Optional(Text(2100)),
+        display_name: Type.Optional(Text(2100)),
+      },
+      Strict,
+    ),
+  ]),
+  client_address: Address,
+  decision: Type.Object({ allowed: Type.Boolean(), reason: Text(400) }, Strict),
+  /** What the call was (route, tokens, cost, latency; no prompt text): at most 32 fields. */
+  request: Type.Record(
+    Type.String({ maxLength: 64 }),
+    Type.Union([Type.String({ maxLength: 2100 }), Type.Number(), Type.Boolean(), Type.Null()]),
+    { maxProperties: 32 },
+  ),
+};
+
+/**
+ * A call that passed every check, before anything is spent: its upper bound reserved from the
+ * caller's budgets (subjects derived by the vault from the session), then its request record
+ * appended; no upstream call may be made unless this answered.
+ */
+export const VaultAdmitRequest = Type.Object(
   {
-    request_id: Text(128),
-    trace_id: Type.Optional(Text(128)),
-    operation: Type.Union([Type.Literal('gateway.invoke'), Type.Literal('gateway.anomaly')]),
-    resource: Text(400),
-    actor: Type.Union([
-      Type.Null(),
+    session: SessionTicket,
+    ...RecordFields,
+    reserve: Type.Optional(
       Type.Object(
         {
-          type: Type.Optional(Text(32)),
-          id: Type.Optional(Text(2100)),
-          accessor: Type.Optional(Text(2100)),
-          display_name: Type.Optional(Text(2100)),
+          /** The gateway's default limits per kind of caller (a virtual key's own come from the vault). */
+          defaults: Type.Object(
+            {
+              apps: Type.Optional(BudgetLimits),
+              workloads: Type.Optional(BudgetLimits),
+              tokens: Type.Optional(BudgetLimits),
+            },
+            Strict,
+          ),
+          estimate: Type.Object(
+            {
+              tokens: Count,
+              cost_usd: Type.Number({ minimum: 0, maximum: 1e9 }),
+              /** The model has no price: refused where a spend limit applies. */
+              unpriced: Type.Optional(Type.Boolean()),
+            },
+            Strict,
+          ),
         },
         Strict,
       ),
-    ]),
-    client_address: Address,
-    decision: Type.Object({ allowed: Type.Boolean(), reason: Text(400) }, Strict),
-    /** What the call was (route, tokens, cost, latency; no prompt text): at most 32 fields. */
-    request: Type.Record(
-      Type.String({ maxLength: 64 }),
-      Type.Union([Type.String({ maxLength: 2100 }), Type.Number(), Type.Boolean(), Type.Null()]),
-      { maxProperties: 32 },
     ),
+  },
+  Strict,
+);
+export type VaultAdmitRequest = Static<typeof VaultAdmitRequest>;
+
+/** One gateway record (the call's response entry, or an anomaly alert). */
+export const VaultAuditRequest = Type.Object(
+  {
+    ...RecordFields,
     status: Type.Union([Type.Literal('ok'), Type.Literal('error')]),
     status_code: Type.Optional(Type.Integer({ minimum: 100, maximum: 599 })),
     error_code: Type.Optional(Text(64)),
+    /** The caller's session: the record's actor is then the vault's, not the gateway's. */
+    session: Type.Optional(SessionTicket),
     /** The call's reservation, settled (or released) before the record is appended: one round trip. */
     settle: Type.Optional(VaultSettleRequest),
   },
@@ -292,17 +301,32 @@ export const VaultAuditRequest = Type.Object(
 );
 export type VaultAuditRequest = Static<typeof VaultAuditRequest>;
 
+/** Revokes the credential of a caller that presented it to this gateway (after an anomaly). */
 export const VaultRevokeRequest = Type.Object(
   {
-    kind: Type.Union([Type.Literal('token'), Type.Literal('virtual_key'), Type.Literal('workload')]),
-    id: Text(2100),
+    session: SessionTicket,
+    reason: Type.String({ minLength: 1, maxLength: 64, pattern: '^[a-z0-9_:.-]+$' }),
   },
   Strict,
 );
 export type VaultRevokeRequest = Static<typeof VaultRevokeRequest>;
 
+/** Whether any candidate is a vault value (within the gateway's scope); the caller's session decides what a match means. */
 export const VaultHoldsRequest = Type.Object(
-  { candidates: Type.Array(Text(4096), { minItems: 1, maxItems: 10_000 }) },
+  {
+    session: SessionTicket,
+    candidates: Type.Array(Text(4096), { minItems: 1, maxItems: 10_000 }),
+    request_id: Type.Optional(Text(128)),
+    trace_id: Type.Optional(Text(128)),
+    client_address: Type.Optional(Address),
+  },
   Strict,
 );
 export type VaultHoldsRequest = Static<typeof VaultHoldsRequest>;
+
+/** For open streams: whether each caller's credential is still valid. */
+export const VaultLiveRequest = Type.Object(
+  { sessions: Type.Array(SessionTicket, { minItems: 1, maxItems: 512 }) },
+  Strict,
+);
+export type VaultLiveRequest = Static<typeof VaultLiveRequest>;

@@ -125,8 +125,19 @@ export const GatewayConfigSchema = Type.Object(
         Strict,
       ),
     ),
-    /** Output tokens reserved when a request sets no max_tokens (default 4096). */
+    /**
+     * The output cap of a call whose request sets none (default 4096): sent to the provider as the
+     * request's max tokens, and reserved from budgets per choice.
+     */
     default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+    /** Input tokens reserved per image, audio or file a request refers to (default 2048): their size is not the body's. */
+    reference_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+    /** The longest a call may take, streams included (default 10m); then it is cut and the upstream request cancelled. */
+    max_call_duration: Type.Optional(Duration),
+    /** Deepest nesting of a request body's JSON (default 64): deeper bodies get 400 `json_too_deep`. */
+    max_json_depth: Type.Optional(Type.Integer({ minimum: 2, maximum: 1024 })),
+    /** How often (ms) open streams check that their caller's credential is still valid (default 500). */
+    revocation_check_ms: Type.Optional(Type.Integer({ minimum: 50, maximum: 60_000 })),
     /** Largest request body (default 4 MiB). */
     max_request_bytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 })),
     /** Prompt firewall settings (docs/stages.md); absent: the defaults, `false`: off. */

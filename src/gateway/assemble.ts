@@ -5,7 +5,7 @@ import type { GatewayIdentity } from './identity.ts';
 import { createPromptFirewall, type FirewallConfig } from './stages/firewall.ts';
 import { createOutputFilter, type OutputFilterConfig } from './stages/output-filter.ts';
 import { type RemoteStage, remoteStage } from './stages/remote.ts';
-import type { GatewayVault } from './vault-port.ts';
+import type { GatewayVault, Session } from './vault-port.ts';
 
 /**
  * The gateway's parts from its configuration, the same whether the vault is
@@ -26,7 +26,16 @@ export function gatewayParts(
         ? []
         : [
             createPromptFirewall((config.firewall ?? {}) as FirewallConfig, {
-              holdsAny: (c) => vault.holdsAny(c),
+              holdsAny: (c, call) => {
+                // the gateway always has the vault's session of its caller; without one there is no answer
+                if (!call.session)
+                  throw new TypeError('the firewall asked about vault values without a session');
+                return vault.holds(call.session as Session, c, {
+                  request_id: call.request_id,
+                  trace_id: call.trace_id,
+                  client_address: call.client_address,
+                });
+              },
             }),
           ],
     responseStages: [createOutputFilter((config.output_filter ?? {}) as OutputFilterConfig)],

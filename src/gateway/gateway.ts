@@ -15,11 +15,14 @@ import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
+import { costOf, priceOf as priceIn } from '../engines/gateway/budgets.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
+import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, parseJsonLimited } from '../lib/json.ts';
 import type { Counter, Histogram } from '../lib/metrics.ts';
 import type { AnomalyDetector } from './anomaly.ts';
 import type { GatewayIdentity } from './identity.ts';
+import { createLabeler } from './labels.ts';
 import {
   authHeaders,
   ENDPOINTS,
@@ -30,14 +33,13 @@ import {
   streamUsageTracker,
   usageOf,
   type WireApi,
+  withOutputCap,
 } from './providers.ts';
 import { secretRedactor } from './stages/output-filter.ts';
 import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
 import { createStreamRelay, jsonCleaner, type SseEvent } from './stream.ts';
 import type {
-  BudgetLimits,
-  Caller,
   CallInfo,
   Price,
   ProvenanceLink,
@@ -48,7 +50,7 @@ import type {
   Usage,
 } from './types.ts';
 import { StageRefusal } from './types.ts';
-import type { GatewayVault, Settlement, VirtualKeyView } from './vault-port.ts';
+import type { DefaultLimits, GatewayVault, Session, Settlement } from './vault-port.ts';
 
 /**
  * The AI gateway (issue 7; docs/gateway.md). Applications call it as if it
@@ -168,10 +170,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const { vault, config, logger } = deps;
   const tracer = trace.getTracer('strongroom-gateway');
   const defaultMaxOut = config.default_max_output_tokens ?? 4096;
+  const referenceTokens = config.reference_tokens ?? 2048;
+  const maxJsonDepth = config.max_json_depth ?? DEFAULT_MAX_JSON_DEPTH;
+  // a virtual key's own limits come from the vault; these are the rest (per app, workload, user or token)
+  const limits: DefaultLimits = config.limits ?? {};
+  /** Each request body's size in bytes, from the content parser (an upper bound of its input tokens). */
+  const bodyBytes = new WeakMap<object, number>();
   const pools = new Map<string, Pool>();
   const rr = new Map<string, number>();
 
   const m = vault.metrics;
+  // metric labels from a bounded set: configured model names or globs, caller IDs (never client text)
+  const label = createLabeler(config);
   const requests: Counter = m.counter(
     'strongroom_gateway_requests_total',
     'Gateway calls by provider, model and HTTP status',
@@ -209,11 +219,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return targets.find((t) => t.api === api && t.models.some((g) => globMatch(g, model)));
   }
 
-  function priceOf(model: string): Price {
-    for (const [glob, p] of Object.entries(config.prices ?? {})) if (globMatch(glob, model)) return p;
-    return { input: 0, output: 0 };
-  }
-  const costOf = (u: Usage, p: Price) => (u.input_tokens * p.input + u.output_tokens * p.output) / 1_000_000;
+  // the one price function of the gateway and the budget engine: the exact name, then the most specific glob
+  const prices = config.prices ?? {};
+  const priceOf = (model: string): Price | undefined => priceIn(model, prices);
 
   function poolFor(origin: string): Pool {
     let p = pools.get(origin);
@@ -224,105 +232,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return p;
   }
 
-  // ---------------------------------------------------------------- authentication
-
-  interface Authenticated {
-    caller: Caller;
-    identity: Identity;
-    limits: { key: string; limits: BudgetLimits }[];
-    scope?: VirtualKeyView['scope'];
-  }
-
-  async function authenticate(req: FastifyRequest, info: RequestInfo): Promise<Authenticated> {
-    const credential = credentialOf(req.headers);
-    const chain = config.tls?.client_certificates === 'off' ? undefined : peerChain(req);
-    // the SVID presented over mTLS (verified by the vault, by the SPIFFE rules) and what the API key is
-    const { svid, credential: cred } = await vault.authenticate(
-      { ...(credential ? { credential } : {}), ...(chain?.length ? { chain } : {}) },
-      info,
-    );
-    if (config.tls?.client_certificates === 'require' && !svid) {
-      throw new StrongroomError(
-        'unauthenticated',
-        'this gateway requires a client certificate (an X.509-SVID)',
-      );
-    }
-    const lim = config.limits ?? {};
-    if (cred?.kind === 'virtual_key') {
-      const vk = cred.key;
-      if (!vk) throw new StrongroomError('invalid_token', 'the key is unknown, revoked or expired');
-      if (vk.spiffe_id && svid?.owner.id !== vk.spiffe_id) {
-        // a leaked key string is useless without the certificate it is bound to
-        throw new StrongroomError(
-          'invalid_token',
-          'this key is bound to a workload identity: present its X.509-SVID',
-        );
-      }
-      const identity: Identity = {
-        kind: 'token',
-        accessor: `vk:${vk.id}`,
-        display_name: `virtual-key:${vk.name}`,
-        policies: vk.roles ?? ['app'],
-        owner: { type: 'token', id: `vk:${vk.id}`, name: vk.name },
-        // the key's own scope is checked by the gateway (providers and model globs)
-        scope: null,
-        mfa: false,
-      };
-      return {
-        caller: {
-          kind: 'virtual_key',
-          id: vk.id,
-          display_name: identity.display_name,
-          ...(vk.spiffe_id ? { spiffe_id: vk.spiffe_id } : {}),
-          ...(vk.classification ? { classification: vk.classification } : {}),
-        },
-        identity,
-        limits: [{ key: `vk:${vk.id}`, limits: vk.limits }],
-        scope: vk.scope,
-      };
-    }
-    if (cred?.kind === 'workload' || (!credential && svid)) {
-      const identity = cred?.kind === 'workload' ? cred.identity : svid;
-      if (!identity) throw new StrongroomError('unauthenticated', 'workload identities are not enabled');
-      return {
-        caller: {
-          kind: 'workload',
-          id: identity.owner.id,
-          display_name: identity.display_name,
-          spiffe_id: identity.owner.id,
-        },
-        identity,
-        limits: lim.workloads ? [{ key: `wl:${identity.owner.id}`, limits: lim.workloads }] : [],
-      };
-    }
-    if (cred?.kind !== 'token') {
-      throw new StrongroomError(
-        'unauthenticated',
-        credential
-          ? 'workload identities are not enabled'
-          : 'send a Strongroom credential as the API key (Authorization: Bearer or x-api-key): a virtual key, a token or a JWT-SVID',
-      );
-    }
-    const identity = cred.identity;
-    const subject =
-      identity.owner.type === 'app'
-        ? lim.apps
-          ? [{ key: `app:${identity.owner.id}`, limits: lim.apps }]
-          : []
-        : lim.tokens
-          ? [{ key: `token:${identity.accessor}`, limits: lim.tokens }]
-          : [];
-    return {
-      caller: {
-        kind: 'token',
-        id: identity.accessor,
-        display_name: identity.display_name,
-        ...(svid ? { spiffe_id: svid.owner.id } : {}),
-      },
-      identity,
-      limits: subject,
-    };
-  }
+  /** Who is calling: the session the vault derived from the caller's credential (vault-port.ts). */
+  type Authenticated = Session;
 
   // ---------------------------------------------------------------- audit
 
@@ -375,7 +286,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         status_code: outcome.status_code,
         ...(outcome.error_code ? { error_code: outcome.error_code } : {}),
       },
-      settlement,
+      {
+        ...(settlement ? { settle: settlement } : {}),
+        ...(call.session ? { session: call.session as Session } : {}),
+      },
     );
   }
 
@@ -400,15 +314,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   }) as unknown as FastifyInstance;
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(/^application\/json(;.*)?$/i, { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser(/^application\/json(;.*)?$/i, { parseAs: 'string' }, (req, body, done) => {
     try {
-      const v = JSON.parse(body as string) as unknown;
+      bodyBytes.set(req.raw, Buffer.byteLength(body as string));
+      // nesting is bounded before anything walks the body (issue 12 item 11)
+      const v = parseJsonLimited(body as string, { maxDepth: maxJsonDepth }) as unknown;
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
       done(null, v);
-    } catch {
-      const e = new StrongroomError('invalid_json', 'the request body is not a JSON object') as Error & {
-        statusCode?: number;
-      };
+    } catch (err) {
+      const e = (
+        err instanceof JsonTooDeepError
+          ? new StrongroomError('json_too_deep', `${err.message} (gateway.max_json_depth)`)
+          : new StrongroomError('invalid_json', 'the request body is not a JSON object')
+      ) as Error & { statusCode?: number };
       e.statusCode = 400;
       done(e, undefined);
     }
@@ -443,8 +361,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return sendError(reply, api, 413, 'payload_too_large', 'the request body is too large');
     }
-    if (err.statusCode && err.statusCode < 500)
+    if (err.statusCode && err.statusCode < 500) {
+      // our own refusals keep their stable code (invalid_json, json_too_deep); Fastify's are bad_request
+      const status = err.statusCode;
+      if (isStrongroomError(err)) return sendError(reply, api, status, err.code, err.message);
       return sendError(reply, api, err.statusCode, 'bad_request', 'the request is malformed');
+    }
     logger.error({ err: { message: err.message } }, 'gateway error');
     return sendError(reply, api, 500, 'internal', 'internal error');
   });
@@ -487,6 +409,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       request_id: info.request_id,
       trace_id: info.trace_id!,
       route: ep.route,
+      client_address: info.client_address,
     };
     const parent = propagation.extract(otelContext.active(), req.headers);
     const span = tracer.startSpan(
@@ -504,7 +427,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     /** Refuses the call: one audit entry, the metric, and an error in the caller's API format. */
     const refuse = async (status: number, code: string, message: string, retryAfter?: number) => {
       await reservation?.release().catch(() => {});
-      denials.inc([who?.caller.display_name ?? 'anonymous', code]);
+      denials.inc([label.caller(who?.caller, who?.identity.owner), code]);
       span.setStatus({ code: SpanStatusCode.ERROR, message: code });
       span.end();
       if (call.caller) deps.observe?.(call as CallInfo, { status, denied: code });
@@ -533,11 +456,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
     try {
       if (vault.sealed()) return await refuse(503, 'sealed', 'Strongroom is sealed');
-      who = await authenticate(req, info);
+      // who is calling, as the vault says (through the core pipeline's own authentication step)
+      const credential = credentialOf(req.headers);
+      const chain = config.tls?.client_certificates === 'off' ? undefined : peerChain(req);
+      who = await vault.authenticate(
+        {
+          ...(credential ? { credential } : {}),
+          ...(chain?.length ? { chain } : {}),
+          ...(config.tls?.client_certificates === 'require' ? { requireSvid: true } : {}),
+        },
+        info,
+      );
       call.caller = who.caller;
+      call.session = who;
 
       // --- what is asked (the body's model and flags; nothing here chooses where it goes) ---
-      const body = (req.body ?? {}) as Record<string, unknown>;
+      let body = (req.body ?? {}) as Record<string, unknown>;
       const parsed = ep.method === 'GET' ? undefined : parseRequest(ep, body);
       if (ep.hasModel && !parsed?.model)
         return await refuse(400, 'invalid_value', 'the request names no model');
@@ -552,8 +486,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       call.classification = classification;
       call.stream = parsed?.stream ?? false;
-      call.estimated_input_tokens = parsed?.estimatedInputTokens ?? 0;
-      call.max_output_tokens = parsed?.maxOutputTokens ?? (ep.route === 'embeddings' ? 0 : defaultMaxOut);
+      // an upper bound of what the call can use (issue 12 item 4): no text token is shorter than a
+      // byte, and the output is capped per choice by max_tokens (the gateway's cap when none is set)
+      call.estimated_input_tokens =
+        (bodyBytes.get(req.raw) ?? 0) + (parsed?.references ?? 0) * referenceTokens;
+      call.max_output_tokens =
+        (parsed?.maxOutputTokens ?? (ep.route === 'embeddings' ? 0 : defaultMaxOut)) * (parsed?.choices ?? 1);
 
       if (ep.route === 'models') return await listModels(ep, who, call, info, reply, span, ms);
 
@@ -568,19 +506,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           `no route serves the model ${JSON.stringify(call.model.slice(0, 100))}`,
         );
 
-      // --- authorization: the key's own scope, then Cedar ---
-      if (who.scope?.providers && !who.scope.providers.includes(target.provider)) {
-        return await refuse(403, 'permission_denied', `this key may not call ${target.provider}`);
-      }
-      if (who.scope?.models && !who.scope.models.some((g) => globMatch(g, call.model!))) {
-        return await refuse(403, 'permission_denied', `this key may not call the model ${call.model}`);
-      }
+      // --- authorization: a key's own scope, a token's providers, then Cedar (the vault decides all three) ---
       const resource: Resource = {
         type: 'Model',
         id: `${target.provider}/${call.model}`,
         attrs: { provider: target.provider, model: call.model, route: ep.route },
       };
-      const [decision] = await authorize(who.identity, [resource], info, call as CallInfo);
+      const [decision] = await authorize(who, [resource], info, call as CallInfo);
       if (!decision?.allowed) {
         return await refuse(
           403,
@@ -593,18 +525,42 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const refusal = await checkAnomalies(call as CallInfo, who, info);
       if (refusal) return await refuse(403, refusal.code, refusal.message);
 
-      // --- budget: reserved before the upstream call, all subjects or none ---
-      const price = priceOf(call.model);
-      if (who.limits.length) {
-        const est = { input_tokens: call.estimated_input_tokens, output_tokens: call.max_output_tokens };
-        reservation = await vault.budgets.reserve(who.limits, {
-          tokens: est.input_tokens + est.output_tokens,
-          costUsd: costOf(est, price),
-        });
-      }
-
-      // --- request stages ---
+      // --- request stages (the prompt firewall) ---
       for (const stage of deps.requestStages ?? []) await stage.inspect(parsed!.prompt, call as CallInfo);
+
+      // --- admitted: the upper bound reserved, then the record written; nothing is spent before both ---
+      const price = priceOf(call.model);
+      if (ep.route !== 'messages.count_tokens')
+        body = withOutputCap(ep, target.provider, body, defaultMaxOut);
+      const bound = { input_tokens: call.estimated_input_tokens, output_tokens: call.max_output_tokens };
+      reservation = await vault.admit(
+        who,
+        {
+          type: 'request',
+          request_id: call.request_id,
+          trace_id: call.trace_id,
+          operation: 'gateway.invoke',
+          action: 'gateway.invoke',
+          resource: `Model::${resource.id}`,
+          actor: null,
+          client_address: info.client_address,
+          decision: { allowed: true, reason: decision.reason },
+          request: {
+            route: ep.route,
+            stream: call.stream,
+            classification: call.classification,
+            reserved_tokens: bound.input_tokens + bound.output_tokens,
+          },
+        },
+        {
+          defaults: limits,
+          estimate: {
+            tokens: bound.input_tokens + bound.output_tokens,
+            costUsd: costOf(bound, price),
+            ...(price ? {} : { unpriced: true }),
+          },
+        },
+      );
 
       return await forward(
         ep,
@@ -621,11 +577,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         price,
       );
     } catch (err) {
-      if (err instanceof StageRefusal) return await refuse(400, err.code, err.message);
+      if (err instanceof StageRefusal) {
+        // a vault value the caller could not read: the vault revoked the credential; stop it here at once too
+        if (err.signal === 'compromise' && who) compromised(call as CallInfo, who);
+        return await refuse(400, err.code, err.message);
+      }
       if (isStrongroomError(err)) {
         const status = STATUS[err.code] ?? 400;
         const retry = err.code === 'rate_limited' ? Number(err.details?.retry_after ?? 1) : undefined;
-        return await refuse(status, err.code, err.message, retry);
+        // a refusal the vault names more precisely than its code (a model with no price, say)
+        const code = typeof err.details?.refusal === 'string' ? err.details.refusal : err.code;
+        return await refuse(status, code, err.message, retry);
       }
       logger.error({ err: { message: (err as Error).message } }, 'gateway call failed');
       return await refuse(500, 'internal', 'internal error');
@@ -640,6 +602,31 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     'Anomaly alerts by kind and action',
     ['kind', 'action'],
   );
+
+  /** A compromise signal from the vault (decision 0010): the caller is refused here from now on, and alerted on. */
+  function compromised(call: CallInfo, who: Authenticated) {
+    blocked.add(who.caller.id);
+    anomalies.inc(['vault_value_outside_scope', 'revoke']);
+    logger.warn(
+      { anomaly: 'vault_value_outside_scope', action: 'revoke', caller: who.caller.id },
+      'a prompt carried a vault value its caller may not read: the credential was revoked',
+    );
+    if (deps.anomalyWebhook) {
+      void fetch(deps.anomalyWebhook, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          source: 'strongroom-gateway',
+          kind: 'vault_value_outside_scope',
+          action: 'revoke',
+          caller: { kind: who.caller.kind, id: who.caller.id },
+          request_id: call.request_id,
+        }),
+        redirect: 'error',
+        signal: AbortSignal.timeout(5_000),
+      }).catch(() => {});
+    }
+  }
 
   async function checkAnomalies(
     call: CallInfo,
@@ -663,24 +650,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     for (const a of alerts) {
       anomalies.inc([a.kind, a.action]);
       logger.warn({ anomaly: a.kind, action: a.action, caller: a.caller.display_name }, 'gateway anomaly');
-      await vault.audit({
-        type: 'response',
-        request_id: call.request_id,
-        trace_id: call.trace_id,
-        operation: 'gateway.anomaly',
-        action: 'gateway.invoke',
-        resource: `Model::${call.provider}/${call.model}`,
-        actor: {
-          accessor: who.identity.accessor,
-          display_name: who.identity.display_name,
-          type: who.identity.owner.type,
-          id: who.identity.owner.id,
+      await vault.audit(
+        {
+          type: 'response',
+          request_id: call.request_id,
+          trace_id: call.trace_id,
+          operation: 'gateway.anomaly',
+          action: 'gateway.invoke',
+          resource: `Model::${call.provider}/${call.model}`,
+          actor: null,
+          client_address: info.client_address,
+          decision: { allowed: a.action === 'alert', reason: `anomaly:${a.kind}` },
+          request: { kind: a.kind, action: a.action, detail: a.detail },
+          status: a.action === 'alert' ? 'ok' : 'error',
         },
-        client_address: info.client_address,
-        decision: { allowed: a.action === 'alert', reason: `anomaly:${a.kind}` },
-        request: { kind: a.kind, action: a.action, detail: a.detail },
-        status: a.action === 'alert' ? 'ok' : 'error',
-      });
+        { session: who },
+      );
       if (deps.anomalyWebhook) {
         void fetch(deps.anomalyWebhook, {
           method: 'POST',
@@ -692,7 +677,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       if (a.action === 'revoke') {
         blocked.add(id);
-        await vault.revoke(who.caller).catch(() => {});
+        await vault.revoke(who, `anomaly:${a.kind}`).catch(() => {});
         result = { code: 'anomaly_revoked', message: `revoked after an anomaly (${a.kind})` };
       } else if (a.action === 'narrow' && !result) {
         narrowed.set(id, new Set(before));
@@ -708,35 +693,23 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   }
 
   async function authorize(
-    identity: Identity,
+    who: Authenticated,
     resources: readonly Resource[],
     info: RequestInfo,
     call: CallInfo,
   ): Promise<{ allowed: boolean; reason: string }[]> {
-    const scope = identity.scope;
-    const inScope = (r: Resource) =>
-      !scope?.providers || scope.providers.includes(r.attrs!.provider as string);
-    const asked = resources.filter(inScope);
-    let decided: { allowed: boolean; reason: string }[] = [];
-    if (asked.length) {
-      try {
-        decided = await vault.authorize(identity, asked, {
-          client_address: info.client_address,
-          classification: call.classification,
-          estimated_tokens: call.estimated_input_tokens + call.max_output_tokens,
-        });
-      } catch (err) {
-        // the vault could not answer: no decision is a deny (sealed and unreachable are told apart)
-        if (isStrongroomError(err) && (err.code === 'sealed' || err.code === 'vault_unavailable')) throw err;
-        decided = asked.map(() => ({ allowed: false, reason: 'policy evaluation failed' }));
-      }
+    if (!resources.length) return [];
+    try {
+      return await vault.authorize(who, resources, {
+        client_address: info.client_address,
+        classification: call.classification,
+        estimated_tokens: call.estimated_input_tokens + call.max_output_tokens,
+      });
+    } catch (err) {
+      // the vault could not answer: no decision is a deny (sealed and unreachable are told apart)
+      if (isStrongroomError(err) && (err.code === 'sealed' || err.code === 'vault_unavailable')) throw err;
+      return resources.map(() => ({ allowed: false, reason: 'policy evaluation failed' }));
     }
-    let i = 0;
-    return resources.map((r) =>
-      inScope(r)
-        ? (decided[i++] ?? { allowed: false, reason: 'no decision' })
-        : { allowed: false, reason: "outside the token's scope" },
-    );
   }
 
   async function listModels(
@@ -754,8 +727,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     for (const t of targets.filter((x) => x.api === ep.api)) {
       for (const g of t.models) {
         if (g.includes('*')) continue;
-        if (who.scope?.providers && !who.scope.providers.includes(t.provider)) continue;
-        if (who.scope?.models && !who.scope.models.some((x) => globMatch(x, g))) continue;
         candidates.push({
           type: 'Model',
           id: `${t.provider}/${g}`,
@@ -763,8 +734,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         });
       }
     }
-    // one question for the whole list (one round trip to a remote vault)
-    const decisions = await authorize(who.identity, candidates, info, call as CallInfo);
+    // one question for the whole list (one round trip to a remote vault); a key's scope is the vault's to apply
+    const decisions = await authorize(who, candidates, info, call as CallInfo);
     candidates.forEach((r, i) => {
       if (decisions[i]?.allowed)
         data.push({
@@ -796,7 +767,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     span: Span,
     ms: () => number,
     reservation: Reservation | undefined,
-    price: Price,
+    price: Price | undefined,
   ) {
     // the request is built from scratch: fixed path, allow-listed headers, the injected key only
     const headers: Record<string, string> = {
@@ -1130,16 +1101,17 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     target: RouteTarget,
     reservation: Reservation | undefined,
   ) {
-    requests.inc([target.provider, call.model, String(status)]);
+    const model = label.model(call.model);
+    requests.inc([target.provider, model, String(status)]);
     if (usage) {
-      tokens.inc([target.provider, call.model, 'input'], usage.input_tokens);
-      tokens.inc([target.provider, call.model, 'output'], usage.output_tokens);
+      tokens.inc([target.provider, model, 'input'], usage.input_tokens);
+      tokens.inc([target.provider, model, 'output'], usage.output_tokens);
       span.setAttributes({
         'gen_ai.usage.input_tokens': usage.input_tokens,
         'gen_ai.usage.output_tokens': usage.output_tokens,
       });
     }
-    if (cost > 0) spend.inc([who.caller.display_name], cost);
+    if (cost > 0) spend.inc([label.caller(who.caller, who.identity.owner)], cost);
     latency.observe([target.provider], ms() / 1000);
     span.setAttribute('http.response.status_code', status);
     if (status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });

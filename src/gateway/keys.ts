@@ -12,8 +12,11 @@ import { StrongroomError } from '../errors/errors.ts';
 export interface ProviderKeys {
   /** The current value of the secret at `project/env/NAME`. */
   get(path: string): Promise<string>;
-  /** Whether `candidate` is (exactly) the value of some secret in the vault. */
-  isVaultValue(candidate: string): boolean;
+  /**
+   * The secrets (`project/env/NAME`) whose value, current or earlier, is exactly `candidate`;
+   * empty when none is.
+   */
+  match(candidate: string): readonly string[];
   /** Length range of the fingerprinted values (candidates outside it cannot match). */
   readonly lengths: { min: number; max: number };
   close(): void;
@@ -28,13 +31,18 @@ export function createProviderKeys(core: Core, opts: { exclusive: boolean }): Pr
   const kv = core.kv.internals;
   const cache = new Map<string, { value: string; at: number }>();
   const fpKey = randomBytes(32);
-  const fingerprints = new Set<string>();
+  /** Fingerprint -> the secrets that held that value (a rotated-out key is still a credential). */
+  const fingerprints = new Map<string, Set<string>>();
+  const NONE: readonly string[] = Object.freeze([]);
   const lengths = { min: Number.POSITIVE_INFINITY, max: 0 };
   const fp = (v: string) => createHmac('sha256', fpKey).update(v).digest('base64url');
 
-  function remember(value: string) {
+  function remember(path: string, value: string) {
     if (value.length < MIN_FINGERPRINT_LENGTH) return;
-    fingerprints.add(fp(value));
+    const f = fp(value);
+    const paths = fingerprints.get(f);
+    if (paths) paths.add(path);
+    else fingerprints.set(f, new Set([path]));
     lengths.min = Math.min(lengths.min, value.length);
     lengths.max = Math.max(lengths.max, value.length);
   }
@@ -52,7 +60,10 @@ export function createProviderKeys(core: Core, opts: { exclusive: boolean }): Pr
     cache.delete(path);
     if (e.kind === 'delete' || e.kind === 'destroy') return;
     // a new value is fingerprinted at once; old ones stay (a rotated-out key is still a credential)
-    void read(path).then(remember, () => {});
+    void read(path).then(
+      (v) => remember(path, v),
+      () => {},
+    );
   };
   core.kv.events.on('change', onChange);
 
@@ -61,7 +72,8 @@ export function createProviderKeys(core: Core, opts: { exclusive: boolean }): Pr
     try {
       for (const p of await kv.store.list('meta/')) {
         try {
-          remember(await read(p.slice('meta/'.length)));
+          const path = p.slice('meta/'.length);
+          remember(path, await read(path));
         } catch {}
       }
     } catch {}
@@ -78,12 +90,13 @@ export function createProviderKeys(core: Core, opts: { exclusive: boolean }): Pr
       if (hit && (opts.exclusive || Date.now() - hit.at < SHARED_TTL_MS)) return hit.value;
       const value = await read(path);
       cache.set(path, { value, at: Date.now() });
-      remember(value);
+      remember(path, value);
       return value;
     },
-    isVaultValue(candidate) {
-      if (candidate.length < lengths.min || candidate.length > lengths.max) return false;
-      return fingerprints.has(fp(candidate));
+    match(candidate) {
+      if (candidate.length < lengths.min || candidate.length > lengths.max) return NONE;
+      const paths = fingerprints.get(fp(candidate));
+      return paths ? [...paths] : NONE;
     },
     lengths,
     close() {

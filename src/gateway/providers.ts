@@ -1,3 +1,4 @@
+import { StrongroomError } from '../errors/errors.ts';
 import type { GatewayRoute, PromptView, Usage } from './types.ts';
 
 /**
@@ -48,17 +49,22 @@ export function authHeaders(api: WireApi, key: string): Record<string, string> {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/** Text pieces of a message `content` (a string, or content blocks with `text`). */
-function contentTexts(content: unknown, out: string[]): void {
+/**
+ * Text pieces of a message `content` (a string, or content blocks with `text`), and a count of the
+ * blocks that refer to something else (an image, audio, a file): their tokens are not bounded by the
+ * size of the request, so the reservation counts each as a configured allowance.
+ */
+function contentTexts(content: unknown, out: string[], refs: { n: number }, depth = 0): void {
   if (typeof content === 'string') out.push(content);
-  else if (Array.isArray(content)) {
+  else if (Array.isArray(content) && depth < 8) {
     for (const b of content) {
       if (b && typeof b === 'object') {
         const t = str((b as { text?: unknown }).text) ?? str((b as { input_text?: unknown }).input_text);
         if (t !== undefined) out.push(t);
+        else refs.n++;
         // tool results carry text too
         const inner = (b as { content?: unknown }).content;
-        if (inner !== undefined) contentTexts(inner, out);
+        if (inner !== undefined) contentTexts(inner, out, refs, depth + 1);
       }
     }
   }
@@ -69,30 +75,57 @@ export interface ParsedRequest {
   model: string;
   stream: boolean;
   prompt: PromptView;
-  /** The caller's cap on output tokens, if any. */
+  /** The caller's cap on output tokens (per choice), if it set one. */
   maxOutputTokens: number | undefined;
-  /** A rough input token count (characters / 4), for reservations and the policy context. */
-  estimatedInputTokens: number;
+  /** How many answers the call asks for (chat `n`; 1 elsewhere): each may use the output cap. */
+  choices: number;
+  /** Content blocks that refer to an image, audio or file rather than carrying text. */
+  references: number;
 }
 
-/** Reads the parts of a request body the gateway acts on; `undefined` model means the body names none. */
+/** The most choices a chat call may ask for (OpenAI's own limit). */
+export const MAX_CHOICES = 128;
+
+const bad = (message: string) => new StrongroomError('invalid_value', message);
+
+/** A count the caller set: absent, or a whole number in range (anything else is refused, never guessed). */
+function countField(
+  body: Record<string, unknown>,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
+    throw bad(`${name}: a whole number from ${min} to ${max}`);
+  return v;
+}
+
+/** Reads the parts of a request body the gateway acts on; an empty model means the body names none. */
 export function parseRequest(ep: Endpoint, body: Record<string, unknown>): ParsedRequest {
   const texts: string[] = [];
-  let maxOut: unknown;
-  if (ep.route === 'chat.completions') {
-    for (const m of Array.isArray(body.messages) ? body.messages : []) {
-      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
+  const refs = { n: 0 };
+  let maxOut: number | undefined;
+  let choices = 1;
+  const messages = (list: unknown) => {
+    for (const m of Array.isArray(list) ? list : []) {
+      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts, refs);
     }
-    maxOut = body.max_completion_tokens ?? body.max_tokens;
+  };
+  if (ep.route === 'chat.completions') {
+    messages(body.messages);
+    const a = countField(body, 'max_completion_tokens', 1, 10_000_000);
+    const b = countField(body, 'max_tokens', 1, 10_000_000);
+    // both set: whichever the provider honours, the larger bounds it
+    maxOut = a === undefined ? b : b === undefined ? a : Math.max(a, b);
+    choices = countField(body, 'n', 1, MAX_CHOICES) ?? 1;
   } else if (ep.route === 'responses') {
     if (typeof body.instructions === 'string') texts.push(body.instructions);
     const input = body.input;
     if (typeof input === 'string') texts.push(input);
-    else if (Array.isArray(input)) {
-      for (const m of input)
-        if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
-    }
-    maxOut = body.max_output_tokens;
+    else messages(input);
+    maxOut = countField(body, 'max_output_tokens', 1, 10_000_000);
   } else if (ep.route === 'embeddings') {
     const input = body.input;
     if (typeof input === 'string') texts.push(input);
@@ -101,21 +134,45 @@ export function parseRequest(ep: Endpoint, body: Record<string, unknown>): Parse
   } else if (ep.route === 'messages' || ep.route === 'messages.count_tokens') {
     const system = body.system;
     if (typeof system === 'string') texts.push(system);
-    else contentTexts(system, texts);
-    for (const m of Array.isArray(body.messages) ? body.messages : []) {
-      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
-    }
-    maxOut = ep.route === 'messages.count_tokens' ? 0 : body.max_tokens;
+    else contentTexts(system, texts, refs);
+    messages(body.messages);
+    maxOut = ep.route === 'messages.count_tokens' ? 0 : countField(body, 'max_tokens', 1, 10_000_000);
   }
-  const chars = texts.reduce((n, t) => n + t.length, 0);
   return {
     model: str(body.model) ?? '',
     stream: body.stream === true,
     prompt: { texts },
-    maxOutputTokens:
-      typeof maxOut === 'number' && Number.isFinite(maxOut) && maxOut >= 0 ? Math.floor(maxOut) : undefined,
-    estimatedInputTokens: Math.ceil(chars / 4),
+    maxOutputTokens: maxOut,
+    choices,
+    references: refs.n,
   };
+}
+
+/**
+ * The request as sent upstream when the caller set no output cap: the gateway's `cap` in the field
+ * the endpoint uses, so the provider itself bounds what the call can cost (issue 12 item 4). OpenAI's
+ * own chat API takes `max_completion_tokens` (reasoning models refuse `max_tokens`); other
+ * OpenAI-compatible providers take `max_tokens`.
+ */
+export function withOutputCap(
+  ep: Endpoint,
+  provider: string,
+  body: Record<string, unknown>,
+  cap: number,
+): Record<string, unknown> {
+  switch (ep.route) {
+    case 'chat.completions':
+      if (body.max_completion_tokens != null || body.max_tokens != null) return body;
+      return provider === 'openai' || provider === 'azure-openai'
+        ? { ...body, max_completion_tokens: cap }
+        : { ...body, max_tokens: cap };
+    case 'responses':
+      return body.max_output_tokens != null ? body : { ...body, max_output_tokens: cap };
+    case 'messages':
+      return body.max_tokens != null ? body : { ...body, max_tokens: cap };
+    default:
+      return body;
+  }
 }
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);

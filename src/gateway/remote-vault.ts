@@ -1,11 +1,10 @@
 import { Pool } from 'undici';
-import type { Identity } from '../core/types.ts';
 import { ERROR_CODES, type ErrorCode, isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createMetricsRegistry } from '../lib/metrics.ts';
 import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';
 import type { GatewayIdentity } from './identity.ts';
-import type { Reservation } from './types.ts';
-import { type Authentication, type Decision, type GatewayVault, settle } from './vault-port.ts';
+import type { Caller, Reservation } from './types.ts';
+import { type Decision, type GatewayVault, type Session, settle } from './vault-port.ts';
 
 /**
  * The gateway in front of a vault elsewhere (docs/gateway-remote.md): the
@@ -37,6 +36,15 @@ export interface RemoteVaultOptions {
 /** Bytes of candidates per question about vault values (the vault's request limit is 1 MiB). */
 const HOLDS_BATCH_BYTES = 256 * 1024;
 const HOLDS_BATCH_COUNT = 5_000;
+
+/** The sealed session a remote vault returned, carried on the gateway's session object. */
+const TICKET = Symbol('strongroom.gateway.ticket');
+type RemoteSession = Session & { readonly [TICKET]: string };
+const ticketOf = (s: Session): string => {
+  const t = (s as Partial<RemoteSession>)[TICKET];
+  if (typeof t !== 'string') throw new TypeError('not a session of this vault');
+  return t;
+};
 
 const codeOf = (c: unknown, fallback: ErrorCode): ErrorCode =>
   typeof c === 'string' && (ERROR_CODES as readonly string[]).includes(c) ? (c as ErrorCode) : fallback;
@@ -161,6 +169,26 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
   /** Reservations taken from this vault, by object: their id travels with the call's record. */
   const remoteReservations = new WeakMap<Reservation, { id: string; done: boolean }>();
 
+  /** A reservation the vault holds for this gateway: settled with the call's record, or on its own. */
+  function remoteReservation(id: string): Reservation {
+    const state = { id, done: false };
+    const settleNow = async (usage?: { input_tokens: number; output_tokens: number; cost_usd: number }) => {
+      if (state.done) return;
+      state.done = true;
+      await callPersistently('/v1/gateway/vault/budgets/settle', {
+        reservation: id,
+        ...(usage ? { usage } : {}),
+      });
+    };
+    const reservation: Reservation = {
+      settle: (u, costUsd) =>
+        settleNow({ input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: costUsd }),
+      release: () => settleNow(),
+    };
+    remoteReservations.set(reservation, state);
+    return reservation;
+  }
+
   // provider keys: in memory only, one read at a time per key
   const keys = new Map<string, { value: string; at: number }>();
   const reading = new Map<string, Promise<string>>();
@@ -185,34 +213,26 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     },
     now: () => Date.now(),
     metrics,
-    async authenticate({ credential, chain }, info) {
-      const out = await call<Authentication & { error?: { code?: string; message?: string } }>(
-        'POST',
-        '/v1/gateway/vault/authenticate',
-        {
-          ...(credential === undefined ? {} : { credential }),
-          ...(chain?.length ? { peer_certificates: chain.map((c) => c.toString('base64')) } : {}),
-          client_address: info.client_address,
-        },
-      );
+    async authenticate({ credential, chain, requireSvid }, info) {
+      const out = await call<{
+        caller?: Caller;
+        identity?: Session['identity'];
+        session?: string;
+        error?: { code?: string; message?: string };
+      }>('POST', '/v1/gateway/vault/authenticate', {
+        ...(credential === undefined ? {} : { credential }),
+        ...(chain?.length ? { peer_certificates: chain.map((c) => c.toString('base64')) } : {}),
+        client_address: info.client_address,
+        ...(requireSvid ? { require_svid: true } : {}),
+      });
       raise(out, 'invalid_token');
-      const cred = out.credential as
-        | Authentication['credential']
-        | { kind: 'virtual_key'; key: null }
-        | undefined;
-      return {
-        ...(out.svid ? { svid: out.svid } : {}),
-        ...(cred
-          ? {
-              credential:
-                cred.kind === 'virtual_key' ? { kind: 'virtual_key', key: cred.key ?? undefined } : cred,
-            }
-          : {}),
-      };
+      if (!out.caller || !out.identity || typeof out.session !== 'string')
+        throw unavailable('the vault answered an authentication without a session');
+      return { caller: out.caller, identity: out.identity, [TICKET]: out.session } as RemoteSession;
     },
-    async authorize(identity: Identity, resources, context) {
+    async authorize(session, resources, context) {
       const out = await call<{ decisions: Decision[] }>('POST', '/v1/gateway/vault/authorize', {
-        identity,
+        session: ticketOf(session),
         resources: resources.map((r) => ({
           provider: r.attrs!.provider,
           model: r.attrs!.model,
@@ -228,7 +248,33 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       }
       return out.decisions.map((d) => ({ allowed: d?.allowed === true, reason: String(d?.reason ?? '') }));
     },
-    async audit(entry, s) {
+    async admit(session, record, reserve) {
+      const { type: _type, action: _action, ...rest } = record;
+      const out = await call<{ reservation?: string; error?: { code?: string; message?: string } }>(
+        'POST',
+        '/v1/gateway/vault/admit',
+        {
+          session: ticketOf(session),
+          ...rest,
+          ...(reserve
+            ? {
+                reserve: {
+                  defaults: reserve.defaults,
+                  estimate: {
+                    tokens: reserve.estimate.tokens,
+                    cost_usd: reserve.estimate.costUsd,
+                    ...(reserve.estimate.unpriced ? { unpriced: true } : {}),
+                  },
+                },
+              }
+            : {}),
+        },
+      );
+      raise(out, 'rate_limited');
+      return out.reservation === undefined ? undefined : remoteReservation(out.reservation);
+    },
+    async audit(entry, opts) {
+      const s = opts?.settle;
       const { type: _type, action: _action, ...rest } = entry;
       // a reservation of this vault is settled in the same request as the record
       const held = s ? remoteReservations.get(s.reservation) : undefined;
@@ -237,6 +283,7 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       if (owed) owed.done = true;
       await callPersistently('/v1/gateway/vault/audit', {
         ...rest,
+        ...(opts?.session ? { session: ticketOf(opts.session) } : {}),
         ...(owed && s
           ? {
               settle: {
@@ -255,41 +302,22 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
           : {}),
       });
     },
-    budgets: {
-      async reserve(subjects, estimate) {
-        const out = await call<{ reservation?: string; error?: { code?: string; message?: string } }>(
-          'POST',
-          '/v1/gateway/vault/budgets/reserve',
-          { subjects, estimate: { tokens: estimate.tokens, cost_usd: estimate.costUsd } },
-        );
-        raise(out, 'rate_limited');
-        const id = out.reservation;
-        if (typeof id !== 'string')
-          throw new StrongroomError('vault_unavailable', 'the vault gave no reservation');
-        const state = { id, done: false };
-        const settleNow = async (usage?: {
-          input_tokens: number;
-          output_tokens: number;
-          cost_usd: number;
-        }) => {
-          if (state.done) return;
-          state.done = true;
-          await callPersistently('/v1/gateway/vault/budgets/settle', {
-            reservation: id,
-            ...(usage ? { usage } : {}),
-          });
-        };
-        const reservation: Reservation = {
-          settle: (u, costUsd) =>
-            settleNow({ input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: costUsd }),
-          release: () => settleNow(),
-        };
-        remoteReservations.set(reservation, state);
-        return reservation;
-      },
+    async revoke(session, reason) {
+      await call('POST', '/v1/gateway/vault/revoke', { session: ticketOf(session), reason });
     },
-    async revoke(caller) {
-      await call('POST', '/v1/gateway/vault/revoke', { kind: caller.kind, id: caller.id });
+    async live(sessions) {
+      const out: boolean[] = [];
+      // in batches the vault's request limit takes
+      for (let i = 0; i < sessions.length; i += 256) {
+        const batch = sessions.slice(i, i + 256);
+        const a = await call<{ live?: unknown }>('POST', '/v1/gateway/vault/live', {
+          sessions: batch.map(ticketOf),
+        });
+        const live =
+          Array.isArray(a.live) && a.live.length === batch.length ? a.live : batch.map(() => false);
+        for (const v of live) out.push(v === true);
+      }
+      return out;
     },
     keys: {
       async get(path) {
@@ -324,22 +352,31 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
         return p;
       },
     },
-    async holdsAny(candidates) {
+    async holds(session, candidates, info) {
       let batch: string[] = [];
       let bytes = 0;
-      const ask = async () => {
-        if (!batch.length) return false;
-        const out = await call<{ found?: boolean }>('POST', '/v1/gateway/vault/fingerprints', {
-          candidates: batch,
-        });
+      const ask = async (): Promise<{ found: boolean; compromised?: boolean }> => {
+        if (!batch.length) return { found: false };
+        const out = await call<{ found?: boolean; compromised?: boolean }>(
+          'POST',
+          '/v1/gateway/vault/fingerprints',
+          {
+            session: ticketOf(session),
+            candidates: batch,
+            request_id: info.request_id,
+            ...(info.trace_id ? { trace_id: info.trace_id } : {}),
+            client_address: info.client_address,
+          },
+        );
         batch = [];
         bytes = 0;
-        return out.found === true;
+        return { found: out.found === true, ...(out.compromised === true ? { compromised: true } : {}) };
       };
       for (const c of candidates) {
         if (c.length > 4096) continue;
         if (bytes + c.length > HOLDS_BATCH_BYTES || batch.length >= HOLDS_BATCH_COUNT) {
-          if (await ask()) return true;
+          const a = await ask();
+          if (a.found) return a;
         }
         batch.push(c);
         bytes += c.length + 4;

@@ -34,11 +34,23 @@ export interface Caller {
   classification?: string;
 }
 
+/**
+ * The vault's handle on an authenticated caller (src/gateway/vault-port.ts `Session`): opaque here,
+ * passed back with every question the gateway asks the vault about the call.
+ */
+export interface SessionRef {
+  readonly caller: Caller;
+}
+
 /** What one call is about (known after the body is parsed). */
 export interface CallInfo {
   request_id: string;
   trace_id: string;
   caller: Caller;
+  /** Who the vault says is calling (for stages that ask the vault about the caller); absent in a stage service. */
+  session?: SessionRef;
+  /** The address the call came from. */
+  client_address: string;
   provider: string;
   model: string;
   route: GatewayRoute;
@@ -100,11 +112,14 @@ export interface Budgets {
 export class StageRefusal extends Error {
   readonly code: string;
   readonly stage: string;
-  constructor(stage: string, code: string, message: string) {
+  /** `compromise`: what was refused also means the caller's credential leaked or was misused (it was revoked). */
+  readonly signal: 'compromise' | undefined;
+  constructor(stage: string, code: string, message: string, signal?: 'compromise') {
     super(message);
     this.name = 'StageRefusal';
     this.stage = stage;
     this.code = code;
+    this.signal = signal;
   }
 }
 

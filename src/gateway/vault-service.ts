@@ -1,19 +1,31 @@
-import { randomBytes } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import type {
+  VaultAdmitRequest,
   VaultAuditRequest,
   VaultAuthenticateRequest,
   VaultAuthorizeRequest,
   VaultHoldsRequest,
-  VaultReserveRequest,
+  VaultLiveRequest,
   VaultRevokeRequest,
   VaultSettleRequest,
 } from '../api/gateway.ts';
+import { loadOrCreateKey } from '../barrier/keys.ts';
 import type { Core } from '../core/core.ts';
+import { scopeAllows } from '../core/scope.ts';
 import type { AnyOperation, Identity, Operation, OperationContext, Resource } from '../core/types.ts';
+import { open, seal } from '../crypto/aead.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
-import { createProviderKeys, type ProviderKeys } from './keys.ts';
+import { createProviderKeys } from './keys.ts';
 import type { Reservation } from './types.ts';
-import { type GatewayVault, type LocalEngines, localVault } from './vault-port.ts';
+import {
+  type LocalEngines,
+  type LocalVault,
+  localVault,
+  type Session,
+  type SessionData,
+  sessionData,
+  sessionOf,
+} from './vault-port.ts';
 
 /**
  * The vault's side of a remote gateway (docs/gateway-remote.md): the
@@ -24,29 +36,81 @@ import { type GatewayVault, type LocalEngines, localVault } from './vault-port.t
  * the `gateway` role; provider keys are read with the ordinary `secret.read`,
  * which that role grants within the registration's scope.
  *
+ * Least privilege (issue 12 item 13): the gateway never describes its caller.
+ * `authenticate` derives the caller from the credential the gateway forwards
+ * and returns the session sealed (AES-256-GCM under a key kept in the barrier,
+ * bound to the gateway's SPIFFE ID, expiring): every later question —
+ * authorize, holds, admit, revoke, live — is answered for the session inside
+ * the ticket, so a gateway can act only on callers that presented their
+ * credential to it. Value matching only counts secrets within the gateway's
+ * registration scope (what it may read anyway), and revocations and
+ * compromise signals are audited here, with the gateway's ID.
+ *
  * The operations are audited only when refused (Operation.audit): the record
- * of a model call is the one entry the gateway appends through
- * `gateway.vault.audit`, stamped here with the gateway's SPIFFE ID.
+ * of a model call is the entries the gateway appends through
+ * `gateway.vault.admit` and `gateway.vault.audit`, stamped here with the
+ * gateway's SPIFFE ID and the session's actor.
  */
 const RESOURCE: Resource = { type: 'System', id: 'gateway' };
 /** A reservation the gateway never settled (it crashed, say) is forgotten after this long: what it took stays taken. */
 const RESERVATION_TTL_MS = 15 * 60_000;
+const TICKET_KEY_PATH = 'ticket-key';
+const TICKET_PREFIX = 'st1.';
 
 type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean };
 
 export function gatewayVaultService(core: Core, engines: () => ServiceEngines): AnyOperation[] {
-  let keys: ProviderKeys | undefined;
-  let port: GatewayVault | undefined;
-  const vault = (): GatewayVault => {
+  let port: LocalVault | undefined;
+  const vault = (): LocalVault => {
     if (!port) {
       const e = engines();
       // the fingerprints of vault values are made on first use, by a vault that serves a gateway
-      keys = createProviderKeys(core, { exclusive: e.exclusiveStorage });
+      const keys = createProviderKeys(core, { exclusive: e.exclusiveStorage });
       port = localVault(core, { ...e, keys });
     }
     return port;
   };
   const reservations = new Map<string, { r: Reservation; timer: NodeJS.Timeout }>();
+
+  // ---------------------------------------------------------------- sealed sessions
+
+  const keyStore = core.barrier.view('sys/gateway-service/');
+  let ticketKey: KeyObject | undefined;
+  async function key(): Promise<KeyObject> {
+    if (core.barrier.sealed) {
+      ticketKey = undefined;
+      throw new StrongroomError('sealed', 'Strongroom is sealed');
+    }
+    ticketKey ??= await loadOrCreateKey(keyStore, TICKET_KEY_PATH);
+    return ticketKey;
+  }
+  const aad = (gateway: Identity) => Buffer.from(`strongroom-gateway-session\u0000${gateway.owner.id}`);
+
+  async function sealSession(s: Session, gateway: Identity): Promise<string> {
+    const plain = Buffer.from(JSON.stringify(sessionData(s)));
+    return TICKET_PREFIX + seal(await key(), plain, aad(gateway)).toString('base64url');
+  }
+
+  /** The session in a ticket this vault sealed for this gateway, still in its lifetime; anything else is refused. */
+  async function unseal(ticket: string, gateway: Identity): Promise<Session> {
+    const refused = () =>
+      new StrongroomError('invalid_value', 'the session ticket is not one this vault issued to this gateway');
+    if (!ticket.startsWith(TICKET_PREFIX)) throw refused();
+    const plain = open(
+      await key(),
+      Buffer.from(ticket.slice(TICKET_PREFIX.length), 'base64url'),
+      aad(gateway),
+    );
+    if (!plain) throw refused();
+    const data = JSON.parse(plain.toString('utf8')) as SessionData;
+    if (!(core.clock.now() < data.until)) {
+      throw new StrongroomError(
+        'invalid_token',
+        'the caller session has ended: authenticate the caller again',
+      );
+    }
+    return sessionOf(data);
+  }
 
   /** The gateway calling: a workload (SVID), never a token or a person. */
   const gatewayOf = (ctx: OperationContext): Identity => {
@@ -79,62 +143,105 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     handle: (ctx, input) => handle(ctx, input, gatewayOf(ctx)),
   });
 
-  const authenticate = op<VaultAuthenticateRequest>('authenticate', async (ctx, i) => {
-    let chain: Buffer[] | undefined;
-    if (i.peer_certificates) chain = i.peer_certificates.map((c) => Buffer.from(c, 'base64'));
+  const authenticate = op<VaultAuthenticateRequest>('authenticate', async (ctx, i, gateway) => {
     try {
-      const a = await vault().authenticate(
-        { ...(i.credential === undefined ? {} : { credential: i.credential }), ...(chain ? { chain } : {}) },
+      const s = await vault().authenticate(
+        {
+          ...(i.credential === undefined ? {} : { credential: i.credential }),
+          ...(i.peer_certificates ? { chain: i.peer_certificates.map((c) => Buffer.from(c, 'base64')) } : {}),
+          ...(i.require_svid ? { requireSvid: true } : {}),
+        },
         { request_id: ctx.request.request_id, client_address: i.client_address },
       );
-      return {
-        ...(a.svid ? { svid: a.svid } : {}),
-        ...(a.credential
-          ? {
-              credential:
-                a.credential.kind === 'virtual_key'
-                  ? { kind: 'virtual_key', key: a.credential.key ?? null }
-                  : a.credential,
-            }
-          : {}),
-      };
+      return { caller: s.caller, identity: s.identity, session: await sealSession(s, gateway) };
     } catch (err) {
       return outcome(err);
     }
   });
 
-  const authorize = op<VaultAuthorizeRequest>('authorize', async (_ctx, i) => {
+  const authorize = op<VaultAuthorizeRequest>('authorize', async (_ctx, i, gateway) => {
+    const session = await unseal(i.session, gateway);
     const resources: Resource[] = i.resources.map((r) => ({
       type: 'Model',
       id: `${r.provider}/${r.model}`,
       attrs: { provider: r.provider, model: r.model, route: r.route },
     }));
-    return { decisions: await vault().authorize(i.identity as Identity, resources, i.context) };
+    return { decisions: await vault().authorize(session, resources, i.context) };
   });
 
-  const reserve = op<VaultReserveRequest>('reserve', async (_ctx, i) => {
-    let r: Reservation;
-    try {
-      r = await vault().budgets.reserve(i.subjects, {
-        tokens: i.estimate.tokens,
-        costUsd: i.estimate.cost_usd,
+  const holds = op<VaultHoldsRequest>('holds', async (ctx, i, gateway) => {
+    const session = await unseal(i.session, gateway);
+    // only values the gateway may read itself count: a gateway learns nothing about the rest of the vault
+    const within = (path: string) => {
+      const [project, environment, name] = path.split('/');
+      return scopeAllows(gateway.scope, {
+        type: 'Secret',
+        id: path,
+        attrs: { project, environment, name },
       });
-    } catch (err) {
-      return outcome(err);
-    }
+    };
+    const answer = await vault().holds(
+      session,
+      i.candidates,
+      {
+        request_id: i.request_id ?? ctx.request.request_id,
+        ...(i.trace_id ? { trace_id: i.trace_id } : {}),
+        client_address: i.client_address ?? '-',
+      },
+      within,
+    );
+    return { found: answer.found, ...(answer.compromised ? { compromised: true } : {}) };
+  });
+
+  function hold(r: Reservation): string {
     // on shared storage the reservation travels as its ticket: any vault server sharing it can settle it
-    if (r.ticket) return { reservation: `t.${Buffer.from(r.ticket).toString('base64url')}` };
+    if (r.ticket) return `t.${Buffer.from(r.ticket).toString('base64url')}`;
     const id = randomBytes(18).toString('base64url');
     const timer = setTimeout(() => reservations.delete(id), RESERVATION_TTL_MS);
     timer.unref();
     reservations.set(id, { r, timer });
-    return { reservation: id };
-  });
+    return id;
+  }
+
+  const admit = op<VaultAdmitRequest>(
+    'admit',
+    async (_ctx, { session: ticket, reserve, ...record }, gateway) => {
+      const session = await unseal(ticket, gateway);
+      let r: Reservation | undefined;
+      try {
+        r = await vault().admit(
+          session,
+          {
+            ...record,
+            type: 'request',
+            action: 'gateway.invoke',
+            request: { ...record.request, gateway: gateway.owner.id },
+          },
+          reserve
+            ? {
+                defaults: reserve.defaults,
+                estimate: {
+                  tokens: reserve.estimate.tokens,
+                  costUsd: reserve.estimate.cost_usd,
+                  ...(reserve.estimate.unpriced ? { unpriced: true } : {}),
+                },
+              }
+            : undefined,
+        );
+      } catch (err) {
+        // about the caller (no room in a budget, a model it may not spend on): told in a 200 answer
+        if (isStrongroomError(err, 'rate_limited') || isStrongroomError(err, 'permission_denied'))
+          return outcome(err);
+        throw err;
+      }
+      return r ? { reservation: hold(r) } : {};
+    },
+  );
 
   async function settleHeld(i: VaultSettleRequest): Promise<boolean> {
     let r: Reservation | undefined;
     if (i.reservation.startsWith('t.')) {
-      const budgets = vault().budgets;
+      const budgets = engines().budgets;
       if (!budgets.resume) return false;
       r = budgets.resume(Buffer.from(i.reservation.slice(2), 'base64url').toString('utf8'));
     } else {
@@ -156,26 +263,39 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
 
   const settle = op<VaultSettleRequest>('settle', async (_ctx, i) => ({ settled: await settleHeld(i) }));
 
-  const audit = op<VaultAuditRequest>('audit', async (_ctx, { settle: owed, ...i }, gateway) => {
-    if (owed) await settleHeld(owed);
-    await vault().audit({
-      ...i,
-      type: 'response',
-      action: 'gateway.invoke',
-      // which gateway vouches for this record
-      request: { ...i.request, gateway: gateway.owner.id },
-    });
-    return { recorded: true };
-  });
+  const audit = op<VaultAuditRequest>(
+    'audit',
+    async (_ctx, { settle: owed, session: ticket, ...i }, gateway) => {
+      if (owed) await settleHeld(owed);
+      // the record's actor is the session's when the gateway names one (the vault's word, not the gateway's)
+      const session = ticket ? await unseal(ticket, gateway) : undefined;
+      await vault().audit(
+        {
+          ...i,
+          type: 'response',
+          action: 'gateway.invoke',
+          // which gateway vouches for this record
+          request: { ...i.request, gateway: gateway.owner.id },
+        },
+        session ? { session } : undefined,
+      );
+      return { recorded: true };
+    },
+  );
 
-  const revoke = op<VaultRevokeRequest>('revoke', async (_ctx, i) => {
-    await vault().revoke({ kind: i.kind, id: i.id, display_name: i.id });
+  const revoke = op<VaultRevokeRequest>('revoke', async (_ctx, i, gateway) => {
+    const session = await unseal(i.session, gateway);
+    await vault().revoke(session, i.reason, gateway.owner.id);
     return { revoked: true };
   });
 
-  const holds = op<VaultHoldsRequest>('holds', async (_ctx, i) => ({
-    found: await vault().holdsAny(i.candidates),
-  }));
+  const live = op<VaultLiveRequest>('live', async (_ctx, i, gateway) => {
+    const sessions = await Promise.all(i.sessions.map((t) => unseal(t, gateway).catch(() => undefined)));
+    const known = sessions.filter((s): s is Session => s !== undefined);
+    const answers = await vault().live(known);
+    let k = 0;
+    return { live: sessions.map((s) => (s === undefined ? false : answers[k++]!)) };
+  });
 
-  return [authenticate, authorize, reserve, settle, audit, revoke, holds] as AnyOperation[];
+  return [authenticate, authorize, holds, admit, settle, audit, revoke, live] as AnyOperation[];
 }

@@ -17,6 +17,7 @@ import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usag
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/keys.ts';
+import type { LocalEngines } from '../gateway/vault-port.ts';
 import { gatewayVaultService } from '../gateway/vault-service.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { SealSettings } from '../seal/seal.ts';
@@ -91,6 +92,20 @@ const REVOKING = new Set([
   'user.change-own-password',
 ]);
 
+/** What the gateway port needs of the virtual-keys engine, in process or serving a remote gateway. */
+function gatewayEngines(engine: GatewayKeysEngine): Omit<LocalEngines, 'keys'> {
+  return {
+    virtualKeys: {
+      lookup: (k) => engine.lookup(k),
+      get: (id) => engine.get(id),
+      revoke: (id) => engine.revoke(id),
+      live: (id) => engine.live(id),
+      reader: (key) => engine.reader(key),
+    },
+    budgets: engine.budgets,
+  };
+}
+
 export function assembleVault(deps: VaultDeps): Vault {
   let watch: WatchEngine | undefined;
   let identityEngine: IdentityEngine | undefined;
@@ -128,8 +143,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       // the vault's side of gateways running elsewhere (docs/gateway-remote.md)
       (c) =>
         gatewayVaultService(c, () => ({
-          virtualKeys: { lookup: (k) => gatewayKeys!.lookup(k), revoke: (id) => gatewayKeys!.revoke(id) },
-          budgets: gatewayKeys!.budgets,
+          ...gatewayEngines(gatewayKeys!),
           exclusiveStorage: deps.storage.exclusive,
         })),
       metricsModule(),
@@ -177,11 +191,7 @@ export function assembleVault(deps: VaultDeps): Vault {
               (id, key, ttl) => identityEngine!.issueSelf(id, key, ttl),
             )
           : undefined;
-      const vault = localVault(core, {
-        keys,
-        virtualKeys: { lookup: (k) => engine.lookup(k), revoke: (id) => engine.revoke(id) },
-        budgets: engine.budgets,
-      });
+      const vault = localVault(core, { keys, ...gatewayEngines(engine) });
       return gatewayParts(config, vault, identity);
     },
     async close() {

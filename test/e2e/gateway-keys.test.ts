@@ -756,7 +756,7 @@ test('100 concurrent reservations through two servers sharing PostgreSQL: exactl
 test('a remote gateway reserves through one vault server and settles through another (shared PostgreSQL)', async (t) => {
   const two = await twoServersOnPostgres(t);
   if (!two) return t.skip(postgresSkipReason());
-  const { v1, v2 } = two;
+  const { v1, v2, root } = two;
   // the vault service's handlers, as a gateway workload reaches them (src/gateway/vault-service.ts)
   const gateway = {
     kind: 'workload' as const,
@@ -767,20 +767,35 @@ test('a remote gateway reserves through one vault server and settles through ano
     scope: null,
     mfa: false,
   };
+  const request = { request_id: 'r', client_address: '127.0.0.1' };
   const call = (v: typeof v1, op: string, input: unknown) =>
-    v.core.operations
-      .get(`gateway.vault.${op}`)!
-      .handle(
-        { identity: gateway, request: { request_id: 'r', client_address: '127.0.0.1' } },
-        input,
-      ) as Promise<Record<string, unknown>>;
-  const reserve = {
-    subjects: [{ key: 'vk:ha', limits: { tokens_per_minute: 150 } }],
-    estimate: { tokens: 100, cost_usd: 0 },
-  };
-  const first = await call(v1, 'reserve', reserve);
+    v.core.operations.get(`gateway.vault.${op}`)!.handle({ identity: gateway, request }, input) as Promise<
+      Record<string, unknown>
+    >;
+  const minted = await v1.core.invoke<{ virtual_key: string }>(
+    'gateway.key.create',
+    { name: 'ha', ttl: '1h', limits: { tokens_per_minute: 150 } },
+    { ...request, token: root },
+  );
+  // the caller's session, sealed by one server; the other server opens it (the key is in the shared barrier)
+  const session = (
+    await call(v1, 'authenticate', { credential: minted.virtual_key, client_address: '127.0.0.1' })
+  ).session as string;
+  const admit = (v: typeof v1) =>
+    call(v, 'admit', {
+      session,
+      request_id: 'r',
+      operation: 'gateway.invoke',
+      resource: 'Model::openai/gpt-4o',
+      actor: null,
+      client_address: '127.0.0.1',
+      decision: { allowed: true, reason: 'permitted' },
+      request: { route: 'chat.completions' },
+      reserve: { defaults: {}, estimate: { tokens: 100, cost_usd: 0 } },
+    });
+  const first = await admit(v1);
   assert.match(String(first.reservation), /^t\./, 'on shared storage the reservation is a ticket');
-  assert.equal(((await call(v1, 'reserve', reserve)).error as { code: string }).code, 'rate_limited');
+  assert.equal(((await admit(v2)).error as { code: string }).code, 'rate_limited');
   // settled through the other server: the reservation shrinks to what was used
   assert.deepEqual(
     await call(v2, 'settle', {
@@ -789,7 +804,7 @@ test('a remote gateway reserves through one vault server and settles through ano
     }),
     { settled: true },
   );
-  assert.match(String((await call(v1, 'reserve', reserve)).reservation), /^t\./);
+  assert.match(String((await admit(v2)).reservation), /^t\./);
 });
 
 test('all or nothing: a subject over its limit takes nothing from the others', async (t) => {

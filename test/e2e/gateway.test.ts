@@ -208,8 +208,10 @@ async function collectMessages(
   return t;
 }
 
+/** Each call's outcome record (`response`); a call that reached the provider also has a `request` record before it. */
 function gatewayEntries(s: GatewaySetup) {
-  return s.audit().filter((e) => e.operation === 'gateway.invoke') as {
+  return s.audit().filter((e) => e.operation === 'gateway.invoke' && e.type === 'response') as {
+    request_id: string;
     resource: string;
     decision: { allowed: boolean; reason: string };
     status_code: number;
@@ -693,7 +695,7 @@ test('a key echoed inside JSON escapes (\\u-escaped, or its base64 with \\/) in 
   assertNoSecret(await seenText(seen), s.secrets(), 'what the client received');
 });
 
-test('one audit entry per call with model, tokens, cost, latency and decision; no key, credential or prompt text in the log, the audit file or the metrics', async (t) => {
+test('one outcome record per call with model, tokens, cost, latency and decision, and a request record before every upstream call; no key, credential or prompt text in the log, the audit file or the metrics', async (t) => {
   const s = await startGatewaySetup(t);
   const token = await s.appToken();
   const openai = s.openai(token);
@@ -777,6 +779,16 @@ test('one audit entry per call with model, tokens, cost, latency and decision; n
   assert.equal(unrouted!.status_code, 404);
   assert.equal(failed!.status_code, 500);
   assert.equal(failed!.resource, 'Model::openai/gpt-4o-mini');
+  // a call that reached the provider was recorded before it did; a refused one never reached it
+  const all = s.audit();
+  for (const e of [chat, stream, emb, msg, msgStream, failed]) {
+    const at = all.findIndex((x) => x.request_id === e!.request_id && x.type === 'request');
+    assert.ok(at >= 0, `a request record for ${e!.resource}`);
+    assert.ok(at < all.findIndex((x) => x.request_id === e!.request_id && x.type === 'response'));
+    assert.deepEqual(all[at]!.decision, { allowed: true, reason: 'allowed by builtin.app' });
+  }
+  for (const e of [unauth, unrouted])
+    assert.equal(all.filter((x) => x.request_id === e!.request_id).length, 1, 'refused: one record');
 
   // the metrics count the calls, by model, without any text
   const metrics = String((await s.vault('GET', '/v1/sys/metrics')).json);
@@ -843,7 +855,7 @@ test('fallback in a key pool: the first key answered 429 once, the call succeeds
   assertNoSecret(await seenText(seen), s.secrets(), 'what the client received');
   assert.deepEqual(s.evil.requests, []);
   const entries = gatewayEntries(s);
-  assert.equal(entries.length, 1, 'one call, one audit entry, however many attempts');
+  assert.equal(entries.length, 1, 'one call, one outcome record, however many attempts');
   assert.equal(entries[0]!.status_code, 200);
   await assertNothingLeaked(s, { secrets: [token] });
 });

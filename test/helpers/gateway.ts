@@ -123,6 +123,8 @@ export interface GatewaySetupOptions {
   openaiBaseUrl?: string;
   /** Extra YAML lines under `gateway:` (indented by two spaces). */
   gatewayYaml?: string[];
+  /** The price table instead of the default one (`gpt-*`, `text-embedding-*`, `claude-*`). */
+  prices?: Record<string, { input: number; output: number }>;
 }
 
 export const OPENAI_MODELS = ['gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small'];
@@ -158,9 +160,13 @@ export async function startGatewaySetup(
     `      base_url: ${anthropicFake.url}`,
     '      keys: [llm/dev/ANTHROPIC_API_KEY]',
     '  prices:',
-    '    "gpt-*": { input: 2.5, output: 10 }',
-    '    "text-embedding-*": { input: 0.02, output: 0 }',
-    '    "claude-*": { input: 3, output: 15 }',
+    ...(opts.prices
+      ? Object.entries(opts.prices).map(([m, p]) => `    ${JSON.stringify(m)}: ${JSON.stringify(p)}`)
+      : [
+          '    "gpt-*": { input: 2.5, output: 10 }',
+          '    "text-embedding-*": { input: 0.02, output: 0 }',
+          '    "claude-*": { input: 3, output: 15 }',
+        ]),
     ...(opts.gatewayYaml ?? []).map((l) => `  ${l}`),
     '',
   ].join('\n');

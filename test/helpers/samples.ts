@@ -126,22 +126,24 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'gateway.vault.authorize': {
     url: '/v1/gateway/vault/authorize',
     body: {
-      identity: {
-        kind: 'token',
-        accessor: 'sample',
-        display_name: 'sample',
-        policies: ['app'],
-        owner: { type: 'app', id: 'sample', name: 'sample' },
-        scope: null,
-        mfa: false,
-      },
+      session: 'st1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
       resources: [{ provider: 'openai', model: 'gpt-4o', route: 'chat.completions' }],
       context: { client_address: '127.0.0.1', classification: 'internal', estimated_tokens: 10 },
     },
   },
-  'gateway.vault.reserve': {
-    url: '/v1/gateway/vault/budgets/reserve',
-    body: { subjects: [{ key: 'vk:sample', limits: {} }], estimate: { tokens: 1, cost_usd: 0 } },
+  'gateway.vault.admit': {
+    url: '/v1/gateway/vault/admit',
+    body: {
+      session: 'st1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      request_id: 'sample',
+      operation: 'gateway.invoke',
+      resource: 'Model::openai/gpt-4o',
+      actor: null,
+      client_address: '127.0.0.1',
+      decision: { allowed: true, reason: 'permitted' },
+      request: { route: 'chat.completions' },
+      reserve: { defaults: {}, estimate: { tokens: 1, cost_usd: 0 } },
+    },
   },
   'gateway.vault.settle': {
     url: '/v1/gateway/vault/budgets/settle',
@@ -160,10 +162,17 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
       status: 'ok',
     },
   },
-  'gateway.vault.revoke': { url: '/v1/gateway/vault/revoke', body: { kind: 'virtual_key', id: 'vk_sample' } },
+  'gateway.vault.revoke': {
+    url: '/v1/gateway/vault/revoke',
+    body: { session: 'st1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', reason: 'anomaly:burst' },
+  },
   'gateway.vault.holds': {
     url: '/v1/gateway/vault/fingerprints',
-    body: { candidates: ['sample-candidate'] },
+    body: { session: 'st1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', candidates: ['sample-candidate'] },
+  },
+  'gateway.vault.live': {
+    url: '/v1/gateway/vault/live',
+    body: { sessions: ['st1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'] },
   },
 
   // --- audit (src/server/routes/v1/audit.ts) ---

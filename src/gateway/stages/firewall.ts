@@ -54,12 +54,21 @@ export interface FirewallConfig {
   candidateLength?: { min: number; max: number };
 }
 
+export interface HoldsAnswer {
+  found: boolean;
+  compromised?: boolean;
+}
+
 export interface FirewallDeps {
   /**
-   * True when any candidate is a value stored in the vault (the vault compares HMACs; a remote
-   * vault is asked once per prompt, with every candidate of the prompt).
+   * True (or `found`) when any candidate is a value stored in the vault (the vault compares HMACs; a
+   * remote vault is asked once per prompt, with every candidate of the prompt). `compromised`: the
+   * value was outside the caller's reach and the vault revoked the caller (decision 0010).
    */
-  holdsAny?: (candidates: readonly string[]) => boolean | Promise<boolean>;
+  holdsAny?: (
+    candidates: readonly string[],
+    call: CallInfo,
+  ) => boolean | HoldsAnswer | Promise<boolean | HoldsAnswer>;
 }
 
 /**
@@ -188,8 +197,8 @@ export function createPromptFirewall(config: FirewallConfig = {}, deps: Firewall
   const minLen = config.candidateLength?.min ?? 12;
   const maxLen = config.candidateLength?.max ?? 512;
 
-  const refuse = (code: string, message: string): never => {
-    throw new StageRefusal(name, code, message);
+  const refuse = (code: string, message: string, signal?: 'compromise'): never => {
+    throw new StageRefusal(name, code, message, signal);
   };
 
   const inspectText = (text: string, seen: Set<string>): void => {
@@ -231,13 +240,21 @@ export function createPromptFirewall(config: FirewallConfig = {}, deps: Firewall
 
   return {
     name,
-    async inspect(prompt: PromptView, _call: CallInfo): Promise<void> {
+    async inspect(prompt: PromptView, call: CallInfo): Promise<void> {
       const seen = new Set<string>();
       for (const text of prompt.texts)
         if (typeof text === 'string' && text.length > 0) inspectText(text, seen);
       // every candidate of the prompt in one question (one round trip to a remote vault)
-      if (holdsAny && seen.size > 0 && (await holdsAny([...seen]))) {
-        refuse('credential_detected', 'the prompt was refused: it contains a value stored in the vault');
+      if (!holdsAny || seen.size === 0) return;
+      const answer = await holdsAny([...seen], call);
+      const found = typeof answer === 'boolean' ? answer : answer.found;
+      // the same answer whether or not the caller could read the value (decision 0010)
+      if (found) {
+        refuse(
+          'credential_detected',
+          'the prompt was refused: it contains a value stored in the vault',
+          typeof answer === 'object' && answer.compromised ? 'compromise' : undefined,
+        );
       }
     },
   };

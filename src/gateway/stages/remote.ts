@@ -117,6 +117,7 @@ function callInfoOf(body: Buffer, traceId: string, caller: string): CallInfo {
     request_id: randomUUID(),
     trace_id: traceId,
     caller: { kind: 'workload', id: caller, display_name: caller, spiffe_id: caller },
+    client_address: '-',
     provider: typeof j.provider === 'string' ? j.provider : 'unknown',
     model: typeof j.model === 'string' ? j.model : 'unknown',
     route: 'chat.completions',

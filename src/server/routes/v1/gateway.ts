@@ -53,11 +53,12 @@ export const gatewayRoutes: RouteDef[] = [
     [
       ['authenticate', 'authenticate', api.VaultAuthenticateRequest],
       ['authorize', 'authorize', api.VaultAuthorizeRequest],
-      ['budgets/reserve', 'reserve', api.VaultReserveRequest],
+      ['fingerprints', 'holds', api.VaultHoldsRequest],
+      ['admit', 'admit', api.VaultAdmitRequest],
       ['budgets/settle', 'settle', api.VaultSettleRequest],
       ['audit', 'audit', api.VaultAuditRequest],
       ['revoke', 'revoke', api.VaultRevokeRequest],
-      ['fingerprints', 'holds', api.VaultHoldsRequest],
+      ['live', 'live', api.VaultLiveRequest],
     ] as const
   ).map(
     ([path, op, schema]): RouteDef => ({

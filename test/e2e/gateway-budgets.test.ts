@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { type TestContext, test } from 'node:test';
+import { type GatewaySetup, startGatewaySetup } from '../helpers/gateway.ts';
+
+/**
+ * Issue 12 items 4, 5 and 6, through the gateway with the official OpenAI
+ * client: a call reserves an upper bound of what it can cost before it goes
+ * upstream (input: its size in bytes; output: its cap times the choices it
+ * asks for, the cap sent to the provider when the caller set none), so
+ * concurrent calls cannot together spend past a budget or a tokens-per-minute
+ * limit even when the provider reports far more tokens than characters / 4;
+ * and a model's price is its exact entry first, then the most specific glob.
+ */
+
+async function mintKey(s: GatewaySetup, body: Record<string, unknown>): Promise<{ key: string; id: string }> {
+  const r = await s.vault<{ virtual_key: string; key: { id: string } }>('POST', '/v1/gateway/keys', {
+    ttl: '1h',
+    ...body,
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.json));
+  return { key: r.json.virtual_key, id: r.json.key.id };
+}
+
+async function chat(
+  s: GatewaySetup,
+  key: string,
+  body: Record<string, unknown>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(`${s.gw}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+    body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hello' }], ...body }),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+interface Outcome {
+  request_id: string;
+  type: string;
+  status_code: number;
+  actor: { accessor?: string } | null;
+  request: Record<string, unknown>;
+}
+
+/** The outcome records of the calls made with a virtual key. */
+function outcomes(s: GatewaySetup, keyId: string): Outcome[] {
+  return (s.audit() as unknown as Outcome[]).filter(
+    (e) =>
+      (e as unknown as { operation: string }).operation === 'gateway.invoke' &&
+      e.type === 'response' &&
+      e.actor?.accessor === `vk:${keyId}`,
+  );
+}
+
+/** 2,000 characters that tokenizers count as about 2,000 tokens (characters / 4 says 500). */
+const WIDE_PROMPT = '漢字'.repeat(1000);
+
+test('50 concurrent calls never settle more than a spend budget, even when the provider reports 4 times the tokens characters / 4 estimates', async (t: TestContext) => {
+  const s = await startGatewaySetup(t);
+  const budget = 0.05;
+  const vk = await mintKey(s, { name: 'spender', limits: { spend: { usd: budget, period: 'total' } } });
+  // an honest provider: it bills the prompt's real tokens and no more output than max_tokens
+  s.openaiFake.usage = { input: 2000, output: 100 };
+  s.openaiFake.delayMs = 30;
+  const results = await Promise.all(
+    Array.from({ length: 50 }, () =>
+      chat(s, vk.key, { max_tokens: 100, messages: [{ role: 'user', content: WIDE_PROMPT }] }),
+    ),
+  );
+  const ok = results.filter((r) => r.status === 200).length;
+  assert.ok(ok >= 1, 'some calls were served');
+  assert.equal(
+    ok + results.filter((r) => r.status === 429).length,
+    50,
+    `statuses: ${[...new Set(results.map((r) => r.status))]}`,
+  );
+  const spent = outcomes(s, vk.id)
+    .filter((e) => e.status_code === 200)
+    .reduce((n, e) => n + Number(e.request.cost_usd), 0);
+  // each call costs (2000 × 2.5 + 100 × 10) / 1e6 = $0.006; all 50 would be $0.30
+  assert.ok(spent <= budget + 1e-9, `settled $${spent} on a $${budget} budget (${ok} calls served)`);
+  assert.equal(s.openaiFake.requests.length, ok, 'only admitted calls reached the provider');
+});
+
+test('50 concurrent calls never use more than a tokens-per-minute limit, whatever characters / 4 said', async (t: TestContext) => {
+  const s = await startGatewaySetup(t);
+  const limit = 20_000;
+  const vk = await mintKey(s, { name: 'tpm', limits: { tokens_per_minute: limit } });
+  s.openaiFake.usage = { input: 2000, output: 100 };
+  s.openaiFake.delayMs = 30;
+  const results = await Promise.all(
+    Array.from({ length: 50 }, () =>
+      chat(s, vk.key, { max_tokens: 100, messages: [{ role: 'user', content: WIDE_PROMPT }] }),
+    ),
+  );
+  const served = outcomes(s, vk.id).filter((e) => e.status_code === 200);
+  assert.ok(served.length >= 1, 'some calls were served');
+  const used = served.reduce(
+    (n, e) => n + Number(e.request.input_tokens) + Number(e.request.output_tokens),
+    0,
+  );
+  assert.ok(used <= limit, `${used} tokens used under a limit of ${limit} per minute`);
+  assert.equal(results.filter((r) => r.status === 200).length, served.length);
+});
+
+test('n is counted: 128 choices of 100 tokens do not fit a $0.05 budget and never reach the provider; n outside 1–128 is refused', async (t: TestContext) => {
+  const s = await startGatewaySetup(t);
+  const vk = await mintKey(s, { name: 'many', limits: { spend: { usd: 0.05, period: 'total' } } });
+  // 128 × 100 output tokens at $10 per million: $0.128 at most
+  const many = await chat(s, vk.key, { n: 128, max_tokens: 100 });
+  assert.equal(many.status, 429, JSON.stringify(many.json));
+  assert.equal((many.json.error as { code?: string }).code, 'rate_limited');
+  assert.equal(s.openaiFake.requests.length, 0);
+
+  // two choices of 100 fit, and the reservation counted both
+  const two = await chat(s, vk.key, { n: 2, max_tokens: 100 });
+  assert.equal(two.status, 200, JSON.stringify(two.json));
+  const admitted = s.audit().find((e) => e.type === 'request' && e.operation === 'gateway.invoke') as
+    | Outcome
+    | undefined;
+  assert.ok(admitted, 'a request record');
+  assert.ok(Number(admitted.request.reserved_tokens) >= 200, JSON.stringify(admitted.request));
+
+  for (const n of [0, 129, 1.5, '2', -1]) {
+    const r = await chat(s, vk.key, { n, max_tokens: 10 });
+    assert.equal(r.status, 400, `n=${JSON.stringify(n)}: ${JSON.stringify(r.json)}`);
+    assert.equal((r.json.error as { code?: string }).code, 'invalid_value');
+  }
+  for (const max_tokens of [0, -5, 2.5, '100']) {
+    const r = await chat(s, vk.key, { max_tokens });
+    assert.equal(r.status, 400, `max_tokens=${JSON.stringify(max_tokens)}`);
+  }
+  assert.equal(s.openaiFake.requests.length, 1, 'only the call that fitted went upstream');
+});
+
+test('a call that sets no output cap is sent upstream with the gateway cap, in the field each API uses', async (t: TestContext) => {
+  const s = await startGatewaySetup(t, { gatewayYaml: ['default_max_output_tokens: 300'] });
+  const token = await s.appToken();
+  const openai = s.openai(token);
+  await openai.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'a' }] });
+  let body = s.openaiFake.lastRequest()!.body as Record<string, unknown>;
+  assert.equal(body.max_completion_tokens, 300);
+  assert.equal(body.max_tokens, undefined);
+
+  // the caller's own cap is kept as sent
+  await openai.chat.completions.create({
+    model: 'gpt-4o',
+    max_tokens: 20,
+    messages: [{ role: 'user', content: 'a' }],
+  });
+  body = s.openaiFake.lastRequest()!.body as Record<string, unknown>;
+  assert.equal(body.max_tokens, 20);
+  assert.equal(body.max_completion_tokens, undefined);
+
+  await openai.responses.create({ model: 'gpt-4o', input: 'a' });
+  body = s.openaiFake.lastRequest()!.body as Record<string, unknown>;
+  assert.equal(body.max_output_tokens, 300);
+
+  const res = await fetch(`${s.gw}/v1/messages`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': token, 'anthropic-version': '2023-06-01' },
+    body: JSON.stringify({ model: 'claude-sonnet-5-5', messages: [{ role: 'user', content: 'a' }] }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  body = s.anthropicFake.lastRequest()!.body as Record<string, unknown>;
+  assert.equal(body.max_tokens, 300);
+});
+
+test('a model is priced by its exact entry first, then the most specific glob, whatever the order of the price table', async (t: TestContext) => {
+  const s = await startGatewaySetup(t, {
+    prices: {
+      '*': { input: 1000, output: 1000 },
+      'gpt-*': { input: 100, output: 100 },
+      'gpt-4o': { input: 2.5, output: 10 },
+      'claude-*': { input: 3, output: 15 },
+    },
+  });
+  const vk = await mintKey(s, { name: 'priced' });
+  s.openaiFake.usage = { input: 1000, output: 1000 };
+  assert.equal((await chat(s, vk.key, { model: 'gpt-4o' })).status, 200);
+  assert.equal((await chat(s, vk.key, { model: 'gpt-4o-mini' })).status, 200);
+  assert.equal((await chat(s, vk.key, { model: 'gpt-5' })).status, 200);
+  const costs = outcomes(s, vk.id).map((e) => Number(e.request.cost_usd));
+  // gpt-4o: its own entry; gpt-4o-mini and gpt-5: `gpt-*` (more specific than `*`)
+  assert.deepEqual(
+    costs.map((c) => Math.round(c * 1e6) / 1e6),
+    [0.0125, 0.2, 0.2],
+  );
+});
+
+test('a model with no price cannot spend a budget: a key with a spend limit is refused, a key without one is served', async (t: TestContext) => {
+  const s = await startGatewaySetup(t, { prices: { 'gpt-*': { input: 2.5, output: 10 } } });
+  const limited = await mintKey(s, { name: 'limited', limits: { spend: { usd: 5, period: 'day' } } });
+  const free = await mintKey(s, { name: 'free', limits: { requests_per_minute: 100 } });
+  const embed = (key: string) =>
+    fetch(`${s.gw}/v1/embeddings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+      body: JSON.stringify({ model: 'text-embedding-3-small', input: 'hello' }),
+    });
+  const refused = await embed(limited.key);
+  assert.equal(refused.status, 403);
+  const err = ((await refused.json()) as { error: { code: string; message: string } }).error;
+  assert.equal(err.code, 'model_not_priced');
+  assert.match(err.message, /gateway\.prices/);
+  assert.equal((await embed(free.key)).status, 200);
+  assert.equal(s.openaiFake.requests.length, 1);
+});
