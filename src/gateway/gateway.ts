@@ -18,7 +18,7 @@ import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import { costOf, priceOf as priceIn } from '../engines/gateway/budgets.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
-import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, parseJsonLimited } from '../lib/json.ts';
+import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, jsonDepth, parseJsonLimited } from '../lib/json.ts';
 import type { Counter, Histogram } from '../lib/metrics.ts';
 import type { AnomalyDetector } from './anomaly.ts';
 import type { GatewayIdentity } from './identity.ts';
@@ -115,7 +115,38 @@ function upstreamOf(u: { base_url: string; keys: string[] }): Upstream {
 }
 
 const CLASSIFICATION = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+/** Why a call ended before its answer did (issue 12 items 9 and 10), with what the client is told. */
+type EndReason = 'client_closed' | 'call_timeout' | 'credential_revoked' | 'vault_unavailable';
+const END_REASONS: Record<EndReason, { status: number; message: string }> = {
+  // nobody is left to tell; 499 as nginx records it
+  client_closed: { status: 499, message: 'the client went away' },
+  call_timeout: { status: 504, message: 'the call took longer than the gateway allows (max_call_duration)' },
+  credential_revoked: { status: 401, message: 'the credential was revoked or expired during the call' },
+  vault_unavailable: {
+    status: 503,
+    message: 'the gateway could not confirm the credential with its vault during the call',
+  },
+};
+/** How long open calls go on while the vault cannot confirm their credentials. */
+const LIVE_GRACE_MS = 5_000;
+
+interface CallGuard {
+  /** Aborts the upstream request when the call ends early. */
+  readonly signal: AbortSignal;
+  readonly reason: EndReason | undefined;
+  done(): void;
+}
+
+/** An open call whose credential is checked while it runs. */
+interface Watched {
+  session: Session;
+  end(reason: EndReason): void;
+  lastOk: number;
+}
 const MAX_STREAM_LINE = 1024 * 1024;
+/** Deepest JSON nesting accepted in an upstream answer or event (provider answers nest under 10). */
+const ANSWER_MAX_DEPTH = 128;
 
 function globMatch(glob: string, value: string): boolean {
   if (!glob.includes('*')) return glob === value;
@@ -172,6 +203,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const defaultMaxOut = config.default_max_output_tokens ?? 4096;
   const referenceTokens = config.reference_tokens ?? 2048;
   const maxJsonDepth = config.max_json_depth ?? DEFAULT_MAX_JSON_DEPTH;
+  const maxCallMs =
+    (config.max_call_duration === undefined ? 600 : parseDuration(config.max_call_duration)) * 1000;
+  const revocationMs = config.revocation_check_ms ?? 500;
   // a virtual key's own limits come from the vault; these are the rest (per app, workload, user or token)
   const limits: DefaultLimits = config.limits ?? {};
   /** Each request body's size in bytes, from the content parser (an upper bound of its input tokens). */
@@ -848,6 +882,50 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           ])
         : undefined;
 
+    // the ways this call can end early (the client goes away, max_call_duration, the credential
+    // revoked): each aborts the upstream request (issue 12 items 9 and 10)
+    const g = guard(reply, who);
+    try {
+      return await relayAnswer(
+        ep,
+        target,
+        reply,
+        call,
+        who,
+        info,
+        span,
+        ms,
+        reservation,
+        price,
+        headers,
+        payload,
+        outputLink,
+        links,
+        g,
+      );
+    } finally {
+      g.done();
+    }
+  }
+
+  /** The upstream call and its answer, through the filters, to the client; one outcome record. */
+  async function relayAnswer(
+    ep: Endpoint,
+    target: RouteTarget,
+    reply: FastifyReply,
+    call: CallInfo,
+    who: Authenticated,
+    info: RequestInfo,
+    span: Span,
+    ms: () => number,
+    reservation: Reservation | undefined,
+    price: Price | undefined,
+    headers: Record<string, string>,
+    payload: string | undefined,
+    outputLink: (text: string) => Promise<string | undefined>,
+    links: ProvenanceLink[],
+    g: CallGuard,
+  ) {
     // upstreams in order, each key of a pool in turn; the next on connection errors, 429 and 5xx
     const attempts: { upstream: Upstream; keyPath: string }[] = [];
     for (const u of target.upstreams) {
@@ -860,10 +938,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     let res: Awaited<ReturnType<Pool['request']>> | undefined;
     let used: (typeof attempts)[number] | undefined;
     let lastErr: unknown;
+    let sent = false;
     for (const a of attempts) {
+      if (g.signal.aborted) break;
       const key = await vault.keys.get(a.keyPath);
       injected.push(key);
       try {
+        sent = true;
         const r = await poolFor(a.upstream.origin).request({
           method: ep.method,
           path: a.upstream.prefix + ep.path,
@@ -871,6 +952,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           ...(payload === undefined ? {} : { body: payload }),
           headersTimeout: target.timeoutMs,
           bodyTimeout: target.timeoutMs,
+          signal: g.signal,
         });
         const retryable = r.statusCode === 429 || r.statusCode >= 500;
         if (retryable && a !== attempts[attempts.length - 1]) {
@@ -906,7 +988,32 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     // one filter for complete texts (strings of an answer, whole events), reused: end() resets it
     const whole = filterFactory();
     const clean = (text: string) => whole.push(text) + whole.end();
+    const upstreamHost = (used ?? attempts[0])?.upstream.host ?? '-';
+
+    /** The call ended early (guard): recorded, and told to the client if it is still there. */
+    const endedEarly = async (how: EndReason) => {
+      const end = END_REASONS[how];
+      // a request that reached the provider may have been billed: its reservation stays taken
+      await finish(
+        call,
+        who,
+        info,
+        span,
+        ms,
+        end.status,
+        undefined,
+        0,
+        upstreamHost,
+        target,
+        sent ? undefined : reservation,
+        how,
+      );
+      if (how === 'client_closed') return;
+      return sendError(reply, ep.api, end.status, how, end.message);
+    };
+
     if (!res || !used) {
+      if (g.reason) return endedEarly(g.reason);
       await reservation?.release().catch(() => {});
       logger.warn({ provider: target.provider, reason: (lastErr as Error)?.message }, 'upstream unreachable');
       await audit(call, who.identity, info.client_address, {
@@ -918,17 +1025,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       });
       span.setStatus({ code: SpanStatusCode.ERROR, message: 'upstream_unreachable' });
       span.end();
-      requests.inc([target.provider, call.model, '502']);
+      requests.inc([target.provider, label.model(call.model), '502']);
       return sendError(reply, ep.api, 502, 'upstream_unreachable', `${target.provider} could not be reached`);
     }
-    const upstreamHost = used.upstream.host;
     const status = res.statusCode;
 
     // --- complete answers (errors, and non-streamed calls) ---
     const isStream =
       call.stream && status < 300 && String(res.headers['content-type'] ?? '').includes('text/event-stream');
     if (!isStream) {
-      const raw = await res.body.text();
+      let raw: string;
+      try {
+        raw = await res.body.text();
+      } catch (err) {
+        if (g.reason) return endedEarly(g.reason);
+        throw err;
+      }
       // A provider that echoes the key (in an error message, say) never gets it past here. The JSON
       // is parsed first, so a key written with escapes (\u0073k-…, \/) is seen as the client will see
       // it; every string is filtered (logprobs checked joined: stream.ts), then the text sent is
@@ -936,8 +1048,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const answer = jsonCleaner(clean);
       let json: unknown;
       try {
-        json = answer.value(JSON.parse(raw));
+        json = answer.value(parseJsonLimited(raw, { maxDepth: ANSWER_MAX_DEPTH }));
       } catch {
+        // not JSON, or nested deeper than any answer should be: the client gets an error of ours
         json = undefined;
       }
       const text = json === undefined ? clean(raw) : answer.serialize(json);
@@ -970,8 +1083,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           `${target.provider} answered with a redirect`,
         );
       }
-      reply.code(status).type('application/json');
-      if (provenance) reply.header(PROVENANCE_HEADER, provenance);
+      // an answer that is not JSON (or is nested absurdly deep) is not passed on: the client gets our error
+      reply.code(json === undefined && status < 400 ? 502 : status).type('application/json');
+      if (provenance && json !== undefined) reply.header(PROVENANCE_HEADER, provenance);
       const retry = res.headers['retry-after'];
       if (status === 429 && typeof retry === 'string' && /^\d{1,6}$/.test(retry))
         reply.header('retry-after', retry);
@@ -1011,7 +1125,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     let buffer = '';
     let eventName: string | undefined;
     let dataLines: string[] = [];
-    let audited = false;
+    /** The outcome record: attempted once; `recorded` only once a sink took it. */
+    let recording: Promise<void> | undefined;
     let provenanceSent = false;
 
     const emit = (ev: string | undefined, data: string) => {
@@ -1019,15 +1134,36 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       out.write(`${ev ? `event: ${ev}\n` : ''}data: ${lines}\n\n`);
     };
     const write = (e: SseEvent) => emit(e.event, e.data);
-    const settleAndAudit = async () => {
-      if (audited) return;
-      audited = true;
-      const usage = tracker.result();
-      const cost = usage ? costOf(usage, price) : 0;
-      await finish(call, who, info, span, ms, 200, usage, cost, upstreamHost, target, reservation);
+    /** An error event in the caller's API format: the stream did not end cleanly. */
+    const fail = (status: number, code: string, message: string) =>
+      emit('error', JSON.stringify(errorBody(target.api, status, code, message)));
+    const record = (how?: EndReason) => {
+      recording ??= (() => {
+        const usage = tracker.result();
+        const cost = usage ? costOf(usage, price) : 0;
+        // ended early with no usage reported: what the provider may have billed stays reserved
+        return finish(
+          call,
+          who,
+          info,
+          span,
+          ms,
+          how ? END_REASONS[how].status : 200,
+          usage,
+          cost,
+          upstreamHost,
+          target,
+          how && !usage ? undefined : reservation,
+          how,
+        );
+      })();
+      return recording;
     };
 
     const dispatch = async (ev: string | undefined, raw: string) => {
+      // no provider nests an event this deep: a hostile one ends the stream (nothing walks it)
+      if (jsonDepth(raw, ANSWER_MAX_DEPTH) > ANSWER_MAX_DEPTH)
+        throw new Error('an upstream event is nested too deeply');
       const step = relay.push(ev, raw);
       if (!step.terminal) {
         for (const e of step.events) write(e);
@@ -1036,8 +1172,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       // a terminal event comes last, after everything the filters held back
       const last = step.events.length - 1;
       for (let i = 0; i < last; i++) write(step.events[i]!);
-      // the audit entry is written before the last event reaches the client (fail closed)
-      await settleAndAudit();
+      // the outcome record is written before the last event reaches the client (fail closed: a record
+      // that no sink took ends the stream with an error event instead)
+      await record();
       if (!provenanceSent) {
         provenanceSent = true;
         const provenance = await outputLink(relay.text());
@@ -1062,25 +1199,33 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           else if (line.startsWith('data:')) dataLines.push(line.slice(5).replace(/^ /, ''));
           nl = buffer.indexOf('\n');
         }
+        if (g.reason) break;
       }
+      if (g.reason) throw new Error(g.reason);
       if (dataLines.length) await dispatch(eventName, dataLines.join('\n'));
       // the input ended without a terminal event: the record first, then what the filters held back
       const rest = relay.end();
-      await settleAndAudit();
+      await record();
       for (const e of rest) write(e);
     } catch (err) {
-      logger.warn(
-        { provider: target.provider, reason: (err as Error).message },
-        'stream ended with an error',
-      );
-      if (!audited) {
+      const how = g.reason;
+      if (how) {
+        if (how !== 'client_closed') fail(END_REASONS[how].status, how, END_REASONS[how].message);
+        await record(how).catch(() => {});
+      } else if (recording) {
+        // the record could not be written: the client must not take the stream as complete
+        await recording.catch(() => {});
+        fail(503, 'audit_unavailable', 'the call could not be audited');
+      } else {
+        logger.warn(
+          { provider: target.provider, reason: (err as Error).message },
+          'stream ended with an error',
+        );
         try {
-          await settleAndAudit();
+          await record();
+          fail(502, 'upstream_error', `${target.provider} ended the stream with an error`);
         } catch {
-          emit(
-            'error',
-            JSON.stringify(errorBody(target.api, 503, 'audit_unavailable', 'the call could not be audited')),
-          );
+          fail(503, 'audit_unavailable', 'the call could not be audited');
         }
       }
     } finally {
@@ -1100,6 +1245,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     upstream: string,
     target: RouteTarget,
     reservation: Reservation | undefined,
+    ended?: EndReason,
   ) {
     const model = label.model(call.model);
     requests.inc([target.provider, model, String(status)]);
@@ -1114,7 +1260,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     if (cost > 0) spend.inc([label.caller(who.caller, who.identity.owner)], cost);
     latency.observe([target.provider], ms() / 1000);
     span.setAttribute('http.response.status_code', status);
-    if (status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
+    if (status >= 400) span.setStatus({ code: SpanStatusCode.ERROR, ...(ended ? { message: ended } : {}) });
     span.end();
     deps.observe?.(call, { status, ...(usage ? { usage } : {}) });
     await audit(
@@ -1125,7 +1271,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         allowed: true,
         reason: 'permitted',
         status_code: status,
-        ...(status >= 400 ? { error_code: 'upstream_error' } : {}),
+        ...(ended ? { error_code: ended } : status >= 400 ? { error_code: 'upstream_error' } : {}),
         ...(usage ? { usage } : {}),
         cost_usd: cost,
         latency_ms: ms(),
@@ -1135,12 +1281,84 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     );
   }
 
+  // ---------------------------------------------------------------- calls that end early
+
+  /**
+   * One forwarded call's ways to end early: the client goes away, the call runs past
+   * max_call_duration, or the credential stops being valid (checked for every open call every
+   * revocation_check_ms, in one question to the vault). Each aborts the upstream request.
+   */
+  function guard(reply: FastifyReply, who: Authenticated): CallGuard {
+    const controller = new AbortController();
+    let reason: EndReason | undefined;
+    const end = (r: EndReason) => {
+      if (reason) return;
+      reason = r;
+      controller.abort();
+    };
+    const onClose = () => {
+      if (!reply.raw.writableFinished) end('client_closed');
+    };
+    reply.raw.on('close', onClose);
+    const timer = setTimeout(() => end('call_timeout'), maxCallMs);
+    const watched: Watched = { session: who, end, lastOk: Date.now() };
+    watch(watched);
+    return {
+      signal: controller.signal,
+      get reason() {
+        return reason;
+      },
+      done() {
+        clearTimeout(timer);
+        reply.raw.off('close', onClose);
+        open.delete(watched);
+      },
+    };
+  }
+
+  const open = new Set<Watched>();
+  let monitor: NodeJS.Timeout | undefined;
+  let checking = false;
+  function watch(w: Watched) {
+    open.add(w);
+    if (monitor) return;
+    monitor = setInterval(() => {
+      if (open.size) void checkOpen();
+      else {
+        clearInterval(monitor);
+        monitor = undefined;
+      }
+    }, revocationMs);
+    monitor.unref();
+  }
+  /** Every open call's credential, in one question: a revoked one ends its call. */
+  async function checkOpen() {
+    if (checking) return;
+    checking = true;
+    const list = [...open];
+    try {
+      const live = await vault.live(list.map((w) => w.session));
+      const now = Date.now();
+      list.forEach((w, i) => {
+        if (live[i]) w.lastOk = now;
+        else w.end('credential_revoked');
+      });
+    } catch {
+      // the vault cannot say: calls go on for a short grace, then end (fail closed)
+      const now = Date.now();
+      for (const w of list) if (now - w.lastOk > LIVE_GRACE_MS) w.end('vault_unavailable');
+    } finally {
+      checking = false;
+    }
+  }
+
   return {
     app,
     async close() {
       await app.close();
       await Promise.all([...pools.values()].map((p) => p.close()));
       await Promise.all((remotes ?? []).map((r) => r.close().catch(() => {})));
+      if (monitor) clearInterval(monitor);
       deps.identity?.close();
     },
   };

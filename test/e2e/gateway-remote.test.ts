@@ -446,6 +446,41 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
     },
   );
 
+  await t.test(
+    'a token revoked in the vault ends its open stream at the remote gateway within 1 s, and the upstream request is cancelled',
+    async () => {
+      const token = await s.appToken();
+      s.openaiFake.reply = Array.from({ length: 400 }, (_, i) => `w${i}`).join(' ');
+      s.openaiFake.chunkDelayMs = 40;
+      try {
+        const stream = await s.openai(token).chat.completions.create({
+          model: 'gpt-4o',
+          stream: true,
+          messages: [{ role: 'user', content: 'talk for a while' }],
+        });
+        let revokedAt = 0;
+        let n = 0;
+        await assert.rejects(async () => {
+          for await (const _ of stream) {
+            if (++n === 3) {
+              const r = await s.call('POST', '/v1/auth/token/revoke-self', undefined, { token });
+              assert.equal(r.status, 200);
+              revokedAt = Date.now();
+            }
+          }
+        }, /revoked/);
+        const took = Date.now() - revokedAt;
+        assert.ok(took < 1000, `the stream went on ${took} ms after the revocation`);
+        for (let i = 0; i < 50 && s.openaiFake.lastRequest()?.abortedAt === undefined; i++)
+          await new Promise((r) => setTimeout(r, 20));
+        assert.ok(s.openaiFake.lastRequest()?.abortedAt, 'the upstream request was cancelled');
+      } finally {
+        s.openaiFake.reply = undefined;
+        s.openaiFake.chunkDelayMs = 0;
+      }
+    },
+  );
+
   await t.test('the gateway exposes its metrics on its own listener', async () => {
     assert.ok(s.metrics, s.gateway.output());
     const text = await (await fetch(`${s.metrics}/metrics`)).text();

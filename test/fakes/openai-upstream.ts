@@ -48,6 +48,8 @@ export interface RecordedRequest {
   rawBody: string;
   /** Date.now() when the request was fully received. */
   receivedAt: number;
+  /** Date.now() when the client (the gateway) closed the connection before the answer ended. */
+  abortedAt?: number;
 }
 
 /**
@@ -209,6 +211,9 @@ export async function startUpstream(
         receivedAt: Date.now(),
       };
       requests.push(rec);
+      res.on('close', () => {
+        if (!res.writableFinished) rec.abortedAt = Date.now();
+      });
       void (async () => {
         if (fake.redirectTo !== undefined) {
           res.writeHead(307, { location: fake.redirectTo, 'content-type': 'text/plain' });
