@@ -93,7 +93,7 @@ function wired(): { budgets: boolean; firewall: boolean; outputFilter: boolean; 
     vault.slice(Math.max(0, vault.lastIndexOf('gatewayDeps('))) +
     (existsSync(assemble) ? readFileSync(assemble, 'utf8') : '');
   return {
-    budgets: existsSync(join(ROOT, 'src/engines/gateway/budgets.ts')) && /budgets\s*[:,]/.test(deps),
+    budgets: existsSync(join(ROOT, 'src/engines/gateway/budgets.ts')) && /budgets\s*[:,]/.test(vault),
     firewall: /requestStages\s*[:,]/.test(deps),
     outputFilter: /responseStages\s*[:,]/.test(deps),
     provenance: deps.includes('createGatewayIdentity'),

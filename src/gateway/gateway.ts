@@ -38,7 +38,7 @@ import {
 import { secretRedactor } from './stages/output-filter.ts';
 import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
-import { createStreamRelay, jsonCleaner, type SseEvent } from './stream.ts';
+import { createStreamRelay, jsonCleaner, needsWalk, type SseEvent } from './stream.ts';
 import type {
   CallInfo,
   Price,
@@ -143,6 +143,8 @@ interface Watched {
   session: Session;
   end(reason: EndReason): void;
   lastOk: number;
+  /** When max_call_duration ends it. */
+  until: number;
 }
 const MAX_STREAM_LINE = 1024 * 1024;
 /** Deepest JSON nesting accepted in an upstream answer or event (provider answers nest under 10). */
@@ -1048,12 +1050,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const answer = jsonCleaner(clean);
       let json: unknown;
       try {
-        json = answer.value(parseJsonLimited(raw, { maxDepth: ANSWER_MAX_DEPTH }));
+        json = parseJsonLimited(raw, { maxDepth: ANSWER_MAX_DEPTH });
       } catch {
         // not JSON, or nested deeper than any answer should be: the client gets an error of ours
         json = undefined;
       }
-      const text = json === undefined ? clean(raw) : answer.serialize(json);
+      // with no escapes and no logprobs, one pass over the text sent sees every string as the client will
+      let text =
+        json === undefined ? clean(raw) : needsWalk(raw) ? undefined : answer.trySerialize(json, false);
+      if (text === undefined) {
+        json = answer.value(json);
+        text = answer.serialize(json);
+      }
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
       // the record (and the settlement) is written while the answer's link is signed; both before a byte is sent
@@ -1300,8 +1308,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       if (!reply.raw.writableFinished) end('client_closed');
     };
     reply.raw.on('close', onClose);
-    const timer = setTimeout(() => end('call_timeout'), maxCallMs);
-    const watched: Watched = { session: who, end, lastOk: Date.now() };
+    const now = Date.now();
+    const watched: Watched = { session: who, end, lastOk: now, until: now + maxCallMs };
     watch(watched);
     return {
       signal: controller.signal,
@@ -1309,7 +1317,6 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         return reason;
       },
       done() {
-        clearTimeout(timer);
         reply.raw.off('close', onClose);
         open.delete(watched);
       },
@@ -1323,8 +1330,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     open.add(w);
     if (monitor) return;
     monitor = setInterval(() => {
-      if (open.size) void checkOpen();
-      else {
+      if (open.size) {
+        // one clock for every open call (no timer per call): max_call_duration to within a tick
+        const now = Date.now();
+        for (const w of open) if (now >= w.until) w.end('call_timeout');
+        void checkOpen();
+      } else {
         clearInterval(monitor);
         monitor = undefined;
       }

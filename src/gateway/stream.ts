@@ -136,6 +136,15 @@ const RESPONSE_TERMINALS = new Set(['response.completed', 'response.failed', 're
 const MAX_DEPTH = 64;
 /** Logprobs with entries (a non-empty list, or chat's `{content, refusal}`), not `null` or `[]`. */
 const LOGPROBS_LIST = /"logprobs"\s*:\s*(?:\{|\[\s*[^\]\s])/;
+
+/**
+ * Whether the JSON text `raw` must be cleaned string by string: it has escapes (a key written
+ * `\u0073k-…` only shows once parsed) or logprobs (text repeated token by token). Otherwise every
+ * string appears in the serialized text as it is, and one pass over that text sees all of them.
+ */
+export function needsWalk(raw: string): boolean {
+  return raw.includes('\\') || LOGPROBS_LIST.test(raw);
+}
 /** Short strings (ids, names, keys of objects) repeat in every event: their cleaned form is kept. */
 const MEMO_MAX_LENGTH = 64;
 const MEMO_MAX_SIZE = 512;
@@ -654,7 +663,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
         return { events: out, terminal: false };
       }
       opts.observe?.(ev, data);
-      walkAll = raw.includes('\\') || LOGPROBS_LIST.test(raw);
+      walkAll = needsWalk(raw);
       const type = typeof data.type === 'string' ? data.type : undefined;
       if (api === 'anthropic') {
         const terminal =
