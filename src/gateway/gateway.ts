@@ -131,6 +131,21 @@ const END_REASONS: Record<EndReason, { status: number; message: string }> = {
 /** How long open calls go on while the vault cannot confirm their credentials. */
 const LIVE_GRACE_MS = 5_000;
 
+/** One forwarded call, as everything after admission sees it. */
+interface Forwarding {
+  ep: Endpoint;
+  target: RouteTarget;
+  reply: FastifyReply;
+  call: CallInfo;
+  who: Session;
+  info: RequestInfo;
+  span: Span;
+  /** Milliseconds since the call came in. */
+  ms: () => number;
+  reservation: Reservation | undefined;
+  price: Price | undefined;
+}
+
 interface CallGuard {
   /** Aborts the upstream request when the call ends early. */
   readonly signal: AbortSignal;
@@ -599,18 +614,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
 
       return await forward(
-        ep,
-        target,
+        { ep, target, reply, call: call as CallInfo, who, info, span, ms, reservation, price },
         body,
         req,
-        reply,
-        call as CallInfo,
-        who,
-        info,
-        span,
-        ms,
-        reservation,
-        price,
       );
     } catch (err) {
       if (err instanceof StageRefusal) {
@@ -791,20 +797,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     return reply.code(200).send({ object: 'list', data });
   }
 
-  async function forward(
-    ep: Endpoint,
-    target: RouteTarget,
-    body: Record<string, unknown>,
-    req: FastifyRequest,
-    reply: FastifyReply,
-    call: CallInfo,
-    who: Authenticated,
-    info: RequestInfo,
-    span: Span,
-    ms: () => number,
-    reservation: Reservation | undefined,
-    price: Price | undefined,
-  ) {
+  async function forward(f: Forwarding, body: Record<string, unknown>, req: FastifyRequest) {
+    const { ep, target, call, who, span } = f;
     // the request is built from scratch: fixed path, allow-listed headers, the injected key only
     const headers: Record<string, string> = {
       'content-type': 'application/json',
@@ -886,25 +880,9 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
     // the ways this call can end early (the client goes away, max_call_duration, the credential
     // revoked): each aborts the upstream request (issue 12 items 9 and 10)
-    const g = guard(reply, who);
+    const g = guard(f.reply, who);
     try {
-      return await relayAnswer(
-        ep,
-        target,
-        reply,
-        call,
-        who,
-        info,
-        span,
-        ms,
-        reservation,
-        price,
-        headers,
-        payload,
-        outputLink,
-        links,
-        g,
-      );
+      return await relayAnswer(f, { headers, payload, outputLink, links }, g);
     } finally {
       g.done();
     }
@@ -912,22 +890,18 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
 
   /** The upstream call and its answer, through the filters, to the client; one outcome record. */
   async function relayAnswer(
-    ep: Endpoint,
-    target: RouteTarget,
-    reply: FastifyReply,
-    call: CallInfo,
-    who: Authenticated,
-    info: RequestInfo,
-    span: Span,
-    ms: () => number,
-    reservation: Reservation | undefined,
-    price: Price | undefined,
-    headers: Record<string, string>,
-    payload: string | undefined,
-    outputLink: (text: string) => Promise<string | undefined>,
-    links: ProvenanceLink[],
+    f: Forwarding,
+    request: {
+      headers: Record<string, string>;
+      payload: string | undefined;
+      /** The output's provenance link over `text`, chained to the request side. */
+      outputLink: (text: string) => Promise<string | undefined>;
+      links: ProvenanceLink[];
+    },
     g: CallGuard,
   ) {
+    const { ep, target, reply, call, who, info, span, ms, reservation, price } = f;
+    const { headers, payload, outputLink, links } = request;
     // upstreams in order, each key of a pool in turn; the next on connection errors, 429 and 5xx
     const attempts: { upstream: Upstream; keyPath: string }[] = [];
     for (const u of target.upstreams) {
@@ -996,20 +970,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const endedEarly = async (how: EndReason) => {
       const end = END_REASONS[how];
       // a request that reached the provider may have been billed: its reservation stays taken
-      await finish(
-        call,
-        who,
-        info,
-        span,
-        ms,
-        end.status,
-        undefined,
-        0,
-        upstreamHost,
-        target,
-        sent ? undefined : reservation,
-        how,
-      );
+      await finish(f, {
+        status: end.status,
+        cost: 0,
+        upstream: upstreamHost,
+        settle: !sent,
+        ended: how,
+      });
       if (how === 'client_closed') return;
       return sendError(reply, ep.api, end.status, how, end.message);
     };
@@ -1065,19 +1032,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
       // the record (and the settlement) is written while the answer's link is signed; both before a byte is sent
-      const finishing = finish(
-        call,
-        who,
-        info,
-        span,
-        ms,
-        status,
-        usage,
-        cost,
-        upstreamHost,
-        target,
-        reservation,
-      );
+      const finishing = finish(f, { status, usage, cost, upstream: upstreamHost, settle: true });
       finishing.catch(() => {});
       const provenance = status < 300 ? await outputLink(text) : undefined;
       await finishing;
@@ -1150,20 +1105,14 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
         const usage = tracker.result();
         const cost = usage ? costOf(usage, price) : 0;
         // ended early with no usage reported: what the provider may have billed stays reserved
-        return finish(
-          call,
-          who,
-          info,
-          span,
-          ms,
-          how ? END_REASONS[how].status : 200,
+        return finish(f, {
+          status: how ? END_REASONS[how].status : 200,
           usage,
           cost,
-          upstreamHost,
-          target,
-          how && !usage ? undefined : reservation,
-          how,
-        );
+          upstream: upstreamHost,
+          settle: !how || usage !== undefined,
+          ...(how ? { ended: how } : {}),
+        });
       })();
       return recording;
     };
@@ -1241,20 +1190,24 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     }
   }
 
+  /**
+   * The call's outcome: metrics, span, and its outcome record with the settlement of its reservation
+   * (`settle` false: what it reserved stays taken, the provider may have billed it).
+   */
   async function finish(
-    call: CallInfo,
-    who: Authenticated,
-    info: RequestInfo,
-    span: Span,
-    ms: () => number,
-    status: number,
-    usage: Usage | undefined,
-    cost: number,
-    upstream: string,
-    target: RouteTarget,
-    reservation: Reservation | undefined,
-    ended?: EndReason,
+    f: Forwarding,
+    o: {
+      status: number;
+      usage?: Usage | undefined;
+      cost: number;
+      upstream: string;
+      settle: boolean;
+      ended?: EndReason;
+    },
   ) {
+    const { call, who, info, span, ms, target } = f;
+    const { status, usage, cost, upstream, ended } = o;
+    const reservation = o.settle ? f.reservation : undefined;
     const model = label.model(call.model);
     requests.inc([target.provider, model, String(status)]);
     if (usage) {
