@@ -206,3 +206,34 @@ test('a model with no price cannot spend a budget: a key with a spend limit is r
   assert.equal((await embed(free.key)).status, 200);
   assert.equal(s.openaiFake.requests.length, 1);
 });
+
+test('limits on a caller bind what it mints: its child tokens and the virtual keys it minted share its requests per minute', async (t: TestContext) => {
+  const s = await startGatewaySetup(t, { gatewayYaml: ['limits: {tokens: {requests_per_minute: 5}}'] });
+  const parent = await s.vault<{ auth: { client_token: string } }>('POST', '/v1/auth/token/create', {
+    roles: ['developer'],
+    ttl: '1h',
+    display_name: 'limited-developer',
+  });
+  const token = parent.json.auth.client_token;
+  const child = await s.vault<{ auth: { client_token: string } }>(
+    'POST',
+    '/v1/auth/token/create',
+    { roles: ['developer'], ttl: '30m', display_name: 'its-child' },
+    token,
+  );
+  assert.equal(child.status, 200, JSON.stringify(child.json));
+  const minted = await s.vault<{ virtual_key: string }>(
+    'POST',
+    '/v1/gateway/keys',
+    { name: 'self-minted', ttl: '30m', limits: { requests_per_minute: 1000 } },
+    token,
+  );
+  assert.equal(minted.status, 201, JSON.stringify(minted.json));
+  const statuses: number[] = [];
+  for (const key of [token, child.json.auth.client_token, minted.json.virtual_key]) {
+    for (let i = 0; i < 3; i++) statuses.push((await chat(s, key, { max_tokens: 5 })).status);
+  }
+  // nine calls by one caller and what it minted: five fit its limit, whoever made them
+  assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429]);
+  assert.equal(s.openaiFake.requests.length, 5);
+});
