@@ -100,6 +100,8 @@ export const GatewayConfigSchema = Type.Object(
           /** Tried in order when the primary fails before answering (connection error, 429, 5xx). */
           fallbacks: Type.Optional(Type.Array(Upstream, { maxItems: 8 })),
           timeout: Type.Optional(Duration),
+          /** The context window of this route's models, in input tokens (default: gateway.max_input_tokens). */
+          max_input_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000 })),
         },
         Strict,
       ),
@@ -130,8 +132,14 @@ export const GatewayConfigSchema = Type.Object(
      * request's max tokens, and reserved from budgets per choice.
      */
     default_max_output_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
-    /** Input tokens reserved per image, audio or file a request refers to (default 2048): their size is not the body's. */
+    /** Input tokens reserved per image or audio block of a request (default 2048): their size is not the body's. */
     reference_tokens: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000 })),
+    /**
+     * Input tokens reserved for a request whose input the provider assembles itself (an earlier
+     * response or conversation, a stored prompt, files, documents, server-side tools): the models'
+     * context window (default 1,000,000; set it per route to your models' own).
+     */
+    max_input_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000 })),
     /** The longest a call may take, streams included (default 10m); then it is cut and the upstream request cancelled. */
     max_call_duration: Type.Optional(Duration),
     /** Deepest nesting of a request body's JSON (default 64): deeper bodies get 400 `json_too_deep`. */

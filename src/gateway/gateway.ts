@@ -100,6 +100,8 @@ interface RouteTarget {
   api: WireApi;
   upstreams: Upstream[];
   timeoutMs: number;
+  /** The models' context window: the input bound of a request whose input the provider assembles. */
+  maxInputTokens: number;
 }
 
 function upstreamOf(u: { base_url: string; keys: string[] }): Upstream {
@@ -264,6 +266,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     models: r.models,
     upstreams: [{ base_url: r.base_url, keys: r.keys }, ...(r.fallbacks ?? [])].map(upstreamOf),
     timeoutMs: (r.timeout === undefined ? 120 : parseDuration(r.timeout)) * 1000,
+    maxInputTokens: r.max_input_tokens ?? config.max_input_tokens ?? 1_000_000,
   }));
 
   function targetFor(api: WireApi, model: string) {
@@ -556,6 +559,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           'model_not_routed',
           `no route serves the model ${JSON.stringify(call.model.slice(0, 100))}`,
         );
+      // a request whose input the provider assembles itself (an earlier response, files, server-side
+      // tools) is bounded only by the models' context window
+      if (parsed!.serverContext)
+        call.estimated_input_tokens = Math.max(call.estimated_input_tokens, target.maxInputTokens);
 
       // --- authorization: a key's own scope, a token's providers, then Cedar (the vault decides all three) ---
       const resource: Resource = {
@@ -1032,7 +1039,15 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
       // the record (and the settlement) is written while the answer's link is signed; both before a byte is sent
-      const finishing = finish(f, { status, usage, cost, upstream: upstreamHost, settle: true });
+      // an answer that reports no usage keeps what was reserved (fail closed: it was served, and may be
+      // billed); an error answer gives the reservation back
+      const finishing = finish(f, {
+        status,
+        usage,
+        cost,
+        upstream: upstreamHost,
+        settle: usage !== undefined || status >= 300,
+      });
       finishing.catch(() => {});
       const provenance = status < 300 ? await outputLink(text) : undefined;
       await finishing;
@@ -1110,7 +1125,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           usage,
           cost,
           upstream: upstreamHost,
-          settle: !how || usage !== undefined,
+          // a stream that reported no usage (ended early, or a provider that does not say) keeps its reservation
+          settle: usage !== undefined,
           ...(how ? { ended: how } : {}),
         });
       })();

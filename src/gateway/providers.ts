@@ -49,25 +49,81 @@ export function authHeaders(api: WireApi, key: string): Record<string, string> {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/**
- * Text pieces of a message `content` (a string, or content blocks with `text`), and a count of the
- * blocks that refer to something else (an image, audio, a file): their tokens are not bounded by the
- * size of the request, so the reservation counts each as a configured allowance.
- */
-function contentTexts(content: unknown, out: string[], refs: { n: number }, depth = 0): void {
+/** Text pieces of a message `content` (a string, or content blocks with `text`). */
+function contentTexts(content: unknown, out: string[], depth = 0): void {
   if (typeof content === 'string') out.push(content);
   else if (Array.isArray(content) && depth < 8) {
     for (const b of content) {
       if (b && typeof b === 'object') {
         const t = str((b as { text?: unknown }).text) ?? str((b as { input_text?: unknown }).input_text);
         if (t !== undefined) out.push(t);
-        else refs.n++;
         // tool results carry text too
         const inner = (b as { content?: unknown }).content;
-        if (inner !== undefined) contentTexts(inner, out, refs, depth + 1);
+        if (inner !== undefined) contentTexts(inner, out, depth + 1);
       }
     }
   }
+}
+
+/** Content block types whose tokens depend on the medium, not on the bytes that carry it. */
+const MEDIA_TYPE = /image|audio|video/;
+/** Tools the provider runs itself, whose results enter the model's input (search, files, MCP, code). */
+const CLIENT_TOOL_TYPES = new Set([
+  'function',
+  'custom',
+  'local_shell',
+  'computer_use_preview',
+  'computer_use',
+]);
+const ANTHROPIC_SERVER_TOOL = /^(web_search|web_fetch|code_execution)/;
+
+/**
+ * What a request makes the provider read beyond its own bytes: `media` blocks (images, audio), each
+ * reserved as a configured allowance, and `serverContext` — an earlier response or conversation, a
+ * stored prompt, a file by id or URL, a document, a server-side tool or MCP server — whose input
+ * only the model's context window bounds. Walks the whole body (any depth the parser admitted), so a
+ * block inside a tool result counts too.
+ */
+function extraInput(api: WireApi, body: Record<string, unknown>): { media: number; serverContext: boolean } {
+  let media = 0;
+  let serverContext =
+    body.previous_response_id != null ||
+    body.conversation != null ||
+    (body.prompt !== null && typeof body.prompt === 'object') ||
+    body.mcp_servers != null ||
+    body.container != null ||
+    body.web_search_options != null;
+  for (const t of Array.isArray(body.tools) ? body.tools : []) {
+    const type = t && typeof t === 'object' ? (t as { type?: unknown }).type : undefined;
+    if (typeof type !== 'string') continue;
+    if (api === 'anthropic' ? ANTHROPIC_SERVER_TOOL.test(type) : !CLIENT_TOOL_TYPES.has(type))
+      serverContext = true;
+  }
+  const stack: unknown[] = [body];
+  while (stack.length) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const x of v) if (x && typeof x === 'object') stack.push(x);
+      continue;
+    }
+    if (!v || typeof v !== 'object') continue;
+    const o = v as Record<string, unknown>;
+    const type = typeof o.type === 'string' ? o.type : '';
+    if (MEDIA_TYPE.test(type)) media++;
+    if (
+      type === 'item_reference' ||
+      type.includes('file') ||
+      type === 'document' ||
+      typeof o.file_id === 'string' ||
+      typeof o.file_url === 'string'
+    )
+      serverContext = true;
+    for (const k in o) {
+      const x = o[k];
+      if (x && typeof x === 'object') stack.push(x);
+    }
+  }
+  return { media, serverContext };
 }
 
 /** What the gateway needs from a request body. */
@@ -79,8 +135,10 @@ export interface ParsedRequest {
   maxOutputTokens: number | undefined;
   /** How many answers the call asks for (chat `n`; 1 elsewhere): each may use the output cap. */
   choices: number;
-  /** Content blocks that refer to an image, audio or file rather than carrying text. */
+  /** Images and audio the request carries or links: their tokens are not bounded by its bytes. */
   references: number;
+  /** The request makes the provider read content it holds or fetches (see `extraInput`). */
+  serverContext: boolean;
 }
 
 /** The most choices a chat call may ask for (OpenAI's own limit). */
@@ -105,12 +163,11 @@ function countField(
 /** Reads the parts of a request body the gateway acts on; an empty model means the body names none. */
 export function parseRequest(ep: Endpoint, body: Record<string, unknown>): ParsedRequest {
   const texts: string[] = [];
-  const refs = { n: 0 };
   let maxOut: number | undefined;
   let choices = 1;
   const messages = (list: unknown) => {
     for (const m of Array.isArray(list) ? list : []) {
-      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts, refs);
+      if (m && typeof m === 'object') contentTexts((m as { content?: unknown }).content, texts);
     }
   };
   if (ep.route === 'chat.completions') {
@@ -126,6 +183,12 @@ export function parseRequest(ep: Endpoint, body: Record<string, unknown>): Parse
     if (typeof input === 'string') texts.push(input);
     else messages(input);
     maxOut = countField(body, 'max_output_tokens', 1, 10_000_000);
+    // a background response is only followed by polling, which the gateway does not route: its
+    // answer, and its usage, would never come back through the gateway
+    if (body.background === true)
+      throw bad(
+        'background: responses in the background cannot be followed through the gateway; call without it',
+      );
   } else if (ep.route === 'embeddings') {
     const input = body.input;
     if (typeof input === 'string') texts.push(input);
@@ -134,17 +197,19 @@ export function parseRequest(ep: Endpoint, body: Record<string, unknown>): Parse
   } else if (ep.route === 'messages' || ep.route === 'messages.count_tokens') {
     const system = body.system;
     if (typeof system === 'string') texts.push(system);
-    else contentTexts(system, texts, refs);
+    else contentTexts(system, texts);
     messages(body.messages);
     maxOut = ep.route === 'messages.count_tokens' ? 0 : countField(body, 'max_tokens', 1, 10_000_000);
   }
+  const extra = extraInput(ep.api, body);
   return {
     model: str(body.model) ?? '',
     stream: body.stream === true,
     prompt: { texts },
     maxOutputTokens: maxOut,
     choices,
-    references: refs.n,
+    references: extra.media,
+    serverContext: extra.serverContext,
   };
 }
 

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { type GatewaySetup, startGatewaySetup } from '../helpers/gateway.ts';
 
@@ -236,4 +238,91 @@ test('limits on a caller bind what it mints: its child tokens and the virtual ke
   // nine calls by one caller and what it minted: five fit its limit, whoever made them
   assert.deepEqual(statuses, [200, 200, 200, 200, 200, 429, 429, 429, 429]);
   assert.equal(s.openaiFake.requests.length, 5);
+});
+
+test('an answer that reports no usage keeps what its call reserved, so a provider that says nothing cannot spend past a budget', async (t: TestContext) => {
+  // an OpenAI-compatible provider that answers without `usage` (as a background response does)
+  const silent = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          id: 'chatcmpl-silent',
+          object: 'chat.completion',
+          created: 1,
+          model: 'gpt-4o',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        }),
+      );
+    });
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => silent.close(() => r())));
+  const s = await startGatewaySetup(t, {
+    openaiBaseUrl: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`,
+  });
+  const vk = await mintKey(s, { name: 'silent', limits: { spend: { usd: 0.05, period: 'total' } } });
+  const statuses: number[] = [];
+  // each call may cost up to (its bytes × 2.5 + 1000 × 10) / 1e6 ≈ $0.0103: four fit in $0.05
+  for (let i = 0; i < 10; i++) statuses.push((await chat(s, vk.key, { max_tokens: 1000 })).status);
+  assert.deepEqual(statuses, [200, 200, 200, 200, 429, 429, 429, 429, 429, 429]);
+  const served = outcomes(s, vk.id).filter((e) => e.status_code === 200);
+  assert.equal(served.length, 4);
+  for (const e of served) assert.equal(e.request.input_tokens, null, 'no usage was reported');
+});
+
+test('a Responses call in the background is refused: neither its answer nor its usage could come back through the gateway', async (t: TestContext) => {
+  const s = await startGatewaySetup(t);
+  const token = await s.appToken();
+  const res = await fetch(`${s.gw}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ model: 'gpt-4o', input: 'hi', background: true }),
+  });
+  assert.equal(res.status, 400);
+  const err = ((await res.json()) as { error: { code: string; message: string } }).error;
+  assert.equal(err.code, 'invalid_value');
+  assert.match(err.message, /background/);
+  assert.equal(s.openaiFake.requests.length, 0);
+});
+
+test('a call whose input the provider assembles (an earlier response, a file, a server-side tool) reserves the context window; media blocks anywhere reserve their allowance', async (t: TestContext) => {
+  const s = await startGatewaySetup(t, {
+    gatewayYaml: ['reference_tokens: 3000'],
+  });
+  const vk = await mintKey(s, { name: 'context', limits: { spend: { usd: 0.08, period: 'total' } } });
+  const responses = (body: Record<string, unknown>) =>
+    fetch(`${s.gw}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${vk.key}` },
+      body: JSON.stringify({ model: 'gpt-4o', max_output_tokens: 50, ...body }),
+    });
+  // up to 1,000,000 input tokens at $2.5 per million cannot fit $0.08
+  for (const extra of [
+    { input: 'and then?', previous_response_id: 'resp_0123' },
+    { input: 'hi', conversation: 'conv_0123' },
+    { input: [{ role: 'user', content: [{ type: 'input_file', file_id: 'file-0123' }] }] },
+    { input: 'find it', tools: [{ type: 'file_search', vector_store_ids: ['vs_1'] }] },
+    { input: 'look it up', tools: [{ type: 'web_search' }] },
+  ]) {
+    const r = await responses(extra);
+    assert.equal(r.status, 429, `${JSON.stringify(extra)}: ${await r.text()}`);
+  }
+  assert.equal(s.openaiFake.requests.length, 0);
+  // a plain one fits, and an image inside a tool result is reserved as its allowance
+  const plain = await responses({
+    input: [
+      {
+        type: 'function_call_output',
+        call_id: 'c1',
+        output: [{ type: 'input_image', image_url: 'https://x/y.png' }],
+      },
+    ],
+  });
+  assert.equal(plain.status, 200, await plain.text());
+  const admitted = s.audit().find((e) => e.type === 'request' && e.operation === 'gateway.invoke') as
+    | Outcome
+    | undefined;
+  assert.ok(Number(admitted?.request.reserved_tokens) >= 3000 + 50, JSON.stringify(admitted?.request));
 });

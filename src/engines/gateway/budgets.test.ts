@@ -138,6 +138,11 @@ test('prices: exact entry first, then the most specific glob; unknown models cos
   assert.deepEqual(priceOf('claude-3-5-sonnet', prices), { input: 1, output: 1 });
   assert.equal(priceOf('claude-3-5-sonnet', { 'gpt-*': { input: 1, output: 1 } }), undefined);
   assert.equal(priceOf('constructor', {}), undefined, 'no prototype lookups');
+  // two globs as specific as each other: the higher price, in either order of the table
+  const cheap = { input: 1, output: 1 };
+  const dear = { input: 1000, output: 1000 };
+  assert.deepEqual(priceOf('gpt-mini', { 'gpt-*': dear, '*mini': cheap }), dear);
+  assert.deepEqual(priceOf('gpt-mini', { '*mini': cheap, 'gpt-*': dear }), dear);
   assert.equal(costOf({ input_tokens: 2000, output_tokens: 1000 }, { input: 3, output: 15 }), 0.021);
   assert.equal(costOf({ input_tokens: 2000, output_tokens: 1000 }, undefined), 0);
 });

@@ -309,7 +309,9 @@ export function createBudgets(
 /**
  * The price of `model` in a table of model globs (`gpt-4o-mini`, `gpt-4o*`,
  * `claude-*`): an exact entry first, else the matching glob with the longest
- * literal text. Undefined: an unknown model (it costs 0, its tokens still count).
+ * literal text; between globs as specific as each other, the higher price
+ * (so the answer never depends on the table's order, and an ambiguity never
+ * undercharges). Undefined: an unknown model (it costs 0, its tokens still count).
  */
 export function priceOf(model: string, prices: Readonly<Record<string, Price>>): Price | undefined {
   const exact = Object.hasOwn(prices, model) ? prices[model] : undefined;
@@ -318,7 +320,12 @@ export function priceOf(model: string, prices: Readonly<Record<string, Price>>):
   for (const [pattern, price] of Object.entries(prices)) {
     if (!pattern.includes('*') || !globMatch(pattern, model)) continue;
     const weight = pattern.replaceAll('*', '').length;
-    if (!best || weight > best.weight) best = { price, weight };
+    if (
+      !best ||
+      weight > best.weight ||
+      (weight === best.weight && price.input + price.output > best.price.input + best.price.output)
+    )
+      best = { price, weight };
   }
   return best?.price;
 }
