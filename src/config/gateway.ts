@@ -140,6 +140,8 @@ export const GatewayConfigSchema = Type.Object(
      * context window (default 1,000,000; set it per route to your models' own).
      */
     max_input_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000 })),
+    /** The longest a caller may take to send its whole request (default 60s); slower ones are disconnected. */
+    request_timeout: Type.Optional(Duration),
     /** The longest a call may take, streams included (default 10m); then it is cut and the upstream request cancelled. */
     max_call_duration: Type.Optional(Duration),
     /** Deepest nesting of a request body's JSON (default 64): deeper bodies get 400 `json_too_deep`. */

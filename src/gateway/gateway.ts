@@ -225,6 +225,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const maxCallMs =
     (config.max_call_duration === undefined ? 600 : parseDuration(config.max_call_duration)) * 1000;
   const revocationMs = config.revocation_check_ms ?? 500;
+  const requestTimeoutMs =
+    (config.request_timeout === undefined ? 60 : parseDuration(config.request_timeout)) * 1000;
   // a virtual key's own limits come from the vault; these are the rest (per app, workload, user or token)
   const limits: DefaultLimits = config.limits ?? {};
   /** Each request body's size in bytes, from the content parser (an upper bound of its input tokens). */
@@ -352,6 +354,8 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   const app = Fastify({
     logger: false,
     bodyLimit: config.max_request_bytes ?? 4 * 1024 * 1024,
+    // a caller must send its whole request in time (slow bodies do not hold connections open)
+    requestTimeout: requestTimeoutMs,
     genReqId: () => randomUUID(),
     ...(config.tls
       ? {
@@ -359,12 +363,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
             cert: readFileSync(config.tls.cert_file),
             key: readFileSync(config.tls.key_file),
             minVersion: 'TLSv1.2' as const,
+            // Node takes these when the server is made (Fastify's own setting comes too late for its
+            // checks); it checks every second (its default, 30 s, would let a slow body linger)
+            requestTimeout: requestTimeoutMs,
+            connectionsCheckingInterval: 1_000,
             ...(config.tls.client_certificates === 'off'
               ? {}
               : { requestCert: true, rejectUnauthorized: false }),
           },
         }
-      : {}),
+      : { http: { requestTimeout: requestTimeoutMs, connectionsCheckingInterval: 1_000 } }),
   }) as unknown as FastifyInstance;
 
   app.removeAllContentTypeParsers();
@@ -756,7 +764,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       });
     } catch (err) {
       // the vault could not answer: no decision is a deny (sealed and unreachable are told apart)
-      if (isStrongroomError(err) && (err.code === 'sealed' || err.code === 'vault_unavailable')) throw err;
+      if (
+        isStrongroomError(err) &&
+        (err.code === 'sealed' || err.code === 'vault_unavailable' || err.code === 'invalid_token')
+      )
+        throw err;
       return resources.map(() => ({ allowed: false, reason: 'policy evaluation failed' }));
     }
   }

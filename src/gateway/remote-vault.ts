@@ -231,7 +231,10 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       return { caller: out.caller, identity: out.identity, [TICKET]: out.session } as RemoteSession;
     },
     async authorize(session, resources, context) {
-      const out = await call<{ decisions: Decision[] }>('POST', '/v1/gateway/vault/authorize', {
+      const out = await call<{
+        decisions: Decision[];
+        error?: { code?: string; message?: string };
+      }>('POST', '/v1/gateway/vault/authorize', {
         session: ticketOf(session),
         resources: resources.map((r) => ({
           provider: r.attrs!.provider,
@@ -240,6 +243,8 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
         })),
         context,
       });
+      // a caller whose credential ended since it was authenticated
+      raise(out, 'invalid_token');
       if (!Array.isArray(out.decisions) || out.decisions.length !== resources.length) {
         throw new StrongroomError(
           'vault_unavailable',
@@ -357,17 +362,18 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       let bytes = 0;
       const ask = async (): Promise<{ found: boolean; compromised?: boolean }> => {
         if (!batch.length) return { found: false };
-        const out = await call<{ found?: boolean; compromised?: boolean }>(
-          'POST',
-          '/v1/gateway/vault/fingerprints',
-          {
-            session: ticketOf(session),
-            candidates: batch,
-            request_id: info.request_id,
-            ...(info.trace_id ? { trace_id: info.trace_id } : {}),
-            client_address: info.client_address,
-          },
-        );
+        const out = await call<{
+          found?: boolean;
+          compromised?: boolean;
+          error?: { code?: string; message?: string };
+        }>('POST', '/v1/gateway/vault/fingerprints', {
+          session: ticketOf(session),
+          candidates: batch,
+          request_id: info.request_id,
+          ...(info.trace_id ? { trace_id: info.trace_id } : {}),
+          client_address: info.client_address,
+        });
+        raise(out, 'invalid_token');
         batch = [];
         bytes = 0;
         return { found: out.found === true, ...(out.compromised === true ? { compromised: true } : {}) };

@@ -170,6 +170,8 @@ export interface LocalEngines {
     reader(key: VirtualKey): Promise<Identity | undefined>;
   };
   budgets: Budgets;
+  /** Workload identities (absent: SVIDs are off): a compromised workload loses its registration. */
+  workloads?: { unregister(spiffeId: string): Promise<boolean> };
 }
 
 // ---------------------------------------------------------------- sessions
@@ -448,6 +450,10 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
     } else if (l.kind === 'virtual_key') {
       await engines.virtualKeys.revoke(l.id);
       done = 'revoked';
+    } else if (l.kind === 'workload' && engines.workloads) {
+      // an SVID cannot be taken back: the registration that gives the workload its roles is, and its
+      // next call (on any gateway, after any restart) has none; registering it again restores it
+      if (await engines.workloads.unregister(data.identity.owner.id)) done = 'revoked';
     }
     await core.audit({
       type: 'response',

@@ -18,6 +18,7 @@ import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createProviderKeys } from './keys.ts';
 import type { Reservation } from './types.ts';
 import {
+  actorOf,
   type LocalEngines,
   type LocalVault,
   localVault,
@@ -84,11 +85,13 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     ticketKey ??= await loadOrCreateKey(keyStore, TICKET_KEY_PATH);
     return ticketKey;
   }
-  const aad = (gateway: Identity) => Buffer.from(`strongroom-gateway-session\u0000${gateway.owner.id}`);
+  /** Sealed things are bound to what they are and to the gateway they were made for. */
+  const aad = (what: 'session' | 'reservation', gateway: Identity) =>
+    Buffer.from(`strongroom-gateway-${what}\u0000${gateway.owner.id}`);
 
   async function sealSession(s: Session, gateway: Identity): Promise<string> {
     const plain = Buffer.from(JSON.stringify(sessionData(s)));
-    return TICKET_PREFIX + seal(await key(), plain, aad(gateway)).toString('base64url');
+    return TICKET_PREFIX + seal(await key(), plain, aad('session', gateway)).toString('base64url');
   }
 
   /** The session in a ticket this vault sealed for this gateway, still in its lifetime; anything else is refused. */
@@ -99,7 +102,7 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     const plain = open(
       await key(),
       Buffer.from(ticket.slice(TICKET_PREFIX.length), 'base64url'),
-      aad(gateway),
+      aad('session', gateway),
     );
     if (!plain) throw refused();
     const data = JSON.parse(plain.toString('utf8')) as SessionData;
@@ -110,6 +113,22 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
       );
     }
     return sessionOf(data);
+  }
+
+  /**
+   * A session for a question that acts on its caller (authorize, holds, admit): its credential must
+   * still be valid now, not only when it was sealed (a ticket would outlive a revocation otherwise).
+   */
+  async function unsealLive(ticket: string, gateway: Identity): Promise<Session> {
+    const session = await unseal(ticket, gateway);
+    const [live] = await vault().live([session]);
+    if (!live) {
+      throw new StrongroomError(
+        'invalid_token',
+        "the caller's credential was revoked or expired: authenticate the caller again",
+      );
+    }
+    return session;
   }
 
   /** The gateway calling: a workload (SVID), never a token or a person. */
@@ -160,7 +179,14 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
   });
 
   const authorize = op<VaultAuthorizeRequest>('authorize', async (_ctx, i, gateway) => {
-    const session = await unseal(i.session, gateway);
+    let session: Session;
+    try {
+      session = await unsealLive(i.session, gateway);
+    } catch (err) {
+      // a caller whose credential ended is the caller's outcome; a ticket not ours is the gateway's fault
+      if (isStrongroomError(err, 'invalid_token')) return outcome(err);
+      throw err;
+    }
     const resources: Resource[] = i.resources.map((r) => ({
       type: 'Model',
       id: `${r.provider}/${r.model}`,
@@ -170,7 +196,14 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
   });
 
   const holds = op<VaultHoldsRequest>('holds', async (ctx, i, gateway) => {
-    const session = await unseal(i.session, gateway);
+    let session: Session;
+    try {
+      session = await unsealLive(i.session, gateway);
+    } catch (err) {
+      // a caller whose credential ended is the caller's outcome; a ticket not ours is the gateway's fault
+      if (isStrongroomError(err, 'invalid_token')) return outcome(err);
+      throw err;
+    }
     // only values the gateway may read itself count: a gateway learns nothing about the rest of the vault
     const within = (path: string) => {
       const [project, environment, name] = path.split('/');
@@ -180,22 +213,41 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
         attrs: { project, environment, name },
       });
     };
-    const answer = await vault().holds(
-      session,
-      i.candidates,
-      {
-        request_id: i.request_id ?? ctx.request.request_id,
-        ...(i.trace_id ? { trace_id: i.trace_id } : {}),
-        client_address: i.client_address ?? '-',
+    const info = {
+      request_id: i.request_id ?? ctx.request.request_id,
+      ...(i.trace_id ? { trace_id: i.trace_id } : {}),
+      client_address: i.client_address ?? '-',
+    };
+    const answer = await vault().holds(session, i.candidates, info, within);
+    // every question a gateway asks about vault values is on record, with the caller it asked for
+    await core.audit({
+      type: 'response',
+      request_id: info.request_id,
+      ...(info.trace_id ? { trace_id: info.trace_id } : {}),
+      operation: 'gateway.vault.holds',
+      action: 'gateway.vault',
+      resource: 'System::gateway',
+      actor: actorOf(session.identity),
+      client_address: info.client_address,
+      decision: { allowed: true, reason: 'value check for a gateway' },
+      request: {
+        gateway: gateway.owner.id,
+        candidates: i.candidates.length,
+        found: answer.found,
+        compromised: answer.compromised === true,
       },
-      within,
-    );
+      status: 'ok',
+    });
     return { found: answer.found, ...(answer.compromised ? { compromised: true } : {}) };
   });
 
-  function hold(r: Reservation): string {
-    // on shared storage the reservation travels as its ticket: any vault server sharing it can settle it
-    if (r.ticket) return `t.${Buffer.from(r.ticket).toString('base64url')}`;
+  async function hold(r: Reservation, gateway: Identity): Promise<string> {
+    // on shared storage the reservation travels as its ticket, sealed like sessions: any vault server
+    // sharing the storage opens it, and no gateway can make one up to refund or drain anyone's budget
+    if (r.ticket) {
+      const sealed = seal(await key(), Buffer.from(r.ticket), aad('reservation', gateway));
+      return `t.${sealed.toString('base64url')}`;
+    }
     const id = randomBytes(18).toString('base64url');
     const timer = setTimeout(() => reservations.delete(id), RESERVATION_TTL_MS);
     timer.unref();
@@ -206,9 +258,9 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
   const admit = op<VaultAdmitRequest>(
     'admit',
     async (_ctx, { session: ticket, reserve, ...record }, gateway) => {
-      const session = await unseal(ticket, gateway);
       let r: Reservation | undefined;
       try {
+        const session = await unsealLive(ticket, gateway);
         r = await vault().admit(
           session,
           {
@@ -229,21 +281,33 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
             : undefined,
         );
       } catch (err) {
-        // about the caller (no room in a budget, a model it may not spend on): told in a 200 answer
-        if (isStrongroomError(err, 'rate_limited') || isStrongroomError(err, 'permission_denied'))
+        // about the caller (no room in a budget, a model it may not spend on, a revoked credential):
+        // told in a 200 answer
+        if (
+          isStrongroomError(err, 'rate_limited') ||
+          isStrongroomError(err, 'permission_denied') ||
+          isStrongroomError(err, 'invalid_token')
+        )
           return outcome(err);
         throw err;
       }
-      return r ? { reservation: hold(r) } : {};
+      return r ? { reservation: await hold(r, gateway) } : {};
     },
   );
 
-  async function settleHeld(i: VaultSettleRequest): Promise<boolean> {
+  async function settleHeld(i: VaultSettleRequest, gateway: Identity): Promise<boolean> {
     let r: Reservation | undefined;
     if (i.reservation.startsWith('t.')) {
       const budgets = engines().budgets;
       if (!budgets.resume) return false;
-      r = budgets.resume(Buffer.from(i.reservation.slice(2), 'base64url').toString('utf8'));
+      const ticket = open(
+        await key(),
+        Buffer.from(i.reservation.slice(2), 'base64url'),
+        aad('reservation', gateway),
+      );
+      // a ticket this vault did not seal for this gateway settles nothing
+      if (!ticket) return false;
+      r = budgets.resume(ticket.toString('utf8'));
     } else {
       const held = reservations.get(i.reservation);
       // settling twice, or after the reservation was forgotten, changes nothing (settle and release are idempotent)
@@ -261,17 +325,20 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     return true;
   }
 
-  const settle = op<VaultSettleRequest>('settle', async (_ctx, i) => ({ settled: await settleHeld(i) }));
+  const settle = op<VaultSettleRequest>('settle', async (_ctx, i, gateway) => ({
+    settled: await settleHeld(i, gateway),
+  }));
 
   const audit = op<VaultAuditRequest>(
     'audit',
     async (_ctx, { settle: owed, session: ticket, ...i }, gateway) => {
-      if (owed) await settleHeld(owed);
-      // the record's actor is the session's when the gateway names one (the vault's word, not the gateway's)
+      if (owed) await settleHeld(owed, gateway);
+      // the record's actor is the session's (the vault's word), or nobody: never one the gateway names
       const session = ticket ? await unseal(ticket, gateway) : undefined;
       await vault().audit(
         {
           ...i,
+          actor: null,
           type: 'response',
           action: 'gateway.invoke',
           // which gateway vouches for this record

@@ -17,6 +17,11 @@ import { invokeWithProgress } from './progress.ts';
 import { type RouteDef, v1Routes } from './routes/v1/routes.ts';
 import { type EventStream, isEventStream, sendEventStream } from './sse.ts';
 
+/** The longest a client may take to send a whole request (headers and body). */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** How often Node checks connections against that limit (its default, 30 s, would let a slow body linger). */
+const CHECK_INTERVAL_MS = 1_000;
+
 /**
  * The HTTP adapter: schema-validated routes that turn HTTP into core calls and
  * core errors into `{"error": {code, message, request_id}}` bodies. It holds no
@@ -83,6 +88,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     return503OnClosing: true,
+    // a client must send its whole request within a minute: slow bodies do not hold connections (and
+    // file descriptors) open for ever; answers (watch streams) are not limited by it
+    requestTimeout: REQUEST_TIMEOUT_MS,
     // secret names may be 128 characters (more once percent-encoded): find-my-way's default of 100 is too short
     routerOptions: { maxParamLength: 2048 },
     // router-level failures (bad percent-encoding, over-long segment) would otherwise get Fastify's own body shape
@@ -99,6 +107,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
             cert: readFileSync(config.tls.cert_file),
             key: readFileSync(config.tls.key_file),
             minVersion: config.tls.min_version ?? 'TLSv1.2',
+            // Node takes these when the server is made (Fastify's own setting comes too late for its checks)
+            requestTimeout: REQUEST_TIMEOUT_MS,
+            connectionsCheckingInterval: CHECK_INTERVAL_MS,
             // workloads may authenticate with their X.509-SVID: ask for a client certificate, never
             // require one, and let the core verify it by the SPIFFE rules (a chain to a trusted bundle)
             ...(config.tls.client_certificates === 'off'
@@ -106,7 +117,9 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
               : { requestCert: true, rejectUnauthorized: false }),
           },
         }
-      : {}),
+      : {
+          http: { requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: CHECK_INTERVAL_MS },
+        }),
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false },
     },

@@ -92,9 +92,13 @@ const REVOKING = new Set([
   'user.change-own-password',
 ]);
 
-/** What the gateway port needs of the virtual-keys engine, in process or serving a remote gateway. */
-function gatewayEngines(engine: GatewayKeysEngine): Omit<LocalEngines, 'keys'> {
+/** What the gateway port needs of the engines, in process or serving a remote gateway. */
+function gatewayEngines(
+  engine: GatewayKeysEngine,
+  identity: IdentityEngine | undefined,
+): Omit<LocalEngines, 'keys'> {
   return {
+    ...(identity ? { workloads: { unregister: (id: string) => identity.unregister(id) } } : {}),
     virtualKeys: {
       lookup: (k) => engine.lookup(k),
       get: (id) => engine.get(id),
@@ -143,7 +147,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       // the vault's side of gateways running elsewhere (docs/gateway-remote.md)
       (c) =>
         gatewayVaultService(c, () => ({
-          ...gatewayEngines(gatewayKeys!),
+          ...gatewayEngines(gatewayKeys!, identityEngine),
           exclusiveStorage: deps.storage.exclusive,
         })),
       metricsModule(),
@@ -191,7 +195,7 @@ export function assembleVault(deps: VaultDeps): Vault {
               (id, key, ttl) => identityEngine!.issueSelf(id, key, ttl),
             )
           : undefined;
-      const vault = localVault(core, { keys, ...gatewayEngines(engine) });
+      const vault = localVault(core, { keys, ...gatewayEngines(engine, identityEngine) });
       return gatewayParts(config, vault, identity);
     },
     async close() {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { chmodSync } from 'node:fs';
+import { connect } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { APIError } from 'openai';
@@ -282,4 +283,30 @@ test('nothing is spent unrecorded: with the audit sink failing no upstream call 
   } finally {
     chmodSync(s.auditFile, 0o600);
   }
+});
+
+test('a caller that sends its request too slowly is disconnected at request_timeout, and nothing reaches the provider', async (t: TestContext) => {
+  const s = await startGatewaySetup(t, { gatewayYaml: ['request_timeout: 2'] });
+  const token = await s.appToken();
+  const url = new URL(s.gw);
+  const socket = connect(Number(url.port), url.hostname);
+  t.after(() => socket.destroy());
+  const started = Date.now();
+  socket.write(
+    `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"model":`,
+  );
+  // one byte a second: never done
+  const drip = setInterval(() => socket.write(' '), 1000);
+  t.after(() => clearInterval(drip));
+  const answer = await new Promise<string>((resolve) => {
+    let text = '';
+    socket.on('data', (d) => {
+      text += d.toString();
+    });
+    socket.on('close', () => resolve(text));
+  });
+  const took = Date.now() - started;
+  assert.ok(took >= 1900 && took < 6000, `closed after ${took} ms`);
+  assert.match(answer, /^HTTP\/1\.1 408/);
+  assert.equal(s.openaiFake.requests.length, 0);
 });

@@ -796,6 +796,14 @@ test('a remote gateway reserves through one vault server and settles through ano
   const first = await admit(v1);
   assert.match(String(first.reservation), /^t\./, 'on shared storage the reservation is a ticket');
   assert.equal(((await admit(v2)).error as { code: string }).code, 'rate_limited');
+  // a ticket made up by a gateway (what an unsealed one would hold: whose budget, which window) refunds nothing
+  const keyId = (
+    await v1.core.invoke<{ keys: { id: string }[] }>('gateway.key.list', {}, { ...request, token: root })
+  ).keys[0]!.id;
+  const window = Math.floor(v1.core.clock.now() / 60_000) * 60_000;
+  const forged = `t.${Buffer.from(JSON.stringify({ t: [{ key: `vk:${keyId}`, window, period: '' }], n: 100, c: 0 })).toString('base64url')}`;
+  assert.deepEqual(await call(v2, 'settle', { reservation: forged }), { settled: false });
+  assert.equal(((await admit(v2)).error as { code: string }).code, 'rate_limited', 'still full');
   // settled through the other server: the reservation shrinks to what was used
   assert.deepEqual(
     await call(v2, 'settle', {

@@ -61,6 +61,19 @@ async function setup(t: TestContext) {
     return (path: string, body: unknown): Promise<Json> =>
       call('POST', `/v1/gateway/vault/${path}`, body, { dispatcher: agent });
   };
+  /** A workload's certificate chain (base64 DER, leaf first), as a gateway forwards what its caller presented. */
+  const workloadChain = async (spiffeId: string) => {
+    const csr = await makeCsr(spiffeId);
+    const jt = (await admin('POST', '/v1/identity/join-tokens', { spiffe_id: spiffeId })) as {
+      join_token: string;
+    };
+    const r = await call('POST', '/v1/identity/x509-svid', { csr: csr.pem, join_token: jt.join_token });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const pem = (r.json as unknown as X509SvidResponse).certificate;
+    return [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) =>
+      m[1]!.replace(/\s+/g, ''),
+    );
+  };
   const appToken = async (scope: Record<string, unknown>) => {
     const r = (await admin('POST', '/v1/auth/token/create', {
       roles: ['app'],
@@ -79,6 +92,7 @@ async function setup(t: TestContext) {
     b: await gateway(GATEWAY_B),
     appToken,
     works,
+    workloadChain,
     dbPassword,
     otherPassword,
   };
@@ -218,6 +232,115 @@ test('a hostile gateway gets no more from the vault service than its callers and
       assert.deepEqual((alerts[1]!.request as { secrets: string[] }).secrets, ['llm/dev/DB_PASSWORD']);
       const text = JSON.stringify(s.audit());
       assert.ok(!text.includes(s.dbPassword) && !text.includes(s.otherPassword), 'no value in the audit log');
+    },
+  );
+
+  await t.test(
+    'a session stops answering once its credential is revoked: no decision, no admission, no record',
+    async () => {
+      const caller = await s.appToken({ paths: ['llm/dev'], providers: ['openai'] });
+      const session = await sessionOf(s.a, caller.token);
+      assert.equal(
+        (await s.call('POST', '/v1/auth/token/revoke-self', undefined, { token: caller.token })).status,
+        200,
+      );
+      const auth = await s.a('authorize', { session, resources: MODEL, context: CONTEXT });
+      assert.equal(auth.status, 200);
+      assert.equal((auth.json.error as { code: string }).code, 'invalid_token');
+      assert.equal(auth.json.decisions, undefined);
+      const before = s.audit().length;
+      const admitted = await s.a('admit', {
+        session,
+        request_id: 'after-revocation',
+        operation: 'gateway.invoke',
+        resource: 'Model::openai/gpt-4o',
+        actor: null,
+        client_address: '192.0.2.10',
+        decision: { allowed: true, reason: 'permitted' },
+        request: { route: 'chat.completions' },
+      });
+      assert.equal((admitted.json.error as { code: string }).code, 'invalid_token');
+      assert.equal(s.audit().length, before, 'no record for a revoked caller');
+      const live = await s.a('live', { sessions: [session] });
+      assert.deepEqual(live.json, { live: [false] });
+    },
+  );
+
+  await t.test("a record names only the actor the vault knows: the session's, or none", async () => {
+    const r = await s.a('audit', {
+      request_id: 'forged-actor',
+      operation: 'gateway.invoke',
+      resource: 'Model::openai/gpt-4o',
+      actor: { type: 'user', id: 'alice', accessor: 'made-up', display_name: 'alice' },
+      client_address: '192.0.2.10',
+      decision: { allowed: true, reason: 'permitted' },
+      request: { route: 'chat.completions' },
+      status: 'ok',
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const entry = s.audit().find((e) => e.request_id === 'forged-actor')!;
+    assert.equal(entry.actor, null);
+    assert.equal((entry.request as Record<string, unknown>).gateway, GATEWAY_A);
+  });
+
+  await t.test('every value check is on record, with the caller it was asked for', async () => {
+    const caller = await s.appToken({ paths: ['llm/dev'] });
+    const session = await sessionOf(s.a, caller.token);
+    const before = s.audit().filter((e) => e.operation === 'gateway.vault.holds').length;
+    await s.a('fingerprints', {
+      session,
+      candidates: ['not-a-vault-value-0000000'],
+      request_id: 'holds-neg',
+    });
+    await s.a('fingerprints', { session, candidates: [s.dbPassword], request_id: 'holds-pos' });
+    const checks = s.audit().filter((e) => e.operation === 'gateway.vault.holds');
+    assert.equal(checks.length, before + 2);
+    assert.deepEqual(
+      checks
+        .slice(-2)
+        .map((e) => [(e.actor as { accessor: string }).accessor, (e.request as { found: boolean }).found]),
+      [
+        [caller.accessor, false],
+        [caller.accessor, true],
+      ],
+    );
+    assert.ok(!JSON.stringify(s.audit()).includes(s.dbPassword));
+  });
+
+  await t.test(
+    'a workload holding a value it cannot read loses its registration: no session made afterwards (a restarted gateway) is authorized',
+    async () => {
+      const billing = `spiffe://${TD}/app/billing`;
+      await s.admin('POST', '/v1/identity/registrations', {
+        spiffe_id: billing,
+        selectors: ['app:billing'],
+        roles: ['app'],
+        scope: { paths: ['other/dev'] },
+      });
+      const chain = await s.workloadChain(billing);
+      const authenticate = async () => {
+        const r = await s.a('authenticate', { peer_certificates: chain, client_address: '192.0.2.10' });
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        return r.json.session as string;
+      };
+      const allowed = async (session: string) => {
+        const r = await s.a('authorize', { session, resources: MODEL, context: CONTEXT });
+        return (r.json.decisions as { allowed: boolean }[])[0]!.allowed;
+      };
+      const session = await authenticate();
+      assert.equal(await allowed(session), true);
+      const r = await s.a('fingerprints', { session, candidates: [s.dbPassword] });
+      assert.deepEqual(r.json, { found: true, compromised: true });
+      const revoked = s
+        .audit()
+        .filter((e) => e.operation === 'gateway.revoke')
+        .at(-1)!;
+      assert.equal((revoked.request as { outcome: string }).outcome, 'revoked');
+      assert.equal(await allowed(await authenticate()), false);
+      const regs = (await s.admin('GET', '/v1/identity/registrations')) as {
+        registrations: { spiffe_id: string }[];
+      };
+      assert.ok(!regs.registrations.some((x) => x.spiffe_id === billing), 'its registration is gone');
     },
   );
 });

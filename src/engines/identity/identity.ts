@@ -150,6 +150,12 @@ export interface IdentityEngine {
   ): Promise<{ certificate: string; bundles: Map<string, X509Certificate[]>; expires_at: string }>;
   /** Authenticates a request by its client certificate chain or a JWT-SVID bearer token (undefined: neither). */
   authenticate(request: RequestInfo): Promise<Identity | undefined>;
+  /**
+   * Removes the registration of `spiffeId` (what a workload may do: its roles and scope), as
+   * `identity unregister` does; false when there was none. The AI gateway revokes a compromised
+   * workload this way (docs/decisions/0010-firewall-oracle.md).
+   */
+  unregister(spiffeId: string): Promise<boolean>;
 }
 
 const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
@@ -835,17 +841,22 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     },
   };
 
+  async function unregister(spiffeId: string): Promise<boolean> {
+    const path = `reg/${sha(spiffeId)}`;
+    if (!(await store.get(path))) return false;
+    await store.delete(path);
+    jwtCache.clear();
+    return true;
+  }
+
   const deleteReg: Operation<{ spiffe_id: string }, unknown> = {
     name: 'identity.registration.delete',
     action: 'identity.register',
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id),
     async handle(_ctx, i) {
-      const path = `reg/${sha(spiffeIdOf(i.spiffe_id).toString())}`;
-      if (!(await store.get(path)))
+      if (!(await unregister(spiffeIdOf(i.spiffe_id).toString())))
         throw new StrongroomError('not_found', `no registration for ${i.spiffe_id}`);
-      await store.delete(path);
-      jwtCache.clear();
       return { deleted: i.spiffe_id };
     },
   };
@@ -1070,6 +1081,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       federationDelete,
     ] as AnyOperation[],
     authenticate,
+    unregister,
   };
 }
 
