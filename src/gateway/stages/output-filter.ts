@@ -341,6 +341,15 @@ interface Source {
    * are asked once, with the longest of their spans (the same answer as the least of theirs).
    */
   table?: Uint8Array | undefined;
+  /**
+   * A source that keeps state per filter (SecretRuns) is told, before each search, the window and
+   * the position of its first character in the whole text, and whether the text is complete.
+   */
+  advance?(window: string, base: number, final: boolean): void;
+  /** The earliest position of the whole text the next `advance` must see again (with `advance`). */
+  retain?(): number;
+  /** Forgets the text: the filter takes a new one (`end`). */
+  reset?(): void;
 }
 
 /**
@@ -462,12 +471,19 @@ export function secretPart(key: string): string {
   return key.slice(at);
 }
 
-/** A run of the secret part this long is redacted wherever it is. */
+/** A run of the secret part this long is redacted wherever it is (rule a). */
 const ANY_RUN = 6;
-/** A run this long (up to ANY_RUN - 1) is redacted when it stands alone or next to a mask. */
+/** The shortest run that counts (a candidate): shorter ones are everywhere in ordinary text. */
 const WORD_RUN = 4;
 /** This many `x` (or `X`) in a row are a mask (`abcdxxxxxxxxwxyz`). */
 const MASK_RUN = 3;
+/** Rule c: two distinct candidates with no whitespace between them, at most this many characters apart. */
+const PAIR_GAP = 64;
+/** Rule d: three distinct candidates starting within this many characters of each other. */
+const CLUSTER_WINDOW = 256;
+const CLUSTER_COUNT = 3;
+/** Rule e: after this many distinct candidates of a key in a call, every further distinct one is redacted. */
+const STICKY_AFTER = 2;
 
 const isAlnum = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
 /** Whether `text` has a mask run of x or X ending just before `i`. */
@@ -486,6 +502,19 @@ function maskAfter(text: string, e: number): boolean {
   for (let k = 1; k < MASK_RUN; k++) if (text.charCodeAt(e + k) !== c) return false;
   return true;
 }
+/** White space as `\s` has it: what separates tokens (rule c). */
+const isSpace = (c: number) =>
+  c <= 32 ||
+  c === 0x85 ||
+  c === 0xa0 ||
+  c === 0x1680 ||
+  (c >= 0x2000 && c <= 0x200a) ||
+  c === 0x2028 ||
+  c === 0x2029 ||
+  c === 0x202f ||
+  c === 0x205f ||
+  c === 0x3000 ||
+  c === 0xfeff;
 
 /** The compiled, read-only index of the secret parts' 4-character runs (shared by every filter of a secret set). */
 interface RunIndex {
@@ -499,9 +528,14 @@ interface RunIndex {
   readonly occPos: Int32Array;
   readonly shift: number;
   readonly slotMask: number;
-  /** The characters of the parts, and x and X (masks): the only ones a decision can wait on. */
+  /** The characters of the parts (white space aside), and x and X (masks): the only ones a run or mask holds. */
   readonly table: Uint8Array;
+  /** The most characters after a position that decide the run starting there: the longest part, a mask and one. */
   readonly span: number;
+  /** The longest part: no run is longer. */
+  readonly longest: number;
+  /** How far back a candidate can still be evidence for a new one (rules c and d). */
+  readonly reach: number;
 }
 
 const pack4 = (s: string, j: number) =>
@@ -509,7 +543,7 @@ const pack4 = (s: string, j: number) =>
 
 function runIndex(parts: readonly string[]): RunIndex {
   let count = 0;
-  for (const p of parts) count += p.length - WORD_RUN + 1;
+  for (const p of parts) count += Math.max(0, p.length - WORD_RUN + 1);
   let bits = 6;
   while (1 << bits < count * 4) bits++;
   const size = 1 << bits;
@@ -525,7 +559,8 @@ function runIndex(parts: readonly string[]): RunIndex {
   let o = 0;
   for (let pi = 0; pi < parts.length; pi++) {
     const p = parts[pi]!;
-    for (let j = 0; j < p.length; j++) table[p.charCodeAt(j)] = 1;
+    // a run never holds white space (keys have none): tokens (rule c) are cut at white space
+    for (let j = 0; j < p.length; j++) if (!isSpace(p.charCodeAt(j))) table[p.charCodeAt(j)] = 1;
     for (let j = 0; j + WORD_RUN <= p.length; j++, o++) {
       const g = pack4(p, j);
       let s = Math.imul(g, 0x9e3779b1) >>> shift;
@@ -543,44 +578,181 @@ function runIndex(parts: readonly string[]): RunIndex {
       }
     }
   }
-  const span = parts.reduce((n, p) => Math.max(n, p.length), 0) + MASK_RUN + 1;
-  return { parts, grams, first, nextOcc, occPart, occPos, shift, slotMask: size - 1, table, span };
+  const longest = parts.reduce((n, p) => Math.max(n, p.length), 0);
+  const span = longest + MASK_RUN + 1;
+  const reach = Math.max(CLUSTER_WINDOW, PAIR_GAP + longest + 1);
+  return {
+    parts,
+    grams,
+    first,
+    nextOcc,
+    occPart,
+    occPos,
+    shift,
+    slotMask: size - 1,
+    table,
+    span,
+    longest,
+    reach,
+  };
+}
+
+/** A candidate: a run of 4 or more characters of a secret part that the run starting one character earlier does not hold. */
+interface Candidate {
+  /** Start and end in the whole text (positions since the filter was opened or last ended). */
+  readonly s: number;
+  readonly e: number;
+  /** Which secret part (the one with the longest run here; the first at a tie). */
+  readonly part: number;
+  readonly text: string;
+  /** Once every candidate starting before this is known, none can make this one redacted any more. */
+  readonly horizon: number;
+  red: boolean;
+  /** A run inside a candidate that stands alone: redacted, and no evidence for rules c to e. */
+  readonly inner?: true;
 }
 
 /**
- * Partial and masked forms of secrets (issue 12, item 3): runs of a secret part (`secretPart`) of
- * at least ANY_RUN characters anywhere, and of WORD_RUN to ANY_RUN - 1 characters that stand
- * alone — bounded on each side by a character that is not an ASCII letter or digit, the text's
- * edge, or a mask of x or X — as in `sk-proj-abcd****wxyz`, `abcd...wxyz`, `…wxyz`, "ends in
- * wxyz", `abcdxxxxxxxxwxyz`. At each position the longest run counts. Stateless: shared by every
- * filter of a secret set.
+ * Partial and masked forms of secrets (issue 12, item 3). A *candidate* is a run of at least
+ * WORD_RUN characters of a secret part (`secretPart`), inside words too, that the run starting one
+ * character earlier does not contain (the longest run at each position, over all parts). A
+ * candidate is redacted, whole, when
  *
- * A match starting at i reads the run (at most the longest part), one character after it and a
- * possible mask (MASK_RUN), so `span` bounds it; every character it can wait on is in `table`
- * (run characters, x, X), so the trailing run of table characters is all that is undecided.
+ * - (a) it is at least ANY_RUN long;
+ * - (b) it stands alone: bounded on each side by a character that is not an ASCII letter or digit,
+ *   the text's edge, or a mask of MASK_RUN x or X (`sk-proj-abcd****wxyz`, `abcd...wxyz`, `…wxyz`,
+ *   "ends in wxyz", `abcdxxxxxxxxwxyz`; on the right, a shorter run that stands alone suffices);
+ * - (c) another candidate of the same part with a different text lies in the same token (no white
+ *   space between them) at most PAIR_GAP characters away: a mask of anything (`abcd00000000wxyz`,
+ *   `abcdxxwxyz`, `abcdyyyywxyz`) — both are redacted;
+ * - (d) it is one of CLUSTER_COUNT candidates of the same part with pairwise different texts that
+ *   start within CLUSTER_WINDOW characters: a key spelled out in pieces (`qabcdq qefghq …`);
+ * - (e) STICKY_AFTER candidates of the same part with other texts came before it in the call —
+ *   this text, or an earlier one through a filter opened with the same `secrets` array
+ *   (CALL_MEMORY): a spelling spread out thinly, or over strings and streams, loses all but its
+ *   first STICKY_AFTER pieces.
+ *
+ * Overlapping redacted candidates make one match. So one coincidental 4- or 5-character run inside
+ * a word ("tion" in a key, a camelCase piece of an identifier) stays, however often it repeats,
+ * and so do two different ones in different words.
+ *
+ * Per filter: the candidates of the text so far that are still evidence or not yet emitted, and
+ * per part its most recent texts (rule d); the call's memory holds what each part showed (rule e).
+ * `advance` reads the redactor's window (which keeps the text not yet scanned: `retain`); a
+ * candidate is *pending* while it is not redacted and more text could still make it so (until
+ * every candidate starting before its `horizon` is known), and the text from it on is held back.
+ * Ordinary text with no candidate is held back exactly as before (the trailing run of table
+ * characters, at most `span` of the index).
  */
 class SecretRuns implements Source {
-  readonly span: number;
-  readonly min = WORD_RUN;
-  readonly table: Uint8Array;
+  readonly span = Number.POSITIVE_INFINITY;
+  readonly min = 1;
   readonly #ix: RunIndex;
-  constructor(ix: RunIndex) {
+  /** The window last advanced over, and the position of its first character in the whole text. */
+  #window = '';
+  #base = 0;
+  /** Every position before #scanned has its run (and candidate) decided. */
+  #scanned = 0;
+  /** The longest run found at #scanned - 1 (0: none). */
+  #prevLen = 0;
+  /** The last white space scanned: two candidates share a token when none lies between them (rule c). */
+  #lastSpace = -1;
+  /** Candidates in order of start: evidence for new ones, or not yet emitted. */
+  #cands: Candidate[] = [];
+  /**
+   * Per part (made at the first candidate): its CLUSTER_COUNT most recent different texts, newest
+   * first, with where each last started (rule d); the start of the candidate at which rule d last
+   * fired.
+   */
+  #parts: { texts: string[]; starts: number[]; marked: number }[] | undefined;
+  /** Per part, up to STICKY_AFTER + 1 different texts of its candidates (rule e): shared by the call's filters, kept by `end`. */
+  #seen: string[][] | undefined;
+  readonly #memory: () => string[][];
+  /** Where held-back text starts (absolute): the earliest pending candidate, or the unscanned rest. */
+  #cut = 0;
+
+  constructor(ix: RunIndex, memory: () => string[][]) {
     this.#ix = ix;
-    this.span = ix.span;
-    this.table = ix.table;
+    this.#memory = memory;
   }
-  undecided(text: string, from: number): number {
-    return suffixIn(this.table, text, from);
+
+  reset(): void {
+    // most filters end with nothing read since the last reset (the gateway reuses one per string)
+    if (this.#scanned === 0 && this.#base === 0) return;
+    this.#window = '';
+    this.#scanned = 0;
+    this.#prevLen = 0;
+    this.#lastSpace = -1;
+    if (this.#cands.length > 0) this.#cands = [];
+    this.#parts = undefined;
+    this.#cut = 0;
+    this.#base = 0;
+    this.#first = 0;
   }
-  next(text: string, from: number): Hit | undefined {
+
+  /** Scans what `window` (which starts at position `base` of the whole text) decides, and finds where to hold back. */
+  advance(window: string, base: number, final: boolean): void {
+    const ix = this.#ix;
+    this.#base = base;
+    this.#window = window;
+    const known = base + window.length;
+    // runs starting before `limit` are decided: they end at a character no run holds, or they
+    // would be longer than the longest part
+    const limit = final
+      ? known
+      : base + suffixIn(ix.table, window, Math.max(this.#scanned, known - ix.span) - base);
+    if (limit > this.#scanned) this.#scan(limit);
+    // every candidate starting before `#scanned` is known: the ones whose horizon is passed are decided
+    let cut = limit;
+    const cands = this.#cands;
+    if (cands.length > 0) {
+      for (let k = cands.length - 1; k >= 0; k--) {
+        const c = cands[k]!;
+        if (c.s + ix.reach < cut) break;
+        if (!final && !c.red && c.horizon > this.#scanned && c.s < cut) cut = c.s;
+      }
+      // a redacted candidate reaching the cut may still join a later one into one match
+      for (let k = cands.length - 1; k >= 0; k--) {
+        const c = cands[k]!;
+        if (c.s + ix.reach < cut) break;
+        if (c.red && c.s < cut && c.e > cut) cut = c.s;
+      }
+      // forget what is neither evidence nor still to be emitted
+      let drop = 0;
+      while (drop < cands.length && cands[drop]!.s + ix.reach < this.#scanned && cands[drop]!.e <= base)
+        drop++;
+      if (drop > 0) {
+        cands.splice(0, drop);
+        this.#first = Math.max(0, this.#first - drop);
+      }
+    }
+    this.#cut = cut;
+  }
+
+  /** The earliest position of the text the next `advance` must see again (the unscanned rest and a mask's look-behind). */
+  retain(): number {
+    return Math.max(0, this.#scanned - MASK_RUN - 1);
+  }
+
+  /** Finds the runs starting in [#scanned, limit), and judges each candidate. */
+  #scan(limit: number): void {
     const { table, grams, first, shift, slotMask } = this.#ix;
+    const text = this.#window;
+    const t0 = this.#base;
     const n = text.length;
     let code = 0;
     let run = 0;
-    for (let k = from; k < n; k++) {
+    let prevLen = this.#prevLen;
+    let prevAt = this.#scanned - 1;
+    // the last white space seen since the last candidate (an index of `text`; -1: none)
+    let lastSpace = -1;
+    // a gram starting at i is complete at i + 3; none starting at or after `limit` is looked at
+    const stop = Math.min(n, limit - t0 + WORD_RUN - 1);
+    for (let k = this.#scanned - t0; k < stop; k++) {
       const c = text.charCodeAt(k);
       if (c >= 128 || table[c] === 0) {
         run = 0;
+        if (c <= 32 ? true : c >= 128 && isSpace(c)) lastSpace = k;
         continue;
       }
       code = ((code << 7) | c) & 0xfffffff;
@@ -592,16 +764,29 @@ class SecretRuns implements Source {
         g = grams[s]!;
       }
       if (g === 0) continue;
-      const hit = this.#at(text, k - WORD_RUN + 1, first[s]!);
-      if (hit) return hit;
+      const i = k - WORD_RUN + 1;
+      this.#lastSpace = lastSpace < 0 ? this.#lastSpace : t0 + lastSpace;
+      lastSpace = -1;
+      const [len, part] = this.#longest(text, i, first[s]!);
+      // not a candidate when the run starting one character earlier holds it; but a run that
+      // stands alone inside a longer one (after its `-` or `_`) is still redacted (rule b)
+      if (!(prevAt === t0 + i - 1 && prevLen > len)) this.#judge(text, i, len, part);
+      else if (this.#alone(text, i, len))
+        this.#cands.push({ s: t0 + i, e: t0 + i + len, part, text: '', horizon: 0, red: true, inner: true });
+      prevAt = t0 + i;
+      prevLen = len;
     }
-    return undefined;
+    if (lastSpace >= 0) this.#lastSpace = t0 + lastSpace;
+    this.#prevLen = prevAt === limit - 1 ? prevLen : 0;
+    this.#scanned = limit;
   }
-  /** The match starting at `i`, whose first 4 characters are the gram of occurrence `occ`, if any. */
-  #at(text: string, i: number, occ: number): Hit | undefined {
+
+  /** The longest run at `i` of `text` whose first 4 characters are the gram of occurrence `occ`, and its part. */
+  #longest(text: string, i: number, occ: number): [number, number] {
     const { parts, nextOcc, occPart, occPos } = this.#ix;
     const n = text.length;
     let best = 0;
+    let part = 0;
     for (let o = occ; o >= 0; o = nextOcc[o]!) {
       const p = parts[occPart[o]!]!;
       let j = occPos[o]! + WORD_RUN;
@@ -610,23 +795,118 @@ class SecretRuns implements Source {
         m++;
         j++;
       }
-      if (m > best) best = m;
-    }
-    if (best >= ANY_RUN) return { start: i, end: i + best, valueStart: i, valueEnd: i + best, id: 'secret' };
-    if (i > 0 && isAlnum(text.charCodeAt(i - 1)) && !maskBefore(text, i)) return undefined;
-    // the longest run that stands alone (a shorter one may end on a run character that is not alphanumeric)
-    for (let m = best; m >= WORD_RUN; m--) {
-      const e = i + m;
-      if (e === n || !isAlnum(text.charCodeAt(e)) || maskAfter(text, e)) {
-        return { start: i, end: e, valueStart: i, valueEnd: e, id: 'secret' };
+      if (m > best || (m === best && occPart[o]! < part)) {
+        best = m;
+        part = occPart[o]!;
       }
+    }
+    return [best, part];
+  }
+
+  /** Records the candidate at `i` of the window and applies the rules to it and the candidates before it. */
+  #judge(text: string, i: number, len: number, part: number): void {
+    const s = this.#base + i;
+    const e = s + len;
+    const str = text.slice(i, i + len);
+    let red = len >= ANY_RUN || this.#alone(text, i, len);
+    this.#parts ??= this.#ix.parts.map(() => ({ texts: [], starts: [], marked: -1 }));
+    const ps = this.#parts[part]!;
+    // rule e: what this part showed before, in this text or another of the same call
+    this.#seen ??= this.#memory();
+    const seen = this.#seen[part]!;
+    let others = 0;
+    for (const t of seen) if (t !== str) others++;
+    if (others >= STICKY_AFTER) red = true;
+    if (seen.length < STICKY_AFTER + 1 && !seen.includes(str)) seen.push(str);
+    // rule c: the candidates that end after the last white space, at most PAIR_GAP before this one
+    // (or overlap it)
+    const cands = this.#cands;
+    const from = Math.max(this.#lastSpace + 1, s - PAIR_GAP);
+    for (let k = cands.length - 1; k >= 0; k--) {
+      const a = cands[k]!;
+      if (a.s + this.#ix.longest < from) break;
+      if (a.e < from || a.part !== part || a.inner || a.text === str) continue;
+      a.red = true;
+      red = true;
+    }
+    // rule d: the part's most recent different texts, and where each last started (newest first)
+    const { texts, starts } = ps;
+    let at = texts.indexOf(str);
+    if (at < 0) at = texts.length < CLUSTER_COUNT ? texts.length : CLUSTER_COUNT - 1;
+    for (let k = at; k > 0; k--) {
+      texts[k] = texts[k - 1]!;
+      starts[k] = starts[k - 1]!;
+    }
+    texts[0] = str;
+    starts[0] = s;
+    let inWindow = 0;
+    for (const r of starts) if (r > s - CLUSTER_WINDOW) inWindow++;
+    if (inWindow >= CLUSTER_COUNT) {
+      // every candidate of the part starting in the window belongs to such a set (those up to
+      // `marked` were marked when it last fired)
+      red = true;
+      const stop = Math.max(s - CLUSTER_WINDOW, ps.marked);
+      for (let k = cands.length - 1; k >= 0 && cands[k]!.s > stop; k--)
+        if (cands[k]!.part === part) cands[k]!.red = true;
+      ps.marked = s;
+    }
+    const horizon = Math.max(s + CLUSTER_WINDOW, e + PAIR_GAP + 1);
+    cands.push({ s, e, part, text: str, horizon, red });
+  }
+
+  /** Rule b: the run at `i` (or a shorter start of it of at least WORD_RUN) stands alone. */
+  #alone(text: string, i: number, len: number): boolean {
+    const abs = this.#base + i;
+    if (abs > 0 && isAlnum(text.charCodeAt(i - 1)) && !maskBefore(text, i)) return false;
+    for (let m = len; m >= WORD_RUN; m--) {
+      const e = i + m;
+      // past the window is past the whole text: a scan reaches that far only at the end
+      if (e >= text.length || !isAlnum(text.charCodeAt(e)) || maskAfter(text, e)) return true;
+    }
+    return false;
+  }
+
+  undecided(_window: string, from: number): number {
+    // `from` is where the window's unemitted text starts: nothing held back is before it
+    return Math.max(from, this.#cut - this.#base);
+  }
+
+  /** Candidates before this index end before every position `next` can still be asked for (it only moves forward). */
+  #first = 0;
+
+  next(_window: string, from: number): Hit | undefined {
+    const base = this.#base;
+    const at = base + from;
+    const cands = this.#cands;
+    while (this.#first < cands.length && cands[this.#first]!.e <= at) this.#first++;
+    for (let k = this.#first; k < cands.length; k++) {
+      const c = cands[k]!;
+      if (!c.red || c.e <= at) continue;
+      // overlapping redacted candidates make one match
+      let end = c.e;
+      for (let j = k + 1; j < cands.length && cands[j]!.s < end; j++)
+        if (cands[j]!.red && cands[j]!.e > end) end = cands[j]!.e;
+      const start = Math.max(c.s, at) - base;
+      return { start, end: end - base, valueStart: start, valueEnd: end - base, id: 'secret' };
     }
     return undefined;
   }
 }
 
+/**
+ * Rule e's memory (the different texts each secret part showed), per `secrets` array: the filters
+ * opened with the same array share it, and keep it across `end`. The gateway opens every filter of
+ * a call (one per text stream, and one for complete strings and events) with the call's own array
+ * of injected keys, so a spelling spread over strings, choices, tool calls or fields of one call
+ * still keeps at most STICKY_AFTER pieces; another call starts afresh.
+ */
+const CALL_MEMORY = new WeakMap<readonly string[], { key: string; seen: string[][] }>();
+
 /** The compiled sources of a set of secrets (bounded; the secrets are in memory anyway). */
-const SECRET_SETS = new Map<string, { lits: LiteralSet; runs: SecretRuns | undefined; plan: CutPlan }>();
+const SECRET_SETS = new Map<
+  string,
+  { lits: LiteralSet; runs: RunIndex | undefined; tables: CutPlan['tables'] }
+>();
 
 /**
  * The gateway's always-on redaction of the injected keys (docs/gateway.md, "What reaches the
@@ -635,7 +915,11 @@ const SECRET_SETS = new Map<string, { lits: LiteralSet; runs: SecretRuns | undef
  *
  * - each secret as written, as base64/base64url at its 3 alignments and as hex (`secretForms`);
  * - partial and masked forms (`SecretRuns`): any run of 6+ characters of a secret's secret part
- *   (`secretPart`), and runs of 4–5 that stand alone or next to a mask.
+ *   (`secretPart`), and runs of 4–5 that stand alone or next to a mask, that share a token with
+ *   another run, that come 3 to a window, or after 2 others in the call (rules a–e there).
+ *
+ * Filters opened with the same `secrets` array share what the key's runs showed (rule e): the
+ * gateway opens every filter of a call with the call's own array.
  *
  * Secrets shorter than 8 characters are redacted as written only (their derived forms and runs
  * would redact ordinary text); secret parts that are not ASCII have no run rule (keys travel in
@@ -672,12 +956,25 @@ export function secretRedactor(secrets: readonly string[], marker = '[REDACTED]'
       if (ascii && !parts.includes(part)) parts.push(part);
     }
     const lits = literalSet(forms);
-    const runs = parts.length ? new SecretRuns(runIndex(parts)) : undefined;
-    c = { lits, runs, plan: cutPlan([new Literals(lits), ...(runs ? [runs] : [])]) };
+    const runs = parts.length ? runIndex(parts) : undefined;
+    c = { lits, runs, tables: cutPlan([new Literals(lits)]).tables };
     if (SECRET_SETS.size >= 64) SECRET_SETS.clear();
     SECRET_SETS.set(key, c);
   }
-  return new Redactor([new Literals(c.lits), ...(c.runs ? [c.runs] : [])], c.plan, marker);
+  // the runs source keeps state per filter (the candidates so far): its own, in the filter's plan
+  const lits = new Literals(c.lits);
+  if (!c.runs) return new Redactor([lits], { tables: c.tables, others: [] }, marker);
+  const ix = c.runs;
+  const runs = new SecretRuns(ix, () => {
+    // made at the first candidate of the first filter of the call (most answers have none)
+    let m = CALL_MEMORY.get(secrets);
+    if (!m || m.key !== key) {
+      m = { key, seen: ix.parts.map(() => []) };
+      CALL_MEMORY.set(secrets, m);
+    }
+    return m.seen;
+  });
+  return new Redactor([lits, runs], { tables: c.tables, others: [runs] }, marker);
 }
 
 /** Streams text through `sources`, replacing the value of every selected hit with `marker`. */
@@ -689,11 +986,17 @@ class Redactor implements ResponseFilter {
   readonly #next: (Hit | undefined | null)[];
   /** The fewest characters any source's match takes. */
   readonly #shortest: number;
+  readonly #stateful: readonly Source[];
   #before = '';
   #pending = '';
+  /** The position of the window's first character (the start of `#before`) in the whole text. */
+  #base = 0;
 
   constructor(sources: readonly Source[], plan: CutPlan, marker: string) {
     this.#sources = sources;
+    const stateful: Source[] = [];
+    for (const s of sources) if (s.advance !== undefined) stateful.push(s);
+    this.#stateful = stateful;
     this.#plan = plan;
     this.#marker = marker;
     this.#next = sources.map(() => null);
@@ -711,12 +1014,15 @@ class Redactor implements ResponseFilter {
     const out = this.#run(true);
     this.#before = '';
     this.#pending = '';
+    this.#base = 0;
+    for (const s of this.#stateful) s.reset?.();
     return out;
   }
 
   #run(final: boolean): string {
     const window = this.#before + this.#pending;
     const offset = this.#before.length;
+    for (const s of this.#stateful) s.advance!(window, this.#base, final);
     // A match starting before `cut` is decided: all it can read is in the window. Each source says
     // where its undecided tail starts (at most its span back, often just the last word).
     let cut = window.length;
@@ -764,8 +1070,12 @@ class Redactor implements ResponseFilter {
     }
     const emitTo = Math.max(q, cut);
     out += window.slice(q, emitTo);
-    this.#before = window.slice(Math.max(0, emitTo - CONTEXT), emitTo);
+    let keep = Math.max(0, emitTo - CONTEXT);
+    // a stateful source may need to read again text already emitted (its unscanned rest)
+    for (const s of this.#stateful) keep = Math.min(keep, Math.max(0, s.retain!() - this.#base));
+    this.#before = window.slice(keep, emitTo);
     this.#pending = window.slice(emitTo);
+    this.#base += keep;
     return out;
   }
 }
