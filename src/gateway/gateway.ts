@@ -38,7 +38,7 @@ import {
 import { secretRedactor } from './stages/output-filter.ts';
 import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
-import { createStreamRelay, jsonCleaner, needsWalk, type SseEvent } from './stream.ts';
+import { createSseParser, createStreamRelay, jsonCleaner, needsWalk, type SseEvent } from './stream.ts';
 import type {
   CallInfo,
   Price,
@@ -1107,14 +1107,15 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const tracker = streamUsageTracker(target.api);
     const relay = createStreamRelay({
       api: target.api,
+      // events are read as the endpoint called defines them, never by their shape
+      route: ep.route,
       filter: filterFactory,
       clean,
+      secrets: injected,
       observe: (ev, data) => tracker.observe(ev, data),
     });
-    const decoder = new TextDecoder();
-    let buffer = '';
-    let eventName: string | undefined;
-    let dataLines: string[] = [];
+    // SSE as the clients parse it (CRLF, LF or CR line ends): stream.ts
+    const sse = createSseParser({ maxEventSize: MAX_STREAM_LINE });
     /** The outcome record: attempted once; `recorded` only once a sink took it. */
     let recording: Promise<void> | undefined;
     let provenanceSent = false;
@@ -1169,25 +1170,16 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     };
 
     try {
-      for await (const chunk of res.body) {
-        buffer += decoder.decode(chunk as Buffer, { stream: true });
-        if (buffer.length > MAX_STREAM_LINE) throw new Error('an upstream event is too large');
-        let nl = buffer.indexOf('\n');
-        while (nl >= 0) {
-          const line = buffer.slice(0, nl).replace(/\r$/, '');
-          buffer = buffer.slice(nl + 1);
-          if (line === '') {
-            if (dataLines.length) await dispatch(eventName, dataLines.join('\n'));
-            eventName = undefined;
-            dataLines = [];
-          } else if (line.startsWith('event:')) eventName = line.slice(6).trim();
-          else if (line.startsWith('data:')) dataLines.push(line.slice(5).replace(/^ /, ''));
-          nl = buffer.indexOf('\n');
+      upstream: for await (const chunk of res.body) {
+        for (const e of sse.push(chunk as Buffer)) {
+          await dispatch(e.event, e.data);
+          // after its terminal event the relay passes nothing on: stop reading
+          if (relay.ended) break upstream;
         }
         if (g.reason) break;
       }
       if (g.reason) throw new Error(g.reason);
-      if (dataLines.length) await dispatch(eventName, dataLines.join('\n'));
+      // an event the input ended in the middle of is dropped, as clients drop it
       // the input ended without a terminal event: the record first, then what the filters held back
       const rest = relay.end();
       await record();

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { WireApi } from './providers.ts';
 import { secretRedactor } from './stages/output-filter.ts';
-import { createStreamRelay, type SseEvent } from './stream.ts';
+import { createSseParser, createStreamRelay, type SseEvent, StreamRefused } from './stream.ts';
+import type { GatewayRoute } from './types.ts';
 
 /**
  * The stream relay (stream.ts) on its own: events in, events out, with the
@@ -17,12 +17,16 @@ type Ev = Record<string, any>;
 const KEY = 'sk-proj-Q7vZ3mK9pL2xR8tW4nB6yH1cF5jD0gSaE2uI3oP7kM2qN9rT4vX8zC6bV1nL5hG0fJ3dK7sA9wE2';
 const SECRET = KEY.slice('sk-proj-'.length);
 
-function relay(api: WireApi) {
+type Route = Extract<GatewayRoute, 'chat.completions' | 'responses' | 'messages'>;
+function relay(route: Route, o: { maxStreams?: number } = {}) {
   const whole = secretRedactor([KEY]);
   const r = createStreamRelay({
-    api,
+    api: route === 'messages' ? 'anthropic' : 'openai',
+    route,
     filter: () => secretRedactor([KEY]),
     clean: (t) => whole.push(t) + whole.end(),
+    secrets: [KEY],
+    ...o,
   });
   const out: SseEvent[] = [];
   const terminals: number[] = [];
@@ -34,6 +38,9 @@ function relay(api: WireApi) {
       return step;
     },
     end: () => out.push(...r.end()),
+    get ended() {
+      return r.ended;
+    },
     out,
     terminals,
     text: () => r.text(),
@@ -91,7 +98,7 @@ function accumulateChat(events: readonly Ev[]) {
 
 describe('stream relay: Chat Completions', () => {
   test('n = 2 with no secret: each choice text arrives exactly as sent, whatever the interleaving', () => {
-    const r = relay('openai');
+    const r = relay('chat.completions');
     const texts = ['Hello from the first choice, word by word.', 'Bonjour depuis la seconde, mot à mot!'];
     const pieces = texts.map((t) => t.match(/\s*\S+/g)!);
     r.push(
@@ -112,22 +119,25 @@ describe('stream relay: Chat Completions', () => {
     assert.deepEqual(r.terminals, [r.out.length - 1]);
   });
 
-  test('what a choice held back comes before that choice’s finish chunk, shaped as its own delta', () => {
-    const r = relay('openai');
+  test('what a choice held back is held across its finish chunk (clients go on appending) and comes before [DONE], shaped as its own delta', () => {
+    const r = relay('chat.completions');
     r.push(undefined, chunk([delta(1, { content: 'tail' })]));
     assert.equal(r.out.length, 1);
     assert.equal(r.parsed()[0]!.choices[0].delta.content, '', '"tail" may start a key: held back');
     r.push(undefined, chunk([delta(1, {}, 'stop')]));
-    const [, flushed, finish] = r.parsed();
+    assert.equal(r.out.length, 2, 'a finish_reason flushes nothing');
+    r.push(undefined, '[DONE]');
+    const [, finish, flushed] = r.parsed();
+    assert.equal(finish!.choices[0].finish_reason, 'stop');
     assert.deepEqual(flushed!.choices, [
       { index: 1, delta: { content: 'tail' }, logprobs: null, finish_reason: null },
     ]);
     assert.equal(flushed!.id, 'chatcmpl-1');
-    assert.equal(finish!.choices[0].finish_reason, 'stop');
+    assert.deepEqual(r.out.at(-1), { event: undefined, data: '[DONE]' });
   });
 
   test('a key split across the arguments of interleaved tool calls, of two choices, is redacted in each', () => {
-    const r = relay('openai');
+    const r = relay('chat.completions');
     const cuts = [3, 11, 20, 37, 60];
     const pieces = (s: string) => [0, ...cuts].map((c, i) => s.slice(c, cuts[i] ?? s.length));
     const args = [0, 1].map((t) => pieces(`{"note":"${KEY}","t":${t}}`));
@@ -163,25 +173,27 @@ describe('stream relay: Chat Completions', () => {
   });
 
   test('refusal and reasoning_content are streams of their own: a key split in each is redacted', () => {
-    const r = relay('openai');
+    const r = relay('chat.completions');
     for (const field of ['refusal', 'reasoning_content']) {
       for (const p of [' I cannot share ', KEY.slice(0, 9), KEY.slice(9, 40), KEY.slice(40), ' sorry'])
         r.push(undefined, chunk([delta(0, { [field]: p })]));
     }
     r.push(undefined, chunk([delta(0, {}, 'stop')]));
+    r.push(undefined, '[DONE]');
     const acc = accumulateChat(r.parsed())[0]!;
     assert.equal(acc.refusal, ' I cannot share [REDACTED] sorry');
     assert.equal(acc.reasoning, ' I cannot share [REDACTED] sorry');
   });
 
-  test('logprobs are held to the choice’s finish chunk, whole; nulled when their tokens spell a key', () => {
+  test('logprobs are held to the terminal event, whole; nulled when their tokens spell a key', () => {
     const lp = (token: string) => ({
       content: [{ token, logprob: -1, bytes: [...Buffer.from(token)], top_logprobs: [] }],
       refusal: null,
     });
-    const plain = relay('openai');
+    const plain = relay('chat.completions');
     for (const t of ['Hi', ' there']) plain.push(undefined, chunk([delta(0, { content: t }, null, lp(t))]));
     plain.push(undefined, chunk([delta(0, {}, 'stop')]));
+    plain.push(undefined, '[DONE]');
     const events = plain.parsed();
     assert.ok(events.slice(0, -1).every((e) => e.choices[0].logprobs === null));
     assert.deepEqual(
@@ -189,16 +201,33 @@ describe('stream relay: Chat Completions', () => {
       ['Hi', ' there'],
     );
 
-    const keyed = relay('openai');
+    const keyed = relay('chat.completions');
     for (const t of ['key ', KEY.slice(0, 20), KEY.slice(20)])
       keyed.push(undefined, chunk([delta(0, { content: t }, null, lp(t))]));
     keyed.push(undefined, chunk([delta(0, {}, 'stop')]));
+    keyed.end();
     assert.equal(keyed.parsed().at(-1)!.choices[0].logprobs, null);
     assert.deepEqual(fragments(keyed.out.map((e) => e.data).join('\n')), []);
   });
 
+  test('audio data and transcript are streams of their own: each piece passes its filter once, a split key is redacted', () => {
+    const r = relay('chat.completions');
+    for (const p of [' key: ', KEY.slice(0, 21), KEY.slice(21), ' done'])
+      r.push(undefined, chunk([delta(0, { audio: { id: 'audio_0', transcript: p, data: p } })]));
+    r.push(undefined, chunk([delta(0, {}, 'stop')]));
+    r.push(undefined, '[DONE]');
+    for (const f of ['transcript', 'data'])
+      assert.equal(
+        r
+          .parsed()
+          .map((e) => e.choices[0]?.delta?.audio?.[f] ?? '')
+          .join(''),
+        ' key: [REDACTED] done',
+      );
+  });
+
   test('a masked key in a refusal split over chunks is redacted (the run rule across events)', () => {
-    const r = relay('openai');
+    const r = relay('chat.completions');
     for (const p of [
       'Your key sk-proj-',
       SECRET.slice(0, 2),
@@ -215,7 +244,7 @@ describe('stream relay: Chat Completions', () => {
   });
 
   test('the end of input flushes what is held back', () => {
-    const r = relay('openai');
+    const r = relay('chat.completions');
     r.push(undefined, chunk([delta(0, { content: 'ends here' })]));
     r.end();
     assert.equal(accumulateChat(r.parsed())[0]!.content, 'ends here');
@@ -229,9 +258,18 @@ describe('stream relay: Responses', () => {
     sequence_number: seq,
   });
   test('function call argument deltas of two items, interleaved: each redacted, its rest flushed before its .done', () => {
-    const r = relay('openai');
+    const r = relay('responses');
     let seq = 0;
     const items = ['fc_a', 'fc_b'];
+    for (const [k, id] of items.entries())
+      r.push(
+        'response.output_item.added',
+        ev(
+          'response.output_item.added',
+          { output_index: k, item: { id, type: 'function_call', arguments: '', name: 'f' } },
+          seq++,
+        ),
+      );
     const args = items.map((_, k) => `{"note":"${KEY}","k":${k}}`);
     for (let i = 0; i < args[0]!.length; i += 7) {
       for (const [k, id] of items.entries()) {
@@ -277,8 +315,21 @@ describe('stream relay: Responses', () => {
   });
 
   test('output_text deltas: the text for provenance, logprobs on deltas emptied', () => {
-    const r = relay('openai');
+    const r = relay('responses');
     const ids = { item_id: 'msg_1', output_index: 0, content_index: 0 };
+    r.push(
+      'response.output_item.added',
+      ev(
+        'response.output_item.added',
+        { output_index: 0, item: { id: 'msg_1', type: 'message', content: [] } },
+        0,
+      ),
+    );
+    r.push(
+      'response.content_part.added',
+      ev('response.content_part.added', { ...ids, part: { type: 'output_text', text: '' } }, 0),
+    );
+    const before = r.out.length;
     r.push(
       'response.output_text.delta',
       ev(
@@ -295,7 +346,7 @@ describe('stream relay: Responses', () => {
       'response.output_text.done',
       ev('response.output_text.done', { ...ids, text: 'Hello world', logprobs: [] }, 2),
     );
-    const events = r.parsed();
+    const events = r.parsed().slice(before);
     assert.equal(
       events
         .filter((e) => e.type.endsWith('.delta'))
@@ -322,8 +373,8 @@ describe('stream relay: Anthropic', () => {
     index,
     delta: d,
   });
-  test('input_json_delta and thinking_delta carry a split key: redacted, the rest flushed before content_block_stop', () => {
-    const r = relay('anthropic');
+  test('input_json_delta and thinking_delta carry a split key: redacted, the rest held across content_block_stop to message_stop', () => {
+    const r = relay('messages');
     r.push('message_start', {
       type: 'message_start',
       message: { content: [], usage: { input_tokens: 1, output_tokens: 1 } },
@@ -359,14 +410,18 @@ describe('stream relay: Anthropic', () => {
     assert.equal(joined(0, 'thinking'), 'I saw [REDACTED] in the prompt');
     assert.deepEqual(JSON.parse(joined(1, 'partial_json')), { note: '[REDACTED]' });
     const stop1 = events.findIndex((e) => e.type === 'content_block_stop' && e.index === 1);
-    assert.ok(events.slice(stop1 + 1).every((e) => e.type !== 'content_block_delta'));
+    assert.ok(
+      events.slice(stop1 + 1, -1).every((e) => e.type === 'content_block_delta'),
+      'what was held comes after the stops, as deltas of its block, before message_stop',
+    );
     assert.deepEqual(r.out.at(-1), { event: 'message_stop', data: '{"type":"message_stop"}' });
     assert.deepEqual(r.terminals, [r.out.length - 1]);
     assert.equal(r.text(), '');
   });
 
   test('an error event is terminal: what was held back comes before it', () => {
-    const r = relay('anthropic');
+    const r = relay('messages');
+    r.push('message_start', { type: 'message_start', message: { content: [] } });
     r.push('content_block_start', {
       type: 'content_block_start',
       index: 0,
@@ -382,5 +437,486 @@ describe('stream relay: Anthropic', () => {
     assert.equal(events.at(-2)!.delta.text, 'partial');
     assert.equal(events.at(-1)!.error.message, 'key [REDACTED]');
     assert.equal(r.text(), 'partial');
+  });
+});
+
+describe('SSE parsing (WHATWG HTML §9.2.6), as the clients parse it', () => {
+  /** A stream exercising every rule; `eol` ends each line (a function: mixed endings). */
+  const LINES = [
+    ': a comment line',
+    'data: {"n":1}',
+    '',
+    'event: message_start',
+    'data:{"n":2}',
+    '',
+    'event: a name with no data dispatches nothing',
+    '',
+    'id: 7',
+    'retry: 100',
+    'data:  two spaces, one dropped',
+    'data',
+    'data: é€😀 (multi-byte)',
+    'unknown: field',
+    'Data: case matters',
+    '',
+    'event:',
+    'data: [DONE]',
+    '',
+    'data: dropped: the input ends before its blank line',
+  ];
+  const EXPECTED: SseEvent[] = [
+    { event: undefined, data: '{"n":1}' },
+    { event: 'message_start', data: '{"n":2}' },
+    { event: undefined, data: ' two spaces, one dropped\n\né€😀 (multi-byte)' },
+    { event: undefined, data: '[DONE]' },
+  ];
+  const ENDINGS: Record<string, (i: number) => string> = {
+    LF: () => '\n',
+    CRLF: () => '\r\n',
+    CR: () => '\r',
+    // a CR is never followed by an LF that ends the next line (that would be one CRLF)
+    mixed: (i) => ['\r\n', '\n', '\r'][i % 3]!,
+  };
+  const streamOf = (eol: (i: number) => string) =>
+    `\uFEFF${LINES.map((l, i) => (i < LINES.length - 1 ? l + eol(i) : l)).join('')}`;
+  const parse = (chunks: readonly (Uint8Array | string)[]) => {
+    const p = createSseParser({ maxEventSize: 1 << 20 });
+    return chunks.flatMap((c) => p.push(c));
+  };
+
+  for (const [name, eol] of Object.entries(ENDINGS)) {
+    test(`lines ending in ${name}, the bytes split in two at every position and one byte at a time, give the same events`, () => {
+      const bytes = Buffer.from(streamOf(eol), 'utf8');
+      assert.deepEqual(parse([bytes]), EXPECTED, 'whole');
+      for (let i = 0; i <= bytes.length; i++)
+        assert.deepEqual(parse([bytes.subarray(0, i), bytes.subarray(i)]), EXPECTED, `split at byte ${i}`);
+      assert.deepEqual(parse([...bytes].map((b) => Uint8Array.of(b))), EXPECTED, 'one byte at a time');
+      const text = streamOf(eol);
+      for (let i = 0; i <= text.length; i++)
+        assert.deepEqual(parse([text.slice(0, i), text.slice(i)]), EXPECTED, `text split at ${i}`);
+    });
+  }
+
+  test('a CR at the end of a chunk ends its line: an LF first in the next chunk is the rest of that CRLF, anything else starts a line', () => {
+    assert.deepEqual(parse(['data: a\r', '\n\r', '\n']), [{ event: undefined, data: 'a' }]);
+    assert.deepEqual(parse(['data: a\r', '\r']), [{ event: undefined, data: 'a' }]);
+    assert.deepEqual(parse(['data: a\r', 'data: b\r\r']), [{ event: undefined, data: 'a\nb' }]);
+    // an LF after a CR that ended a chunk is not skipped twice
+    assert.deepEqual(parse(['data: a\r', '', '\n', '\n']), [{ event: undefined, data: 'a' }]);
+  });
+
+  test('only one leading BOM is dropped; a line with no colon is a field with an empty value', () => {
+    assert.deepEqual(parse(['\uFEFF\uFEFFdata: x\n\n']), []);
+    assert.deepEqual(parse(['data\n\n']), [{ event: undefined, data: '' }]);
+    assert.deepEqual(parse(['data:\n\n']), [{ event: undefined, data: '' }]);
+    assert.deepEqual(parse(['event: x \ndata: 1\n\n']), [{ event: 'x ', data: '1' }], 'no trimming');
+  });
+
+  test('an event larger than maxEventSize throws, whether in one line or many', () => {
+    const p = createSseParser({ maxEventSize: 100 });
+    assert.throws(() => p.push(`data: ${'x'.repeat(200)}`), /too large/);
+    const q = createSseParser({ maxEventSize: 100 });
+    assert.throws(() => {
+      for (let i = 0; i < 20; i++) q.push('data: 0123456789\n');
+    }, /too large/);
+  });
+});
+
+/** What a client joins per string (as the SDKs do, `+=` of what they are sent). */
+function joinedByClient(route: Route, events: readonly Ev[]): Map<string, string> {
+  const m = new Map<string, string>();
+  const add = (k: string, v: unknown) => m.set(k, (m.get(k) ?? '') + String(v));
+  for (const e of events) {
+    if (route === 'chat.completions') {
+      for (const c of e.choices ?? []) {
+        if (c.delta?.content) add(`c${c.index}`, c.delta.content);
+        for (const t of c.delta?.tool_calls ?? [])
+          if (t.function?.arguments) add(`c${c.index}.t${t.index}`, t.function.arguments);
+      }
+    } else if (route === 'responses') {
+      if (typeof e.type === 'string' && e.type.endsWith('.delta'))
+        add(`o${e.output_index}.${e.content_index ?? e.summary_index ?? ''}`, e.delta);
+    } else if (e.type === 'content_block_delta') {
+      const d = e.delta;
+      add(`b${e.index}`, d.text ?? d.partial_json ?? d.thinking ?? '');
+    }
+  }
+  return m;
+}
+
+/** The key's secret part in 3-character pieces (as the red team sent it). */
+const PIECES = SECRET.match(/.{1,3}/g)!;
+
+describe('stream relay: what the red team broke (L2–L4) and shapes of the same kind', () => {
+  const noFragments = (r: ReturnType<typeof relay>, route: Route) => {
+    assert.deepEqual(fragments(r.out.map((e) => e.data).join('\n')), [], 'in the events sent');
+    for (const [k, text] of joinedByClient(route, r.parsed()))
+      assert.deepEqual(fragments(text), [], `in what a client joins for ${k}`);
+  };
+
+  test('L2: a finish_reason on every chunk (content or tool-call arguments) does not restart the filter', () => {
+    for (const tool of [false, true]) {
+      const r = relay('chat.completions');
+      for (const p of PIECES) {
+        const d = tool ? { tool_calls: [{ index: 0, function: { arguments: p } }] } : { content: p };
+        r.push(undefined, chunk([delta(0, d, tool ? 'tool_calls' : 'stop')]));
+      }
+      r.push(undefined, '[DONE]');
+      noFragments(r, 'chat.completions');
+      const joined = joinedByClient('chat.completions', r.parsed());
+      assert.equal(joined.get(tool ? 'c0.t0' : 'c0'), '[REDACTED]');
+    }
+  });
+
+  test('L2: content_block_stop after every delta does not restart the filter; the rest comes before message_stop', () => {
+    for (const [type, field] of [
+      ['text_delta', 'text'],
+      ['input_json_delta', 'partial_json'],
+    ] as const) {
+      const r = relay('messages');
+      r.push('message_start', { type: 'message_start', message: { content: [] } });
+      r.push('content_block_start', {
+        type: 'content_block_start',
+        index: 0,
+        content_block: field === 'text' ? { type: 'text', text: '' } : { type: 'tool_use', input: {} },
+      });
+      for (const p of PIECES) {
+        r.push('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type, [field]: p } });
+        r.push('content_block_stop', { type: 'content_block_stop', index: 0 });
+      }
+      r.push('message_stop', { type: 'message_stop' });
+      noFragments(r, 'messages');
+      assert.equal(joinedByClient('messages', r.parsed()).get('b0'), '[REDACTED]');
+      assert.equal(r.parsed().at(-2)!.type, 'content_block_delta');
+    }
+  });
+
+  test('L3: text sent as arrays (or numbers) is joined as its string form: filtered as such, sent as a string', () => {
+    const c = relay('chat.completions');
+    for (const p of PIECES) c.push(undefined, chunk([delta(0, { content: [p] })]));
+    c.push(undefined, '[DONE]');
+    noFragments(c, 'chat.completions');
+    assert.ok(
+      c.parsed().every((e) => e.choices.every((x: Ev) => typeof (x.delta.content ?? '') === 'string')),
+    );
+
+    const a = relay('messages');
+    a.push('message_start', { type: 'message_start', message: { content: [] } });
+    a.push('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'text', text: '' },
+    });
+    for (const p of PIECES)
+      a.push('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'text_delta', text: [p] },
+      });
+    a.push('message_stop', { type: 'message_stop' });
+    noFragments(a, 'messages');
+
+    const o = relay('responses');
+    o.push('', {
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'm', type: 'message', content: [] },
+    });
+    o.push('', {
+      type: 'response.content_part.added',
+      output_index: 0,
+      content_index: 0,
+      part: { type: 'output_text', text: '' },
+    });
+    for (const p of PIECES)
+      o.push('', {
+        type: 'response.output_text.delta',
+        item_id: 'm',
+        output_index: 0,
+        content_index: 0,
+        delta: [p],
+      });
+    o.end();
+    noFragments(o, 'responses');
+    assert.equal(joinedByClient('responses', o.parsed()).get('o0.0'), '[REDACTED]');
+
+    // a number is appended as its digits; a falsy one is not appended by the chat client
+    const n = relay('chat.completions');
+    n.push(undefined, chunk([delta(0, { content: 12 })]));
+    n.push(undefined, chunk([delta(0, { content: 0 })]));
+    n.push(undefined, '[DONE]');
+    assert.equal(joinedByClient('chat.completions', n.parsed()).get('c0'), '12');
+  });
+
+  test('L4: Responses deltas are keyed by output and part (one filter whatever their item_id), and an item_id not the item’s is refused', () => {
+    const r = relay('responses');
+    r.push('', {
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'msg_a', type: 'message', content: [] },
+    });
+    r.push('', {
+      type: 'response.content_part.added',
+      output_index: 0,
+      content_index: 0,
+      part: { type: 'output_text', text: '' },
+    });
+    for (const p of PIECES)
+      r.push('', { type: 'response.output_text.delta', output_index: 0, content_index: 0, delta: p });
+    r.end();
+    assert.equal(joinedByClient('responses', r.parsed()).get('o0.0'), '[REDACTED]');
+    assert.throws(
+      () =>
+        r.push('', {
+          type: 'response.output_text.delta',
+          item_id: 'msg_b',
+          output_index: 0,
+          content_index: 0,
+          delta: 'x',
+        }),
+      StreamRefused,
+    );
+  });
+
+  test('L4: a Responses event with `choices` is still read as a Responses event (the route decides, not the shape)', () => {
+    const r = relay('responses');
+    r.push('', {
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'm', type: 'message', content: [] },
+    });
+    r.push('', {
+      type: 'response.content_part.added',
+      output_index: 0,
+      content_index: 0,
+      part: { type: 'output_text', text: '' },
+    });
+    for (const p of PIECES)
+      r.push('', {
+        type: 'response.output_text.delta',
+        item_id: 'm',
+        output_index: 0,
+        content_index: 0,
+        delta: p,
+        choices: [],
+      });
+    r.end();
+    noFragments(r, 'responses');
+  });
+
+  test('indexes the clients would read differently are refused: strings, negatives, fractions, huge, a block or item not the next', () => {
+    for (const index of ['0', -1, 0.5, 1e9, null, [0]]) {
+      const c = relay('chat.completions');
+      assert.throws(
+        () => c.push(undefined, chunk([{ index, delta: { content: 'x' } }])),
+        StreamRefused,
+        String(index),
+      );
+      const t = relay('chat.completions');
+      assert.throws(
+        () => t.push(undefined, chunk([delta(0, { tool_calls: [{ index, function: { arguments: 'x' } }] })])),
+        StreamRefused,
+      );
+    }
+    const a = relay('messages');
+    a.push('message_start', { type: 'message_start', message: { content: [] } });
+    assert.throws(
+      () =>
+        a.push('content_block_start', {
+          type: 'content_block_start',
+          index: 1,
+          content_block: { type: 'text', text: '' },
+        }),
+      StreamRefused,
+    );
+    a.push('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'text', text: '' },
+    });
+    for (const index of ['0', 1, -1])
+      assert.throws(
+        () =>
+          a.push('content_block_delta', {
+            type: 'content_block_delta',
+            index,
+            delta: { type: 'text_delta', text: 'x' },
+          }),
+        StreamRefused,
+      );
+    assert.throws(
+      () =>
+        a.push('content_block_start', {
+          type: 'content_block_start',
+          index: 0,
+          content_block: { type: 'text', text: '' },
+        }),
+      StreamRefused,
+      'a second start at index 0 (a new block to the SDK, the same to a client keyed by index)',
+    );
+    const o = relay('responses');
+    assert.throws(
+      () => o.push('', { type: 'response.output_text.delta', output_index: 0, content_index: 0, delta: 'x' }),
+      StreamRefused,
+      'a delta to an item that does not exist',
+    );
+  });
+
+  test('more text streams than maxStreams end the stream', () => {
+    const r = relay('chat.completions', { maxStreams: 8 });
+    for (let i = 0; i < 8; i++)
+      r.push(undefined, chunk([delta(0, { tool_calls: [{ index: i, function: { arguments: '{' } }] })]));
+    assert.throws(
+      () =>
+        r.push(undefined, chunk([delta(0, { tool_calls: [{ index: 8, function: { arguments: '{' } }] })])),
+      StreamRefused,
+    );
+  });
+
+  test('text clients join across streams is checked: key pieces in separate blocks, parts or choices are refused', () => {
+    // Anthropic: a text block per piece (the `text` event and the final blocks, joined)
+    const a = relay('messages');
+    a.push('message_start', { type: 'message_start', message: { content: [] } });
+    assert.throws(() => {
+      PIECES.forEach((p, i) => {
+        a.push('content_block_start', {
+          type: 'content_block_start',
+          index: i,
+          content_block: { type: 'text', text: '' },
+        });
+        a.push('content_block_delta', {
+          type: 'content_block_delta',
+          index: i,
+          delta: { type: 'text_delta', text: p },
+        });
+        a.push('content_block_stop', { type: 'content_block_stop', index: i });
+      });
+      a.push('message_stop', { type: 'message_stop' });
+    }, StreamRefused);
+    // Responses: a part per piece (`output_text` joins every part)
+    const o = relay('responses');
+    o.push('', {
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'm', type: 'message', content: [] },
+    });
+    assert.throws(() => {
+      PIECES.forEach((p, i) => {
+        o.push('', {
+          type: 'response.content_part.added',
+          output_index: 0,
+          content_index: i,
+          part: { type: 'output_text', text: '' },
+        });
+        o.push('', { type: 'response.output_text.delta', output_index: 0, content_index: i, delta: p });
+        o.push('', { type: 'response.output_text.done', output_index: 0, content_index: i, text: p });
+      });
+      o.end();
+    }, StreamRefused);
+    // chat: a choice per piece (`choices[0].delta.content` joined over chunks)
+    const c = relay('chat.completions');
+    assert.throws(() => {
+      for (const [i, p] of PIECES.entries()) c.push(undefined, chunk([delta(i, { content: p })]));
+      c.push(undefined, '[DONE]');
+    }, StreamRefused);
+  });
+
+  test('a string an event replaced takes no more deltas (Responses .done, a chat choice’s message)', () => {
+    const o = relay('responses');
+    o.push('', {
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'f', type: 'function_call', arguments: '' },
+    });
+    o.push('', { type: 'response.function_call_arguments.delta', output_index: 0, delta: 'abc' });
+    o.push('', { type: 'response.function_call_arguments.done', output_index: 0, arguments: 'xyzabc' });
+    assert.throws(
+      () => o.push('', { type: 'response.function_call_arguments.delta', output_index: 0, delta: 'def' }),
+      StreamRefused,
+    );
+    const c = relay('chat.completions');
+    c.push(undefined, chunk([delta(0, { content: 'abc' })]));
+    assert.throws(
+      () => c.push(undefined, chunk([{ ...delta(0, { content: 'def' }), message: { content: 'xyz' } }])),
+      StreamRefused,
+    );
+  });
+
+  test('event names are the event types (Anthropic, Responses) or none (chat); `[DONE]…` ends the stream; nothing passes after a terminal event', () => {
+    const a = relay('messages');
+    a.push('ping', { type: 'message_start', message: { content: [] } });
+    a.push(undefined, { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    assert.deepEqual(
+      a.out.map((e) => e.event),
+      ['message_start', 'content_block_start'],
+    );
+    const c = relay('chat.completions');
+    c.push('thread.message.delta', chunk([delta(0, { content: 'hi' })]));
+    assert.equal(c.out[0]!.event, undefined);
+    const step = c.push(undefined, '[DONE] and more');
+    assert.equal(step.terminal, true);
+    assert.equal(c.out.at(-1)!.data, '[DONE]');
+    assert.ok(c.ended);
+    assert.deepEqual(c.push(undefined, chunk([delta(0, { content: 'late' })])).events, []);
+    assert.deepEqual(c.out.slice(-1), [{ event: undefined, data: '[DONE]' }]);
+    // the openai client throws at an event with a truthy `error`: terminal, after what was held
+    const e = relay('chat.completions');
+    e.push(undefined, chunk([delta(0, { content: 'held' })]));
+    assert.equal(e.push(undefined, { error: 'boom' }).terminal, true);
+    assert.equal(e.parsed().at(-2)!.choices[0].delta.content, 'held');
+  });
+
+  test('duplicate keys in an event: the client reads what the relay read (the last one), as the relay re-serializes every event', () => {
+    const r = relay('messages');
+    r.push('message_start', '{"type":"message_start","message":{"content":[]}}');
+    r.push(
+      'content_block_start',
+      '{"type":"ping","type":"content_block_start","index":5,"index":0,"content_block":{"type":"text","text":""}}',
+    );
+    for (const p of PIECES)
+      r.push(
+        'content_block_delta',
+        `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","text":${JSON.stringify(p)}}}`,
+      );
+    r.push('message_stop', '{"type":"message_stop"}');
+    // every event sent is a serialization of what the relay parsed: no key twice
+    for (const e of r.out) assert.equal(JSON.stringify(JSON.parse(e.data)), e.data);
+    assert.deepEqual(
+      r.out.map((e) => e.event),
+      [
+        'message_start',
+        'content_block_start',
+        ...PIECES.map(() => 'content_block_delta'),
+        'content_block_delta',
+        'message_stop',
+      ],
+    );
+    assert.equal(joinedByClient('messages', r.parsed()).get('b0'), '[REDACTED]');
+  });
+
+  test('an event that is not a JSON object is refused; an empty one is dropped', () => {
+    for (const raw of ['not json', '"a string"', '[1,2]', '42']) {
+      const r = relay('chat.completions');
+      assert.throws(() => r.push(undefined, raw), StreamRefused, raw);
+    }
+    const r = relay('messages');
+    assert.deepEqual(r.push('message_start', '').events, []);
+  });
+
+  test('a `__proto__` field of a delta is filtered like any other (own property, not the prototype)', () => {
+    const r = relay('chat.completions');
+    for (const p of PIECES)
+      r.push(undefined, `{"choices":[{"index":0,"delta":{"__proto__":${JSON.stringify(p)}}}]}`);
+    r.push(undefined, '[DONE]');
+    const joined = r
+      .parsed()
+      .map((e) =>
+        e.choices?.[0]?.delta
+          ? (Object.getOwnPropertyDescriptor(e.choices[0].delta, '__proto__')?.value ?? '')
+          : '',
+      )
+      .join('');
+    assert.deepEqual(fragments(joined), []);
+    assert.deepEqual(fragments(r.out.map((e) => e.data).join('\n')), []);
   });
 });

@@ -1,60 +1,77 @@
 import type { WireApi } from './providers.ts';
-import type { ResponseFilter } from './types.ts';
+import { secretRedactor } from './stages/output-filter.ts';
+import type { GatewayRoute, ResponseFilter } from './types.ts';
 
 /**
  * The stream relay (issue 12, items 1 and 2; docs/gateway.md, "What reaches the
  * client"): what the gateway writes to the client for each event of a streamed
- * answer. Pure: parsed SSE events in, events to write out, no I/O.
+ * answer. Pure: parsed SSE events in, events to write out, no I/O. The SSE
+ * parser (`createSseParser`) that feeds it is here too.
  *
- * Every text field a client concatenates across events goes through its own
- * cross-event filter (one per choice, field and tool call, or per content
- * block, or per output item and part), so a key split across events is caught
- * however the events interleave, and the text of each stream arrives exactly as
- * the provider sent it when nothing in it is redacted. The streams are found
- * from the providers' documented formats and from what the official SDKs
- * concatenate (openai: lib/ChatCompletionStream, lib/responses/ResponseAccumulator;
- * @anthropic-ai/sdk: lib/MessageStream):
+ * Events are read by the endpoint called (`route`), never by their shape, and
+ * every text a client concatenates across events goes through one cross-event
+ * filter per string the client builds, keyed exactly as the official SDKs key
+ * their accumulation (openai: lib/ChatCompletionStream, lib/responses/
+ * ResponseAccumulator; @anthropic-ai/sdk: lib/MessageStream), so the
+ * concatenation a client builds is what was filtered:
  *
- * - Chat Completions chunks: per choice `index`, every string of `delta` but
- *   the ones SDKs overwrite (`role`, `id`, `type`, `name`): `content`,
- *   `refusal`, `reasoning`/`reasoning_content` (OpenAI-compatible servers),
- *   `audio.transcript`, `audio.data`, `function_call.arguments`, and
- *   `tool_calls[]` by their `index` field -> `function.arguments`.
- * - Responses events: every `*.delta` event with a string `delta`
- *   (`response.output_text.delta`, `refusal`, `function_call_arguments`,
- *   `reasoning_text`, `reasoning_summary_text`, `audio`, `audio.transcript`,
- *   `custom_tool_call_input`, `mcp_call_arguments`, `code_interpreter_call_code`),
- *   per event type, `item_id`, `output_index`, `content_index`, `summary_index`.
- * - Anthropic: `content_block_delta` per block `index` and delta field (every
- *   string of `delta` but `type` and `signature`: `text`, `partial_json`,
- *   `thinking`, …); the `text`/`thinking` a `content_block_start` opens with
- *   is the start of the same stream.
+ * - Chat Completions chunks: per choice `index` (`snapshot.choices[index]`), every
+ *   string of `delta` but the ones SDKs overwrite (`role`, `id`, `type`, `name`):
+ *   `content`, `refusal`, `audio.data`, `audio.transcript`, `function_call.arguments`,
+ *   `tool_calls[]` by their `index` -> `function.arguments`, and fields of
+ *   OpenAI-compatible servers (`reasoning`, `reasoning_content`, ...).
+ * - Responses: per output position and part (`output[output_index].content[content_index]`,
+ *   `.summary[summary_index]`), as `response.output_text`, `refusal`, `reasoning_text`,
+ *   `reasoning_summary_text`, `function_call_arguments`, `mcp_call_arguments`,
+ *   `custom_tool_call_input`, `code_interpreter_call_code` deltas append to it; the text a
+ *   `content_part.added`/`output_item.added` opens a part with is the start of its string.
+ * - Anthropic: per content block position (`content.at(index)`, blocks pushed by
+ *   `content_block_start`) and delta field (`text`, `partial_json`, `thinking`, ...); the
+ *   `text`/`thinking` a block starts with is the start of the same string.
  *
- * What a filter holds back is flushed when its stream closes, as an event
- * shaped like the provider's own delta for that stream, before the closing
- * event: the chunk with that choice's `finish_reason` (an event that both
- * carries text of a stream and closes it gets the rest inline), the Responses
- * `*.done` of that delta type, `content_part.done`, `output_item.done` and
- * `reasoning_summary_part.done` for their item and part, `content_block_stop`
- * for the block; and every stream before a terminal event (`[DONE]`,
- * `response.completed|failed|incomplete`, `message_stop`, an `error` event)
- * and at the end of input. A stream is never flushed because another starts
- * (interleaved tool calls would otherwise release the first part of a key).
+ * A value the SDKs append with `+=` is appended as its string form (`'' + ['abc']` is `abc`,
+ * `'' + 5` is `5`), under the SDK's own condition (chat `content` only when truthy, `audio.data`
+ * when not null, Responses and Anthropic deltas always, a missing one as `undefined`): the relay
+ * filters that string form and sends the filtered text as a string.
  *
- * Every other string of every event (keys included; identity fields such as
- * ids, names, `signature`; the complete texts of `*.done` events and of
+ * Close events do not end a string: the SDKs go on appending after a `finish_reason`
+ * or a `content_block_stop`, so what a filter holds back is sent at the terminal
+ * event (`[DONE]`, `response.completed|failed|incomplete`, `message_stop`, an
+ * error) or the end of input, as a delta shaped like the provider's own, which the
+ * SDKs append. Events that replace a string (Responses `*.done`,
+ * `content_part.done`, `output_item.done`, a snapshot such as `response.in_progress`,
+ * a chat choice's `message`) end it: what it held goes out before them, and a later
+ * delta to it is refused.
+ *
+ * Where clients join strings across streams (all `output_text` deltas into
+ * `response.output_text`; Anthropic `text` events across blocks; chat content of
+ * several choices through `choices[0]` or `on('content')`; the final text of all
+ * parts or blocks in order), the joined text sent is checked for the injected keys.
+ *
+ * The relay refuses (StreamRefused: the stream ends with an error event, nothing
+ * held back is released) what clients would read in different ways: an index that
+ * is not a non-negative integer (a string `"0"`, `-1`, `0.5`, one above 4096), a
+ * block, item or part started at an index other than the next (or where a replaced
+ * one was), a delta to an item or block that does not exist or to a string that was
+ * replaced, an `item_id` that is not its item's, two items with one id, content
+ * blocks before `message_start` or a second one, an event that is not a JSON object,
+ * a `type` with a line break, and more than `maxStreams` text streams in one answer.
+ * Event names are the event's `type` (Anthropic, Responses: the SDKs and clients
+ * that dispatch by name then see what the relay read) or none (chat).
+ *
+ * Every other string of every event (keys included; identity fields such as ids,
+ * names, `signature`; the complete texts of `*.done` events and of
  * `response.completed`) goes through the whole-text cleaner, and then the
  * serialized event once more.
  *
  * Logprobs repeat the generated text token by token (`token`, `bytes`,
  * `top_logprobs`), so a key split over tokens would be reassembled by a client
  * that joins them: Chat Completions logprobs are held per choice and delivered
- * with the chunk that closes the choice (or before the terminal event), and
- * only when the joined tokens, the decoded joined bytes and every single token
- * come through the cleaner unchanged; otherwise that choice's `logprobs` is
- * `null`. Responses deltas carry `logprobs: []` (the complete list comes with
- * the `*.done` event and in the completed response, checked the same way,
- * emptied if anything would be redacted).
+ * before the terminal event, and only when the joined tokens, the decoded joined
+ * bytes and every single token come through the cleaner unchanged; otherwise that
+ * choice's `logprobs` is `null`. Responses deltas carry `logprobs: []` (the
+ * complete list comes with the `*.done` event and in the completed response,
+ * checked the same way, emptied if anything would be redacted).
  */
 
 /** One SSE event: its `event:` name (if any) and its `data:` text. */
@@ -62,6 +79,108 @@ export interface SseEvent {
   event: string | undefined;
   data: string;
 }
+
+// ------------------------------------------------------------ SSE parsing
+
+/** An upstream event (its lines not yet ended) larger than the parser takes. */
+export class SseTooLarge extends Error {
+  override name = 'SseTooLarge';
+}
+
+export interface SseParser {
+  /** The events that `chunk` (bytes, UTF-8, or text) completes, in order. */
+  push(chunk: Uint8Array | string): SseEvent[];
+}
+
+/**
+ * Parses `text/event-stream` exactly as the WHATWG HTML standard reads it (§9.2.6,
+ * "Interpreting an event stream"), the way the clients do: UTF-8 with invalid bytes
+ * replaced and one leading BOM dropped; a line ends with CRLF, LF or a lone CR (a CR
+ * at the end of a chunk ends its line, and an LF first in the next chunk is the
+ * rest of that CRLF); an empty line dispatches; `:` starts a comment line; a field
+ * name is what comes before the first `:` (the whole line without one), one space
+ * after the colon is dropped; `data` lines are joined with LF; `event` names the
+ * event (`''` is no name); `id`, `retry` and unknown fields are ignored; an event
+ * with no `data` line dispatches nothing; at the end of input the pending event is
+ * dropped (the caller just stops pushing). More than `maxEventSize` characters
+ * pending in one event throws SseTooLarge.
+ */
+export function createSseParser(opts: { maxEventSize: number }): SseParser {
+  const decoder = new TextDecoder('utf-8');
+  let started = false;
+  /** The current line, not yet ended. */
+  let line = '';
+  /** The previous chunk ended with a CR: an LF first in this one belongs to it. */
+  let afterCR = false;
+  let data: string[] = [];
+  let dataSize = 0;
+  let name = '';
+
+  const field = (l: string, out: SseEvent[]) => {
+    if (l === '') {
+      if (data.length > 0) out.push({ event: name === '' ? undefined : name, data: data.join('\n') });
+      data = [];
+      dataSize = 0;
+      name = '';
+      return;
+    }
+    if (l.charCodeAt(0) === 58) return;
+    const colon = l.indexOf(':');
+    const key = colon < 0 ? l : l.slice(0, colon);
+    let value = colon < 0 ? '' : l.slice(colon + 1);
+    if (value.charCodeAt(0) === 32) value = value.slice(1);
+    if (key === 'data') {
+      data.push(value);
+      dataSize += value.length + 1;
+      if (dataSize > opts.maxEventSize) throw new SseTooLarge('an upstream event is too large');
+    } else if (key === 'event') name = value;
+  };
+
+  return {
+    push(chunk) {
+      let text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+      const out: SseEvent[] = [];
+      if (text === '') return out;
+      // bytes: the decoder drops a leading BOM; text: one is dropped here
+      if (!started) {
+        started = true;
+        if (typeof chunk === 'string' && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      }
+      const n = text.length;
+      let i = 0;
+      if (afterCR) {
+        afterCR = false;
+        if (n > 0 && text.charCodeAt(0) === 10) i = 1;
+      }
+      let lf = text.indexOf('\n', i);
+      let cr = text.indexOf('\r', i);
+      while (i < n) {
+        if (lf >= 0 && lf < i) lf = text.indexOf('\n', i);
+        if (cr >= 0 && cr < i) cr = text.indexOf('\r', i);
+        const end = lf < 0 ? cr : cr < 0 ? lf : Math.min(lf, cr);
+        if (end < 0) {
+          line += text.slice(i);
+          if (line.length + dataSize > opts.maxEventSize)
+            throw new SseTooLarge('an upstream event is too large');
+          break;
+        }
+        const l = line === '' ? text.slice(i, end) : line + text.slice(i, end);
+        line = '';
+        if (l.length + dataSize > opts.maxEventSize) throw new SseTooLarge('an upstream event is too large');
+        field(l, out);
+        i = end + 1;
+        if (end === cr) {
+          if (i < n) {
+            if (text.charCodeAt(i) === 10) i++;
+          } else afterCR = true;
+        }
+      }
+      return out;
+    },
+  };
+}
+
+// ------------------------------------------------------------ the relay
 
 export interface RelayStep {
   /** The events to write, in order. */
@@ -76,18 +195,31 @@ export interface RelayStep {
 
 export interface StreamRelayOptions {
   api: WireApi;
+  /** The endpoint called: how its events are read (never from their shape). */
+  route: GatewayRoute;
   /** A new cross-event filter (push/end), one per text stream. */
   filter: () => ResponseFilter;
   /** Cleans a complete text (a string of an event, a whole serialized event). */
   clean: (text: string) => string;
+  /**
+   * The keys injected: text clients join across streams is checked for them (with no other
+   * stage, which may change ordinary text). Default: checked with `clean`.
+   */
+  secrets?: readonly string[];
   /** Sees every parsed event as the provider sent it, before any change (usage tracking). */
   observe?: (event: string | undefined, data: Record<string, unknown>) => void;
+  /** The most text streams one answer may open (default 1024); one more ends the stream. */
+  maxStreams?: number;
 }
 
 export interface StreamRelay {
-  /** The events to write for one upstream event (its `event:` name and `data:` text). */
+  /**
+   * The events to write for one upstream event (its `event:` name and `data:` text). Throws
+   * StreamRefused for an event clients would read in a way the relay cannot follow (see above):
+   * the caller ends the stream with an error, and writes nothing of that step.
+   */
   push(event: string | undefined, data: string): RelayStep;
-  /** The end of input: what is still held back, as events. */
+  /** The end of input: what is still held back, as events (nothing after a terminal event). */
   end(): SseEvent[];
   /**
    * The generated text the client received, for the provenance link: the main text streams
@@ -97,45 +229,38 @@ export interface StreamRelay {
    * they started.
    */
   text(): string;
+  /** A terminal event was relayed: every later event is dropped (the caller may stop reading). */
+  readonly ended: boolean;
 }
+
+/** The relay will not pass an upstream event on (see the module comment): the stream ends. */
+export class StreamRefused extends Error {
+  override name = 'StreamRefused';
+}
+
+const refuse = (why: string): never => {
+  throw new StreamRefused(why);
+};
 
 type Json = Record<string, unknown>;
 
-interface TextStream {
-  filter: ResponseFilter;
-  /** What closes it: `b<block>` (Anthropic), the Responses key; chat streams close by `choice`. */
-  group: string;
-  /** Chat: the choice index. */
-  choice?: number;
-  /** The event carrying `text` as the next piece of this stream. */
-  shape: (text: string) => SseEvent;
-  /** The generated text (main streams only). */
-  main: { order: number; seq: number; out: string } | undefined;
-  /** Responses: the delta event type and ids. */
-  type?: string;
-  ids?: Partial<Record<(typeof RESPONSE_IDS)[number], unknown>>;
-}
-
-/** A string of an event that belongs to a text stream. */
-interface Slot {
-  obj: Json;
-  key: string;
-  stream: TextStream;
-}
-
 /** Fields SDKs overwrite rather than concatenate: checked whole, event by event. */
 const OVERWRITTEN = new Set(['role', 'id', 'type', 'name', 'signature']);
-const RESPONSE_IDS = ['item_id', 'output_index', 'content_index', 'summary_index'] as const;
-/** Responses `*.done` events that close every stream of their item and part. */
-const RESPONSE_CONTAINERS = new Set([
-  'response.output_item.done',
-  'response.content_part.done',
-  'response.reasoning_summary_part.done',
-]);
-const RESPONSE_TERMINALS = new Set(['response.completed', 'response.failed', 'response.incomplete', 'error']);
 const MAX_DEPTH = 64;
 /** Logprobs with entries (a non-empty list, or chat's `{content, refusal}`), not `null` or `[]`. */
 const LOGPROBS_LIST = /"logprobs"\s*:\s*(?:\{|\[\s*[^\]\s])/;
+/** Text streams one answer may open (n = 128 choices with several tool calls each fit). */
+const MAX_STREAMS = 1024;
+/** Choice and tool-call indexes above this are refused (OpenAI allows n <= 128). */
+const MAX_INDEX = 4096;
+/**
+ * How much of text clients join across streams is looked at around each junction: more than the
+ * longest form of a key the redactor knows (hex of a 108-character key is 216) and its run rules'
+ * reach (three candidates within 256 characters).
+ */
+const JOIN_WINDOW = 256;
+/** Strings replaced (closed to deltas), at most. */
+const MAX_CLOSED = 4 * MAX_STREAMS;
 
 /**
  * Whether the JSON text `raw` must be cleaned string by string: it has escapes (a key written
@@ -150,6 +275,18 @@ const MEMO_MAX_LENGTH = 64;
 const MEMO_MAX_SIZE = 512;
 
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Sets an own property (`__proto__` too, which plain assignment would not). */
+const put = (o: Json, k: string, v: unknown): void => {
+  if (k === '__proto__')
+    Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+  else o[k] = v;
+};
+
+/** A string of an event the relay leaves to the text streams (the walk skips it). */
+interface Skip {
+  obj: Json;
+  key: string;
+}
 
 /**
  * A memoizing cleaner and the walk over a parsed value that cleans every string in place (keys of
@@ -214,10 +351,22 @@ export function jsonCleaner(clean: (text: string) => string) {
     return v;
   };
 
+  /** A number whose decimal form the cleaner changes (digits of a key): that cleaned text instead. */
+  const cleanNum = (n: number): unknown => {
+    const t = String(n);
+    if (t.length < 4) return n;
+    const c = cleanStr(t);
+    return c === t ? n : c;
+  };
+
   let deep = false;
-  /** Cleans `v` in place (returns the cleaned value for a string); `skip` are the slots left alone. */
-  const walk = (v: unknown, skip: readonly Slot[] | undefined, depth: number): unknown => {
+  /**
+   * Cleans `v` in place (returns the cleaned value for a string); `skip` are the slots left alone;
+   * with `numbers`, numbers too (only needed when the whole-text pass matched digits).
+   */
+  const walk = (v: unknown, skip: readonly Skip[] | undefined, depth: number, numbers: boolean): unknown => {
     if (typeof v === 'string') return cleanStr(v);
+    if (typeof v === 'number') return numbers ? cleanNum(v) : v;
     if (typeof v !== 'object' || v === null) return v;
     if (depth > MAX_DEPTH) {
       // not walked: the serialized event is then sent cleaned whatever it looks like
@@ -228,22 +377,25 @@ export function jsonCleaner(clean: (text: string) => string) {
       for (let i = 0; i < v.length; i++) {
         const x = v[i];
         if (typeof x === 'string') v[i] = cleanStr(x);
-        else if (typeof x === 'object' && x !== null) walk(x, skip, depth + 1);
+        else if (typeof x === 'number') {
+          if (numbers) v[i] = cleanNum(x);
+        } else if (typeof x === 'object' && x !== null) walk(x, skip, depth + 1, numbers);
       }
       return v;
     }
     const o = v as Json;
     let renamed: [string, string][] | undefined;
-    for (const k in o) {
-      if (!Object.hasOwn(o, k)) continue;
+    for (const k of Object.keys(o)) {
       if (skip?.some((s) => s.obj === o && s.key === k)) continue;
       let x = o[k];
       if (k === 'logprobs' && x !== null && typeof x === 'object') {
         x = safeLogprobs(x);
-        o[k] = x;
+        put(o, k, x);
       }
-      if (typeof x === 'string') o[k] = cleanStr(x);
-      else if (typeof x === 'object' && x !== null) walk(x, skip, depth + 1);
+      if (typeof x === 'string') put(o, k, cleanStr(x));
+      else if (typeof x === 'number') {
+        if (numbers) put(o, k, cleanNum(x));
+      } else if (typeof x === 'object' && x !== null) walk(x, skip, depth + 1, numbers);
       const ck = cleanStr(k);
       if (ck !== k) {
         renamed ??= [];
@@ -254,43 +406,52 @@ export function jsonCleaner(clean: (text: string) => string) {
       for (const [k, ck] of renamed) {
         const x = o[k];
         delete o[k];
-        o[ck] = x;
+        put(o, ck, x);
       }
     }
     return o;
+  };
+
+  /** `s` cleaned whole, or undefined when that breaks the JSON (a key's run matched across syntax). */
+  const wholeText = (s: string): string | undefined => {
+    const c = clean(s);
+    if (c === s || deep) return c;
+    try {
+      JSON.parse(c);
+      return c;
+    } catch {
+      return undefined;
+    }
   };
 
   return {
     cleanStr,
     safeLogprobs,
     /** Cleans a parsed JSON value in place (a string is returned cleaned). */
-    value(v: unknown, skip?: readonly Slot[]): unknown {
-      return walk(v, skip, 0);
+    value(v: unknown, skip?: readonly Skip[]): unknown {
+      return walk(v, skip, 0, false);
     },
     /**
-     * The value serialized, then cleaned whole once more. If that last pass changed the text into
-     * something that is not JSON (a run of a key matched across JSON syntax, such as a number or an
-     * escape), the serialization of the value, every string of which is already clean, is sent
-     * instead; a value too deep to walk is sent cleaned in any case.
+     * The value (walked: its strings are clean) serialized, then cleaned whole once more. If that
+     * last pass changed the text into something that is not JSON (a run of a key matched across
+     * JSON syntax, such as the digits of a number), the numbers are cleaned too and the value
+     * serialized again; a value too deep to walk is sent cleaned in any case.
      */
-    serialize(v: unknown): string {
-      return this.trySerialize(v, true) as string;
+    serialize(v: unknown, skip?: readonly Skip[]): string {
+      const s = JSON.stringify(v);
+      const c = wholeText(s);
+      if (c !== undefined) return c;
+      const w = walk(v, skip, 0, true);
+      const s2 = JSON.stringify(w);
+      return wholeText(s2) ?? s2;
     },
     /**
      * As `serialize`, for a value whose strings were not walked (`walked` false): undefined when
      * the whole-text pass would break the JSON (the caller walks it, then serializes it).
      */
     trySerialize(v: unknown, walked: boolean): string | undefined {
-      const s = JSON.stringify(v);
-      const c = clean(s);
-      if (c === s) return s;
-      if (deep) return c;
-      try {
-        JSON.parse(c);
-        return c;
-      } catch {
-        return walked ? s : undefined;
-      }
+      if (walked) return this.serialize(v);
+      return wholeText(JSON.stringify(v));
     },
     /** Set when a value was too deep to walk; reset by the caller per value. */
     get deep() {
@@ -302,24 +463,276 @@ export function jsonCleaner(clean: (text: string) => string) {
   };
 }
 
+/**
+ * How a client appends a field's value `v` to its string (`s += v`, under the SDK's condition):
+ * `truthy` only a truthy value (chat `content`: `if (content)`), `nonnull` any but null and
+ * undefined, `always` anything (a missing one as `undefined`), `string` strings only (fields no SDK
+ * joins, which other clients concatenate). The text appended, or undefined for none.
+ */
+type Mode = 'truthy' | 'nonnull' | 'always' | 'string';
+function pieceOf(v: unknown, mode: Mode): string | undefined {
+  if (typeof v === 'string') return v;
+  if (mode === 'string' || (mode === 'truthy' && !v) || (mode === 'nonnull' && v == null)) return undefined;
+  try {
+    return String(v);
+  } catch {
+    // an object whose `toString` is not a function: the SDK's `+=` throws as well
+    return refuse('a streamed text field no client can read');
+  }
+}
+
+/** A non-negative integer index, as the SDKs key it (a property name); anything else is refused. */
+function indexKey(v: unknown, what: string, below = MAX_INDEX): string {
+  if (typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < below) return String(v);
+  return refuse(`an event whose ${what} is not an index the clients agree on`);
+}
+
+/** A string clients join across streams: its last characters, to check each junction. */
+interface Join {
+  add(text: string, from: TextStream): void;
+}
+
+/** The text a stream sent, as far as joining it with others needs (its start and its end). */
+interface Kept {
+  text: string;
+  head: string | undefined;
+}
+
+interface Main {
+  order: number;
+  seq: number;
+  out: string;
+}
+
+interface TextStream {
+  key: string;
+  filter: ResponseFilter;
+  /** The event carrying `text` as the next piece of this stream. */
+  shape: (text: string) => SseEvent;
+  /** The joins the shaped events' text goes into. */
+  joins: readonly Join[];
+  /** The text sent, kept for the final join check (parts and blocks of text). */
+  kept: Kept | undefined;
+  /** Its place in the final join (position, then part). */
+  place: number[] | undefined;
+  /** The generated text (main streams only). */
+  main: Main | undefined;
+}
+
+interface StreamSpec {
+  shape: (text: string) => SseEvent;
+  joins?: readonly Join[];
+  place?: number[];
+  main?: number;
+}
+
+/** A string of an event that belongs to a text stream, and the piece of the stream it carries. */
+interface Slot extends Skip {
+  stream: TextStream;
+  piece: string;
+  joins: readonly Join[];
+}
+
+const RESPONSE_TERMINALS = new Set(['response.completed', 'response.failed', 'response.incomplete', 'error']);
+const RESPONSE_SNAPSHOTS = new Set(['response.created', 'response.queued', 'response.in_progress']);
+/**
+ * Responses delta families the SDK appends (`X.delta`), the string each appends to (`field`, and
+ * `text`, `refusal`, ... on `X.done`), and whether it is a part's (`content_index`) or a summary
+ * part's (`summary_index`) or the item's own.
+ */
+const RESPONSE_STREAMS: Record<string, { sub: 'c' | 's' | ''; field: string }> = {
+  'response.output_text': { sub: 'c', field: 'text' },
+  'response.refusal': { sub: 'c', field: 'refusal' },
+  'response.reasoning_text': { sub: 'c', field: 'text' },
+  'response.reasoning_summary_text': { sub: 's', field: 'text' },
+  'response.function_call_arguments': { sub: '', field: 'arguments' },
+  'response.mcp_call_arguments': { sub: '', field: 'arguments' },
+  'response.custom_tool_call_input': { sub: '', field: 'input' },
+  'response.code_interpreter_call_code': { sub: '', field: 'code' },
+};
+/** Response-wide deltas no SDK joins, which clients may. */
+const RESPONSE_AUDIO = new Set(['response.audio', 'response.audio.transcript']);
+/** Anthropic delta types and the block string each appends to. */
+const ANTHROPIC_DELTAS: Record<string, string> = {
+  text_delta: 'text',
+  thinking_delta: 'thinking',
+  input_json_delta: 'partial_json',
+};
+const ANTHROPIC_DELTA_TYPE: Record<string, string> = {
+  text: 'text_delta',
+  thinking: 'thinking_delta',
+  partial_json: 'input_json_delta',
+};
+const LINE_BREAK = /[\r\n]/;
+
 export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
-  const { api, clean } = opts;
+  const { clean } = opts;
+  const kind =
+    opts.api === 'openai' && opts.route === 'chat.completions'
+      ? 'chat'
+      : opts.api === 'openai' && opts.route === 'responses'
+        ? 'responses'
+        : opts.api === 'anthropic' && opts.route === 'messages'
+          ? 'messages'
+          : undefined;
+  const maxStreams = opts.maxStreams ?? MAX_STREAMS;
   const jc = jsonCleaner(clean);
+  const keyCheck = (() => {
+    if (!opts.secrets) return clean;
+    const r = secretRedactor(opts.secrets);
+    return (t: string) => r.push(t) + r.end();
+  })();
+  /** The last window found clean: joins that see the same text (one choice a chunk) check it once. */
+  let lastClean = '';
+  const windowClean = (w: string) => {
+    if (w === lastClean) return true;
+    if (keyCheck(w) !== w) return false;
+    lastClean = w;
+    return true;
+  };
+
   const streams = new Map<string, TextStream>();
-  const mains: NonNullable<TextStream['main']>[] = [];
+  /** Strings replaced by an event: keys, and `o<i>`, `o<i>|c<j>`, `c<i>` groups. */
+  const closed = new Set<string>();
+  let opened = 0;
+  let ended = false;
   let seq = 0;
-  /** The last chat chunk sent (cleaned): the envelope of the chunks the relay makes. */
-  let lastChunk: Json | undefined;
-  /** Responses: the sequence number of the last event (the relay's events reuse it). */
-  let lastSeq: unknown;
-  /** Chat logprobs held per choice until the choice closes. */
-  const heldLogprobs = new Map<number, { content?: unknown[]; refusal?: unknown[] }>();
+  const mains: Main[] = [];
 
-  const eventName = (ev: string | undefined) => (ev === undefined ? undefined : jc.cleanStr(ev));
+  /** A join over strings of several streams, checked at each piece when its window mixes them. */
+  const join = (): Join => {
+    let tail = '';
+    let src: TextStream | undefined;
+    /** How many characters at the end of `tail` came from `src`. */
+    let run = 0;
+    return {
+      add(text, from) {
+        if (text === '') return;
+        const same = from === src;
+        const others = same ? tail.length > run : tail.length > 0;
+        const window = tail + text;
+        if (others && !windowClean(window)) refuse('text a client joins across streams holds a key');
+        run = same ? run + text.length : text.length;
+        src = from;
+        tail = window.length > JOIN_WINDOW ? window.slice(-JOIN_WINDOW) : window;
+        if (run > tail.length) run = tail.length;
+      },
+    };
+  };
+  const keep = (k: Kept, text: string) => {
+    if (k.head === undefined) {
+      k.text += text;
+      if (k.text.length > 2 * JOIN_WINDOW) {
+        k.head = k.text.slice(0, JOIN_WINDOW);
+        k.text = k.text.slice(-JOIN_WINDOW);
+      }
+    } else k.text = (k.text + text).slice(-JOIN_WINDOW);
+  };
+  /** The texts of several strings as a client joins them, in order, checked (their ends meet). */
+  const checkJoined = (texts: readonly string[]) => {
+    if (texts.filter((t) => t !== '').length < 2) return;
+    const joined = texts.join('');
+    if (keyCheck(joined) !== joined) refuse('text a client joins across parts holds a key');
+  };
+  /** Streams ended before the terminal event whose text still counts in the final join. */
+  const retired: TextStream[] = [];
+  const checkKept = () => {
+    const kept = [...streams.values(), ...retired]
+      .filter((s): s is TextStream & { kept: Kept; place: number[] } => !!s.kept && !!s.place)
+      .sort((a, b) => {
+        for (let i = 0; i < Math.max(a.place.length, b.place.length); i++) {
+          const d = (a.place[i] ?? -1) - (b.place[i] ?? -1);
+          if (d !== 0) return d;
+        }
+        return 0;
+      });
+    checkJoined(
+      kept.map((s) => (s.kept.head === undefined ? s.kept.text : `${s.kept.head}\n${s.kept.text}`)),
+    );
+  };
 
-  const serialize = (ev: string | undefined, data: unknown): SseEvent => {
-    jc.deep = false;
-    return { event: eventName(ev), data: jc.serialize(data) };
+  const close = (key: string) => {
+    if (closed.has(key)) return;
+    if (closed.size >= MAX_CLOSED) refuse('too many strings replaced');
+    closed.add(key);
+  };
+
+  const open = (key: string, make: () => StreamSpec): TextStream => {
+    let s = streams.get(key);
+    if (s) return s;
+    if (closed.has(key)) refuse('a delta to a string an event replaced');
+    if (++opened > maxStreams) refuse('too many text streams in one answer');
+    const spec = make();
+    s = {
+      key,
+      filter: opts.filter(),
+      shape: spec.shape,
+      joins: spec.joins ?? [],
+      kept: spec.place ? { text: '', head: undefined } : undefined,
+      place: spec.place,
+      main: spec.main === undefined ? undefined : { order: spec.main, seq: seq++, out: '' },
+    };
+    if (s.main) mains.push(s.main);
+    streams.set(key, s);
+    return s;
+  };
+
+  /** Text of `s` about to be sent: through the joins it goes into (which may refuse), then kept. */
+  const sent = (s: TextStream, text: string, joins: readonly Join[]) => {
+    if (text === '') return;
+    for (const j of joins) j.add(text, s);
+    if (s.kept) keep(s.kept, text);
+    if (s.main) s.main.out += text;
+  };
+
+  /** Ends a stream: what its filter held back, as one more event (none when nothing was held). */
+  const flush = (s: TextStream, out: SseEvent[]) => {
+    streams.delete(s.key);
+    if (s.kept) retired.push(s);
+    const tail = s.filter.end();
+    if (!tail) return;
+    sent(s, tail, s.joins);
+    out.push(s.shape(tail));
+  };
+  /** Ends the streams `pred` picks (but the ones in `keep`), in the order they started. */
+  const flushWhere = (
+    pred: (s: TextStream) => boolean,
+    out: SseEvent[],
+    except?: ReadonlySet<TextStream>,
+  ) => {
+    for (const s of [...streams.values()]) if (!except?.has(s) && pred(s)) flush(s, out);
+  };
+  /** A string was replaced: what its stream held goes out first, and no delta may follow. */
+  const replaced = (key: string, out: SseEvent[]) => {
+    const s = streams.get(key);
+    if (s) flush(s, out);
+    close(key);
+  };
+  /** Every string under `group` (`o1`, `o1|c0`, `c0`) was replaced. */
+  const replacedGroup = (group: string, out: SseEvent[]) => {
+    flushWhere((s) => s.key.startsWith(`${group}|`), out);
+    close(group);
+  };
+  const isClosed = (...keys: string[]) => keys.some((k) => closed.has(k));
+
+  /** Passes the slots' pieces through their streams, in order; with `finish`, each stream ends inline. */
+  const runSlots = (slots: readonly Slot[], finish: boolean) => {
+    for (const slot of slots) {
+      const s = slot.stream;
+      const v = s.filter.push(slot.piece);
+      sent(s, v, slot.joins);
+      put(slot.obj, slot.key, v);
+    }
+    if (!finish) return;
+    const last = new Map<TextStream, Slot>();
+    for (const slot of slots) last.set(slot.stream, slot);
+    for (const [s, slot] of last) {
+      streams.delete(s.key);
+      if (s.kept) retired.push(s);
+      const tail = s.filter.end();
+      sent(s, tail, slot.joins);
+      put(slot.obj, slot.key, (slot.obj[slot.key] as string) + tail);
+    }
   };
 
   /**
@@ -328,81 +741,40 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
    * cleaned whole: the walk adds nothing but the logprobs checks (and a fallback, below).
    */
   let walkAll = true;
+  const eventName = (ev: string | undefined) => (ev === undefined ? undefined : jc.cleanStr(ev));
   /** An event sent as `data` (slots already through their streams), cleaned. */
-  const emitEvent = (
-    ev: string | undefined,
-    data: unknown,
-    slots: readonly Slot[] | undefined,
-    out: SseEvent[],
-  ) => {
+  const emitEvent = (ev: string | undefined, data: unknown, slots: readonly Slot[], out: SseEvent[]) => {
     jc.deep = false;
     let text: string | undefined;
     if (!walkAll) text = jc.trySerialize(data, false);
     if (text === undefined) {
       jc.value(data, slots);
-      text = jc.serialize(data);
+      text = jc.serialize(data, slots);
     }
     out.push({ event: eventName(ev), data: text });
+    return text;
   };
-
-  const open = (key: string, make: () => Omit<TextStream, 'filter'>): TextStream => {
-    let s = streams.get(key);
-    if (!s) {
-      s = { filter: opts.filter(), ...make() };
-      if (s.main) mains.push(s.main);
-      streams.set(key, s);
-    }
-    return s;
+  /** An event the relay makes (its strings are clean already), serialized and cleaned whole. */
+  const serialize = (ev: string | undefined, data: unknown): SseEvent => {
+    jc.deep = false;
+    return { event: eventName(ev), data: jc.serialize(data) };
   };
-  const mainOf = (order: number) => ({ order, seq: seq++, out: '' });
-
-  /** Ends a stream: what its filter held back, as one more event (none when nothing was held). */
-  const flush = (key: string, s: TextStream, out: SseEvent[]) => {
-    streams.delete(key);
-    const tail = s.filter.end();
-    if (!tail) return;
-    if (s.main) s.main.out += tail;
-    out.push(s.shape(tail));
-  };
-  const flushWhere = (
-    pred: (s: TextStream) => boolean,
-    keep: ReadonlySet<TextStream> | undefined,
-    out: SseEvent[],
-  ) => {
-    let due: [string, TextStream][] | undefined;
-    for (const e of streams) {
-      if (!keep?.has(e[1]) && pred(e[1])) {
-        due ??= [];
-        due.push(e);
-      }
-    }
-    if (due) for (const [key, s] of due) flush(key, s, out);
-  };
-
-  /**
-   * Passes the slots' strings through their streams, in order; a stream `closing` says is ended, its
-   * rest appended to its last slot in the event.
-   */
-  const runSlots = (slots: readonly Slot[], closing: ((s: TextStream) => boolean) | undefined) => {
-    for (const slot of slots) {
-      const s = slot.stream;
-      const v = s.filter.push(slot.obj[slot.key] as string);
-      if (s.main) s.main.out += v;
-      slot.obj[slot.key] = v;
-    }
-    if (!closing) return;
-    const last = new Map<TextStream, Slot>();
-    for (const slot of slots) last.set(slot.stream, slot);
-    for (const [s, slot] of last) {
-      if (!closing(s)) continue;
-      const tail = s.filter.end();
-      for (const [k, x] of streams) if (x === s) streams.delete(k);
-      if (s.main) s.main.out += tail;
-      slot.obj[slot.key] += tail;
-    }
+  /** Everything still held, before a terminal event (but `except`, ended inline). */
+  const flushAll = (out: SseEvent[], except?: ReadonlySet<TextStream>) => {
+    flushWhere(() => true, out, except);
+    releaseAllLogprobs(out);
   };
 
   // ------------------------------------------------------------ Chat Completions
+
+  const jAll = join();
+  const jFirst = join();
+  /** The last chat chunk sent (cleaned): the envelope of the chunks the relay makes. */
+  let lastChunk: Json | undefined;
+  /** Choices whose `function_call` the client stored (later ones append to its arguments). */
+  const functionCalls = new Set<string>();
+  /** Chat logprobs held per choice until the terminal event. */
+  const heldLogprobs = new Map<string, { index: unknown; content?: unknown[]; refusal?: unknown[] }>();
 
   /** A chunk shaped like the provider's, for `choice` (envelope of the last chunk sent). */
   const chunkFor = (choice: Json): SseEvent => {
@@ -412,71 +784,145 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     env.choices = [choice];
     return serialize(undefined, env);
   };
-
-  /** The delta object holding `text` at `path` (`tool_calls` entries by their index; names cleaned). */
-  const deltaAt = (path: readonly (string | number)[], text: string): Json => {
+  /** A path in a chat delta: field names, and tool calls by their `index` (as sent). */
+  type Seg = string | { tool: unknown };
+  /** The delta object holding `text` at `path` (names cleaned). */
+  const deltaAt = (path: readonly Seg[], text: string): Json => {
     const root: Json = {};
     let cur = root;
     for (let i = 0; i < path.length; i++) {
       const seg = path[i]!;
-      if (seg === 'tool_calls') {
-        const tc: Json = { index: path[i + 1] };
-        cur.tool_calls = [tc];
+      if (typeof seg !== 'string') {
+        const tc: Json = seg.tool === undefined ? {} : { index: seg.tool };
+        put(cur, 'tool_calls', [tc]);
         cur = tc;
-        i++;
         continue;
       }
-      const name = jc.cleanStr(String(seg));
-      if (i === path.length - 1) cur[name] = text;
+      const name = jc.cleanStr(seg);
+      if (i === path.length - 1) put(cur, name, text);
       else {
         const next: Json = {};
-        cur[name] = next;
+        put(cur, name, next);
         cur = next;
       }
     }
     return root;
   };
+  /** A choice of a chunk: its stream group (`c<index>`, `cu` without one), index as sent, place in the chunk. */
+  interface Choice {
+    group: string;
+    index: unknown;
+    pos: number;
+  }
 
-  /** The slots of a chat delta: `prefix` names the stream (`c<choice>:` then the path), `path` builds its delta. */
-  const chatSlots = (
+  /** The slot of a chat string: the stream `group:path` for the choice at `pos` of its chunk. */
+  const chatSlot = (
     obj: Json,
-    ci: number,
-    prefix: string,
-    path: readonly (string | number)[],
+    key: string,
+    piece: string,
+    choice: Choice,
+    path: readonly Seg[],
     slots: Slot[],
   ) => {
-    for (const k in obj) {
-      if (!Object.hasOwn(obj, k)) continue;
+    const name = path.map((p) =>
+      typeof p === 'string' ? p : `#${p.tool === undefined ? 'u' : String(p.tool)}`,
+    );
+    const k = `${choice.group}|${name.join('.')}`;
+    if (isClosed(choice.group, k)) refuse('a delta to a choice whose message an event replaced');
+    const content = path.length === 1 && path[0] === 'content';
+    const stream = open(k, () => ({
+      joins: content ? [jAll, jFirst] : [],
+      ...(content ? { main: choice.group === 'cu' ? MAX_INDEX : Number(choice.group.slice(1)) } : {}),
+      shape: (text) =>
+        chunkFor({
+          ...(choice.index === undefined ? {} : { index: choice.index }),
+          delta: deltaAt(path, text),
+          logprobs: null,
+          finish_reason: null,
+        }),
+    }));
+    slots.push({
+      obj,
+      key,
+      stream,
+      piece,
+      joins: content ? (choice.pos === 0 ? [jAll, jFirst] : [jAll]) : [],
+    });
+  };
+
+  /**
+   * Other strings of a delta (fields of OpenAI-compatible servers, which no SDK joins but clients
+   * do): strings only, objects followed (not `skip`, handled by the caller).
+   */
+  const chatOther = (
+    obj: Json,
+    choice: Choice,
+    path: readonly Seg[],
+    slots: Slot[],
+    depth: number,
+    skip?: readonly string[],
+  ) => {
+    for (const k of Object.keys(obj)) {
+      if (OVERWRITTEN.has(k) || skip?.includes(k)) continue;
       const v = obj[k];
-      if (typeof v === 'string') {
-        if (OVERWRITTEN.has(k)) continue;
-        const stream = open(prefix + k, () => {
-          const p = [...path, k];
-          return {
-            group: 'chat',
-            choice: ci,
-            main: p.length === 1 && k === 'content' ? mainOf(ci) : undefined,
-            shape: (text) =>
-              chunkFor({ index: ci, delta: deltaAt(p, text), logprobs: null, finish_reason: null }),
-          };
-        });
-        slots.push({ obj, key: k, stream });
-      } else if (k === 'tool_calls' && Array.isArray(v)) {
-        v.forEach((tc, pos) => {
-          if (!isObj(tc)) return;
-          const ti = typeof tc.index === 'number' ? tc.index : pos;
-          chatSlots(tc, ci, `${prefix}tool_calls.${ti}.`, [...path, 'tool_calls', ti], slots);
-        });
-      } else if (isObj(v)) chatSlots(v, ci, `${prefix}${k}.`, [...path, k], slots);
+      if (typeof v === 'string') chatSlot(obj, k, v, choice, [...path, k], slots);
+      else if (isObj(v) && depth < 8) chatOther(v, choice, [...path, k], slots, depth + 1);
     }
   };
 
-  const holdLogprobs = (ci: number, lp: unknown) => {
+  /** The strings of a choice's delta the client appends (ChatCompletionStream#accumulateChatCompletion). */
+  const chatDelta = (d: Json, choice: Choice, slots: Slot[]) => {
+    for (const k of Object.keys(d)) {
+      const v = d[k];
+      if (k === 'content' || k === 'refusal') {
+        const piece = pieceOf(v, 'truthy');
+        if (piece !== undefined) chatSlot(d, k, piece, choice, [k], slots);
+      } else if (k === 'audio') {
+        if (!isObj(v)) continue;
+        for (const f of ['data', 'transcript']) {
+          const piece = pieceOf(v[f], 'nonnull');
+          if (piece !== undefined) chatSlot(v, f, piece, choice, ['audio', f], slots);
+        }
+        chatOther(v, choice, ['audio'], slots, 1, ['data', 'transcript']);
+      } else if (k === 'function_call') {
+        if (!v) continue;
+        // the first one is stored as it is (its arguments start the string); later truthy ones append
+        const first = !functionCalls.has(choice.group);
+        functionCalls.add(choice.group);
+        if (!isObj(v)) continue;
+        const piece = pieceOf(v.arguments, first ? 'nonnull' : 'truthy');
+        if (piece !== undefined)
+          chatSlot(v, 'arguments', piece, choice, ['function_call', 'arguments'], slots);
+        chatOther(v, choice, ['function_call'], slots, 1, ['arguments']);
+      } else if (k === 'tool_calls') {
+        if (!Array.isArray(v)) continue;
+        for (const tc of v) {
+          if (!isObj(tc)) continue;
+          // keyed as the SDK keys them (`tool_calls[index]`); a missing index is its own key
+          if (tc.index !== undefined) indexKey(tc.index, 'tool call index');
+          const tool = { tool: tc.index };
+          const fn = tc.function;
+          if (isObj(fn)) {
+            const piece = pieceOf(fn.arguments, 'truthy');
+            if (piece !== undefined)
+              chatSlot(fn, 'arguments', piece, choice, [tool, 'function', 'arguments'], slots);
+            chatOther(fn, choice, [tool, 'function'], slots, 2, ['arguments']);
+          }
+          chatOther(tc, choice, [tool], slots, 1, ['function', 'index']);
+        }
+      } else if (!OVERWRITTEN.has(k)) {
+        if (typeof v === 'string') chatSlot(d, k, v, choice, [k], slots);
+        else if (isObj(v)) chatOther(v, choice, [k], slots, 1);
+      }
+    }
+  };
+  const holdLogprobs = (group: string, index: unknown, lp: unknown) => {
     if (!isObj(lp)) return;
-    let h = heldLogprobs.get(ci);
+    let h = heldLogprobs.get(group);
     if (!h) {
-      h = {};
-      heldLogprobs.set(ci, h);
+      if (heldLogprobs.size >= maxStreams) refuse('too many choices with logprobs');
+      h = { index };
+      heldLogprobs.set(group, h);
     }
     for (const k of ['content', 'refusal'] as const) {
       const l = lp[k];
@@ -486,211 +932,413 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       }
     }
   };
-  /** The held logprobs of a choice, checked (null if anything in them would be redacted). */
-  const releaseLogprobs = (ci: number): unknown => {
-    const h = heldLogprobs.get(ci);
-    heldLogprobs.delete(ci);
-    if (!h) return null;
-    const lp: Json = { content: h.content ?? null, refusal: h.refusal ?? null };
-    return jc.safeLogprobs(lp);
+  /** Held chat logprobs, as chunks: checked (null if anything in them would be redacted). */
+  const releaseAllLogprobs = (out: SseEvent[]) => {
+    for (const [group, h] of heldLogprobs) {
+      heldLogprobs.delete(group);
+      const lp = jc.safeLogprobs({ content: h.content ?? null, refusal: h.refusal ?? null });
+      out.push(
+        chunkFor({
+          ...(h.index === undefined ? {} : { index: h.index }),
+          delta: {},
+          logprobs: lp,
+          finish_reason: null,
+        }),
+      );
+    }
   };
 
-  const chatChunk = (ev: string | undefined, data: Json, out: SseEvent[]) => {
+  const chatChunk = (data: Json, out: SseEvent[], terminal: boolean) => {
     const slots: Slot[] = [];
-    let closing: number[] | undefined;
-    const choices = data.choices as unknown[];
-    for (let pos = 0; pos < choices.length; pos++) {
-      const c = choices[pos];
-      if (!isObj(c)) continue;
-      const ci = typeof c.index === 'number' ? c.index : pos;
-      if (isObj(c.delta)) chatSlots(c.delta, ci, `c${ci}:`, [], slots);
-      if (c.logprobs !== undefined && c.logprobs !== null) {
-        holdLogprobs(ci, c.logprobs);
-        c.logprobs = null;
-      }
-      if (c.finish_reason !== undefined && c.finish_reason !== null) {
-        closing ??= [];
-        closing.push(ci);
-      }
-    }
-    if (!closing) runSlots(slots, undefined);
-    else {
-      const ending = closing;
-      const closes = (s: TextStream) => s.choice !== undefined && ending.includes(s.choice);
-      flushWhere(closes, new Set(slots.map((s) => s.stream).filter(closes)), out);
-      runSlots(slots, closes);
+    const choices = data.choices;
+    if (Array.isArray(choices)) {
       for (let pos = 0; pos < choices.length; pos++) {
         const c = choices[pos];
         if (!isObj(c)) continue;
-        const ci = typeof c.index === 'number' ? c.index : pos;
-        if (ending.includes(ci) && heldLogprobs.has(ci)) c.logprobs = releaseLogprobs(ci);
+        const group = c.index === undefined ? 'cu' : `c${indexKey(c.index, 'choice index')}`;
+        const choice = { group, index: c.index, pos };
+        // `message` replaces the choice's message (Object.assign(choice, other)): its strings end
+        if (Object.hasOwn(c, 'message')) replacedGroup(group, out);
+        if (isObj(c.delta)) chatDelta(c.delta, choice, slots);
+        if (c.logprobs !== undefined && c.logprobs !== null) {
+          holdLogprobs(group, c.index, c.logprobs);
+          put(c, 'logprobs', null);
+        }
       }
     }
-    // the released logprobs are checked; without escapes, their tokens are in the serialization
-    emitEvent(ev, data, slots, out);
+    if (terminal) {
+      flushAll(out, new Set(slots.map((s) => s.stream)));
+      runSlots(slots, true);
+    } else runSlots(slots, false);
+    emitEvent(undefined, data, slots, out);
     lastChunk = data;
-  };
-
-  /** Held chat logprobs of choices that never closed, as chunks. */
-  const releaseAllLogprobs = (out: SseEvent[]) => {
-    for (const ci of [...heldLogprobs.keys()]) {
-      const lp = releaseLogprobs(ci);
-      out.push(chunkFor({ index: ci, delta: {}, logprobs: lp, finish_reason: null }));
-    }
   };
 
   // ------------------------------------------------------------ Responses
 
-  const responsesEvent = (ev: string | undefined, data: Json, out: SseEvent[], terminal: boolean) => {
-    const type = data.type as string;
-    const slots: Slot[] = [];
-    if (type.endsWith('.delta') && typeof data.delta === 'string') {
-      const ids: TextStream['ids'] = {};
-      for (const f of RESPONSE_IDS) if (data[f] !== undefined) ids[f] = data[f];
-      const key = `${type}|${RESPONSE_IDS.map((f) => JSON.stringify(data[f] ?? null)).join('|')}`;
-      const stream = open(key, () => {
-        const like: Json = { type: jc.cleanStr(type) };
-        for (const f of RESPONSE_IDS) {
-          const v = data[f];
-          if (v !== undefined) like[f] = typeof v === 'string' ? jc.cleanStr(v) : v;
-        }
-        const hasLogprobs = 'logprobs' in data;
-        return {
-          group: key,
-          type,
-          ids,
-          main: type === 'response.output_text.delta' ? mainOf(seq) : undefined,
-          shape: (text) =>
-            serialize(ev === undefined ? undefined : type, {
-              ...like,
-              delta: text,
-              ...(hasLogprobs ? { logprobs: [] } : {}),
-              sequence_number: lastSeq,
-            }),
-        };
+  const jOutput = join();
+  /** The SDK's `output` list: an entry per `output_item.added` (or per item of a snapshot). */
+  const items: { id: unknown; parts: number; summary: number }[] = [];
+  /** Responses: the sequence number of the last event (the relay's events reuse it). */
+  let lastSeq: unknown;
+
+  /** An output position the event addresses: an index of an item that exists. */
+  const outputIndex = (data: Json) => indexKey(data.output_index, 'output_index', items.length);
+
+  /** The strings an item starts with (its parts' texts, its arguments, ...), as slots at position `p`. */
+  const itemStrings = (item: unknown, p: number): [Json, string, string][] => {
+    if (!isObj(item)) return [];
+    const found: [Json, string, string][] = [];
+    for (const f of ['arguments', 'input', 'code'])
+      if (item[f] !== undefined && item[f] !== null) found.push([item, f, `o${p}||${f}`]);
+    for (const [list, sub] of [
+      [item.content, 'c'],
+      [item.summary, 's'],
+    ] as const) {
+      if (!Array.isArray(list)) continue;
+      list.forEach((part, i) => {
+        if (!isObj(part)) return;
+        for (const f of ['text', 'refusal'])
+          if (part[f] !== undefined && part[f] !== null) found.push([part, f, `o${p}|${sub}${i}|${f}`]);
       });
-      // the complete list comes with the `.done` event, checked whole
-      if (Array.isArray(data.logprobs)) data.logprobs = [];
-      slots.push({ obj: data, key: 'delta', stream });
     }
+    return found;
+  };
+  const startSlots = (
+    found: readonly [Json, string, string][],
+    shape: (key: string) => StreamSpec,
+    slots: Slot[],
+  ) => {
+    for (const [obj, f, key] of found) {
+      const piece = pieceOf(obj[f], 'nonnull');
+      if (piece === undefined || piece === '') continue;
+      const stream = open(key, () => shape(key));
+      slots.push({ obj, key: f, stream, piece, joins: [] });
+    }
+  };
+
+  /** The delta event of a Responses stream, shaped from the first event of it. */
+  const responseSpec = (type: string, data: Json, place: number[] | undefined, main: boolean): StreamSpec => {
+    const like: Json = { type: jc.cleanStr(type) };
+    for (const f of ['item_id', 'output_index', 'content_index', 'summary_index']) {
+      const v = data[f];
+      if (v !== undefined) like[f] = typeof v === 'string' ? jc.cleanStr(v) : v;
+    }
+    const hasLogprobs = 'logprobs' in data;
+    return {
+      ...(type === 'response.output_text.delta' ? { joins: [jOutput] } : {}),
+      ...(place ? { place } : {}),
+      ...(main ? { main: seq } : {}),
+      shape: (text) =>
+        serialize(type, {
+          ...like,
+          delta: text,
+          ...(hasLogprobs ? { logprobs: [] } : {}),
+          sequence_number: lastSeq,
+        }),
+    };
+  };
+  /** The spec of a string an item or part starts with: later deltas to it are shaped as `type`. */
+  const startSpec = (key: string): StreamSpec => {
+    const [o, sub, field] = key.split('|') as [string, string, string];
+    const type =
+      sub === ''
+        ? field === 'arguments'
+          ? 'response.function_call_arguments.delta'
+          : field === 'input'
+            ? 'response.custom_tool_call_input.delta'
+            : 'response.code_interpreter_call_code.delta'
+        : sub.startsWith('s')
+          ? 'response.reasoning_summary_text.delta'
+          : field === 'refusal'
+            ? 'response.refusal.delta'
+            : 'response.output_text.delta';
+    const ids: Json = { output_index: Number(o.slice(1)) };
+    const item = items[Number(o.slice(1))];
+    if (typeof item?.id === 'string') ids.item_id = item.id;
+    if (sub.startsWith('c')) ids.content_index = Number(sub.slice(1));
+    if (sub.startsWith('s')) ids.summary_index = Number(sub.slice(1));
+    const text = type === 'response.output_text.delta';
+    return responseSpec(type, ids, text ? [Number(o.slice(1)), Number(sub.slice(1))] : undefined, text);
+  };
+
+  /** The final `output_text` the SDK joins from a response object (addOutputText), checked. */
+  const checkResponseText = (response: unknown) => {
+    if (!isObj(response) || !Array.isArray(response.output)) return;
+    const texts: string[] = [];
+    for (const o of response.output) {
+      if (!isObj(o) || o.type !== 'message' || !Array.isArray(o.content)) continue;
+      for (const c of o.content)
+        if (isObj(c) && c.type === 'output_text') texts.push(pieceOf(c.text, 'always') ?? '');
+    }
+    checkJoined(texts);
+  };
+
+  const responsesEvent = (type: string, data: Json, out: SseEvent[], terminal: boolean) => {
+    const slots: Slot[] = [];
+    // the events the relay makes before this one take its number
     if (typeof data.sequence_number === 'number') lastSeq = data.sequence_number;
+    if (RESPONSE_SNAPSHOTS.has(type)) {
+      // the SDK replaces its whole snapshot: every output string ends (a position that had a stream
+      // takes no more deltas), and a delta would append to the strings the snapshot's items bring
+      // (a position with one that is not empty takes none either)
+      const had = new Set([...streams.keys()].filter((k) => k.startsWith('o')).map((k) => k.split('|')[0]!));
+      flushWhere((s) => s.key.startsWith('o'), out);
+      const output = isObj(data.response) && Array.isArray(data.response.output) ? data.response.output : [];
+      for (let p = 0; p < Math.max(items.length, output.length); p++) {
+        const brings = itemStrings(output[p], p).some(([o, f]) => (pieceOf(o[f], 'nonnull') ?? '') !== '');
+        if (had.has(`o${p}`) || brings) close(`o${p}`);
+      }
+      items.length = 0;
+      for (const item of output) {
+        const it = isObj(item) ? item : {};
+        items.push({
+          id: it.id,
+          parts: Array.isArray(it.content) ? it.content.length : 0,
+          summary: Array.isArray(it.summary) ? it.summary.length : 0,
+        });
+      }
+    } else if (type === 'response.output_item.added') {
+      const p = Number(indexKey(data.output_index, 'output_index', items.length + 1));
+      if (p !== items.length) refuse('an item added at another position than the next');
+      if (items.length >= MAX_INDEX) refuse('too many items in one answer');
+      const item = isObj(data.item) ? data.item : {};
+      if (item.id !== undefined && items.some((i) => i.id === item.id)) refuse('two items with one id');
+      items.push({
+        id: item.id,
+        parts: Array.isArray(item.content) ? item.content.length : 0,
+        summary: Array.isArray(item.summary) ? item.summary.length : 0,
+      });
+      // a position a snapshot replaced stays closed: clients keyed by index would join across items
+      if (closed.has(`o${p}`)) refuse('an item added at a position whose strings were replaced');
+      startSlots(itemStrings(item, p), startSpec, slots);
+    } else if (type === 'response.output_item.done') {
+      replacedGroup(`o${outputIndex(data)}`, out);
+    } else if (type === 'response.content_part.added' || type === 'response.reasoning_summary_part.added') {
+      const p = Number(outputIndex(data));
+      const summary = type === 'response.reasoning_summary_part.added';
+      const item = items[p]!;
+      const at = Number(indexKey(summary ? data.summary_index : data.content_index, 'part index'));
+      if (at !== (summary ? item.summary : item.parts))
+        refuse('a part added at another position than the next');
+      if (summary) item.summary++;
+      else item.parts++;
+      const part = data.part;
+      if (isObj(part)) {
+        const sub = `${summary ? 's' : 'c'}${at}`;
+        const found: [Json, string, string][] = [];
+        for (const f of ['text', 'refusal'])
+          if (part[f] !== undefined && part[f] !== null) found.push([part, f, `o${p}|${sub}|${f}`]);
+        startSlots(found, startSpec, slots);
+      }
+    } else if (type === 'response.content_part.done' || type === 'response.reasoning_summary_part.done') {
+      const p = outputIndex(data);
+      const summary = type === 'response.reasoning_summary_part.done';
+      const at = indexKey(summary ? data.summary_index : data.content_index, 'part index');
+      replacedGroup(`o${p}|${summary ? 's' : 'c'}${at}`, out);
+    } else if (type.endsWith('.delta') || type.endsWith('.done')) {
+      const done = type.endsWith('.done');
+      const base = type.slice(0, done ? -'.done'.length : -'.delta'.length);
+      const known = RESPONSE_STREAMS[base];
+      let key: string | undefined;
+      let group: string[] = [];
+      let place: number[] | undefined;
+      if (known) {
+        const p = outputIndex(data);
+        if (
+          data.item_id !== undefined &&
+          items[Number(p)]!.id !== undefined &&
+          data.item_id !== items[Number(p)]!.id
+        )
+          refuse('a delta whose item_id is not its item’s');
+        const sub =
+          known.sub === ''
+            ? ''
+            : `${known.sub}${indexKey(known.sub === 'c' ? data.content_index : data.summary_index, 'part index')}`;
+        key = `o${p}|${sub}|${known.field}`;
+        group = sub === '' ? [`o${p}`] : [`o${p}`, `o${p}|${sub}`];
+        if (base === 'response.output_text') place = [Number(p), Number(sub.slice(1))];
+      } else if (RESPONSE_AUDIO.has(base)) key = `a|${base}`;
+      else if (!done && typeof data.delta === 'string') {
+        const ids = ['output_index', 'content_index', 'summary_index', 'item_id'].map((f) => data[f]);
+        key = `u|${base}|${JSON.stringify(ids)}`;
+      } else if (done) {
+        const ids = ['output_index', 'content_index', 'summary_index', 'item_id'].map((f) => data[f]);
+        const k = `u|${base}|${JSON.stringify(ids)}`;
+        if (streams.has(k)) key = k;
+      }
+      if (key !== undefined) {
+        if (done) replaced(key, out);
+        else {
+          if (isClosed(...group, key)) refuse('a delta to a string an event replaced');
+          const piece = pieceOf(data.delta, known || RESPONSE_AUDIO.has(base) ? 'always' : 'string');
+          if (piece !== undefined) {
+            const stream = open(key, () => responseSpec(type, data, place, base === 'response.output_text'));
+            // the complete list comes with the `.done` event, checked whole
+            if (Array.isArray(data.logprobs)) data.logprobs = [];
+            slots.push({ obj: data, key: 'delta', stream, piece, joins: stream.joins });
+          }
+        }
+      }
+    }
     if (terminal) {
-      // everything before the terminal event; a terminal event carrying text gets its rest inline
-      const inline = new Set(slots.map((s) => s.stream));
-      flushWhere(() => true, inline, out);
-      runSlots(slots, () => true);
-    } else if (type.endsWith('.done')) {
-      const base = `${type.slice(0, -'.done'.length)}.delta`;
-      const container = RESPONSE_CONTAINERS.has(type);
-      flushWhere(
-        (s) =>
-          s.type !== undefined &&
-          (container || s.type === base) &&
-          RESPONSE_IDS.every((f) => data[f] === undefined || s.ids?.[f] === data[f]),
-        undefined,
-        out,
-      );
-      runSlots(slots, undefined);
-    } else runSlots(slots, undefined);
-    emitEvent(ev, data, slots, out);
+      flushAll(out, new Set(slots.map((s) => s.stream)));
+      runSlots(slots, true);
+      const text = emitEvent(type, data, slots, out);
+      // the SDK takes the response of a terminal event as its final snapshot, or keeps what it joined
+      if (isObj(data.response)) checkResponseText((JSON.parse(text) as Json).response);
+      else checkKept();
+      return;
+    }
+    runSlots(slots, false);
+    emitEvent(type, data, slots, out);
   };
 
   // ------------------------------------------------------------ Anthropic
 
-  const anthropicEvent = (ev: string | undefined, data: Json, out: SseEvent[], terminal: boolean) => {
+  const jText = join();
+  const jThinking = join();
+  /** The SDK's content list: blocks pushed by `content_block_start` (and `message_start`). */
+  let blocks = 0;
+  let messageStarted = false;
+
+  const blockSpec = (p: number, field: string, deltaType: string): StreamSpec => {
+    const text = field === 'text';
+    return {
+      joins: text ? [jText] : field === 'thinking' ? [jThinking] : [],
+      ...(text ? { place: [p], main: seq } : {}),
+      shape: (t) =>
+        serialize('content_block_delta', {
+          type: 'content_block_delta',
+          index: p,
+          delta: { type: jc.cleanStr(deltaType), [jc.cleanStr(field)]: t },
+        }),
+    };
+  };
+  /** The strings a block starts with (`text`, `thinking`): the start of its streams. */
+  const blockStart = (cb: unknown, p: number, slots: Slot[]) => {
+    if (!isObj(cb)) return;
+    const field = cb.type === 'text' ? 'text' : cb.type === 'thinking' ? 'thinking' : undefined;
+    if (!field) return;
+    const piece = pieceOf(cb[field], field === 'text' ? 'truthy' : 'nonnull');
+    if (piece === undefined) return;
+    const stream = open(`b${p}|${field}`, () => blockSpec(p, field, ANTHROPIC_DELTA_TYPE[field]!));
+    slots.push({ obj: cb, key: field, stream, piece, joins: [] });
+  };
+
+  const anthropicEvent = (
+    type: string | undefined,
+    name: string | undefined,
+    data: Json,
+    out: SseEvent[],
+    terminal: boolean,
+  ) => {
     const slots: Slot[] = [];
-    const idx = data.index;
-    const blockStream = (field: string, deltaType: string) =>
-      open(`b${JSON.stringify(idx)}:${field}`, () => ({
-        group: `b${JSON.stringify(idx)}`,
-        main: field === 'text' && deltaType === 'text_delta' ? mainOf(seq) : undefined,
-        shape: (text) =>
-          serialize(ev === undefined ? undefined : 'content_block_delta', {
-            type: 'content_block_delta',
-            index: typeof idx === 'string' ? jc.cleanStr(idx) : idx,
-            delta: { type: jc.cleanStr(deltaType), [jc.cleanStr(field)]: text },
-          }),
-      }));
-    if (data.type === 'content_block_start' && isObj(data.content_block)) {
-      const cb = data.content_block;
-      if (cb.type === 'text' && typeof cb.text === 'string')
-        slots.push({ obj: cb, key: 'text', stream: blockStream('text', 'text_delta') });
-      if (cb.type === 'thinking' && typeof cb.thinking === 'string')
-        slots.push({ obj: cb, key: 'thinking', stream: blockStream('thinking', 'thinking_delta') });
-    } else if (data.type === 'content_block_delta' && isObj(data.delta)) {
+    // the SDK reads blocks only once a message started (it drops them before)
+    if (type?.startsWith('content_block_') && !messageStarted) refuse('a content block before message_start');
+    if (type === 'message_start') {
+      if (messageStarted) refuse('a second message_start');
+      messageStarted = true;
+      const content = isObj(data.message) && Array.isArray(data.message.content) ? data.message.content : [];
+      for (let p = 0; p < content.length; p++) blockStart(content[p], p, slots);
+      blocks = content.length;
+    } else if (type === 'content_block_start') {
+      // the SDK pushes the block whatever its index; clients keyed by index put it there
+      if (Number(indexKey(data.index, 'block index', blocks + 1)) !== blocks)
+        refuse('a block started at another index than the next');
+      blockStart(data.content_block, blocks, slots);
+      blocks++;
+    } else if (type === 'content_block_delta') {
+      const p = Number(indexKey(data.index, 'block index', blocks));
       const d = data.delta;
-      for (const k in d) {
-        if (!Object.hasOwn(d, k) || typeof d[k] !== 'string' || k === 'type' || OVERWRITTEN.has(k)) continue;
-        slots.push({ obj: d, key: k, stream: blockStream(k, typeof d.type === 'string' ? d.type : '') });
+      if (isObj(d)) {
+        const dt = typeof d.type === 'string' ? d.type : '';
+        const known = ANTHROPIC_DELTAS[dt];
+        const fields: [string, Mode][] = known
+          ? [[known, 'always']]
+          : Object.keys(d)
+              .filter((k) => k !== 'type' && !OVERWRITTEN.has(k) && typeof d[k] === 'string')
+              .map((k) => [k, 'string']);
+        if (dt === 'signature_delta' || dt === 'citations_delta') fields.length = 0;
+        for (const [f, mode] of fields) {
+          const piece = pieceOf(d[f], mode);
+          if (piece === undefined) continue;
+          const stream = open(`b${p}|${f}`, () => blockSpec(p, f, ANTHROPIC_DELTA_TYPE[f] ?? dt));
+          slots.push({ obj: d, key: f, stream, piece, joins: stream.joins });
+        }
       }
     }
     if (terminal) {
-      const inline = new Set(slots.map((s) => s.stream));
-      flushWhere(() => true, inline, out);
-      runSlots(slots, () => true);
-    } else if (data.type === 'content_block_stop') {
-      const group = `b${JSON.stringify(idx)}`;
-      flushWhere((s) => s.group === group, undefined, out);
-      runSlots(slots, undefined);
-    } else runSlots(slots, undefined);
-    emitEvent(ev, data, slots, out);
+      flushAll(out, new Set(slots.map((s) => s.stream)));
+      runSlots(slots, true);
+      checkKept();
+    } else runSlots(slots, false);
+    emitEvent(name, data, slots, out);
   };
 
   // ------------------------------------------------------------ any event
 
-  const flushAll = (out: SseEvent[]) => {
-    flushWhere(() => true, undefined, out);
-    releaseAllLogprobs(out);
-  };
-
   return {
+    get ended() {
+      return ended;
+    },
     push(ev, raw) {
+      if (ended) return { events: [], terminal: false };
+      if (!kind) return refuse('a stream from an endpoint that does not stream');
       const out: SseEvent[] = [];
-      if (raw === '[DONE]') {
+      // the openai clients end a stream at any data starting with [DONE]
+      if (raw.startsWith('[DONE]')) {
         flushAll(out);
-        out.push({ event: eventName(ev), data: raw });
+        if (kind !== 'chat') checkKept();
+        ended = true;
+        out.push({ event: undefined, data: '[DONE]' });
         return { events: out, terminal: true };
       }
+      // a client reads nothing from an empty event
+      if (raw === '') return { events: out, terminal: false };
       let data: unknown;
       try {
         data = JSON.parse(raw);
       } catch {
-        out.push({ event: eventName(ev), data: clean(raw) });
-        return { events: out, terminal: false };
+        return refuse('an upstream event that is not JSON');
       }
-      if (!isObj(data)) {
-        out.push(serialize(ev, jc.value(data)));
-        return { events: out, terminal: false };
-      }
-      opts.observe?.(ev, data);
+      if (!isObj(data)) return refuse('an upstream event that is not a JSON object');
       walkAll = needsWalk(raw);
       const type = typeof data.type === 'string' ? data.type : undefined;
-      if (api === 'anthropic') {
-        const terminal =
+      if (type !== undefined && LINE_BREAK.test(type)) refuse('an event type with a line break');
+      // events are named by their type (or not at all, chat): clients dispatching by name see what the relay read
+      const name =
+        kind === 'chat' ? undefined : (type ?? (ev !== undefined && !LINE_BREAK.test(ev) ? ev : undefined));
+      opts.observe?.(name, data);
+      let terminal: boolean;
+      if (kind === 'chat') {
+        // the openai client throws at an event with an `error`
+        terminal = !!data.error;
+        chatChunk(data, out, terminal);
+      } else if (kind === 'responses') {
+        terminal = (type !== undefined && RESPONSE_TERMINALS.has(type)) || !!data.error;
+        if (type === undefined) {
+          if (terminal) {
+            flushAll(out);
+            checkKept();
+          }
+          emitEvent(name, data, [], out);
+        } else responsesEvent(type, data, out, terminal);
+      } else {
+        terminal =
           type === 'message_stop' ||
           type === 'error' ||
-          (type === undefined && (ev === 'message_stop' || ev === 'error'));
-        anthropicEvent(ev, data, out, terminal);
-        return { events: out, terminal };
+          (type === undefined && (name === 'message_stop' || name === 'error'));
+        anthropicEvent(type, name, data, out, terminal);
       }
-      if (Array.isArray(data.choices)) {
-        chatChunk(ev, data, out);
-        return { events: out, terminal: false };
-      }
-      if (type !== undefined) {
-        const terminal = RESPONSE_TERMINALS.has(type);
-        responsesEvent(ev, data, out, terminal);
-        return { events: out, terminal };
-      }
-      // another event: an in-stream error object (`{"error": {...}}`) ends the stream
-      const terminal = isObj(data.error) || ev === 'error';
-      if (terminal) flushAll(out);
-      emitEvent(ev, data, undefined, out);
+      if (terminal) ended = true;
       return { events: out, terminal };
     },
     end() {
+      if (ended) return [];
       const out: SseEvent[] = [];
       flushAll(out);
+      if (kind !== 'chat') checkKept();
       return out;
     },
     text() {

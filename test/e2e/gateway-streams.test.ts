@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Anthropic from '@anthropic-ai/sdk';
@@ -399,4 +400,544 @@ test('masked key forms (sk-proj-abcd****…wxyz and the like, with real key char
   const raw = await rawSince(seen, 0);
   for (const [, key] of fakes) assertNoKeyFragments(raw, key, 'the raw bytes the clients received');
   assertNothingInLogsOrAudit(s);
+});
+
+// ---------------------------------------------------------------------------------------------
+// The red team's stream shapes (L1–L4): each payload as it sent it (`rawStream`: the fake writes
+// these exact bytes), through the gateway, to the official clients.
+
+/** The key's secret part in 3-character pieces, as the red team streamed it. */
+const piecesOf = (key: string): string[] => secretPartOf(key).match(/.{1,3}/g)!;
+const chatBase = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o' };
+/** An SSE frame: `data:` (and `event:`) lines ended by `eol`, the event by one more. */
+const frame = (o: unknown, ev?: string, eol = '\n') =>
+  `${ev ? `event: ${ev}${eol}` : ''}data: ${typeof o === 'string' ? o : JSON.stringify(o)}${eol}${eol}`;
+const chatChunk = (choices: unknown[], eol = '\n') => frame({ ...chatBase, choices }, undefined, eol);
+const anthStart = (eol = '\n') =>
+  frame(
+    {
+      type: 'message_start',
+      message: {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-x',
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 3, output_tokens: 1 },
+      },
+    },
+    'message_start',
+    eol,
+  );
+const anthEv = (o: { type: string } & Record<string, unknown>, eol = '\n') => frame(o, o.type, eol);
+const anthEnd = (stop = 'end_turn', eol = '\n') => [
+  anthEv(
+    {
+      type: 'message_delta',
+      delta: { stop_reason: stop, stop_sequence: null },
+      usage: { output_tokens: 20 },
+    },
+    eol,
+  ),
+  anthEv({ type: 'message_stop' }, eol),
+];
+/** A Responses stream's opening: created, a message item, its output_text part (item `msg_a`). */
+const respOpen = () => {
+  let seq = 0;
+  const ev = (o: { type: string } & Record<string, unknown>) =>
+    frame({ ...o, sequence_number: seq++ }, o.type);
+  const head = [
+    ev({
+      type: 'response.created',
+      response: {
+        id: 'resp_1',
+        object: 'response',
+        created_at: 1,
+        status: 'in_progress',
+        model: 'gpt-4o',
+        output: [],
+        usage: null,
+      },
+    }),
+    ev({
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'msg_a', type: 'message', role: 'assistant', status: 'in_progress', content: [] },
+    }),
+    ev({
+      type: 'response.content_part.added',
+      item_id: 'msg_a',
+      output_index: 0,
+      content_index: 0,
+      part: { type: 'output_text', text: '', annotations: [] },
+    }),
+  ];
+  return { ev, head };
+};
+
+/** Runs `f` and returns what it gave, or the error it threw (a refused stream ends with an error event). */
+async function settled<T>(f: () => Promise<T>): Promise<T | Error> {
+  try {
+    return await f();
+  } catch (err) {
+    return err as Error;
+  }
+}
+
+test('L1: a provider ending SSE lines with a bare CR (\\r\\r between events) gets no key fragment to the clients; such streams arrive intact, their usage is counted, and their terminal event never comes before the outcome record', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const token = await s.appToken();
+  const openai = s.openai(token, seen);
+  const anthropic = s.anthropic(token, seen);
+  // the red team's payload (leak2.mjs): the key in 3-character pieces, events ended with \r\r
+  s.openaiFake.rawStream = (key) => [
+    chatChunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], '\r'),
+    ...piecesOf(key).map((p) => chatChunk([{ index: 0, delta: { content: p }, finish_reason: null }], '\r')),
+    chatChunk([{ index: 0, delta: {}, finish_reason: 'stop' }], '\r'),
+    'data: [DONE]\n\n',
+  ];
+  s.anthropicFake.rawStream = (key) => [
+    anthStart('\r'),
+    anthEv({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }, '\r'),
+    ...piecesOf(key).map((p) =>
+      anthEv({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: p } }, '\r'),
+    ),
+    anthEv({ type: 'content_block_stop', index: 0 }, '\r'),
+    ...anthEnd('end_turn', '\r'),
+  ];
+  let from = seen.length;
+  const chat = await openai.chat.completions.stream({ model: 'gpt-4o', messages }).finalChatCompletion();
+  assertNoKeyFragments(JSON.stringify(chat), s.openaiFake.key, 'chat, as the SDK accumulated it');
+  assert.match(chat.choices[0]?.message.content ?? '', /\[REDACTED\]/);
+  const msg = await anthropic.messages
+    .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+    .finalMessage();
+  assertNoKeyFragments(JSON.stringify(msg), s.anthropicFake.key, 'messages, as the SDK accumulated it');
+  assert.match(JSON.stringify(msg.content), /\[REDACTED\]/);
+  const raw = await rawSince(seen, from);
+  assert.doesNotMatch(raw, /\r/, 'the gateway frames what it sends itself');
+  for (const key of [s.openaiFake.key, s.anthropicFake.key]) assertNoKeyFragments(raw, key, 'the raw bytes');
+  // the usage the stream reported is in the call's outcome record
+  const outcome = s
+    .audit()
+    .filter((e) => e.type === 'response' && (e.request as { route?: string }).route === 'messages')
+    .at(-1)?.request as { input_tokens?: number; output_tokens?: number } | undefined;
+  assert.deepEqual([outcome?.input_tokens, outcome?.output_tokens], [3, 20], 'usage counted');
+
+  // no key: n = 2 with a tool call each, framed with CR, CRLF or both, arrives as the provider sent it
+  const words = (c: number) => ['The', ' sea', ' is', ` wide ${c}`, ' and', ' deep'];
+  for (const eol of ['\r', '\r\n', 'mixed'] as const) {
+    let k = 0;
+    const e = () => (eol === 'mixed' ? (k++ % 2 ? '\r' : '\r\n') : eol);
+    s.openaiFake.rawStream = () => [
+      chatChunk(
+        [0, 1].map((c) => ({ index: c, delta: { role: 'assistant', content: '' }, finish_reason: null })),
+        e(),
+      ),
+      ...words(0).flatMap((_, i) =>
+        [0, 1].map((c) =>
+          chatChunk([{ index: c, delta: { content: words(c)[i] }, finish_reason: null }], e()),
+        ),
+      ),
+      ...[0, 1].map((c) =>
+        chatChunk(
+          [
+            {
+              index: c,
+              delta: {
+                tool_calls: [
+                  { index: 0, id: `call_${c}`, type: 'function', function: { name: 'f', arguments: '' } },
+                ],
+              },
+              finish_reason: null,
+            },
+          ],
+          e(),
+        ),
+      ),
+      ...['{"city"', ':"Par', 'is"}'].flatMap((a) =>
+        [0, 1].map((c) =>
+          chatChunk(
+            [
+              {
+                index: c,
+                delta: { tool_calls: [{ index: 0, function: { arguments: a } }] },
+                finish_reason: null,
+              },
+            ],
+            e(),
+          ),
+        ),
+      ),
+      chatChunk(
+        [0, 1].map((c) => ({ index: c, delta: {}, finish_reason: 'tool_calls' })),
+        e(),
+      ),
+      `data: [DONE]${e()}${e()}`,
+    ];
+    const done = await openai.chat.completions
+      .stream({ model: 'gpt-4o', n: 2, messages })
+      .finalChatCompletion();
+    assert.deepEqual(
+      done.choices.map((c) => [
+        c.message.content,
+        c.message.tool_calls?.map((tc) => tc.type === 'function' && tc.function.arguments),
+      ]),
+      [0, 1].map((c) => [words(c).join(''), ['{"city":"Paris"}']]),
+      `framed with ${JSON.stringify(eol)}`,
+    );
+  }
+
+  // the terminal event comes after the outcome record: with the audit sink failing mid-stream, a
+  // CR-framed stream ends with an error event, never a clean [DONE] (red team's y6.mjs, A4)
+  s.openaiFake.rawStream = () => [
+    ...Array.from({ length: 10 }, (_, i) =>
+      chatChunk([{ index: 0, delta: { content: `w${i} ` }, finish_reason: null }], '\r'),
+    ),
+    chatChunk([{ index: 0, delta: {}, finish_reason: 'stop' }], '\r'),
+    'data: [DONE]\r\r\n\n',
+  ];
+  s.openaiFake.chunkDelayMs = 30;
+  from = seen.length;
+  const stream = await openai.chat.completions.create({ model: 'gpt-4o', stream: true, messages });
+  let n = 0;
+  try {
+    await assert.rejects(async () => {
+      for await (const _ of stream) if (++n === 1) chmodSync(s.auditFile, 0o400);
+    }, /could not be audited/);
+  } finally {
+    chmodSync(s.auditFile, 0o600);
+  }
+  assert.doesNotMatch(await rawSince(seen, from), /\[DONE\]/);
+  assertNothingInLogsOrAudit(s);
+});
+
+test('L2: a closing event after every piece (finish_reason on every chunk, content_block_stop after every delta) does not restart the filter: no key fragment reaches the clients, and held text still arrives whole', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const token = await s.appToken();
+  const openai = s.openai(token, seen);
+  const anthropic = s.anthropic(token, seen);
+  const okey = s.openaiFake.key;
+  const akey = s.anthropicFake.key;
+  const from = seen.length;
+  // chat_finish_every_chunk, chat_finish_every_chunk_naive, chat_tool_finish_every_chunk (leak1.mjs)
+  s.openaiFake.rawStream = (key) => [
+    chatChunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]),
+    ...piecesOf(key).map((p) => chatChunk([{ index: 0, delta: { content: p }, finish_reason: 'stop' }])),
+    frame({ ...chatBase, choices: [], usage: { prompt_tokens: 3, completion_tokens: 20, total_tokens: 23 } }),
+    'data: [DONE]\n\n',
+  ];
+  const chat = await openai.chat.completions.stream({ model: 'gpt-4o', messages }).finalChatCompletion();
+  assertNoKeyFragments(JSON.stringify(chat), okey, 'chat_finish_every_chunk, as the SDK accumulated it');
+  assert.equal(chat.choices[0]?.message.content, '[REDACTED]');
+  s.openaiFake.rawStream = (key) => [
+    ...piecesOf(key).map((p) => chatChunk([{ index: 0, delta: { content: p }, finish_reason: 'stop' }])),
+    'data: [DONE]\n\n',
+  ];
+  let naive = '';
+  for await (const c of await openai.chat.completions.create({ model: 'gpt-4o', messages, stream: true }))
+    naive += c.choices[0]?.delta?.content || '';
+  assertNoKeyFragments(naive, okey, 'chat_finish_every_chunk_naive, joined as the README does');
+  s.openaiFake.rawStream = (key) => [
+    chatChunk([
+      {
+        index: 0,
+        delta: {
+          role: 'assistant',
+          tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '' } }],
+        },
+        finish_reason: null,
+      },
+    ]),
+    ...piecesOf(key).map((p) =>
+      chatChunk([
+        {
+          index: 0,
+          delta: { tool_calls: [{ index: 0, function: { arguments: p } }] },
+          finish_reason: 'tool_calls',
+        },
+      ]),
+    ),
+    'data: [DONE]\n\n',
+  ];
+  const tool = await openai.chat.completions.stream({ model: 'gpt-4o', messages }).finalChatCompletion();
+  assertNoKeyFragments(JSON.stringify(tool), okey, 'chat_tool_finish_every_chunk, as the SDK accumulated it');
+  // anth_stop_every_delta, anth_tool_stop_every_delta
+  s.anthropicFake.rawStream = (key) => [
+    anthStart(),
+    anthEv({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    ...piecesOf(key).flatMap((p) => [
+      anthEv({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: p } }),
+      anthEv({ type: 'content_block_stop', index: 0 }),
+    ]),
+    ...anthEnd(),
+  ];
+  let onText = '';
+  const text = await anthropic.messages
+    .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+    .on('text', (d) => {
+      onText += d;
+    })
+    .finalMessage();
+  assertNoKeyFragments(JSON.stringify(text), akey, 'anth_stop_every_delta, as the SDK accumulated it');
+  assertNoKeyFragments(onText, akey, 'anth_stop_every_delta, the text events joined');
+  assert.deepEqual(text.content, [{ type: 'text', text: '[REDACTED]' }]);
+  s.anthropicFake.rawStream = (key) => [
+    anthStart(),
+    anthEv({
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'tool_use', id: 'toolu_1', name: 'f', input: {} },
+    }),
+    anthEv({
+      type: 'content_block_delta',
+      index: 0,
+      delta: { type: 'input_json_delta', partial_json: '{"k":"' },
+    }),
+    ...piecesOf(key).flatMap((p) => [
+      anthEv({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: p } }),
+      anthEv({ type: 'content_block_stop', index: 0 }),
+    ]),
+    anthEv({
+      type: 'content_block_delta',
+      index: 0,
+      delta: { type: 'input_json_delta', partial_json: '"}' },
+    }),
+    anthEv({ type: 'content_block_stop', index: 0 }),
+    ...anthEnd('tool_use'),
+  ];
+  const use = await anthropic.messages
+    .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+    .finalMessage();
+  assertNoKeyFragments(JSON.stringify(use), akey, 'anth_tool_stop_every_delta, as the SDK accumulated it');
+  assert.deepEqual((use.content[0] as Anthropic.ToolUseBlock).input, { k: '[REDACTED]' });
+  const raw = await rawSince(seen, from);
+  assertNoKeyFragments(raw, okey, 'the raw bytes');
+  assertNoKeyFragments(raw, akey, 'the raw bytes');
+
+  // no key: what a filter holds across a close (a text ending in a word) still arrives whole, in order,
+  // for chat (n = 2) and for several Anthropic blocks
+  s.openaiFake.rawStream = () => [
+    chatChunk([0, 1].map((c) => ({ index: c, delta: { role: 'assistant' }, finish_reason: null }))),
+    ...['Calm', ' seas', ' ahead'].flatMap((w) =>
+      [0, 1].map((c) => chatChunk([{ index: c, delta: { content: `${w}${c}` }, finish_reason: null }])),
+    ),
+    chatChunk([0, 1].map((c) => ({ index: c, delta: {}, finish_reason: 'stop' }))),
+    'data: [DONE]\n\n',
+  ];
+  const two = await openai.chat.completions.stream({ model: 'gpt-4o', n: 2, messages }).finalChatCompletion();
+  assert.deepEqual(
+    two.choices.map((c) => c.message.content),
+    [0, 1].map((c) => `Calm${c} seas${c} ahead${c}`),
+  );
+  s.anthropicFake.rawStream = () => [
+    anthStart(),
+    anthEv({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    anthEv({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Let me look' } }),
+    anthEv({ type: 'content_block_stop', index: 0 }),
+    anthEv({
+      type: 'content_block_start',
+      index: 1,
+      content_block: { type: 'tool_use', id: 'toolu_1', name: 'f', input: {} },
+    }),
+    anthEv({
+      type: 'content_block_delta',
+      index: 1,
+      delta: { type: 'input_json_delta', partial_json: '{"q": "tides"}' },
+    }),
+    anthEv({ type: 'content_block_stop', index: 1 }),
+    anthEv({ type: 'content_block_start', index: 2, content_block: { type: 'text', text: '' } }),
+    anthEv({ type: 'content_block_delta', index: 2, delta: { type: 'text_delta', text: 'Found it' } }),
+    anthEv({ type: 'content_block_stop', index: 2 }),
+    ...anthEnd('tool_use'),
+  ];
+  const blocks = await anthropic.messages
+    .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+    .finalMessage();
+  assert.deepEqual(
+    blocks.content.map((b) => (b.type === 'text' ? b.text : b.type === 'tool_use' ? b.input : b.type)),
+    ['Let me look', { q: 'tides' }, 'Found it'],
+  );
+  assertNothingInLogsOrAudit(s);
+});
+
+test('L3: text fields sent as arrays (which the SDKs join as their string form) reach the clients filtered as part of their stream: no key fragment', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const token = await s.appToken();
+  const openai = s.openai(token, seen);
+  const anthropic = s.anthropic(token, seen);
+  const from = seen.length;
+  // chat_array_content
+  s.openaiFake.rawStream = (key) => [
+    chatChunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]),
+    ...piecesOf(key).map((p) => chatChunk([{ index: 0, delta: { content: [p] }, finish_reason: null }])),
+    chatChunk([{ index: 0, delta: {}, finish_reason: 'stop' }]),
+    'data: [DONE]\n\n',
+  ];
+  const chat = await openai.chat.completions.stream({ model: 'gpt-4o', messages }).finalChatCompletion();
+  assertNoKeyFragments(
+    JSON.stringify(chat),
+    s.openaiFake.key,
+    'chat_array_content, as the SDK accumulated it',
+  );
+  assert.equal(chat.choices[0]?.message.content, '[REDACTED]');
+  // resp_array_delta (the stream ends without response.completed: the SDK keeps what it joined)
+  s.openaiFake.rawStream = (key) => {
+    const { ev, head } = respOpen();
+    return [
+      ...head,
+      ...piecesOf(key).map((p) =>
+        ev({
+          type: 'response.output_text.delta',
+          item_id: 'msg_a',
+          output_index: 0,
+          content_index: 0,
+          delta: [p],
+        }),
+      ),
+    ];
+  };
+  const resp = await openai.responses.stream({ model: 'gpt-4o', input: 'one two three' }).finalResponse();
+  assertNoKeyFragments(JSON.stringify(resp), s.openaiFake.key, 'resp_array_delta, as the SDK accumulated it');
+  assert.equal(resp.output_text, '[REDACTED]');
+  // anth_array_text
+  s.anthropicFake.rawStream = (key) => [
+    anthStart(),
+    anthEv({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    ...piecesOf(key).map((p) =>
+      anthEv({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: [p] } }),
+    ),
+    anthEv({ type: 'content_block_stop', index: 0 }),
+    ...anthEnd(),
+  ];
+  const msg = await anthropic.messages
+    .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+    .finalMessage();
+  assertNoKeyFragments(
+    JSON.stringify(msg),
+    s.anthropicFake.key,
+    'anth_array_text, as the SDK accumulated it',
+  );
+  assert.deepEqual(msg.content, [{ type: 'text', text: '[REDACTED]' }]);
+  const raw = await rawSince(seen, from);
+  assertNoKeyFragments(raw, s.openaiFake.key, 'the raw bytes');
+  assertNoKeyFragments(raw, s.anthropicFake.key, 'the raw bytes');
+  assertNothingInLogsOrAudit(s);
+});
+
+test('L4: Responses streams are read as the endpoint defines and keyed as the SDK keys them (output and part, not item_id; `choices` in an event changes nothing): no key fragment reaches the client', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const openai = s.openai(await s.appToken(), seen);
+  const key = s.openaiFake.key;
+  const from = seen.length;
+  const cases: Record<string, (p: string, i: number) => Record<string, unknown>> = {
+    // a different item_id on every delta, all to output 0, part 0
+    resp_item_id_variance: (p, i) => ({ item_id: `msg_${i}`, delta: p }),
+    // chat's `choices` on a Responses event
+    resp_extra_choices_field: (p) => ({ item_id: 'msg_a', delta: p, choices: [] }),
+  };
+  for (const [name, shape] of Object.entries(cases)) {
+    s.openaiFake.rawStream = (received) => {
+      const { ev, head } = respOpen();
+      return [
+        ...head,
+        ...piecesOf(received).map((p, i) =>
+          ev({ type: 'response.output_text.delta', output_index: 0, content_index: 0, ...shape(p, i) }),
+        ),
+      ];
+    };
+    let last = '';
+    const got = await settled(() =>
+      openai.responses
+        .stream({ model: 'gpt-4o', input: 'one two three' })
+        .on('response.output_text.delta', (e) => {
+          last = e.snapshot;
+        })
+        .finalResponse(),
+    );
+    assertNoKeyFragments(last, key, `${name}, the SDK's snapshot`);
+    assertNoKeyFragments(
+      got instanceof Error ? got.message : JSON.stringify(got),
+      key,
+      `${name}, as the SDK ended`,
+    );
+  }
+  assertNoKeyFragments(await rawSince(seen, from), key, 'the raw bytes');
+
+  // no key: a Responses stream with two output_text parts and a function call arrives as sent
+  s.openaiFake.rawStream = () => {
+    const { ev, head } = respOpen();
+    return [
+      ...head,
+      ...['Two', ' parts'].map((d) =>
+        ev({
+          type: 'response.output_text.delta',
+          item_id: 'msg_a',
+          output_index: 0,
+          content_index: 0,
+          delta: d,
+        }),
+      ),
+      ev({
+        type: 'response.output_text.done',
+        item_id: 'msg_a',
+        output_index: 0,
+        content_index: 0,
+        text: 'Two parts',
+      }),
+      ev({
+        type: 'response.content_part.added',
+        item_id: 'msg_a',
+        output_index: 0,
+        content_index: 1,
+        part: { type: 'output_text', text: '', annotations: [] },
+      }),
+      ...[' and', ' more'].map((d) =>
+        ev({
+          type: 'response.output_text.delta',
+          item_id: 'msg_a',
+          output_index: 0,
+          content_index: 1,
+          delta: d,
+        }),
+      ),
+      ev({
+        type: 'response.output_item.added',
+        output_index: 1,
+        item: {
+          id: 'fc_1',
+          type: 'function_call',
+          call_id: 'c1',
+          name: 'f',
+          arguments: '',
+          status: 'in_progress',
+        },
+      }),
+      ...['{"a"', ':1}'].map((d) =>
+        ev({ type: 'response.function_call_arguments.delta', item_id: 'fc_1', output_index: 1, delta: d }),
+      ),
+    ];
+  };
+  const ok = await openai.responses.stream({ model: 'gpt-4o', input: 'one two three' }).finalResponse();
+  assert.equal(ok.output_text, 'Two parts and more');
+  assert.deepEqual(
+    ok.output.map((o) =>
+      o.type === 'function_call'
+        ? o.arguments
+        : o.type === 'message'
+          ? o.content.map((c) => (c.type === 'output_text' ? c.text : ''))
+          : '',
+    ),
+    [['Two parts', ' and more'], '{"a":1}'],
+  );
 });

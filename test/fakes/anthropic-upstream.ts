@@ -11,6 +11,7 @@ import {
   sendJson,
   startSse,
   startUpstream,
+  streamRaw,
   takeFailure,
   textOf,
   type UpstreamFake,
@@ -212,6 +213,7 @@ export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promi
         );
         return;
       }
+      if (await streamRaw(res, fake, received, req.pathname, headers)) return;
       const ev = (type: string, data: Record<string, unknown> = {}) =>
         `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
       const field = fake.keyEcho?.field;

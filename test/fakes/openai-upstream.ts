@@ -133,6 +133,12 @@ export interface UpstreamKnobs {
   honorN: boolean;
   /** Chat streams: each choice calls this many tools, their argument pieces interleaved (0: none). */
   toolCalls: number;
+  /**
+   * A hostile provider's exact bytes: every streamed answer (chat, Responses, Messages) is these
+   * frames, written as they are (any line endings, any shape), made from the key received and the
+   * path called. Off (undefined): the provider's own stream.
+   */
+  rawStream: ((received: string, path: string) => string[]) | undefined;
 }
 
 export interface UpstreamFake extends UpstreamKnobs {
@@ -169,6 +175,7 @@ export const defaultKnobs = (): UpstreamKnobs => ({
   keyEcho: undefined,
   honorN: false,
   toolCalls: 0,
+  rawStream: undefined,
 });
 
 export type UpstreamHandler = (
@@ -325,6 +332,20 @@ export async function emitSse(
     res.write(events[i]);
   }
   if (!res.destroyed && !res.writableEnded) res.end();
+}
+
+/** Streams `fake.rawStream`'s frames when it is set (true: the answer was sent). */
+export async function streamRaw(
+  res: ServerResponse,
+  fake: UpstreamFake,
+  received: string,
+  path: string,
+  headers: Record<string, string>,
+): Promise<boolean> {
+  if (!fake.rawStream) return false;
+  startSse(res, headers);
+  await emitSse(res, fake, fake.rawStream(received, path), () => '');
+  return true;
 }
 
 export const countWords = (s: string): number => (s.match(/\S+/g) ?? []).length;
@@ -926,6 +947,7 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
         });
         return;
       }
+      if (await streamRaw(res, fake, received, req.pathname, headers)) return;
       const includeUsage =
         (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
       const chunk = (choices: unknown[], u?: unknown) =>
@@ -1030,6 +1052,7 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
         json(200, response('completed', [item('completed', [part(text)])], usage));
         return;
       }
+      if (await streamRaw(res, fake, received, req.pathname, headers)) return;
       let seq = 0;
       const ev = (type: string, data: Record<string, unknown>) =>
         `event: ${type}\ndata: ${JSON.stringify({ type, ...data, sequence_number: seq++ })}\n\n`;
