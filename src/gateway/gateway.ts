@@ -38,7 +38,14 @@ import {
 import { secretRedactor } from './stages/output-filter.ts';
 import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, PROVENANCE_HEADER, signStage } from './stages/signing.ts';
-import { createSseParser, createStreamRelay, jsonCleaner, needsWalk, type SseEvent } from './stream.ts';
+import {
+  createSseParser,
+  createStreamRelay,
+  joinedTexts,
+  jsonCleaner,
+  needsWalk,
+  type SseEvent,
+} from './stream.ts';
 import type {
   CallInfo,
   Price,
@@ -1050,19 +1057,38 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       const usage = status < 300 ? usageOf(target.api, ep.route, json) : undefined;
       const cost = usage ? costOf(usage, price) : 0;
+      // strings a client joins (Responses output_text, Anthropic text blocks) are each clean; a key
+      // split across two of them would show only joined: such an answer is withheld
+      const withheld =
+        status < 300 &&
+        json !== undefined &&
+        joinedTexts(ep.route, json).length > 0 &&
+        joinedTexts(ep.route, JSON.parse(text)).some((g) => {
+          const joined = g.join('');
+          return clean(joined) !== joined;
+        });
       // the record (and the settlement) is written while the answer's link is signed; both before a byte is sent
       // an answer that reports no usage keeps what was reserved (fail closed: it was served, and may be
       // billed); an error answer gives the reservation back
       const finishing = finish(f, {
-        status,
+        status: withheld ? 502 : status,
         usage,
         cost,
         upstream: upstreamHost,
         settle: usage !== undefined || status >= 300,
       });
       finishing.catch(() => {});
-      const provenance = status < 300 ? await outputLink(text) : undefined;
+      const provenance = status < 300 && !withheld ? await outputLink(text) : undefined;
       await finishing;
+      if (withheld) {
+        return sendError(
+          reply,
+          ep.api,
+          502,
+          'upstream_error',
+          `${target.provider}'s answer was withheld: its parts, joined, hold a credential`,
+        );
+      }
       if (status >= 300 && status < 400) {
         // a redirect is never followed, nor passed on
         return sendError(

@@ -293,6 +293,29 @@ interface Skip {
  * objects too), except the slots, with logprobs checked as described above. Shared by the relay and
  * the gateway's complete answers.
  */
+/**
+ * The strings clients join in a complete answer, by group: the Responses API's `output_text` (every
+ * output_text part of every message, in order) and an Anthropic message's text blocks. Each string is
+ * cleaned on its own; a key split across two of them would only show joined, so the joined text is
+ * checked too (empty when there is nothing to join).
+ */
+export function joinedTexts(route: GatewayRoute, answer: unknown): string[][] {
+  if (!isObj(answer)) return [];
+  const texts: string[] = [];
+  if (route === 'responses' && Array.isArray(answer.output)) {
+    for (const item of answer.output) {
+      if (!isObj(item) || !Array.isArray(item.content)) continue;
+      for (const part of item.content)
+        if (isObj(part) && part.type === 'output_text' && typeof part.text === 'string')
+          texts.push(part.text);
+    }
+  } else if (route === 'messages' && Array.isArray(answer.content)) {
+    for (const block of answer.content)
+      if (isObj(block) && block.type === 'text' && typeof block.text === 'string') texts.push(block.text);
+  }
+  return texts.length > 1 ? [texts] : [];
+}
+
 export function jsonCleaner(clean: (text: string) => string) {
   const memo = new Map<string, string>();
   const cleanStr = (s: string): string => {

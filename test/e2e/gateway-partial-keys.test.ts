@@ -330,3 +330,71 @@ test('a key spread over the choices of one answer, two pieces a choice, gets at 
   assertNoKeyFragments(s.logs(), key, 'the server log');
   assertNoKeyFragments(JSON.stringify(s.audit()), key, 'the audit file');
 });
+
+test('a plain answer that spreads a key over its parts (Responses output_text parts, Anthropic text blocks), 3 characters a part, is withheld: the pieces never reach the client to be joined', async (t: TestContext) => {
+  const key = testKey();
+  // an upstream that answers with the key it received, 3 characters a part: each part alone is harmless
+  const upstream = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const got = String(req.headers.authorization ?? req.headers['x-api-key'] ?? '').replace(/^Bearer /, '');
+      const pieces = got.match(/.{1,3}/g) ?? [];
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const answer = req.url?.startsWith('/v1/messages')
+        ? {
+            id: 'msg_fixed',
+            type: 'message',
+            role: 'assistant',
+            model: 'claude-sonnet-5-5',
+            content: pieces.map((text) => ({ type: 'text', text })),
+            stop_reason: 'end_turn',
+            stop_sequence: null,
+            usage: { input_tokens: 3, output_tokens: 5 },
+          }
+        : {
+            id: 'resp_fixed',
+            object: 'response',
+            created_at: 1,
+            status: 'completed',
+            model: 'gpt-4o',
+            output: [
+              {
+                id: 'msg_fixed',
+                type: 'message',
+                status: 'completed',
+                role: 'assistant',
+                content: pieces.map((text) => ({ type: 'output_text', text, annotations: [] })),
+              },
+            ],
+            usage: { input_tokens: 3, output_tokens: 5, total_tokens: 8 },
+          };
+      res.end(JSON.stringify(answer));
+    });
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => upstream.close(() => r())));
+  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const s = await startGatewaySetup(t, { openaiBaseUrl: url, anthropicBaseUrl: url });
+  assert.equal((await s.vault('PUT', '/v1/secrets/llm/dev/OPENAI_API_KEY', { value: key })).status, 200);
+  assert.equal((await s.vault('PUT', '/v1/secrets/llm/dev/ANTHROPIC_API_KEY', { value: key })).status, 200);
+  const token = await s.appToken();
+  const seen: Seen[] = [];
+  await assert.rejects(
+    s.openai(token, seen).responses.create({ model: 'gpt-4o', input: 'hi' }),
+    (e: { status?: number }) => e.status === 502,
+  );
+  await assert.rejects(
+    s.anthropic(token, seen).messages.create({
+      model: 'claude-sonnet-5-5',
+      max_tokens: 10,
+      messages: [{ role: 'user', content: 'hi' }],
+    }),
+    (e: { status?: number }) => e.status === 502,
+  );
+  await sleep(50);
+  const raw = seen.map((x) => x.body).join('\n');
+  assert.equal(seen.length, 2);
+  assert.match(raw, /withheld/);
+  // not a single piece of the key came back
+  assert.ok(!raw.includes(key.slice(8, 11)), raw);
+});

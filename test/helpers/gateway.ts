@@ -121,6 +121,8 @@ export interface GatewaySetupOptions {
   pool?: boolean;
   /** Route OpenAI calls to this base URL instead of the OpenAI fake (which still holds the key). */
   openaiBaseUrl?: string;
+  /** Route Anthropic calls to this base URL instead of the Anthropic fake. */
+  anthropicBaseUrl?: string;
   /** Extra YAML lines under `gateway:` (indented by two spaces). */
   gatewayYaml?: string[];
   /** The price table instead of the default one (`gpt-*`, `text-embedding-*`, `claude-*`). */
@@ -157,7 +159,7 @@ export async function startGatewaySetup(
     `      keys: ${openaiKeys}`,
     '    - provider: anthropic',
     `      models: ${JSON.stringify([...ANTHROPIC_MODELS, 'claude-*'])}`,
-    `      base_url: ${anthropicFake.url}`,
+    `      base_url: ${opts.anthropicBaseUrl ?? anthropicFake.url}`,
     '      keys: [llm/dev/ANTHROPIC_API_KEY]',
     '  prices:',
     ...(opts.prices
