@@ -31,7 +31,9 @@ const NOT_HEX = 'GHIJKLMNOPQRSUVWXY';
 
 function testKey(): string {
   // none of the mask characters below (0, x, X, y): a run of the key must not run into its mask
-  const rnd = randomBytes(48).toString('base64url').replace(/[0xXy]/g, 'k');
+  const rnd = randomBytes(48)
+    .toString('base64url')
+    .replace(/[0xXy]/g, 'k');
   let out = '';
   for (let i = 0; i < 48; i++) out += i % 3 === 0 ? NOT_HEX[randomInt(NOT_HEX.length)] : rnd[i];
   return `sk-proj-${out}`;
