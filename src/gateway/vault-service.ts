@@ -131,6 +131,25 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     return session;
   }
 
+  /**
+   * Answers for the caller in `ticket` while its credential is valid: a caller whose credential
+   * ended is the caller's outcome (a 200 with an error); a ticket not ours is the gateway's fault.
+   */
+  async function forLiveCaller<T>(
+    ticket: string,
+    gateway: Identity,
+    answer: (session: Session) => Promise<T>,
+  ): Promise<T | ReturnType<typeof outcome>> {
+    let session: Session;
+    try {
+      session = await unsealLive(ticket, gateway);
+    } catch (err) {
+      if (isStrongroomError(err, 'invalid_token')) return outcome(err);
+      throw err;
+    }
+    return answer(session);
+  }
+
   /** The gateway calling: a workload (SVID), never a token or a person. */
   const gatewayOf = (ctx: OperationContext): Identity => {
     const id = ctx.identity;
@@ -178,68 +197,56 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     }
   });
 
-  const authorize = op<VaultAuthorizeRequest>('authorize', async (_ctx, i, gateway) => {
-    let session: Session;
-    try {
-      session = await unsealLive(i.session, gateway);
-    } catch (err) {
-      // a caller whose credential ended is the caller's outcome; a ticket not ours is the gateway's fault
-      if (isStrongroomError(err, 'invalid_token')) return outcome(err);
-      throw err;
-    }
-    const resources: Resource[] = i.resources.map((r) => ({
-      type: 'Model',
-      id: `${r.provider}/${r.model}`,
-      attrs: { provider: r.provider, model: r.model, route: r.route },
-    }));
-    return { decisions: await vault().authorize(session, resources, i.context) };
-  });
+  const authorize = op<VaultAuthorizeRequest>('authorize', (_ctx, i, gateway) =>
+    forLiveCaller(i.session, gateway, async (session) => {
+      const resources: Resource[] = i.resources.map((r) => ({
+        type: 'Model',
+        id: `${r.provider}/${r.model}`,
+        attrs: { provider: r.provider, model: r.model, route: r.route },
+      }));
+      return { decisions: await vault().authorize(session, resources, i.context) };
+    }),
+  );
 
-  const holds = op<VaultHoldsRequest>('holds', async (ctx, i, gateway) => {
-    let session: Session;
-    try {
-      session = await unsealLive(i.session, gateway);
-    } catch (err) {
-      // a caller whose credential ended is the caller's outcome; a ticket not ours is the gateway's fault
-      if (isStrongroomError(err, 'invalid_token')) return outcome(err);
-      throw err;
-    }
-    // only values the gateway may read itself count: a gateway learns nothing about the rest of the vault
-    const within = (path: string) => {
-      const [project, environment, name] = path.split('/');
-      return scopeAllows(gateway.scope, {
-        type: 'Secret',
-        id: path,
-        attrs: { project, environment, name },
+  const holds = op<VaultHoldsRequest>('holds', (ctx, i, gateway) =>
+    forLiveCaller(i.session, gateway, async (session) => {
+      // only values the gateway may read itself count: a gateway learns nothing about the rest of the vault
+      const within = (path: string) => {
+        const [project, environment, name] = path.split('/');
+        return scopeAllows(gateway.scope, {
+          type: 'Secret',
+          id: path,
+          attrs: { project, environment, name },
+        });
+      };
+      const info = {
+        request_id: i.request_id ?? ctx.request.request_id,
+        ...(i.trace_id ? { trace_id: i.trace_id } : {}),
+        client_address: i.client_address ?? '-',
+      };
+      const answer = await vault().holds(session, i.candidates, info, within);
+      // every question a gateway asks about vault values is on record, with the caller it asked for
+      await core.audit({
+        type: 'response',
+        request_id: info.request_id,
+        ...(info.trace_id ? { trace_id: info.trace_id } : {}),
+        operation: 'gateway.vault.holds',
+        action: 'gateway.vault',
+        resource: 'System::gateway',
+        actor: actorOf(session.identity),
+        client_address: info.client_address,
+        decision: { allowed: true, reason: 'value check for a gateway' },
+        request: {
+          gateway: gateway.owner.id,
+          candidates: i.candidates.length,
+          found: answer.found,
+          compromised: answer.compromised === true,
+        },
+        status: 'ok',
       });
-    };
-    const info = {
-      request_id: i.request_id ?? ctx.request.request_id,
-      ...(i.trace_id ? { trace_id: i.trace_id } : {}),
-      client_address: i.client_address ?? '-',
-    };
-    const answer = await vault().holds(session, i.candidates, info, within);
-    // every question a gateway asks about vault values is on record, with the caller it asked for
-    await core.audit({
-      type: 'response',
-      request_id: info.request_id,
-      ...(info.trace_id ? { trace_id: info.trace_id } : {}),
-      operation: 'gateway.vault.holds',
-      action: 'gateway.vault',
-      resource: 'System::gateway',
-      actor: actorOf(session.identity),
-      client_address: info.client_address,
-      decision: { allowed: true, reason: 'value check for a gateway' },
-      request: {
-        gateway: gateway.owner.id,
-        candidates: i.candidates.length,
-        found: answer.found,
-        compromised: answer.compromised === true,
-      },
-      status: 'ok',
-    });
-    return { found: answer.found, ...(answer.compromised ? { compromised: true } : {}) };
-  });
+      return { found: answer.found, ...(answer.compromised ? { compromised: true } : {}) };
+    }),
+  );
 
   async function hold(r: Reservation, gateway: Identity): Promise<string> {
     // on shared storage the reservation travels as its ticket, sealed like sessions: any vault server
