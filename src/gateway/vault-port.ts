@@ -228,7 +228,7 @@ export function sessionOf(data: SessionData): Session {
 }
 
 /** The budget subject of whoever owns a credential (an app's tokens share one, and so do a token's children). */
-function ownerSubject(owner: Identity['owner'], fallback: string): Subject | undefined {
+function ownerSubject(owner: Identity['owner'], fallback: string): Subject {
   switch (owner.type) {
     case 'app':
       return { key: `app:${owner.id}`, kind: 'app' };
@@ -316,7 +316,7 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
           spiffe_id: svid.owner.id,
         },
         identity: svid,
-        subjects: [{ key: `wl:${svid.owner.id}`, kind: 'workload' }],
+        subjects: [ownerSubject(svid.owner, svid.accessor)],
         live: { kind: 'workload', ...(chainText ? { chain: chainText } : {}) },
         until,
       };
@@ -332,7 +332,8 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
         );
       }
       const identity = keyIdentity(key);
-      const creator = ownerSubject(key.owner as Identity['owner'], key.id);
+      // root mints without limits of its own: its keys are bound by their own only
+      const creator = key.owner.type === 'root' ? [] : [ownerSubject(key.owner as Identity['owner'], key.id)];
       return {
         caller: {
           kind: 'virtual_key',
@@ -344,10 +345,7 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
         identity,
         keyScope: key.scope,
         // limits on the creator bind what it mints (issue 12 item 8)
-        subjects: [
-          { key: `vk:${key.id}`, kind: 'key', limits: key.limits },
-          ...(creator && key.owner.type !== 'root' ? [creator] : []),
-        ],
+        subjects: [{ key: `vk:${key.id}`, kind: 'key', limits: key.limits }, ...creator],
         live: { kind: 'virtual_key', id: key.id },
         keyId: key.id,
         until,
@@ -364,7 +362,7 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
           spiffe_id: identity.owner.id,
         },
         identity,
-        subjects: [{ key: `wl:${identity.owner.id}`, kind: 'workload' }],
+        subjects: [ownerSubject(identity.owner, identity.accessor)],
         live: { kind: 'workload', credential },
         until,
       };
@@ -375,7 +373,6 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
       { ...info, token: credential },
       { rateLimit: false },
     );
-    const subject = ownerSubject(identity.owner, identity.accessor);
     return {
       caller: {
         kind: 'token',
@@ -384,7 +381,7 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
         ...(svid ? { spiffe_id: svid.owner.id } : {}),
       },
       identity,
-      subjects: subject ? [subject] : [],
+      subjects: [ownerSubject(identity.owner, identity.accessor)],
       // a token whose last use this call spent is gone already: nothing left to revoke mid-call
       live: exhausted ? { kind: 'none' } : { kind: 'token', accessor: identity.accessor },
       until,
