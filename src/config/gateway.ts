@@ -115,6 +115,10 @@ export const GatewayConfigSchema = Type.Object(
           {
             input: Type.Number({ minimum: 0, maximum: 100_000 }),
             output: Type.Number({ minimum: 0, maximum: 100_000 }),
+            /** Prompt-cache prices (default 0.1x, 1.25x and 2x `input`, as Anthropic charges). */
+            cache_read: Type.Optional(Type.Number({ minimum: 0, maximum: 100_000 })),
+            cache_write_5m: Type.Optional(Type.Number({ minimum: 0, maximum: 100_000 })),
+            cache_write_1h: Type.Optional(Type.Number({ minimum: 0, maximum: 100_000 })),
           },
           Strict,
         ),

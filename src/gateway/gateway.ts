@@ -15,7 +15,7 @@ import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
-import { costOf, priceOf as priceIn } from '../engines/gateway/budgets.ts';
+import { costOf, dearestInput, priceOf as priceIn, tokensOf } from '../engines/gateway/budgets.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, jsonDepth, parseJsonLimited } from '../lib/json.ts';
@@ -341,6 +341,13 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           classification: call.classification ?? null,
           input_tokens: outcome.usage?.input_tokens ?? null,
           output_tokens: outcome.usage?.output_tokens ?? null,
+          ...(outcome.usage?.cache_read_tokens ? { cache_read_tokens: outcome.usage.cache_read_tokens } : {}),
+          ...(outcome.usage?.cache_write_5m_tokens || outcome.usage?.cache_write_1h_tokens
+            ? {
+                cache_write_tokens:
+                  (outcome.usage.cache_write_5m_tokens ?? 0) + (outcome.usage.cache_write_1h_tokens ?? 0),
+              }
+            : {}),
           cost_usd: outcome.cost_usd ?? null,
           latency_ms: outcome.latency_ms,
           upstream: outcome.upstream ?? null,
@@ -629,7 +636,11 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
           defaults: limits,
           estimate: {
             tokens: bound.input_tokens + bound.output_tokens,
-            costUsd: costOf(bound, price),
+            // input asked to be cached may be billed as cache writes, dearer than input
+            costUsd: costOf(
+              bound,
+              price && parsed!.promptCache ? { ...price, input: dearestInput(price) } : price,
+            ),
             ...(price ? {} : { unpriced: true }),
           },
         },
@@ -1257,10 +1268,12 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
     const model = label.model(call.model);
     requests.inc([target.provider, model, String(status)]);
     if (usage) {
-      tokens.inc([target.provider, model, 'input'], usage.input_tokens);
+      // input counts prompt-cache reads and writes too (what the provider bills as input)
+      const input = tokensOf(usage) - usage.output_tokens;
+      tokens.inc([target.provider, model, 'input'], input);
       tokens.inc([target.provider, model, 'output'], usage.output_tokens);
       span.setAttributes({
-        'gen_ai.usage.input_tokens': usage.input_tokens,
+        'gen_ai.usage.input_tokens': input,
         'gen_ai.usage.output_tokens': usage.output_tokens,
       });
     }

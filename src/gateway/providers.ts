@@ -84,8 +84,12 @@ const ANTHROPIC_SERVER_TOOL = /^(web_search|web_fetch|code_execution)/;
  * only the model's context window bounds. Walks the whole body (any depth the parser admitted), so a
  * block inside a tool result counts too.
  */
-function extraInput(api: WireApi, body: Record<string, unknown>): { media: number; serverContext: boolean } {
+function extraInput(
+  api: WireApi,
+  body: Record<string, unknown>,
+): { media: number; serverContext: boolean; promptCache: boolean } {
   let media = 0;
+  let promptCache = false;
   let serverContext =
     body.previous_response_id != null ||
     body.conversation != null ||
@@ -110,6 +114,10 @@ function extraInput(api: WireApi, body: Record<string, unknown>): { media: numbe
     const o = v as Record<string, unknown>;
     const type = typeof o.type === 'string' ? o.type : '';
     if (MEDIA_TYPE.test(type)) media++;
+    if (o.cache_control != null) promptCache = true;
+    // an earlier answer's audio, by id: the provider reads it back
+    if (o.audio && typeof o.audio === 'object' && typeof (o.audio as { id?: unknown }).id === 'string')
+      serverContext = true;
     if (
       type === 'item_reference' ||
       type.includes('file') ||
@@ -123,7 +131,7 @@ function extraInput(api: WireApi, body: Record<string, unknown>): { media: numbe
       if (x && typeof x === 'object') stack.push(x);
     }
   }
-  return { media, serverContext };
+  return { media, serverContext, promptCache };
 }
 
 /** What the gateway needs from a request body. */
@@ -139,6 +147,8 @@ export interface ParsedRequest {
   references: number;
   /** The request makes the provider read content it holds or fetches (see `extraInput`). */
   serverContext: boolean;
+  /** The request asks for prompt caching (`cache_control`): its input may be billed as cache writes. */
+  promptCache: boolean;
 }
 
 /** The most choices a chat call may ask for (OpenAI's own limit). */
@@ -210,6 +220,7 @@ export function parseRequest(ep: Endpoint, body: Record<string, unknown>): Parse
     choices,
     references: extra.media,
     serverContext: extra.serverContext,
+    promptCache: extra.promptCache,
   };
 }
 
@@ -242,6 +253,25 @@ export function withOutputCap(
 
 const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 
+/**
+ * Anthropic's prompt-cache tokens, which its `input_tokens` leaves out: reads, and writes by how long
+ * they are kept (`cache_creation`); a total with no split counts as the dearer, hour-long write.
+ */
+function anthropicCache(u: Record<string, unknown>, into: Usage): void {
+  const read = num(u.cache_read_input_tokens);
+  const created = num(u.cache_creation_input_tokens);
+  const split = u.cache_creation as Record<string, unknown> | undefined;
+  const m5 = split && typeof split === 'object' ? num(split.ephemeral_5m_input_tokens) : 0;
+  const h1 = split && typeof split === 'object' ? num(split.ephemeral_1h_input_tokens) : 0;
+  if (read) into.cache_read_tokens = read;
+  if (m5 || h1) {
+    if (m5) into.cache_write_5m_tokens = m5;
+    // what the split leaves out of the total counts as an hour-long write
+    const rest = Math.max(0, created - m5 - h1);
+    if (h1 + rest) into.cache_write_1h_tokens = h1 + rest;
+  } else if (created) into.cache_write_1h_tokens = created;
+}
+
 /** Usage in a complete (non-streamed) answer. */
 export function usageOf(api: WireApi, route: GatewayRoute, body: unknown): Usage | undefined {
   if (!body || typeof body !== 'object') return undefined;
@@ -250,7 +280,11 @@ export function usageOf(api: WireApi, route: GatewayRoute, body: unknown): Usage
     return { input_tokens: num((body as { input_tokens?: unknown }).input_tokens), output_tokens: 0 };
   }
   if (!u || typeof u !== 'object') return undefined;
-  if (api === 'anthropic') return { input_tokens: num(u.input_tokens), output_tokens: num(u.output_tokens) };
+  if (api === 'anthropic') {
+    const usage: Usage = { input_tokens: num(u.input_tokens), output_tokens: num(u.output_tokens) };
+    anthropicCache(u, usage);
+    return usage;
+  }
   // chat: prompt/completion; responses: input/output; embeddings: prompt only
   return {
     input_tokens: num(u.prompt_tokens ?? u.input_tokens),
@@ -274,6 +308,7 @@ export function streamUsageTracker(api: WireApi) {
           if (u) {
             usage.input_tokens = num(u.input_tokens);
             usage.output_tokens = num(u.output_tokens);
+            anthropicCache(u, usage);
             seen = true;
           }
         } else if (data.type === 'message_delta') {
@@ -281,6 +316,9 @@ export function streamUsageTracker(api: WireApi) {
           if (u) {
             usage.output_tokens = num(u.output_tokens);
             if (u.input_tokens !== undefined) usage.input_tokens = num(u.input_tokens);
+            // cumulative counts: a later report replaces an earlier one
+            if (u.cache_read_input_tokens !== undefined || u.cache_creation_input_tokens !== undefined)
+              anthropicCache(u, usage);
             seen = true;
           }
         }

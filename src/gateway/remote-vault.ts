@@ -1,4 +1,5 @@
 import { Pool } from 'undici';
+import { tokensOf } from '../engines/gateway/budgets.ts';
 import { ERROR_CODES, type ErrorCode, isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createMetricsRegistry } from '../lib/metrics.ts';
 import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';
@@ -182,7 +183,12 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     };
     const reservation: Reservation = {
       settle: (u, costUsd) =>
-        settleNow({ input_tokens: u.input_tokens, output_tokens: u.output_tokens, cost_usd: costUsd }),
+        // prompt-cache tokens are input too: they travel counted in it
+        settleNow({
+          input_tokens: tokensOf(u) - u.output_tokens,
+          output_tokens: u.output_tokens,
+          cost_usd: costUsd,
+        }),
       release: () => settleNow(),
     };
     remoteReservations.set(reservation, state);
@@ -296,7 +302,7 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
                 ...(s.usage
                   ? {
                       usage: {
-                        input_tokens: s.usage.input_tokens,
+                        input_tokens: tokensOf(s.usage) - s.usage.output_tokens,
                         output_tokens: s.usage.output_tokens,
                         cost_usd: s.costUsd,
                       },

@@ -20,6 +20,13 @@ export type GatewayRoute =
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
+  /**
+   * Prompt-cache tokens reported apart from `input_tokens` (Anthropic): read from the cache, and
+   * written to it for 5 minutes or for an hour. They count as input, at their own prices.
+   */
+  cache_read_tokens?: number;
+  cache_write_5m_tokens?: number;
+  cache_write_1h_tokens?: number;
 }
 
 /** Who is calling, once authenticated. */
@@ -76,6 +83,10 @@ export interface BudgetLimits {
 export interface Price {
   input: number;
   output: number;
+  /** Prompt-cache prices (default: 0.1x, 1.25x and 2x the input price, as Anthropic charges). */
+  cache_read?: number;
+  cache_write_5m?: number;
+  cache_write_1h?: number;
 }
 
 /** A reservation taken before the upstream call and settled from the reported usage. */

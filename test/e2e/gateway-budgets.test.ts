@@ -309,6 +309,15 @@ test('a call whose input the provider assembles (an earlier response, a file, a 
     const r = await responses(extra);
     assert.equal(r.status, 429, `${JSON.stringify(extra)}: ${await r.text()}`);
   }
+  // a chat turn that names an earlier answer's audio by id: the provider reads it back
+  const audio = await chat(s, vk.key, {
+    max_tokens: 50,
+    messages: [
+      { role: 'assistant', audio: { id: 'audio_0123' } },
+      { role: 'user', content: 'and then?' },
+    ],
+  });
+  assert.equal(audio.status, 429, JSON.stringify(audio.json));
   assert.equal(s.openaiFake.requests.length, 0);
   // a plain one fits, and an image inside a tool result is reserved as its allowance
   const plain = await responses({
@@ -325,4 +334,64 @@ test('a call whose input the provider assembles (an earlier response, a file, a 
     | Outcome
     | undefined;
   assert.ok(Number(admitted?.request.reserved_tokens) >= 3000 + 50, JSON.stringify(admitted?.request));
+});
+
+test('prompt-cache tokens count: an Anthropic call that writes 10,000 tokens to the cache is charged for them, so cache_control cannot spend past a budget', async (t: TestContext) => {
+  // an Anthropic-compatible provider that reports usage as Anthropic does with prompt caching:
+  // `input_tokens` leaves out what was written to the cache
+  const caching = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          id: 'msg_cache',
+          type: 'message',
+          role: 'assistant',
+          model: 'claude-sonnet-5-5',
+          content: [{ type: 'text', text: 'ok' }],
+          stop_reason: 'end_turn',
+          stop_sequence: null,
+          usage: {
+            input_tokens: 5,
+            output_tokens: 10,
+            cache_creation_input_tokens: 10_000,
+            cache_read_input_tokens: 0,
+          },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((r) => caching.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => caching.close(() => r())));
+  const s = await startGatewaySetup(t, {
+    anthropicBaseUrl: `http://127.0.0.1:${(caching.address() as AddressInfo).port}`,
+  });
+  const vk = await mintKey(s, { name: 'cacher', limits: { spend: { usd: 0.2, period: 'total' } } });
+  // a long system prompt marked for caching (10,000 bytes: as many tokens at most)
+  const system = [{ type: 'text', text: 'policy '.repeat(1430), cache_control: { type: 'ephemeral' } }];
+  const statuses: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const res = await fetch(`${s.gw}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': vk.key, 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({
+        model: 'claude-sonnet-5-5',
+        max_tokens: 100,
+        system,
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    });
+    statuses.push(res.status);
+    await res.arrayBuffer();
+  }
+  // a cache write for an hour costs 2 x $3 per million: 10,000 tokens are $0.06 a call
+  const served = outcomes(s, vk.id).filter((e) => e.status_code === 200);
+  for (const e of served) {
+    assert.equal(e.request.cache_write_tokens, 10_000);
+    assert.ok(Math.abs(Number(e.request.cost_usd) - (5 * 3 + 10 * 15 + 10_000 * 6) / 1e6) < 1e-9);
+  }
+  assert.deepEqual(statuses, [200, 200, 200, 429, 429, 429, 429, 429, 429, 429]);
+  const spent = served.reduce((n, e) => n + Number(e.request.cost_usd), 0);
+  assert.ok(spent <= 0.2, `settled $${spent} on a $0.20 budget`);
 });

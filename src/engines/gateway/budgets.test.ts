@@ -143,8 +143,29 @@ test('prices: exact entry first, then the most specific glob; unknown models cos
   const dear = { input: 1000, output: 1000 };
   assert.deepEqual(priceOf('gpt-mini', { 'gpt-*': dear, '*mini': cheap }), dear);
   assert.deepEqual(priceOf('gpt-mini', { '*mini': cheap, 'gpt-*': dear }), dear);
+  // each component at its higher price: an output-heavy call is never charged the cheaper output
+  const inputHeavy = { input: 30, output: 1 };
+  const outputHeavy = { input: 1, output: 15 };
+  for (const table of [
+    { 'gpt-*': inputHeavy, '*mini': outputHeavy },
+    { '*mini': outputHeavy, 'gpt-*': inputHeavy },
+  ])
+    assert.deepEqual(priceOf('gpt-mini', table), { input: 30, output: 15 });
   assert.equal(costOf({ input_tokens: 2000, output_tokens: 1000 }, { input: 3, output: 15 }), 0.021);
   assert.equal(costOf({ input_tokens: 2000, output_tokens: 1000 }, undefined), 0);
+  // prompt-cache tokens at their own prices: 0.1x, 1.25x and 2x the input price unless the table says
+  const cached = {
+    input_tokens: 0,
+    output_tokens: 0,
+    cache_read_tokens: 1e6,
+    cache_write_5m_tokens: 1e6,
+    cache_write_1h_tokens: 1e6,
+  };
+  assert.equal(costOf(cached, { input: 4, output: 0 }), 0.4 + 5 + 8);
+  assert.equal(
+    costOf(cached, { input: 4, output: 0, cache_read: 1, cache_write_5m: 2, cache_write_1h: 3 }),
+    6,
+  );
 });
 
 test('periods are UTC days and months', () => {

@@ -23,12 +23,23 @@ export interface BudgetLimits {
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
+  /**
+   * Prompt-cache tokens reported apart from `input_tokens` (Anthropic): read from the cache, and
+   * written to it for 5 minutes or for an hour. They count as input, at their own prices.
+   */
+  cache_read_tokens?: number;
+  cache_write_5m_tokens?: number;
+  cache_write_1h_tokens?: number;
 }
 
 /** Price of a model, USD per million tokens. */
 export interface Price {
   input: number;
   output: number;
+  /** Prompt-cache prices (default: 0.1x, 1.25x and 2x the input price, as Anthropic charges). */
+  cache_read?: number;
+  cache_write_5m?: number;
+  cache_write_1h?: number;
 }
 
 export interface Reservation {
@@ -280,7 +291,7 @@ export function createBudgets(
     return {
       ticket: JSON.stringify({ t: taken, n: tokens, c: cost } satisfies Ticket),
       settle(usage, costUsd) {
-        const used = Math.max(0, Math.ceil((usage.input_tokens || 0) + (usage.output_tokens || 0)));
+        const used = Math.max(0, Math.ceil(tokensOf(usage) || 0));
         const spent = Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
         return once(() =>
           adjust((rec, sameWindow, samePeriod) => {
@@ -320,20 +331,55 @@ export function priceOf(model: string, prices: Readonly<Record<string, Price>>):
   for (const [pattern, price] of Object.entries(prices)) {
     if (!pattern.includes('*') || !globMatch(pattern, model)) continue;
     const weight = pattern.replaceAll('*', '').length;
-    if (
-      !best ||
-      weight > best.weight ||
-      (weight === best.weight && price.input + price.output > best.price.input + best.price.output)
-    )
-      best = { price, weight };
+    if (!best || weight > best.weight) best = { price, weight };
+    else if (weight === best.weight) best = { price: dearest(best.price, price), weight };
   }
   return best?.price;
+}
+
+/** Each component at the higher of two prices: what an ambiguous price table can never undercharge. */
+function dearest(a: Price, b: Price): Price {
+  const out: Price = { input: Math.max(a.input, b.input), output: Math.max(a.output, b.output) };
+  for (const k of ['cache_read', 'cache_write_5m', 'cache_write_1h'] as const) {
+    const v = Math.max(a[k] ?? rateOf(a, k), b[k] ?? rateOf(b, k));
+    if (a[k] !== undefined || b[k] !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** A prompt-cache price: the table's, or its usual multiple of the input price. */
+function rateOf(price: Price, k: 'cache_read' | 'cache_write_5m' | 'cache_write_1h'): number {
+  return price[k] ?? price.input * CACHE_MULTIPLE[k];
+}
+const CACHE_MULTIPLE = { cache_read: 0.1, cache_write_5m: 1.25, cache_write_1h: 2 } as const;
+
+/** Every token a call used: input (prompt-cache reads and writes included) and output. */
+export function tokensOf(usage: Usage): number {
+  return (
+    usage.input_tokens +
+    usage.output_tokens +
+    (usage.cache_read_tokens ?? 0) +
+    (usage.cache_write_5m_tokens ?? 0) +
+    (usage.cache_write_1h_tokens ?? 0)
+  );
+}
+
+/** The dearest an input token can be at `price` (a prompt-cache write for an hour): for upper bounds. */
+export function dearestInput(price: Price): number {
+  return Math.max(price.input, rateOf(price, 'cache_write_5m'), rateOf(price, 'cache_write_1h'));
 }
 
 /** What `usage` costs at `price` (USD per million tokens), in USD; 0 when the price is unknown. */
 export function costOf(usage: Usage, price: Price | undefined): number {
   if (!price) return 0;
-  return (usage.input_tokens * price.input + usage.output_tokens * price.output) / 1_000_000;
+  return (
+    (usage.input_tokens * price.input +
+      usage.output_tokens * price.output +
+      (usage.cache_read_tokens ?? 0) * rateOf(price, 'cache_read') +
+      (usage.cache_write_5m_tokens ?? 0) * rateOf(price, 'cache_write_5m') +
+      (usage.cache_write_1h_tokens ?? 0) * rateOf(price, 'cache_write_1h')) /
+    1_000_000
+  );
 }
 
 /** The subject's counters as of `at`: a new minute window or spend period starts from zero. */
@@ -444,7 +490,7 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
       };
       return {
         settle(usage, costUsd) {
-          const used = Math.max(0, Math.ceil((usage.input_tokens || 0) + (usage.output_tokens || 0)));
+          const used = Math.max(0, Math.ceil(tokensOf(usage) || 0));
           const spent = Number.isFinite(costUsd) && costUsd > 0 ? costUsd : 0;
           return adjust((rec, sameWindow, samePeriod) => {
             rec.tokens += sameWindow ? used - tokens : Math.max(0, used - tokens);
