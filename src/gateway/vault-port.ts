@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { Core } from '../core/core.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import { globMatch } from '../engines/gateway/glob.ts';
@@ -205,6 +205,8 @@ export interface SessionData {
   keyId?: string;
   /** When the session stops being usable whatever happens (ms). */
   until: number;
+  /** Unique per session: a session serves one call (a remote vault admits it once). */
+  nonce: string;
 }
 
 const LOCAL = Symbol('strongroom.gateway.session');
@@ -293,7 +295,7 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
     });
   }
 
-  async function derive(input: AuthenticateInput, info: RequestInfo): Promise<SessionData> {
+  async function derive(input: AuthenticateInput, info: RequestInfo): Promise<Omit<SessionData, 'nonce'>> {
     const { credential, chain } = input;
     const until = core.clock.now() + SESSION_TTL_MS;
     // the SVID presented over mTLS (verified by the SPIFFE rules, its registration read)
@@ -428,7 +430,9 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
             l.credential,
             chain,
           );
-          return again !== undefined && again.owner.id === data.identity.owner.id;
+          // the same workload with the same roles and scope (its accessor says both): a registration
+          // removed or narrowed since ends the session
+          return again !== undefined && again.accessor === data.identity.accessor;
         }
         default:
           return true;
@@ -477,7 +481,7 @@ export function localVault(core: Core, engines: LocalEngines): LocalVault {
     now: () => core.clock.now(),
     metrics: core.metrics,
     async authenticate(input, info) {
-      return sessionOf(await derive(input, info));
+      return sessionOf({ ...(await derive(input, info)), nonce: randomBytes(16).toString('base64url') });
     },
     async authorize(session, resources, context) {
       const data = sessionData(session);

@@ -22,6 +22,7 @@ import {
   type LocalEngines,
   type LocalVault,
   localVault,
+  SESSION_TTL_MS,
   type Session,
   type SessionData,
   sessionData,
@@ -85,6 +86,40 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     ticketKey ??= await loadOrCreateKey(keyStore, TICKET_KEY_PATH);
     return ticketKey;
   }
+  /**
+   * Things that may be used once — a session's admission (a session serves one call), a reservation
+   * ticket's settlement — claimed in the barrier, so every vault server sharing the storage sees a
+   * claim: a replayed ticket admits or settles nothing. Claims are kept by the hour they were made
+   * and dropped once nothing they guard can still be used.
+   */
+  const onceStore = core.barrier.view('sys/gateway-service/once/');
+  const ONCE_HOUR_MS = 3600_000;
+  let prunedBelow = 0;
+  async function claimOnce(what: string, nonce: string, issuedAt: number): Promise<boolean> {
+    const path = `${Math.floor(issuedAt / ONCE_HOUR_MS)}/${what}-${nonce}`;
+    const fresh = await onceStore.transaction(async (tx) => {
+      if (await tx.get(path)) return false;
+      await tx.put(path, Buffer.from('1'));
+      return true;
+    });
+    void pruneOnce().catch(() => {});
+    return fresh;
+  }
+  /** Drops the claims of hours whose tickets have all ended (sessions live 2 hours). */
+  async function pruneOnce(): Promise<void> {
+    const below = Math.floor((core.clock.now() - SESSION_TTL_MS) / ONCE_HOUR_MS) - 1;
+    if (below <= prunedBelow) return;
+    const start = prunedBelow === 0 ? below - 48 : prunedBelow;
+    prunedBelow = below;
+    for (let hour = Math.max(0, start); hour < below; hour++) {
+      const paths = await onceStore.list(`${hour}/`);
+      if (paths.length === 0) continue;
+      await onceStore.transaction(async (tx) => {
+        for (const p of paths) await tx.delete(p);
+      });
+    }
+  }
+
   /** Sealed things are bound to what they are and to the gateway they were made for. */
   const aad = (what: 'session' | 'reservation', gateway: Identity) =>
     Buffer.from(`strongroom-gateway-${what}\u0000${gateway.owner.id}`);
@@ -252,7 +287,13 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     // on shared storage the reservation travels as its ticket, sealed like sessions: any vault server
     // sharing the storage opens it, and no gateway can make one up to refund or drain anyone's budget
     if (r.ticket) {
-      const sealed = seal(await key(), Buffer.from(r.ticket), aad('reservation', gateway));
+      // with its own nonce: settled once, whatever is sent back
+      const plain = JSON.stringify({
+        r: r.ticket,
+        n: randomBytes(16).toString('base64url'),
+        at: core.clock.now(),
+      });
+      const sealed = seal(await key(), Buffer.from(plain), aad('reservation', gateway));
       return `t.${sealed.toString('base64url')}`;
     }
     const id = randomBytes(18).toString('base64url');
@@ -268,6 +309,14 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
       let r: Reservation | undefined;
       try {
         const session = await unsealLive(ticket, gateway);
+        // a session serves one call: a ticket sent again (by a gateway replaying it) admits nothing
+        const data = sessionData(session);
+        if (!(await claimOnce('admit', data.nonce, data.until - SESSION_TTL_MS))) {
+          throw new StrongroomError(
+            'invalid_value',
+            'this caller session was admitted already: a session serves one call, authenticate the caller again',
+          );
+        }
         r = await vault().admit(
           session,
           {
@@ -312,9 +361,11 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
         Buffer.from(i.reservation.slice(2), 'base64url'),
         aad('reservation', gateway),
       );
-      // a ticket this vault did not seal for this gateway settles nothing
+      // a ticket this vault did not seal for this gateway settles nothing, nor one settled already
       if (!ticket) return false;
-      r = budgets.resume(ticket.toString('utf8'));
+      const { r: inner, n, at } = JSON.parse(ticket.toString('utf8')) as { r: string; n: string; at: number };
+      if (!(await claimOnce('settle', n, at))) return false;
+      r = budgets.resume(inner);
     } else {
       const held = reservations.get(i.reservation);
       // settling twice, or after the reservation was forgotten, changes nothing (settle and release are idempotent)

@@ -777,11 +777,12 @@ test('a remote gateway reserves through one vault server and settles through ano
     { name: 'ha', ttl: '1h', limits: { tokens_per_minute: 150 } },
     { ...request, token: root },
   );
-  // the caller's session, sealed by one server; the other server opens it (the key is in the shared barrier)
-  const session = (
-    await call(v1, 'authenticate', { credential: minted.virtual_key, client_address: '127.0.0.1' })
-  ).session as string;
-  const admit = (v: typeof v1) =>
+  // each admission is a call: a session the vault sealed for it (on one server; the other opens it,
+  // the key is in the shared barrier), admitted once
+  const sessionOn = async (v: typeof v1) =>
+    (await call(v, 'authenticate', { credential: minted.virtual_key, client_address: '127.0.0.1' }))
+      .session as string;
+  const admission = (v: typeof v1, session: string) =>
     call(v, 'admit', {
       session,
       request_id: 'r',
@@ -793,6 +794,7 @@ test('a remote gateway reserves through one vault server and settles through ano
       request: { route: 'chat.completions' },
       reserve: { defaults: {}, estimate: { tokens: 100, cost_usd: 0 } },
     });
+  const admit = async (v: typeof v1) => admission(v, await sessionOn(v1));
   const first = await admit(v1);
   assert.match(String(first.reservation), /^t\./, 'on shared storage the reservation is a ticket');
   assert.equal(((await admit(v2)).error as { code: string }).code, 'rate_limited');
@@ -813,6 +815,13 @@ test('a remote gateway reserves through one vault server and settles through ano
     { settled: true },
   );
   assert.match(String((await admit(v2)).reservation), /^t\./);
+  // a session admits one call, on whichever server: sent again, it is refused
+  const once = await sessionOn(v2);
+  await admission(v1, once);
+  await assert.rejects(admission(v2, once), (err: StrongroomError) => err.code === 'invalid_value');
+  // a ticket settles once: sent again (to either server), it gives nothing back twice
+  for (const v of [v1, v2])
+    assert.deepEqual(await call(v, 'settle', { reservation: first.reservation }), { settled: false });
 });
 
 test('all or nothing: a subject over its limit takes nothing from the others', async (t) => {

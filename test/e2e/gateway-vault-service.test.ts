@@ -343,4 +343,55 @@ test('a hostile gateway gets no more from the vault service than its callers and
       assert.ok(!regs.registrations.some((x) => x.spiffe_id === billing), 'its registration is gone');
     },
   );
+
+  await t.test(
+    'a session serves one call: admitted once, a replayed ticket admits nothing (a one-use token included)',
+    async () => {
+      const created = (await s.admin('POST', '/v1/auth/token/create', {
+        roles: ['app'],
+        ttl: '1h',
+        num_uses: 1,
+        scope: { paths: ['llm/dev'], providers: ['openai'] },
+      })) as { auth: { client_token: string } };
+      const session = await sessionOf(s.a, created.auth.client_token);
+      const admit = () =>
+        s.a('admit', {
+          session,
+          request_id: 'once',
+          operation: 'gateway.invoke',
+          resource: 'Model::openai/gpt-4o',
+          actor: null,
+          client_address: '192.0.2.10',
+          decision: { allowed: true, reason: 'permitted' },
+          request: { route: 'chat.completions' },
+        });
+      assert.equal((await admit()).status, 200);
+      const again = await admit();
+      assert.equal(again.status, 400, JSON.stringify(again.json));
+      assert.equal(s.audit().filter((e) => e.request_id === 'once' && e.type === 'request').length, 1);
+    },
+  );
+
+  await t.test(
+    'a workload session ends when its registration is narrowed: the old ticket is no longer live or authorized',
+    async () => {
+      const reporting = `spiffe://${TD}/app/reporting`;
+      const register = (providers: string[]) =>
+        s.admin('POST', '/v1/identity/registrations', {
+          spiffe_id: reporting,
+          selectors: ['app:reporting'],
+          roles: ['app'],
+          scope: { paths: ['other/dev'], providers },
+        });
+      await register(['openai', 'anthropic']);
+      const chain = await s.workloadChain(reporting);
+      const r = await s.a('authenticate', { peer_certificates: chain, client_address: '192.0.2.10' });
+      const session = r.json.session as string;
+      assert.deepEqual((await s.a('live', { sessions: [session] })).json, { live: [true] });
+      await register(['anthropic']);
+      assert.deepEqual((await s.a('live', { sessions: [session] })).json, { live: [false] });
+      const auth = await s.a('authorize', { session, resources: MODEL, context: CONTEXT });
+      assert.equal((auth.json.error as { code: string }).code, 'invalid_token');
+    },
+  );
 });
