@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { accumulateResponse } from 'openai/lib/responses/ResponseAccumulator';
 import { secretRedactor } from './stages/output-filter.ts';
 import { createSseParser, createStreamRelay, type SseEvent, StreamRefused } from './stream.ts';
 import type { GatewayRoute } from './types.ts';
@@ -918,5 +919,344 @@ describe('stream relay: what the red team broke (L2–L4) and shapes of the same
       .join('');
     assert.deepEqual(fragments(joined), []);
     assert.deepEqual(fragments(r.out.map((e) => e.data).join('\n')), []);
+  });
+});
+
+/**
+ * What the openai SDK holds (lib/responses/ResponseAccumulator, which ResponseStream runs on every
+ * event) after each event of `events`, serialized: its whole snapshot, `output_text` and every part
+ * included. Stops where the SDK throws (its stream then ends with that error).
+ */
+function sdkHolds(events: readonly Ev[]): { after: string[]; last: Ev; threw: boolean } {
+  const after: string[] = [];
+  // biome-ignore lint/suspicious/noExplicitAny: the SDK's own snapshot type, read as JSON
+  let snapshot: any;
+  try {
+    for (const e of events) {
+      // biome-ignore lint/suspicious/noExplicitAny: events as parsed
+      snapshot = accumulateResponse(e as any, snapshot);
+      after.push(JSON.stringify(snapshot));
+    }
+  } catch {
+    return { after, last: snapshot, threw: true };
+  }
+  return { after, last: snapshot, threw: false };
+}
+
+/**
+ * The red team's N1 shapes: the key in 3-character pieces over events the SDK rebuilds `output_text`
+ * from, one piece a message item, part or snapshot item (`response.created`, `in_progress`, `queued`
+ * snapshots; `output_item.done`; `content_part.done`; `output_text.done`), and then
+ * `response.completed` with the same items or nothing (the stream just ends).
+ */
+const N1_MODES = [
+  'snapshot_created',
+  'snapshot_in_progress',
+  'snapshot_queued',
+  'item_done',
+  'part_done',
+  'text_done',
+] as const;
+function n1Events(
+  mode: (typeof N1_MODES)[number],
+  completed: boolean,
+  pieces: readonly string[] = PIECES,
+): Ev[] {
+  let seq = 0;
+  const evs: Ev[] = [];
+  const ev = (o: Ev) => evs.push({ ...o, sequence_number: seq++ });
+  const text = (p: string) => ({ type: 'output_text', text: p, annotations: [] });
+  const items = pieces.map((p, i) => ({
+    id: `msg_${i}`,
+    type: 'message',
+    role: 'assistant',
+    status: 'completed',
+    content: [text(p)],
+  }));
+  const response = (output: unknown[], status = 'in_progress') => ({
+    id: 'resp_1',
+    object: 'response',
+    created_at: 1,
+    status,
+    model: 'gpt-4o',
+    output,
+    usage: null,
+  });
+  ev({ type: 'response.created', response: response(mode === 'snapshot_created' ? items : []) });
+  if (mode === 'snapshot_in_progress') ev({ type: 'response.in_progress', response: response(items) });
+  if (mode === 'snapshot_queued') ev({ type: 'response.queued', response: response(items, 'queued') });
+  const message = (i: number) => ({
+    id: `msg_${i}`,
+    type: 'message',
+    role: 'assistant',
+    status: 'in_progress',
+    content: [],
+  });
+  if (mode === 'item_done')
+    pieces.forEach((_, i) => {
+      ev({ type: 'response.output_item.added', output_index: i, item: message(i) });
+      ev({ type: 'response.output_item.done', output_index: i, item: items[i] });
+    });
+  if (mode === 'part_done' || mode === 'text_done') {
+    ev({ type: 'response.output_item.added', output_index: 0, item: message(0) });
+    pieces.forEach((p, i) => {
+      const ids = { item_id: 'msg_0', output_index: 0, content_index: i };
+      ev({ type: 'response.content_part.added', ...ids, part: text('') });
+      if (mode === 'part_done') ev({ type: 'response.content_part.done', ...ids, part: text(p) });
+      else ev({ type: 'response.output_text.done', ...ids, text: p, logprobs: [] });
+    });
+  }
+  if (completed)
+    ev({
+      type: 'response.completed',
+      response: {
+        ...response(items, 'completed'),
+        usage: { input_tokens: 1, output_tokens: 1, total_tokens: 2 },
+      },
+    });
+  return evs;
+}
+/** Pushes `events` (then the end of input) until the relay refuses one: whether it did. */
+function pushAll(r: ReturnType<typeof relay>, events: readonly Ev[]): boolean {
+  try {
+    for (const e of events) r.push(e.type, e);
+    r.end();
+    return false;
+  } catch (err) {
+    if (err instanceof StreamRefused) return true;
+    throw err;
+  }
+}
+
+describe('stream relay: what the openai SDK holds from a Responses stream (N1)', () => {
+  for (const mode of N1_MODES)
+    for (const completed of [false, true])
+      test(`N1 ${mode}${completed ? ', then response.completed' : ', the stream just ends'}: the stream ends with an error before the SDK holds 4 characters of the key`, () => {
+        const r = relay('responses');
+        assert.ok(pushAll(r, n1Events(mode, completed)), 'refused');
+        assert.deepEqual(fragments(r.out.map((e) => e.data).join('\n')), [], 'in the events sent');
+        const sdk = sdkHolds(r.parsed());
+        for (const [i, s] of sdk.after.entries())
+          assert.deepEqual(fragments(s), [], `what the SDK holds after event ${i}`);
+        // at most the first piece went out (the second one would have joined it)
+        assert.ok(!(sdk.last?.output_text ?? '').includes(PIECES.slice(0, 2).join('')));
+      });
+
+  test('the same shapes with no key arrive exactly as sent: every event, and the SDK’s final response', () => {
+    const words = ['Once ', 'upon ', 'a ', 'time, ', 'there ', 'was ', 'a ', 'key.'];
+    for (const mode of N1_MODES)
+      for (const completed of [false, true]) {
+        const events = n1Events(mode, completed, words);
+        const r = relay('responses');
+        assert.ok(!pushAll(r, events), `${mode}: not refused`);
+        assert.deepEqual(
+          r.out.map((e) => e.data),
+          events.map((e) => JSON.stringify(e)),
+          `${mode}: byte for byte`,
+        );
+        assert.equal(sdkHolds(r.parsed()).last.output_text, words.join(''), mode);
+      }
+  });
+
+  test('a legitimate stream through every path that sets a string (snapshot items, items and parts that start with text, deltas, every .done, two messages, a function call, reasoning) arrives as sent', () => {
+    let seq = 0;
+    const ev = (o: Ev) => ({ ...o, sequence_number: seq++ });
+    const text = (t: string) => ({ type: 'output_text', text: t, annotations: [] });
+    const msg = (id: string, content: unknown[], status = 'in_progress') => ({
+      id,
+      type: 'message',
+      role: 'assistant',
+      status,
+      content,
+    });
+    const first = 'The first message, streamed in pieces. ';
+    const second = 'And a second one. ';
+    const reasoning = {
+      id: 'rs_1',
+      type: 'reasoning',
+      summary: [{ type: 'summary_text', text: 'Thinking about it.' }],
+    };
+    const call = {
+      id: 'fc_1',
+      type: 'function_call',
+      call_id: 'c1',
+      name: 'f',
+      arguments: '{"a":1}',
+      status: 'completed',
+    };
+    const response = (output: unknown[], status = 'in_progress') => ({
+      id: 'resp_1',
+      object: 'response',
+      status,
+      output,
+    });
+    const ids = { item_id: 'msg_a', output_index: 1, content_index: 0 };
+    const pieces = first.match(/\S+\s/g)!;
+    const events = [
+      ev({ type: 'response.created', response: response([]) }),
+      // a resumed stream: the snapshot brings the reasoning item already done
+      ev({ type: 'response.in_progress', response: response([reasoning]) }),
+      ev({ type: 'response.output_item.added', output_index: 1, item: msg('msg_a', []) }),
+      ev({ type: 'response.content_part.added', ...ids, part: text('') }),
+      ...pieces.map((d) => ev({ type: 'response.output_text.delta', ...ids, delta: d, logprobs: [] })),
+      ev({ type: 'response.output_text.done', ...ids, text: first, logprobs: [] }),
+      ev({ type: 'response.content_part.done', ...ids, part: text(first) }),
+      ev({
+        type: 'response.output_item.done',
+        output_index: 1,
+        item: msg('msg_a', [text(first)], 'completed'),
+      }),
+      // an item that starts with its text
+      ev({ type: 'response.output_item.added', output_index: 2, item: msg('msg_b', [text(second)]) }),
+      ev({
+        type: 'response.output_item.done',
+        output_index: 2,
+        item: msg('msg_b', [text(second)], 'completed'),
+      }),
+      ev({
+        type: 'response.output_item.added',
+        output_index: 3,
+        item: { ...call, arguments: '', status: 'in_progress' },
+      }),
+      ...['{"a"', ':1}'].map((d) =>
+        ev({ type: 'response.function_call_arguments.delta', item_id: 'fc_1', output_index: 3, delta: d }),
+      ),
+      ev({
+        type: 'response.function_call_arguments.done',
+        item_id: 'fc_1',
+        output_index: 3,
+        arguments: '{"a":1}',
+      }),
+      ev({ type: 'response.output_item.done', output_index: 3, item: call }),
+      ev({
+        type: 'response.completed',
+        response: response(
+          [
+            reasoning,
+            msg('msg_a', [text(first)], 'completed'),
+            msg('msg_b', [text(second)], 'completed'),
+            call,
+          ],
+          'completed',
+        ),
+      }),
+    ];
+    const r = relay('responses');
+    assert.ok(!pushAll(r, events));
+    assert.deepEqual(
+      r.out.map((e) => e.data),
+      events.map((e) => JSON.stringify(e)),
+      'byte for byte',
+    );
+    const sdk = sdkHolds(r.parsed());
+    assert.equal(sdk.threw, false);
+    assert.equal(sdk.last.output_text, first + second);
+  });
+
+  test('what the checks cost: a part’s own deltas, a .done repeating them, and the response repeating all add no check; a second part’s first 256 characters are checked at its junction', () => {
+    // with no `secrets`, the key check of what clients join is `clean`: count its calls on text that
+    // is neither an event nor an event's name
+    const whole = secretRedactor([KEY]);
+    let checked = 0;
+    const r = createStreamRelay({
+      api: 'openai',
+      route: 'responses',
+      filter: () => secretRedactor([KEY]),
+      clean: (t) => {
+        if (!t.startsWith('{') && !t.startsWith('response.')) checked++;
+        return whole.push(t) + whole.end();
+      },
+    });
+    const out: SseEvent[] = [];
+    const push = (o: Ev) => out.push(...r.push(o.type, JSON.stringify(o)).events);
+    const words = 'The quick brown fox jumps over the lazy dog. '.match(/\S+\s/g)!;
+    const texts: string[] = [];
+    const part = (c: number) => {
+      push({
+        type: 'response.content_part.added',
+        output_index: 0,
+        content_index: c,
+        part: { type: 'output_text', text: '' },
+      });
+      let t = '';
+      for (let i = 0; i < 300; i++) {
+        const d = words[i % words.length]!;
+        t += d;
+        push({ type: 'response.output_text.delta', output_index: 0, content_index: c, delta: d });
+      }
+      push({ type: 'response.output_text.done', output_index: 0, content_index: c, text: t });
+      push({
+        type: 'response.content_part.done',
+        output_index: 0,
+        content_index: c,
+        part: { type: 'output_text', text: t },
+      });
+      texts.push(t);
+    };
+    push({ type: 'response.created', response: { output: [] } });
+    push({
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: { id: 'm', type: 'message', content: [] },
+    });
+    part(0);
+    assert.equal(checked, 0);
+    part(1);
+    const item = { id: 'm', type: 'message', content: texts.map((text) => ({ type: 'output_text', text })) };
+    push({ type: 'response.output_item.done', output_index: 0, item });
+    push({ type: 'response.completed', response: { output: [item] } });
+    // the deltas whose window reaches back into the first part: 256 characters, 5.1 a delta on average
+    assert.ok(checked > 0 && checked <= Math.ceil(256 / 5) + 2, String(checked));
+    assert.equal(sdkHolds(out.map((e) => JSON.parse(e.data) as Ev)).last.output_text, texts.join(''));
+  });
+
+  test('a snapshot’s own `output_text` is the start of the SDK’s: the deltas it appends are checked joined to it', () => {
+    // each piece alone is one run of 5 inside a longer word (which stays), joined they are a run of 10
+    const own = `x${SECRET.slice(0, 5)}`;
+    const rest = `${SECRET.slice(5, 10)}y `;
+    let seq = 0;
+    const ev = (o: Ev) => ({ ...o, sequence_number: seq++ });
+    const ids = { item_id: 'm', output_index: 0, content_index: 0 };
+    const events = [
+      ev({
+        type: 'response.created',
+        response: {
+          output: [{ id: 'm', type: 'message', content: [{ type: 'output_text', text: '' }] }],
+          output_text: own,
+        },
+      }),
+      ev({ type: 'response.output_text.delta', ...ids, delta: rest }),
+    ];
+    const r = relay('responses');
+    assert.ok(pushAll(r, events), 'refused');
+    for (const s of sdkHolds(r.parsed()).after) assert.ok(!s.includes(SECRET.slice(0, 10)));
+    // the control: each string alone passes
+    const alone = relay('responses');
+    assert.ok(!pushAll(alone, [events[0]!, { ...events[1]!, delta: ' plain text ' }]));
+  });
+
+  test('a part replaced by one of another type joins its neighbours: the new junction is checked', () => {
+    const r = relay('responses');
+    const ids = (i: number) => ({ item_id: 'm', output_index: 0, content_index: i });
+    const text = (t: string) => ({ type: 'output_text', text: t });
+    const events: Ev[] = [
+      { type: 'response.created', response: { output: [] } },
+      {
+        type: 'response.output_item.added',
+        output_index: 0,
+        item: { id: 'm', type: 'message', content: [] },
+      },
+    ];
+    // `output_text` is `Q7v Z3m`: two pieces of 3, apart
+    for (const [i, t] of [PIECES[0]!, ' ', PIECES[1]!].entries())
+      events.push(
+        { type: 'response.content_part.added', ...ids(i), part: text('') },
+        { type: 'response.content_part.done', ...ids(i), part: text(t) },
+      );
+    // the space becomes a refusal: `output_text` would be `Q7vZ3m`
+    events.push({ type: 'response.content_part.done', ...ids(1), part: { type: 'refusal', refusal: 'no' } });
+    assert.ok(pushAll(r, events), 'refused');
+    assert.equal(r.out.length, events.length - 1, 'at that event');
+    for (const s of sdkHolds(r.parsed()).after) assert.deepEqual(fragments(JSON.parse(s).output_text), []);
   });
 });

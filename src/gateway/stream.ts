@@ -46,7 +46,15 @@ import type { GatewayRoute, ResponseFilter } from './types.ts';
  * Where clients join strings across streams (all `output_text` deltas into
  * `response.output_text`; Anthropic `text` events across blocks; chat content of
  * several choices through `choices[0]` or `on('content')`; the final text of all
- * parts or blocks in order), the joined text sent is checked for the injected keys.
+ * blocks in order), the joined text sent is checked for the injected keys.
+ *
+ * Responses: the openai SDK also sets strings whole (a snapshot's items, `output_item.done`,
+ * `content_part.done`, `*.done`) and joins `output_text` again from every part at most of them, and
+ * a stream that ends without `response.completed` is its result as it stands. So the relay keeps what
+ * the SDK holds after each event it sends (ResponseAccumulator, run on the events as sent: each
+ * part's, summary part's and item's string, the join of all `output_text` parts, the SDK's own
+ * `output_text`) and checks the text around each change before the event goes out (see "Responses:
+ * what the SDK holds" below); an event that would make one of them hold a key is refused.
  *
  * The relay refuses (StreamRefused: the stream ends with an error event, nothing
  * held back is released) what clients would read in different ways: an index that
@@ -447,6 +455,9 @@ export function jsonCleaner(clean: (text: string) => string) {
     }
   };
 
+  /** Whether the last `serialize`/`trySerialize` text is exactly the value serialized (nothing cleaned after). */
+  let exact = false;
+
   return {
     cleanStr,
     safeLogprobs,
@@ -463,10 +474,15 @@ export function jsonCleaner(clean: (text: string) => string) {
     serialize(v: unknown, skip?: readonly Skip[]): string {
       const s = JSON.stringify(v);
       const c = wholeText(s);
-      if (c !== undefined) return c;
+      if (c !== undefined) {
+        exact = c === s;
+        return c;
+      }
       const w = walk(v, skip, 0, true);
       const s2 = JSON.stringify(w);
-      return wholeText(s2) ?? s2;
+      const c2 = wholeText(s2);
+      exact = c2 === undefined || c2 === s2;
+      return c2 ?? s2;
     },
     /**
      * As `serialize`, for a value whose strings were not walked (`walked` false): undefined when
@@ -474,7 +490,17 @@ export function jsonCleaner(clean: (text: string) => string) {
      */
     trySerialize(v: unknown, walked: boolean): string | undefined {
       if (walked) return this.serialize(v);
-      return wholeText(JSON.stringify(v));
+      const s = JSON.stringify(v);
+      const c = wholeText(s);
+      exact = c === s;
+      return c;
+    },
+    /**
+     * The last text `serialize` or `trySerialize` gave is the value as it now stands, serialized: a
+     * client parsing it reads that value (the last whole-text pass changed nothing).
+     */
+    get exact() {
+      return exact;
     },
     /** Set when a value was too deep to walk; reset by the caller per value. */
     get deep() {
@@ -540,6 +566,8 @@ interface TextStream {
   place: number[] | undefined;
   /** The generated text (main streams only). */
   main: Main | undefined;
+  /** How many characters of text it sent (where its next piece starts in its output). */
+  sentLen: number;
 }
 
 interface StreamSpec {
@@ -548,6 +576,61 @@ interface StreamSpec {
   place?: number[];
   main?: number;
 }
+
+/** A piece of a text stream's output, in an event sent (field `key` of an object of it), from `from` on. */
+interface Piece {
+  obj: Json;
+  key: string;
+  stream: TextStream;
+  from: number;
+  text: string;
+}
+
+/**
+ * A string the openai SDK builds for a Responses stream (lib/responses/ResponseAccumulator) as the
+ * client holds it after the events sent so far: a part's `text` or `refusal`, a summary part's `text`,
+ * an item's `arguments`, `input` or `code`, the response's `output_text`. Its text is kept in pieces
+ * (joined when an event replaces it), with its first and last JOIN_WINDOW characters.
+ */
+interface Held {
+  pieces: string[];
+  len: number;
+  /** Its first min(len, JOIN_WINDOW) characters. */
+  head: string;
+  /** Its last characters: min(len, JOIN_WINDOW) of them at least, fewer than 2·JOIN_WINDOW + a piece. */
+  tail: string;
+  /**
+   * Its last `run` characters are one stretch of the output of the relay stream `src`, which ends at
+   * `end` of that output: that stream's filter saw them together, so the piece it sends next (from
+   * `end`) joins them with nothing else to check.
+   */
+  src: TextStream | undefined;
+  end: number;
+  run: number;
+  /** Its value is `null` or `undefined`: `''` where the SDK joins it, that word where it appends (`+=`). */
+  nil: string | undefined;
+  /** Its place in the `output_text` join (item · JOIN_SLOT + part), -1 for a string not in it. */
+  at: number;
+  /** It is in the list of the join's parts that hold text. */
+  listed: boolean;
+}
+interface HeldPart {
+  type: unknown;
+  text: Held;
+  refusal: Held;
+}
+interface HeldItem {
+  type: unknown;
+  content: HeldPart[] | undefined;
+  summary: HeldPart[] | undefined;
+  arguments: Held;
+  input: Held;
+  code: Held;
+}
+/** Items and parts of a Responses answer the relay follows, at most. */
+const MAX_HELD = 4 * MAX_STREAMS;
+/** Places in the join: an item's parts are numbered from item · JOIN_SLOT (MAX_HELD parts fit). */
+const JOIN_SLOT = 2 ** 21;
 
 /** A string of an event that belongs to a text stream, and the piece of the stream it carries. */
 interface Slot extends Skip {
@@ -572,6 +655,36 @@ const RESPONSE_STREAMS: Record<string, { sub: 'c' | 's' | ''; field: string }> =
   'response.mcp_call_arguments': { sub: '', field: 'arguments' },
   'response.custom_tool_call_input': { sub: '', field: 'input' },
   'response.code_interpreter_call_code': { sub: '', field: 'code' },
+};
+/** The delta and done events of RESPONSE_STREAMS, by type. */
+interface StringEvent {
+  base: string;
+  done: boolean;
+  known: { sub: string; field: string };
+}
+const STRING_EVENTS = new Map<string, StringEvent>(
+  Object.entries(RESPONSE_STREAMS).flatMap(([base, known]) =>
+    [false, true].map((done) => [`${base}.${done ? 'done' : 'delta'}`, { base, done, known }] as const),
+  ),
+);
+/** The events that change a string the SDK holds (ResponseAccumulator): snapshots, items, parts, texts. */
+const HELD_EVENTS = new Set([
+  ...RESPONSE_TERMINALS,
+  ...RESPONSE_SNAPSHOTS,
+  'response.output_item.added',
+  'response.output_item.done',
+  'response.content_part.added',
+  'response.content_part.done',
+  'response.reasoning_summary_part.added',
+  'response.reasoning_summary_part.done',
+  ...STRING_EVENTS.keys(),
+]);
+/** The item type whose string each item-wide delta family appends to (the SDK ignores it in others). */
+const ITEM_STRING_OWNER: Record<string, string> = {
+  'response.function_call_arguments': 'function_call',
+  'response.mcp_call_arguments': 'mcp_call',
+  'response.custom_tool_call_input': 'custom_tool_call',
+  'response.code_interpreter_call_code': 'code_interpreter_call',
 };
 /** Response-wide deltas no SDK joins, which clients may. */
 const RESPONSE_AUDIO = new Set(['response.audio', 'response.audio.transcript']);
@@ -615,6 +728,50 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
   };
 
   const streams = new Map<string, TextStream>();
+  /**
+   * This step's Responses events whose text is exactly their object serialized, in the order they were
+   * made (the order they go out), and those objects: what the client parses, with no parse needed.
+   */
+  const stepEvents: (SseEvent | undefined)[] = [];
+  const stepObjects: (Json | undefined)[] = [];
+  let stepExact = 0;
+  /** This step's pieces of text streams in the objects of its events (Responses), latest last. */
+  const stepPieces: (Piece | undefined)[] = [];
+  let stepPieceCount = 0;
+  let pieceIndex: Map<Json, Piece[]> | undefined;
+  /** A new step: the lists above start again (overwritten, not shrunk: they are short). */
+  const newStep = () => {
+    stepExact = 0;
+    stepPieceCount = 0;
+    pieceIndex = undefined;
+  };
+  const noteExact = (e: SseEvent, data: Json) => {
+    stepEvents[stepExact] = e;
+    stepObjects[stepExact++] = data;
+  };
+  const notePiece = (obj: Json, key: string, stream: TextStream, from: number, text: string) => {
+    if (kind === 'responses') stepPieces[stepPieceCount++] = { obj, key, stream, from, text };
+  };
+  /** The piece of a text stream this step put at `obj[key]`, if that is what it holds. */
+  const pieceAt = (obj: unknown, key: string, text: string): Piece | undefined => {
+    if (!isObj(obj)) return undefined;
+    let p: Piece | undefined;
+    if (stepPieceCount <= 16) {
+      for (let i = stepPieceCount - 1; i >= 0 && !p; i--)
+        if (stepPieces[i]!.obj === obj && stepPieces[i]!.key === key) p = stepPieces[i];
+    } else {
+      if (!pieceIndex) {
+        pieceIndex = new Map();
+        for (const x of stepPieces.slice(0, stepPieceCount) as Piece[]) {
+          const l = pieceIndex.get(x.obj);
+          if (l) l.push(x);
+          else pieceIndex.set(x.obj, [x]);
+        }
+      }
+      p = pieceIndex.get(obj)?.findLast((x) => x.key === key);
+    }
+    return p && p.text === text ? p : undefined;
+  };
   /** Strings replaced by an event: keys, and `o<i>`, `o<i>|c<j>`, `c<i>` groups. */
   const closed = new Set<string>();
   let opened = 0;
@@ -694,18 +851,25 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       kept: spec.place ? { text: '', head: undefined } : undefined,
       place: spec.place,
       main: spec.main === undefined ? undefined : { order: spec.main, seq: seq++, out: '' },
+      sentLen: 0,
     };
     if (s.main) mains.push(s.main);
     streams.set(key, s);
     return s;
   };
 
-  /** Text of `s` about to be sent: through the joins it goes into (which may refuse), then kept. */
-  const sent = (s: TextStream, text: string, joins: readonly Join[]) => {
-    if (text === '') return;
+  /**
+   * Text of `s` about to be sent: through the joins it goes into (which may refuse), then kept.
+   * Returns where it starts in the stream's output.
+   */
+  const sent = (s: TextStream, text: string, joins: readonly Join[]): number => {
+    const from = s.sentLen;
+    if (text === '') return from;
     for (const j of joins) j.add(text, s);
     if (s.kept) keep(s.kept, text);
     if (s.main) s.main.out += text;
+    s.sentLen += text.length;
+    return from;
   };
 
   /** Ends a stream: what its filter held back, as one more event (none when nothing was held). */
@@ -714,8 +878,11 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     if (s.kept) retired.push(s);
     const tail = s.filter.end();
     if (!tail) return;
-    sent(s, tail, s.joins);
-    out.push(s.shape(tail));
+    const from = sent(s, tail, s.joins);
+    const e = s.shape(tail);
+    if (stepExact > 0 && stepEvents[stepExact - 1] === e)
+      notePiece(stepObjects[stepExact - 1]!, 'delta', s, from, tail);
+    out.push(e);
   };
   /** Ends the streams `pred` picks (but the ones in `keep`), in the order they started. */
   const flushWhere = (
@@ -743,8 +910,9 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     for (const slot of slots) {
       const s = slot.stream;
       const v = s.filter.push(slot.piece);
-      sent(s, v, slot.joins);
+      const from = sent(s, v, slot.joins);
       put(slot.obj, slot.key, v);
+      notePiece(slot.obj, slot.key, s, from, v);
     }
     if (!finish) return;
     const last = new Map<TextStream, Slot>();
@@ -753,8 +921,11 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       streams.delete(s.key);
       if (s.kept) retired.push(s);
       const tail = s.filter.end();
+      const from = s.sentLen - (slot.obj[slot.key] as string).length;
       sent(s, tail, slot.joins);
-      put(slot.obj, slot.key, (slot.obj[slot.key] as string) + tail);
+      const v = (slot.obj[slot.key] as string) + tail;
+      put(slot.obj, slot.key, v);
+      notePiece(slot.obj, slot.key, s, from, v);
     }
   };
 
@@ -774,13 +945,17 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       jc.value(data, slots);
       text = jc.serialize(data, slots);
     }
-    out.push({ event: eventName(ev), data: text });
+    const e = { event: eventName(ev), data: text };
+    if (kind === 'responses' && jc.exact && isObj(data)) noteExact(e, data);
+    out.push(e);
     return text;
   };
   /** An event the relay makes (its strings are clean already), serialized and cleaned whole. */
   const serialize = (ev: string | undefined, data: unknown): SseEvent => {
     jc.deep = false;
-    return { event: eventName(ev), data: jc.serialize(data) };
+    const e = { event: eventName(ev), data: jc.serialize(data) };
+    if (kind === 'responses' && jc.exact && isObj(data)) noteExact(e, data);
+    return e;
   };
   /** Everything still held, before a terminal event (but `except`, ended inline). */
   const flushAll = (out: SseEvent[], except?: ReadonlySet<TextStream>) => {
@@ -1041,7 +1216,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
   };
 
   /** The delta event of a Responses stream, shaped from the first event of it. */
-  const responseSpec = (type: string, data: Json, place: number[] | undefined, main: boolean): StreamSpec => {
+  const responseSpec = (type: string, data: Json, main: boolean): StreamSpec => {
     const like: Json = { type: jc.cleanStr(type) };
     for (const f of ['item_id', 'output_index', 'content_index', 'summary_index']) {
       const v = data[f];
@@ -1050,7 +1225,6 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     const hasLogprobs = 'logprobs' in data;
     return {
       ...(type === 'response.output_text.delta' ? { joins: [jOutput] } : {}),
-      ...(place ? { place } : {}),
       ...(main ? { main: seq } : {}),
       shape: (text) =>
         serialize(type, {
@@ -1081,20 +1255,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     if (typeof item?.id === 'string') ids.item_id = item.id;
     if (sub.startsWith('c')) ids.content_index = Number(sub.slice(1));
     if (sub.startsWith('s')) ids.summary_index = Number(sub.slice(1));
-    const text = type === 'response.output_text.delta';
-    return responseSpec(type, ids, text ? [Number(o.slice(1)), Number(sub.slice(1))] : undefined, text);
-  };
-
-  /** The final `output_text` the SDK joins from a response object (addOutputText), checked. */
-  const checkResponseText = (response: unknown) => {
-    if (!isObj(response) || !Array.isArray(response.output)) return;
-    const texts: string[] = [];
-    for (const o of response.output) {
-      if (!isObj(o) || o.type !== 'message' || !Array.isArray(o.content)) continue;
-      for (const c of o.content)
-        if (isObj(c) && c.type === 'output_text') texts.push(pieceOf(c.text, 'always') ?? '');
-    }
-    checkJoined(texts);
+    return responseSpec(type, ids, type === 'response.output_text.delta');
   };
 
   const responsesEvent = (type: string, data: Json, out: SseEvent[], terminal: boolean) => {
@@ -1165,7 +1326,6 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       const known = RESPONSE_STREAMS[base];
       let key: string | undefined;
       let group: string[] = [];
-      let place: number[] | undefined;
       if (known) {
         const p = outputIndex(data);
         if (
@@ -1180,7 +1340,6 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
             : `${known.sub}${indexKey(known.sub === 'c' ? data.content_index : data.summary_index, 'part index')}`;
         key = `o${p}|${sub}|${known.field}`;
         group = sub === '' ? [`o${p}`] : [`o${p}`, `o${p}|${sub}`];
-        if (base === 'response.output_text') place = [Number(p), Number(sub.slice(1))];
       } else if (RESPONSE_AUDIO.has(base)) key = `a|${base}`;
       else if (!done && typeof data.delta === 'string') {
         const ids = ['output_index', 'content_index', 'summary_index', 'item_id'].map((f) => data[f]);
@@ -1196,7 +1355,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
           if (isClosed(...group, key)) refuse('a delta to a string an event replaced');
           const piece = pieceOf(data.delta, known || RESPONSE_AUDIO.has(base) ? 'always' : 'string');
           if (piece !== undefined) {
-            const stream = open(key, () => responseSpec(type, data, place, base === 'response.output_text'));
+            const stream = open(key, () => responseSpec(type, data, base === 'response.output_text'));
             // the complete list comes with the `.done` event, checked whole
             if (Array.isArray(data.logprobs)) data.logprobs = [];
             slots.push({ obj: data, key: 'delta', stream, piece, joins: stream.joins });
@@ -1207,14 +1366,415 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     if (terminal) {
       flushAll(out, new Set(slots.map((s) => s.stream)));
       runSlots(slots, true);
-      const text = emitEvent(type, data, slots, out);
-      // the SDK takes the response of a terminal event as its final snapshot, or keeps what it joined
-      if (isObj(data.response)) checkResponseText((JSON.parse(text) as Json).response);
-      else checkKept();
+      // what the SDK holds after it (a terminal response is its final snapshot) is checked by heldStep
+      emitEvent(type, data, slots, out);
       return;
     }
     runSlots(slots, false);
     emitEvent(type, data, slots, out);
+  };
+
+  // ------------------------------------------------------------ Responses: what the SDK holds
+
+  /**
+   * The strings the openai SDK holds for a Responses stream, rebuilt from the events the client gets
+   * (as ResponseAccumulator and addOutputText build them), checked after every event before it goes
+   * out: each string an event appends to or sets, and `output_text` (its own string, reset to the join
+   * of every `output_text` part of every message at the events that call addOutputText, appended to by
+   * each `output_text` delta) and that join, the final text. Only the text around a change is checked
+   * (JOIN_WINDOW characters each side), and not even that when the change is a piece a text stream sends
+   * right after the ones the string ends with (its filter saw them together) or a string of one event
+   * (cleaned whole) with nothing else in reach.
+   */
+  let held: HeldItem[] = [];
+  /** Items and parts in `held`. */
+  let heldCount = 0;
+  /** The parts of the `output_text` join that hold text, in order (of `at`). */
+  let joined: Held[] = [];
+  const blank = (nil: string | undefined, at = -1): Held => ({
+    pieces: [],
+    len: 0,
+    head: '',
+    tail: '',
+    src: undefined,
+    end: 0,
+    run: 0,
+    nil,
+    at,
+    listed: false,
+  });
+  /** The string an event sets (`obj[key]`, kept as the SDK keeps it: a clone), at place `at` of the join. */
+  const heldOf = (obj: unknown, key: string, at = -1): Held => {
+    const v = isObj(obj) ? obj[key] : undefined;
+    if (v === null || v === undefined) return blank(String(v), at);
+    const t = pieceOf(v, 'always') as string;
+    const p = pieceAt(obj, key, t);
+    return {
+      pieces: t === '' ? [] : [t],
+      len: t.length,
+      head: t.slice(0, JOIN_WINDOW),
+      tail: t.slice(-JOIN_WINDOW),
+      src: p?.stream,
+      end: p ? p.from + t.length : 0,
+      run: p ? t.length : 0,
+      nil: undefined,
+      at,
+      listed: false,
+    };
+  };
+
+  /** The index in `joined` of the first part at or after place `at`. */
+  const seek = (at: number): number => {
+    let lo = 0;
+    let hi = joined.length;
+    while (lo < hi) {
+      const m = (lo + hi) >> 1;
+      if (joined[m]!.at < at) lo = m + 1;
+      else hi = m;
+    }
+    return lo;
+  };
+  /** Keeps `joined` right for `h`, a part of the join that may have come to hold text or no longer does. */
+  const relist = (h: Held) => {
+    if (h.at < 0) return;
+    const has = h.nil === undefined && h.len > 0;
+    if (has === h.listed) return;
+    if (has) joined.splice(seek(h.at), 0, h);
+    else joined.splice(seek(h.at), 1);
+    h.listed = has;
+  };
+  const unlist = (h: Held) => {
+    if (h.listed) joined.splice(seek(h.at), 1);
+    h.listed = false;
+  };
+  /** The last `n` characters of the `output_text` join before place `at`. */
+  const joinedBefore = (at: number, n: number): string => {
+    let out = '';
+    for (let k = seek(at) - 1; k >= 0 && out.length < n; k--) {
+      const h = joined[k]!;
+      const need = n - out.length;
+      out = (h.len > need ? h.tail.slice(-need) : h.tail) + out;
+    }
+    return out;
+  };
+  /** The first `n` characters of the `output_text` join after place `at`. */
+  const joinedAfter = (at: number, n: number): string => {
+    let out = '';
+    for (let k = seek(at + 1); k < joined.length && out.length < n; k++) {
+      const h = joined[k]!;
+      const need = n - out.length;
+      out += h.len > need ? h.head.slice(0, need) : h.head;
+    }
+    return out;
+  };
+
+  const count = (n: number) => {
+    heldCount += n;
+    if (heldCount > MAX_HELD) refuse('too many items and parts in one answer');
+  };
+  /** A part, at place `at` of the join if it is an `output_text` part of a message (-1: it is not). */
+  const partOf = (v: unknown, at: number): HeldPart => {
+    count(1);
+    const type = isObj(v) ? v.type : undefined;
+    const text = heldOf(v, 'text', type === 'output_text' ? at : -1);
+    relist(text);
+    return { type, text, refusal: heldOf(v, 'refusal') };
+  };
+  /** Item `i` (`v`, as an event gives it). */
+  const itemOf = (v: unknown, i: number): HeldItem => {
+    count(1);
+    const it = isObj(v) ? v : {};
+    const message = it.type === 'message';
+    return {
+      type: it.type,
+      content: Array.isArray(it.content)
+        ? it.content.map((p, c) => partOf(p, message ? i * JOIN_SLOT + c : -1))
+        : undefined,
+      summary: Array.isArray(it.summary) ? it.summary.map((p) => partOf(p, -1)) : undefined,
+      arguments: heldOf(it, 'arguments'),
+      input: heldOf(it, 'input'),
+      code: heldOf(it, 'code'),
+    };
+  };
+  /** An item or part an event replaces: out of the join, and of the count. */
+  const dropPart = (p: HeldPart) => {
+    unlist(p.text);
+    heldCount--;
+  };
+  const dropItem = (it: HeldItem) => {
+    for (const p of it.content ?? []) dropPart(p);
+    heldCount -= 1 + (it.summary?.length ?? 0);
+  };
+  /** The entry of `list` an event's index names, if it exists (the SDK throws otherwise). */
+  const entry = <T>(list: readonly T[] | undefined, at: unknown): T | undefined =>
+    list && typeof at === 'number' && Number.isInteger(at) && at >= 0 && at < list.length
+      ? list[at]
+      : undefined;
+  const whole = (h: Held): string => {
+    if (h.pieces.length > 1) h.pieces = [h.pieces.join('')];
+    return h.pieces[0] ?? '';
+  };
+  /** A string's text as addOutputText joins it (`null` and `undefined` as nothing). */
+  const joinText = (h: Held): string => (h.nil === undefined ? whole(h) : '');
+  /** The parts of the join in item `i` (all of them: `c` undefined) or its part `c`. */
+  const joinedIn = (i: number, c?: number): Held[] => {
+    const it = held[i];
+    const parts = it?.type === 'message' ? (it.content ?? []) : [];
+    const some = c === undefined ? parts : parts.slice(c, c + 1);
+    return some.filter((p) => p.text.at >= 0).map((p) => p.text);
+  };
+  const joinedNow = (i: number, c?: number) => joinedIn(i, c).map(joinText).join('');
+  const clear = (window: string) => {
+    if (!windowClean(window)) refuse('a string the client’s SDK builds would hold a key');
+  };
+
+  /** The SDK's own `output_text` (its last characters). */
+  let outputText = blank('');
+  /** addOutputText: `output_text` is the join again. */
+  const rejoin = () => {
+    const tail = joinedBefore(Number.MAX_SAFE_INTEGER, JOIN_WINDOW);
+    const last = joined.at(-1);
+    outputText = {
+      ...blank(undefined),
+      len: tail.length,
+      tail,
+      src: last?.src,
+      end: last?.end ?? 0,
+      run: last ? Math.min(last.run, tail.length) : 0,
+    };
+  };
+
+  /** Whether piece `p` goes on where `h` ends, in the same stream's output (an empty `h`: at its start). */
+  const follows = (h: Held, p: Piece | undefined) =>
+    p !== undefined && (h.len === 0 ? p.from === 0 : h.src === p.stream && h.end === p.from);
+  /** Appends `t` to `h` (`+=`), after the caller checked it; `keep`: its whole text is kept (the join's parts). */
+  const grow = (h: Held, t: string, p: Piece | undefined, keep: boolean) => {
+    const on = follows(h, p);
+    h.run = on ? h.run + t.length : p ? t.length : 0;
+    h.src = p?.stream;
+    h.end = p ? p.from + t.length : 0;
+    if (keep) h.pieces.push(t);
+    h.len += t.length;
+    if (h.head.length < JOIN_WINDOW) h.head = (h.head + t).slice(0, JOIN_WINDOW);
+    h.tail += t;
+    if (h.tail.length > 2 * JOIN_WINDOW) h.tail = h.tail.slice(-JOIN_WINDOW);
+    if (!h.listed) relist(h);
+  };
+  /** `+=` on a `null` or `undefined` value starts from its name (`code` from `''`: `?? ''`). */
+  const unnil = (h: Held, word: string) => {
+    Object.assign(h, { ...blank(undefined, h.at), listed: h.listed, len: word.length });
+    h.pieces = word ? [word] : [];
+    h.head = h.tail = word;
+    relist(h);
+  };
+  /** The SDK appends `t` to `h`, a string that is not part of the `output_text` join. */
+  const append = (h: Held, t: string, p: Piece | undefined, nilAs?: string) => {
+    if (h.nil !== undefined) unnil(h, nilAs ?? h.nil);
+    if (t === '') return;
+    if (!(follows(h, p) && h.run >= Math.min(h.len, JOIN_WINDOW))) clear(h.tail.slice(-JOIN_WINDOW) + t);
+    grow(h, t, p, false);
+  };
+
+  /**
+   * Some parts of the `output_text` join changed (`now`, between the texts `before` and `after` them;
+   * `old` their text before): the text around what changed is checked, unless it lies within one of
+   * them (strings of one event, cleaned whole, or a piece of one stream).
+   */
+  const rejoined = (old: string, now: readonly Held[], before: string, after: string) => {
+    const texts = now.map(joinText);
+    const text = texts.join('');
+    if (text === old) return;
+    const max = Math.min(old.length, text.length);
+    let a = 0;
+    while (a < max && old.charCodeAt(a) === text.charCodeAt(a)) a++;
+    let z = 0;
+    while (z < max - a && old.charCodeAt(old.length - 1 - z) === text.charCodeAt(text.length - 1 - z)) z++;
+    const from = Math.max(a - JOIN_WINDOW, -before.length);
+    const to = Math.min(text.length - z + JOIN_WINDOW, text.length + after.length);
+    let at = 0;
+    for (const t of texts) {
+      if (from >= at && to <= at + t.length) return;
+      at += t.length;
+    }
+    clear(
+      (from < 0 ? before.slice(before.length + from) : '') +
+        text.slice(Math.max(from, 0), Math.min(to, text.length)) +
+        (to > text.length ? after.slice(0, to - text.length) : ''),
+    );
+  };
+  /** Item `i`'s part `c` (all its parts: `c` undefined) changed: `old` was their joined text. */
+  const rejoinedAt = (i: number, c: number | undefined, old: string) =>
+    rejoined(
+      old,
+      joinedIn(i, c),
+      joinedBefore(i * JOIN_SLOT + (c ?? 0), JOIN_WINDOW),
+      joinedAfter(c === undefined ? (i + 1) * JOIN_SLOT - 1 : i * JOIN_SLOT + c, JOIN_WINDOW),
+    );
+
+  /** The SDK appends an `output_text` delta to part `c` of message `i`, and to `output_text`. */
+  const appendText = (i: number, c: number, h: Held, t: string, p: Piece | undefined) => {
+    if (h.nil !== undefined) {
+      const old = joinedNow(i, c);
+      unnil(h, h.nil);
+      rejoinedAt(i, c, old);
+    }
+    if (t !== '') {
+      const right = joinedAfter(h.at, JOIN_WINDOW);
+      // the text in reach is this piece and the ones of its stream just before it
+      const own =
+        right === '' &&
+        follows(h, p) &&
+        (h.len >= JOIN_WINDOW ? h.run >= JOIN_WINDOW : h.run >= h.len && joinedBefore(h.at, 1) === '');
+      if (!own)
+        clear(
+          (h.len >= JOIN_WINDOW
+            ? h.tail.slice(-JOIN_WINDOW)
+            : joinedBefore(h.at, JOIN_WINDOW - h.len) + h.tail) +
+            t +
+            right,
+        );
+      grow(h, t, p, true);
+    }
+    append(outputText, t, p);
+  };
+
+  /** A delta or done event (`str`) for item `at`: the string it appends to or sets, checked. */
+  const heldString = (d: Json, at: number, item: HeldItem, str: StringEvent) => {
+    const { base, done, known } = str;
+    const message = item.type === 'message';
+    const reasoning = item.type === 'reasoning';
+    // the string the SDK appends to or sets (none: the SDK ignores the event, or throws)
+    let h: Held | undefined;
+    let c: number | undefined;
+    let nilAs: string | undefined;
+    if (base === 'response.output_text' || base === 'response.refusal') {
+      const part = message ? entry(item.content, d.content_index) : undefined;
+      const want = base === 'response.output_text' ? 'output_text' : 'refusal';
+      if (part?.type === want) {
+        h = want === 'refusal' ? part.refusal : part.text;
+        c = d.content_index as number;
+      }
+    } else if (base === 'response.reasoning_text') {
+      const part = reasoning ? entry(item.content, d.content_index) : undefined;
+      if (part?.type === 'reasoning_text') h = part.text;
+    } else if (base === 'response.reasoning_summary_text') {
+      h = reasoning ? entry(item.summary, d.summary_index)?.text : undefined;
+    } else {
+      if (item.type === ITEM_STRING_OWNER[base]) h = item[known.field as 'arguments' | 'input' | 'code'];
+      // `(output.code ?? '') + delta`
+      if (base === 'response.code_interpreter_call_code') nilAs = '';
+    }
+    if (!h) return;
+    const text = base === 'response.output_text';
+    if (done) {
+      // `*.done` sets the string (`output_text.done`: addOutputText)
+      const old = text ? joinedNow(at, c) : '';
+      unlist(h);
+      Object.assign(h, heldOf(d, known.field, h.at));
+      relist(h);
+      if (text) {
+        rejoinedAt(at, c, old);
+        rejoin();
+      }
+    } else {
+      const t = pieceOf(d.delta, 'always') as string;
+      const p = pieceAt(d, 'delta', t);
+      if (text) appendText(at, c as number, h, t, p);
+      else append(h, t, p, nilAs);
+    }
+  };
+
+  /** One event as the client gets it (`d`, parsed): the SDK's strings after it, checked. */
+  const heldEvent = (d: Json) => {
+    const type = d.type;
+    if (typeof type !== 'string') return;
+    const str = STRING_EVENTS.get(type);
+    const i = d.output_index;
+    if (str) {
+      const item = entry(held, i);
+      if (item) heldString(d, i as number, item, str);
+      return;
+    }
+    if (RESPONSE_SNAPSHOTS.has(type) || RESPONSE_TERMINALS.has(type)) {
+      if (type === 'error') return;
+      // cloneResponse: the whole snapshot, and its own `output_text` unless it has none (or null)
+      const r = isObj(d.response) ? d.response : {};
+      const old = joined.map(joinText).join('');
+      heldCount = 0;
+      joined = [];
+      held = Array.isArray(r.output) ? r.output.map(itemOf) : [];
+      rejoined(old, joined.slice(), '', '');
+      if (Object.hasOwn(r, 'output_text') && r.output_text !== null && r.output_text !== undefined)
+        outputText = { ...heldOf(r, 'output_text'), src: undefined, run: 0 };
+      else rejoin();
+      return;
+    }
+    if (type === 'response.output_item.added') {
+      // pushed at the end, whatever its output_index says
+      const n = held.length;
+      held.push(itemOf(d.item, n));
+      if (held[n]!.type === 'message') {
+        rejoinedAt(n, undefined, '');
+        rejoin();
+      }
+      return;
+    }
+    const item = entry(held, i);
+    if (!item) return;
+    const at = i as number;
+    const message = item.type === 'message';
+    const reasoning = item.type === 'reasoning';
+    if (type === 'response.output_item.done') {
+      const old = joinedNow(at);
+      dropItem(item);
+      held[at] = itemOf(d.item, at);
+      rejoinedAt(at, undefined, old);
+      if (held[at]!.type === 'message') rejoin();
+    } else if (type === 'response.content_part.added' || type === 'response.content_part.done') {
+      const part = d.part;
+      const pt = isObj(part) ? part.type : undefined;
+      const added = type === 'response.content_part.added';
+      if (message && pt !== 'reasoning_text') {
+        if (!item.content) return;
+        const c = added ? item.content.length : d.content_index;
+        const was = entry(item.content, c);
+        if (!added && !was) return;
+        const old = added ? '' : joinedNow(at, c as number);
+        if (was) dropPart(was);
+        item.content[c as number] = partOf(part, at * JOIN_SLOT + (c as number));
+        rejoinedAt(at, c as number, old);
+        if (pt === 'output_text') rejoin();
+      } else if (reasoning && pt === 'reasoning_text') {
+        if (added) {
+          item.content ??= [];
+          item.content.push(partOf(part, -1));
+        } else {
+          const was = entry(item.content, d.content_index);
+          if (!was) return;
+          dropPart(was);
+          item.content![d.content_index as number] = partOf(part, -1);
+        }
+      }
+    } else if (type === 'response.reasoning_summary_part.added') {
+      if (reasoning && item.summary) item.summary.push(partOf(d.part, -1));
+    } else if (type === 'response.reasoning_summary_part.done') {
+      const was = reasoning ? entry(item.summary, d.summary_index) : undefined;
+      if (!was) return;
+      dropPart(was);
+      item.summary![d.summary_index as number] = partOf(d.part, -1);
+    }
+  };
+  /** The events of a step as the client reads them: what its SDK holds after each, checked. */
+  const heldStep = (out: readonly SseEvent[]) => {
+    let k = 0;
+    for (const e of out) {
+      // the objects of exact events, in the same order
+      const exact = k < stepExact && stepEvents[k] === e;
+      if (exact) k++;
+      if (e.event === undefined || !HELD_EVENTS.has(e.event)) continue;
+      const d = exact ? stepObjects[k - 1] : (JSON.parse(e.data) as unknown);
+      if (isObj(d)) heldEvent(d);
+    }
   };
 
   // ------------------------------------------------------------ Anthropic
@@ -1309,10 +1869,12 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       if (ended) return { events: [], terminal: false };
       if (!kind) return refuse('a stream from an endpoint that does not stream');
       const out: SseEvent[] = [];
+      newStep();
       // the openai clients end a stream at any data starting with [DONE]
       if (raw.startsWith('[DONE]')) {
         flushAll(out);
-        if (kind !== 'chat') checkKept();
+        if (kind === 'messages') checkKept();
+        else if (kind === 'responses') heldStep(out);
         ended = true;
         out.push({ event: undefined, data: '[DONE]' });
         return { events: out, terminal: true };
@@ -1341,12 +1903,11 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
       } else if (kind === 'responses') {
         terminal = (type !== undefined && RESPONSE_TERMINALS.has(type)) || !!data.error;
         if (type === undefined) {
-          if (terminal) {
-            flushAll(out);
-            checkKept();
-          }
+          if (terminal) flushAll(out);
           emitEvent(name, data, [], out);
         } else responsesEvent(type, data, out, terminal);
+        // what the client's SDK holds after each event of the step (fail closed: none is written)
+        heldStep(out);
       } else {
         terminal =
           type === 'message_stop' ||
@@ -1360,8 +1921,10 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     end() {
       if (ended) return [];
       const out: SseEvent[] = [];
+      newStep();
       flushAll(out);
-      if (kind !== 'chat') checkKept();
+      if (kind === 'messages') checkKept();
+      else if (kind === 'responses') heldStep(out);
       return out;
     },
     text() {

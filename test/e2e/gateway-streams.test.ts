@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
+import { accumulateResponse } from 'openai/lib/responses/ResponseAccumulator';
 import type { EchoField, KeyEcho, UpstreamFake } from '../fakes/openai-upstream.ts';
 import { type GatewaySetup, type Seen, startGatewaySetup } from '../helpers/gateway.ts';
 
@@ -940,4 +941,132 @@ test('L4: Responses streams are read as the endpoint defines and keyed as the SD
     ),
     [['Two parts', ' and more'], '{"a":1}'],
   );
+});
+
+/**
+ * The red team's N1 payload (l-resp-done.mjs): the key's secret part in 3-character pieces over the
+ * Responses events the openai SDK rebuilds `output_text` from, one piece a message item or part: the
+ * items of a `response.created`, `response.in_progress` or `response.queued` snapshot, or
+ * `output_item.done`, `content_part.done`, `output_text.done` events; then `response.completed` with
+ * the same items, or nothing (the stream just ends, and `finalResponse()` is the snapshot as it stands).
+ */
+const N1_MODES = [
+  'snapshot_created',
+  'snapshot_in_progress',
+  'snapshot_queued',
+  'item_done',
+  'part_done',
+  'text_done',
+] as const;
+function n1Frames(mode: (typeof N1_MODES)[number], completed: boolean, pieces: readonly string[]): string[] {
+  let seq = 0;
+  const frames: string[] = [];
+  const ev = (o: { type: string } & Record<string, unknown>) =>
+    frames.push(frame({ ...o, sequence_number: seq++ }, o.type));
+  const text = (p: string) => ({ type: 'output_text', text: p, annotations: [] });
+  const items = pieces.map((p, i) => ({
+    id: `msg_${i}`,
+    type: 'message',
+    role: 'assistant',
+    status: 'completed',
+    content: [text(p)],
+  }));
+  const message = (i: number) => ({
+    id: `msg_${i}`,
+    type: 'message',
+    role: 'assistant',
+    status: 'in_progress',
+    content: [],
+  });
+  const response = (output: unknown[], status = 'in_progress') => ({
+    id: 'resp_1',
+    object: 'response',
+    created_at: 1,
+    status,
+    model: 'gpt-4o',
+    output,
+    usage: null,
+  });
+  ev({ type: 'response.created', response: response(mode === 'snapshot_created' ? items : []) });
+  if (mode === 'snapshot_in_progress') ev({ type: 'response.in_progress', response: response(items) });
+  if (mode === 'snapshot_queued') ev({ type: 'response.queued', response: response(items, 'queued') });
+  if (mode === 'item_done')
+    pieces.forEach((_, i) => {
+      ev({ type: 'response.output_item.added', output_index: i, item: message(i) });
+      ev({ type: 'response.output_item.done', output_index: i, item: items[i] });
+    });
+  if (mode === 'part_done' || mode === 'text_done') {
+    ev({ type: 'response.output_item.added', output_index: 0, item: message(0) });
+    pieces.forEach((p, i) => {
+      const ids = { item_id: 'msg_0', output_index: 0, content_index: i };
+      ev({ type: 'response.content_part.added', ...ids, part: text('') });
+      if (mode === 'part_done') ev({ type: 'response.content_part.done', ...ids, part: text(p) });
+      else ev({ type: 'response.output_text.done', ...ids, text: p, logprobs: [] });
+    });
+  }
+  if (completed)
+    ev({
+      type: 'response.completed',
+      response: {
+        ...response(items, 'completed'),
+        usage: { input_tokens: 1, output_tokens: 1, total_tokens: 2 },
+      },
+    });
+  return frames;
+}
+
+test('N1: a key in 3-character pieces over the Responses events the openai SDK rebuilds `output_text` from (snapshot items, output_item.done, content_part.done, output_text.done), with or without response.completed, ends the stream with an error: no 4 characters of it in the SDK’s final response, in what it held after any event, or in the raw bytes', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const openai = s.openai(await s.appToken(), seen);
+  const key = s.openaiFake.key;
+  /** The stream through the SDK: its final response (or the error it ended with), and what it held after each event. */
+  const run = async () => {
+    const held: string[] = [];
+    // biome-ignore lint/suspicious/noExplicitAny: the SDK's snapshot, as ResponseStream accumulates it
+    let snapshot: any;
+    const got = await settled(() =>
+      openai.responses
+        .stream({ model: 'gpt-4o', input: 'one two three' })
+        .on('event', (e) => {
+          snapshot = accumulateResponse(e, snapshot);
+          held.push(JSON.stringify(snapshot));
+        })
+        .finalResponse(),
+    );
+    return { got, held };
+  };
+  for (const mode of N1_MODES) {
+    for (const completed of [false, true]) {
+      const where = `${mode}${completed ? ' + response.completed' : ''}`;
+      s.openaiFake.rawStream = (received) => n1Frames(mode, completed, piecesOf(received));
+      const from = seen.length;
+      const { got, held } = await run();
+      assert.ok(got instanceof Error, `${where}: the stream ends with an error`);
+      assertNoKeyFragments(got.message, key, `${where}, the SDK's error`);
+      for (const [i, h] of held.entries())
+        assertNoKeyFragments(h, key, `${where}, what the SDK held after event ${i}`);
+      const raw = await rawSince(seen, from);
+      assertNoKeyFragments(raw, key, `${where}, the raw bytes`);
+      assert.match(raw, /event: error\n/, where);
+    }
+  }
+  // the same shapes with no key: each arrives as sent, and the SDK rebuilds the text from them
+  const words = ['Once ', 'upon ', 'a ', 'time, ', 'there ', 'was ', 'a ', 'key.'];
+  for (const mode of N1_MODES) {
+    for (const completed of [false, true]) {
+      const where = `${mode}${completed ? ' + response.completed' : ''}, no key`;
+      const frames = n1Frames(mode, completed, words);
+      s.openaiFake.rawStream = () => frames;
+      const from = seen.length;
+      const { got } = await run();
+      assert.ok(!(got instanceof Error), `${where}: ${got instanceof Error ? got.message : ''}`);
+      assert.equal(got.output_text, words.join(''), where);
+      // every line of every event as sent (the blank lines between events aside)
+      const lines = (text: string) => text.split('\n').filter((l) => l !== '');
+      assert.deepEqual(lines(await rawSince(seen, from)), lines(frames.join('')), `${where}: byte for byte`);
+    }
+  }
+  assertNothingInLogsOrAudit(s);
 });
