@@ -1049,9 +1049,10 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       }
       // A provider that echoes the key (in an error message, say) never gets it past here. The JSON
       // is parsed first, so a key written with escapes (\u0073k-…, \/) is seen as the client will see
-      // it; every string is filtered (logprobs checked joined: stream.ts), then the text sent is
-      // filtered whole once more.
-      const answer = jsonCleaner(clean);
+      // it, and so are the strings clients parse once more (tool-call arguments: their escapes of
+      // printable ASCII normalised, stream.ts); every string is filtered (logprobs checked joined),
+      // then the text sent is filtered whole once more.
+      const answer = jsonCleaner(clean, ep.route);
       let json: unknown;
       try {
         json = parseJsonLimited(raw, { maxDepth: ANSWER_MAX_DEPTH });

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { accumulateResponse } from 'openai/lib/responses/ResponseAccumulator';
 import { secretRedactor } from './stages/output-filter.ts';
-import { createSseParser, createStreamRelay, type SseEvent, StreamRefused } from './stream.ts';
+import {
+  createSseParser,
+  createStreamRelay,
+  jsonCleaner,
+  jsonTextNormalizer,
+  normalizeJsonText,
+  type SseEvent,
+  StreamRefused,
+} from './stream.ts';
 import type { GatewayRoute } from './types.ts';
 
 /**
@@ -1258,5 +1266,342 @@ describe('stream relay: what the openai SDK holds from a Responses stream (N1)',
     assert.ok(pushAll(r, events), 'refused');
     assert.equal(r.out.length, events.length - 1, 'at that event');
     for (const s of sdkHolds(r.parsed()).after) assert.deepEqual(fragments(JSON.parse(s).output_text), []);
+  });
+});
+
+describe('JSON text clients parse (tool-call arguments, input_json): printable-ASCII escapes normalised', () => {
+  /** `c` as a JSON `\uXXXX` escape (`upper`: hex digits in upper case). */
+  const u = (c: string, upper = false) => {
+    const h = c.charCodeAt(0).toString(16).padStart(4, '0');
+    return `\\u${upper ? h.toUpperCase() : h}`;
+  };
+  const CASES: [string, string][] = [
+    [String.raw`{"k":"\u0073k-"}`, '{"k":"sk-"}'],
+    [String.raw`\u0053\u004B\u004b \u0020\u007e\u007E`, 'SKK  ~~'],
+    [String.raw`a\/b\u002f`, 'a/b/'],
+    // `"`, `\`, DEL, control characters and anything beyond ASCII stay escaped
+    [
+      String.raw`\u0022\u005c\u005C\u007f\u001f\u0000\n\t\"\\`,
+      String.raw`\u0022\u005c\u005C\u007f\u001f\u0000\n\t\"\\`,
+    ],
+    [String.raw`\u00e9\u0441\ud83d\ude00\u2028\uFF53`, String.raw`\u00e9\u0441\ud83d\ude00\u2028\uFF53`],
+    // backslashes are read in pairs: an even run before `u0073` is text, an odd one an escape
+    [String.raw`\\u0073`, String.raw`\\u0073`],
+    [String.raw`\\\u0073`, String.raw`\\s`],
+    [String.raw`\\\\u0073\\\\\u0073`, String.raw`\\\\u0073\\\\s`],
+    [String.raw`\"\u0073\"`, String.raw`\"s\"`],
+    // not escapes of a printable character: left as they are
+    [String.raw`\u00g3\u07\u0`, String.raw`\u00g3\u07\u0`],
+    [String.raw`x\u00`, String.raw`x\u00`],
+    ['x\\', 'x\\'],
+    ['no escapes at all', 'no escapes at all'],
+    ['', ''],
+  ];
+  /** Every printable ASCII character, escaped in lower- and upper-case hex, between decoys. */
+  const ALL = Array.from({ length: 0x5f }, (_, i) => String.fromCharCode(0x20 + i));
+  const allEscaped = ALL.map((c, i) => `${u(c, i % 2 === 1)}\\\\u00${c.charCodeAt(0).toString(16)}`).join('');
+
+  test('whole texts: each printable-ASCII escape and `\\/` is its character; everything else stays, byte for byte', () => {
+    for (const [text, want] of CASES) assert.equal(normalizeJsonText(text), want, text);
+    const want = ALL.map(
+      (c, i) => `${c === '"' || c === '\\' ? u(c, i % 2 === 1) : c}\\\\u00${c.charCodeAt(0).toString(16)}`,
+    ).join('');
+    assert.equal(normalizeJsonText(allEscaped), want);
+  });
+
+  /** A random JSON string body: characters, and escapes of every kind (a printable one often). */
+  const randomBody = (rnd: () => number, n: number) => {
+    const atoms = [
+      () => u(String.fromCharCode(0x20 + Math.floor(rnd() * 0x5f)), rnd() < 0.5),
+      () => u(String.fromCharCode(Math.floor(rnd() * 0x20))),
+      () => u(String.fromCharCode(0x80 + Math.floor(rnd() * 0xff00))),
+      () => '\\ud83d\\ude00',
+      () => '\\\\',
+      () => '\\"',
+      () => '\\/',
+      () => '\\n',
+      () => '\\\\u0073',
+      () => 'abcXYZ09-_ '[Math.floor(rnd() * 11)]!,
+      () => 'é',
+    ];
+    let out = '';
+    for (let i = 0; i < n; i++) out += atoms[Math.floor(rnd() * atoms.length)]!();
+    return out;
+  };
+  const seeded = (seed: number) => () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+
+  test('what a JSON parser reads is unchanged, and no printable-ASCII escape is left (random texts)', () => {
+    const rnd = seeded(7);
+    for (let k = 0; k < 500; k++) {
+      const body = randomBody(rnd, 1 + Math.floor(rnd() * 30));
+      const text = `{"a":"${body}","b":["${body}"]}`;
+      const out = normalizeJsonText(text);
+      assert.deepEqual(JSON.parse(out), JSON.parse(text), text);
+      // an escape left that stands for printable ASCII (other than `"` and `\`): an odd backslash run before it
+      assert.doesNotMatch(
+        out,
+        /(?<!\\)(?:\\\\)*\\u00(?:2[013-9a-fA-F]|[3-46-7][0-9a-fA-F]|5[0-9abd-fABD-F])/,
+        text,
+      );
+      assert.doesNotMatch(out, /(?<!\\)(?:\\\\)*\\\//, text);
+    }
+  });
+
+  test('in pieces: cut at every position (and every pair of positions), the pieces give the whole text’s result; an escape cut is held, nothing more', () => {
+    const rnd = seeded(11);
+    const texts = [
+      ...CASES.map(([t]) => t),
+      allEscaped,
+      String.raw`{"k":"\\\u0073\u006b-\u0070\\u0073"}`,
+      ...Array.from({ length: 40 }, () => randomBody(rnd, 8)),
+    ];
+    const run = (pieces: string[]) => {
+      const n = jsonTextNormalizer();
+      const outs = pieces.map((p) => n.push(p));
+      return { outs, all: outs.join('') + n.end() };
+    };
+    for (const text of texts) {
+      const want = normalizeJsonText(text);
+      for (let i = 0; i <= text.length; i++) {
+        const { outs, all } = run([text.slice(0, i), text.slice(i)]);
+        assert.equal(all, want, `${text} cut at ${i}`);
+        // what the first piece gave is all of it but an escape not yet whole (at most `\u00X`)
+        const held = normalizeJsonText(text.slice(0, i)).length - outs[0]!.length;
+        assert.ok(held >= 0 && held <= 5, `${text} cut at ${i}: held ${held}`);
+        if (text.length <= 60)
+          for (let j = i; j <= text.length; j++)
+            assert.equal(
+              run([text.slice(0, i), text.slice(i, j), text.slice(j)]).all,
+              want,
+              `${text} cut at ${i}, ${j}`,
+            );
+      }
+      assert.equal(run([...text]).all, want, `${text} a character at a time`);
+    }
+    // nothing is held but what could still be a printable-ASCII escape
+    for (const [piece, out] of [
+      ['a\\', 'a'],
+      ['a\\u', 'a'],
+      ['a\\u0', 'a'],
+      ['a\\u00', 'a'],
+      ['a\\u007', 'a'],
+      ['a\\u008', 'a\\u008'],
+      ['a\\u01', 'a\\u01'],
+      ['a\\ud', 'a\\ud'],
+      ['a\\\\', 'a\\\\'],
+      ['a\\n', 'a\\n'],
+    ] as const)
+      assert.equal(jsonTextNormalizer().push(piece), out, piece);
+    // a text with no backslash is passed on as it is
+    const plain = 'x'.repeat(1000);
+    assert.equal(jsonTextNormalizer().push(plain), plain);
+  });
+
+  const esc = (t: string) => [...t].map((c) => u(c)).join('');
+  /** JSON escapes read once (`\\` pairs first): twice, what a client reads of arguments inside an event. */
+  const unescapeJson = (t: string) =>
+    t.replace(/\\(u[0-9a-fA-F]{4}|[\s\S])/g, (_, e: string) =>
+      e.length === 5 ? String.fromCharCode(Number.parseInt(e.slice(1), 16)) : e,
+    );
+  const escArgs = `{"re":"\\\\u0073","k":"\\\\${esc(KEY)}"}`;
+  /** The relay's output pieces of `escArgs`, cut 1, 2, 3, 4, 5, 1, ... characters (escapes split everywhere). */
+  const cuts = (text: string) => {
+    const out: string[] = [];
+    for (let i = 0, k = 0; i < text.length; k++) {
+      out.push(text.slice(i, i + (k % 5) + 1));
+      i += (k % 5) + 1;
+    }
+    return out;
+  };
+  const checkArgs = (args: string, where: string) => {
+    const parsed = JSON.parse(args);
+    assert.deepEqual(parsed, { re: '\\u0073', k: '\\[REDACTED]' }, where);
+  };
+
+  test('chat: a key \\u-escaped in tool-call and function-call arguments, split inside escapes, is redacted as the client parses it; in a chunk’s `message` too', () => {
+    const r = relay('chat.completions');
+    r.push(
+      undefined,
+      chunk([
+        delta(0, {
+          role: 'assistant',
+          tool_calls: [{ index: 0, id: 'c', type: 'function', function: { name: 'f', arguments: '' } }],
+        }),
+      ]),
+    );
+    r.push(undefined, chunk([delta(1, { role: 'assistant', function_call: { name: 'g', arguments: '' } })]));
+    for (const p of cuts(escArgs)) {
+      r.push(undefined, chunk([delta(0, { tool_calls: [{ index: 0, function: { arguments: p } }] })]));
+      r.push(undefined, chunk([delta(1, { function_call: { arguments: p } })]));
+    }
+    r.push(undefined, '[DONE]');
+    const events = r.parsed();
+    checkArgs(accumulateChat(events)[0]!.args[0]!, 'tool call');
+    checkArgs(
+      events
+        .flatMap((e) =>
+          e.choices.filter((c: Ev) => c.index === 1).map((c: Ev) => c.delta.function_call?.arguments ?? ''),
+        )
+        .join(''),
+      'function call',
+    );
+    assert.deepEqual(fragments(r.out.map((e) => e.data).join('\n')), []);
+    // a choice's whole message in a chunk (which the SDK assigns)
+    const m = relay('chat.completions');
+    m.push(
+      undefined,
+      chunk([
+        {
+          index: 0,
+          message: {
+            role: 'assistant',
+            tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: escArgs } }],
+            function_call: { name: 'g', arguments: [escArgs] },
+          },
+          finish_reason: 'tool_calls',
+        },
+      ]),
+    );
+    const msg = m.parsed()[0]!.choices[0].message;
+    checkArgs(msg.tool_calls[0].function.arguments, 'message tool call');
+    checkArgs(
+      String(msg.function_call.arguments),
+      'message function call (an array: JSON.parse reads its string form)',
+    );
+  });
+
+  test('Responses: a key \\u-escaped in function-call arguments (the item’s start, deltas split inside escapes, .done, output_item.done, response.completed) is redacted', () => {
+    const r = relay('responses');
+    let seq = 0;
+    const pieces = cuts(escArgs);
+    r.push('response.created', {
+      type: 'response.created',
+      response: { output: [] },
+      sequence_number: seq++,
+    });
+    const item = (args: string) => ({
+      id: 'fc_1',
+      type: 'function_call',
+      call_id: 'c',
+      name: 'f',
+      arguments: args,
+    });
+    r.push('response.output_item.added', {
+      type: 'response.output_item.added',
+      output_index: 0,
+      item: item(pieces[0]!),
+      sequence_number: seq++,
+    });
+    for (const d of pieces.slice(1))
+      r.push('response.function_call_arguments.delta', {
+        type: 'response.function_call_arguments.delta',
+        item_id: 'fc_1',
+        output_index: 0,
+        delta: d,
+        sequence_number: seq++,
+      });
+    r.push('response.function_call_arguments.done', {
+      type: 'response.function_call_arguments.done',
+      item_id: 'fc_1',
+      output_index: 0,
+      arguments: escArgs,
+      sequence_number: seq++,
+    });
+    r.push('response.output_item.done', {
+      type: 'response.output_item.done',
+      output_index: 0,
+      item: item(escArgs),
+      sequence_number: seq++,
+    });
+    r.push('response.completed', {
+      type: 'response.completed',
+      response: { output: [item(escArgs)] },
+      sequence_number: seq++,
+    });
+    const events = r.parsed();
+    checkArgs(
+      events[1]!.item.arguments +
+        events
+          .filter((e) => e.type === 'response.function_call_arguments.delta')
+          .map((e) => e.delta)
+          .join(''),
+      'deltas',
+    );
+    checkArgs(events.find((e) => e.type === 'response.function_call_arguments.done')!.arguments, '.done');
+    checkArgs(events.find((e) => e.type === 'response.output_item.done')!.item.arguments, 'output_item.done');
+    checkArgs(events.at(-1)!.response.output[0].arguments, 'response.completed');
+    // what the SDK holds after each event
+    let snap: unknown;
+    for (const e of events) {
+      snap = accumulateResponse(e as never, snap as never);
+      assert.deepEqual(fragments(unescapeJson(unescapeJson(JSON.stringify(snap)))), []);
+    }
+  });
+
+  test('Anthropic: a key \\u-escaped in input_json deltas split inside escapes is redacted; an escape cut at the end of the stream goes out as it was', () => {
+    const r = relay('messages');
+    r.push('message_start', { type: 'message_start', message: { content: [] } });
+    r.push('content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'tool_use', id: 't', name: 'f', input: {} },
+    });
+    for (const p of cuts(escArgs))
+      r.push('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'input_json_delta', partial_json: p },
+      });
+    r.push('content_block_delta', {
+      type: 'content_block_delta',
+      index: 0,
+      delta: { type: 'input_json_delta', partial_json: ' \\u00' },
+    });
+    r.push('content_block_stop', { type: 'content_block_stop', index: 0 });
+    r.push('message_stop', { type: 'message_stop' });
+    const joined = r
+      .parsed()
+      .filter((e) => e.type === 'content_block_delta')
+      .map((e) => e.delta.partial_json)
+      .join('');
+    assert.ok(joined.endsWith(' \\u00'), joined);
+    checkArgs(joined.slice(0, -' \\u00'.length), 'input_json');
+    assert.deepEqual(fragments(r.out.map((e) => e.data).join('\n')), []);
+  });
+
+  test('complete answers (jsonCleaner with the route): the arguments of chat messages and Responses items are normalised, then cleaned; other strings are not', () => {
+    const whole = secretRedactor([KEY]);
+    const clean = (t: string) => whole.push(t) + whole.end();
+    const chat = {
+      choices: [
+        {
+          message: {
+            content: '\\u0041 stays',
+            tool_calls: [{ function: { name: '\\u0041', arguments: escArgs } }],
+            function_call: { arguments: [escArgs] },
+          },
+        },
+      ],
+    };
+    const c = jsonCleaner(clean, 'chat.completions').value(chat) as typeof chat;
+    checkArgs(c.choices[0]!.message.tool_calls[0]!.function.arguments, 'chat tool call');
+    checkArgs(String(c.choices[0]!.message.function_call.arguments), 'chat function call');
+    assert.equal(c.choices[0]!.message.content, '\\u0041 stays');
+    assert.equal(c.choices[0]!.message.tool_calls[0]!.function.name, '\\u0041');
+    const resp = {
+      output: [
+        { type: 'function_call', arguments: escArgs },
+        { type: 'mcp_call', arguments: escArgs },
+      ],
+    };
+    const rc = jsonCleaner(clean, 'responses').value(resp) as typeof resp;
+    for (const it of rc.output) checkArgs(it.arguments, it.type);
+    // with no route (an error body, say) nothing is normalised
+    const plain = { choices: [{ message: { tool_calls: [{ function: { arguments: '\\u0041' } }] } }] };
+    jsonCleaner(clean).value(plain);
+    assert.equal(plain.choices[0]!.message.tool_calls[0]!.function.arguments, '\\u0041');
   });
 });

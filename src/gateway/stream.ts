@@ -29,6 +29,13 @@ import type { GatewayRoute, ResponseFilter } from './types.ts';
  *   `content_block_start`) and delta field (`text`, `partial_json`, `thinking`, ...); the
  *   `text`/`thinking` a block starts with is the start of the same string.
  *
+ * Strings that are JSON text clients parse once more (chat `function.arguments` and
+ * `function_call.arguments`, Responses `function_call_arguments`/`mcp_call_arguments` and items'
+ * `arguments`, Anthropic `partial_json`) are read by their filter with their escapes of printable
+ * ASCII normalised to the characters (`jsonTextNormalizer`, below): a key written `\u0073k-…` in
+ * them is seen; their complete forms in other events are normalised the same way
+ * (`normalizeJsonTexts`).
+ *
  * A value the SDKs append with `+=` is appended as its string form (`'' + ['abc']` is `abc`,
  * `'' + 5` is `5`), under the SDK's own condition (chat `content` only when truthy, `audio.data`
  * when not null, Responses and Anthropic deltas always, a missing one as `undefined`): the relay
@@ -278,6 +285,167 @@ const MAX_CLOSED = 4 * MAX_STREAMS;
 export function needsWalk(raw: string): boolean {
   return raw.includes('\\') || LOGPROBS_LIST.test(raw);
 }
+// ------------------------------------------------------------ JSON text clients parse
+
+/**
+ * Strings that are themselves JSON text, which clients parse (`JSON.parse` of tool-call arguments,
+ * the SDKs' parsed arguments, Anthropic's `input` built from `partial_json`): a key written in them
+ * with `\u0073`-style escapes is one the redactor cannot read, but every client that parses them gets
+ * it. So before their filter these strings are normalised: an escape `\u00XX` of a printable ASCII
+ * character (0x20–0x7E) other than `"` and `\`, and `\/`, becomes that character, which is exactly
+ * what a JSON parser reads from it (in a string; in valid JSON there is no backslash anywhere else,
+ * and lenient parsers, JSON5 identifiers and single-quoted strings included, read these escapes the
+ * same way). Backslashes are read in pairs from the start of the text (`\\u0073` is an escaped
+ * backslash and the text `u0073`, left alone). Escapes of anything else stay as they are: `\"`,
+ * `\\`, control characters (which cannot be written bare in a string), and every character beyond
+ * ASCII, surrogate pairs included (keys are ASCII: `\u0441` is not `s`, whatever it looks like). So
+ * a text with no printable-ASCII escape passes unchanged, byte for byte.
+ */
+export interface JsonTextNormalizer {
+  /** The normalised text that `text` (the next piece) completes; an escape not yet whole is held. */
+  push(text: string): string;
+  /** What was held (an escape the text ended in the middle of), as it was. */
+  end(): string;
+}
+
+/** The character a `\uXXXX` escape at `s[i]` (the backslash) stands for, if it is normalised. */
+function asciiEscape(s: string, i: number): string | undefined {
+  // `\u00` then two hex digits of 0x20–0x7E
+  if (s.charCodeAt(i + 2) !== 48 || s.charCodeAt(i + 3) !== 48) return undefined;
+  const hi = s.charCodeAt(i + 4) - 48;
+  if (hi < 2 || hi > 7) return undefined;
+  const d = s.charCodeAt(i + 5);
+  const lo = d >= 48 && d <= 57 ? d - 48 : d >= 97 && d <= 102 ? d - 87 : d >= 65 && d <= 70 ? d - 55 : -1;
+  if (lo < 0) return undefined;
+  const c = hi * 16 + lo;
+  return c === 0x22 || c === 0x5c || c === 0x7f ? undefined : String.fromCharCode(c);
+}
+/** After `\u`, the text `rest` (fewer than 4 characters) could still make an escape that is normalised. */
+const ESCAPE_START = /^(?:0(?:0[2-7]?)?)?$/;
+
+/**
+ * One step: `s` normalised, and the escape it ends in the middle of (held, unless `final`) that
+ * could still be one to normalise (`\`, `\u`, `\u0`, `\u00`, `\u00X`).
+ */
+function normalizeStep(s: string, final: boolean): [string, string] {
+  let out = '';
+  let last = 0;
+  let i = s.indexOf('\\');
+  while (i >= 0) {
+    const n = s.length;
+    let next = i + 2;
+    if (i + 1 >= n) {
+      if (!final) return [out + s.slice(last, i), s.slice(i)];
+      break;
+    }
+    const e = s.charCodeAt(i + 1);
+    if (e === 117 /* u */) {
+      if (i + 6 > n) {
+        if (!final && ESCAPE_START.test(s.slice(i + 2))) return [out + s.slice(last, i), s.slice(i)];
+      } else {
+        const c = asciiEscape(s, i);
+        if (c !== undefined) {
+          out += s.slice(last, i) + c;
+          last = next = i + 6;
+        }
+      }
+    } else if (e === 47 /* / */) {
+      out += `${s.slice(last, i)}/`;
+      last = next;
+    }
+    // any other escape (`\\`, `\"`, `\n`, ...) is its two characters: the next backslash starts one
+    i = s.indexOf('\\', next);
+  }
+  return [last === 0 ? s : out + s.slice(last), ''];
+}
+
+/** A normaliser for one JSON text that arrives in pieces (see JsonTextNormalizer). */
+export function jsonTextNormalizer(): JsonTextNormalizer {
+  let held = '';
+  return {
+    push(text) {
+      if (held === '' && !text.includes('\\')) return text;
+      const [out, h] = normalizeStep(held + text, false);
+      held = h;
+      return out;
+    },
+    end() {
+      const h = held;
+      held = '';
+      return h;
+    },
+  };
+}
+
+/** A whole JSON text, normalised (see JsonTextNormalizer). */
+export function normalizeJsonText(text: string): string {
+  return text.includes('\\') ? normalizeStep(text, true)[0] : text;
+}
+
+/** `f`, reading the normalised text of the JSON text pushed to it. */
+function jsonTextFilter(f: ResponseFilter): ResponseFilter {
+  const n = jsonTextNormalizer();
+  return {
+    push: (t) => f.push(n.push(t)),
+    end: () => {
+      const rest = n.end();
+      return (rest === '' ? '' : f.push(rest)) + f.end();
+    },
+  };
+}
+
+/** A JSON text value as a client parses it (`JSON.parse(v)` reads `String(v)`: an array's strings too), normalised. */
+function normalizeJsonValue(v: unknown): unknown {
+  if (typeof v === 'string') return normalizeJsonText(v);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = normalizeJsonValue(v[i]);
+  }
+  return v;
+}
+
+/**
+ * Normalises in place the JSON texts of a complete value (an answer, or a streamed event) of
+ * `route`, but for the `skip` slots (strings of text streams, normalised by their stream):
+ *
+ * - Chat Completions: each choice's `message` and `delta`, their `tool_calls[].function.arguments`
+ *   and `function_call.arguments`;
+ * - Responses: the `arguments` of each item (`output[]` of an answer or of an event's `response`,
+ *   an event's `item`) and of `response.function_call_arguments.done` and `mcp_call_arguments.done`;
+ * - Anthropic: a delta's `partial_json` (a `tool_use` block's `input` is an object, parsed already).
+ */
+export function normalizeJsonTexts(route: GatewayRoute, v: unknown, skip?: readonly Skip[]): void {
+  if (!isObj(v)) return;
+  const at = (o: unknown, k: string) => {
+    if (!isObj(o) || !Object.hasOwn(o, k) || skip?.some((s) => s.obj === o && s.key === k)) return;
+    const x = o[k];
+    if (typeof x === 'string' || Array.isArray(x)) put(o, k, normalizeJsonValue(x));
+  };
+  const each = (l: unknown, f: (x: unknown) => void) => {
+    if (Array.isArray(l)) for (const x of l) f(x);
+  };
+  if (route === 'chat.completions') {
+    each(v.choices, (c) => {
+      if (!isObj(c)) return;
+      for (const m of [c.message, c.delta]) {
+        if (!isObj(m)) continue;
+        each(m.tool_calls, (tc) => {
+          if (isObj(tc)) at(tc.function, 'arguments');
+        });
+        at(m.function_call, 'arguments');
+      }
+    });
+  } else if (route === 'responses') {
+    const items = (l: unknown) => each(l, (it) => at(it, 'arguments'));
+    items(v.output);
+    if (isObj(v.response)) items(v.response.output);
+    at(v.item, 'arguments');
+    if (v.type === 'response.function_call_arguments.done' || v.type === 'response.mcp_call_arguments.done')
+      at(v, 'arguments');
+  } else if (route === 'messages') {
+    if (isObj(v.delta) && v.delta.type === 'input_json_delta') at(v.delta, 'partial_json');
+  }
+}
+
 /** Short strings (ids, names, keys of objects) repeat in every event: their cleaned form is kept. */
 const MEMO_MAX_LENGTH = 64;
 const MEMO_MAX_SIZE = 512;
@@ -296,11 +464,6 @@ interface Skip {
   key: string;
 }
 
-/**
- * A memoizing cleaner and the walk over a parsed value that cleans every string in place (keys of
- * objects too), except the slots, with logprobs checked as described above. Shared by the relay and
- * the gateway's complete answers.
- */
 /**
  * The strings clients join in a complete answer, by group: the Responses API's `output_text` (every
  * output_text part of every message, in order) and an Anthropic message's text blocks. Each string is
@@ -324,7 +487,13 @@ export function joinedTexts(route: GatewayRoute, answer: unknown): string[][] {
   return texts.length > 1 ? [texts] : [];
 }
 
-export function jsonCleaner(clean: (text: string) => string) {
+/**
+ * A memoizing cleaner and the walk over a parsed value that cleans every string in place (keys of
+ * objects too), except the slots, with logprobs checked as described above; with a `route`, the JSON
+ * texts of its values are normalised first (`normalizeJsonTexts`). Shared by the relay and the
+ * gateway's complete answers.
+ */
+export function jsonCleaner(clean: (text: string) => string, route?: GatewayRoute) {
   const memo = new Map<string, string>();
   const cleanStr = (s: string): string => {
     if (s.length > MEMO_MAX_LENGTH) return clean(s);
@@ -461,8 +630,12 @@ export function jsonCleaner(clean: (text: string) => string) {
   return {
     cleanStr,
     safeLogprobs,
-    /** Cleans a parsed JSON value in place (a string is returned cleaned). */
+    /**
+     * Cleans a parsed JSON value in place (a string is returned cleaned), its JSON texts normalised
+     * first (with a `route`).
+     */
     value(v: unknown, skip?: readonly Skip[]): unknown {
+      if (route) normalizeJsonTexts(route, v, skip);
       return walk(v, skip, 0, false);
     },
     /**
@@ -575,6 +748,8 @@ interface StreamSpec {
   joins?: readonly Join[];
   place?: number[];
   main?: number;
+  /** The string is JSON text clients parse: its filter reads it normalised (`jsonTextNormalizer`). */
+  json?: boolean;
 }
 
 /** A piece of a text stream's output, in an event sent (field `key` of an object of it), from `from` on. */
@@ -712,7 +887,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
           ? 'messages'
           : undefined;
   const maxStreams = opts.maxStreams ?? MAX_STREAMS;
-  const jc = jsonCleaner(clean);
+  const jc = jsonCleaner(clean, opts.route);
   const keyCheck = (() => {
     if (!opts.secrets) return clean;
     const r = secretRedactor(opts.secrets);
@@ -845,7 +1020,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     const spec = make();
     s = {
       key,
-      filter: opts.filter(),
+      filter: spec.json ? jsonTextFilter(opts.filter()) : opts.filter(),
       shape: spec.shape,
       joins: spec.joins ?? [],
       kept: spec.place ? { text: '', head: undefined } : undefined,
@@ -1028,7 +1203,13 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     const k = `${choice.group}|${name.join('.')}`;
     if (isClosed(choice.group, k)) refuse('a delta to a choice whose message an event replaced');
     const content = path.length === 1 && path[0] === 'content';
+    // JSON text: `tool_calls[].function.arguments`, `function_call.arguments`
+    const json =
+      path.at(-1) === 'arguments' &&
+      ((path.length === 2 && path[0] === 'function_call') ||
+        (path.length === 3 && typeof path[0] !== 'string' && path[1] === 'function'));
     const stream = open(k, () => ({
+      json,
       joins: content ? [jAll, jFirst] : [],
       ...(content ? { main: choice.group === 'cu' ? MAX_INDEX : Number(choice.group.slice(1)) } : {}),
       shape: (text) =>
@@ -1224,6 +1405,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     }
     const hasLogprobs = 'logprobs' in data;
     return {
+      json: type === 'response.function_call_arguments.delta' || type === 'response.mcp_call_arguments.delta',
       ...(type === 'response.output_text.delta' ? { joins: [jOutput] } : {}),
       ...(main ? { main: seq } : {}),
       shape: (text) =>
@@ -1788,6 +1970,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
   const blockSpec = (p: number, field: string, deltaType: string): StreamSpec => {
     const text = field === 'text';
     return {
+      json: field === 'partial_json',
       joins: text ? [jText] : field === 'thinking' ? [jThinking] : [],
       ...(text ? { place: [p], main: seq } : {}),
       shape: (t) =>

@@ -1070,3 +1070,329 @@ test('N1: a key in 3-character pieces over the Responses events the openai SDK r
   }
   assertNothingInLogsOrAudit(s);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Keys written with JSON `\u` escapes inside the JSON text clients parse (tool-call arguments,
+// function-call arguments, Anthropic input_json): the SDK (or the app) parses that text once more,
+// and reads the escapes as the characters they stand for.
+
+/** `c` as a JSON `\uXXXX` escape. */
+const uEsc = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+/**
+ * How the key is written in the arguments: every character escaped (`full`); every other one (`part`);
+ * every one, behind an escaped backslash and after `\\u0073` decoys, which are text (`decoy`).
+ */
+const ESC_FORMS = ['full', 'part', 'decoy'] as const;
+/** A JSON object text (tool-call arguments) holding `key` as `form` writes it (its `k`). */
+function escapedArguments(form: (typeof ESC_FORMS)[number], key: string): string {
+  const body = [...key].map((c, i) => (form === 'part' && i % 2 === 1 ? c : uEsc(c))).join('');
+  // decoy: `"re"` is the text \u0073\u006b; `"k"` is a backslash, then the key
+  return form === 'decoy' ? String.raw`{"re":"\\u0073\\u006b","k":"\\${body}"}` : `{"k":"${body}"}`;
+}
+/**
+ * The pieces a stream sends `text` in: 7 characters each (`coarse`), or 1, 2, 3, 4, 5, 1, ... (`fine`:
+ * escapes cut at every position of theirs, `\` | `u0073`, `\u` | `0073`, ..., `\u007` | `3`).
+ */
+function cutArguments(text: string, cut: 'coarse' | 'fine'): string[] {
+  const out: string[] = [];
+  for (let i = 0, k = 0; i < text.length; k++) {
+    const n = cut === 'coarse' ? 7 : (k % 5) + 1;
+    out.push(text.slice(i, i + n));
+    i += n;
+  }
+  return out;
+}
+/** JSON escapes read once (`\\` pairs first): applied twice, what a client reads from raw bytes holding arguments. */
+const unescapeJson = (t: string) =>
+  t.replace(/\\(u[0-9a-fA-F]{4}|[\s\S])/g, (_, e: string) =>
+    e.length === 5
+      ? String.fromCharCode(Number.parseInt(e.slice(1), 16))
+      : (({ n: '\n', r: '\r', t: '\t', b: '\b', f: '\f' } as Record<string, string>)[e] ?? e),
+  );
+
+/** Chat frames of one tool call (or a legacy function call) whose arguments come in `pieces`. */
+const chatToolFrames = (pieces: readonly string[], legacy: boolean) => [
+  chatChunk([
+    {
+      index: 0,
+      delta: legacy
+        ? { role: 'assistant', function_call: { name: 'f', arguments: '' } }
+        : {
+            role: 'assistant',
+            tool_calls: [
+              { index: 0, id: 'call_1', type: 'function', function: { name: 'f', arguments: '' } },
+            ],
+          },
+      finish_reason: null,
+    },
+  ]),
+  ...pieces.map((p) =>
+    chatChunk([
+      {
+        index: 0,
+        delta: legacy
+          ? { function_call: { arguments: p } }
+          : { tool_calls: [{ index: 0, function: { arguments: p } }] },
+        finish_reason: null,
+      },
+    ]),
+  ),
+  chatChunk([{ index: 0, delta: {}, finish_reason: legacy ? 'function_call' : 'tool_calls' }]),
+  'data: [DONE]\n\n',
+];
+const fnItem = (args: string, status: string) => ({
+  id: 'fc_1',
+  type: 'function_call',
+  call_id: 'call_1',
+  name: 'f',
+  arguments: args,
+  status,
+});
+const respObject = (output: unknown[], status: string) => ({
+  id: 'resp_1',
+  object: 'response',
+  created_at: 1,
+  status,
+  model: 'gpt-4o',
+  output,
+  usage: status === 'completed' ? { input_tokens: 3, output_tokens: 5, total_tokens: 8 } : null,
+});
+/**
+ * Responses frames of one function call: the item starts with the first piece of its arguments, the
+ * others are deltas, then `.done`, `output_item.done` and `response.completed` with the whole text.
+ */
+const respToolFrames = (args: string, pieces: readonly string[]) => {
+  let seq = 0;
+  const ev = (o: { type: string } & Record<string, unknown>) =>
+    frame({ ...o, sequence_number: seq++ }, o.type);
+  return [
+    ev({ type: 'response.created', response: respObject([], 'in_progress') }),
+    ev({ type: 'response.output_item.added', output_index: 0, item: fnItem(pieces[0]!, 'in_progress') }),
+    ...pieces
+      .slice(1)
+      .map((d) =>
+        ev({ type: 'response.function_call_arguments.delta', item_id: 'fc_1', output_index: 0, delta: d }),
+      ),
+    ev({ type: 'response.function_call_arguments.done', item_id: 'fc_1', output_index: 0, arguments: args }),
+    ev({ type: 'response.output_item.done', output_index: 0, item: fnItem(args, 'completed') }),
+    ev({ type: 'response.completed', response: respObject([fnItem(args, 'completed')], 'completed') }),
+  ];
+};
+/** Anthropic frames of one tool_use block whose input comes as `partial_json` pieces. */
+const anthToolFrames = (pieces: readonly string[]) => [
+  anthStart(),
+  anthEv({
+    type: 'content_block_start',
+    index: 0,
+    content_block: { type: 'tool_use', id: 'toolu_1', name: 'f', input: {} },
+  }),
+  ...pieces.map((p) =>
+    anthEv({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: p } }),
+  ),
+  anthEv({ type: 'content_block_stop', index: 0 }),
+  ...anthEnd('tool_use'),
+];
+/** Complete answers: a chat message with a tool call and a legacy function call, both with `args`. */
+const chatToolAnswer = (args: string) =>
+  JSON.stringify({
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1,
+    model: 'gpt-4o',
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: 'assistant',
+          content: null,
+          refusal: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: args } }],
+          function_call: { name: 'g', arguments: args },
+        },
+        logprobs: null,
+        finish_reason: 'tool_calls',
+      },
+    ],
+    usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 },
+  });
+const respToolAnswer = (args: string) => JSON.stringify(respObject([fnItem(args, 'completed')], 'completed'));
+/** An Anthropic message whose tool_use `input` is the JSON text `input`, written into the answer as it is. */
+const anthToolAnswer = (input: string) =>
+  `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"tool_use","id":"toolu_1","name":"f","input":${input}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":5}}`;
+
+test('a key written with JSON \\u escapes inside tool-call arguments (chat tool calls and function calls, Responses function calls, Anthropic input_json and tool_use; streamed and complete; every character, some, split inside an escape across deltas, behind \\\\u0073 decoys) reaches no client: no 4 characters of its secret part in the arguments the client parses, the raw bytes, the log or the audit file', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const token = await s.appToken();
+  const openai = s.openai(token, seen);
+  const anthropic = s.anthropic(token, seen);
+  const okey = s.openaiFake.key;
+  const akey = s.anthropicFake.key;
+  /** What the client parsed from the arguments it got, checked (and the decoys kept as text). */
+  const checkParsed = (parsed: unknown, form: string, key: string, where: string) => {
+    assertNoKeyFragments(JSON.stringify(parsed), key, `${where}, the arguments the client parsed`);
+    const p = parsed as { k?: unknown; re?: unknown };
+    assert.match(String(p.k), /\[REDACTED\]/, `${where}: the key was redacted where it was`);
+    if (form === 'decoy') assert.equal(p.re, String.raw`\u0073\u006b`, `${where}: the decoys are text`);
+  };
+  const checkRaw = async (from: number, key: string, where: string) => {
+    const raw = await rawSince(seen, from);
+    assertNoKeyFragments(raw, key, `${where}, the raw bytes`);
+    assertNoKeyFragments(
+      unescapeJson(unescapeJson(raw)),
+      key,
+      `${where}, the raw bytes as a client parses them`,
+    );
+  };
+  for (const form of ESC_FORMS) {
+    for (const cut of ['coarse', 'fine'] as const) {
+      const pieces = (key: string) => cutArguments(escapedArguments(form, key), cut);
+      // chat: a tool call, a legacy function call
+      for (const legacy of [false, true]) {
+        const where = `chat ${legacy ? 'function_call' : 'tool_calls'}, streamed (${form}, ${cut})`;
+        s.openaiFake.rawStream = (key) => chatToolFrames(pieces(key), legacy);
+        const from = seen.length;
+        const done = await openai.chat.completions
+          .stream({ model: 'gpt-4o', messages })
+          .finalChatCompletion();
+        const m = done.choices[0]!.message;
+        const args = legacy
+          ? m.function_call?.arguments
+          : m.tool_calls?.[0]?.type === 'function'
+            ? m.tool_calls[0].function.arguments
+            : undefined;
+        checkParsed(JSON.parse(args ?? ''), form, okey, where);
+        assertNoKeyFragments(JSON.stringify(done), okey, `${where}, as the SDK accumulated it`);
+        await checkRaw(from, okey, where);
+      }
+      // Responses: the item's first piece, deltas, .done, output_item.done, response.completed
+      {
+        const where = `Responses function_call, streamed (${form}, ${cut})`;
+        s.openaiFake.rawStream = (key) => respToolFrames(escapedArguments(form, key), pieces(key));
+        const from = seen.length;
+        const held: string[] = [];
+        // biome-ignore lint/suspicious/noExplicitAny: the SDK's snapshot, as ResponseStream accumulates it
+        let snapshot: any;
+        const done = await openai.responses
+          .stream({ model: 'gpt-4o', input: 'one two three' })
+          .on('event', (e) => {
+            snapshot = accumulateResponse(e, snapshot);
+            held.push(JSON.stringify(snapshot));
+          })
+          .finalResponse();
+        const item = done.output[0];
+        assert.equal(item?.type, 'function_call', where);
+        checkParsed(JSON.parse(item.type === 'function_call' ? item.arguments : ''), form, okey, where);
+        for (const [i, h] of held.entries())
+          assertNoKeyFragments(
+            unescapeJson(unescapeJson(h)),
+            okey,
+            `${where}, what the SDK held after event ${i}`,
+          );
+        await checkRaw(from, okey, where);
+      }
+      // Anthropic: input_json_delta pieces, which the SDK parses into the block's `input`
+      {
+        const where = `Anthropic input_json, streamed (${form}, ${cut})`;
+        s.anthropicFake.rawStream = (key) => anthToolFrames(pieces(key));
+        const from = seen.length;
+        let partial = '';
+        const msg = await anthropic.messages
+          .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+          .on('inputJson', (d) => {
+            partial += d;
+          })
+          .finalMessage();
+        const block = msg.content[0] as Anthropic.ToolUseBlock;
+        checkParsed(block.input, form, akey, where);
+        checkParsed(JSON.parse(partial), form, akey, `${where} (the partial JSON joined)`);
+        await checkRaw(from, akey, where);
+      }
+    }
+    // complete answers
+    {
+      const where = `chat, complete (${form})`;
+      s.openaiFake.rawAnswer = (key) => chatToolAnswer(escapedArguments(form, key));
+      const from = seen.length;
+      const done = await openai.chat.completions.create({ model: 'gpt-4o', messages });
+      const m = done.choices[0]!.message;
+      const tc = m.tool_calls?.[0];
+      checkParsed(
+        JSON.parse(tc?.type === 'function' ? tc.function.arguments : ''),
+        form,
+        okey,
+        `${where}, tool_calls`,
+      );
+      checkParsed(JSON.parse(m.function_call?.arguments ?? ''), form, okey, `${where}, function_call`);
+      await checkRaw(from, okey, where);
+    }
+    {
+      const where = `Responses, complete (${form})`;
+      s.openaiFake.rawAnswer = (key) => respToolAnswer(escapedArguments(form, key));
+      const from = seen.length;
+      const done = await openai.responses.create({ model: 'gpt-4o', input: 'one two three' });
+      const item = done.output[0];
+      assert.equal(item?.type, 'function_call', where);
+      checkParsed(JSON.parse(item.type === 'function_call' ? item.arguments : ''), form, okey, where);
+      await checkRaw(from, okey, where);
+    }
+    {
+      // the input is an object of the answer: its escapes are read when the answer is parsed
+      const where = `Anthropic tool_use, complete (${form})`;
+      s.anthropicFake.rawAnswer = (key) => anthToolAnswer(escapedArguments(form, key));
+      const from = seen.length;
+      const msg = await anthropic.messages.create({ model: 'claude-sonnet-5-5', max_tokens: 100, messages });
+      checkParsed((msg.content[0] as Anthropic.ToolUseBlock).input, form, akey, where);
+      await checkRaw(from, akey, where);
+    }
+  }
+  assertNothingInLogsOrAudit(s);
+});
+
+test('tool-call arguments with no printable-ASCII escape (non-ASCII escapes, surrogate pairs, control characters, \\\\u0073 as text) arrive byte for byte, streamed (cut inside escapes) and complete, on every API', async (t) => {
+  const s = await startGatewaySetup(t);
+  const seen: Seen[] = [];
+  const token = await s.appToken();
+  const openai = s.openai(token, seen);
+  const anthropic = s.anthropic(token, seen);
+  const args = String.raw`{"city":"K\u00f8benhavn","note":"\ud83d\ude00 \u0441\u043b\u043e\u0432\u043e \u2028","tab":"a\tb\n","re":"\\u0073 \\\\u0041 \\","q":"\"x\"","n":[1,2.5,-3e2,true,null]}`;
+  const pieces = cutArguments(args, 'fine');
+  for (const legacy of [false, true]) {
+    s.openaiFake.rawStream = () => chatToolFrames(pieces, legacy);
+    const done = await openai.chat.completions.stream({ model: 'gpt-4o', messages }).finalChatCompletion();
+    const m = done.choices[0]!.message;
+    const tc = m.tool_calls?.[0];
+    assert.equal(
+      legacy ? m.function_call?.arguments : tc?.type === 'function' && tc.function.arguments,
+      args,
+    );
+  }
+  s.openaiFake.rawStream = () => respToolFrames(args, pieces);
+  const streamed = await openai.responses.stream({ model: 'gpt-4o', input: 'one two three' }).finalResponse();
+  const item = streamed.output[0];
+  assert.equal(item?.type === 'function_call' && item.arguments, args);
+  s.anthropicFake.rawStream = () => anthToolFrames(pieces);
+  const got: string[] = [];
+  const msg = await anthropic.messages
+    .stream({ model: 'claude-sonnet-5-5', max_tokens: 100, messages })
+    .on('inputJson', (d) => {
+      got.push(d);
+    })
+    .finalMessage();
+  assert.equal(got.join(''), args);
+  assert.deepEqual((msg.content[0] as Anthropic.ToolUseBlock).input, JSON.parse(args));
+
+  s.openaiFake.rawAnswer = () => chatToolAnswer(args);
+  const chat = await openai.chat.completions.create({ model: 'gpt-4o', messages });
+  const tc = chat.choices[0]?.message.tool_calls?.[0];
+  assert.equal(tc?.type === 'function' && tc.function.arguments, args);
+  assert.equal(chat.choices[0]?.message.function_call?.arguments, args);
+  s.openaiFake.rawAnswer = () => respToolAnswer(args);
+  const resp = await openai.responses.create({ model: 'gpt-4o', input: 'one two three' });
+  const respItem = resp.output[0];
+  assert.equal(respItem?.type === 'function_call' && respItem.arguments, args);
+  s.anthropicFake.rawAnswer = () => anthToolAnswer(args);
+  const plain = await anthropic.messages.create({ model: 'claude-sonnet-5-5', max_tokens: 100, messages });
+  assert.deepEqual((plain.content[0] as Anthropic.ToolUseBlock).input, JSON.parse(args));
+});

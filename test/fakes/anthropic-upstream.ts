@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import {
+  answerRaw,
   argumentPieces,
   echoPieces,
   emitSse,
@@ -205,6 +206,7 @@ export async function startAnthropicFake(opts: AnthropicFakeOptions = {}): Promi
         usage: u,
       });
       if (body.stream !== true) {
+        if (answerRaw(res, fake, received, req.pathname, headers)) return;
         sendJson(
           res,
           200,

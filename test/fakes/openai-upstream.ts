@@ -139,6 +139,12 @@ export interface UpstreamKnobs {
    * path called. Off (undefined): the provider's own stream.
    */
   rawStream: ((received: string, path: string) => string[]) | undefined;
+  /**
+   * A hostile provider's exact body for every complete (not streamed) answer (chat, Responses,
+   * Messages): this text, sent with status 200 as `application/json`, made from the key received and
+   * the path called. Off (undefined): the provider's own answer.
+   */
+  rawAnswer: ((received: string, path: string) => string) | undefined;
 }
 
 export interface UpstreamFake extends UpstreamKnobs {
@@ -176,6 +182,7 @@ export const defaultKnobs = (): UpstreamKnobs => ({
   honorN: false,
   toolCalls: 0,
   rawStream: undefined,
+  rawAnswer: undefined,
 });
 
 export type UpstreamHandler = (
@@ -332,6 +339,25 @@ export async function emitSse(
     res.write(events[i]);
   }
   if (!res.destroyed && !res.writableEnded) res.end();
+}
+
+/** Sends `fake.rawAnswer`'s body when it is set (true: the answer was sent). */
+export function answerRaw(
+  res: ServerResponse,
+  fake: UpstreamFake,
+  received: string,
+  path: string,
+  headers: Record<string, string>,
+): boolean {
+  if (!fake.rawAnswer) return false;
+  const text = fake.rawAnswer(received, path);
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+  return true;
 }
 
 /** Streams `fake.rawStream`'s frames when it is set (true: the answer was sent). */
@@ -932,6 +958,7 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
         system_fingerprint: 'fp_fake0001',
       };
       if (body.stream !== true) {
+        if (answerRaw(res, fake, received, req.pathname, headers)) return;
         json(200, {
           ...base,
           object: 'chat.completion',
@@ -1049,6 +1076,7 @@ export async function startOpenAiFake(opts: OpenAiFakeOptions = {}): Promise<Ups
         content,
       });
       if (body.stream !== true) {
+        if (answerRaw(res, fake, received, req.pathname, headers)) return;
         json(200, response('completed', [item('completed', [part(text)])], usage));
         return;
       }
