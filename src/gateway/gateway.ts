@@ -153,6 +153,8 @@ interface Forwarding {
   ms: () => number;
   reservation: Reservation | undefined;
   price: Price | undefined;
+  /** The call asked for structured output: its generated text is JSON a client parses. */
+  jsonOutput: boolean;
 }
 
 interface CallGuard {
@@ -647,7 +649,19 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       );
 
       return await forward(
-        { ep, target, reply, call: call as CallInfo, who, info, span, ms, reservation, price },
+        {
+          ep,
+          target,
+          reply,
+          call: call as CallInfo,
+          who,
+          info,
+          span,
+          ms,
+          reservation,
+          price,
+          jsonOutput: parsed!.jsonOutput,
+        },
         body,
         req,
       );
@@ -1052,7 +1066,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       // it, and so are the strings clients parse once more (tool-call arguments: their escapes of
       // printable ASCII normalised, stream.ts); every string is filtered (logprobs checked joined),
       // then the text sent is filtered whole once more.
-      const answer = jsonCleaner(clean, ep.route);
+      const answer = jsonCleaner(clean, ep.route, f.jsonOutput);
       let json: unknown;
       try {
         json = parseJsonLimited(raw, { maxDepth: ANSWER_MAX_DEPTH });
@@ -1150,6 +1164,7 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
       filter: filterFactory,
       clean,
       secrets: injected,
+      jsonOutput: f.jsonOutput,
       observe: (ev, data) => tracker.observe(ev, data),
     });
     // SSE as the clients parse it (CRLF, LF or CR line ends): stream.ts

@@ -149,6 +149,11 @@ export interface ParsedRequest {
   serverContext: boolean;
   /** The request asks for prompt caching (`cache_control`): its input may be billed as cache writes. */
   promptCache: boolean;
+  /**
+   * The request asks for structured output (a JSON `response_format`, Responses `text.format`): the
+   * generated text is JSON a client parses (the SDKs' `parse()` helpers).
+   */
+  jsonOutput: boolean;
 }
 
 /** The most choices a chat call may ask for (OpenAI's own limit). */
@@ -168,6 +173,17 @@ function countField(
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max)
     throw bad(`${name}: a whole number from ${min} to ${max}`);
   return v;
+}
+
+/** Whether a request asks for JSON output (chat `response_format`, Responses `text.format`). */
+function jsonOutputOf(body: Record<string, unknown>): boolean {
+  const json = (f: unknown) =>
+    f !== null && typeof f === 'object' && /^json/.test(String((f as { type?: unknown }).type ?? ''));
+  const text = body.text;
+  return (
+    json(body.response_format) ||
+    (text !== null && typeof text === 'object' && json((text as { format?: unknown }).format))
+  );
 }
 
 /** Reads the parts of a request body the gateway acts on; an empty model means the body names none. */
@@ -221,6 +237,7 @@ export function parseRequest(ep: Endpoint, body: Record<string, unknown>): Parse
     references: extra.media,
     serverContext: extra.serverContext,
     promptCache: extra.promptCache,
+    jsonOutput: jsonOutputOf(body),
   };
 }
 

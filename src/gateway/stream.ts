@@ -225,6 +225,11 @@ export interface StreamRelayOptions {
   observe?: (event: string | undefined, data: Record<string, unknown>) => void;
   /** The most text streams one answer may open (default 1024); one more ends the stream. */
   maxStreams?: number;
+  /**
+   * The call asked for structured output (a JSON `response_format` / `text.format`): the SDKs'
+   * `parse()` helpers JSON-parse the generated text, so it is read as JSON text too.
+   */
+  jsonOutput?: boolean;
 }
 
 export interface StreamRelay {
@@ -413,7 +418,12 @@ function normalizeJsonValue(v: unknown): unknown {
  *   an event's `item`) and of `response.function_call_arguments.done` and `mcp_call_arguments.done`;
  * - Anthropic: a delta's `partial_json` (a `tool_use` block's `input` is an object, parsed already).
  */
-export function normalizeJsonTexts(route: GatewayRoute, v: unknown, skip?: readonly Skip[]): void {
+export function normalizeJsonTexts(
+  route: GatewayRoute,
+  v: unknown,
+  skip?: readonly Skip[],
+  jsonOutput = false,
+): void {
   if (!isObj(v)) return;
   const at = (o: unknown, k: string) => {
     if (!isObj(o) || !Object.hasOwn(o, k) || skip?.some((s) => s.obj === o && s.key === k)) return;
@@ -428,6 +438,8 @@ export function normalizeJsonTexts(route: GatewayRoute, v: unknown, skip?: reado
       if (!isObj(c)) return;
       for (const m of [c.message, c.delta]) {
         if (!isObj(m)) continue;
+        // structured output: the generated text is JSON the client parses
+        if (jsonOutput) at(m, 'content');
         each(m.tool_calls, (tc) => {
           if (isObj(tc)) at(tc.function, 'arguments');
         });
@@ -435,12 +447,25 @@ export function normalizeJsonTexts(route: GatewayRoute, v: unknown, skip?: reado
       }
     });
   } else if (route === 'responses') {
-    const items = (l: unknown) => each(l, (it) => at(it, 'arguments'));
+    const items = (l: unknown) =>
+      each(l, (it) => {
+        at(it, 'arguments');
+        if (jsonOutput && isObj(it))
+          each(it.content, (part) => {
+            if (isObj(part) && part.type === 'output_text') at(part, 'text');
+          });
+      });
     items(v.output);
     if (isObj(v.response)) items(v.response.output);
     at(v.item, 'arguments');
     if (v.type === 'response.function_call_arguments.done' || v.type === 'response.mcp_call_arguments.done')
       at(v, 'arguments');
+    if (jsonOutput) {
+      if (v.type === 'response.output_text.done') at(v, 'text');
+      if (isObj(v.part) && v.part.type === 'output_text') at(v.part, 'text');
+      at(v, 'output_text');
+      if (isObj(v.response)) at(v.response, 'output_text');
+    }
   } else if (route === 'messages') {
     if (isObj(v.delta) && v.delta.type === 'input_json_delta') at(v.delta, 'partial_json');
   }
@@ -493,7 +518,7 @@ export function joinedTexts(route: GatewayRoute, answer: unknown): string[][] {
  * texts of its values are normalised first (`normalizeJsonTexts`). Shared by the relay and the
  * gateway's complete answers.
  */
-export function jsonCleaner(clean: (text: string) => string, route?: GatewayRoute) {
+export function jsonCleaner(clean: (text: string) => string, route?: GatewayRoute, jsonOutput = false) {
   const memo = new Map<string, string>();
   const cleanStr = (s: string): string => {
     if (s.length > MEMO_MAX_LENGTH) return clean(s);
@@ -635,7 +660,7 @@ export function jsonCleaner(clean: (text: string) => string, route?: GatewayRout
      * first (with a `route`).
      */
     value(v: unknown, skip?: readonly Skip[]): unknown {
-      if (route) normalizeJsonTexts(route, v, skip);
+      if (route) normalizeJsonTexts(route, v, skip, jsonOutput);
       return walk(v, skip, 0, false);
     },
     /**
@@ -887,7 +912,7 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
           ? 'messages'
           : undefined;
   const maxStreams = opts.maxStreams ?? MAX_STREAMS;
-  const jc = jsonCleaner(clean, opts.route);
+  const jc = jsonCleaner(clean, opts.route, opts.jsonOutput === true);
   const keyCheck = (() => {
     if (!opts.secrets) return clean;
     const r = secretRedactor(opts.secrets);
@@ -1205,9 +1230,10 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     const content = path.length === 1 && path[0] === 'content';
     // JSON text: `tool_calls[].function.arguments`, `function_call.arguments`
     const json =
-      path.at(-1) === 'arguments' &&
-      ((path.length === 2 && path[0] === 'function_call') ||
-        (path.length === 3 && typeof path[0] !== 'string' && path[1] === 'function'));
+      (content && opts.jsonOutput === true) ||
+      (path.at(-1) === 'arguments' &&
+        ((path.length === 2 && path[0] === 'function_call') ||
+          (path.length === 3 && typeof path[0] !== 'string' && path[1] === 'function')));
     const stream = open(k, () => ({
       json,
       joins: content ? [jAll, jFirst] : [],
@@ -1405,7 +1431,10 @@ export function createStreamRelay(opts: StreamRelayOptions): StreamRelay {
     }
     const hasLogprobs = 'logprobs' in data;
     return {
-      json: type === 'response.function_call_arguments.delta' || type === 'response.mcp_call_arguments.delta',
+      json:
+        type === 'response.function_call_arguments.delta' ||
+        type === 'response.mcp_call_arguments.delta' ||
+        (type === 'response.output_text.delta' && opts.jsonOutput === true),
       ...(type === 'response.output_text.delta' ? { joins: [jOutput] } : {}),
       ...(main ? { main: seq } : {}),
       shape: (text) =>

@@ -1396,3 +1396,90 @@ test('tool-call arguments with no printable-ASCII escape (non-ASCII escapes, sur
   const plain = await anthropic.messages.create({ model: 'claude-sonnet-5-5', max_tokens: 100, messages });
   assert.deepEqual((plain.content[0] as Anthropic.ToolUseBlock).input, JSON.parse(args));
 });
+
+test('structured output is JSON the client parses too: a key written with \\u escapes in the generated text of a call asking for JSON (chat response_format, Responses text.format; streamed and complete) reaches no client', async (t) => {
+  const s = await startGatewaySetup(t);
+  await useTestKeys(s);
+  const seen: Seen[] = [];
+  const openai = s.openai(await s.appToken(), seen);
+  const okey = s.openaiFake.key;
+  const contentFrames = (pieces: readonly string[]) => [
+    chatChunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+    ...pieces.map((p) =>
+      chatChunk([{ index: 0, delta: { content: p }, logprobs: null, finish_reason: null }]),
+    ),
+    chatChunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]),
+    'data: [DONE]\n\n',
+  ];
+  const chatAnswer = (content: string) =>
+    JSON.stringify({
+      id: 'chatcmpl-1',
+      object: 'chat.completion',
+      created: 1,
+      model: 'gpt-4o',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content, refusal: null },
+          logprobs: null,
+          finish_reason: 'stop',
+        },
+      ],
+      usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 },
+    });
+  const respAnswer = (text: string) =>
+    JSON.stringify(
+      respObject(
+        [
+          {
+            id: 'msg_1',
+            type: 'message',
+            status: 'completed',
+            role: 'assistant',
+            content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
+          },
+        ],
+        'completed',
+      ),
+    );
+  const json = { type: 'json_object' as const };
+  for (const form of ESC_FORMS) {
+    for (const cut of ['coarse', 'fine'] as const) {
+      const where = `chat content, streamed (${form}, ${cut})`;
+      s.openaiFake.rawStream = (key) => contentFrames(cutArguments(escapedArguments(form, key), cut));
+      const from = seen.length;
+      const done = await openai.chat.completions
+        .stream({ model: 'gpt-4o', messages, response_format: json })
+        .finalChatCompletion();
+      const parsed = JSON.parse(done.choices[0]!.message.content ?? '') as unknown;
+      assertNoKeyFragments(JSON.stringify(parsed), okey, `${where}, the JSON the client parsed`);
+      assertNoKeyFragments(unescapeJson(unescapeJson(await rawSince(seen, from))), okey, `${where}, raw`);
+    }
+    s.openaiFake.rawStream = undefined;
+    s.openaiFake.rawAnswer = (key) => chatAnswer(escapedArguments(form, key));
+    const plain = await openai.chat.completions.create({ model: 'gpt-4o', messages, response_format: json });
+    assertNoKeyFragments(
+      JSON.stringify(JSON.parse(plain.choices[0]!.message.content ?? '')),
+      okey,
+      `chat content, complete (${form})`,
+    );
+    s.openaiFake.rawAnswer = (key) => respAnswer(escapedArguments(form, key));
+    const resp = await openai.responses.create({
+      model: 'gpt-4o',
+      input: 'one two three',
+      text: { format: json },
+    });
+    assertNoKeyFragments(
+      JSON.stringify(JSON.parse(resp.output_text)),
+      okey,
+      `Responses output_text, complete (${form})`,
+    );
+    s.openaiFake.rawAnswer = undefined;
+  }
+  // without a JSON format the text is prose: an escape is shown as written, never rewritten
+  s.openaiFake.rawAnswer = () => chatAnswer(String.raw`write \u0041 for A`);
+  const prose = await openai.chat.completions.create({ model: 'gpt-4o', messages });
+  assert.equal(prose.choices[0]!.message.content, String.raw`write \u0041 for A`);
+  s.openaiFake.rawAnswer = undefined;
+  assertNothingInLogsOrAudit(s);
+});
