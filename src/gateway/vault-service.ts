@@ -58,6 +58,8 @@ const RESOURCE: Resource = { type: 'System', id: 'gateway' };
 const RESERVATION_TTL_MS = 15 * 60_000;
 const TICKET_KEY_PATH = 'ticket-key';
 const TICKET_PREFIX = 'st1.';
+/** A session this young needs no liveness check (it was derived from a live credential). */
+const FRESH_MS = 1_000;
 
 type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean };
 
@@ -95,8 +97,24 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
   const onceStore = core.barrier.view('sys/gateway-service/once/');
   const ONCE_HOUR_MS = 3600_000;
   let prunedBelow = 0;
+  /** Exclusive storage (one vault process owns it): claims live in its memory, no write per call. */
+  const claimedHere = new Map<number, Set<string>>();
   async function claimOnce(what: string, nonce: string, issuedAt: number): Promise<boolean> {
-    const path = `${Math.floor(issuedAt / ONCE_HOUR_MS)}/${what}-${nonce}`;
+    const hour = Math.floor(issuedAt / ONCE_HOUR_MS);
+    if (engines().exclusiveStorage) {
+      let set = claimedHere.get(hour);
+      if (!set) {
+        claimedHere.set(hour, (set = new Set()));
+        // the hours whose sessions have all ended are forgotten
+        const below = Math.floor((core.clock.now() - SESSION_TTL_MS) / ONCE_HOUR_MS) - 1;
+        for (const h of claimedHere.keys()) if (h < below) claimedHere.delete(h);
+      }
+      const id = `${what}-${nonce}`;
+      if (set.has(id)) return false;
+      set.add(id);
+      return true;
+    }
+    const path = `${hour}/${what}-${nonce}`;
     const fresh = await onceStore.transaction(async (tx) => {
       if (await tx.get(path)) return false;
       await tx.put(path, Buffer.from('1'));
@@ -156,6 +174,9 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
    */
   async function unsealLive(ticket: string, gateway: Identity): Promise<Session> {
     const session = await unseal(ticket, gateway);
+    // a session sealed within the last second was derived from a live credential then (the call it
+    // serves is on its way): asked again only after that, which is when a replay or a revocation counts
+    if (core.clock.now() - (sessionData(session).until - SESSION_TTL_MS) < FRESH_MS) return session;
     const [live] = await vault().live([session]);
     if (!live) {
       throw new StrongroomError(

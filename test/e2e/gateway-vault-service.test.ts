@@ -240,6 +240,8 @@ test('a hostile gateway gets no more from the vault service than its callers and
     async () => {
       const caller = await s.appToken({ paths: ['llm/dev'], providers: ['openai'] });
       const session = await sessionOf(s.a, caller.token);
+      // a session under a second old serves the call it was made for; a ticket kept longer is re-checked
+      await new Promise((r) => setTimeout(r, 1_100));
       assert.equal(
         (await s.call('POST', '/v1/auth/token/revoke-self', undefined, { token: caller.token })).status,
         200,
@@ -390,6 +392,8 @@ test('a hostile gateway gets no more from the vault service than its callers and
       assert.deepEqual((await s.a('live', { sessions: [session] })).json, { live: [true] });
       await register(['anthropic']);
       assert.deepEqual((await s.a('live', { sessions: [session] })).json, { live: [false] });
+      // past the second a fresh session is trusted for, the ticket is checked again, and refused
+      await new Promise((r) => setTimeout(r, 1_100));
       const auth = await s.a('authorize', { session, resources: MODEL, context: CONTEXT });
       assert.equal((auth.json.error as { code: string }).code, 'invalid_token');
     },
