@@ -104,7 +104,8 @@ export function gatewayVaultService(core: Core, engines: () => ServiceEngines): 
     if (engines().exclusiveStorage) {
       let set = claimedHere.get(hour);
       if (!set) {
-        claimedHere.set(hour, (set = new Set()));
+        set = new Set();
+        claimedHere.set(hour, set);
         // the hours whose sessions have all ended are forgotten
         const below = Math.floor((core.clock.now() - SESSION_TTL_MS) / ONCE_HOUR_MS) - 1;
         for (const h of claimedHere.keys()) if (h < below) claimedHere.delete(h);
