@@ -81,6 +81,17 @@ export function secretForms(secret: string): string[] {
   return [...new Set(forms)].filter((f) => f.length > 0);
 }
 
+/** A secret's forms, derived once (bounded: the secrets are in memory anyway). */
+function cachedForms(secret: string): string[] {
+  let f = FORMS_CACHE.get(secret);
+  if (!f) {
+    if (FORMS_CACHE.size >= 64) FORMS_CACHE.clear();
+    f = secretForms(secret);
+    FORMS_CACHE.set(secret, f);
+  }
+  return f;
+}
+
 /** A 128-entry table of the ASCII characters in a character-class body such as `A-Za-z0-9_-`. */
 function asciiTable(cls: string): Uint8Array {
   // built once per class: every filter a call opens shares it (read-only)
@@ -939,13 +950,7 @@ export function secretRedactor(secrets: readonly string[], marker = '[REDACTED]'
         forms.push(s);
         continue;
       }
-      let f = FORMS_CACHE.get(s);
-      if (!f) {
-        if (FORMS_CACHE.size >= 64) FORMS_CACHE.clear();
-        f = secretForms(s);
-        FORMS_CACHE.set(s, f);
-      }
-      forms.push(...f);
+      forms.push(...cachedForms(s));
       const part = secretPart(s);
       // the 4-gram index packs 7-bit characters (none of them 0)
       let ascii = true;
@@ -1111,15 +1116,7 @@ export function createOutputFilter(config: OutputFilterConfig = {}): ResponseSta
       let c = compiled.get(key);
       if (!c) {
         const forms: string[] = [];
-        for (const s of secrets) {
-          let f = FORMS_CACHE.get(s);
-          if (!f) {
-            if (FORMS_CACHE.size >= 64) FORMS_CACHE.clear();
-            f = secretForms(s);
-            FORMS_CACHE.set(s, f);
-          }
-          forms.push(...f);
-        }
+        for (const s of secrets) forms.push(...cachedForms(s));
         const set = literalSet(forms);
         // the literals come first, as they always have (a tie at the same start and end goes to the first source)
         const probe = new Literals(set);
