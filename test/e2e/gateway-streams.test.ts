@@ -7,6 +7,7 @@ import type Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
 import { accumulateResponse } from 'openai/lib/responses/ResponseAccumulator';
 import type { EchoField, KeyEcho, UpstreamFake } from '../fakes/openai-upstream.ts';
+import { N1_MODES, n1Events } from '../fakes/responses-n1.ts';
 import { type GatewaySetup, type Seen, startGatewaySetup } from '../helpers/gateway.ts';
 
 /**
@@ -943,77 +944,9 @@ test('L4: Responses streams are read as the endpoint defines and keyed as the SD
   );
 });
 
-/**
- * The red team's N1 payload (l-resp-done.mjs): the key's secret part in 3-character pieces over the
- * Responses events the openai SDK rebuilds `output_text` from, one piece a message item or part: the
- * items of a `response.created`, `response.in_progress` or `response.queued` snapshot, or
- * `output_item.done`, `content_part.done`, `output_text.done` events; then `response.completed` with
- * the same items, or nothing (the stream just ends, and `finalResponse()` is the snapshot as it stands).
- */
-const N1_MODES = [
-  'snapshot_created',
-  'snapshot_in_progress',
-  'snapshot_queued',
-  'item_done',
-  'part_done',
-  'text_done',
-] as const;
-function n1Frames(mode: (typeof N1_MODES)[number], completed: boolean, pieces: readonly string[]): string[] {
-  let seq = 0;
-  const frames: string[] = [];
-  const ev = (o: { type: string } & Record<string, unknown>) =>
-    frames.push(frame({ ...o, sequence_number: seq++ }, o.type));
-  const text = (p: string) => ({ type: 'output_text', text: p, annotations: [] });
-  const items = pieces.map((p, i) => ({
-    id: `msg_${i}`,
-    type: 'message',
-    role: 'assistant',
-    status: 'completed',
-    content: [text(p)],
-  }));
-  const message = (i: number) => ({
-    id: `msg_${i}`,
-    type: 'message',
-    role: 'assistant',
-    status: 'in_progress',
-    content: [],
-  });
-  const response = (output: unknown[], status = 'in_progress') => ({
-    id: 'resp_1',
-    object: 'response',
-    created_at: 1,
-    status,
-    model: 'gpt-4o',
-    output,
-    usage: null,
-  });
-  ev({ type: 'response.created', response: response(mode === 'snapshot_created' ? items : []) });
-  if (mode === 'snapshot_in_progress') ev({ type: 'response.in_progress', response: response(items) });
-  if (mode === 'snapshot_queued') ev({ type: 'response.queued', response: response(items, 'queued') });
-  if (mode === 'item_done')
-    pieces.forEach((_, i) => {
-      ev({ type: 'response.output_item.added', output_index: i, item: message(i) });
-      ev({ type: 'response.output_item.done', output_index: i, item: items[i] });
-    });
-  if (mode === 'part_done' || mode === 'text_done') {
-    ev({ type: 'response.output_item.added', output_index: 0, item: message(0) });
-    pieces.forEach((p, i) => {
-      const ids = { item_id: 'msg_0', output_index: 0, content_index: i };
-      ev({ type: 'response.content_part.added', ...ids, part: text('') });
-      if (mode === 'part_done') ev({ type: 'response.content_part.done', ...ids, part: text(p) });
-      else ev({ type: 'response.output_text.done', ...ids, text: p, logprobs: [] });
-    });
-  }
-  if (completed)
-    ev({
-      type: 'response.completed',
-      response: {
-        ...response(items, 'completed'),
-        usage: { input_tokens: 1, output_tokens: 1, total_tokens: 2 },
-      },
-    });
-  return frames;
-}
+/** The N1 events as SSE frames (named by their type). */
+const n1Frames = (mode: (typeof N1_MODES)[number], completed: boolean, pieces: readonly string[]) =>
+  n1Events(mode, completed, pieces).map((o) => frame(o, o.type));
 
 test('N1: a key in 3-character pieces over the Responses events the openai SDK rebuilds `output_text` from (snapshot items, output_item.done, content_part.done, output_text.done), with or without response.completed, ends the stream with an error: no 4 characters of it in the SDK’s final response, in what it held after any event, or in the raw bytes', async (t) => {
   const s = await startGatewaySetup(t);
