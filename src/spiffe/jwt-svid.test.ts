@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { test } from 'node:test';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { decodeJwt, decodeProtectedHeader, SignJWT } from 'jose';
 import { SpiffeError } from './errors.ts';
 import { signJwtSvid, verifyJwtSvid } from './jwt-svid.ts';
 import { generateEcKeyPair } from './keys.ts';
@@ -109,4 +109,51 @@ test('a trust domain without a bundle is untrusted, and oversized tokens are ref
     verifyJwtSvid(`${'a'.repeat(20_000)}.b.c`, { audience: AUD, bundles: new Map(), now: NOW }),
     /longer than/,
   );
+});
+
+test('a JWT-SVID names a workload: a sub with no path is neither signed nor accepted', async () => {
+  const { privateKey, publicKey } = await generateEcKeyPair();
+  await assert.rejects(
+    signJwtSvid({
+      key: { privateKey, kid: 'k' },
+      spiffeId: 'spiffe://example.org',
+      audience: [AUD],
+      ttlSeconds: 60,
+      now: NOW,
+    }),
+    (e: unknown) => e instanceof SpiffeError && e.code === 'invalid_spiffe_id',
+  );
+  // signed by a key the verifier trusts, as a compromised or careless signer would
+  const token = await new SignJWT({})
+    .setProtectedHeader({ alg: 'ES256', kid: 'k', typ: 'JWT' })
+    .setSubject('spiffe://example.org')
+    .setAudience([AUD])
+    .setIssuedAt(NOW / 1000)
+    .setExpirationTime(NOW / 1000 + 60)
+    .sign(privateKey);
+  await assert.rejects(
+    verifyJwtSvid(token, {
+      audience: AUD,
+      bundles: new Map([['example.org', [{ kid: 'k', publicKey }]]]),
+      now: NOW,
+    }),
+    (e: unknown) =>
+      e instanceof SpiffeError && e.code === 'invalid_spiffe_id' && /names a workload/.test(e.message),
+  );
+});
+
+test('an issuer, when given, is the iss claim; it must be an absolute http(s) URL', async () => {
+  const { privateKey } = await generateEcKeyPair();
+  const base = {
+    key: { privateKey, kid: 'k' },
+    spiffeId: 'spiffe://example.org/w',
+    audience: [AUD],
+    ttlSeconds: 60,
+    now: NOW,
+  };
+  const token = await signJwtSvid({ ...base, issuer: 'https://vault.example.org' });
+  assert.equal(decodeJwt(token).iss, 'https://vault.example.org');
+  assert.equal(decodeJwt(await signJwtSvid(base)).iss, undefined);
+  for (const issuer of ['/v1/identity', 'vault.example.org', 'ftp://vault.example.org', ''])
+    await assert.rejects(signJwtSvid({ ...base, issuer }), TypeError, issuer);
 });

@@ -48,6 +48,15 @@ function toSeconds(t: Date | number): number {
   return Math.floor(ms / 1000);
 }
 
+function isAbsoluteHttpUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && u.host !== '';
+  } catch {
+    return false;
+  }
+}
+
 function algorithmFor(key: KeyObject): JwtSvidAlgorithm {
   if (key.asymmetricKeyType === 'ec') {
     switch (key.asymmetricKeyDetails?.namedCurve) {
@@ -66,8 +75,10 @@ function algorithmFor(key: KeyObject): JwtSvidAlgorithm {
 
 /**
  * Signs a JWT-SVID (JWT-SVID.md §2-§3): protected header {alg, kid, typ:"JWT"}
- * with alg from the key (ES256 for P-256), claims sub (the SPIFFE ID), aud (a
- * non-empty array), iat = now and exp = now + ttl. Returns the compact
+ * with alg from the key (ES256 for P-256), claims sub (the SPIFFE ID, which
+ * must name a workload: a path, §3.1), aud (a non-empty array), iat = now,
+ * exp = now + ttl, and iss when `issuer` is given (the URL an OIDC verifier
+ * discovers the keys from; §3 allows further claims). Returns the compact
  * serialization (§5.1).
  */
 export async function signJwtSvid(options: {
@@ -76,6 +87,8 @@ export async function signJwtSvid(options: {
   audience: readonly string[];
   ttlSeconds: number;
   now: Date | number;
+  /** An absolute https:// or http:// URL, set as `iss`. */
+  issuer?: string;
 }): Promise<string> {
   const { key, audience, ttlSeconds } = options;
   if (typeof key.kid !== 'string' || key.kid.length === 0)
@@ -93,10 +106,19 @@ export async function signJwtSvid(options: {
     throw new TypeError('signJwtSvid: ttlSeconds must be a positive integer');
   }
   const id = parseSpiffeId(options.spiffeId.toString());
+  if (id.path === '') {
+    throw new SpiffeError(
+      'invalid_spiffe_id',
+      `${quote(id.toString())} is a trust domain; a JWT-SVID names a workload (JWT-SVID.md §3.1)`,
+    );
+  }
+  if (options.issuer !== undefined && !isAbsoluteHttpUrl(options.issuer)) {
+    throw new TypeError('signJwtSvid: issuer must be an absolute http(s) URL');
+  }
   const privateKey = toKeyObject(key.privateKey);
   if (privateKey.type !== 'private') throw new TypeError('signJwtSvid: key.privateKey must be a private key');
   const iat = toSeconds(options.now);
-  return new SignJWT({})
+  return new SignJWT(options.issuer === undefined ? {} : { iss: options.issuer })
     .setProtectedHeader({ alg: algorithmFor(privateKey), kid: key.kid, typ: 'JWT' })
     .setSubject(id.toString())
     .setAudience([...audience])
@@ -128,7 +150,8 @@ function invalid(why: string, cause?: unknown): SpiffeError {
  * 3. only the `alg`, `kid` and `typ` headers (§2), so `jku`, `x5u`, `jwk`,
  *    `x5c`, `crit` and friends are refused; `typ`, if set, is JWT or JOSE (§2.3);
  * 4. `kid` present and found among the JWT authorities of the trust domain of
- *    `sub`, which must be a SPIFFE ID (§3.1);
+ *    `sub`, which must be the SPIFFE ID of a workload (§3.1: "the SPIFFE ID of
+ *    the workload"), so a trust domain ID with no path is refused;
  * 5. the signature, then `exp` required and not past (§3.3), `nbf` if present,
  *    with `clockSkewSeconds` leeway (default and at most 30);
  * 6. `aud` present and containing `audience` (or one of them) (§3.2).
@@ -191,6 +214,12 @@ export async function verifyJwtSvid(
 
   if (typeof payload.sub !== 'string') throw invalid('the token has no sub claim');
   const id = parseSpiffeId(payload.sub);
+  if (id.path === '') {
+    throw new SpiffeError(
+      'invalid_spiffe_id',
+      `the token's sub ${quote(payload.sub)} is a trust domain; a JWT-SVID names a workload (JWT-SVID.md §3.1)`,
+    );
+  }
   const authorities = options.bundles.get(id.trustDomain);
   if (!authorities || authorities.length === 0) {
     throw new SpiffeError(
