@@ -85,12 +85,16 @@ export interface CertificateExtensions {
   readonly basicConstraints: { readonly ca: boolean; readonly pathLen: number | undefined } | undefined;
   /** keyUsage flags (see KeyUsage), undefined when the extension is absent. */
   readonly keyUsage: number | undefined;
+  /** Whether keyUsage is marked critical (X509-SVID.md §4.3 requires it); false when absent. */
+  readonly keyUsageCritical: boolean;
   /** extKeyUsage OIDs, undefined when the extension is absent. */
   readonly extKeyUsage: readonly string[] | undefined;
   /** The URI SANs, in order (X509-SVID.md §2). */
   readonly uris: readonly string[];
   /** The DNS SANs, in order. */
   readonly dnsNames: readonly string[];
+  /** Whether subjectAltName is marked critical (RFC 5280 §4.2.1.6: required with an empty subject); false when absent. */
+  readonly subjectAltNameCritical: boolean;
   /** The subject key identifier, when present. */
   readonly subjectKeyId: Buffer | undefined;
   /** OIDs of critical extensions this layer does not understand (RFC 5280 §4.2: such a certificate must be rejected). */
@@ -160,6 +164,8 @@ export function readGeneralNames(
 export function readExtensions(buf: Uint8Array, exts: Tlv | undefined): CertificateExtensions {
   let basicConstraints: CertificateExtensions['basicConstraints'];
   let keyUsage: number | undefined;
+  let keyUsageCritical = false;
+  let subjectAltNameCritical = false;
   let extKeyUsage: string[] | undefined;
   let subjectKeyId: Buffer | undefined;
   const uris: string[] = [];
@@ -179,17 +185,31 @@ export function readExtensions(buf: Uint8Array, exts: Tlv | undefined): Certific
       seen.add(oid);
       if (critical && !UNDERSTOOD.has(oid)) unknownCritical.push(oid);
       if (oid === OID.basicConstraints) basicConstraints = parseBasicConstraints(buf, value);
-      else if (oid === OID.keyUsage) keyUsage = parseKeyUsage(buf, value);
-      else if (oid === OID.extKeyUsage) extKeyUsage = parseEku(buf, value);
-      else if (oid === OID.subjectAltName) readGeneralNames(buf, inner(buf, value), uris, dnsNames);
-      else if (oid === OID.subjectKeyIdentifier) {
+      else if (oid === OID.keyUsage) {
+        keyUsage = parseKeyUsage(buf, value);
+        keyUsageCritical = critical;
+      } else if (oid === OID.extKeyUsage) extKeyUsage = parseEku(buf, value);
+      else if (oid === OID.subjectAltName) {
+        readGeneralNames(buf, inner(buf, value), uris, dnsNames);
+        subjectAltNameCritical = critical;
+      } else if (oid === OID.subjectKeyIdentifier) {
         subjectKeyId = Buffer.from(
           valueBytes(buf, expectTag(inner(buf, value), Tag.octetString, 'keyIdentifier')),
         );
       }
     }
   }
-  return { basicConstraints, keyUsage, extKeyUsage, uris, dnsNames, subjectKeyId, unknownCritical };
+  return {
+    basicConstraints,
+    keyUsage,
+    keyUsageCritical,
+    extKeyUsage,
+    uris,
+    dnsNames,
+    subjectAltNameCritical,
+    subjectKeyId,
+    unknownCritical,
+  };
 }
 
 /** The parts of a certificate this layer reads from its DER. */
@@ -197,6 +217,8 @@ export interface CertificateFields {
   readonly ext: CertificateExtensions;
   /** The DER of the subject Name, byte for byte (a leaf's issuer field copies it). */
   readonly subjectDer: Buffer;
+  /** The subject Name is an empty SEQUENCE (no RDN): the SANs then carry the identity (RFC 5280 §4.1.2.6). */
+  readonly subjectEmpty: boolean;
   /** Uppercase hex without leading zero bytes, as node:crypto prints it. */
   readonly serialNumber: string;
   /** ms since the epoch */
@@ -221,6 +243,7 @@ export function readCertificateFields(der: Uint8Array): CertificateFields {
   return {
     ext: readExtensions(der, extsWrapper ? inner(der, extsWrapper) : undefined),
     subjectDer: Buffer.from(rawTlv(der, subject)),
+    subjectEmpty: subject.end === subject.start,
     serialNumber: serial.subarray(i).toString('hex').toUpperCase(),
     notBefore: readTime(der, validity[0]!),
     notAfter: readTime(der, validity[1]!),

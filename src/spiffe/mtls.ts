@@ -119,6 +119,21 @@ export function peerOf(req: IncomingMessage): MtlsPeer | undefined {
   return peers.get(req);
 }
 
+/**
+ * What a refused client is told. Which rule its certificate broke is for the
+ * server's log (onRefused): told to the client, it guides an attacker forging
+ * certificates one check at a time. Its own state (no certificate, an expired
+ * one) it may learn.
+ */
+function clientReason(state: { chain: readonly Buffer[] }, reason: string): string {
+  if (state.chain.length === 0) return 'a valid X.509-SVID is required: no certificate was presented';
+  if (reason === 'expired')
+    return 'a valid X.509-SVID is required: the presented certificate chain has expired';
+  if (reason === 'not_yet_valid')
+    return 'a valid X.509-SVID is required: the presented certificate chain is not valid yet';
+  return 'a valid X.509-SVID of a trusted trust domain is required: the client certificate was refused';
+}
+
 function refuse(res: ServerResponse, status: 401 | 403, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
   // the connection's identity is what failed, so the connection goes too
@@ -142,7 +157,8 @@ function refuse(res: ServerResponse, status: 401 | 403, code: string, message: s
  *   open keep-alive connection is refused on its next request (401).
  * - `authorize(peer, req)` runs on every request: a peer that it starts
  *   refusing (revoked) is refused on its next request (403).
- *   Refusals answer `{"error":{"code","message"}}` and close the connection.
+ *   Refusals answer `{"error":{"code","message"}}` and close the connection;
+ *   which X.509-SVID rule a certificate broke goes to onRefused only.
  * - When the source rotates, the server's own SVID is swapped with
  *   setSecureContext: new handshakes use it, open connections are kept.
  *
@@ -193,12 +209,14 @@ export function createMtlsServer(options: MtlsServerOptions, handler: RequestLis
     return next;
   };
 
+  /** `message` (specific) goes to onRefused; the client gets `clientMessage` when given. */
   const refused = (
     req: IncomingMessage,
     res: ServerResponse,
     status: 401 | 403,
     reason: string,
     message: string,
+    clientMessage: string = message,
     spiffeId?: string,
   ): void => {
     options.onRefused?.({
@@ -208,7 +226,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: RequestLis
       ...(spiffeId !== undefined ? { spiffeId } : {}),
       ...(req.socket.remoteAddress !== undefined ? { remoteAddress: req.socket.remoteAddress } : {}),
     });
-    refuse(res, status, status === 401 ? 'unauthenticated' : 'permission_denied', message);
+    refuse(res, status, status === 401 ? 'unauthenticated' : 'permission_denied', clientMessage);
   };
 
   const serve = (req: IncomingMessage, res: ServerResponse, peer: MtlsPeer, allowed: unknown): void => {
@@ -219,6 +237,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: RequestLis
         403,
         'not_authorized',
         `the SPIFFE ID ${quote(peer.spiffeId)} is not authorized`,
+        undefined,
         peer.spiffeId,
       );
       return;
@@ -233,7 +252,7 @@ export function createMtlsServer(options: MtlsServerOptions, handler: RequestLis
       const err = state.error;
       const reason = err instanceof SpiffeError ? err.code : 'invalid_svid';
       const why = err instanceof SpiffeError ? err.message : 'the client certificate could not be verified';
-      refused(req, res, 401, reason, `a valid X.509-SVID is required: ${why}`);
+      refused(req, res, 401, reason, `a valid X.509-SVID is required: ${why}`, clientReason(state, reason));
       return;
     }
     const peer = state.peer;

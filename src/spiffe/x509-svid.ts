@@ -448,9 +448,10 @@ function signedBy(child: CertificateInfo, issuer: CertificateInfo): boolean {
  * against the bundle of the leaf's trust domain, per X509-SVID.md §5:
  *
  * - leaf (§5.2): exactly one URI SAN, a valid SPIFFE ID with a path;
- *   basicConstraints cA false; keyUsage present with digitalSignature and
- *   without keyCertSign/cRLSign; no critical extension this code does not
- *   understand; valid at `now`;
+ *   basicConstraints cA false; keyUsage present, critical (§4.3), with
+ *   digitalSignature and without keyCertSign/cRLSign; an empty subject only
+ *   with a critical subjectAltName (RFC 5280 §4.2.1.6); no critical extension
+ *   this code does not understand; valid at `now`;
  * - path (§5.1, RFC 5280 §6): from the leaf through presented intermediates
  *   (each cA=true, keyCertSign, pathLen respected, valid at `now`) to a root
  *   in **the bundle of the ID's own trust domain**: a CA of another trust
@@ -501,6 +502,10 @@ export function verifyX509Svid(
   }
   // §4.3 / §5.2: keyUsage is mandatory; digitalSignature set, keyCertSign and cRLSign not
   if (ext.keyUsage === undefined) throw new SpiffeError('invalid_svid', 'the leaf has no keyUsage extension');
+  // §4.3: "MUST be marked critical": a verifier that ignores keyUsage must not accept the key for other uses
+  if (!ext.keyUsageCritical) {
+    throw new SpiffeError('invalid_svid', 'the leaf keyUsage extension is not marked critical');
+  }
   if (!(ext.keyUsage & KeyUsage.digitalSignature)) {
     throw new SpiffeError('invalid_svid', 'the leaf keyUsage lacks digitalSignature');
   }
@@ -514,6 +519,13 @@ export function verifyX509Svid(
     throw new SpiffeError(
       'invalid_svid',
       `the leaf has a critical extension this verifier does not understand (${ext.unknownCritical[0]})`,
+    );
+  }
+  // RFC 5280 §4.2.1.6: with an empty subject the SAN is the only name, and the issuer MUST mark it critical
+  if (leaf.subjectEmpty && !ext.subjectAltNameCritical) {
+    throw new SpiffeError(
+      'invalid_svid',
+      'the leaf has an empty subject and a subjectAltName extension not marked critical',
     );
   }
   if (options.purpose && ext.extKeyUsage) {
