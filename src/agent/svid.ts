@@ -42,6 +42,16 @@ export interface X509SvidAnswer {
   expires_at: string;
 }
 
+/**
+ * The vault's answer to `GET /v1/identity/bundles`: the SPIFFE bundle document
+ * of every trust domain it trusts, its own and the federated ones, keyed by
+ * trust domain name (or its `spiffe://` ID).
+ */
+export interface TrustBundlesAnswer {
+  trust_domain: string;
+  bundles: Record<string, unknown>;
+}
+
 /** The vault's answer to `POST /v1/identity/jwt-svid`. */
 export interface JwtSvidAnswer {
   token: string;
@@ -62,6 +72,13 @@ export interface SvidIssuer {
   jwtSvid(req: { audience: string[]; spiffe_id: string; ttl?: number }): Promise<JwtSvidAnswer>;
   /** The trust domain's SPIFFE bundle document (`GET /v1/identity/bundle`). */
   bundle(): Promise<unknown>;
+  /**
+   * Every bundle the vault trusts, its own and the federated ones (`GET /v1/identity/bundles`).
+   * Optional: without it, or when the vault answers 404 (a vault that does not serve it), the agent
+   * knows its own bundle and the federated X.509 authorities each X.509-SVID answer carries, and no
+   * federated JWT authorities.
+   */
+  bundles?(): Promise<TrustBundlesAnswer>;
 }
 
 /** The identity API of a Strongroom server, called with the agent's session token. */
@@ -81,6 +98,7 @@ export function createHttpSvidIssuer(opts: {
     x509Svid: (req) => client.request<X509SvidAnswer>('POST', '/v1/identity/x509-svid', req),
     jwtSvid: (req) => client.request<JwtSvidAnswer>('POST', '/v1/identity/jwt-svid', req),
     bundle: () => client.request<unknown>('GET', '/v1/identity/bundle'),
+    bundles: () => client.request<TrustBundlesAnswer>('GET', '/v1/identity/bundles'),
   };
 }
 
@@ -117,7 +135,7 @@ export interface TrustBundles {
   readonly trustDomain: string;
   /** X.509 authorities by trust domain name: its own and the federated ones. */
   readonly x509: ReadonlyMap<string, readonly X509Certificate[]>;
-  /** JWT authorities by trust domain name (only the own trust domain's bundle carries them). */
+  /** JWT authorities by trust domain name: its own and the federated ones the vault serves. */
   readonly jwt: ReadonlyMap<string, readonly JwtAuthority[]>;
   /** The JWK Set of each trust domain's JWT authorities (`use: "jwt-svid"` keys only). */
   readonly jwks: ReadonlyMap<string, string>;
@@ -161,6 +179,11 @@ export interface SvidManagerOptions {
   /** Delays between retries: first, doubled each time, capped (default 1 s and 30 s). */
   retryMinMs?: number;
   retryMaxMs?: number;
+  /**
+   * The longest wait between two bundle refreshes, whatever the vault's refresh hint (default 30 s):
+   * how late a federation added or removed at the vault reaches the Workload API's streams.
+   */
+  bundleRefreshMaxMs?: number;
 }
 
 export interface SvidManager {
@@ -192,6 +215,15 @@ const MIN_ROTATE_MS = 250;
 const BUNDLE_REFRESH_DEFAULT_S = 300;
 const BUNDLE_REFRESH_MIN_S = 5;
 const BUNDLE_REFRESH_MAX_S = 3600;
+/** The vault's refresh hint follows its CA's lifetime; federation changes at any time, so poll at least this often. */
+const BUNDLE_REFRESH_CAP_MS = 30_000;
+/**
+ * A JWT-SVID of another trust domain is validated against federation state at most this old (the
+ * vault's own federation cache lives as long), so a federation removed at the vault stops vouching
+ * at the agent within seconds; a refresh for it is awaited at most FEDERATION_WAIT_MS.
+ */
+const FEDERATION_FRESH_MS = 5_000;
+const FEDERATION_WAIT_MS = 1_500;
 const JWT_CACHE_MAX = 256;
 /** A refetch of the bundle for an unknown kid happens at most this often. */
 const KID_REFRESH_MS = 5_000;
@@ -224,6 +256,17 @@ const fingerprint = (parts: readonly (Uint8Array | string)[]): string => {
   return h.digest('hex');
 };
 
+/** The trust domain of a JWT's `sub`, read without verifying anything (undefined when there is none). */
+function subjectTrustDomain(token: string): string | undefined {
+  if (typeof token !== 'string' || token.length > 64 * 1024) return undefined;
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    return typeof payload?.sub === 'string' ? parseSpiffeId(payload.sub).trustDomain : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Creates the SVID manager and starts fetching. */
 export function createSvidManager(opts: SvidManagerOptions): SvidManager {
   const id = parseSpiffeId(opts.spiffeId);
@@ -250,10 +293,20 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
   let bundleFailures = 0;
   const subscribers = new Set<(e: SvidEvent) => void>();
 
-  // trust state: own X.509 roots (latest of the SVID answer and the bundle document), federated roots, JWT keys
+  // trust state: own X.509 roots (latest of the SVID answer and the bundle document), own JWT keys, and
+  // the federated trust domains' authorities. Federation comes from two answers: each X.509-SVID answer
+  // (X.509 authorities only) and the bundles answer (both kinds). Each fetch takes a number when it
+  // starts; an answer older than the federation state already applied is not applied, so a slow answer
+  // cannot bring back a federation a newer one removed.
   let ownRoots: X509Certificate[] | undefined;
-  let federated = new Map<string, X509Certificate[]>();
   let jwtAuthorities: { kid: string; publicKey: KeyObject }[] | undefined;
+  let federatedX509 = new Map<string, X509Certificate[]>();
+  let federatedJwt = new Map<string, { kid: string; publicKey: KeyObject }[]>();
+  let fetches = 0;
+  let federationFetch = 0;
+  let lastFederationAttempt = Number.NEGATIVE_INFINITY;
+  let olderVaultLogged = false;
+  const refreshCapMs = opts.bundleRefreshMaxMs ?? BUNDLE_REFRESH_CAP_MS;
   let bundlesView: TrustBundles | undefined;
   let bundlesPrint = '';
   let lastKidRefresh = 0;
@@ -291,17 +344,17 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
     if (!ownRoots && !jwtAuthorities) return;
     const x509Map = new Map<string, X509Certificate[]>();
     if (ownRoots) x509Map.set(trustDomain, ownRoots);
-    for (const [td, certs] of federated) if (td !== trustDomain) x509Map.set(td, certs);
+    for (const [td, certs] of federatedX509) if (td !== trustDomain) x509Map.set(td, certs);
     const jwt = new Map<string, JwtAuthority[]>();
     const jwks = new Map<string, string>();
-    if (jwtAuthorities) {
-      jwt.set(trustDomain, jwtAuthorities);
-      // JWT bundles carry only jwt-svid keys (SPIFFE_Workload_API.md §6.2.2)
-      jwks.set(
-        trustDomain,
-        JSON.stringify(toSpiffeBundle({ x509Authorities: [], jwtAuthorities: jwtAuthorities })),
-      );
-    }
+    // JWT bundles carry only jwt-svid keys (SPIFFE_Workload_API.md §6.2.2), of every trust domain
+    // trusted: the own one and the federated ones
+    const addJwt = (td: string, authorities: { kid: string; publicKey: KeyObject }[]) => {
+      jwt.set(td, authorities);
+      jwks.set(td, JSON.stringify(toSpiffeBundle({ x509Authorities: [], jwtAuthorities: authorities })));
+    };
+    if (jwtAuthorities) addJwt(trustDomain, jwtAuthorities);
+    for (const [td, authorities] of federatedJwt) if (td !== trustDomain) addJwt(td, authorities);
     const print = fingerprint([
       ...[...x509Map].flatMap(([td, certs]) => [td, ...certs.map((c) => c.raw)]),
       ...[...jwks].flat(),
@@ -313,17 +366,99 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
     emit('bundles');
   }
 
-  /** Fetches the bundle document; on failure schedules a retry. Never throws. */
-  async function refreshBundle(): Promise<void> {
+  /**
+   * Applies federated authorities from an answer whose fetch started as number `fetch`. `jwt`
+   * undefined: the answer carried X.509 authorities only (an X.509-SVID answer), so the JWT
+   * authorities of trust domains still federated are kept and those of the others dropped.
+   */
+  function applyFederation(
+    fetch: number,
+    x509Map: Map<string, X509Certificate[]>,
+    jwt: Map<string, { kid: string; publicKey: KeyObject }[]> | undefined,
+  ) {
+    if (fetch <= federationFetch) return;
+    federationFetch = fetch;
+    federatedX509 = x509Map;
+    federatedJwt = jwt ?? new Map([...federatedJwt].filter(([td]) => x509Map.has(td)));
+  }
+
+  /** Parses the bundles answer: the own trust domain's bundle (required), and every federated one that parses. */
+  function parseBundlesAnswer(answer: TrustBundlesAnswer) {
+    const docs = answer?.bundles;
+    if (typeof docs !== 'object' || docs === null) {
+      throw new SpiffeError('invalid_bundle', 'the vault sent no bundles');
+    }
+    let own: ReturnType<typeof parseSpiffeBundle> | undefined;
+    const x509Map = new Map<string, X509Certificate[]>();
+    const jwt = new Map<string, { kid: string; publicKey: KeyObject }[]>();
+    for (const [key, doc] of Object.entries(docs)) {
+      let td: string;
+      try {
+        td = parseTrustDomain(key);
+      } catch {
+        log('ignoring a bundle with an invalid trust domain name', { trust_domain: key.slice(0, 100) });
+        continue;
+      }
+      if (td === trustDomain) {
+        own = parseSpiffeBundle(doc as object, trustDomain);
+        continue;
+      }
+      try {
+        const b = parseSpiffeBundle(doc as object, td);
+        x509Map.set(td, [...b.x509Authorities]);
+        jwt.set(
+          td,
+          b.jwtAuthorities.map((a) => ({ kid: a.kid, publicKey: a.publicKey })),
+        );
+      } catch (err) {
+        // a bundle that does not parse trusts nothing (fail closed for that trust domain only)
+        log('ignoring the federated bundle of a trust domain', { trust_domain: td, error: describe(err) });
+      }
+    }
+    if (!own) throw new SpiffeError('invalid_bundle', `the vault sent no bundle for ${trustDomain}`);
+    return { own, x509Map, jwt };
+  }
+
+  /** The own bundle, and the federated ones when the vault serves them. */
+  async function fetchBundles() {
+    if (source.bundles) {
+      try {
+        return parseBundlesAnswer(await source.bundles());
+      } catch (err) {
+        if ((err as { status?: unknown } | null)?.status !== 404) throw err;
+        if (!olderVaultLogged) {
+          olderVaultLogged = true;
+          log(
+            'the vault serves no federated bundles (GET /v1/identity/bundles: 404): JWT bundles hold this trust domain only',
+          );
+        }
+      }
+    }
+    return { own: parseSpiffeBundle((await source.bundle()) as object, trustDomain) };
+  }
+
+  /** Fetches the bundles (one fetch at a time; callers share it); on failure schedules a retry. Never throws. */
+  let bundleFetch: Promise<void> | undefined;
+  function refreshBundle(): Promise<void> {
+    bundleFetch ??= doRefreshBundle().finally(() => {
+      bundleFetch = undefined;
+    });
+    return bundleFetch;
+  }
+
+  async function doRefreshBundle(): Promise<void> {
     clearTimeout(bundleTimer);
     if (stopped) return;
     let hint = BUNDLE_REFRESH_DEFAULT_S;
+    lastFederationAttempt = clock();
+    const fetch = ++fetches;
     try {
-      const doc = await source.bundle();
-      const b = parseSpiffeBundle(doc as object, trustDomain);
+      const got = await fetchBundles();
+      const b = got.own;
       if (b.x509Authorities.length > 0) ownRoots = [...b.x509Authorities];
       jwtAuthorities = b.jwtAuthorities.map((a) => ({ kid: a.kid, publicKey: a.publicKey }));
       if (b.refreshHint !== undefined) hint = b.refreshHint;
+      if ('jwt' in got) applyFederation(fetch, got.x509Map, got.jwt);
       bundleFailures = 0;
       rebuildBundles();
     } catch (err) {
@@ -334,12 +469,13 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
     }
     if (stopped) return;
     const s = Math.min(BUNDLE_REFRESH_MAX_S, Math.max(BUNDLE_REFRESH_MIN_S, hint));
-    bundleTimer = timer(() => void refreshBundle(), s * 1000);
+    bundleTimer = timer(() => void refreshBundle(), Math.min(s * 1000, refreshCapMs));
   }
 
   // ---- X.509-SVIDs
 
   async function fetchX509(): Promise<X509Svid> {
+    const fetch = ++fetches;
     const keys = await generateEcKeyPair('P-256');
     const csr = await buildSvidCsr(spiffeId, keys);
     const answer = await source.x509Svid({
@@ -369,7 +505,7 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
         pems.flatMap((p) => parsePemCertificates(p)),
       );
     }
-    federated = fed;
+    applyFederation(fetch, fed, undefined);
     const now = clock();
     const notBefore = leaf.validFromDate.getTime();
     const notAfter = leaf.validToDate.getTime();
@@ -419,6 +555,8 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
         expires_at: new Date(next.notAfter).toISOString(),
       });
       rebuildBundles();
+      // the answer carried the federated X.509 authorities of this moment: bring the JWT ones level
+      if (clock() - lastFederationAttempt >= 1_000) void refreshBundle();
       await writeFiles('svid');
       emit('x509');
       resolveReady();
@@ -529,6 +667,18 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
   }
 
   async function validateJwtSvid(token: string, audience: string) {
+    // a token of another trust domain is judged against recent federation state (FEDERATION_FRESH_MS)
+    const td = subjectTrustDomain(token);
+    if (td !== undefined && td !== trustDomain && clock() - lastFederationAttempt >= FEDERATION_FRESH_MS) {
+      let t: NodeJS.Timeout | undefined;
+      await Promise.race([
+        refreshBundle(),
+        new Promise<void>((r) => {
+          t = setTimeout(r, FEDERATION_WAIT_MS);
+        }),
+      ]);
+      clearTimeout(t);
+    }
     const attempt = async () => {
       const b = bundlesView;
       if (!b || b.jwt.size === 0) throw new SpiffeError('untrusted', 'no JWT bundle has been received yet');
@@ -542,7 +692,8 @@ export function createSvidManager(opts: SvidManagerOptions): SvidManager {
       const now = clock();
       if (
         err instanceof SpiffeError &&
-        (err.code === 'unknown_key' || (err.code === 'untrusted' && !bundlesView)) &&
+        (err.code === 'unknown_key' ||
+          (err.code === 'untrusted' && (!bundlesView || (td !== undefined && td !== trustDomain)))) &&
         now - lastKidRefresh >= KID_REFRESH_MS
       ) {
         lastKidRefresh = now;
