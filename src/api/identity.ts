@@ -63,6 +63,17 @@ export const JwtValidateRequest = Type.Object(
   Strict,
 );
 
+/** `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §3); 404 when no issuer is known. */
+export interface OpenIdConfiguration {
+  /** `identity.issuer`, or the URL of the listener; the `iss` of every JWT-SVID. */
+  issuer: string;
+  /** Absolute URL of the JWKS (`/v1/identity/jwks`). */
+  jwks_uri: string;
+  response_types_supported: string[];
+  subject_types_supported: string[];
+  id_token_signing_alg_values_supported: string[];
+}
+
 export interface JwtValidateResponse {
   spiffe_id: string;
   expires_at: string;
@@ -77,7 +88,7 @@ export const RegistrationRequest = Type.Object(
     /** Roles of the workload when it calls this API with its SVID (default none: only policies naming it). */
     roles: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 20 })),
     scope: Type.Optional(Scope),
-    /** Longest X.509-SVID issued for this ID. */
+    /** Longest SVID (X.509, and JWT when shorter than the JWT maximum) issued for this ID. */
     x509_ttl: Type.Optional(Duration),
   },
   Strict,
@@ -90,9 +101,15 @@ export interface Registration {
   selectors: string[];
   roles: string[];
   scope: Static<typeof Scope> | null;
+  /** Longest SVID issued for this ID, in seconds (0: the server maxima); bounds JWT-SVIDs too. */
   x509_ttl: number;
   created_at: string;
   created_by: string;
+  /**
+   * SVIDs of this ID issued before this time do not renew themselves (the ID was unregistered and
+   * registered again, or lost a selector); absent: every SVID of this ID may renew while registered.
+   */
+  renewable_since?: string;
 }
 
 export const SpiffeIdParams = Type.Object(

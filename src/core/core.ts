@@ -19,6 +19,14 @@ import type { AnyOperation, Identity, OperationContext, Owner, RequestInfo, Reso
 
 const PUBLIC: Decision = Object.freeze({ allowed: true, reason: 'public operation' });
 
+/**
+ * Actions a token's scope does not restrict: they touch no vault path and reveal nothing a scope
+ * protects, so a scoped principal (every app is scoped) may perform them whenever Cedar allows.
+ * Every other action stays bound by the scope (deny by default). Issue 13 item 2: a relying party
+ * validating a JWT-SVID (`identity.validate`) learns only what the token it holds already says.
+ */
+export const UNSCOPED_ACTIONS: ReadonlySet<string> = new Set(['identity.validate']);
+
 export interface CoreDeps {
   storage: StorageBackend;
   seal: SealSettings;
@@ -158,7 +166,7 @@ export function createCore(deps: CoreDeps): Core {
     request: RequestInfo,
   ): Promise<Decision> {
     // a scope binds every token, root-policy tokens included (the init root token has none)
-    if (!scopeAllows(identity.scope, resource)) {
+    if (!UNSCOPED_ACTIONS.has(action) && !scopeAllows(identity.scope, resource)) {
       return { allowed: false, reason: "outside the token's scope" };
     }
     try {

@@ -1,5 +1,5 @@
 import type { Core } from '../core/core.ts';
-import { identityOf } from '../core/core.ts';
+import { identityOf, UNSCOPED_ACTIONS } from '../core/core.ts';
 import { scopeAllows } from '../core/scope.ts';
 import type { Identity, Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
@@ -112,7 +112,7 @@ export function policyOperations(core: Core) {
         const parsed = parseResource(i.resource);
         const described = await core.describe(parsed);
         const resource = { ...described, attrs: { ...described.attrs, ...(i.resource_attrs ?? {}) } };
-        if (!scopeAllows(identity.scope, resource)) {
+        if (!UNSCOPED_ACTIONS.has(i.action) && !scopeAllows(identity.scope, resource)) {
           return { decision: 'deny', reason: "outside the token's scope", policies: [], errors: [] };
         }
         const out = core.policies.explain(identity, i.action, resource, {

@@ -20,6 +20,7 @@ import {
   bundleMaps,
   exportPrivateKeyPem,
   generateEcKeyPair,
+  ISSUANCE_BACKDATE_SECONDS,
   importPrivateKeyPem,
   isSpiffeError,
   issueX509Svid,
@@ -61,7 +62,10 @@ export interface IdentityOptions {
   jwt_max_ttl_seconds?: number;
   /** The audience a JWT-SVID must name to authenticate to this server's API (default `strongroom`). */
   api_audience?: string;
-  /** Issuer URL for /.well-known/openid-configuration (default: none, the document says so). */
+  /**
+   * Issuer URL for /.well-known/openid-configuration and the `iss` of JWT-SVIDs (default: derived
+   * from the listener that serves the request; none when it listens on every interface).
+   */
   issuer?: string;
 }
 
@@ -102,10 +106,22 @@ export interface Registration {
   /** Roles and scope of the workload when it calls this API with the SVID. */
   roles: string[];
   scope: Scope | null;
-  /** Longest X.509-SVID issued for it, in seconds (0: the server maximum). */
+  /** Longest SVID issued for it, in seconds (0: the server maxima); bounds JWT-SVIDs too. */
   x509_ttl: number;
   created_at: string;
   created_by: string;
+  /**
+   * SVIDs of this ID issued before this time do not renew themselves: set when the ID was
+   * unregistered and registered again, or re-registered without a selector it had (a holder may
+   * have obtained it through that selector). Absent: every SVID of this ID may renew.
+   */
+  renewable_since?: string;
+}
+
+/** What is left of an unregistered ID: SVIDs issued before `at` never renew under a later registration. */
+interface UnregisteredRecord {
+  spiffe_id: string;
+  at: string;
 }
 
 interface JoinRecord {
@@ -245,6 +261,13 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
   const jwtTtl = opts.jwt_ttl_seconds ?? 300;
   const jwtMax = opts.jwt_max_ttl_seconds ?? 3600;
   const apiAudience = opts.api_audience ?? 'strongroom';
+  if (opts.issuer !== undefined && !/^https?:\/\/[^/\s?#]+/.test(opts.issuer)) {
+    throw new TypeError(
+      `identity: issuer must be an absolute http(s) URL, not ${JSON.stringify(opts.issuer)}`,
+    );
+  }
+  /** The OIDC issuer: the configured one, else the URL of the listener the request came in on. */
+  const issuerFor = (listener: string | undefined) => opts.issuer ?? listener;
   if (caTtl < 4 * x509Max) {
     throw new TypeError(
       `identity: ca_ttl (${caTtl} s) must be at least 4 times x509_svid_max_ttl (${x509Max} s)`,
@@ -458,22 +481,38 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     return false;
   }
 
+  /** Every `cidr` selector of the registration (if any) matches the caller's address. */
+  function fromAllowedNetwork(reg: Registration, request: RequestInfo): boolean {
+    const where = reg.selectors.filter((s) => s.startsWith('cidr:'));
+    return where.length === 0 || where.some((s) => selectorMatches(s, undefined, request));
+  }
+
+  /** When the SVID a workload authenticated with was issued (ms), by the identity it authenticated as. */
+  const svidIssuedAt = new WeakMap<Identity, number>();
+
   /**
-   * May this caller obtain `spiffeId`? A workload may renew its own ID; anyone
-   * else needs a registration with a selector that matches them (a `cidr`
-   * selector alone never entitles: it narrows, it does not authenticate).
+   * The registration that entitles this caller to `spiffeId` now, or undefined: there must be a
+   * registration for the ID (issue 13: deleting it ends the workload's identity at its next
+   * issuance), the caller must come from a network its `cidr` selectors allow (they only narrow),
+   * and either match one of its `app`/`user`/`spiffe` selectors, or be the workload itself renewing
+   * with an SVID issued since the registration's `renewable_since`.
    */
   async function entitled(spiffeId: string, ctx: OperationContext): Promise<Registration | undefined> {
     const reg = await registrationFor(spiffeId);
-    if (ctx.identity?.owner.type === 'workload' && ctx.identity.owner.id === spiffeId) return reg;
-    if (!reg) return undefined;
+    if (!reg || !fromAllowedNetwork(reg, ctx.request)) return undefined;
     const who = reg.selectors.filter((s) => !s.startsWith('cidr:'));
-    const where = reg.selectors.filter((s) => s.startsWith('cidr:'));
-    const matchesWho = who.some((s) => selectorMatches(s, ctx.identity, ctx.request));
-    const matchesWhere =
-      where.length === 0 || where.some((s) => selectorMatches(s, ctx.identity, ctx.request));
-    return matchesWho && matchesWhere ? reg : undefined;
+    if (who.some((s) => selectorMatches(s, ctx.identity, ctx.request))) return reg;
+    if (ctx.identity?.owner.type === 'workload' && ctx.identity.owner.id === spiffeId) {
+      const issuedAt = svidIssuedAt.get(ctx.identity);
+      const since = reg.renewable_since === undefined ? 0 : Date.parse(reg.renewable_since);
+      if (issuedAt !== undefined && issuedAt >= since) return reg;
+    }
+    return undefined;
   }
+
+  /** The longest SVID `reg` allows, within the server's maximum `max` (seconds). */
+  const regMax = (reg: Registration | undefined, max: number) =>
+    reg?.x509_ttl ? Math.min(reg.x509_ttl, max) : max;
 
   function refuseNotEntitled(spiffeId: string): never {
     throw new StrongroomError(
@@ -498,7 +537,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       throw err;
     }
     const reg = await check(validated.spiffeId);
-    const max = reg?.x509_ttl ? Math.min(reg.x509_ttl, x509Max) : x509Max;
+    const max = regMax(reg, x509Max);
     const ttl = ttlOf(requestedTtl, Math.min(x509Ttl, max), max, 'ttl');
     const leaf = await issueX509Svid({
       ca: { cert: c.signer.cert, privateKey: c.signer.privateKey },
@@ -537,7 +576,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
   const jwtCache = new Map<string, { identity: Identity; exp: number }>();
   const JWT_CACHE_MAX = 10_000;
   /** Verified client chains: a change of trust (CA rotation, federation) reaches them within X509_CACHE_MS. */
-  const x509Cache = new Map<string, { spiffeId: string; until: number }>();
+  const x509Cache = new Map<string, { spiffeId: string; issuedAt: number; until: number }>();
   const X509_CACHE_MAX = 10_000;
   const X509_CACHE_MS = 5_000;
   const chainKey = (chain: readonly Uint8Array[]) => {
@@ -546,11 +585,15 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     return h.digest('base64');
   };
 
-  async function workloadIdentity(spiffeId: string, via: 'x509' | 'jwt'): Promise<Identity> {
+  async function workloadIdentity(
+    spiffeId: string,
+    via: 'x509' | 'jwt',
+    issuedAt: number,
+  ): Promise<Identity> {
     const reg = await registrationFor(spiffeId);
     const roles = reg?.roles ?? [];
     const scope = reg?.scope ?? null;
-    return {
+    const identity: Identity = {
       kind: 'workload',
       // the accessor keys the decision cache: it changes with the roles and scope the registration grants
       accessor: `svid:${sha(`${spiffeId}\u0000${JSON.stringify(roles)}\u0000${JSON.stringify(scope)}`).slice(0, 32)}`,
@@ -560,6 +603,8 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       scope,
       mfa: false,
     };
+    svidIssuedAt.set(identity, issuedAt);
+    return identity;
   }
 
   async function authenticate(request: RequestInfo): Promise<Identity | undefined> {
@@ -575,7 +620,9 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       } catch (err) {
         throw new StrongroomError('invalid_svid', `the JWT-SVID was refused: ${(err as Error).message}`);
       }
-      const identity = await workloadIdentity(v.spiffeId.toString(), 'jwt');
+      // JWT-SVIDs of this server always carry iat; one without it never renews itself
+      const iat = typeof v.claims.iat === 'number' ? v.claims.iat * 1000 : Number.NEGATIVE_INFINITY;
+      const identity = await workloadIdentity(v.spiffeId.toString(), 'jwt', iat);
       if (jwtCache.size >= JWT_CACHE_MAX) jwtCache.clear();
       jwtCache.set(key, { identity, exp: v.expiresAt.getTime() });
       return identity;
@@ -586,16 +633,20 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       // and the registration (roles, scope) is read every time
       const key = chainKey(request.peer_certificates);
       const hit = x509Cache.get(key);
-      if (hit && now() < hit.until) return await workloadIdentity(hit.spiffeId, 'x509');
+      if (hit && now() < hit.until) return await workloadIdentity(hit.spiffeId, 'x509', hit.issuedAt);
       const maps = await trustMaps();
       try {
         const v = verifyX509Svid(request.peer_certificates, maps.x509, { now: now(), purpose: 'client' });
+        // this CA backdates notBefore by ISSUANCE_BACKDATE_SECONDS (never earlier: it would only make
+        // the SVID look older, so a renewal is refused rather than wrongly allowed)
+        const issuedAt = v.certificate.validFromDate.getTime() + ISSUANCE_BACKDATE_SECONDS * 1000;
         if (x509Cache.size >= X509_CACHE_MAX) x509Cache.clear();
         x509Cache.set(key, {
           spiffeId: v.spiffeId.toString(),
+          issuedAt,
           until: Math.min(v.notAfter.getTime(), now() + X509_CACHE_MS),
         });
-        return await workloadIdentity(v.spiffeId.toString(), 'x509');
+        return await workloadIdentity(v.spiffeId.toString(), 'x509', issuedAt);
       } catch (err) {
         if (err instanceof StrongroomError) throw err;
         throw new StrongroomError(
@@ -616,13 +667,11 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     auth: 'token',
     resource: (i) => identityResource(csrSpiffeId(i.csr), true),
     async handle(ctx, i) {
-      return issueX509(i.csr, i.ttl, async (id) => {
-        const reg = await entitled(id.toString(), ctx);
-        if (!reg && !(ctx.identity?.owner.type === 'workload' && ctx.identity.owner.id === id.toString())) {
-          refuseNotEntitled(id.toString());
-        }
-        return reg;
-      });
+      return issueX509(
+        i.csr,
+        i.ttl,
+        async (id) => (await entitled(id.toString(), ctx)) ?? refuseNotEntitled(id.toString()),
+      );
     },
   };
 
@@ -632,7 +681,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     action: 'identity.join',
     auth: 'none',
     resource: (i) => identityResource(csrSpiffeId(i.csr), true),
-    async handle(_ctx, i) {
+    async handle(ctx, i) {
       const invalid = () =>
         new StrongroomError(
           'invalid_join_token',
@@ -641,13 +690,9 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       if (!/^srj_[A-Za-z0-9_-]{43}$/.test(i.join_token)) throw invalid();
       const path = `join/${sha(i.join_token)}`;
       return issueX509(i.csr, i.ttl, async (id) => {
-        // consumed in one transaction: of two concurrent uses, exactly one succeeds
-        const rec = await store.transaction(async (tx: BarrierWriter) => {
-          const r = await tx.getJson<JoinRecord>(path);
-          if (!r) return undefined;
-          await tx.delete(path);
-          return r;
-        });
+        // the token is checked before anything about the ID is said (no probing for registrations
+        // without a live token), and consumed only once the SVID may be issued
+        const rec = await store.getJson<JoinRecord>(path);
         if (!rec || Date.parse(rec.expires_at) <= now()) throw invalid();
         if (!constantTimeEqual(rec.spiffe_id, id.toString())) {
           throw new StrongroomError(
@@ -655,12 +700,24 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
             `this join token is for another SPIFFE ID, not ${id}`,
           );
         }
-        return registrationFor(rec.spiffe_id);
+        // a join token is an admin's grant of one SVID, registered ID or not; a registration's
+        // networks and TTL bind it too (renewing the SVID it gets needs a registration)
+        const reg = await registrationFor(rec.spiffe_id);
+        if (reg && !fromAllowedNetwork(reg, ctx.request)) refuseNotEntitled(rec.spiffe_id);
+        // consumed in one transaction: of two concurrent uses, exactly one succeeds
+        const consumed = await store.transaction(async (tx: BarrierWriter) => {
+          if (!(await tx.get(path))) return false;
+          await tx.delete(path);
+          return true;
+        });
+        if (!consumed) throw invalid();
+        return reg;
       });
     },
   };
 
-  type JwtInput = { audience: string[]; spiffe_id?: string; ttl?: string | number };
+  /** `listener`: the URL of the listener the request came in on (set by the HTTP adapter), for `iss`. */
+  type JwtInput = { audience: string[]; spiffe_id?: string; ttl?: string | number; listener?: string };
   const jwtSvid: Operation<JwtInput, unknown> = {
     name: 'identity.jwt-svid',
     action: 'identity.issue',
@@ -679,13 +736,13 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
           `spiffe_id: this server issues for ${trustDomain}, not ${sid.trustDomain}`,
         );
       }
-      if (!(await entitled(sid.toString(), ctx)) && !(ctx.identity?.owner.id === sid.toString())) {
-        refuseNotEntitled(sid.toString());
-      }
+      const reg = (await entitled(sid.toString(), ctx)) ?? refuseNotEntitled(sid.toString());
       if (i.audience.some((a) => a.length === 0 || a.length > 512)) {
         throw bad('invalid_value', 'audience: each entry is 1 to 512 characters');
       }
-      const ttl = ttlOf(i.ttl, jwtTtl, jwtMax, 'ttl');
+      const max = regMax(reg, jwtMax);
+      const ttl = ttlOf(i.ttl, Math.min(jwtTtl, max), max, 'ttl');
+      const issuer = issuerFor(i.listener);
       const c = await signingCa();
       const at = now();
       const token = await signJwtSvid({
@@ -694,6 +751,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
         audience: i.audience,
         ttlSeconds: ttl,
         now: at,
+        ...(issuer ? { issuer } : {}),
       });
       return { token, spiffe_id: sid.toString(), expires_at: iso(Math.floor(at / 1000) * 1000 + ttl * 1000) };
     },
@@ -735,13 +793,30 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       keys: doc.keys.filter((k) => k.use === 'jwt-svid').map((k) => ({ ...k, use: 'sig', alg: 'ES256' })),
     };
   });
-  const oidc = publicOp('identity.openid-configuration', async () => ({
-    issuer: opts.issuer ?? null,
-    jwks_uri: opts.issuer ? `${opts.issuer.replace(/\/+$/, '')}/v1/identity/jwks` : '/v1/identity/jwks',
-    response_types_supported: ['id_token'],
-    subject_types_supported: ['public'],
-    id_token_signing_alg_values_supported: ['ES256'],
-  }));
+  // OpenID Connect Discovery 1.0 §3-§4: `issuer` and `jwks_uri` are absolute URLs, and `issuer` is what
+  // the JWT-SVIDs' `iss` says; with neither a configured issuer nor a listener of one address, say so
+  const oidc: Operation<{ listener?: string }, unknown> = {
+    name: 'identity.openid-configuration',
+    action: 'identity.bundle',
+    auth: 'none',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle(_ctx, i) {
+      const issuer = issuerFor(i.listener);
+      if (!issuer) {
+        throw new StrongroomError(
+          'not_found',
+          'no OpenID configuration: identity.issuer is not set, and the listener has no one address to derive it from (it is bound to every interface); set identity.issuer to the URL relying parties reach this server at (e.g. https://vault.example.com)',
+        );
+      }
+      return {
+        issuer,
+        jwks_uri: `${issuer.replace(/\/+$/, '')}/v1/identity/jwks`,
+        response_types_supported: ['id_token'],
+        subject_types_supported: ['public'],
+        id_token_signing_alg_values_supported: ['ES256'],
+      };
+    },
+  };
 
   type RegInput = {
     spiffe_id: string;
@@ -808,17 +883,36 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       if (i.scope && ctx.identity?.scope && !scopeWithin(i.scope, ctx.identity.scope)) {
         throw new StrongroomError('permission_denied', 'scope: you cannot grant a scope wider than your own');
       }
-      const reg: Registration = {
+      const who = (sels: readonly string[]) => sels.filter((s) => !s.startsWith('cidr:'));
+      const selectors = [...new Set(i.selectors)];
+      const base = {
         id: sha(id.toString()).slice(0, 16),
         spiffe_id: id.toString(),
-        selectors: [...new Set(i.selectors)],
+        selectors,
         roles,
         scope: i.scope ?? null,
         x509_ttl: i.x509_ttl === undefined ? 0 : ttlOf(i.x509_ttl, 0, x509Max, 'x509_ttl'),
         created_at: iso(),
         created_by: ctx.identity?.display_name ?? 'unknown',
       };
-      await store.put(`reg/${sha(id.toString())}`, Buffer.from(JSON.stringify(reg)));
+      const key = sha(id.toString());
+      const reg = await store.transaction(async (tx) => {
+        const old = (await tx.getJson<Registration>(`reg/${key}`)) as Registration | undefined;
+        const gone = (await tx.getJson<UnregisteredRecord>(`unreg/${key}`)) as UnregisteredRecord | undefined;
+        // SVIDs issued under an earlier registration, or through a selector taken away, do not renew
+        // themselves under this one (they must be obtained again through a selector it has)
+        let since: string | undefined;
+        if (old) {
+          const kept = who(old.selectors).every((s) => selectors.includes(s));
+          since = kept ? old.renewable_since : base.created_at;
+        } else if (gone) {
+          since = gone.at;
+        }
+        const next: Registration = since === undefined ? base : { ...base, renewable_since: since };
+        await tx.put(`reg/${key}`, Buffer.from(JSON.stringify(next)));
+        if (gone) await tx.delete(`unreg/${key}`);
+        return next;
+      });
       // workloads already seen take the new roles and scope at their next request
       jwtCache.clear();
       return { registration: reg };
@@ -841,12 +935,27 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     },
   };
 
+  /**
+   * Deletes the registration and the ID's unused join tokens, and remembers when: no SVID is issued
+   * for the ID from now on, and SVIDs issued before never renew themselves, even under a later
+   * registration of the same ID. SVIDs already issued stay valid until they expire (docs/identity.md).
+   */
   async function unregister(spiffeId: string): Promise<boolean> {
-    const path = `reg/${sha(spiffeId)}`;
-    if (!(await store.get(path))) return false;
-    await store.delete(path);
-    jwtCache.clear();
-    return true;
+    const key = sha(spiffeId);
+    const joins = await store.list('join/');
+    const deleted = await store.transaction(async (tx) => {
+      if (!(await tx.get(`reg/${key}`))) return false;
+      await tx.delete(`reg/${key}`);
+      const rec: UnregisteredRecord = { spiffe_id: spiffeId, at: iso() };
+      await tx.put(`unreg/${key}`, Buffer.from(JSON.stringify(rec)));
+      for (const p of joins) {
+        const j = await tx.getJson<JoinRecord>(p);
+        if (j?.spiffe_id === spiffeId) await tx.delete(p);
+      }
+      return true;
+    });
+    if (deleted) jwtCache.clear();
+    return deleted;
   }
 
   const deleteReg: Operation<{ spiffe_id: string }, unknown> = {

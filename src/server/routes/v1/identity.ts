@@ -1,3 +1,4 @@
+import type { TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import * as api from '../../../api/identity.ts';
 import type { RouteDef } from './routes.ts';
@@ -7,6 +8,19 @@ type Req = FastifyRequest<{ Params: Record<string, string>; Body: Record<string,
 const body = (r: FastifyRequest) => ({ ...(((r as Req).body ?? {}) as Record<string, unknown>) });
 const params = (r: FastifyRequest) => (r as Req).params;
 const none = () => ({});
+
+/**
+ * The URL of the listener that accepted the request, for the OIDC issuer when `identity.issuer` is
+ * not set: the scheme from the socket, the address and port the server is bound to, never a Host or
+ * X-Forwarded-* header a client chose. Undefined when there is no one such URL (not listening, or
+ * bound to every interface).
+ */
+export function listenerUrl(r: FastifyRequest): string | undefined {
+  const a = r.server.server.address();
+  if (!a || typeof a === 'string' || a.address === '0.0.0.0' || a.address === '::') return undefined;
+  const host = a.address.includes(':') ? `[${a.address}]` : a.address;
+  return `${(r.raw.socket as TLSSocket).encrypted ? 'https' : 'http'}://${host}:${a.port}`;
+}
 
 export const identityRoutes: RouteDef[] = [
   {
@@ -23,7 +37,7 @@ export const identityRoutes: RouteDef[] = [
     url: '/v1/identity/jwt-svid',
     operation: 'identity.jwt-svid',
     schema: { body: api.JwtSvidRequest },
-    input: body,
+    input: (r) => ({ ...body(r), listener: listenerUrl(r) }),
   },
   {
     method: 'POST',
@@ -39,7 +53,7 @@ export const identityRoutes: RouteDef[] = [
     url: '/.well-known/openid-configuration',
     operation: 'identity.openid-configuration',
     schema: {},
-    input: none,
+    input: (r) => ({ listener: listenerUrl(r) }),
   },
   {
     method: 'POST',
