@@ -481,33 +481,48 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     return false;
   }
 
+  /** When the SVID a workload authenticated with was issued (ms), by the identity it authenticated as. */
+  const svidIssuedAt = new WeakMap<Identity, number>();
+
+  /**
+   * Is this workload's identity still alive as a source of new SVIDs? One of this trust domain needs
+   * its own registration, and an SVID issued since that registration's `renewable_since` (issue 13:
+   * unregistering ends an identity; it must not live on by renewing itself, or as a `spiffe:`
+   * selector of another ID). A federated workload is vouched for by its trust domain's bundle.
+   */
+  async function liveWorkload(identity: Identity): Promise<boolean> {
+    if (identity.owner.type !== 'workload') return false;
+    const id = identity.owner.id;
+    if (!id.startsWith(`spiffe://${trustDomain}/`)) return true;
+    const reg = await registrationFor(id);
+    if (!reg) return false;
+    const issuedAt = svidIssuedAt.get(identity);
+    const since = reg.renewable_since === undefined ? 0 : Date.parse(reg.renewable_since);
+    return issuedAt !== undefined && issuedAt >= since;
+  }
+
   /** Every `cidr` selector of the registration (if any) matches the caller's address. */
   function fromAllowedNetwork(reg: Registration, request: RequestInfo): boolean {
     const where = reg.selectors.filter((s) => s.startsWith('cidr:'));
     return where.length === 0 || where.some((s) => selectorMatches(s, undefined, request));
   }
 
-  /** When the SVID a workload authenticated with was issued (ms), by the identity it authenticated as. */
-  const svidIssuedAt = new WeakMap<Identity, number>();
-
   /**
    * The registration that entitles this caller to `spiffeId` now, or undefined: there must be a
    * registration for the ID (issue 13: deleting it ends the workload's identity at its next
    * issuance), the caller must come from a network its `cidr` selectors allow (they only narrow),
-   * and either match one of its `app`/`user`/`spiffe` selectors, or be the workload itself renewing
-   * with an SVID issued since the registration's `renewable_since`.
+   * and either match one of its `app`/`user`/`spiffe` selectors or be the workload itself renewing,
+   * a workload only while its own identity is alive (liveWorkload).
    */
   async function entitled(spiffeId: string, ctx: OperationContext): Promise<Registration | undefined> {
     const reg = await registrationFor(spiffeId);
-    if (!reg || !fromAllowedNetwork(reg, ctx.request)) return undefined;
-    const who = reg.selectors.filter((s) => !s.startsWith('cidr:'));
-    if (who.some((s) => selectorMatches(s, ctx.identity, ctx.request))) return reg;
-    if (ctx.identity?.owner.type === 'workload' && ctx.identity.owner.id === spiffeId) {
-      const issuedAt = svidIssuedAt.get(ctx.identity);
-      const since = reg.renewable_since === undefined ? 0 : Date.parse(reg.renewable_since);
-      if (issuedAt !== undefined && issuedAt >= since) return reg;
-    }
-    return undefined;
+    const who = ctx.identity;
+    if (!reg || !who || !fromAllowedNetwork(reg, ctx.request)) return undefined;
+    const self = who.owner.type === 'workload' && who.owner.id === spiffeId;
+    const matches = reg.selectors.some((s) => !s.startsWith('cidr:') && selectorMatches(s, who, ctx.request));
+    if (!self && !matches) return undefined;
+    if (who.owner.type === 'workload' && !(await liveWorkload(who))) return undefined;
+    return reg;
   }
 
   /** The longest SVID `reg` allows, within the server's maximum `max` (seconds). */
