@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -392,11 +393,22 @@ export async function createGateway(deps: GatewayDeps): Promise<Gateway> {
   }) as unknown as FastifyInstance;
 
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(/^application\/json(;.*)?$/i, { parseAs: 'string' }, (req, body, done) => {
+  app.addContentTypeParser(/^application\/json(;.*)?$/i, { parseAs: 'buffer' }, (req, body, done) => {
+    const bytes = body as Buffer;
+    bodyBytes.set(req.raw, bytes.length);
+    // invalid UTF-8 would be decoded to U+FFFD and forwarded as a prompt the caller never sent
+    // (issue 13 item 8; JSON is UTF-8, RFC 8259 §8.1): refused, with the vault API's code
+    if (!isUtf8(bytes)) {
+      const e = new StrongroomError(
+        'invalid_json',
+        'the request body is not valid UTF-8 (JSON text must be UTF-8: RFC 8259 §8.1)',
+      ) as Error & { statusCode?: number };
+      e.statusCode = 400;
+      return done(e, undefined);
+    }
     try {
-      bodyBytes.set(req.raw, Buffer.byteLength(body as string));
       // nesting is bounded before anything walks the body (issue 12 item 11)
-      const v = parseJsonLimited(body as string, { maxDepth: maxJsonDepth }) as unknown;
+      const v = parseJsonLimited(bytes.toString('utf8'), { maxDepth: maxJsonDepth }) as unknown;
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not an object');
       done(null, v);
     } catch (err) {

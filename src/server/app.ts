@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
@@ -16,6 +17,8 @@ import { HTTP_STATUS } from './errors.ts';
 import { invokeWithProgress } from './progress.ts';
 import { type RouteDef, v1Routes } from './routes/v1/routes.ts';
 import { type EventStream, isEventStream, sendEventStream } from './sse.ts';
+
+const NOT_UTF8 = 'the request body is not valid UTF-8 (JSON text must be UTF-8: RFC 8259 §8.1)';
 
 /** The longest a client may take to send a whole request (headers and body). */
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -129,10 +132,15 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   app.removeAllContentTypeParsers();
   // nesting is limited before parsing (issue 12 item 11): no body, however deep, reaches recursive code
   const maxDepth = config.max_json_depth ?? DEFAULT_MAX_JSON_DEPTH;
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, text, done) => {
-    if (text === '') return done(null, undefined);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) return done(null, undefined);
+    // JSON is UTF-8 (RFC 8259 §8.1). Decoding invalid bytes would turn them into U+FFFD and store a
+    // value the client never sent (issue 13 item 8): refuse the body instead. isUtf8 is native (simdutf)
+    // and rejects overlong forms, encoded surrogates and truncated sequences.
+    if (!isUtf8(bytes)) return done(new StrongroomError('invalid_json', NOT_UTF8), undefined);
     try {
-      done(null, parseJsonLimited(text as string, { maxDepth }));
+      done(null, parseJsonLimited(bytes.toString('utf8'), { maxDepth }));
     } catch (err) {
       done(
         err instanceof JsonTooDeepError
