@@ -4,7 +4,9 @@ import { request } from 'node:https';
 import { type TestContext, test } from 'node:test';
 import type { JoinTokenResponse, JwtSvidResponse, X509SvidResponse } from '../../src/api/identity.ts';
 import { manualClock } from '../../src/lib/clock.ts';
-import { buildTestApp, tempDir } from '../helpers/app.ts';
+import { createPostgresStorage } from '../../src/storage/postgres.ts';
+import { buildTestApp, staticKeyFile, tempDir } from '../helpers/app.ts';
+import { postgresSkipReason, postgresTestUrl, uniqueTable } from '../helpers/postgres.ts';
 import { idOf, makeCsr } from '../helpers/spiffe.ts';
 import { selfSignedCert } from '../helpers/tls.ts';
 
@@ -327,4 +329,81 @@ test('once the deletion has answered, none of 20 concurrent renewals or JWT-SVID
     const got = (r as Awaited<ReturnType<typeof v.renew>>).svid();
     expect(await v.renew(got), 403, 'permission_denied');
   }
+});
+
+const pgUrl = await postgresTestUrl();
+
+test('with two servers on one PostgreSQL storage, a deletion on one ends renewals and roles on the other at its next request', {
+  skip: pgUrl === undefined ? postgresSkipReason() : false,
+}, async (t) => {
+  const table = await uniqueTable(pgUrl!, t);
+  const s1 = await createPostgresStorage({ url: pgUrl!, table });
+  const s2 = await createPostgresStorage({ url: pgUrl!, table });
+  t.after(async () => {
+    await s1.close();
+    await s2.close();
+  });
+  const keyFile = staticKeyFile(t);
+  const A = await buildTestApp(t, { storage: s1, keyFile });
+  const B = await buildTestApp(t, { storage: s2, keyFile, uninitialized: true });
+  const [a, b] = [
+    await A.app.listen({ host: '127.0.0.1', port: 0 }),
+    await B.app.listen({ host: '127.0.0.1', port: 0 }),
+  ];
+  const call = async (base: string, method: string, path: string, token: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text, json: <T>() => JSON.parse(text) as T } satisfies Res;
+  };
+  const root = A.rootToken;
+  expect(await call(a, 'POST', '/v1/projects', root, { name: 'demo' }), 201);
+  expect(await call(a, 'PUT', '/v1/secrets/demo/dev/DB_PASSWORD', root, { value: 'ha-canary' }), 200);
+  const app = expect(
+    await call(a, 'POST', '/v1/auth/apps', root, {
+      name: 'api',
+      roles: ['app'],
+      scope: { paths: ['demo/dev'] },
+    }),
+    201,
+  ).json<{ client_id: string; client_secret: string }>();
+  expect(
+    await call(a, 'POST', '/v1/identity/registrations', root, {
+      spiffe_id: API,
+      selectors: ['app:api'],
+      roles: ['app'],
+      scope: { paths: ['demo/dev'] },
+    }),
+    200,
+  );
+  const appToken = expect(
+    await call(a, 'POST', '/v1/auth/app/login', '', {
+      client_id: app.client_id,
+      client_secret: app.client_secret,
+    }),
+    200,
+  ).json<{
+    auth: { client_token: string };
+  }>().auth.client_token;
+  const jwt = expect(
+    await call(a, 'POST', '/v1/identity/jwt-svid', appToken, { spiffe_id: API, audience: ['strongroom'] }),
+    200,
+  ).json<JwtSvidResponse>().token;
+  // server B has verified (and cached) the JWT-SVID, with the roles its registration gives
+  expect(await call(b, 'GET', '/v1/secrets/demo/dev/DB_PASSWORD', jwt), 200);
+  expect(await call(b, 'POST', '/v1/identity/jwt-svid', jwt, { audience: ['billing'] }), 200);
+
+  expect(await call(a, 'DELETE', REG(API), root), 200);
+  expect(
+    await call(b, 'POST', '/v1/identity/jwt-svid', jwt, { audience: ['billing'] }),
+    403,
+    'permission_denied',
+  );
+  expect(await call(b, 'GET', '/v1/secrets/demo/dev/DB_PASSWORD', jwt), 403, 'permission_denied');
 });

@@ -588,7 +588,12 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
 
   // ---------------------------------------------------------------- workload authentication
 
-  const jwtCache = new Map<string, { identity: Identity; exp: number }>();
+  /**
+   * Verified JWT-SVIDs, until they expire: what the signature proved (the ID, when it was issued). The
+   * registration (roles, scope) is read at every request, so a change reaches every server sharing
+   * the storage at once; a change of trust (federation, CA rotation) clears this server's cache.
+   */
+  const jwtCache = new Map<string, { spiffeId: string; issuedAt: number; exp: number }>();
   const JWT_CACHE_MAX = 10_000;
   /** Verified client chains: a change of trust (CA rotation, federation) reaches them within X509_CACHE_MS. */
   const x509Cache = new Map<string, { spiffeId: string; issuedAt: number; until: number }>();
@@ -627,7 +632,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     if (token && /^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) {
       const key = sha(token);
       const hit = jwtCache.get(key);
-      if (hit && hit.exp > now()) return hit.identity;
+      if (hit && hit.exp > now()) return await workloadIdentity(hit.spiffeId, 'jwt', hit.issuedAt);
       const maps = await trustMaps();
       let v: Awaited<ReturnType<typeof verifyJwtSvid>>;
       try {
@@ -637,10 +642,9 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       }
       // JWT-SVIDs of this server always carry iat; one without it never renews itself
       const iat = typeof v.claims.iat === 'number' ? v.claims.iat * 1000 : Number.NEGATIVE_INFINITY;
-      const identity = await workloadIdentity(v.spiffeId.toString(), 'jwt', iat);
       if (jwtCache.size >= JWT_CACHE_MAX) jwtCache.clear();
-      jwtCache.set(key, { identity, exp: v.expiresAt.getTime() });
-      return identity;
+      jwtCache.set(key, { spiffeId: v.spiffeId.toString(), issuedAt: iat, exp: v.expiresAt.getTime() });
+      return await workloadIdentity(v.spiffeId.toString(), 'jwt', iat);
     }
     if (!token && request.peer_certificates?.length) {
       // a chain verified in the last few seconds is not verified again (a workload on a kept-alive
@@ -928,8 +932,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
         if (gone) await tx.delete(`unreg/${key}`);
         return next;
       });
-      // workloads already seen take the new roles and scope at their next request
-      jwtCache.clear();
+      // workloads already seen take the new roles and scope at their next request (read at every one)
       return { registration: reg };
     },
   };
@@ -969,7 +972,6 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       }
       return true;
     });
-    if (deleted) jwtCache.clear();
     return deleted;
   }
 
