@@ -345,3 +345,20 @@ test("a configured issuer is the discovery document's issuer and every JWT-SVID'
   const { payload } = await jwtVerify(jwt, jwks, { issuer, audience: 'billing', algorithms: ['ES256'] });
   assert.equal(payload.sub, API);
 });
+
+test('a client cannot choose the issuer: the iss is the listener, and a listener field in the body is refused', async (t) => {
+  const v = await vault(t);
+  const app = await scopedApp(v);
+  const jwt = await jwtSvid(v, app, ['billing']);
+  assert.equal(decodeJwt(jwt).iss, v.base);
+  expect(
+    await v.call(
+      'POST',
+      '/v1/identity/jwt-svid',
+      { spiffe_id: API, audience: ['billing'], listener: 'https://evil.example' },
+      app,
+    ),
+    400,
+    'unknown_field',
+  );
+});
