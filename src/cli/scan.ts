@@ -1,5 +1,6 @@
+import { relative, resolve, sep } from 'node:path';
 import type { Command } from 'commander';
-import { scanGitHistory } from '../scan/git.ts';
+import { gitRepositoryOf, scanGitHistory } from '../scan/git.ts';
 import {
   type ImportPlan,
   type ImportReport,
@@ -72,37 +73,56 @@ export function scanCommand(program: Command, io: CliIO): void {
         bar?.stop();
         throw new UsageError((err as Error).message);
       }
-      let findings: Finding[] = tree.findings;
+      const findings: Finding[] = [...tree.findings];
       let blobs: number | undefined;
+      let repositories: string[] | undefined;
+      // history findings → the top folder of the repository they come from (for --import)
+      const historyRoot = new Map<Finding, string>();
       if (o.git) {
-        const history = await scanGitHistory(io.cwd, {
-          ...(allow ? { allow } : {}),
-          onProgress: progress('history'),
-        }).catch((err: Error) => {
-          bar?.stop();
-          throw /not inside a git repository/.test(err.message) ? new UsageError(err.message) : err;
-        });
-        blobs = history.stats.blobs;
+        // the history of the repository that holds each PATH, never the one the command runs in
+        // (issue 13 item 9); the whole history, whatever subfolder names it (docs/scan.md#--git-the-whole-history)
+        repositories = [];
+        for (const p of paths.length ? paths : ['.']) {
+          const abs = resolve(io.cwd, p);
+          const root = gitRepositoryOf(abs, io.env);
+          if (root === undefined) {
+            bar?.stop();
+            throw new UsageError(`--git: ${abs} is not inside a git repository`);
+          }
+          if (!repositories.includes(root)) repositories.push(root);
+        }
+        blobs = 0;
         // a key still in the working tree is reported there; history adds what is only in old commits
         const current = new Set(findings.map((f) => `${f.fingerprint} ${f.file}`));
         const seen = new Set<string>();
-        const older = history.findings.filter((f) => {
-          const k = `${f.fingerprint} ${f.file}`;
-          if (
-            current.has(k) ||
-            current.has(`${f.fingerprint} ${f.file.split('/').join('\\')}`) ||
-            seen.has(k)
-          )
-            return false;
-          seen.add(k);
-          return true;
-        });
-        findings = [...findings, ...older];
+        for (const root of repositories) {
+          const history = await scanGitHistory(root, {
+            ...(allow ? { allow } : {}),
+            onProgress: progress('history'),
+            env: io.env,
+            relativeTo: io.cwd,
+          }).catch((err: Error) => {
+            bar?.stop();
+            throw err;
+          });
+          blobs += history.stats.blobs;
+          for (const f of history.findings) {
+            const k = `${f.fingerprint} ${f.file}`;
+            if (current.has(k) || seen.has(k)) continue;
+            seen.add(k);
+            historyRoot.set(f, root);
+            findings.push(f);
+          }
+        }
       }
       bar?.stop();
-      const stats = { ...tree.stats, ...(blobs === undefined ? {} : { blobs }) };
+      const stats = {
+        ...tree.stats,
+        ...(blobs === undefined ? {} : { blobs }),
+        ...(repositories === undefined ? {} : { repositories }),
+      };
       if (target) {
-        await importFindings(io, cmd, findings, target, stats, {
+        await importFindings(io, cmd, findings, historyRoot, target, stats, {
           format: format as 'table' | 'json',
           dryRun: o.dryRun === true,
           overwrite: o.overwrite === true,
@@ -127,11 +147,12 @@ async function importFindings(
   io: CliIO,
   cmd: Command,
   findings: Finding[],
+  historyRoot: ReadonlyMap<Finding, string>,
   target: ImportTarget,
-  stats: ScanStats & { blobs?: number },
+  stats: ScanStats & { blobs?: number; repositories?: string[] },
   opts: { format: 'table' | 'json'; dryRun: boolean; overwrite: boolean },
 ): Promise<void> {
-  const { values, findings: named } = readKeys(findings, io.cwd);
+  const { values, findings: named } = readAllKeys(findings, historyRoot, io.cwd);
   const plan = planImport(named, target);
   let secrets: SecretResult[];
   try {
@@ -143,6 +164,37 @@ async function importFindings(
   io.stdout.write(opts.format === 'json' ? renderImportJson(report) : renderImportTable(report));
   for (const w of importWarnings(report)) io.stderr.write(`${w}\n`);
   io.exitCode = importSucceeded(report) ? 0 : 1;
+}
+
+/**
+ * `readKeys` for findings from several places: working-tree ones from the folder the scan runs in,
+ * history ones from their own repository (git reads `commit:path` relative to its top folder), each
+ * finding keeping the path it was reported with.
+ */
+function readAllKeys(
+  findings: readonly Finding[],
+  historyRoot: ReadonlyMap<Finding, string>,
+  cwd: string,
+): ReturnType<typeof readKeys> {
+  const values = new Map<string, string>();
+  const out: ReturnType<typeof readKeys>['findings'] = new Array(findings.length);
+  const groups = new Map<string, number[]>();
+  for (const [i, f] of findings.entries()) {
+    const root = historyRoot.get(f) ?? '';
+    groups.set(root, [...(groups.get(root) ?? []), i]);
+  }
+  for (const [root, indexes] of groups) {
+    const list = indexes.map((i) => {
+      const f = findings[i]!;
+      return root === '' ? f : { ...f, file: relative(root, resolve(cwd, f.file)).split(sep).join('/') };
+    });
+    const read = readKeys(list, root === '' ? cwd : root);
+    for (const [k, v] of read.values) if (!values.has(k)) values.set(k, v);
+    read.values.clear();
+    for (const [j, g] of read.findings.entries())
+      out[indexes[j]!] = { ...g, file: findings[indexes[j]!]!.file };
+  }
+  return { values, findings: out };
 }
 
 const apiCode = (err: unknown): string | undefined =>

@@ -1,6 +1,34 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { type AllowList, type Finding, isAllowed, MAX_FILE_BYTES, SKIP_DIRS, scanBuffer } from './scan.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Variables that make git use another repository than the one its working folder is in (a git hook
+ * sets some of them): dropped, so the repository scanned is always the one that holds the PATH.
+ */
+const REPOSITORY_VARIABLES = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_PREFIX',
+];
+
+/** The environment git runs with: the caller's (when given) without the variables above. */
+function gitEnv(env: Env | undefined): NodeJS.ProcessEnv | undefined {
+  if (env === undefined) return undefined;
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env))
+    if (v !== undefined && !REPOSITORY_VARIABLES.includes(k)) out[k] = v;
+  return out;
+}
 
 export interface GitScanStats {
   blobs: number;
@@ -8,15 +36,41 @@ export interface GitScanStats {
   skipped: number;
 }
 
-function git(cwd: string, args: string[]): string {
-  return execFileSync('git', args, { cwd, maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'pipe'] }).toString(
-    'utf8',
-  );
+function git(cwd: string, args: string[], env?: NodeJS.ProcessEnv): string {
+  return execFileSync('git', args, {
+    cwd,
+    maxBuffer: 1 << 30,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(env ? { env } : {}),
+  }).toString('utf8');
+}
+
+/**
+ * The top folder of the git work tree that holds `path` (a folder, or a file: its folder), or
+ * undefined when it is in none. Asked with git's working folder set to that folder, never the
+ * process's own (issue 13 item 9).
+ */
+export function gitRepositoryOf(path: string, env?: Env): string | undefined {
+  let dir = path;
+  try {
+    if (!statSync(path).isDirectory()) dir = dirname(path);
+  } catch {
+    return undefined;
+  }
+  try {
+    const top = git(dir, ['rev-parse', '--show-toplevel'], gitEnv(env)).trim();
+    return top === '' ? undefined : resolve(top);
+  } catch {
+    return undefined;
+  }
 }
 
 /** blob id → the oldest commit (and path) that added it, from `git log --all --raw`. */
-function blobOrigins(cwd: string): Map<string, { commit: string; path: string }> {
-  const out = git(cwd, ['log', '--all', '--no-renames', '--raw', '--no-abbrev', '--format=%x00%H']);
+function blobOrigins(
+  cwd: string,
+  env: NodeJS.ProcessEnv | undefined,
+): Map<string, { commit: string; path: string }> {
+  const out = git(cwd, ['log', '--all', '--no-renames', '--raw', '--no-abbrev', '--format=%x00%H'], env);
   const origins = new Map<string, { commit: string; path: string }>();
   let commit = '';
   for (const line of out.split('\n')) {
@@ -35,8 +89,8 @@ function blobOrigins(cwd: string): Map<string, { commit: string; path: string }>
 }
 
 /** Every blob reachable from any ref, with the path it was first seen at. */
-function allBlobs(cwd: string): Map<string, string> {
-  const objects = git(cwd, ['rev-list', '--all', '--objects']);
+function allBlobs(cwd: string, env: NodeJS.ProcessEnv | undefined): Map<string, string> {
+  const objects = git(cwd, ['rev-list', '--all', '--objects'], env);
   const input = objects
     .split('\n')
     .map((l) => l.split(' ')[0])
@@ -49,6 +103,7 @@ function allBlobs(cwd: string): Map<string, string> {
       cwd,
       input: `${input}\n`,
       maxBuffer: 1 << 30,
+      ...(env ? { env } : {}),
     },
   ).toString('utf8');
   const paths = new Map<string, string>();
@@ -67,10 +122,15 @@ function allBlobs(cwd: string): Map<string, string> {
 /** Streams `git cat-file --batch` for `ids`, calling `onBlob` with each one's content. */
 async function catBlobs(
   cwd: string,
+  env: NodeJS.ProcessEnv | undefined,
   ids: string[],
   onBlob: (id: string, data: Buffer) => void,
 ): Promise<void> {
-  const child = spawn('git', ['cat-file', '--batch'], { cwd, stdio: ['pipe', 'pipe', 'ignore'] });
+  const child = spawn('git', ['cat-file', '--batch'], {
+    cwd,
+    stdio: ['pipe', 'pipe', 'ignore'],
+    ...(env ? { env } : {}),
+  });
   const chunks: Buffer[] = [];
   let have = 0;
   let header: { id: string; size: number } | null = null;
@@ -110,20 +170,31 @@ async function catBlobs(
 }
 
 /**
- * Scans every blob in the repository's history (all refs), once per blob.
- * Each finding names the oldest commit that added the blob and its path there.
+ * Scans every blob in the history (all refs) of the repository whose top folder is `repo` (see
+ * `gitRepositoryOf`), once per blob. Each finding names the oldest commit that added the blob and its
+ * path there: relative to `relativeTo` when given (the folder the scan runs in, as working-tree
+ * findings are), else to the repository's top folder.
  */
 export async function scanGitHistory(
-  cwd: string,
-  opts: { allow?: AllowList; onProgress?: (done: number, total: number) => void } = {},
+  repo: string,
+  opts: {
+    allow?: AllowList;
+    onProgress?: (done: number, total: number) => void;
+    /** The environment git runs with (the variables that point git at another repository are dropped). */
+    env?: Env;
+    relativeTo?: string;
+  } = {},
 ): Promise<{ findings: Finding[]; stats: GitScanStats }> {
+  const env = gitEnv(opts.env);
   try {
-    git(cwd, ['rev-parse', '--git-dir']);
+    git(repo, ['rev-parse', '--git-dir'], env);
   } catch {
-    throw new Error(`--git: ${cwd} is not inside a git repository`);
+    throw new Error(`--git: ${repo} is not inside a git repository`);
   }
-  const origins = blobOrigins(cwd);
-  const blobs = allBlobs(cwd);
+  const shown = (path: string) =>
+    opts.relativeTo === undefined ? path : relative(opts.relativeTo, join(repo, path)) || path;
+  const origins = blobOrigins(repo, env);
+  const blobs = allBlobs(repo, env);
   const stats: GitScanStats = { blobs: 0, bytes: 0, skipped: 0 };
   const findings: Finding[] = [];
   const ids = [...blobs.keys()].filter((id) => {
@@ -135,11 +206,11 @@ export async function scanGitHistory(
     return true;
   });
   let done = 0;
-  await catBlobs(cwd, ids, (id, data) => {
+  await catBlobs(repo, env, ids, (id, data) => {
     opts.onProgress?.(++done, ids.length);
     const origin = origins.get(id);
     const path = origin?.path ?? blobs.get(id) ?? id;
-    const found = scanBuffer(data, path);
+    const found = scanBuffer(data, shown(path));
     if (found === null) {
       stats.skipped++;
       return;

@@ -15,6 +15,8 @@ export interface ScanSummary {
   bytes: number;
   skipped: number;
   blobs?: number;
+  /** With `--git`: the top folder of each repository whose history was scanned. */
+  repositories?: string[];
 }
 
 /** Aligned table for humans, followed by a one-line summary. */
@@ -29,7 +31,11 @@ export function renderTable(findings: Finding[], summary: ScanSummary): string {
     f.fingerprint,
     ...(git ? [f.commit ? f.commit.slice(0, 12) : '(working tree)'] : []),
   ]);
-  const scanned = `${summary.files} file${summary.files === 1 ? '' : 's'}${summary.blobs === undefined ? '' : `, ${summary.blobs} blobs in history`}`;
+  const history =
+    summary.blobs === undefined
+      ? ''
+      : `, ${summary.blobs} blobs in the history of ${summary.repositories?.length ? summary.repositories.join(', ') : 'the repository'}`;
+  const scanned = `${summary.files} file${summary.files === 1 ? '' : 's'}${history}`;
   const tail =
     findings.length === 0
       ? `No hard-coded credentials found (${scanned} scanned).\n`
