@@ -1,21 +1,41 @@
-// Barrier encrypt+decrypt cost per value, against raw AES-256-GCM in the same
-// process. Three ways of doing one encrypt + one decrypt of a value:
+// Barrier cost per value, against raw AES-256-GCM in the same process.
 //   raw AES-GCM      createCipheriv/createDecipheriv on a cached KeyObject,
 //                    random 12-byte nonce, same-size AAD (the baseline)
-//   record (sync)    encryptRecord() + aead.open() of its body: the barrier's
-//                    record format and AAD building, no storage, no async
+//   record (sync)    the barrier's record format (format 2 with its version
+//                    where the build has it) encrypted and opened: no storage,
+//                    no async
 //   barrier put+get  barrier.put() then barrier.get() over memory storage: the
 //                    full path a secret write/read takes below the engine
+//                    (the put is a transaction that also rewrites the
+//                    record's index bucket and the index root, decision 0012)
+//   barrier get      barrier.get() alone, read cache off: one read and one
+//                    version check against the index (exclusive: the index in
+//                    memory; shared: the root read in the same snapshot)
+// Then, when PostgreSQL answers, the same over a real PostgreSQL table against
+// raw storage get/put on the same table (the baseline there): reads, and
+// writes from 16 concurrent writers (writes/s).
 // Each figure is the median of RUNS timed runs of N iterations after a
 // warm-up run; the variants' runs are interleaved, and the ratio is the median
-// of the per-run ratios, so bursts of other load on the machine cancel out. Knobs: BENCH_RUNS (5), BENCH_SCALE (1: multiplies iterations).
+// of the per-run ratios, so bursts of other load on the machine cancel out.
+// Knobs: BENCH_RUNS (5), BENCH_SCALE (1: multiplies iterations), BENCH_PG_URL.
+// Uses only the barrier's public surface, so it also runs on older commits (for before/after figures).
 import { createCipheriv, createDecipheriv, type KeyObject, randomBytes } from 'node:crypto';
-import { createBarrier, encryptRecord, recordAad } from '../src/barrier/barrier.ts';
+import pg from 'pg';
+import * as barrierModule from '../src/barrier/barrier.ts';
 import { importAesKey, open } from '../src/crypto/aead.ts';
 import { randomKey } from '../src/crypto/random.ts';
 import { systemClock } from '../src/lib/clock.ts';
+import type { StorageBackend } from '../src/storage/backend.ts';
 import { createMemoryStorage } from '../src/storage/memory.ts';
-import { fmt, table, watchdog } from './lib/proc.ts';
+import { createPostgresStorage } from '../src/storage/postgres.ts';
+import { fmt, onInterrupt, table, watchdog } from './lib/proc.ts';
+
+const { createBarrier, encryptRecord, recordAad } = barrierModule;
+/** Format 2 (versioned records) where this build has it. */
+const encryptVersioned = (barrierModule as Record<string, unknown>).encryptVersioned as
+  | ((key: KeyObject, term: number, version: number, path: string, plaintext: Uint8Array) => Buffer)
+  | undefined;
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
@@ -27,7 +47,7 @@ const SIZES: { label: string; bytes: number; iterations: number }[] = [
 const PATH = 'kv/projects/bench/envs/prod/secrets/LLM_KEY_0001/v/1';
 const HEADER_BYTES = 5;
 
-watchdog(120_000, 'barrier');
+watchdog(300_000, 'barrier');
 
 let sink = 0; // keeps results observable so no work is optimised away
 
@@ -83,20 +103,53 @@ function rawRoundTrip(key: KeyObject, aad: Buffer, plaintext: Buffer): void {
   sink += pt.byteLength;
 }
 
-async function main(): Promise<void> {
-  process.stdout.write(
-    `barrier: one encrypt + one decrypt per op, median of ${RUNS} runs after a warm-up (node ${process.version}); ratio = ops/s against raw AES-256-GCM in the same run\n`,
-  );
-  const key = importAesKey(randomKey());
-  const aad = recordAad(1, PATH); // the same AAD the barrier builds for this path
-
-  const storage = createMemoryStorage();
-  const barrier = createBarrier(storage, systemClock);
+async function unsealed(storage: StorageBackend, cacheBytes?: number) {
+  const barrier = createBarrier(storage, systemClock, cacheBytes === undefined ? {} : { cacheBytes });
   const root = randomKey();
   await barrier.initialize(root);
   await barrier.unseal(root);
-  const store = barrier.view('kv/');
+  return barrier.view('kv/');
+}
+
+function row(
+  label: string,
+  name: string,
+  n: number,
+  bytes: number,
+  r: { ns: number; ratio: number },
+  raw: number,
+) {
+  return [
+    label,
+    name,
+    fmt(n),
+    (r.ns / 1000).toFixed(2),
+    fmt(1e9 / r.ns),
+    bytes ? `${((bytes * 1e9) / r.ns / 2 ** 20).toFixed(0)}` : '',
+    `${r.ratio.toFixed(2)}x`,
+    r.ns === raw ? '' : `${r.ns >= raw ? '+' : '-'}${(Math.abs(r.ns - raw) / 1000).toFixed(2)}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(
+    `barrier: median of ${RUNS} runs after a warm-up (node ${process.version}); ratio = ops/s against the baseline in the same run; records ${encryptVersioned ? 'format 2 (versioned, with the version index)' : 'format 1 (before the version index)'}\n`,
+  );
+  const key = importAesKey(randomKey());
+  const aad = recordAad(1, PATH); // the same size of AAD the barrier builds for this path
+
+  const storage = createMemoryStorage();
+  const store = await unsealed(storage);
+  const uncached = await unsealed(createMemoryStorage(), 0);
+  const shared = await unsealed(createMemoryStorage({ shared: true }));
   const rel = PATH.slice('kv/'.length);
+  const versionedAad = (barrierModule as Record<string, unknown>).versionedRecordAad as
+    | ((term: number, version: number, path: string) => Buffer)
+    | undefined;
+  const header = encryptVersioned ? 11 : HEADER_BYTES;
+  const seal = (plaintext: Buffer) =>
+    encryptVersioned ? encryptVersioned(key, 1, 7, PATH, plaintext) : encryptRecord(key, 1, PATH, plaintext);
+  const aadOf = () => (encryptVersioned && versionedAad ? versionedAad(1, 7, PATH) : recordAad(1, PATH));
 
   const rows: string[][] = [];
   for (const size of SIZES) {
@@ -104,43 +157,110 @@ async function main(): Promise<void> {
     const plaintext = randomBytes(size.bytes);
 
     // correctness checks, so the bench cannot quietly measure a broken path
-    const rec = encryptRecord(key, 1, PATH, plaintext);
-    if (!open(key, rec.subarray(HEADER_BYTES), aad)?.equals(plaintext))
-      throw new Error('encryptRecord/open round trip failed');
-    await store.put(rel, plaintext);
-    if (!(await store.get(rel))?.equals(plaintext)) throw new Error('barrier put/get round trip failed');
+    if (!open(key, seal(plaintext).subarray(header), aadOf())?.equals(plaintext))
+      throw new Error('record round trip failed');
+    for (const s of [store, uncached, shared]) {
+      await s.put(rel, plaintext);
+      if (!(await s.get(rel))?.equals(plaintext)) throw new Error('barrier put/get round trip failed');
+    }
 
     const results = await measureAll(n, [
       () => rawRoundTrip(key, aad, plaintext),
       () => {
-        const r = encryptRecord(key, 1, PATH, plaintext);
-        sink += open(key, r.subarray(HEADER_BYTES), recordAad(1, PATH))!.byteLength;
+        sink += open(key, seal(plaintext).subarray(header), aadOf())!.byteLength;
       },
       async () => {
         await store.put(rel, plaintext);
         sink += (await store.get(rel))!.byteLength;
       },
+      async () => {
+        sink += (await uncached.get(rel))!.byteLength;
+      },
+      async () => {
+        sink += (await shared.get(rel))!.byteLength;
+      },
     ]);
-    const names = ['raw AES-GCM (baseline)', 'encryptRecord + open', 'barrier put+get (memory)'];
-    const raw = results[0]!.ns;
-    results.forEach(({ ns, ratio }, i) => {
-      rows.push([
-        size.label,
-        names[i]!,
-        fmt(n),
-        (ns / 1000).toFixed(2),
-        fmt(1e9 / ns),
-        `${((size.bytes * 1e9) / ns / 2 ** 20).toFixed(0)}`,
-        `${ratio.toFixed(2)}x`,
-        i === 0 ? '' : `${ns >= raw ? '+' : '-'}${(Math.abs(ns - raw) / 1000).toFixed(2)}`,
-      ]);
+    const names = [
+      'raw AES-GCM (baseline)',
+      'record encrypt + open',
+      'barrier put+get (memory)',
+      'barrier get, uncached (exclusive)',
+      'barrier get (shared)',
+    ];
+    results.forEach((r, i) => {
+      rows.push(row(size.label, names[i]!, n, size.bytes, r, results[0]!.ns));
     });
   }
   await storage.close();
   process.stdout.write(
     `\n${table(['value', 'variant', 'iterations', 'µs/op', 'ops/s', 'MiB/s', 'ratio', 'µs over raw'], rows)}\n`,
   );
+  await postgresSection();
   if (sink === 0) process.stdout.write('(no work done?)\n');
+}
+
+/** Reads and concurrent writes through the barrier on PostgreSQL, against raw storage on the same table. */
+async function postgresSection(): Promise<void> {
+  const probe = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    await probe.end();
+  } catch {
+    process.stdout.write(`\npostgres: skipped (${PG_URL} does not answer)\n`);
+    return;
+  }
+  const tableName = `bench_barrier_${randomKey(4).toString('hex')}`;
+  const drop = async () => {
+    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+    c.on('error', () => {});
+    await c.connect();
+    try {
+      await c.query(`DROP TABLE IF EXISTS "${tableName}"`);
+    } finally {
+      await c.end();
+    }
+  };
+  const unregister = onInterrupt(drop);
+  const pgStorage = await createPostgresStorage({ url: PG_URL, table: tableName });
+  try {
+    const store = await unsealed(pgStorage);
+    const value = randomBytes(256);
+    const WRITERS = 16;
+    const paths = Array.from({ length: WRITERS }, (_, i) => `secrets/KEY_${i}`);
+    for (const p of paths) {
+      await store.put(p, value);
+      await pgStorage.put(`raw/${p}`, value);
+    }
+    const n = Math.max(50, Math.round(400 * SCALE));
+    const reads = await measureAll(n, [
+      async () => {
+        sink += (await pgStorage.get('raw/secrets/KEY_0'))!.byteLength;
+      },
+      async () => {
+        sink += (await store.get('secrets/KEY_0'))!.byteLength;
+      },
+    ]);
+    // writes: WRITERS concurrent writers, each op = one write by each writer (reported per write)
+    const writes = await measureAll(Math.max(10, Math.round(40 * SCALE)), [
+      () => Promise.all(paths.map((p) => pgStorage.put(`raw/${p}`, value))),
+      () => Promise.all(paths.map((p) => store.put(p, value))),
+    ]);
+    const perWrite = writes.map((w) => ({ ns: w.ns / WRITERS, ratio: w.ratio }));
+    const rows = [
+      row('256 B', 'raw storage get (baseline)', n, 0, reads[0]!, reads[0]!.ns),
+      row('256 B', 'barrier get (postgres)', n, 0, reads[1]!, reads[0]!.ns),
+      row('256 B', `raw storage put x${WRITERS} (baseline)`, WRITERS, 0, perWrite[0]!, perWrite[0]!.ns),
+      row('256 B', `barrier put x${WRITERS} (postgres)`, WRITERS, 0, perWrite[1]!, perWrite[0]!.ns),
+    ];
+    process.stdout.write(
+      `\npostgres (${WRITERS} concurrent writers; a put is one transaction):\n${table(['value', 'variant', 'iterations', 'µs/op', 'ops/s', 'MiB/s', 'ratio', 'µs over raw'], rows)}\n`,
+    );
+  } finally {
+    await pgStorage.close();
+    await drop();
+    unregister();
+  }
 }
 
 await main();

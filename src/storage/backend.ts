@@ -32,6 +32,13 @@ export interface StorageBackend extends StorageWriter {
    */
   readonly exclusive: boolean;
   /**
+   * Optional: the values at `keys` (in order; undefined where there is none)
+   * read in one consistent snapshot, in one round trip. The barrier reads a
+   * record with the index root that vouches for it this way on shared
+   * storage; without it, it reads them in a transaction.
+   */
+  getMany?(keys: readonly string[]): Promise<(Uint8Array | undefined)[]>;
+  /**
    * Runs `fn` as one serializable transaction: all of its writes commit
    * together or none do, and concurrent transactions behave as if run one
    * after another. `fn` may be retried on a serialization conflict, so it must

@@ -16,7 +16,7 @@ import {
  * wait, and always see committed state because a commit is applied
  * synchronously.
  */
-export function createMemoryStorage(): StorageBackend {
+export function createMemoryStorage(opts: { shared?: boolean } = {}): StorageBackend {
   const data = new Map<string, Uint8Array>();
   const mutex = new Mutex();
   const guard = createReentryGuard('memory');
@@ -44,13 +44,23 @@ export function createMemoryStorage(): StorageBackend {
 
   return {
     kind: 'memory',
-    exclusive: true,
+    // shared: several barriers (servers) may use it at once, as they do PostgreSQL; tests of that use it
+    exclusive: opts.shared !== true,
 
     async get(key) {
       assertOpen();
       assertKey(key);
       const value = data.get(key);
       return value === undefined ? undefined : new Uint8Array(value);
+    },
+
+    async getMany(keys) {
+      assertOpen();
+      for (const key of keys) assertKey(key);
+      return keys.map((key) => {
+        const value = data.get(key);
+        return value === undefined ? undefined : new Uint8Array(value);
+      });
     },
 
     async list(prefix) {

@@ -129,6 +129,10 @@ export async function createPostgresStorage(opts: PostgresStorageOptions): Promi
   // named statements are prepared once per connection and reused
   const q = {
     get: { name: `sr_get_${table}`, text: `SELECT value FROM ${t} WHERE key = $1` },
+    getMany: {
+      name: `sr_get_many_${table}`,
+      text: `SELECT key, value FROM ${t} WHERE key = ANY($1::text[])`,
+    },
     listRange: {
       name: `sr_list_range_${table}`,
       text: `SELECT key FROM ${t} WHERE key >= $1 AND key < $2 ORDER BY key`,
@@ -319,6 +323,22 @@ export async function createPostgresStorage(opts: PostgresStorageOptions): Promi
       assertOpen();
       try {
         return await get(poolQuery, key);
+      } catch (err) {
+        throw pgError(err);
+      }
+    },
+
+    async getMany(keys) {
+      assertOpen();
+      for (const key of keys) assertKey(key);
+      try {
+        // one statement: one snapshot of every key
+        const { rows } = await poolQuery({ ...q.getMany, values: [[...keys]] });
+        const found = new Map(rows.map((row) => [row.key, row.value]));
+        return keys.map((key) => {
+          const v = found.get(key);
+          return v === undefined ? undefined : new Uint8Array(v);
+        });
       } catch (err) {
         throw pgError(err);
       }

@@ -78,13 +78,22 @@ function prepareReads(db: DatabaseSync): Statements {
 }
 
 /** Reads through one connection; SQLite's BINARY collation compares TEXT as UTF-8 bytes. */
-function reader(stmts: Statements, before: () => void): StorageReader {
+function reader(
+  stmts: Statements,
+  before: () => void,
+): StorageReader & Required<Pick<StorageBackend, 'getMany'>> {
   return {
     async get(key) {
       before();
       assertKey(key);
       const row = sql(() => stmts.get.get(key)) as { value: Uint8Array } | undefined;
       return row?.value; // node:sqlite returns a fresh Uint8Array per call
+    },
+    async getMany(keys) {
+      before();
+      for (const key of keys) assertKey(key);
+      // synchronous, so no commit of this process can land between two of them (and no other process writes)
+      return keys.map((key) => (sql(() => stmts.get.get(key)) as { value: Uint8Array } | undefined)?.value);
     },
     async list(prefix) {
       before();
@@ -196,6 +205,7 @@ export function createSqliteStorage(opts: { path: string }): SqliteStorage {
     kind: 'sqlite',
     exclusive: true,
     get: outside.get,
+    getMany: outside.getMany,
     list: outside.list,
 
     async put(key, value) {

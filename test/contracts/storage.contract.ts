@@ -61,6 +61,34 @@ export function storageContract(
       }
     });
 
+    test('getMany, where offered, answers every key in order from one snapshot', async (t) => {
+      const storage = await make(t);
+      const getMany = storage.getMany?.bind(storage);
+      if (!getMany) return t.skip(`${storage.kind} reads several keys in a transaction instead`);
+      await storage.put('a', bytes('one'));
+      await storage.put('c', bytes('three'));
+      assert.deepEqual(await getMany(['c', 'missing', 'a', 'a']), [
+        bytes('three'),
+        undefined,
+        bytes('one'),
+        bytes('one'),
+      ]);
+      assert.deepEqual(await getMany([]), []);
+      await assert.rejects(getMany(['ok', '']), TypeError);
+      // never a half-applied transaction: both keys from before it, or both from after
+      const writes = Array.from({ length: 20 }, (_, i) =>
+        storage.transaction(async (tx) => {
+          await tx.put('x', bytes(String(i)));
+          await tx.put('y', bytes(String(i)));
+        }),
+      );
+      const reads = Array.from({ length: 20 }, () => getMany(['x', 'y']));
+      for (const [x, y] of await Promise.all(reads)) {
+        assert.deepEqual(x, y);
+      }
+      await Promise.all(writes);
+    });
+
     test('get returns a plain Uint8Array', async (t) => {
       const storage = await make(t);
       await storage.put('k', bytes('v'));

@@ -618,8 +618,16 @@ test('unknown, revoked, expired, creator-revoked, orphan and live keys cost the 
     exclusive: false,
     async get(key: string) {
       const v = await inner.get(key);
-      if (v !== undefined) decrypted++;
+      if (v !== undefined && !key.startsWith('core/index/')) decrypted++;
       return v;
+    },
+    // the barrier reads a record with the version index's root in one snapshot: count the record
+    async getMany(keys: readonly string[]) {
+      const vs = await inner.getMany!(keys);
+      keys.forEach((key, i) => {
+        if (vs[i] !== undefined && !key.startsWith('core/index/')) decrypted++;
+      });
+      return vs;
     },
   });
   const a = await fixture(t, counting);

@@ -269,7 +269,7 @@ test('budgets kept in memory (write-behind) have no ticket: only their own proce
 
 /** Two budget instances over one storage, as two vault servers sharing PostgreSQL. */
 async function setupShared() {
-  const storage = createMemoryStorage();
+  const storage = createMemoryStorage({ shared: true });
   const clock = manualClock(Date.UTC(2026, 0, 31, 12, 0, 0));
   const root = randomKey();
   const one = await gatewayView(storage, clock, root, true);
