@@ -125,19 +125,35 @@ describe('prompt firewall: vault candidates and speed', () => {
     assert.ok(![...c].some((s) => s.length < 12 || s.length > 512));
   });
 
-  test('a 100 KB prompt is inspected in well under 1 ms per KB', async () => {
+  // Speed itself is measured in bench/stages.ts; here only the shape: inspection
+  // grows linearly with the prompt (a backtracking pattern would make 10x the
+  // text cost 100x). Best of several runs of each size, so load on the machine
+  // slows both alike.
+  test('inspection time grows linearly with the prompt (10x the text, well under 30x the time)', async () => {
     const fw = createPromptFirewall({ pii: { email: 'refuse', phone: 'refuse' } }, deps);
     const words =
       'the quick brown fox jumps over lazy dogs while configuration-management-systems and {"json":"values-like-this-one"} run'.split(
         ' ',
       );
-    let text = '';
-    for (let i = 0; text.length < 100 * 1024; i++)
-      text += `${words[i % words.length]}${i % 7 === 0 ? `-${i}xyzabcdefgh` : ''} `;
-    await fw.inspect({ texts: [text] }, CALL); // warm-up
-    const t0 = performance.now();
-    for (let i = 0; i < 5; i++) await fw.inspect({ texts: [text] }, CALL);
-    const msPerKb = (performance.now() - t0) / 5 / (text.length / 1024);
-    assert.ok(msPerKb < 0.5, `${msPerKb.toFixed(3)} ms/KB`);
+    const prompt = (bytes: number) => {
+      let text = '';
+      for (let i = 0; text.length < bytes; i++)
+        text += `${words[i % words.length]}${i % 7 === 0 ? `-${i}xyzabcdefgh` : ''} `;
+      return text;
+    };
+    const best = async (text: string) => {
+      let min = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 7; i++) {
+        const t0 = performance.now();
+        await fw.inspect({ texts: [text] }, CALL);
+        min = Math.min(min, performance.now() - t0);
+      }
+      return min;
+    };
+    const small = prompt(20 * 1024);
+    const large = prompt(200 * 1024);
+    await best(small); // warm-up
+    const ratio = (await best(large)) / (await best(small));
+    assert.ok(ratio < 30, `200 KB took ${ratio.toFixed(1)}x the time of 20 KB`);
   });
 });
