@@ -3,15 +3,47 @@
 import { runCli, type ServerCommandOptions } from '../src/cli/program.ts';
 import {
   ConfigError,
+  loadProcessSettings,
   loadRemoteGatewayConfig,
   loadServerConfig,
   type RemoteGatewayConfig,
   type ServerConfig,
 } from '../src/config/config.ts';
 import { isStrongroomError } from '../src/errors/errors.ts';
+import { commandOf, inspectorRefusal, inspectorRequest } from '../src/lib/hardening.ts';
 import { printDevBanner } from '../src/server/banner.ts';
 import type { RunningServer } from '../src/server/run.ts';
 import type { Telemetry } from '../src/server/telemetry.ts';
+
+/**
+ * A role that holds keys does not start with a Node inspector asked for (`--inspect*` on the node command
+ * line or in NODE_OPTIONS) outside dev mode, unless STRONGROOM_ALLOW_INSPECTOR=1 (docs/production.md#process-hardening).
+ * Checked before anything is unsealed or listens.
+ */
+async function refuseInspector(role: string, dev: boolean): Promise<void> {
+  let settings: ReturnType<typeof loadProcessSettings>;
+  try {
+    settings = loadProcessSettings(process.env);
+  } catch (err) {
+    process.stderr.write(`strongroom: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const { url } = await import('node:inspector');
+  const request = inspectorRequest({
+    execArgv: process.execArgv,
+    nodeOptions: settings.node_options,
+    active: url() !== undefined,
+  });
+  if (request === undefined || dev) return;
+  if (settings.allow_inspector) {
+    process.stderr.write(
+      `strongroom: WARNING: the ${role} runs with a Node inspector (${request}) because STRONGROOM_ALLOW_INSPECTOR is set: whoever reaches it reads every key in this process. Never in production.\n`,
+    );
+    return;
+  }
+  process.stderr.write(`strongroom: ${inspectorRefusal(role, request)}\n`);
+  process.exit(2);
+}
 
 /**
  * Trace context propagation always, and span export when the configuration has a `telemetry` section
@@ -67,7 +99,10 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
   try {
     if (o.gateway) {
       const remote = loadRemoteGatewayConfig(o, process.env, process.cwd());
-      if (remote) return await runRemoteGateway(remote);
+      if (remote) {
+        await refuseInspector('gateway', false);
+        return await runRemoteGateway(remote);
+      }
     }
     config = loadServerConfig(o, process.env, process.cwd());
   } catch (err) {
@@ -77,6 +112,7 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
     }
     throw err;
   }
+  await refuseInspector(o.gateway ? 'gateway' : 'server', config.dev === true);
   if (o.gateway && !config.gateway) {
     process.stderr.write(
       'strongroom gateway: the configuration has no `gateway` section (listen, routes): see docs/gateway.md\n',
@@ -120,6 +156,9 @@ for (const stream of [process.stdout, process.stderr]) {
     throw err;
   });
 }
+
+// the agent has no dev mode: an inspector is refused unless allowed explicitly
+if (commandOf(process.argv.slice(2)) === 'agent') await refuseInspector('agent', false);
 
 const code = await runCli(
   process.argv.slice(2),

@@ -526,3 +526,22 @@ export function loadClientSettings(
     token: flags.token ?? (env.STRONGROOM_TOKEN || undefined),
   };
 }
+
+/**
+ * Settings of the process itself, for the roles that hold keys (docs/production.md#process-hardening):
+ * whether an inspector asked for outside dev mode is allowed (STRONGROOM_ALLOW_INSPECTOR, for debugging
+ * only), and NODE_OPTIONS, where such a request may hide.
+ */
+export interface ProcessSettings {
+  readonly allow_inspector: boolean;
+  readonly node_options: string;
+}
+
+export function loadProcessSettings(env: Readonly<Record<string, string | undefined>>): ProcessSettings {
+  const allow = env.STRONGROOM_ALLOW_INSPECTOR;
+  return Object.freeze({
+    allow_inspector:
+      allow === undefined || allow === '' ? false : parseBool('STRONGROOM_ALLOW_INSPECTOR', allow),
+    node_options: env.NODE_OPTIONS ?? '',
+  });
+}
