@@ -173,8 +173,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       const status = HTTP_STATUS[err.code];
       const retry = err.details?.retry_after;
       if (typeof retry === 'number') reply.header('retry-after', String(Math.ceil(retry)));
+      // `reason` in the details is for the operator (which rule a certificate broke, why a record failed
+      // its integrity check): logged here, never sent to the client, whose message stays generic
+      const reason = typeof err.details?.reason === 'string' ? err.details.reason : undefined;
       if (status >= 500 && err.code !== 'sealed' && err.code !== 'not_initialized') {
-        req.log.error({ code: err.code, path: err.details?.path }, 'request failed');
+        req.log.error({ code: err.code, path: err.details?.path, reason }, 'request failed');
+      } else if (reason !== undefined) {
+        req.log.warn({ code: err.code, reason }, 'request refused');
       }
       // details marked public (e.g. an import's per-entry problems) are for the client
       const pub = (err.details as { public?: unknown } | undefined)?.public;

@@ -72,7 +72,19 @@ test('the vault refuses client certificates that break the X.509-SVID rules, ove
         const r = await v.call('GET', SECRET, undefined, { dispatcher: agent });
         assert.equal(r.status, c.status, JSON.stringify(r.json));
         if (c.status === 200) assert.equal(r.json.value, 'canary');
-        else assert.equal((r.json.error as { code: string }).code, 'invalid_svid');
+        else {
+          // the client hears only that its certificate was refused; the server log says which rule it broke
+          const error = r.json.error as { code: string; message: string; request_id: string };
+          assert.equal(error.code, 'invalid_svid');
+          assert.equal(error.message, 'the client certificate was refused');
+          const line = v.server
+            .output()
+            .split('\n')
+            .find((l) => l.includes(error.request_id) && l.includes('request refused'));
+          assert.ok(line, 'a log line for the refusal');
+          const reason = (JSON.parse(line) as { reason?: string }).reason ?? '';
+          assert.ok(reason.length > 10 && reason !== error.message, `a specific reason in the log: ${line}`);
+        }
       } finally {
         await agent.close();
       }

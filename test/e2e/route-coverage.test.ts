@@ -66,6 +66,8 @@ const EXPECTED_SELF_SERVICE = [
   'identity.x509-svid',
   'identity.jwt-svid',
   'identity.jwt-svid.validate',
+  // every trusted bundle, the federated ones included: what a relying party needs to validate
+  'identity.bundles',
 ];
 
 /** Self-service operations that the identity engine gates further: only registered callers get an SVID. */

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { createClient, StrongroomApiError } from '../../src/sdk/client.ts';
+import { createClient } from '../../src/sdk/client.ts';
 import { tempDir } from '../helpers/app.ts';
 import { BIN, NODE, ROOT, startDevServer } from '../helpers/process.ts';
 import { type BundlesMessage, type StreamReader, workloadClient } from '../helpers/workload-client.ts';
@@ -18,9 +18,6 @@ import { type BundlesMessage, type StreamReader, workloadClient } from '../helpe
  * partner trust domain whose JWT signing key and JWT-SVIDs are made here with
  * jose alone. A federation added or removed at the vault shows in the open
  * FetchJWTBundles stream, and ValidateJWTSVID agrees with the vault.
- *
- * Needs the vault to serve `GET /v1/identity/bundles` (docs/workload-api.md);
- * until it does, the test runs as a TODO.
  */
 const PARTNER = 'partner.test';
 const PID = `spiffe://${PARTNER}/ns/billing/sa/api`;
@@ -51,16 +48,22 @@ test('federation at the vault reaches the Workload API: FetchJWTBundles and Vali
   const dir = tempDir(t);
   const server = await startDevServer(t, join(dir, 'data'));
   const admin = createClient({ addr: server.address, token: server.root });
-  const served = await admin.request('GET', '/v1/identity/bundles').catch((e: unknown) => e);
-  if (served instanceof StrongroomApiError && served.status === 404) {
-    t.todo('the vault does not serve GET /v1/identity/bundles yet');
-  }
+  // the list of trusted bundles names the federation partners: it needs a credential, unlike the own bundle
+  const anonymous = await fetch(`${server.address}/v1/identity/bundles`);
+  assert.equal(anonymous.status, 401);
 
   const doc = (await admin.request('GET', '/v1/identity/bundle')) as {
     keys: { use: string; x5c?: string[] }[];
   };
   const caDer = Buffer.from(doc.keys.find((k) => k.use === 'x509-svid')!.x5c![0]!, 'base64');
   const td = /URI:spiffe:\/\/([^,/]+)/.exec(new X509Certificate(caDer).subjectAltName ?? '')![1]!;
+  const served = (await admin.request('GET', '/v1/identity/bundles')) as {
+    trust_domain: string;
+    bundles: Record<string, typeof doc>;
+  };
+  assert.equal(served.trust_domain, td);
+  assert.deepEqual(Object.keys(served.bundles), [td], 'before any federation: the own trust domain only');
+  assert.deepEqual(served.bundles[td]!.keys, doc.keys);
   const spiffeId = `spiffe://${td}/ns/demo/sa/api`;
   await admin.createProject('demo');
   const app = (await admin.request('POST', '/v1/auth/apps', {

@@ -30,6 +30,7 @@ import {
   parseTrustDomain,
   publicKeyObject,
   type SpiffeBundle,
+  type SpiffeBundleDocument,
   type SpiffeId,
   signJwtSvid,
   toKeyObject,
@@ -668,10 +669,10 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
         return await workloadIdentity(v.spiffeId.toString(), 'x509', issuedAt);
       } catch (err) {
         if (err instanceof StrongroomError) throw err;
-        throw new StrongroomError(
-          'invalid_svid',
-          `the client certificate was refused: ${(err as Error).message}`,
-        );
+        // which rule the certificate broke goes to the server log only (details.reason)
+        throw new StrongroomError('invalid_svid', 'the client certificate was refused', {
+          details: { reason: (err as Error).message },
+        });
       }
     }
     return undefined;
@@ -804,7 +805,38 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     handle: () => handle(),
   });
 
-  const bundle = publicOp('identity.bundle', async () => bundleDocument(await ca()));
+  const bundle = publicOp('identity.bundle', async () => bundleDocument(await ca())); // Every bundle this server trusts, its own first, as SPIFFE bundle documents: what a relying party
+  // (the agent's Workload API) needs to validate SVIDs of federated trust domains too. Not public, as
+  // the own bundle is: it names the trust domains this one federates with. Any authenticated caller
+  // may read it (identity.validate is granted to every principal and is outside token scopes).
+  const trustBundles: Operation<Record<string, never>, unknown> = {
+    name: 'identity.bundles',
+    action: 'identity.validate',
+    auth: 'token',
+    resource: () => ({ type: 'System', id: 'identity' }),
+    async handle() {
+      const entries: [string, SpiffeBundleDocument][] = [[trustDomain, bundleDocument(await ca())]];
+      for (const b of await federatedBundles()) {
+        if (b.trustDomain === trustDomain) continue;
+        try {
+          entries.push([
+            b.trustDomain,
+            toSpiffeBundle({
+              x509Authorities: b.x509Authorities,
+              jwtAuthorities: b.jwtAuthorities,
+              sequence: b.sequence,
+              refreshHintSeconds: b.refreshHint,
+            }),
+          ]);
+        } catch {
+          // a bundle that cannot be written back trusts nothing (fail closed), as one that does not parse
+        }
+      }
+      // fromEntries: a trust domain named like an Object.prototype key stays an own key
+      return { trust_domain: trustDomain, bundles: Object.fromEntries(entries) };
+    },
+  };
+
   const jwks = publicOp('identity.jwks', async () => {
     const doc = bundleDocument(await ca());
     // a plain JWKS for OIDC verifiers: only the JWT signing keys, with alg
@@ -1194,6 +1226,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
       jwtSvid,
       jwtValidate,
       bundle,
+      trustBundles,
       jwks,
       oidc,
       register,

@@ -47,6 +47,7 @@ export const identityRoutes: RouteDef[] = [
     input: body,
   },
   { method: 'GET', url: '/v1/identity/bundle', operation: 'identity.bundle', schema: {}, input: none },
+  { method: 'GET', url: '/v1/identity/bundles', operation: 'identity.bundles', schema: {}, input: none },
   { method: 'GET', url: '/v1/identity/jwks', operation: 'identity.jwks', schema: {}, input: none },
   {
     method: 'GET',
