@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CORE_MODULES } from '../src/assemble/vault.ts';
 import { type AuditBroker, createAuditBroker } from '../src/audit/broker.ts';
 import type { AuditEntry } from '../src/audit/entry.ts';
 import { createFileSink } from '../src/audit/file.ts';
@@ -167,7 +168,7 @@ async function main(): Promise<void> {
       seal: { static: { key_file: keyFile } },
       clock: systemClock,
       audit: setup.broker,
-      modules: [setup.module],
+      modules: [...CORE_MODULES, setup.module],
       onUnseal: [setup.onUnseal],
       onSeal: [setup.onSeal],
     });

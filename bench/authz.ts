@@ -14,9 +14,10 @@
 // printed with the ratio of medians to the baseline. In-process (no HTTP), so
 // the figures are the core's own cost. Knobs: BENCH_N (2000).
 import { rmSync } from 'node:fs';
+import { assembleVault } from '../src/assemble/vault.ts';
 import type { AuditConfig } from '../src/audit/config.ts';
+import { identityOf } from '../src/contract/identity.ts';
 import { systemClock } from '../src/lib/clock.ts';
-import { assembleVault } from '../src/server/vault.ts';
 import { createMemoryStorage } from '../src/storage/memory.ts';
 import { fmt, table, tempDir, watchdog } from './lib/proc.ts';
 
@@ -76,7 +77,7 @@ const fresh = await time((i) => read(plain, 'dev', `K${i % 200}`).catch(() => un
 // a fresh decision for every call: each call names a resource not seen before
 let seq = 0;
 const devIdentity = (await plain.core.tokens.lookup(plain.dev.token!)) as never;
-const { identityOf } = await import('../src/core/core.ts');
+
 const oneDecision = await time(async () => {
   seq++;
   return plain.core.policies.explain(

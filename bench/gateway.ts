@@ -85,9 +85,9 @@ watchdog(
   'gateway',
 );
 
-/** Which of the gateway's optional parts the vault wires in (src/server/vault.ts gatewayDeps, src/gateway/assemble.ts). */
+/** Which of the gateway's optional parts the vault wires in (src/assemble/vault.ts gatewayDeps, src/gateway/assemble.ts). */
 function wired(): { budgets: boolean; firewall: boolean; outputFilter: boolean; provenance: boolean } {
-  const vault = readFileSync(join(ROOT, 'src/server/vault.ts'), 'utf8');
+  const vault = readFileSync(join(ROOT, 'src/assemble/vault.ts'), 'utf8');
   const assemble = join(ROOT, 'src/gateway/assemble.ts');
   const deps =
     vault.slice(Math.max(0, vault.lastIndexOf('gatewayDeps('))) +

@@ -25,9 +25,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import type { InitResponse } from '../src/api/v1.ts';
-import type { RequestInfo } from '../src/core/types.ts';
+import { assembleVault, type Vault } from '../src/assemble/vault.ts';
+import type { RequestInfo } from '../src/contract/operation.ts';
 import { systemClock } from '../src/lib/clock.ts';
-import { assembleVault, type Vault } from '../src/server/vault.ts';
 import { createMemoryStorage } from '../src/storage/memory.ts';
 import {
   BIN,

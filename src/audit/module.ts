@@ -1,5 +1,5 @@
+import type { AnyOperation } from '../contract/operation.ts';
 import type { Core } from '../core/core.ts';
-import type { AnyOperation } from '../core/types.ts';
 import { type Clock, systemClock } from '../lib/clock.ts';
 import { type AuditBroker, createAuditBroker } from './broker.ts';
 import {
@@ -13,7 +13,7 @@ import { type AuditKeys, createAuditKeys } from './keys.ts';
 import { auditOperations } from './operations.ts';
 
 /** Where the audit keys live in the barrier. */
-export const AUDIT_BARRIER_PREFIX = 'sys/audit/';
+const AUDIT_BARRIER_PREFIX = 'sys/audit/';
 
 /** Everything the server needs to audit, shaped for CoreDeps. */
 export interface AuditSetup {

@@ -7,6 +7,7 @@ import { Readable, Writable } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
+import { CORE_MODULES } from '../assemble/vault.ts';
 import { auditCommands, verifyAuditFile } from '../cli/audit.ts';
 import type { ServerConfig } from '../config/config.ts';
 import { createCore } from '../core/core.ts';
@@ -51,7 +52,7 @@ async function harness(t: TestContext, clock?: Clock): Promise<Harness> {
     seal,
     clock: clock ?? { now: () => Date.now() },
     audit: audit.broker,
-    modules: [audit.module],
+    modules: [...CORE_MODULES, audit.module],
     onUnseal: [audit.onUnseal],
     onSeal: [audit.onSeal],
   });

@@ -1,12 +1,12 @@
+import type { Operation, Resource } from '../contract/operation.ts';
 import { parseTimeBound } from '../core/time.ts';
-import type { Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { AuditKeys } from './keys.ts';
 import { type AuditQueryResult, MAX_QUERY_LIMIT, queryAuditFile } from './query.ts';
 
 const AUDIT: Resource = { type: 'System', id: 'audit' };
-export const DEFAULT_QUERY_LIMIT = 100;
+const DEFAULT_QUERY_LIMIT = 100;
 
 export interface AuditHashInput {
   input: string;

@@ -1,12 +1,12 @@
+import type { TokenEntry } from '../contract/identity.ts';
+import type { AnyOperation, Operation, Resource } from '../contract/operation.ts';
+import type { Scope } from '../contract/scope.ts';
 import type { Core } from '../core/core.ts';
-import type { Scope } from '../core/scope.ts';
-import type { AnyOperation, Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { createAppStore, publicApp } from './apps.ts';
 import type { AddressLimiter } from './ratelimit.ts';
 import { authResponse } from './token-ops.ts';
-import type { TokenEntry } from './tokens.ts';
 import { checkGrantable } from './users.ts';
 
 /**

@@ -1,9 +1,9 @@
+import type { TokenEntry } from '../contract/identity.ts';
+import type { Operation, Resource } from '../contract/operation.ts';
+import { type Scope, scopeProblem } from '../contract/scope.ts';
 import type { Core } from '../core/core.ts';
-import { type Scope, scopeProblem } from '../core/scope.ts';
-import type { Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { parseDuration } from '../lib/duration.ts';
-import type { TokenEntry } from './tokens.ts';
 
 /** The token API: create child tokens, look up, renew and revoke. */
 export interface TokenCreateInput {

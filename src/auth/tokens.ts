@@ -1,8 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
 import { loadOrCreateKey } from '../barrier/keys.ts';
-import { type Scope, scopeWithin } from '../core/scope.ts';
-import type { Owner } from '../core/types.ts';
+import type { Owner, TokenEntry } from '../contract/identity.ts';
+import { type Scope, scopeWithin } from '../contract/scope.ts';
 import { hmacSha256, randomId } from '../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../crypto/token.ts';
 import { StrongroomError } from '../errors/errors.ts';
@@ -22,26 +22,6 @@ import type { Clock } from '../lib/clock.ts';
  *   owner/<type>/<id>/<accessor>  tokens by owner (revoked when a user or app is removed)
  *   decoy                         an expired entry, read by `lookupRef` when the entry is gone
  */
-export interface TokenEntry {
-  accessor: string;
-  policies: string[];
-  display_name: string;
-  owner: Owner;
-  scope: Scope | null;
-  mfa: boolean;
-  created_at: string;
-  /** ISO time, or null for a token that never expires (root tokens only). */
-  expires_at: string | null;
-  /** No renewal can go past this (explicit_max_ttl, or the parent's own limit). */
-  max_expires_at: string | null;
-  /** The TTL a renewal grants by default, in seconds. */
-  ttl: number;
-  renewable: boolean;
-  /** 0: unlimited; otherwise the uses left. */
-  num_uses: number;
-  parent: string | null;
-  meta: Record<string, string>;
-}
 
 export interface CreateTokenOptions {
   policies: string[];

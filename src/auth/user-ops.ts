@@ -1,5 +1,5 @@
+import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
 import type { Core } from '../core/core.ts';
-import type { AnyOperation, Operation, OperationContext, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { appOperations, loginResponse } from './app-ops.ts';
 import {

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
 import { loadOrCreateKey } from '../barrier/keys.ts';
-import type { OperationContext } from '../core/types.ts';
+import type { OperationContext } from '../contract/operation.ts';
 import { constantTimeEqual, hmacSha256, randomId } from '../crypto/random.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';

@@ -1,7 +1,10 @@
 import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
-import { tokenOperations } from '../auth/token-ops.ts';
-import { createTokenStore, type TokenEntry, type TokenStore } from '../auth/tokens.ts';
+import { createTokenStore, type TokenStore } from '../auth/tokens.ts';
 import { type Barrier, createBarrier } from '../barrier/barrier.ts';
+import type { Identity, Owner } from '../contract/identity.ts';
+import { identityOf, type TokenEntry } from '../contract/identity.ts';
+import type { AnyOperation, OperationContext, RequestInfo, Resource } from '../contract/operation.ts';
+import { scopeAllows } from '../contract/scope.ts';
 import { createKvEngine, type KvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -9,30 +12,18 @@ import { createMetricsRegistry, type MetricsRegistry } from '../lib/metrics.ts';
 import { createRateLimiter } from '../lib/ratelimit.ts';
 import type { Decision } from '../policy/authorize.ts';
 import { createPolicyEngine, type PolicyEngine } from '../policy/engine.ts';
-import { policyOperations } from '../policy/operations.ts';
-import { ACTIONS, PUBLIC_ACTIONS } from '../policy/schema.ts';
+import { ACTIONS, PUBLIC_ACTIONS, UNSCOPED_ACTIONS } from '../policy/schema.ts';
 import { createSealManager, type SealManager, type SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { scopeAllows } from './scope.ts';
-import { sysOperations } from './sys.ts';
-import type { AnyOperation, Identity, OperationContext, Owner, RequestInfo, Resource } from './types.ts';
 
 const PUBLIC: Decision = Object.freeze({ allowed: true, reason: 'public operation' });
-
-/**
- * Actions a token's scope does not restrict: they touch no vault path and reveal nothing a scope
- * protects, so a scoped principal (every app is scoped) may perform them whenever Cedar allows.
- * Every other action stays bound by the scope (deny by default). Issue 13 item 2: a relying party
- * validating a JWT-SVID (`identity.validate`) learns only what the token it holds already says.
- */
-export const UNSCOPED_ACTIONS: ReadonlySet<string> = new Set(['identity.validate']);
 
 export interface CoreDeps {
   storage: StorageBackend;
   seal: SealSettings;
   clock: Clock;
   audit: AuditBroker;
-  /** More operations to register (auth methods, audit, ...), given the core. */
+  /** The operations to register besides the secrets engine's (the core's own, auth methods, audit, ...): see src/assemble/vault.ts. */
   modules?: ((core: Core) => AnyOperation[])[];
   /** Runs after every unseal, after the core's own keys are loaded. */
   onUnseal?: (() => Promise<void>)[];
@@ -121,18 +112,6 @@ export interface Authenticated {
   token?: TokenEntry;
   /** This request spent the limited-use token's last use: it is revoked now. */
   exhausted?: true;
-}
-
-export function identityOf(entry: TokenEntry): Identity {
-  return {
-    kind: 'token',
-    accessor: entry.accessor,
-    display_name: entry.display_name,
-    policies: entry.policies,
-    owner: entry.owner,
-    scope: entry.scope,
-    mfa: entry.mfa,
-  };
 }
 
 export function createCore(deps: CoreDeps): Core {
@@ -457,13 +436,7 @@ export function createCore(deps: CoreDeps): Core {
     },
   };
 
-  const all = [
-    ...sysOperations(core),
-    ...kv.operations,
-    ...tokenOperations(core),
-    ...policyOperations(core),
-    ...(deps.modules ?? []).flatMap((m) => m(core)),
-  ] as AnyOperation[];
+  const all = [...kv.operations, ...(deps.modules ?? []).flatMap((m) => m(core))] as AnyOperation[];
   for (const op of all) {
     if (typeof op.action !== 'string' || op.action.length === 0) {
       throw new TypeError(`operation ${op.name} declares no policy action`);
@@ -482,7 +455,7 @@ export function createCore(deps: CoreDeps): Core {
     operations.set(op.name, op);
   }
 
-  // request counts and durations (src/server/metrics.ts exposes them): a wrapper, so no path through invoke is missed
+  // request counts and durations (src/engines/metrics/metrics.ts exposes them): a wrapper, so no path through invoke is missed
   const requests = metrics.counter(
     'strongroom_requests_total',
     'Requests by operation and outcome (ok or the error code).',

@@ -1,6 +1,6 @@
+import type { Operation } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Core } from './core.ts';
-import type { Operation } from './types.ts';
 
 const SYSTEM = { type: 'System', id: 'sys' } as const;
 

@@ -1,86 +1,9 @@
-/** Who is making a request, once authenticated. */
-export interface Identity {
-  /** 'token': a Strongroom token; 'workload': an X.509- or JWT-SVID (no token entry exists). */
-  kind: 'token' | 'workload';
-  accessor: string;
-  display_name: string;
-  /** Roles and custom policy names the token carries ('root' for a root token). */
-  policies: readonly string[];
-  /** Who the token was issued to. */
-  owner: Readonly<Owner>;
-  /** Limits on what the token can reach, or null. */
-  scope: Readonly<Scope> | null;
-  /** Whether the holder proved a second factor when the token was issued. */
-  mfa: boolean;
-}
-
-export interface Owner {
-  type: 'root' | 'user' | 'app' | 'token' | 'workload';
-  /** Stable id (user id, app client id, or the accessor of a standalone token). */
-  id: string;
-  name: string;
-}
-
-import type { TokenEntry } from '../auth/tokens.ts';
-import type { Scope } from './scope.ts';
-
-/** What a request acts on, as the policy engine sees it. */
-export interface Resource {
-  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App' | 'Identity' | 'Model';
-  id: string;
-  attrs?: Readonly<Record<string, unknown>>;
-}
-
-/** Transport-free facts about a request. */
-export interface RequestInfo {
-  request_id: string;
-  client_address: string;
-  /** W3C trace id (32 hex) from the caller's `traceparent`, or a new one. */
-  trace_id?: string;
-  /** The bearer token as presented, if any. Never logged or audited. */
-  token?: string | undefined;
-  /** The client certificate chain presented over TLS (DER, leaf first), verified by the core, not the adapter. */
-  peer_certificates?: readonly Buffer[] | undefined;
-  /** Aborted when the client goes away (set for streaming routes): long operations stop and write nothing. */
-  signal?: AbortSignal;
-  /** Where a long operation reports progress (set for streaming routes; the server streams each event). */
-  progress?: (event: Readonly<Record<string, unknown>>) => void;
-}
-
-export interface OperationContext {
-  identity: Identity | undefined;
-  request: RequestInfo;
-  /** The caller's token entry, when the operation needs a token. */
-  token?: TokenEntry;
-}
-
-/**
- * A unit of work the core can perform. Every operation declares its policy
- * action; the core refuses at start-up to register one that does not.
- */
-export interface Operation<I = never, O = unknown> {
-  /** Unique name, e.g. 'secret.read'. */
-  name: string;
-  /** The policy action checked before the handler runs. */
-  action: string;
-  /** 'token': a valid token is required; 'none': public (status, init, unseal). */
-  auth: 'token' | 'none';
-  /** Whether the operation may run while sealed (only status/init/unseal). */
-  whenSealed?: boolean;
-  /**
-   * 'refusals': only refused calls are audited here, because the caller writes the record of what the
-   * call was for (the remote gateway's plumbing: one audit entry per model call, not ten). Default: every call.
-   */
-  audit?: 'refusals';
-  /**
-   * false: an allowed call is not counted by the per-principal rate limit (a gateway's plumbing, limited
-   * per caller by the gateway); a refused one still is.
-   */
-  rateLimit?: false;
-  /** The resource the action applies to, derived from the input alone. */
-  resource(input: I): Resource;
-  handle(ctx: OperationContext, input: I): Promise<O>;
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: a registry holds operations of every input/output type
-export type AnyOperation = Operation<any, any>;
+// moved to src/contract/ (issue 14); this re-export goes once every importer has moved
+export type { Identity, Owner } from '../contract/identity.ts';
+export type {
+  AnyOperation,
+  Operation,
+  OperationContext,
+  RequestInfo,
+  Resource,
+} from '../contract/operation.ts';

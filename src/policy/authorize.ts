@@ -1,4 +1,5 @@
-import type { Identity, Resource } from '../core/types.ts';
+import type { Identity } from '../contract/identity.ts';
+import type { Resource } from '../contract/operation.ts';
 
 /** The result of an authorization decision; `reason` is safe to show and to audit. */
 export interface Decision {

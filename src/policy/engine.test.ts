@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
-import type { Identity, Resource } from '../core/types.ts';
+import type { Identity } from '../contract/identity.ts';
+import type { Resource } from '../contract/operation.ts';
 import { createPolicyEngine, type RequestContextInfo } from './engine.ts';
 
 /** A plain in-memory store: the engine only keeps its custom policy files there. */

@@ -1,6 +1,7 @@
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { BarrierStore } from '../barrier/barrier.ts';
-import type { Identity, Resource } from '../core/types.ts';
+import type { Identity } from '../contract/identity.ts';
+import type { Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Authorizer, Decision } from './authorize.ts';
 import { ACTIONS, BUILTIN_POLICIES, NAMESPACE, schemaText } from './schema.ts';

@@ -1,8 +1,10 @@
+import type { Identity } from '../contract/identity.ts';
+import { identityOf } from '../contract/identity.ts';
+import type { Operation, Resource } from '../contract/operation.ts';
+import { scopeAllows } from '../contract/scope.ts';
 import type { Core } from '../core/core.ts';
-import { identityOf, UNSCOPED_ACTIONS } from '../core/core.ts';
-import { scopeAllows } from '../core/scope.ts';
-import type { Identity, Operation, Resource } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import { UNSCOPED_ACTIONS } from './schema.ts';
 
 /** Custom Cedar policies: put (validated against the schema), read, list, delete and test. */
 const POLICIES: Resource = { type: 'System', id: 'policies' };

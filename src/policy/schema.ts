@@ -76,6 +76,14 @@ export const PUBLIC_ACTIONS = new Set([
   'identity.bundle',
 ]);
 
+/**
+ * Actions a token's scope does not restrict: they touch no vault path and reveal nothing a scope
+ * protects, so a scoped principal (every app is scoped) may perform them whenever Cedar allows.
+ * Every other action stays bound by the scope (deny by default). Issue 13 item 2: a relying party
+ * validating a JWT-SVID (`identity.validate`) learns only what the token it holds already says.
+ */
+export const UNSCOPED_ACTIONS: ReadonlySet<string> = new Set(['identity.validate']);
+
 export function schemaText(): string {
   const actions = Object.entries(ACTIONS)
     .map(
@@ -165,5 +173,3 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   // the identity engine); validating a JWT-SVID reveals nothing.
   'builtin.self': `permit (principal, action in ${list([...SELF, 'token.create', 'identity.issue', 'identity.validate'])}, resource);`,
 };
-
-export const BUILTIN_ROLES = ['admin', 'developer', 'auditor', 'app', 'gateway'] as const;

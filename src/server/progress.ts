@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
+import type { RequestInfo } from '../contract/operation.ts';
 import type { Core } from '../core/core.ts';
-import type { RequestInfo } from '../core/types.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { HTTP_STATUS } from './errors.ts';
 

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { assembleVault } from '../assemble/vault.ts';
 import { parseListen, type ServerConfig } from '../config/config.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { Core } from '../core/core.ts';
@@ -12,7 +13,7 @@ import { parseDuration } from '../lib/duration.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage, type StorageConfig } from '../storage/index.ts';
 import { buildServer } from './app.ts';
-import { assembleVault } from './vault.ts';
+import { vaultRoutes } from './routes/vault-routes.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -96,7 +97,8 @@ export async function startServer(
           }
         : {}),
     });
-    const { core, routes } = vault;
+    const { core } = vault;
+    const routes = [...vaultRoutes];
     if ((config.audit ?? []).length === 0) {
       logger.warn('AUDITING IS DISABLED (audit: []): requests are served without an audit record');
     }

@@ -4,6 +4,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { CORE_MODULES } from '../../src/assemble/vault.ts';
 import { createAudit } from '../../src/audit/module.ts';
 import { createCore } from '../../src/core/core.ts';
 import { systemClock } from '../../src/lib/clock.ts';
@@ -32,7 +33,7 @@ before(async () => {
     seal: { static: { key_file: keyFile } },
     clock: systemClock,
     audit: audit.broker,
-    modules: [audit.module],
+    modules: [...CORE_MODULES, audit.module],
     onUnseal: [audit.onUnseal],
     onSeal: [audit.onSeal],
   });

@@ -3,11 +3,12 @@ import { readdirSync } from 'node:fs';
 import { type TestContext, test } from 'node:test';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { AuthResponse } from '../../src/api/v1.ts';
+import { assembleVault } from '../../src/assemble/vault.ts';
 import { generateToken } from '../../src/crypto/token.ts';
 import { manualClock, systemClock } from '../../src/lib/clock.ts';
 import { BUILTIN_POLICIES } from '../../src/policy/schema.ts';
 import type { RouteDef } from '../../src/server/routes/v1/routes.ts';
-import { assembleVault } from '../../src/server/vault.ts';
+import { vaultRoutes } from '../../src/server/routes/vault-routes.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
@@ -132,7 +133,7 @@ const vault = assembleVault({
   audit: [],
 });
 const OPERATIONS = vault.core.operations;
-const SERVED = new Map(vault.routes.map((r) => [keyOf(r), r]));
+const SERVED = new Map(vaultRoutes.map((r) => [keyOf(r), r]));
 const IN_FILES = await routesInFiles();
 const ALL = new Map<string, FoundRoute>(IN_FILES);
 for (const [key, route] of SERVED) if (!ALL.has(key)) ALL.set(key, { route, source: 'assembleVault' });

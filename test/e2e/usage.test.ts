@@ -10,11 +10,12 @@ import type {
   UsageResponse,
 } from '../../src/api/usage.ts';
 import type { AuthResponse } from '../../src/api/v1.ts';
+import { assembleVault, type Vault } from '../../src/assemble/vault.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import { buildServer } from '../../src/server/app.ts';
+import { vaultRoutes } from '../../src/server/routes/vault-routes.ts';
 import { createLogger } from '../../src/server/run.ts';
-import { assembleVault, type Vault } from '../../src/server/vault.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 import { staticKeyFile } from '../helpers/app.ts';
@@ -76,7 +77,7 @@ async function start(
     config,
     core: vault.core,
     logger: createLogger('silent'),
-    routes: vault.routes,
+    routes: [...vaultRoutes],
   });
   await app.ready();
   let stopped = false;

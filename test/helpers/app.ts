@@ -5,19 +5,20 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { assembleVault, type Vault } from '../../src/assemble/vault.ts';
 import type { AuditConfig } from '../../src/audit/config.ts';
 import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
+import type { AnyOperation } from '../../src/contract/operation.ts';
 import type { Core } from '../../src/core/core.ts';
-import type { AnyOperation } from '../../src/core/types.ts';
 import type { IdentityOptions } from '../../src/engines/identity/identity.ts';
 import type { RotationOptions } from '../../src/engines/rotation/rotation.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
 import { buildServer } from '../../src/server/app.ts';
 import type { RouteDef } from '../../src/server/routes/v1/routes.ts';
+import { vaultRoutes } from '../../src/server/routes/vault-routes.ts';
 import { createLogger } from '../../src/server/run.ts';
-import { assembleVault, type Vault } from '../../src/server/vault.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 
@@ -117,9 +118,9 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     ...(opts.rotation ? { rotation: opts.rotation } : {}),
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
-  const { core, routes } = vault;
+  const { core } = vault;
   await core.start();
-  const app = await buildServer({ config, core, logger, routes: [...routes, ...(opts.routes ?? [])] });
+  const app = await buildServer({ config, core, logger, routes: [...vaultRoutes, ...(opts.routes ?? [])] });
   await app.ready();
   t.after(async () => {
     await app.close();

@@ -1,7 +1,9 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import { type Core, identityOf } from '../../core/core.ts';
-import type { AnyOperation, Identity, Operation, OperationContext, Resource } from '../../core/types.ts';
+import type { Identity } from '../../contract/identity.ts';
+import { identityOf } from '../../contract/identity.ts';
+import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
+import type { Core } from '../../core/core.ts';
 import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
 import { StrongroomError } from '../../errors/errors.ts';

@@ -1,7 +1,7 @@
 import type { StaleReason, StaleReport, StaleRow } from '../../api/hygiene.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
+import type { Operation, Resource } from '../../contract/operation.ts';
 import type { Core } from '../../core/core.ts';
-import type { Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { formatDuration, parseDuration } from '../../lib/duration.ts';
 import type { SecretRecord } from '../kv/kv.ts';
@@ -218,7 +218,7 @@ export function hygieneModule() {
   };
 }
 
-/** Gauges per environment, computed on scrape (src/server/metrics.ts). */
+/** Gauges per environment, computed on scrape (src/engines/metrics/metrics.ts). */
 export interface EnvironmentFigures {
   project: string;
   env: string;

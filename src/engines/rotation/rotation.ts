@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BarrierWriter } from '../../barrier/barrier.ts';
+import type { AnyOperation, Operation, Resource } from '../../contract/operation.ts';
 import type { Core } from '../../core/core.ts';
-import type { AnyOperation, Operation, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretAddress, SecretRecord } from '../kv/kv.ts';
 import { type AdapterSettings, type RotationAdapter, sanitizeUpstream } from './adapters/http.ts';

@@ -10,9 +10,10 @@ import type {
 } from '../../api/usage.ts';
 import { MAX_UNUSED_DAYS, USAGE_GROUPINGS } from '../../api/usage.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
+import type { Identity } from '../../contract/identity.ts';
+import type { Operation, OperationContext, Resource } from '../../contract/operation.ts';
 import type { Core } from '../../core/core.ts';
 import { parseTimeBound } from '../../core/time.ts';
-import type { Identity, Operation, OperationContext, Resource } from '../../core/types.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';

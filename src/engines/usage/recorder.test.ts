@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { createBarrier } from '../../barrier/barrier.ts';
-import type { Identity } from '../../core/types.ts';
+import type { Identity } from '../../contract/identity.ts';
 import { manualClock } from '../../lib/clock.ts';
 import { createMemoryStorage } from '../../storage/memory.ts';
 import {

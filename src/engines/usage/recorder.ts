@@ -1,5 +1,5 @@
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
-import type { Identity } from '../../core/types.ts';
+import type { Identity } from '../../contract/identity.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { Mutex } from '../../lib/mutex.ts';
 

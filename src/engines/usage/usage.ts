@@ -1,5 +1,6 @@
+import type { Identity } from '../../contract/identity.ts';
+import type { AnyOperation } from '../../contract/operation.ts';
 import type { Core } from '../../core/core.ts';
-import type { AnyOperation, Identity } from '../../core/types.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { usageOperations } from './operations.ts';

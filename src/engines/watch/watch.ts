@@ -1,8 +1,9 @@
 import type { WatchClose, WatchEvent, WatchReady } from '../../api/watch.ts';
 import { WATCH_HEARTBEAT_SECONDS } from '../../api/watch.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import { type Core, identityOf } from '../../core/core.ts';
-import type { Operation, RequestInfo, Resource } from '../../core/types.ts';
+import { identityOf } from '../../contract/identity.ts';
+import type { Operation, RequestInfo, Resource } from '../../contract/operation.ts';
+import type { Core } from '../../core/core.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretEvent, SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';

@@ -4,7 +4,7 @@ import type { RouteDef } from './routes.ts';
 
 /**
  * Rotation and expiry hygiene: the stale report (src/engines/hygiene/) and
- * the Prometheus metrics endpoint (src/server/metrics.ts).
+ * the Prometheus metrics endpoint (src/engines/metrics/metrics.ts).
  */
 type Req = FastifyRequest<{ Querystring: Record<string, string> }>;
 

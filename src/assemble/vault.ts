@@ -1,9 +1,11 @@
 import type { AuditCheckpointConfig, AuditConfig } from '../audit/config.ts';
 import { type AuditSetup, createAudit } from '../audit/module.ts';
+import { tokenOperations } from '../auth/token-ops.ts';
 import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
+import type { AnyOperation } from '../contract/operation.ts';
 import { type Core, createCore } from '../core/core.ts';
-import type { AnyOperation } from '../core/types.ts';
+import { sysOperations } from '../core/sys.ts';
 import {
   type GatewayKeysEngine,
   type GatewayKeysOptions,
@@ -12,6 +14,7 @@ import {
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { type IdentityEngine, type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
 import { bulkOperations } from '../engines/kv/bulk.ts';
+import { metricsModule } from '../engines/metrics/metrics.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
@@ -20,27 +23,25 @@ import type { ProviderKeys } from '../gateway/keys.ts';
 import type { LocalEngines } from '../gateway/vault-port.ts';
 import { gatewayVaultService } from '../gateway/vault-service.ts';
 import type { Clock } from '../lib/clock.ts';
+import { policyOperations } from '../policy/operations.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { metricsModule } from './metrics.ts';
-import { auditRoutes } from './routes/v1/audit.ts';
-import { authRoutes } from './routes/v1/auth.ts';
-import { bulkRoutes } from './routes/v1/bulk.ts';
-import { gatewayRoutes } from './routes/v1/gateway.ts';
-import { hygieneRoutes } from './routes/v1/hygiene.ts';
-import { identityRoutes } from './routes/v1/identity.ts';
-import { rotationRoutes } from './routes/v1/rotation.ts';
-import type { RouteDef } from './routes/v1/routes.ts';
-import { v1Routes } from './routes/v1/routes.ts';
-import { usageRoutes } from './routes/v1/usage.ts';
-import { watchRoutes } from './routes/v1/watch.ts';
 
 /**
- * The one place where the vault is assembled from its modules: the core with
- * every auth method and engine, and the routes that reach them. The server
- * process and the test harness both build the vault here, so what the tests
- * exercise is what runs.
+ * The composition root: the one place where the vault is assembled from its
+ * modules (the core with its own operations, every auth method and engine)
+ * and where their lifecycle is kept. The server process, the test harness and
+ * the benches all build the vault here, so what the tests exercise is what
+ * runs. The HTTP routes that reach the operations are the server's
+ * (src/server/routes/vault-routes.ts).
  */
+
+/** The core's own operations (seal and status, tokens, custom policies): every vault has them. */
+export const CORE_MODULES: ((core: Core) => AnyOperation[])[] = [
+  sysOperations,
+  tokenOperations,
+  policyOperations,
+];
 export interface VaultDeps {
   storage: StorageBackend;
   seal: SealSettings;
@@ -68,7 +69,6 @@ export interface VaultDeps {
 
 export interface Vault {
   core: Core;
-  routes: RouteDef[];
   audit: AuditSetup;
   usage: UsageSetup;
   /** Secret rotation: the scheduler (tick() drives it in tests). */
@@ -128,6 +128,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit: audit.broker,
     rateLimit: deps.rateLimit,
     modules: [
+      ...CORE_MODULES,
       audit.module,
       authMethods(deps.auth),
       usage.module,
@@ -165,18 +166,6 @@ export function assembleVault(deps: VaultDeps): Vault {
   });
   return {
     core,
-    routes: [
-      ...v1Routes,
-      ...auditRoutes,
-      ...authRoutes,
-      ...usageRoutes,
-      ...rotationRoutes,
-      ...bulkRoutes,
-      ...watchRoutes,
-      ...hygieneRoutes,
-      ...identityRoutes,
-      ...gatewayRoutes,
-    ],
     audit,
     usage,
     rotation,

@@ -1,8 +1,8 @@
-import type { Core } from '../core/core.ts';
-import type { Operation } from '../core/types.ts';
-import { environmentFigures } from '../engines/hygiene/hygiene.ts';
-import { rotationMetrics } from '../engines/rotation/metrics.ts';
-import { type MetricFamily, renderFamilies } from '../lib/metrics.ts';
+import type { Operation } from '../../contract/operation.ts';
+import type { Core } from '../../core/core.ts';
+import { type MetricFamily, renderFamilies } from '../../lib/metrics.ts';
+import { environmentFigures } from '../hygiene/hygiene.ts';
+import { rotationMetrics } from '../rotation/metrics.ts';
 
 /**
  * `GET /v1/sys/metrics` (action `sys.metrics`): the Prometheus text exposition
