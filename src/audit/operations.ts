@@ -1,5 +1,5 @@
+import { parseTimeBound } from '../api/time-bound.ts';
 import type { Operation, Resource } from '../contract/operation.ts';
-import { parseTimeBound } from '../core/time.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { AuditKeys } from './keys.ts';

@@ -1,3 +1,4 @@
+import { parseTimeBound } from '../../api/time-bound.ts';
 import type {
   UnusedResponse,
   UnusedSecret,
@@ -13,7 +14,6 @@ import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
 import type { Operation, OperationContext, Resource } from '../../contract/operation.ts';
 import type { Core } from '../../core/core.ts';
-import { parseTimeBound } from '../../core/time.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';
