@@ -1,20 +1,25 @@
 import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
 import { createTokenStore, type TokenStore } from '../auth/tokens.ts';
 import { type Barrier, createBarrier } from '../barrier/barrier.ts';
-import type { Identity, Owner } from '../contract/identity.ts';
-import { identityOf, type TokenEntry } from '../contract/identity.ts';
+import type { Identity, TokenEntry } from '../contract/identity.ts';
 import type { AnyOperation, OperationContext, RequestInfo, Resource } from '../contract/operation.ts';
-import { scopeAllows } from '../contract/scope.ts';
 import { createKvEngine, type KvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { createMetricsRegistry, type MetricsRegistry } from '../lib/metrics.ts';
-import { createRateLimiter } from '../lib/ratelimit.ts';
 import type { Decision } from '../policy/authorize.ts';
 import { createPolicyEngine, type PolicyEngine } from '../policy/engine.ts';
 import { ACTIONS, PUBLIC_ACTIONS, UNSCOPED_ACTIONS } from '../policy/schema.ts';
 import { createSealManager, type SealManager, type SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { auditStep } from './pipeline/audit.ts';
+import { type Authenticated, authenticationStep } from './pipeline/authenticate.ts';
+import { authorizationStep } from './pipeline/authorize.ts';
+import { describeStep } from './pipeline/describe.ts';
+import { rateLimitStep } from './pipeline/rate-limit.ts';
+import { runOperation } from './pipeline/run.ts';
+
+export type { Authenticated } from './pipeline/authenticate.ts';
 
 const PUBLIC: Decision = Object.freeze({ allowed: true, reason: 'public operation' });
 
@@ -105,15 +110,6 @@ export interface Core {
   stop(): void;
 }
 
-/** Who a request is, as the pipeline's authentication step found (Core.authenticate). */
-export interface Authenticated {
-  identity: Identity;
-  /** The token's entry (absent for a workload authenticated by SVID). */
-  token?: TokenEntry;
-  /** This request spent the limited-use token's last use: it is revoked now. */
-  exhausted?: true;
-}
-
 export function createCore(deps: CoreDeps): Core {
   const barrier = createBarrier(deps.storage, deps.clock);
   const seal = createSealManager({
@@ -128,137 +124,25 @@ export function createCore(deps: CoreDeps): Core {
   const operations = new Map<string, AnyOperation>();
   const onSuccess = deps.onSuccess?.length ? deps.onSuccess : undefined;
   const metrics = deps.metrics ?? createMetricsRegistry();
-  const limiter =
-    deps.rateLimit && deps.rateLimit.requests_per_second > 0
-      ? createRateLimiter({
-          rate: deps.rateLimit.requests_per_second,
-          burst: deps.rateLimit.burst,
-          now: () => deps.clock.now(),
-        })
-      : undefined;
   let refresher: NodeJS.Timeout | undefined;
 
-  async function decide(
-    identity: Identity,
-    action: string,
-    resource: Resource,
-    request: RequestInfo,
-  ): Promise<Decision> {
-    // a scope binds every token, root-policy tokens included (the init root token has none)
-    if (!UNSCOPED_ACTIONS.has(action) && !scopeAllows(identity.scope, resource)) {
-      return { allowed: false, reason: "outside the token's scope" };
-    }
-    try {
-      return await policies.authorize(identity, action, resource, {
-        client_address: request.client_address,
-        now: deps.clock.now(),
-      });
-    } catch {
-      return { allowed: false, reason: 'policy evaluation failed' };
-    }
-  }
-
-  /** Records a request refused before authorization (no or bad token, rate limit). */
-  async function auditRefusal(
-    op: AnyOperation,
-    input: unknown,
-    request: RequestInfo,
-    err: StrongroomError,
-    entry?: TokenEntry,
-  ) {
-    let resource = '-';
-    try {
-      const r = op.resource(input as never);
-      resource = `${r.type}::${r.id}`;
-    } catch {}
-    const base = {
-      time: new Date(deps.clock.now()).toISOString(),
-      request_id: request.request_id,
-      ...(request.trace_id ? { trace_id: request.trace_id } : {}),
-      operation: op.name,
-      action: op.action,
-      resource,
-      actor: entry
-        ? {
-            accessor: entry.accessor,
-            display_name: entry.display_name,
-            type: entry.owner.type,
-            id: entry.owner.id,
-          }
-        : null,
-      client_address: request.client_address,
-      request: input,
-    };
-    await deps.audit.log({ ...base, type: 'request', decision: { allowed: false, reason: err.code } });
-    await deps.audit.log({ ...base, type: 'response', status: 'error', error_code: err.code });
-  }
-
-  /**
-   * Whom the rate limit counts a principal against: its owner (one app, one user, one standalone token
-   * and its descendants, one workload), so minting child tokens or logging in again buys no more requests.
-   */
-  const subjectOf = (owner: Readonly<Owner>) => `${owner.type}:${owner.id}`;
-  const NOUNS: Readonly<Record<Owner['type'], string>> = {
-    root: 'token',
-    user: 'user',
-    app: 'application',
-    token: 'token',
-    workload: 'workload',
-  };
-  function takeRequest(owner: Readonly<Owner>): void {
-    const wait = limiter!.take(subjectOf(owner));
-    if (wait > 0) {
-      throw new StrongroomError(
-        'rate_limited',
-        `too many requests for this ${NOUNS[owner.type]}; retry in ${wait} s`,
-        { details: { retry_after: wait } },
-      );
-    }
-  }
-
-  /** The token entry a refusal came after (rate limited, used up meanwhile): the actor of its audit record. */
-  const refusedAfter = new WeakMap<object, TokenEntry>();
-
-  /** The authentication step (Core.authenticate), with no sealed check: invoke makes its own first. */
-  async function authenticate(request: RequestInfo, rateLimit: boolean): Promise<Authenticated> {
-    if (
-      core.workloadAuth !== undefined &&
-      (request.token === undefined
-        ? (request.peer_certificates?.length ?? 0) > 0
-        : request.token.startsWith('eyJ'))
-    ) {
-      const identity = await core.workloadAuth(request);
-      if (!identity) throw new StrongroomError('unauthenticated', 'this request needs a token or an SVID');
-      if (limiter && rateLimit) takeRequest(identity.owner);
-      return { identity };
-    }
-    if (!request.token) {
-      throw new StrongroomError(
-        'unauthenticated',
-        'this request needs a token: set STRONGROOM_TOKEN or send `Authorization: Bearer <token>`',
-      );
-    }
-    let entry = await tokens.lookup(request.token);
-    if (limiter && rateLimit && !entry.policies.includes('root')) {
-      try {
-        takeRequest(entry.owner);
-      } catch (err) {
-        refusedAfter.set(err as object, entry);
-        throw err;
-      }
-    }
-    // a limited-use token is counted only once it passed the rate limit
-    if (entry.num_uses > 0) {
-      try {
-        entry = await tokens.use(request.token);
-      } catch (err) {
-        if (typeof err === 'object' && err !== null) refusedAfter.set(err, entry);
-        throw err;
-      }
-      if (entry.num_uses === 0) return { identity: identityOf(entry), token: entry, exhausted: true };
-    }
-    return { identity: identityOf(entry), token: entry };
-  }
+  // the pipeline's steps (src/core/pipeline/), composed by invoke; the gateway runs the same ones
+  const limits = rateLimitStep(deps.rateLimit, deps.clock);
+  const authentication = authenticationStep({
+    tokens,
+    workloadAuth: () => core.workloadAuth,
+    rateLimit: limits,
+  });
+  // each engine describes the resource types it owns
+  const describe = describeStep(
+    new Map([
+      ['Project', kv.describe],
+      ['Environment', kv.describe],
+      ['Secret', kv.describe],
+    ]),
+  );
+  const decide = authorizationStep(policies, deps.clock, UNSCOPED_ACTIONS);
+  const audits = auditStep(deps.audit, deps.clock);
 
   const core: Core = {
     barrier,
@@ -289,7 +173,7 @@ export function createCore(deps: CoreDeps): Core {
       let entry: TokenEntry | undefined;
       if (op.auth === 'token') {
         try {
-          const who = await authenticate(request, op.rateLimit !== false);
+          const who = await authentication.authenticate(request, op.rateLimit !== false);
           identity = who.identity;
           entry = who.token;
           if (identity.kind === 'workload' && op.action.startsWith('token.')) {
@@ -301,52 +185,18 @@ export function createCore(deps: CoreDeps): Core {
           }
         } catch (err) {
           // refused before authorization: still an access attempt worth a record
-          if (deps.audit.enabled && err instanceof StrongroomError)
-            await auditRefusal(op, input, request, err, entry ?? refusedAfter.get(err));
+          if (err instanceof StrongroomError)
+            await audits.refusal(op, input, request, err.code, entry ?? authentication.refusedAfter(err));
           throw err;
         }
       }
-      const resource = await kv.describe(op.resource(input as never));
+      const resource = await describe(op.resource(input as never));
       const resourceId = `${resource.type}::${resource.id}`;
-      // audit entries are only built when a sink will receive them
-      const audit = deps.audit.enabled
-        ? (e: Pick<AuditEntry, 'type' | 'decision' | 'status' | 'error_code'>) =>
-            deps.audit.log({
-              time: new Date(deps.clock.now()).toISOString(),
-              request_id: request.request_id,
-              ...(request.trace_id ? { trace_id: request.trace_id } : {}),
-              operation: op.name,
-              action: op.action,
-              resource: resourceId,
-              actor: identity
-                ? {
-                    accessor: identity.accessor,
-                    display_name: identity.display_name,
-                    type: identity.owner.type,
-                    id: identity.owner.id,
-                  }
-                : null,
-              client_address: request.client_address,
-              // the broker replaces secret values, tokens and passwords with HMACs before any sink sees them
-              request: input,
-              ...e,
-            })
-        : undefined;
+      const audit = audits.forRequest(op, input, request, resourceId, identity);
       const decision = identity ? await decide(identity, op.action, resource, request) : PUBLIC;
-      if (
-        !decision.allowed &&
-        limiter &&
-        op.rateLimit === false &&
-        identity &&
-        !identity.policies.includes('root')
-      ) {
+      if (!decision.allowed && op.rateLimit === false && identity && !identity.policies.includes('root')) {
         // outside the rate limit only once allowed: refused callers are limited (and so are their audit entries)
-        const wait = limiter.take(subjectOf(identity.owner));
-        if (wait > 0) {
-          throw new StrongroomError('rate_limited', `too many refused requests; retry in ${wait} s`, {
-            details: { retry_after: wait },
-          });
-        }
+        limits?.takeRefused(identity.owner);
       }
       if (!decision.allowed) {
         if (audit) {
@@ -359,51 +209,22 @@ export function createCore(deps: CoreDeps): Core {
         );
       }
       const ctx: OperationContext = entry ? { identity, request, token: entry } : { identity, request };
-      if (op.audit === 'refusals') {
-        // allowed: the caller records what the call was for (see Operation.audit)
-        const out = await op.handle(ctx, input as never);
-        if (onSuccess) for (const f of onSuccess) f(op.name, identity, input, out);
-        return out;
-      }
-      if (audit) await audit({ type: 'request', decision });
-      try {
-        const out = await op.handle(ctx, input as never);
-        if (audit) {
-          try {
-            await audit({ type: 'response', status: 'ok' });
-          } catch (err) {
-            if (err instanceof StrongroomError && err.code === 'audit_unavailable') {
-              throw new StrongroomError(
-                'audit_unavailable',
-                'the operation was performed, but its audit record could not be written; check the audit sinks',
-              );
-            }
-            throw err;
-          }
-        }
-        if (onSuccess) for (const f of onSuccess) f(op.name, identity, input, out);
-        return out;
-      } catch (err) {
-        const code = err instanceof StrongroomError ? err.code : 'internal';
-        if (audit && code !== 'audit_unavailable')
-          await audit({ type: 'response', status: 'error', error_code: code });
-        throw err;
-      }
+      return runOperation(op, ctx, input, decision, audit, onSuccess) as Promise<never>;
     },
     authenticate(request, opts) {
       if (barrier.sealed)
         return Promise.reject(
           new StrongroomError('sealed', 'Strongroom is sealed: unseal it with `strongroom operator unseal`'),
         );
-      return authenticate(request, opts?.rateLimit !== false);
+      return authentication.authenticate(request, opts?.rateLimit !== false);
     },
-    describe: (resource) => kv.describe(resource),
+    describe,
     async audit(entry) {
       if (!deps.audit.enabled) return;
       await deps.audit.log({ ...entry, time: entry.time ?? new Date(deps.clock.now()).toISOString() });
     },
     async allows(identity, action, resource, request) {
-      return (await decide(identity, action, await kv.describe(resource), request)).allowed;
+      return (await decide(identity, action, await describe(resource), request)).allowed;
     },
     async start() {
       const status = await seal.status();
