@@ -48,6 +48,28 @@ export const ERROR_CODES = [
   'invalid_join_token',
   // a gateway in front of a remote vault that cannot reach it (docs/gateway-remote.md)
   'vault_unavailable',
+  // the AI gateway's own refusals (docs/gateway.md)
+  'model_not_routed',
+  'model_not_priced',
+  'anomaly_revoked',
+  'anomaly_narrowed',
+  // request stages: the prompt firewall and stages run as services (docs/stages.md)
+  'prompt_injection',
+  'blocked_topic',
+  'credential_detected',
+  'pii_detected',
+  'provenance_invalid',
+  'stage_output_invalid',
+  'stage_failed',
+  // what the gateway says of the provider it forwards to
+  'provider_key_missing',
+  'upstream_unreachable',
+  'upstream_error',
+  'upstream_redirect',
+  // why a gateway call ended before its answer did (issue 12 items 9 and 10)
+  'client_closed',
+  'call_timeout',
+  'credential_revoked',
   'internal',
 ] as const;
 

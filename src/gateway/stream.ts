@@ -1,3 +1,4 @@
+import { StrongroomError } from '../errors/errors.ts';
 import type { WireApi } from './providers.ts';
 import { secretRedactor } from './stages/output-filter.ts';
 import type { GatewayRoute, ResponseFilter } from './types.ts';
@@ -98,8 +99,11 @@ export interface SseEvent {
 // ------------------------------------------------------------ SSE parsing
 
 /** An upstream event (its lines not yet ended) larger than the parser takes. */
-export class SseTooLarge extends Error {
+export class SseTooLarge extends StrongroomError {
   override name = 'SseTooLarge';
+  constructor(message: string) {
+    super('upstream_error', message);
+  }
 }
 
 export interface SseParser {
@@ -254,8 +258,11 @@ export interface StreamRelay {
 }
 
 /** The relay will not pass an upstream event on (see the module comment): the stream ends. */
-export class StreamRefused extends Error {
+export class StreamRefused extends StrongroomError {
   override name = 'StreamRefused';
+  constructor(message: string) {
+    super('upstream_error', message);
+  }
 }
 
 const refuse = (why: string): never => {

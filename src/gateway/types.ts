@@ -1,11 +1,13 @@
 /**
  * Shared contracts of the AI gateway (issue 7; docs/gateway.md). The gateway
- * (src/gateway/server.ts) authenticates the caller, authorizes the call with
+ * (src/gateway/gateway.ts) authenticates the caller, authorizes the call with
  * Cedar, reserves budget, runs the request stages (prompt firewall), injects
  * the provider key from the vault, streams the upstream answer through the
  * response stages (output filter), settles the budget and writes one audit
  * entry per call.
  */
+
+import { type ErrorCode, StrongroomError } from '../errors/errors.ts';
 
 /** The gateway endpoints, as Cedar sees them (`resource.route`). */
 export type GatewayRoute =
@@ -119,17 +121,18 @@ export interface Budgets {
 
 // ---------------------------------------------------------------- stages
 
-/** Why a stage refused a request: a stable code and a message safe to show the caller. */
-export class StageRefusal extends Error {
-  readonly code: string;
+/**
+ * Why a stage refused a request: a code from the closed union (its status from the one map,
+ * src/errors/http-status.ts) and a message safe to show the caller.
+ */
+export class StageRefusal extends StrongroomError {
   readonly stage: string;
   /** `compromise`: what was refused also means the caller's credential leaked or was misused (it was revoked). */
   readonly signal: 'compromise' | undefined;
-  constructor(stage: string, code: string, message: string, signal?: 'compromise') {
-    super(message);
+  constructor(stage: string, code: ErrorCode, message: string, signal?: 'compromise') {
+    super(code, message);
     this.name = 'StageRefusal';
     this.stage = stage;
-    this.code = code;
     this.signal = signal;
   }
 }

@@ -1,49 +1,6 @@
-import type { ErrorCode } from '../errors/errors.ts';
-
-/** The one place where error codes become HTTP statuses. */
-export const HTTP_STATUS: Record<ErrorCode, number> = {
-  bad_request: 400,
-  invalid_csr: 400,
-  invalid_svid: 401,
-  invalid_join_token: 401,
-  invalid_json: 400,
-  json_too_deep: 400,
-  unknown_field: 400,
-  validation_failed: 400,
-  invalid_name: 400,
-  invalid_value: 400,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  route_not_found: 404,
-  method_not_allowed: 405,
-  not_found: 404,
-  project_not_found: 404,
-  environment_not_found: 404,
-  secret_not_found: 404,
-  secret_deleted: 404,
-  version_not_found: 404,
-  version_destroyed: 410,
-  already_exists: 409,
-  cas_mismatch: 409,
-  unauthenticated: 401,
-  invalid_token: 401,
-  invalid_credentials: 401,
-  mfa_required: 401,
-  // a lock that lifts by itself is throttling: 429 with Retry-After tells clients when to come back
-  account_locked: 429,
-  permission_denied: 403,
-  sealed: 503,
-  vault_unavailable: 503,
-  not_initialized: 503,
-  already_initialized: 409,
-  invalid_unseal_key: 400,
-  unseal_in_progress: 400,
-  integrity_error: 500,
-  storage_unavailable: 503,
-  audit_unavailable: 503,
-  rate_limited: 429,
-  // an LLM provider's API failed or refused us (rotation adapters); the message is sanitised
-  provider_error: 502,
-  rotation_in_progress: 409,
-  internal: 500,
-};
+/**
+ * The one place where error codes become HTTP statuses: defined beside the closed union of codes
+ * (src/errors/http-status.ts) so the AI gateway, which may not import the server, answers from the
+ * same map.
+ */
+export { HTTP_STATUS } from '../errors/http-status.ts';

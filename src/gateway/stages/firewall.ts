@@ -1,3 +1,4 @@
+import type { ErrorCode } from '../../errors/errors.ts';
 import { RULES, type Rule } from '../../scan/rules.ts';
 import { type CallInfo, type PromptView, type RequestStage, StageRefusal } from '../types.ts';
 import {
@@ -197,7 +198,7 @@ export function createPromptFirewall(config: FirewallConfig = {}, deps: Firewall
   const minLen = config.candidateLength?.min ?? 12;
   const maxLen = config.candidateLength?.max ?? 512;
 
-  const refuse = (code: string, message: string, signal?: 'compromise'): never => {
+  const refuse = (code: ErrorCode, message: string, signal?: 'compromise'): never => {
     throw new StageRefusal(name, code, message, signal);
   };
 

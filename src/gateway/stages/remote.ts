@@ -3,6 +3,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
+import { ERROR_CODES, type ErrorCode, StrongroomError } from '../../errors/errors.ts';
+import { HTTP_STATUS } from '../../errors/http-status.ts';
 import { createMtlsServer, type MtlsAgent, mtlsAgent, peerOf } from '../../spiffe/mtls.ts';
 import type { SvidSource } from '../../spiffe/svid-source.ts';
 import {
@@ -128,14 +130,12 @@ function callInfoOf(body: Buffer, traceId: string, caller: string): CallInfo {
   };
 }
 
-class HttpError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
+const knownCode = (c: string): ErrorCode | undefined =>
+  (ERROR_CODES as readonly string[]).includes(c) ? (c as ErrorCode) : undefined;
+
+/** A request the stage service cannot take (its path, size or shape): answered with the code's status. */
+class StageRequestError extends StrongroomError {
+  override name = 'StageRequestError';
 }
 
 async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
@@ -143,7 +143,8 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > max) throw new HttpError(413, 'payload_too_large', `the request is larger than ${max} bytes`);
+    if (size > max)
+      throw new StageRequestError('payload_too_large', `the request is larger than ${max} bytes`);
     chunks.push(c);
   }
   return Buffer.concat(chunks);
@@ -157,15 +158,14 @@ export function parseStageMessage(raw: Buffer): StageMessage {
   try {
     j = JSON.parse(raw.toString('utf8'));
   } catch {
-    throw new HttpError(400, 'bad_request', 'the request is not JSON');
+    throw new StageRequestError('bad_request', 'the request is not JSON');
   }
-  if (!j || typeof j !== 'object') throw new HttpError(400, 'bad_request', 'the request is not an object');
+  if (!j || typeof j !== 'object') throw new StageRequestError('bad_request', 'the request is not an object');
   if (typeof j.body !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(j.body)) {
-    throw new HttpError(400, 'bad_request', '`body` must be base64');
+    throw new StageRequestError('bad_request', '`body` must be base64');
   }
   if (typeof j.trace_id !== 'string' || !TRACE_ID.test(j.trace_id)) {
-    throw new HttpError(
-      400,
+    throw new StageRequestError(
       'bad_request',
       '`trace_id` must be 32 lowercase hex characters (W3C trace-context)',
     );
@@ -209,7 +209,7 @@ export async function serveStage(options: ServeStageOptions): Promise<StageServi
     };
     try {
       if (req.method !== 'POST' || req.url !== '/v1/stage')
-        throw new HttpError(404, 'not_found', 'POST /v1/stage only');
+        throw new StageRequestError('not_found', 'POST /v1/stage only');
       const msg = parseStageMessage(await readBody(req, maxBody));
       traceId = msg.traceId;
       const links = msg.provenance;
@@ -270,9 +270,9 @@ export async function serveStage(options: ServeStageOptions): Promise<StageServi
       } else if (err instanceof StageRefusal) {
         audit('stage.refused', { ...base, decision: 'deny', code: err.code, refused_by: err.stage });
         send(422, JSON.stringify({ error: { code: err.code, message: err.message, stage: err.stage } }));
-      } else if (err instanceof HttpError) {
+      } else if (err instanceof StageRequestError) {
         audit('stage.bad_request', { ...base, decision: 'deny', code: err.code });
-        send(err.status, JSON.stringify({ error: { code: err.code, message: err.message } }));
+        send(HTTP_STATUS[err.code], JSON.stringify({ error: { code: err.code, message: err.message } }));
       } else {
         // never echo internals (DESIGN §4)
         audit('stage.error', { ...base, decision: 'error', code: 'internal' });
@@ -369,7 +369,8 @@ export function remoteStage(options: RemoteStageOptions): RemoteStage {
           typeof j.error?.message === 'string' ? j.error.message : `the stage answered ${res.statusCode}`;
         const stage = typeof j.error?.stage === 'string' ? j.error.stage : name;
         if (code === 'provenance_invalid') throw new ProvenanceError(stage, 'rejected_downstream', msg);
-        if (res.statusCode < 500) throw new StageRefusal(stage, code, msg);
+        // a code outside the closed union (a stage of another make) is the stage's failure to say why
+        if (res.statusCode < 500) throw new StageRefusal(stage, knownCode(code) ?? 'stage_failed', msg);
         throw new Error(`the stage ${name} failed (${res.statusCode} ${code})`);
       }
       if (typeof j.body !== 'string')

@@ -1,0 +1,76 @@
+import type { ErrorCode } from './errors.ts';
+
+/**
+ * The one place where error codes become HTTP statuses, for both HTTP edges: the vault's API
+ * (src/server/errors.ts re-exports it) and the AI gateway, which may not import the server. No
+ * error carries a status of its own (DESIGN.md section 4).
+ */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  bad_request: 400,
+  invalid_csr: 400,
+  invalid_svid: 401,
+  invalid_join_token: 401,
+  invalid_json: 400,
+  json_too_deep: 400,
+  unknown_field: 400,
+  validation_failed: 400,
+  invalid_name: 400,
+  invalid_value: 400,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  route_not_found: 404,
+  method_not_allowed: 405,
+  not_found: 404,
+  project_not_found: 404,
+  environment_not_found: 404,
+  secret_not_found: 404,
+  secret_deleted: 404,
+  version_not_found: 404,
+  version_destroyed: 410,
+  already_exists: 409,
+  cas_mismatch: 409,
+  unauthenticated: 401,
+  invalid_token: 401,
+  invalid_credentials: 401,
+  mfa_required: 401,
+  // a lock that lifts by itself is throttling: 429 with Retry-After tells clients when to come back
+  account_locked: 429,
+  permission_denied: 403,
+  sealed: 503,
+  vault_unavailable: 503,
+  not_initialized: 503,
+  already_initialized: 409,
+  invalid_unseal_key: 400,
+  unseal_in_progress: 400,
+  integrity_error: 500,
+  storage_unavailable: 503,
+  audit_unavailable: 503,
+  rate_limited: 429,
+  // an LLM provider's API failed or refused us (rotation adapters); the message is sanitised
+  provider_error: 502,
+  rotation_in_progress: 409,
+  // the AI gateway (docs/gateway.md): no route serves the model; refusals by the vault's price rule,
+  // after an anomaly, and by request stages
+  model_not_routed: 404,
+  model_not_priced: 403,
+  anomaly_revoked: 403,
+  anomaly_narrowed: 403,
+  prompt_injection: 400,
+  blocked_topic: 400,
+  credential_detected: 400,
+  pii_detected: 400,
+  provenance_invalid: 400,
+  stage_output_invalid: 400,
+  stage_failed: 400,
+  // the provider behind the gateway: its key missing from the vault, unreachable, or answering wrongly
+  provider_key_missing: 502,
+  upstream_unreachable: 502,
+  upstream_error: 502,
+  upstream_redirect: 502,
+  // a gateway call ended early: nobody is left to tell (499 as nginx records it), max_call_duration,
+  // the credential revoked or expired during the call
+  client_closed: 499,
+  call_timeout: 504,
+  credential_revoked: 401,
+  internal: 500,
+};
