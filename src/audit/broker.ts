@@ -5,7 +5,7 @@ import { type SensitiveFields, sanitize, sensitiveFields } from './hmac.ts';
 import type { AuditKeys } from './keys.ts';
 import type { AuditSink } from './sink.ts';
 
-export type { AuditActor, AuditEntry } from './entry.ts';
+export type { AuditEntry } from './entry.ts';
 export type { AuditSink } from './sink.ts';
 
 export interface AuditBroker {
@@ -37,8 +37,8 @@ export interface AuditBrokerOptions {
   onSinkError?(sink: string, err: unknown): void;
 }
 
-export const DEFAULT_CHECKPOINT_EVERY = 1000;
-export const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
+const DEFAULT_CHECKPOINT_EVERY = 1000;
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 60_000;
 
 export function createAuditBroker(sinks: readonly AuditSink[], opts: AuditBrokerOptions = {}): AuditBroker {
   let keys = opts.keys;

@@ -6,7 +6,7 @@ import { createSocketSink, createStdoutSink, parseSocketAddress } from './stream
 
 const Strict = { additionalProperties: false } as const;
 
-export const AuditFileSinkSchema = Type.Object(
+const AuditFileSinkSchema = Type.Object(
   {
     file: Type.Object(
       { path: Type.String({ minLength: 1, maxLength: 4096, description: 'JSON-lines audit file' }) },
@@ -16,9 +16,9 @@ export const AuditFileSinkSchema = Type.Object(
   Strict,
 );
 
-export const AuditStdoutSinkSchema = Type.Object({ stdout: Type.Object({}, Strict) }, Strict);
+const AuditStdoutSinkSchema = Type.Object({ stdout: Type.Object({}, Strict) }, Strict);
 
-export const AuditSocketSinkSchema = Type.Object(
+const AuditSocketSinkSchema = Type.Object(
   {
     socket: Type.Object(
       {

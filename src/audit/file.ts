@@ -35,7 +35,7 @@ const DSYNC: number = constants.O_DSYNC ?? 0;
  * was cleared is refused (even for root), and one that grew behind our back is
  * re-read so the chain continues from its real last line.
  */
-export function createFileTransport(opts: FileSinkOptions): AuditTransport {
+function createFileTransport(opts: FileSinkOptions): AuditTransport {
   const path = opts.path;
   let fh: FileHandle | undefined;
   let regular = true;

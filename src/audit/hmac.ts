@@ -11,7 +11,7 @@ export interface AuditHasher {
   hmacField(value: string | Uint8Array): string;
 }
 
-export const HMAC_PREFIX = 'hmac-sha256:';
+const HMAC_PREFIX = 'hmac-sha256:';
 
 /** What a sensitive value becomes when no audit key is loaded (the vault is sealed). */
 export const REDACTED = '[redacted]';

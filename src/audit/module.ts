@@ -1,5 +1,5 @@
+import type { Barrier } from '../barrier/barrier.ts';
 import type { AnyOperation } from '../contract/operation.ts';
-import type { Core } from '../core/core.ts';
 import { type Clock, systemClock } from '../lib/clock.ts';
 import { type AuditBroker, createAuditBroker } from './broker.ts';
 import {
@@ -20,7 +20,7 @@ export interface AuditSetup {
   /** CoreDeps.audit */
   broker: AuditBroker;
   /** For CoreDeps.modules: creates the keys over the core's barrier and returns the audit operations. */
-  module(core: Core): AnyOperation[];
+  module(deps: { barrier: Pick<Barrier, 'view'> }): AnyOperation[];
   /** For CoreDeps.onUnseal: loads (or creates) the audit keys. */
   onUnseal(): Promise<void>;
   /** For CoreDeps.onSeal: a last signed checkpoint, then the keys are forgotten. */
@@ -51,8 +51,8 @@ export function createAudit(config: AuditConfig, opts: AuditSetupOptions = {}): 
     get keys() {
       return keys;
     },
-    module(core) {
-      keys = createAuditKeys(core.barrier.view(AUDIT_BARRIER_PREFIX));
+    module(deps) {
+      keys = createAuditKeys(deps.barrier.view(AUDIT_BARRIER_PREFIX));
       broker.useKeys(keys);
       return auditOperations({ keys, clock, file: auditFilePath(config) }) as AnyOperation[];
     },

@@ -21,7 +21,7 @@ function writeAll(stream: NodeJS.WritableStream, data: string, timeoutMs: number
  * stream has handed it to the operating system; what happens after that is
  * up to whatever reads the stream.
  */
-export function createStreamTransport(
+function createStreamTransport(
   name: string,
   stream: NodeJS.WritableStream,
   opts: { timeoutMs?: number } = {},
@@ -74,7 +74,7 @@ export function parseSocketAddress(
  * and is re-established on the next one. The chain continues across
  * reconnections, so the receiver can tell whether it missed acknowledged lines.
  */
-export function createSocketTransport(opts: SocketSinkOptions): AuditTransport {
+function createSocketTransport(opts: SocketSinkOptions): AuditTransport {
   const target = parseSocketAddress(opts.address, opts.type);
   const connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
   const writeTimeoutMs = opts.writeTimeoutMs ?? 5000;

@@ -1,13 +1,22 @@
+import type { Barrier } from '../barrier/barrier.ts';
 import type { TokenEntry } from '../contract/identity.ts';
 import type { AnyOperation, Operation, Resource } from '../contract/operation.ts';
 import type { Scope } from '../contract/scope.ts';
-import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import type { Clock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
 import { createAppStore, publicApp } from './apps.ts';
 import type { AddressLimiter } from './ratelimit.ts';
 import { authResponse } from './token-ops.ts';
+import type { TokenStore } from './tokens.ts';
 import { checkGrantable } from './users.ts';
+
+/** What the app operations need: their barrier view, the token store and the clock. */
+export interface AppOpsDeps {
+  barrier: Pick<Barrier, 'view'>;
+  tokens: Pick<TokenStore, 'create' | 'revokeOwner'>;
+  clock: Clock;
+}
 
 /**
  * The app auth method: applications log in with a client id and secret and
@@ -55,8 +64,8 @@ export interface AppCreateInput {
   token_ttl?: string | number;
 }
 
-export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation[] {
-  const apps = createAppStore(core.barrier.view('sys/auth/apps/'), core.clock);
+export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOperation[] {
+  const apps = createAppStore(deps.barrier.view('sys/auth/apps/'), deps.clock);
 
   return [
     {
@@ -70,7 +79,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
       async handle(ctx, i) {
         limiter.take(ctx.request.client_address);
         const app = await apps.authenticate(i.client_id, i.client_secret, ctx.request.client_address);
-        const { token, entry } = await core.tokens.create({
+        const { token, entry } = await deps.tokens.create({
           policies: app.roles,
           display_name: `app:${app.name}`,
           owner: { type: 'app', id: app.client_id, name: app.name },
@@ -82,7 +91,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
           mfa: false,
           meta: { auth_method: 'app' },
         });
-        return loginResponse(token, entry, core.clock.now());
+        return loginResponse(token, entry, deps.clock.now());
       },
     } satisfies Operation<{ client_id: string; client_secret: string }>,
 
@@ -108,7 +117,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
           token_ttl: ttl,
         });
         // the only time the secret is ever shown
-        const { client_id, ...rest } = publicApp(app, core.clock.now());
+        const { client_id, ...rest } = publicApp(app, deps.clock.now());
         return { client_id, client_secret, ...rest };
       },
     } satisfies Operation<AppCreateInput>,
@@ -118,7 +127,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
       action: 'app.read',
       auth: 'token',
       resource: () => APPS,
-      handle: async () => ({ apps: (await apps.list()).map((a) => publicApp(a, core.clock.now())) }),
+      handle: async () => ({ apps: (await apps.list()).map((a) => publicApp(a, deps.clock.now())) }),
     } satisfies Operation<Record<string, never>>,
 
     {
@@ -133,7 +142,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
             'not_found',
             `no app named ${JSON.stringify(i.name)}: see \`strongroom app list\``,
           );
-        return { app: publicApp(a, core.clock.now()) };
+        return { app: publicApp(a, deps.clock.now()) };
       },
     } satisfies Operation<{ name: string }>,
 
@@ -145,7 +154,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
       async handle(_ctx, i) {
         const grace = seconds('grace', i.grace, 0, 0, 7 * 86400);
         const { app, client_secret } = await apps.rotateSecret(i.name, grace);
-        const { client_id, ...rest } = publicApp(app, core.clock.now());
+        const { client_id, ...rest } = publicApp(app, deps.clock.now());
         return { client_id, client_secret, ...rest };
       },
     } satisfies Operation<{ name: string; grace?: string | number }>,
@@ -158,7 +167,7 @@ export function appOperations(core: Core, limiter: AddressLimiter): AnyOperation
       async handle(_ctx, i) {
         const a = await apps.delete(i.name);
         // live tokens of the app stop working on their next request
-        const revoked = await core.tokens.revokeOwner('app', a.client_id);
+        const revoked = await deps.tokens.revokeOwner('app', a.client_id);
         return { deleted: a.name, client_id: a.client_id, tokens_revoked: revoked };
       },
     } satisfies Operation<{ name: string }>,

@@ -1,9 +1,16 @@
 import type { TokenEntry } from '../contract/identity.ts';
 import type { Operation, Resource } from '../contract/operation.ts';
 import { type Scope, scopeProblem } from '../contract/scope.ts';
-import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import type { Clock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
+import type { TokenStore } from './tokens.ts';
+
+/** What the token operations need (the assembler hands over the core, which has them). */
+export interface TokenOpsDeps {
+  tokens: Pick<TokenStore, 'create' | 'lookupAccessor' | 'renew' | 'revokeAccessor' | 'revokeToken'>;
+  clock: Clock;
+}
 
 /** The token API: create child tokens, look up, renew and revoke. */
 export interface TokenCreateInput {
@@ -65,7 +72,7 @@ export function authResponse(token: string, e: TokenEntry, now: number) {
 const tokenResource = (accessor: string): Resource => ({ type: 'Token', id: accessor });
 const SELF: Resource = { type: 'Token', id: 'self' };
 
-export function tokenOperations(core: Core) {
+export function tokenOperations(deps: TokenOpsDeps) {
   const caller = (ctx: { token?: TokenEntry }): TokenEntry => {
     if (!ctx.token) throw new TypeError('token operation without a token');
     return ctx.token;
@@ -99,7 +106,7 @@ export function tokenOperations(core: Core) {
         const max = duration('explicit_max_ttl', i.explicit_max_ttl) || undefined;
         // a child inherits its parent's scope unless it narrows it
         const scope = i.scope ?? parent.scope;
-        const { token, entry } = await core.tokens.create({
+        const { token, entry } = await deps.tokens.create({
           policies,
           display_name: i.display_name ?? `child of ${parent.display_name}`,
           // a user's or app's child tokens stay theirs (revoked with them); a root token's children stand alone
@@ -112,7 +119,7 @@ export function tokenOperations(core: Core) {
           ...(i.meta ? { meta: i.meta } : {}),
           parent,
         });
-        return authResponse(token, entry, core.clock.now());
+        return authResponse(token, entry, deps.clock.now());
       },
     } satisfies Operation<TokenCreateInput>,
 
@@ -121,7 +128,7 @@ export function tokenOperations(core: Core) {
       action: 'token.self',
       auth: 'token',
       resource: () => SELF,
-      handle: async (ctx) => ({ data: publicEntry(caller(ctx), core.clock.now()) }),
+      handle: async (ctx) => ({ data: publicEntry(caller(ctx), deps.clock.now()) }),
     } satisfies Operation<Record<string, never>>,
 
     {
@@ -130,14 +137,14 @@ export function tokenOperations(core: Core) {
       auth: 'token',
       resource: () => SELF,
       async handle(ctx, i) {
-        const e = await core.tokens.renew(caller(ctx).accessor, duration('increment', i.increment));
+        const e = await deps.tokens.renew(caller(ctx).accessor, duration('increment', i.increment));
         return {
           auth: {
             accessor: e.accessor,
             policies: e.policies,
             expires_at: e.expires_at,
             renewable: e.renewable,
-            ttl: publicEntry(e, core.clock.now()).ttl,
+            ttl: publicEntry(e, deps.clock.now()).ttl,
           },
         };
       },
@@ -149,7 +156,7 @@ export function tokenOperations(core: Core) {
       auth: 'token',
       resource: () => SELF,
       async handle(ctx) {
-        return { revoked: await core.tokens.revokeAccessor(caller(ctx).accessor) };
+        return { revoked: await deps.tokens.revokeAccessor(caller(ctx).accessor) };
       },
     } satisfies Operation<Record<string, never>>,
 
@@ -159,9 +166,9 @@ export function tokenOperations(core: Core) {
       auth: 'token',
       resource: (i) => tokenResource(i.accessor),
       async handle(_ctx, i) {
-        const e = await core.tokens.lookupAccessor(i.accessor);
+        const e = await deps.tokens.lookupAccessor(i.accessor);
         if (!e) throw new StrongroomError('not_found', 'no live token has that accessor');
-        return { data: publicEntry(e, core.clock.now()) };
+        return { data: publicEntry(e, deps.clock.now()) };
       },
     } satisfies Operation<{ accessor: string }>,
 
@@ -172,7 +179,7 @@ export function tokenOperations(core: Core) {
       // the token value is never part of the resource (it would reach the audit log)
       resource: () => ({ type: 'Token', id: 'by-value' }),
       async handle(_ctx, i) {
-        return { revoked: await core.tokens.revokeToken(i.token) };
+        return { revoked: await deps.tokens.revokeToken(i.token) };
       },
     } satisfies Operation<{ token: string }>,
 
@@ -182,7 +189,7 @@ export function tokenOperations(core: Core) {
       auth: 'token',
       resource: (i) => tokenResource(i.accessor),
       async handle(_ctx, i) {
-        const n = await core.tokens.revokeAccessor(i.accessor);
+        const n = await deps.tokens.revokeAccessor(i.accessor);
         if (n === 0) throw new StrongroomError('not_found', 'no live token has that accessor');
         return { revoked: n };
       },

@@ -1,7 +1,8 @@
+import type { Barrier } from '../barrier/barrier.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
-import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
-import { appOperations, loginResponse } from './app-ops.ts';
+import type { Clock } from '../lib/clock.ts';
+import { type AppOpsDeps, appOperations, loginResponse } from './app-ops.ts';
 import {
   type AddressLimiter,
   createAddressLimiter,
@@ -11,6 +12,7 @@ import {
   type LockoutPolicy,
   type LoginLimits,
 } from './ratelimit.ts';
+import type { TokenStore } from './tokens.ts';
 import { TOTP_DIGITS, TOTP_PERIOD } from './totp.ts';
 import {
   checkGrantable,
@@ -20,6 +22,13 @@ import {
   publicUser,
   type UserStore,
 } from './users.ts';
+
+/** What the user operations need: their barrier view, the token store and the clock. */
+export interface UserOpsDeps {
+  barrier: Pick<Barrier, 'view'>;
+  tokens: Pick<TokenStore, 'create' | 'revokeOwner'>;
+  clock: Clock;
+}
 
 /**
  * The user auth method: login with username, password and TOTP, user
@@ -41,10 +50,12 @@ export interface AuthMethodOptions {
 }
 
 /** All auth methods of this module (users and apps), sharing one clock and settings. */
-export function authMethods(opts: AuthMethodOptions = {}): (core: Core) => AnyOperation[] {
-  return (core) => [
-    ...userOperations(core, opts),
-    ...appOperations(core, createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, core.clock)),
+export function authMethods(
+  opts: AuthMethodOptions = {},
+): (deps: UserOpsDeps & AppOpsDeps) => AnyOperation[] {
+  return (deps) => [
+    ...userOperations(deps, opts),
+    ...appOperations(deps, createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, deps.clock)),
   ];
 }
 
@@ -69,15 +80,15 @@ function callerUserId(ctx: OperationContext): string {
   return owner.id;
 }
 
-export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOperation[] {
+export function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOperation[] {
   const users: UserStore = createUserStore(
-    core.barrier.view('sys/auth/users/'),
-    core.clock,
+    deps.barrier.view('sys/auth/users/'),
+    deps.clock,
     opts.lockout ?? DEFAULT_LOCKOUT,
   );
   const limiter: AddressLimiter = createAddressLimiter(
     opts.user_login ?? DEFAULT_USER_LOGIN_LIMITS,
-    core.clock,
+    deps.clock,
   );
   const ttl = opts.user_token_ttl ?? 3600;
   const maxTtl = opts.user_token_max_ttl ?? 12 * 3600;
@@ -98,7 +109,7 @@ export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOpe
         limiter.take(ctx.request.client_address);
         const r = await users.authenticate(i);
         const enrol = r.enrollment_only;
-        const { token, entry } = await core.tokens.create({
+        const { token, entry } = await deps.tokens.create({
           // an enrolment-only token has no role: it can manage itself and enrol MFA, nothing else
           policies: enrol ? [] : r.user.roles,
           display_name: `user:${r.user.name}`,
@@ -109,7 +120,7 @@ export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOpe
           mfa: r.mfa,
           meta: { auth_method: 'password', ...(enrol ? { purpose: 'mfa-enrollment' } : {}) },
         });
-        return loginResponse(token, entry, core.clock.now());
+        return loginResponse(token, entry, deps.clock.now());
       },
     } satisfies Operation<LoginInput>,
 
@@ -156,7 +167,7 @@ export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOpe
       async handle(_ctx, i) {
         const u = await users.delete(i.username);
         // the user's live tokens die with the account, on their very next request
-        const revoked = await core.tokens.revokeOwner('user', u.id);
+        const revoked = await deps.tokens.revokeOwner('user', u.id);
         return { deleted: u.name, tokens_revoked: revoked };
       },
     } satisfies Operation<{ username: string }>,
@@ -169,7 +180,7 @@ export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOpe
       async handle(_ctx, i) {
         const u = await users.setPassword(i.username, i.password);
         // whoever knew the old password keeps no session
-        const revoked = await core.tokens.revokeOwner('user', u.id);
+        const revoked = await deps.tokens.revokeOwner('user', u.id);
         return { user: publicUser(u), tokens_revoked: revoked };
       },
     } satisfies Operation<{ username: string; password: string }>,
@@ -183,7 +194,7 @@ export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOpe
         checkGrantable(ctx, i.roles);
         const { user, removed } = await users.setRoles(i.username, i.roles);
         // tokens carry the roles they were issued with: a removed role must not outlive the change
-        const revoked = removed.length ? await core.tokens.revokeOwner('user', user.id) : 0;
+        const revoked = removed.length ? await deps.tokens.revokeOwner('user', user.id) : 0;
         return { user: publicUser(user), tokens_revoked: revoked };
       },
     } satisfies Operation<{ username: string; roles: string[] }>,
@@ -205,7 +216,7 @@ export function userOperations(core: Core, opts: AuthMethodOptions = {}): AnyOpe
       resource: () => SELF,
       async handle(ctx, i) {
         const u = await users.changeOwnPassword(callerUserId(ctx), i.current_password, i.new_password);
-        const revoked = await core.tokens.revokeOwner('user', u.id);
+        const revoked = await deps.tokens.revokeOwner('user', u.id);
         return { user: publicUser(u), tokens_revoked: revoked };
       },
     } satisfies Operation<{ current_password: string; new_password: string }>,

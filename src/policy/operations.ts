@@ -1,10 +1,20 @@
-import type { Identity } from '../contract/identity.ts';
+import type { Identity, TokenEntry } from '../contract/identity.ts';
 import { identityOf } from '../contract/identity.ts';
 import type { Operation, Resource } from '../contract/operation.ts';
 import { scopeAllows } from '../contract/scope.ts';
-import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import type { Clock } from '../lib/clock.ts';
+import type { PolicyEngine } from './engine.ts';
 import { UNSCOPED_ACTIONS } from './schema.ts';
+
+/** What the policy operations need (the assembler hands over the core, which has them). */
+export interface PolicyOpsDeps {
+  policies: Pick<PolicyEngine, 'put' | 'get' | 'list' | 'delete' | 'explain'>;
+  tokens: { lookupAccessor(accessor: string): Promise<TokenEntry | undefined> };
+  /** The pipeline's describe step: what policies see of a resource. */
+  describe(resource: Resource): Promise<Resource>;
+  clock: Clock;
+}
 
 /** Custom Cedar policies: put (validated against the schema), read, list, delete and test. */
 const POLICIES: Resource = { type: 'System', id: 'policies' };
@@ -39,14 +49,14 @@ function parseResource(spec: string): Resource {
   return { type, id, attrs: base };
 }
 
-export function policyOperations(core: Core) {
+export function policyOperations(deps: PolicyOpsDeps) {
   return [
     {
       name: 'policy.put',
       action: 'policy.write',
       auth: 'token',
       resource: () => POLICIES,
-      handle: async (_ctx, i) => core.policies.put(i.name, i.policy),
+      handle: async (_ctx, i) => deps.policies.put(i.name, i.policy),
     } satisfies Operation<{ name: string; policy: string }>,
     {
       name: 'policy.get',
@@ -54,7 +64,7 @@ export function policyOperations(core: Core) {
       auth: 'token',
       resource: () => POLICIES,
       async handle(_ctx, i) {
-        const policy = await core.policies.get(i.name);
+        const policy = await deps.policies.get(i.name);
         if (policy === undefined)
           throw new StrongroomError('not_found', `no policy named ${JSON.stringify(i.name)}`);
         return { name: i.name, policy };
@@ -65,7 +75,7 @@ export function policyOperations(core: Core) {
       action: 'policy.read',
       auth: 'token',
       resource: () => POLICIES,
-      handle: async () => ({ policies: await core.policies.list() }),
+      handle: async () => ({ policies: await deps.policies.list() }),
     } satisfies Operation<Record<string, never>>,
     {
       name: 'policy.delete',
@@ -73,7 +83,7 @@ export function policyOperations(core: Core) {
       auth: 'token',
       resource: () => POLICIES,
       async handle(_ctx, i) {
-        if (!(await core.policies.delete(i.name)))
+        if (!(await deps.policies.delete(i.name)))
           throw new StrongroomError('not_found', `no policy named ${JSON.stringify(i.name)}`);
         return { deleted: i.name };
       },
@@ -86,7 +96,7 @@ export function policyOperations(core: Core) {
       async handle(ctx, i) {
         let identity: Identity;
         if (i.accessor) {
-          const e = await core.tokens.lookupAccessor(i.accessor);
+          const e = await deps.tokens.lookupAccessor(i.accessor);
           if (!e) throw new StrongroomError('not_found', 'no live token has that accessor');
           identity = identityOf(e);
         } else if (i.principal) {
@@ -112,14 +122,14 @@ export function policyOperations(core: Core) {
         }
         // described like a real request (production flag, provider, tags), then any attributes given override
         const parsed = parseResource(i.resource);
-        const described = await core.describe(parsed);
+        const described = await deps.describe(parsed);
         const resource = { ...described, attrs: { ...described.attrs, ...(i.resource_attrs ?? {}) } };
         if (!UNSCOPED_ACTIONS.has(i.action) && !scopeAllows(identity.scope, resource)) {
           return { decision: 'deny', reason: "outside the token's scope", policies: [], errors: [] };
         }
-        const out = core.policies.explain(identity, i.action, resource, {
+        const out = deps.policies.explain(identity, i.action, resource, {
           client_address: i.client_address ?? ctx.request.client_address,
-          now: core.clock.now(),
+          now: deps.clock.now(),
         });
         return {
           decision: out.allowed ? 'allow' : 'deny',

@@ -3,14 +3,17 @@ import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
 import { identityOf } from '../../contract/identity.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import { parseSpiffeId } from '../../spiffe/index.ts';
+import type { AllowsPort, BarrierPort, ClockPort, TokensPort } from '../ports.ts';
 import { type BudgetLimits, type Budgets, createBudgets } from './budgets.ts';
 import { globCovers, globMatch } from './glob.ts';
+
+/** What virtual keys need: their barrier view, token lookups (a key dies with its creator), authorization, the clock. */
+export type GatewayKeysDeps = BarrierPort & TokensPort & AllowsPort & ClockPort;
 
 /**
  * Virtual keys of the AI gateway (issue 7 item 3; docs/gateway-keys.md):
@@ -284,13 +287,16 @@ const view = (r: Readonly<KeyRecord>, state: KeyState): VirtualKey => {
   };
 };
 
-export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {}): GatewayKeysEngine {
-  const store: BarrierStore = core.barrier.view(PREFIX);
+export function createGatewayKeysEngine(
+  deps: GatewayKeysDeps,
+  opts: GatewayKeysOptions = {},
+): GatewayKeysEngine {
+  const store: BarrierStore = deps.barrier.view(PREFIX);
   const defaultTtl = opts.default_ttl_seconds ?? 3600;
   const maxTtl = opts.max_ttl_seconds ?? 30 * 86400;
   if (!(defaultTtl >= 1 && defaultTtl <= maxTtl))
     throw new TypeError('gateway keys: default TTL must be 1 s to the maximum');
-  const now = () => core.clock.now();
+  const now = () => deps.clock.now();
   const iso = (ms = now()) => new Date(ms).toISOString();
 
   // ---------------------------------------------------------------- the HMAC key
@@ -299,7 +305,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
 
   /** The HMAC key, created on first use (in a transaction, so servers sharing storage agree on one). */
   async function key(): Promise<KeyObject> {
-    if (core.barrier.sealed) {
+    if (deps.barrier.sealed) {
       hmacKey = undefined;
       throw new StrongroomError('sealed', 'Strongroom is sealed');
     }
@@ -336,7 +342,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     const rec = found ?? (await decoy());
     // the creator token, read whatever the outcome (an orphan key and the decoy read the token store's decoy)
     const orphan = rec.creator?.orphan === true;
-    const creator = await core.tokens.lookupRef(orphan ? undefined : rec.creator_ref);
+    const creator = await deps.tokens.lookupRef(orphan ? undefined : rec.creator_ref);
     // one comparison and one verdict, whatever made the key unusable
     const macOk = constantTimeEqual(Buffer.from(rec.hmac, 'hex'), mac);
     const live = !rec.revoked && Date.parse(rec.expires_at) > now() && (orphan || creator !== undefined);
@@ -348,7 +354,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
   /** Whether a record's creator token lives (orphans: no read, and no need). */
   async function creatorLives(r: Readonly<KeyRecord>): Promise<boolean> {
     if (r.creator?.orphan === true || r.creator_ref === undefined) return false;
-    return (await core.tokens.lookupRef(r.creator_ref)) !== undefined;
+    return (await deps.tokens.lookupRef(r.creator_ref)) !== undefined;
   }
 
   async function viewOf(r: Readonly<KeyRecord>): Promise<VirtualKey> {
@@ -380,7 +386,7 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
   /** Whether the caller's action reaches every key, or only the keys it minted. */
   async function reachesAll(ctx: OperationContext, action: string): Promise<boolean> {
     if (!ctx.identity) return false;
-    return core.allows(ctx.identity, action, { type: 'System', id: ALL_KEYS_RESOURCE }, ctx.request);
+    return deps.allows(ctx.identity, action, { type: 'System', id: ALL_KEYS_RESOURCE }, ctx.request);
   }
 
   const mine = (r: Readonly<KeyRecord>, ctx: OperationContext) => {
@@ -429,14 +435,14 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     const entry = ctx.token;
     if (orphan) {
       const resource: Resource = { type: 'System', id: KEYS_RESOURCE };
-      if (!(await core.allows(identity, ORPHAN_ACTION, resource, ctx.request))) {
+      if (!(await deps.allows(identity, ORPHAN_ACTION, resource, ctx.request))) {
         throw new StrongroomError(
           'permission_denied',
           `orphan: minting a key that outlives your token needs ${ORPHAN_ACTION} on System::"${KEYS_RESOURCE}" (admin and root have it); leave orphan out for a key that ends with your token`,
         );
       }
       // still recorded (for the audit trail, and for what its caller may read while that token lives)
-      const ref = entry && ctx.request.token ? core.tokens.refOf(ctx.request.token) : undefined;
+      const ref = entry && ctx.request.token ? deps.tokens.refOf(ctx.request.token) : undefined;
       return {
         creator: { accessor: identity.accessor, orphan: true },
         ...(ref ? { ref } : {}),
@@ -450,9 +456,9 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
         `a workload authenticated by SVID holds no token for the key to end with: ask for orphan: true (needs ${ORPHAN_ACTION}), or mint the key with a token`,
       );
     }
-    const ref = core.tokens.refOf(ctx.request.token);
+    const ref = deps.tokens.refOf(ctx.request.token);
     // the token this request spent (its last use, say) must still be the one we bind to, and live
-    const current = await core.tokens.lookupRef(ref);
+    const current = await deps.tokens.lookupRef(ref);
     if (!current || current.accessor !== entry.accessor) {
       throw new StrongroomError(
         'permission_denied',
@@ -677,12 +683,12 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
     },
     async reader(k) {
       const r = ID_RE.test(k.id) ? await store.getJson<KeyRecord>(`keys/${k.id}`) : undefined;
-      const entry = r?.creator_ref === undefined ? undefined : await core.tokens.lookupRef(r.creator_ref);
+      const entry = r?.creator_ref === undefined ? undefined : await deps.tokens.lookupRef(r.creator_ref);
       return entry ? identityOf(entry) : undefined;
     },
     budgets: createBudgets(
       store,
-      core.clock,
+      deps.clock,
       opts.budgets_write_behind_ms ? { writeBehindMs: opts.budgets_write_behind_ms } : {},
     ),
     forget() {
@@ -696,8 +702,8 @@ export function createGatewayKeysEngine(core: Core, opts: GatewayKeysOptions = {
  * engine to `bind` (the gateway server's key lookups and budgets).
  */
 export function gatewayKeysModule(opts: GatewayKeysOptions = {}, bind?: (engine: GatewayKeysEngine) => void) {
-  return (core: Core) => {
-    const engine = createGatewayKeysEngine(core, opts);
+  return (deps: GatewayKeysDeps) => {
+    const engine = createGatewayKeysEngine(deps, opts);
     bind?.(engine);
     return engine.operations;
   };

@@ -1,11 +1,14 @@
 import type { StaleReason, StaleReport, StaleRow } from '../../api/hygiene.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Operation, Resource } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { formatDuration, parseDuration } from '../../lib/duration.ts';
 import type { SecretRecord } from '../kv/kv.ts';
 import { checkSlug } from '../kv/names.ts';
+import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
+
+/** What the stale-secrets report needs. */
+export type HygieneDeps = SecretsPort & ClockPort & AllowsPort;
 
 /**
  * Expiry and rotation hygiene (issue 4, item 4): which secrets are past their
@@ -155,8 +158,8 @@ function reportResource(i: StaleInput): Resource {
 }
 
 export function hygieneModule() {
-  return (core: Core): Operation<StaleInput, StaleReport>[] => {
-    const store = core.kv.internals.store;
+  return (deps: HygieneDeps): Operation<StaleInput, StaleReport>[] => {
+    const store = deps.kv.internals.store;
     const stale: Operation<StaleInput, StaleReport> = {
       name: 'secret.stale',
       action: 'secret.report',
@@ -167,15 +170,15 @@ export function hygieneModule() {
           throw new StrongroomError('validation_failed', 'env needs project');
         if (i.project !== undefined) {
           checkSlug('project', i.project);
-          await core.kv.internals.project(store, i.project);
+          await deps.kv.internals.project(store, i.project);
         }
         if (i.env !== undefined) {
           checkSlug('environment', i.env);
-          await core.kv.internals.environment(store, { project: i.project!, env: i.env });
+          await deps.kv.internals.environment(store, { project: i.project!, env: i.env });
         }
         const withinS = duration('within', i.within, DEFAULT_WITHIN_S);
         const unrotatedAfterS = duration('unrotated_after', i.unrotated_after, DEFAULT_UNROTATED_AFTER_S);
-        const now = core.clock.now();
+        const now = deps.clock.now();
         const identity = ctx.identity!;
         const rows: StaleRow[] = [];
         for await (const { project, env, record } of secretRecords(store, i)) {
@@ -187,7 +190,7 @@ export function hygieneModule() {
             attrs: { project, environment: env, name: record.name },
           };
           // per row: the caller's scope and policies decide which secrets it learns about
-          if (!(await core.allows(identity, 'secret.report', resource, ctx.request))) continue;
+          if (!(await deps.allows(identity, 'secret.report', resource, ctx.request))) continue;
           rows.push({
             address: `${project}/${env}/${record.name}`,
             project,

@@ -1,15 +1,19 @@
 import type { Operation } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
+import type { MetricsRegistry } from '../../lib/metrics.ts';
 import { type MetricFamily, renderFamilies } from '../../lib/metrics.ts';
 import { environmentFigures } from '../hygiene/hygiene.ts';
+import type { BarrierPort, ClockPort, SecretsPort } from '../ports.ts';
 import { rotationMetrics } from '../rotation/metrics.ts';
+
+/** What the metrics endpoint needs: the registry, the secrets for gauges, the clock, and whether sealed. */
+export type MetricsDeps = SecretsPort & ClockPort & BarrierPort & { metrics: MetricsRegistry };
 
 /**
  * `GET /v1/sys/metrics` (action `sys.metrics`): the Prometheus text exposition
- * of this server. Counters and histograms live in `core.metrics`
+ * of this server. Counters and histograms live in `deps.metrics`
  * (src/lib/metrics.ts) — request counts and durations are recorded by the
  * core, and modules may register their own there
- * (`core.metrics.counter(name, help, labelNames)`). Rotation counts come from
+ * (`deps.metrics.counter(name, help, labelNames)`). Rotation counts come from
  * the rotation module's process-wide counters (src/engines/rotation/metrics.ts).
  *
  * Secret gauges are computed on scrape from the stored records (bounded by
@@ -22,13 +26,13 @@ export interface MetricsOptions {
 
 export function metricsModule(opts: MetricsOptions = {}) {
   const maxSecrets = opts.maxSecrets ?? 100_000;
-  return (core: Core): Operation<Record<string, never>, string>[] => {
+  return (deps: MetricsDeps): Operation<Record<string, never>, string>[] => {
     let inflight: Promise<string> | undefined;
 
     async function secretFamilies(): Promise<MetricFamily[]> {
       const { figures, truncated } = await environmentFigures(
-        core.kv.internals.store,
-        core.clock.now(),
+        deps.kv.internals.store,
+        deps.clock.now(),
         maxSecrets,
       );
       const labels = (f: { project: string; env: string }) => ({ project: f.project, env: f.env });
@@ -123,7 +127,7 @@ export function metricsModule(opts: MetricsOptions = {}) {
           name: 'strongroom_sealed',
           help: '1 when the vault is sealed.',
           type: 'gauge',
-          samples: [{ value: core.barrier.sealed ? 1 : 0 }],
+          samples: [{ value: deps.barrier.sealed ? 1 : 0 }],
         },
       ];
     }
@@ -139,7 +143,7 @@ export function metricsModule(opts: MetricsOptions = {}) {
           try {
             return (
               renderFamilies([...(await secretFamilies()), ...rotationFamilies()]) +
-              core.metrics.render() +
+              deps.metrics.render() +
               renderFamilies(processFamilies())
             );
           } finally {

@@ -13,11 +13,14 @@ import { MAX_UNUSED_DAYS, USAGE_GROUPINGS } from '../../api/usage.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
 import type { Operation, OperationContext, Resource } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';
+import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
 import { HOUR_MS, type HourRecord, type LastRecord, lastPath, type UsageRecorder } from './recorder.ts';
+
+/** What the usage queries need of the vault. */
+export type UsageVault = SecretsPort & ClockPort & AllowsPort;
 
 export interface UsageQueryInput {
   project: string;
@@ -60,7 +63,7 @@ interface Hit {
 }
 
 interface Deps {
-  core: Core;
+  vault: UsageVault;
   store: BarrierStore;
   recorder: UsageRecorder;
   recording: boolean;
@@ -73,7 +76,7 @@ interface Deps {
  * read usage of, so a scope or a narrower policy hides the rest.
  */
 export function usageOperations(deps: Deps) {
-  const { core, store, recorder } = deps;
+  const { vault, store, recorder } = deps;
 
   /** A per-request filter: may this caller see usage of this secret? */
   function visibility(ctx: OperationContext, project: string, env: string) {
@@ -82,7 +85,7 @@ export function usageOperations(deps: Deps) {
     return (name: string): Promise<boolean> => {
       let p = seen.get(name);
       if (!p) {
-        p = core.allows(identity, 'usage.read', secretResource(project, env, name), ctx.request);
+        p = vault.allows(identity, 'usage.read', secretResource(project, env, name), ctx.request);
         seen.set(name, p);
       }
       return p;
@@ -92,7 +95,7 @@ export function usageOperations(deps: Deps) {
   async function checkEnv(project: string, env: string): Promise<void> {
     checkSlug('project', project);
     checkSlug('environment', env);
-    await core.kv.internals.environment(core.kv.internals.store, { project, env });
+    await vault.kv.internals.environment(vault.kv.internals.store, { project, env });
   }
 
   const query: Operation<UsageQueryInput, UsageResponse> = {
@@ -107,7 +110,7 @@ export function usageOperations(deps: Deps) {
       const by: UsageGrouping = i.by ?? (i.name === undefined ? 'secret' : 'actor');
       if (!USAGE_GROUPINGS.includes(by))
         throw new StrongroomError('validation_failed', `by must be one of ${USAGE_GROUPINGS.join(', ')}`);
-      const now = core.clock.now();
+      const now = vault.clock.now();
       const since = parseTimeBound('since', i.since ?? DEFAULT_SINCE, now);
       const until = i.until === undefined ? now : parseTimeBound('until', i.until, now);
       if (until < since) throw new StrongroomError('validation_failed', 'until is before since');
@@ -172,7 +175,7 @@ export function usageOperations(deps: Deps) {
           'validation_failed',
           `days must be a whole number from 1 to ${MAX_UNUSED_DAYS}`,
         );
-      const cutoff = core.clock.now() - days * 86_400_000;
+      const cutoff = vault.clock.now() - days * 86_400_000;
       const lastRead = new Map<string, number>();
       await recorder.snapshot(async (pending) => {
         const rec = await store.getJson<LastRecord>(lastPath(i.project, i.env));
@@ -182,7 +185,7 @@ export function usageOperations(deps: Deps) {
             lastRead.set(c.name, c.last);
         }
       });
-      const kv = core.kv.internals.store;
+      const kv = vault.kv.internals.store;
       const prefix = `meta/${i.project}/${i.env}/`;
       const visible = visibility(ctx, i.project, i.env);
       const secrets: UnusedSecret[] = [];

@@ -1,8 +1,9 @@
 import type { Identity } from '../../contract/identity.ts';
 import type { AnyOperation } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { parseDuration } from '../../lib/duration.ts';
+import type { BarrierPort } from '../ports.ts';
+import type { UsageVault } from './operations.ts';
 import { usageOperations } from './operations.ts';
 import { createRecorder, type UsageRecorder } from './recorder.ts';
 
@@ -27,7 +28,7 @@ export interface UsageSetup {
     | ((op: string, identity: Identity | undefined, input: unknown, output: unknown) => void)
     | undefined;
   /** For CoreDeps.modules: attaches the recorder to the barrier and returns the query operations. */
-  module(core: Core): AnyOperation[];
+  module(vault: UsageVault & BarrierPort): AnyOperation[];
   /** For CoreDeps.onUnseal: starts the periodic flush (and writes counts kept while sealed). */
   onUnseal(): Promise<void>;
   /** Writes pending counts now. */
@@ -45,11 +46,11 @@ export function createUsage(options: UsageOptions | undefined, clock: Clock): Us
     enabled,
     recorder,
     observe: enabled ? recorder.observe : undefined,
-    module(core) {
-      recorder.attach(core.barrier.view(USAGE_BARRIER_PREFIX), () => core.barrier.sealed);
+    module(vault) {
+      recorder.attach(vault.barrier.view(USAGE_BARRIER_PREFIX), () => vault.barrier.sealed);
       return usageOperations({
-        core,
-        store: core.barrier.view(USAGE_BARRIER_PREFIX),
+        vault,
+        store: vault.barrier.view(USAGE_BARRIER_PREFIX),
         recorder,
         recording: enabled,
       }) as AnyOperation[];

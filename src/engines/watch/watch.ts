@@ -3,10 +3,13 @@ import { WATCH_HEARTBEAT_SECONDS } from '../../api/watch.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import { identityOf } from '../../contract/identity.ts';
 import type { Operation, RequestInfo, Resource } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretEvent, SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';
+import type { AllowsPort, BarrierPort, ClockPort, SecretsPort, TokensPort } from '../ports.ts';
+
+/** What watch streams need: the secrets and their change events, token lookups, authorization, the clock, whether sealed. */
+export type WatchDeps = SecretsPort & TokensPort & AllowsPort & ClockPort & BarrierPort;
 
 /**
  * Change propagation (issue 4, item 3): `secret.watch` returns a stream of
@@ -96,13 +99,13 @@ export interface WatchEngine {
   recheckAll(): void;
 }
 
-export function createWatchEngine(core: Core, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
-  const store: BarrierStore = core.kv.internals.store;
+export function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
+  const store: BarrierStore = deps.kv.internals.store;
   const pollMs = opts.pollMs ?? 500;
   const maxPending = opts.maxPending ?? 1000;
   const hubs = new Map<string, Hub>();
   const streams = new Set<{ end(reason: WatchClose['reason'], message: string): void; recheck(): void }>();
-  const iso = () => new Date(core.clock.now()).toISOString();
+  const iso = () => new Date(deps.clock.now()).toISOString();
 
   /** Applies a change to the hub's state; false when the state already had it (seen by the other source). */
   function apply(hub: Hub, e: SecretEvent): boolean {
@@ -138,7 +141,7 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
   }
 
   async function poll(key: string, hub: Hub, project: string, env: string): Promise<void> {
-    if (hub.polling || core.barrier.sealed) return;
+    if (hub.polling || deps.barrier.sealed) return;
     hub.polling = true;
     try {
       const recs = await readRecords(project, env);
@@ -203,14 +206,14 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
       const onLocal = (e: SecretEvent) => {
         if (e.project === project && e.env === env) dispatch(h, e);
       };
-      core.kv.events.on('change', onLocal);
+      deps.kv.events.on('change', onLocal);
       if (!storage.exclusive) {
         void poll(key, h, project, env);
         h.timer = setInterval(() => void poll(key, h, project, env), pollMs);
         h.timer.unref();
       }
       const stop = () => {
-        core.kv.events.off('change', onLocal);
+        deps.kv.events.off('change', onLocal);
         if (h.timer) clearInterval(h.timer);
         hubs.delete(key);
       };
@@ -242,7 +245,7 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
         i.heartbeat !== undefined
           ? Math.min(60, Math.max(1, i.heartbeat)) * 1000
           : (opts.heartbeatMs ?? WATCH_HEARTBEAT_SECONDS * 1000);
-      await core.kv.internals.environment(store, i);
+      await deps.kv.internals.environment(store, i);
       const token = ctx.request.token;
       if (!token || !ctx.identity) throw new TypeError('secret.watch needs a token');
       return openStream(i, token, ctx.request, heartbeatMs, since);
@@ -302,10 +305,10 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
     /** The token's identity if it is still valid, else undefined. */
     async function live() {
       try {
-        const entry = await core.tokens.lookup(token);
+        const entry = await deps.tokens.lookup(token);
         if (!expiry && entry.expires_at) {
           // wake up when the token expires, not only at the next heartbeat
-          const ms = Date.parse(entry.expires_at) - core.clock.now();
+          const ms = Date.parse(entry.expires_at) - deps.clock.now();
           expiry = setTimeout(() => push('heartbeat'), Math.min(Math.max(ms + 5, 0), 2 ** 31 - 1));
           expiry.unref();
         }
@@ -327,7 +330,7 @@ export function createWatchEngine(core: Core, storage: { exclusive: boolean }, o
           return;
         }
         const readable = async (name: string) =>
-          core.allows(identity!, 'secret.read', secretResource(i.project, i.env, name), request);
+          deps.allows(identity!, 'secret.read', secretResource(i.project, i.env, name), request);
         const recs = (await readRecords(i.project, i.env)).filter(
           (r) => i.name === undefined || r.name === i.name,
         );
@@ -449,8 +452,8 @@ export function watchModule(
   opts: WatchOptions = {},
   bind?: (engine: WatchEngine) => void,
 ) {
-  return (core: Core) => {
-    const engine = createWatchEngine(core, storage, opts);
+  return (deps: WatchDeps) => {
+    const engine = createWatchEngine(deps, storage, opts);
     bind?.(engine);
     return engine.operations;
   };
