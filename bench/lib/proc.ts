@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = resolve(ROOT, 'bin/strongroom.js');
 /** The Node 24 running this bench (under npm: the project's pinned one). */
-export const NODE = process.execPath;
+const NODE = process.execPath;
 
 const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();

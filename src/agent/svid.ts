@@ -236,7 +236,7 @@ function pem(label: string, der: Uint8Array): string {
 }
 
 /** PEM of certificates, one after another. */
-export function certificatesPem(certs: readonly X509Certificate[]): string {
+function certificatesPem(certs: readonly X509Certificate[]): string {
   return certs.map((c) => pem('CERTIFICATE', c.raw)).join('');
 }
 

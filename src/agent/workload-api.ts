@@ -25,10 +25,10 @@ import {
  */
 
 /** The vendored upstream service definition. */
-export const WORKLOAD_PROTO = resolve(import.meta.dirname, '../../proto/spiffe/workload/workload.proto');
+const WORKLOAD_PROTO = resolve(import.meta.dirname, '../../proto/spiffe/workload/workload.proto');
 
 /** SPIFFE_Workload_Endpoint.md §3: every call carries this header, set to `true`. */
-export const SECURITY_HEADER = 'workload.spiffe.io';
+const SECURITY_HEADER = 'workload.spiffe.io';
 
 /** What the server needs from the SVID manager. */
 export type WorkloadIdentity = Pick<

@@ -9,11 +9,11 @@ import { type AuthResponse, Scope } from './v1.ts';
 const Strict = { additionalProperties: false } as const;
 
 /** A username as typed; the server normalises it (NFKC, trim, collapsed spaces, lower case) to at most 64 characters. */
-export const Username = Type.String({ minLength: 1, maxLength: 256 });
+const Username = Type.String({ minLength: 1, maxLength: 256 });
 /** A password being checked (login, current password): any length up to the limit. */
 const PasswordIn = Type.String({ minLength: 1, maxLength: 1024 });
 /** A new password: 12 to 1024 characters (checked again after Unicode normalisation). */
-export const NewPassword = Type.String({ minLength: 12, maxLength: 1024 });
+const NewPassword = Type.String({ minLength: 12, maxLength: 1024 });
 const TotpCode = Type.String({ pattern: '^[0-9]{6}$' });
 const RecoveryCode = Type.String({ minLength: 1, maxLength: 64 });
 const RoleName = Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,62}$' });
@@ -22,7 +22,7 @@ const Duration = Type.Union([
   Type.String({ minLength: 1, maxLength: 32 }),
   Type.Integer({ minimum: 0, maximum: 315360000 }),
 ]);
-export const AppName = Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,62}$' });
+const AppName = Type.String({ pattern: '^[a-z0-9][a-z0-9_.-]{0,62}$' });
 
 // ---- login ----
 

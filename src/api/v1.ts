@@ -54,7 +54,7 @@ const DurationIn = Type.Union([
   Type.Integer({ minimum: 0, maximum: 315360000 }),
 ]);
 
-export const RotationSettings = Type.Object(
+const RotationSettings = Type.Object(
   {
     interval: DurationIn,
     grace: Type.Optional(DurationIn),

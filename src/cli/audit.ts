@@ -71,7 +71,7 @@ export interface VerifyOptions {
 }
 
 /** Parses every `PUBLIC KEY` PEM block, by key id. */
-export function parsePublicKeys(pem: string): Map<string, KeyObject> {
+function parsePublicKeys(pem: string): Map<string, KeyObject> {
   const keys = new Map<string, KeyObject>();
   for (const m of pem.matchAll(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g)) {
     const k = createPublicKey(m[0]);

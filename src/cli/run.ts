@@ -20,7 +20,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEBOUNCE_MS = 200;
 
 /** `10s`, `500ms`, `2m`, or plain seconds → milliseconds. */
-export function parseGrace(v: string): number {
+function parseGrace(v: string): number {
   const m = /^([0-9]{1,7})(ms|s|m)?$/.exec(v.trim());
   if (!m) throw new UsageError(`--grace takes a duration like 10s, 500ms or 1m, not ${JSON.stringify(v)}`);
   const n = Number(m[1]);

@@ -25,7 +25,7 @@ const SecretRef = Type.String({
 });
 const EnvName = Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]{0,255}$' });
 
-export const AgentConfigSchema = Type.Object(
+const AgentConfigSchema = Type.Object(
   {
     vault: Type.Object(
       {

@@ -28,7 +28,7 @@ const DurationField = Type.Union([
  * OTEL_EXPORTER_OTLP_TRACES_ENDPOINT and OTEL_SERVICE_NAME override the file, as the OpenTelemetry spec says.
  */
 const OtlpUrl = Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://[^/?#]+(/[^?#]*)?$' });
-export const TelemetryConfigSchema = Type.Object(
+const TelemetryConfigSchema = Type.Object(
   {
     /** The collector's OTLP/HTTP base URL (`v1/traces` is appended), e.g. http://127.0.0.1:4318 */
     otlp_endpoint: Type.Optional(OtlpUrl),
@@ -51,7 +51,7 @@ export const TelemetryConfigSchema = Type.Object(
 );
 export type TelemetryConfig = Static<typeof TelemetryConfigSchema>;
 
-export const ServerConfigSchema = Type.Object(
+const ServerConfigSchema = Type.Object(
   {
     listen: Type.String({ minLength: 1, maxLength: 300, description: 'host:port to listen on' }),
     storage: Type.Union([
@@ -156,7 +156,7 @@ export const ServerConfigSchema = Type.Object(
 
 export type ServerConfig = Static<typeof ServerConfigSchema>;
 
-export const DEFAULTS = {
+const DEFAULTS = {
   listen: '127.0.0.1:8210',
   allow_insecure_http: false,
   max_request_bytes: 1024 * 1024,
@@ -240,7 +240,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   return host === '::1';
@@ -455,7 +455,7 @@ function checkGateway(g: GatewayConfig, base: string, allowInsecureHttp: boolean
 }
 
 /** The configuration of `strongroom gateway` in front of a remote vault (docs/gateway-remote.md). */
-export const RemoteGatewayConfigSchema = Type.Object(
+const RemoteGatewayConfigSchema = Type.Object(
   {
     log_level: Type.Optional(ServerConfigSchema.properties.log_level),
     allow_insecure_http: Type.Optional(Type.Boolean()),
@@ -509,22 +509,6 @@ function deepFreeze<T>(o: T): Readonly<T> {
     Object.freeze(o);
   }
   return o;
-}
-
-/** Settings for CLI commands that talk to a server. */
-export interface ClientSettings {
-  addr: string;
-  token: string | undefined;
-}
-
-export function loadClientSettings(
-  flags: { addr?: string; token?: string },
-  env: Readonly<Record<string, string | undefined>>,
-): ClientSettings {
-  return {
-    addr: flags.addr ?? env.STRONGROOM_ADDR ?? `http://${DEFAULTS.listen}`,
-    token: flags.token ?? (env.STRONGROOM_TOKEN || undefined),
-  };
 }
 
 /**

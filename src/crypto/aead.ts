@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 
 /** AES-256-GCM with a random 96-bit nonce (NIST SP 800-38D §8.2.2). */
-export const KEY_BYTES = 32;
-export const NONCE_BYTES = 12;
-export const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
 
 export function importAesKey(raw: Uint8Array): KeyObject {
   if (raw.byteLength !== KEY_BYTES) throw new TypeError(`AES-256 key must be ${KEY_BYTES} bytes`);

@@ -1,7 +1,7 @@
 import { combine as shamirCombine, split as shamirSplit } from 'shamir-secret-sharing';
 
 /** Shamir's secret sharing over GF(2^8) (the audited `shamir-secret-sharing` package). */
-export const MAX_SHARES = 255;
+const MAX_SHARES = 255;
 
 export async function splitSecret(secret: Uint8Array, shares: number, threshold: number): Promise<Buffer[]> {
   if (!Number.isInteger(shares) || !Number.isInteger(threshold))

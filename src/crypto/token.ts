@@ -22,7 +22,7 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
-export function crc32(data: string): number {
+function crc32(data: string): number {
   let crc = 0xffffffff;
   for (const byte of Buffer.from(data)) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;

@@ -13,7 +13,7 @@
  */
 
 /** The commands that run a long-lived role: they get the hardened re-execution. */
-export const HARDENED_ROLES: ReadonlySet<string> = new Set(['server', 'gateway', 'agent']);
+const HARDENED_ROLES: ReadonlySet<string> = new Set(['server', 'gateway', 'agent']);
 
 /** The program's global options that take a value (src/cli/program.ts), skipped when finding the command. */
 const GLOBAL_OPTIONS_WITH_VALUE = new Set(['--addr', '--token', '--format']);

@@ -44,11 +44,11 @@ export interface MetricsRegistry {
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 /** Series per metric before new label sets are folded into the all-`other` series (issue 12 item 16). */
-export const DEFAULT_MAX_SERIES_PER_METRIC = 2_000;
+const DEFAULT_MAX_SERIES_PER_METRIC = 2_000;
 /** Longest label value kept; longer ones are cut (an 8,000-character model name was once a label). */
-export const DEFAULT_MAX_LABEL_LENGTH = 256;
+const DEFAULT_MAX_LABEL_LENGTH = 256;
 /** The label value of every label of the series that takes the label sets past the cap. */
-export const OVERFLOW_LABEL = 'other';
+const OVERFLOW_LABEL = 'other';
 
 export interface MetricsRegistryOptions {
   /** Distinct label sets a metric keeps (default 2,000); beyond it, new ones count under all-`other` labels. */
@@ -62,7 +62,7 @@ export interface MetricsRegistryOptions {
  * line feed as `\n`. The other control characters (a carriage return would end the line for some
  * parsers) become U+FFFD, and so does a lone surrogate (not encodable as UTF-8).
  */
-export function escapeLabelValue(v: string): string {
+function escapeLabelValue(v: string): string {
   return (
     v
       .toWellFormed()

@@ -191,7 +191,7 @@ function isEnvFile(file: string): boolean {
 }
 
 /** The `strongroom run` line that gives a program the environment's secrets. */
-export function runCommand(target: ImportTarget): string {
+function runCommand(target: ImportTarget): string {
   return `strongroom run --project ${target.project} --env ${target.env} -- <your command>`;
 }
 
@@ -221,7 +221,7 @@ const STRONGROOM_TOKEN_ADVICE =
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Working tree before history, then file, line, column, commit. */
-export function compareFindings(a: Finding, b: Finding): number {
+function compareFindings(a: Finding, b: Finding): number {
   return (
     (a.commit === undefined ? 0 : 1) - (b.commit === undefined ? 0 : 1) ||
     cmp(a.file, b.file) ||

@@ -20,7 +20,7 @@ export interface ScanSummary {
 }
 
 /** Aligned table for humans, followed by a one-line summary. */
-export function renderTable(findings: Finding[], summary: ScanSummary): string {
+function renderTable(findings: Finding[], summary: ScanSummary): string {
   const git = findings.some((f) => f.commit !== undefined);
   const head = ['LOCATION', 'RULE', 'PROVIDER', 'PREVIEW', 'FINGERPRINT', ...(git ? ['COMMIT'] : [])];
   const rows = findings.map((f) => [
@@ -44,12 +44,12 @@ export function renderTable(findings: Finding[], summary: ScanSummary): string {
   return (findings.length ? table([head, ...rows]) : '') + tail;
 }
 
-export function renderJson(findings: Finding[], summary: ScanSummary): string {
+function renderJson(findings: Finding[], summary: ScanSummary): string {
   return `${JSON.stringify({ findings, summary }, null, 2)}\n`;
 }
 
 /** SARIF 2.1.0, for code-scanning dashboards (GitHub, GitLab, Azure DevOps). */
-export function renderSarif(findings: Finding[]): string {
+function renderSarif(findings: Finding[]): string {
   const ruleIndex = new Map(RULES.map((r, i) => [r.id, i]));
   const sarif = {
     $schema: 'https://json.schemastore.org/sarif-2.1.0.json',

@@ -3,7 +3,6 @@ import type { Call } from './auth.ts';
 
 export type {
   UnusedResponse,
-  UnusedSecret,
   UsageByActorRow,
   UsageByHourRow,
   UsageBySecretRow,

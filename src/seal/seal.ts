@@ -52,7 +52,7 @@ export interface SealManager {
 }
 
 /** Parses a key share given as hex or base64. */
-export function parseShare(input: string): Buffer {
+function parseShare(input: string): Buffer {
   const s = input.trim();
   let buf: Buffer | undefined;
   if (/^[0-9a-fA-F]+$/.test(s) && s.length === SHARE_BYTES * 2) buf = Buffer.from(s, 'hex');
@@ -67,7 +67,7 @@ export function parseShare(input: string): Buffer {
 }
 
 /** Reads a 32-byte key from a file: raw bytes, 64 hex characters or base64. */
-export async function readKeyFile(path: string): Promise<Buffer> {
+async function readKeyFile(path: string): Promise<Buffer> {
   let raw: Buffer;
   try {
     raw = await readFile(path);

@@ -30,7 +30,7 @@ import { x509 } from './peculiar.ts';
 export type CertificateInput = NodeX509Certificate | x509.X509Certificate | string | Uint8Array;
 
 /** Larger inputs are refused before parsing; real SVIDs and CA certificates are a few KiB. */
-export const MAX_CERTIFICATE_BYTES = 64 * 1024;
+const MAX_CERTIFICATE_BYTES = 64 * 1024;
 
 /** RFC 5280 §4.2.1.3 KeyUsage named bits, as flags (bit n -> 1 << n); the same values as @peculiar/x509's KeyUsageFlags. */
 export const KeyUsage = {
@@ -161,7 +161,7 @@ export function readGeneralNames(
  * Duplicates are rejected ("A certificate MUST NOT include more than one
  * instance of a particular extension"), as are malformed known ones.
  */
-export function readExtensions(buf: Uint8Array, exts: Tlv | undefined): CertificateExtensions {
+function readExtensions(buf: Uint8Array, exts: Tlv | undefined): CertificateExtensions {
   let basicConstraints: CertificateExtensions['basicConstraints'];
   let keyUsage: number | undefined;
   let keyUsageCritical = false;

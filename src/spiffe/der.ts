@@ -195,7 +195,6 @@ export const seq = (...contents: Uint8Array[]): Buffer => tlv(Tag.sequence, ...c
 export const set = (...contents: Uint8Array[]): Buffer => tlv(Tag.set, ...contents);
 export const octetString = (content: Uint8Array): Buffer => tlv(Tag.octetString, content);
 export const bool = (v: boolean): Buffer => tlv(Tag.boolean, Buffer.from([v ? 0xff : 0]));
-export const ia5 = (s: string): Buffer => tlv(Tag.ia5String, Buffer.from(s, 'ascii'));
 export const utf8 = (s: string): Buffer => tlv(Tag.utf8String, Buffer.from(s, 'utf8'));
 /** [n] EXPLICIT (constructed) */
 export const explicit = (n: number, content: Uint8Array): Buffer => tlv(0xa0 | n, content);

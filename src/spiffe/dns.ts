@@ -11,7 +11,7 @@ const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const MAX_NAME = 253;
 
 /** Returns why `name` is not an acceptable DNS SAN, or undefined when it is. */
-export function dnsNameProblem(name: string): string | undefined {
+function dnsNameProblem(name: string): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return 'it is empty';
   if (name.length > MAX_NAME) return `it is longer than ${MAX_NAME} characters`;
   const labels = name.split('.');

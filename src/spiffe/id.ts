@@ -21,7 +21,7 @@ export interface SpiffeId {
 /** SPIFFE-ID.md §2.3: implementations need not accept IDs longer than 2048 bytes. */
 export const MAX_SPIFFE_ID_BYTES = 2048;
 /** SPIFFE-ID.md §2.3: the host component (the trust domain) is at most 255 bytes (RFC 3986). */
-export const MAX_TRUST_DOMAIN_BYTES = 255;
+const MAX_TRUST_DOMAIN_BYTES = 255;
 
 const SCHEME_PREFIX = 'spiffe://';
 

@@ -28,10 +28,10 @@ export type JwtSvidAlgorithm = (typeof JWT_SVID_ALGORITHMS)[number];
 /** JWT-SVID.md §2: "Any header not described here, registered or private, MUST NOT be included". */
 const ALLOWED_HEADERS = new Set(['alg', 'kid', 'typ']);
 /** Longer tokens are refused before decoding. */
-export const MAX_JWT_BYTES = 16 * 1024;
+const MAX_JWT_BYTES = 16 * 1024;
 /** Default and largest accepted clock skew for exp/nbf (JWT-SVID.md Appendix A: "a small amount of leeway"). */
 export const DEFAULT_CLOCK_SKEW_SECONDS = 30;
-export const MAX_CLOCK_SKEW_SECONDS = 30;
+const MAX_CLOCK_SKEW_SECONDS = 30;
 
 /** A JWT signing authority of a trust domain, as carried in its bundle (`use: "jwt-svid"`). */
 export interface JwtAuthority {

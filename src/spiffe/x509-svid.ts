@@ -73,7 +73,7 @@ export const ISSUANCE_BACKDATE_SECONDS = 10;
 /** The longest chain (leaf + intermediates) a verifier walks. */
 export const MAX_CHAIN_LENGTH = 8;
 /** Larger CSRs are refused before parsing. */
-export const MAX_CSR_BYTES = 64 * 1024;
+const MAX_CSR_BYTES = 64 * 1024;
 
 function toMs(t: Date | number): number {
   const ms = typeof t === 'number' ? t : t instanceof Date ? t.getTime() : Number.NaN;

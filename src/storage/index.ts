@@ -3,7 +3,7 @@ import { createMemoryStorage } from './memory.ts';
 import { createPostgresStorage } from './postgres.ts';
 import { createSqliteStorage } from './sqlite.ts';
 
-export type { StorageBackend, StorageReader, StorageTransaction, StorageWriter } from './backend.ts';
+export type { StorageBackend } from './backend.ts';
 
 /** The `storage` section of the configuration: exactly one backend. */
 export type StorageConfig =

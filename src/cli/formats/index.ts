@@ -11,7 +11,6 @@ import {
 } from './types.ts';
 
 export type { FileFormat, ParsedEntry, ParseIssue, ParseResult } from './types.ts';
-export { FILE_FORMATS } from './types.ts';
 
 /** The format a file is in: the one given, else from its extension (.json, .yaml/.yml; anything else is .env). */
 export function detectFormat(path: string, given?: string): FileFormat {
