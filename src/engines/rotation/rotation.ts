@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { BarrierWriter } from '../../barrier/barrier.ts';
+import type { AuditEntry } from '../../contract/audit.ts';
 import type { AnyOperation, Operation, Resource } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretAddress, SecretRecord } from '../kv/kv.ts';
+import type { BarrierPort, ClockPort, SecretsPort } from '../ports.ts';
 import { type AdapterSettings, type RotationAdapter, sanitizeUpstream } from './adapters/http.ts';
 import { createOpenAiAdapter } from './adapters/openai.ts';
 import { createOpenRouterAdapter } from './adapters/openrouter.ts';
@@ -85,7 +86,7 @@ export interface TickReport {
 
 export interface RotationService {
   /** Core module: the rotate and rotation-status operations. */
-  module(core: Core): AnyOperation[];
+  module(deps: RotationDeps): AnyOperation[];
   /** Rotates one secret now (the API's and the scheduler's path). */
   rotate(
     a: SecretAddress,
@@ -113,7 +114,15 @@ export function backoffSeconds(failures: number): number {
 }
 
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
-type AuditInput = Parameters<Core['audit']>[0];
+type AuditInput = Omit<AuditEntry, 'time'> & { time?: string };
+
+/** What rotation needs: the secrets, the clock, whether sealed, and the core's audit of work done outside a request. */
+export type RotationDeps = SecretsPort &
+  ClockPort &
+  BarrierPort & {
+    /** Fail-closed audit of the scheduler's own work (throws `audit_unavailable` when no sink took it). */
+    audit(entry: AuditInput): Promise<void>;
+  };
 const SCHEDULER: NonNullable<AuditInput['actor']> = {
   type: 'system',
   id: 'rotation-scheduler',
@@ -159,11 +168,11 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
   // long enough to survive one missed tick, short enough for a quick take-over
   // (a server ticking by hand, interval 0, holds it as long as one ticking every minute)
   const leaseMs = Math.max(3 * (intervalMs > 0 ? intervalMs : 60_000), 30_000);
-  let core: Core | undefined;
+  let core: RotationDeps | undefined;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<TickReport> | undefined;
 
-  const c = (): Core => {
+  const c = (): RotationDeps => {
     if (!core) throw new TypeError('rotation module used before the core registered it');
     return core;
   };
