@@ -11,8 +11,8 @@ import {
 } from '../src/config/config.ts';
 import { isStrongroomError } from '../src/errors/errors.ts';
 import { commandOf, inspectorRefusal, inspectorRequest } from '../src/lib/hardening.ts';
+import type { RunningServer } from '../src/roles/server.ts';
 import { printDevBanner } from '../src/server/banner.ts';
-import type { RunningServer } from '../src/server/run.ts';
 import type { Telemetry } from '../src/server/telemetry.ts';
 
 /**
@@ -54,7 +54,7 @@ async function startTelemetryFor(
 ): Promise<Telemetry> {
   const [{ startTelemetry }, { createLogger }] = await Promise.all([
     import('../src/server/telemetry.ts'),
-    import('../src/server/run.ts'),
+    import('../src/server/logger.ts'),
   ]);
   const logger = createLogger(config.log_level);
   return startTelemetry(config.telemetry, { warn: (message) => logger.warn(message) });
@@ -64,7 +64,7 @@ async function startTelemetryFor(
 async function runRemoteGateway(config: Readonly<RemoteGatewayConfig>): Promise<void> {
   const [{ startRemoteGateway }, { createLogger }] = await Promise.all([
     import('../src/gateway/standalone.ts'),
-    import('../src/server/run.ts'),
+    import('../src/server/logger.ts'),
   ]);
   const telemetry = await startTelemetryFor(config);
   let gateway: Awaited<ReturnType<typeof startRemoteGateway>>;
@@ -123,7 +123,7 @@ async function runServer(o: ServerCommandOptions): Promise<void> {
   let server: RunningServer;
   try {
     // loaded only for the server and gateway commands: the other commands start faster without it
-    const { startServer } = await import('../src/server/run.ts');
+    const { startServer } = await import('../src/roles/server.ts');
     server = await startServer(config);
   } catch (err) {
     const msg = isStrongroomError(err)

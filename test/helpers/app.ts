@@ -16,9 +16,9 @@ import type { RotationOptions } from '../../src/engines/rotation/rotation.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
 import { buildServer } from '../../src/server/app.ts';
+import { createLogger } from '../../src/server/logger.ts';
 import type { RouteDef } from '../../src/server/routes/v1/routes.ts';
 import { vaultRoutes } from '../../src/server/routes/vault-routes.ts';
-import { createLogger } from '../../src/server/run.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 

@@ -1,8 +1,14 @@
+/**
+ * The vault server role: opens storage, assembles the vault, serves it over
+ * HTTP (src/server/) and, when configured, the AI gateway beside it. The
+ * process launcher bin/strongroom.ts starts it; it is the one place that
+ * joins the transports to what they serve.
+ */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { assembleVault } from '../assemble/vault.ts';
 import { parseListen, type ServerConfig } from '../config/config.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
@@ -10,10 +16,11 @@ import type { Core } from '../core/core.ts';
 import type { IdentityOptions } from '../engines/identity/identity.ts';
 import { systemClock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
+import { buildServer } from '../server/app.ts';
+import { createLogger } from '../server/logger.ts';
+import { vaultRoutes } from '../server/routes/vault-routes.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import { openStorage, type StorageConfig } from '../storage/index.ts';
-import { buildServer } from './app.ts';
-import { vaultRoutes } from './routes/vault-routes.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -26,28 +33,6 @@ export interface RunningServer {
   /** Set in dev mode only: a fresh root token minted at start. */
   devRootToken?: string;
   close(): Promise<void>;
-}
-
-/** Creates a logger that never prints request bodies or credential headers. */
-export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
-  return pino(
-    {
-      level,
-      base: { service: 'strongroom' },
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers["x-vault-token"]',
-          'req.headers.cookie',
-          '*.token',
-          '*.value',
-          '*.key',
-        ],
-        censor: '[redacted]',
-      },
-    },
-    destination ?? process.stdout,
-  );
 }
 
 function ensureDevKeyFile(path: string): void {
