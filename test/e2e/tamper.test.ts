@@ -144,11 +144,7 @@ function snapshot(fx: Fixture): Map<string, Buffer> {
     }[];
     // usage counters are written by the server as it serves reads, and the version index changes with
     // every write (test/e2e/storage-replay.test.ts tampers with it): not part of what is tampered with here
-    return new Map(
-      rows
-        .filter((r) => !outsideSnapshot(r.key))
-        .map((r) => [r.key, Buffer.from(r.value)]),
-    );
+    return new Map(rows.filter((r) => !outsideSnapshot(r.key)).map((r) => [r.key, Buffer.from(r.value)]));
   });
 }
 
