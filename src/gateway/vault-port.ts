@@ -279,6 +279,7 @@ export interface LocalVault extends GatewayVault {
 }
 
 /** The gateway on the vault's core in this process (decision 0006); the vault service serves it to remote gateways. */
+// over 150 lines: the vault side of the gateway port, a method each; moves to an engine (issue 14 item 1)
 export function localVault(core: Core, engines: LocalEngines): LocalVault {
   const unauthenticated = (message: string) => new StrongroomError('unauthenticated', message);
 

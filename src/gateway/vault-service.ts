@@ -63,6 +63,7 @@ const FRESH_MS = 1_000;
 
 type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean };
 
+// over 150 lines: the vault side of the remote port, an operation each; moves to an engine (issue 14 item 1)
 export function gatewayVaultService(core: Core, engines: () => ServiceEngines): AnyOperation[] {
   let port: LocalVault | undefined;
   const vault = (): LocalVault => {
