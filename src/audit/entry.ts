@@ -19,7 +19,7 @@ import { createHash, hash } from 'node:crypto';
 
 import type { AuditEntry } from '../contract/audit.ts';
 
-export type { AuditActor, AuditEntry } from '../contract/audit.ts';
+export type { AuditEntry } from '../contract/audit.ts';
 
 /** Why a checkpoint was written. */
 export type CheckpointReason = 'count' | 'interval' | 'shutdown' | 'seal' | 'rotate' | 'manual';
