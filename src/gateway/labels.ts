@@ -1,6 +1,6 @@
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { Owner } from '../core/types.ts';
-import { globMatch } from '../engines/gateway/glob.ts';
+import { globMatch } from '../lib/glob.ts';
 import type { Caller } from './types.ts';
 
 /**

@@ -1,4 +1,4 @@
-import { costOf } from '../engines/gateway/budgets.ts';
+import { costOf } from '../api/pricing.ts';
 import { parseJsonLimited } from '../lib/json.ts';
 import type { Relaying } from './call-context.ts';
 import { sendError, statusOf } from './error-answers.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { costOf } from '../engines/gateway/budgets.ts';
+import { costOf } from '../api/pricing.ts';
 import type { ErrorCode } from '../errors/errors.ts';
 import { jsonDepth } from '../lib/json.ts';
 import type { Relaying } from './call-context.ts';

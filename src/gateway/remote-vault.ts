@@ -1,5 +1,5 @@
 import { Pool } from 'undici';
-import { tokensOf } from '../engines/gateway/budgets.ts';
+import { tokensOf } from '../api/pricing.ts';
 import { ERROR_CODES, type ErrorCode, isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createMetricsRegistry } from '../lib/metrics.ts';
 import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';

@@ -1,5 +1,5 @@
+import { priceOf as priceIn } from '../api/pricing.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
-import { priceOf as priceIn } from '../engines/gateway/budgets.ts';
 import { parseDuration } from '../lib/duration.ts';
 import type { WireApi } from './providers.ts';
 import type { Price } from './types.ts';

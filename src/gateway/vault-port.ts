@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Core } from '../core/core.ts';
 import type { Identity, RequestInfo, Resource } from '../core/types.ts';
-import { globMatch } from '../engines/gateway/glob.ts';
 import { keyIdentity, type VirtualKey } from '../engines/gateway/keys.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import { globMatch } from '../lib/glob.ts';
 import type { MetricsRegistry } from '../lib/metrics.ts';
 import type { ProviderKeys } from './keys.ts';
 import type { BudgetLimits, Budgets, Caller, Reservation, SessionRef, Usage } from './types.ts';

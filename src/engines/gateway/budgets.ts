@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
+import { tokensOf } from '../../api/pricing.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import type { BudgetLimits, Budgets, Reservation } from '../../contract/budgets.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
-import { globMatch } from './glob.ts';
 
 /*
  * The budget contracts of src/gateway/types.ts, restated: engines may not
@@ -10,64 +11,6 @@ import { globMatch } from './glob.ts';
  * this implementation by its shape. budgets.test.ts assigns one to the
  * other, so the typecheck fails as soon as they drift apart.
  */
-
-/** Limits of one subject (a virtual key, an app, a workload). Absent: unlimited. */
-export interface BudgetLimits {
-  requests_per_minute?: number;
-  tokens_per_minute?: number;
-  /** Spend in USD per period (`total` never resets). */
-  spend?: { usd: number; period: 'day' | 'month' | 'total' };
-}
-
-/** Token counts a provider reported (or the gateway estimated). */
-export interface Usage {
-  input_tokens: number;
-  output_tokens: number;
-  /**
-   * Prompt-cache tokens reported apart from `input_tokens` (Anthropic): read from the cache, and
-   * written to it for 5 minutes or for an hour. They count as input, at their own prices.
-   */
-  cache_read_tokens?: number;
-  cache_write_5m_tokens?: number;
-  cache_write_1h_tokens?: number;
-}
-
-/** Price of a model, USD per million tokens. */
-export interface Price {
-  input: number;
-  output: number;
-  /** Prompt-cache prices (default: 0.1x, 1.25x and 2x the input price, as Anthropic charges). */
-  cache_read?: number;
-  cache_write_5m?: number;
-  cache_write_1h?: number;
-}
-
-export interface Reservation {
-  /** Replaces the estimate with what was used (cost in USD). Idempotent. */
-  settle(usage: Usage, costUsd: number): Promise<void>;
-  /** Gives the whole reservation back (the upstream call did not happen). Idempotent. */
-  release(): Promise<void>;
-  /**
-   * Shared storage: the reservation as text, so any server sharing the storage can settle it
-   * (`Budgets.resume`). Absent when the budgets live in one process's memory.
-   */
-  readonly ticket?: string;
-}
-
-export interface Budgets {
-  /**
-   * Takes one request, `estimate.tokens` tokens and `estimate.costUsd` from
-   * every subject, or nothing: throws StrongroomError('rate_limited', …,
-   * { details: { retry_after, limit, subject } }) when any subject would go
-   * over a limit.
-   */
-  reserve(
-    subjects: readonly { key: string; limits: BudgetLimits }[],
-    estimate: { tokens: number; costUsd: number },
-  ): Promise<Reservation>;
-  /** Shared storage: the reservation a `ticket` describes (made by any server sharing the storage). */
-  resume?(ticket: string): Reservation;
-}
 
 /** What a ticket holds: what was taken from whom, in which window and period. */
 interface Ticket {
@@ -315,71 +258,6 @@ export function createBudgets(
       },
     };
   }
-}
-
-/**
- * The price of `model` in a table of model globs (`gpt-4o-mini`, `gpt-4o*`,
- * `claude-*`): an exact entry first, else the matching glob with the longest
- * literal text; between globs as specific as each other, the higher price
- * (so the answer never depends on the table's order, and an ambiguity never
- * undercharges). Undefined: an unknown model (it costs 0, its tokens still count).
- */
-export function priceOf(model: string, prices: Readonly<Record<string, Price>>): Price | undefined {
-  const exact = Object.hasOwn(prices, model) ? prices[model] : undefined;
-  if (exact) return exact;
-  let best: { price: Price; weight: number } | undefined;
-  for (const [pattern, price] of Object.entries(prices)) {
-    if (!pattern.includes('*') || !globMatch(pattern, model)) continue;
-    const weight = pattern.replaceAll('*', '').length;
-    if (!best || weight > best.weight) best = { price, weight };
-    else if (weight === best.weight) best = { price: dearest(best.price, price), weight };
-  }
-  return best?.price;
-}
-
-/** Each component at the higher of two prices: what an ambiguous price table can never undercharge. */
-function dearest(a: Price, b: Price): Price {
-  const out: Price = { input: Math.max(a.input, b.input), output: Math.max(a.output, b.output) };
-  for (const k of ['cache_read', 'cache_write_5m', 'cache_write_1h'] as const) {
-    const v = Math.max(a[k] ?? rateOf(a, k), b[k] ?? rateOf(b, k));
-    if (a[k] !== undefined || b[k] !== undefined) out[k] = v;
-  }
-  return out;
-}
-
-/** A prompt-cache price: the table's, or its usual multiple of the input price. */
-function rateOf(price: Price, k: 'cache_read' | 'cache_write_5m' | 'cache_write_1h'): number {
-  return price[k] ?? price.input * CACHE_MULTIPLE[k];
-}
-const CACHE_MULTIPLE = { cache_read: 0.1, cache_write_5m: 1.25, cache_write_1h: 2 } as const;
-
-/** Every token a call used: input (prompt-cache reads and writes included) and output. */
-export function tokensOf(usage: Usage): number {
-  return (
-    usage.input_tokens +
-    usage.output_tokens +
-    (usage.cache_read_tokens ?? 0) +
-    (usage.cache_write_5m_tokens ?? 0) +
-    (usage.cache_write_1h_tokens ?? 0)
-  );
-}
-
-/** The dearest an input token can be at `price` (a prompt-cache write for an hour): for upper bounds. */
-export function dearestInput(price: Price): number {
-  return Math.max(price.input, rateOf(price, 'cache_write_5m'), rateOf(price, 'cache_write_1h'));
-}
-
-/** What `usage` costs at `price` (USD per million tokens), in USD; 0 when the price is unknown. */
-export function costOf(usage: Usage, price: Price | undefined): number {
-  if (!price) return 0;
-  return (
-    (usage.input_tokens * price.input +
-      usage.output_tokens * price.output +
-      (usage.cache_read_tokens ?? 0) * rateOf(price, 'cache_read') +
-      (usage.cache_write_5m_tokens ?? 0) * rateOf(price, 'cache_write_5m') +
-      (usage.cache_write_1h_tokens ?? 0) * rateOf(price, 'cache_write_1h')) /
-    1_000_000
-  );
 }
 
 /** The subject's counters as of `at`: a new minute window or spend period starts from zero. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { globCovers, globMatch } from './glob.ts';
+import { globCovers, globMatch } from '../../lib/glob.ts';
 import { keyAllows, keyIdentity, limitsWithin, modelResource, scopeWithin, type VirtualKey } from './keys.ts';
 
 test('model globs match whole names; * matches any run of characters', () => {

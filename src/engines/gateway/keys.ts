@@ -1,5 +1,6 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
 import type { BarrierStore } from '../../barrier/barrier.ts';
+import type { BudgetLimits, Budgets } from '../../contract/budgets.ts';
 import type { Identity } from '../../contract/identity.ts';
 import { identityOf } from '../../contract/identity.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
@@ -7,10 +8,10 @@ import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
+import { globCovers, globMatch } from '../../lib/glob.ts';
 import { parseSpiffeId } from '../../spiffe/index.ts';
 import type { AllowsPort, BarrierPort, ClockPort, TokensPort } from '../ports.ts';
-import { type BudgetLimits, type Budgets, createBudgets } from './budgets.ts';
-import { globCovers, globMatch } from './glob.ts';
+import { createBudgets } from './budgets.ts';
 
 /** What virtual keys need: their barrier view, token lookups (a key dies with its creator), authorization, the clock. */
 export type GatewayKeysDeps = BarrierPort & TokensPort & AllowsPort & ClockPort;
