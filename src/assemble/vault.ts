@@ -164,6 +164,8 @@ export function assembleVault(deps: VaultDeps): Vault {
     ],
     onSeal: [() => audit.onSeal(), () => void rotation.stop()],
   });
+  // workloads authenticate by SVID through the identity engine (the modules were built by createCore)
+  core.workloadAuth = identityEngine?.authenticate;
   return {
     core,
     audit,

@@ -95,7 +95,7 @@ export interface Core {
   audit(entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void>;
   /**
    * Authenticates workloads by SVID (a client certificate chain, or a JWT-SVID
-   * as bearer token): set once by the identity engine. Undefined: no SVIDs.
+   * as bearer token): set once by the assembler, from the identity engine. Undefined: no SVIDs.
    */
   workloadAuth: ((request: RequestInfo) => Promise<Identity | undefined>) | undefined;
   /** Whether `identity` may perform `action` on `resource` (for filtering lists). */

@@ -1,5 +1,5 @@
 import { costOf, dearestInput } from '../api/pricing.ts';
-import type { RequestInfo, Resource } from '../core/types.ts';
+import type { RequestInfo, Resource } from '../contract/operation.ts';
 import type { Endpoint, ParsedRequest } from './providers.ts';
 import type { CallInfo, Price, Reservation } from './types.ts';
 import type { Decision, DefaultLimits, GatewayVault, Session } from './vault-port.ts';

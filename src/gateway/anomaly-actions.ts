@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { RequestInfo } from '../core/types.ts';
+import type { RequestInfo } from '../contract/operation.ts';
 import type { ErrorCode } from '../errors/errors.ts';
 import type { Counter } from '../lib/metrics.ts';
 import type { AnomalyDetector } from './anomaly.ts';

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { FastifyRequest } from 'fastify';
 import type { GatewayConfig } from '../config/gateway.ts';
-import type { RequestInfo } from '../core/types.ts';
+import type { RequestInfo } from '../contract/operation.ts';
 import type { GatewayVault, Session } from './vault-port.ts';
 
 /**

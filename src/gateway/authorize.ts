@@ -1,4 +1,4 @@
-import type { RequestInfo, Resource } from '../core/types.ts';
+import type { RequestInfo, Resource } from '../contract/operation.ts';
 import { isStrongroomError } from '../errors/errors.ts';
 import type { CallInfo } from './types.ts';
 import type { Decision, GatewayVault, Session } from './vault-port.ts';

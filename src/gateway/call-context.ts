@@ -1,7 +1,7 @@
 import type { Span } from '@opentelemetry/api';
 import type { FastifyReply } from 'fastify';
 import type { Dispatcher } from 'undici';
-import type { RequestInfo } from '../core/types.ts';
+import type { RequestInfo } from '../contract/operation.ts';
 import type { CallGuard, EndReason } from './call-guard.ts';
 import type { Endpoint } from './providers.ts';
 import type { CallFilters } from './response-filters.ts';

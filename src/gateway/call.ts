@@ -9,7 +9,7 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayConfig } from '../config/gateway.ts';
-import type { RequestInfo, Resource } from '../core/types.ts';
+import type { RequestInfo, Resource } from '../contract/operation.ts';
 import { type ErrorCode, isStrongroomError } from '../errors/errors.ts';
 import { admitCall } from './admission.ts';
 import type { AnomalyActions } from './anomaly-actions.ts';

@@ -1,5 +1,5 @@
 import type { GatewayConfig } from '../config/gateway.ts';
-import type { Owner } from '../core/types.ts';
+import type { Owner } from '../contract/identity.ts';
 import { globMatch } from '../lib/glob.ts';
 import type { Caller } from './types.ts';
 

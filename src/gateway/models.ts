@@ -1,6 +1,6 @@
 import type { Span } from '@opentelemetry/api';
 import type { FastifyReply } from 'fastify';
-import type { RequestInfo, Resource } from '../core/types.ts';
+import type { RequestInfo, Resource } from '../contract/operation.ts';
 import { authorizeCall } from './authorize.ts';
 import type { CallDraft } from './call-context.ts';
 import type { Endpoint } from './providers.ts';

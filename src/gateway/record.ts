@@ -1,6 +1,6 @@
 import { SpanStatusCode } from '@opentelemetry/api';
 import { tokensOf } from '../api/pricing.ts';
-import type { Identity } from '../core/types.ts';
+import type { Identity } from '../contract/identity.ts';
 import type { ErrorCode } from '../errors/errors.ts';
 import type { CallDraft, Forwarding } from './call-context.ts';
 import type { EndReason } from './call-guard.ts';

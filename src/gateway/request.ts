@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyRequest } from 'fastify';
-import type { RequestInfo } from '../core/types.ts';
+import type { RequestInfo } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { CallDraft } from './call-context.ts';
 import { type Endpoint, type ParsedRequest, parseRequest } from './providers.ts';

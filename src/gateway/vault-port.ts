@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { Identity } from '../contract/identity.ts';
+import type { RequestInfo, Resource } from '../contract/operation.ts';
 import type { Core } from '../core/core.ts';
-import type { Identity, RequestInfo, Resource } from '../core/types.ts';
 import { keyIdentity, type VirtualKey } from '../engines/gateway/keys.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { globMatch } from '../lib/glob.ts';

@@ -10,9 +10,10 @@ import type {
   VaultSettleRequest,
 } from '../api/gateway.ts';
 import { loadOrCreateKey } from '../barrier/keys.ts';
+import type { Identity } from '../contract/identity.ts';
+import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
+import { scopeAllows } from '../contract/scope.ts';
 import type { Core } from '../core/core.ts';
-import { scopeAllows } from '../core/scope.ts';
-import type { AnyOperation, Identity, Operation, OperationContext, Resource } from '../core/types.ts';
 import { open, seal } from '../crypto/aead.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createProviderKeys } from './keys.ts';

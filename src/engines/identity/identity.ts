@@ -1,8 +1,8 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { Identity } from '../../contract/identity.ts';
 import type { AnyOperation, RequestInfo } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
 import { parseTrustDomain } from '../../spiffe/index.ts';
+import type { BarrierPort, ClockPort } from '../ports.ts';
 import { caOperations, createCertificateAuthority } from './ca.ts';
 import { createTrustedBundles, federationOperations } from './federation.ts';
 import { joinTokenOperation } from './join-tokens.ts';
@@ -90,9 +90,15 @@ function settingsOf(opts: IdentityOptions) {
   return s;
 }
 
-export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): IdentityEngine {
-  const store = core.barrier.view(PREFIX);
-  const clock = core.clock;
+/** What the identity engine needs: its barrier view, the clock, and the core's audit of SVIDs it issues to itself. */
+export type IdentityDeps = BarrierPort &
+  ClockPort & {
+    audit(entry: SelfIssueAudit): Promise<void>;
+  };
+
+export function createIdentityEngine(deps: IdentityDeps, opts: IdentityOptions = {}): IdentityEngine {
+  const store = deps.barrier.view(PREFIX);
+  const clock = deps.clock;
   const s = settingsOf(opts);
   const { trustDomain } = s;
   const verifiedJwts: VerifiedJwts = new Map();
@@ -126,7 +132,7 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
     registrations,
     x509Ttl: s.x509Ttl,
     x509Max: s.x509Max,
-    audit: (entry: SelfIssueAudit) => core.audit(entry),
+    audit: (entry: SelfIssueAudit) => deps.audit(entry),
   });
   const jwt = jwtSvidOperations({
     clock,
@@ -184,11 +190,13 @@ export function createIdentityEngine(core: Core, opts: IdentityOptions = {}): Id
   };
 }
 
-/** The core module that registers the identity engine and lets the core authenticate workloads by SVID. */
+/**
+ * The core module of the identity engine: registers its operations and hands the engine to `bind`
+ * (the assembler gives its `authenticate` to the core, which then authenticates workloads by SVID).
+ */
 export function identityModule(opts: IdentityOptions = {}, bind?: (engine: IdentityEngine) => void) {
-  return (core: Core) => {
-    const engine = createIdentityEngine(core, opts);
-    core.workloadAuth = engine.authenticate;
+  return (deps: IdentityDeps) => {
+    const engine = createIdentityEngine(deps, opts);
     bind?.(engine);
     return engine.operations;
   };

@@ -1,5 +1,5 @@
 import type { AnyOperation } from '../../contract/operation.ts';
-import type { Core } from '../../core/core.ts';
+import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
 import { exportOperations } from './export-secrets.ts';
 import { importOperation } from './import-secrets.ts';
 import type { Allows } from './resources.ts';
@@ -9,11 +9,11 @@ import type { Allows } from './resources.ts';
  * docs/import-export.md): the module that adds them beside the kv engine,
  * writing through the engine's own writer so watchers see every change.
  */
-export function bulkOperations(core: Core): AnyOperation[] {
-  const kv = core.kv.internals;
+export function bulkOperations(deps: SecretsPort & ClockPort & AllowsPort): AnyOperation[] {
+  const kv = deps.kv.internals;
   const allows: Allows = (identity, action, resource, request) =>
-    core.allows(identity, action, resource, request);
+    deps.allows(identity, action, resource, request);
   const writer = { appendVersion: kv.appendVersion, changing: kv.changing };
-  const { exportNames, exportValues } = exportOperations({ store: kv.store, clock: core.clock, allows });
+  const { exportNames, exportValues } = exportOperations({ store: kv.store, clock: deps.clock, allows });
   return [importOperation({ store: kv.store, writer, allows }), exportNames, exportValues];
 }
