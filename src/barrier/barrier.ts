@@ -5,7 +5,8 @@ import { randomKey } from '../crypto/random.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { Mutex } from '../lib/mutex.ts';
-import type { StorageBackend, StorageReader, StorageWriter } from '../storage/backend.ts';
+import type { StorageBackend, StorageReader, StorageTransaction } from '../storage/backend.ts';
+import { compareKeys } from '../storage/shared.ts';
 import {
   type Bucket,
   bucketOf,
@@ -334,8 +335,16 @@ interface TxIndex {
   expected(path: string): Promise<number | undefined>;
   /** The version every write of this transaction gets. */
   version(): Promise<number>;
-  stage(path: string, version: number | null): void;
-  /** Writes the changed buckets and the root; undefined when the transaction wrote nothing. */
+  /** Records `path`'s new record (null: deleted) at `version`; written to storage by `flush`. */
+  stage(path: string, version: number | null, record: Buffer | null): void;
+  /** A record this transaction wrote and has not flushed: `raw` is undefined when it deleted it. */
+  pending(path: string): { raw: Buffer | undefined } | undefined;
+  /** Paths under `prefix` this transaction wrote (`put`) or deleted (`deleted`). */
+  pendingUnder(prefix: string): { put: string[]; deleted: Set<string> };
+  /**
+   * Writes every staged record, the changed buckets and the root, in one
+   * statement where storage offers it; undefined when nothing was written.
+   */
   flush(): Promise<IndexChange | undefined>;
 }
 
@@ -566,11 +575,12 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
     return verify(path, raw2, fresh.entries.get(path));
   }
 
-  function txIndex(tx: StorageWriter): TxIndex {
+  function txIndex(tx: StorageTransaction): TxIndex {
     const floor = highest;
     let root: IndexRoot | undefined;
     const loaded = new Map<number, Bucket>();
     const staged = new Map<string, number | null>();
+    const records = new Map<string, Buffer | null>();
 
     async function getRoot(): Promise<IndexRoot> {
       if (root) return root;
@@ -606,8 +616,23 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
           throw new StrongroomError('internal', 'the version counter is exhausted');
         return r.counter + 1;
       },
-      stage(path, version) {
+      stage(path, version, record) {
         staged.set(path, version);
+        records.set(path, record);
+      },
+      pending(path) {
+        if (!records.has(path)) return undefined;
+        return { raw: records.get(path) ?? undefined };
+      },
+      pendingUnder(prefix) {
+        const put: string[] = [];
+        const deleted = new Set<string>();
+        for (const [p, r] of records) {
+          if (!p.startsWith(prefix)) continue;
+          if (r === null) deleted.add(p);
+          else put.push(p);
+        }
+        return { put, deleted };
       },
       async flush() {
         if (staged.size === 0) return undefined;
@@ -622,6 +647,12 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
         }
         const next: IndexRoot = { counter: v, buckets: [...r.buckets], seal: r.seal };
         const written = new Map<number, Bucket>();
+        const puts: [string, Uint8Array][] = [];
+        const deletes: string[] = [];
+        for (const [p, record] of records) {
+          if (record === null) deletes.push(p);
+          else puts.push([p, record]);
+        }
         for (const [b, list] of changes) {
           const entries = new Map((await bucket(b)).entries);
           for (const [p, version] of list) {
@@ -629,11 +660,17 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
             else entries.set(p, version);
           }
           const nb: Bucket = { version: v, entries };
-          await tx.put(bucketPath(b), sealLogical(bucketPath(b), v, encodeBucket(nb)));
+          puts.push([bucketPath(b), sealLogical(bucketPath(b), v, encodeBucket(nb))]);
           next.buckets[b] = v;
           written.set(b, nb);
         }
-        await tx.put(ROOT_PATH, sealLogical(ROOT_PATH, v, encodeRoot(next)));
+        puts.push([ROOT_PATH, sealLogical(ROOT_PATH, v, encodeRoot(next))]);
+        if (deletes.length > 0) {
+          if (tx.deleteMany) await tx.deleteMany(deletes);
+          else for (const p of deletes) await tx.delete(p);
+        }
+        if (tx.putMany) await tx.putMany(puts);
+        else for (const [p, record] of puts) await tx.put(p, record);
         return { root: next, buckets: written };
       },
     };
@@ -680,10 +717,11 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
     if (isReserved(path)) throw new TypeError(`barrier path ${path} is reserved`);
   }
 
-  function txWriter(tx: StorageWriter, ix: TxIndex, onWrite?: (path: string) => void): BarrierWriter {
+  function txWriter(tx: StorageTransaction, ix: TxIndex, onWrite?: (path: string) => void): BarrierWriter {
     const get = async (path: string) => {
       keys();
-      const raw = await tx.get(path);
+      const mine = ix.pending(path);
+      const raw = mine ? mine.raw : await tx.get(path);
       return verify(path, raw, await ix.expected(path));
     };
     return {
@@ -694,23 +732,26 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
       },
       async list(prefix) {
         keys();
-        return tx.list(prefix);
+        const stored = await tx.list(prefix);
+        const mine = ix.pendingUnder(prefix);
+        if (mine.put.length === 0 && mine.deleted.size === 0) return stored;
+        const all = new Set(stored.filter((p) => !mine.deleted.has(p)));
+        for (const p of mine.put) all.add(p);
+        return [...all].sort(compareKeys);
       },
       async put(path, value) {
         assertLogicalPath(path);
         const version = await ix.version();
         const record = sealLogical(path, version, value);
         onWrite?.(path);
-        await tx.put(path, record);
-        ix.stage(path, version);
+        ix.stage(path, version, record);
       },
       async delete(path) {
         assertLogicalPath(path);
         keys();
         await ix.version();
         onWrite?.(path);
-        await tx.delete(path);
-        ix.stage(path, null);
+        ix.stage(path, null, null);
       },
     };
   }

@@ -56,23 +56,30 @@ export function emptyRoot(seal: string): IndexRoot {
   return { counter: 0, buckets: new Array<number>(BUCKETS).fill(0), seal };
 }
 
+/**
+ * The root in binary: counter (uint48) | seal digest (32 bytes) | 256 bucket
+ * versions (uint48 each), 1,574 bytes. Small enough that PostgreSQL keeps the
+ * row inline (under its 2 KB TOAST threshold), since every read on shared
+ * storage fetches it with the record.
+ */
+const ROOT_BYTES = 6 + 32 + BUCKETS * 6;
+
 export function encodeRoot(root: IndexRoot): Buffer {
-  return Buffer.from(JSON.stringify({ c: root.counter, b: root.buckets, s: root.seal }));
+  const out = Buffer.alloc(ROOT_BYTES);
+  out.writeUIntBE(root.counter, 0, 6);
+  const digest = Buffer.from(root.seal, 'hex');
+  if (digest.byteLength !== 32) throw new TypeError('the seal digest is a SHA-256');
+  digest.copy(out, 6);
+  for (let b = 0; b < BUCKETS; b++) out.writeUIntBE(root.buckets[b]!, 38 + b * 6, 6);
+  return out;
 }
 
 /** Undefined when the plaintext is not a well-formed root (it authenticated, so only a bug gets here). */
 export function decodeRoot(plain: Buffer): IndexRoot | undefined {
-  const j = JSON.parse(plain.toString('utf8')) as { c?: unknown; b?: unknown; s?: unknown };
-  if (
-    !Number.isSafeInteger(j.c) ||
-    !Array.isArray(j.b) ||
-    j.b.length !== BUCKETS ||
-    !j.b.every((v) => Number.isSafeInteger(v)) ||
-    typeof j.s !== 'string'
-  ) {
-    return undefined;
-  }
-  return { counter: j.c as number, buckets: j.b as number[], seal: j.s };
+  if (plain.byteLength !== ROOT_BYTES) return undefined;
+  const buckets = new Array<number>(BUCKETS);
+  for (let b = 0; b < BUCKETS; b++) buckets[b] = plain.readUIntBE(38 + b * 6, 6);
+  return { counter: plain.readUIntBE(0, 6), buckets, seal: plain.subarray(6, 38).toString('hex') };
 }
 
 export function encodeBucket(bucket: Bucket): Buffer {

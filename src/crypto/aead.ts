@@ -10,9 +10,31 @@ export function importAesKey(raw: Uint8Array): KeyObject {
   return createSecretKey(raw);
 }
 
+/**
+ * Nonces come from a pool of CSPRNG bytes refilled 256 nonces at a time: one
+ * `randomBytes` call costs about as much as the whole AES-GCM of a small
+ * record, and a barrier write seals three records (the value, its index bucket
+ * and the index root). Each nonce is used once (the offset only moves forward);
+ * the pool is as random as the bytes it holds, which is what NIST SP 800-38D
+ * §8.2.2 asks of a random nonce.
+ */
+const POOL_NONCES = 256;
+let noncePool = Buffer.alloc(0);
+let nonceOffset = 0;
+
+function nextNonce(): Buffer {
+  if (nonceOffset + NONCE_BYTES > noncePool.byteLength) {
+    noncePool = randomBytes(NONCE_BYTES * POOL_NONCES);
+    nonceOffset = 0;
+  }
+  const nonce = noncePool.subarray(nonceOffset, nonceOffset + NONCE_BYTES);
+  nonceOffset += NONCE_BYTES;
+  return nonce;
+}
+
 /** Returns nonce || ciphertext || tag. */
 export function seal(key: KeyObject, plaintext: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = nextNonce();
   const cipher = createCipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
   const head = cipher.update(plaintext);

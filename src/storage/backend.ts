@@ -20,7 +20,12 @@ export interface StorageWriter extends StorageReader {
 }
 
 /** A transaction sees its own writes; nothing is visible to others until it commits. */
-export type StorageTransaction = StorageWriter;
+export interface StorageTransaction extends StorageWriter {
+  /** Optional: stores every entry (keys distinct) in one statement. The barrier writes a batch's records this way. */
+  putMany?(entries: readonly (readonly [string, Uint8Array])[]): Promise<void>;
+  /** Optional: removes every key in one statement. */
+  deleteMany?(keys: readonly string[]): Promise<void>;
+}
 
 export interface StorageBackend extends StorageWriter {
   /** Backend name for status output: 'memory' | 'sqlite' | 'postgres'. */

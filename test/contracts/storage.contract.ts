@@ -89,6 +89,40 @@ export function storageContract(
       await Promise.all(writes);
     });
 
+    test('putMany and deleteMany, where a transaction offers them, act as their single forms', async (t) => {
+      const storage = await make(t);
+      await storage.put('gone', bytes('x'));
+      const offered = await storage
+        .transaction(async (tx) => {
+          if (!tx.putMany || !tx.deleteMany) return false;
+          await tx.putMany([
+            ['a', bytes('one')],
+            ['b', Uint8Array.from({ length: 256 }, (_, i) => i)],
+          ]);
+          await tx.deleteMany(['gone', 'never-there']);
+          await tx.putMany([]);
+          assert.deepEqual(await tx.get('a'), bytes('one'));
+          await assert.rejects(
+            tx.putMany([
+              ['c', bytes('1')],
+              ['c', bytes('2')],
+            ]),
+            TypeError,
+          );
+          return true;
+        })
+        .catch((err: unknown) => err);
+      if (offered === false) return t.skip(`${storage.kind} transactions write one key at a time`);
+      // a failed statement aborts a PostgreSQL transaction: the rejected duplicate may have rolled it back
+      if (offered instanceof Error) throw offered;
+      assert.deepEqual(await storage.get('a'), bytes('one'));
+      assert.deepEqual(
+        await storage.get('b'),
+        Uint8Array.from({ length: 256 }, (_, i) => i),
+      );
+      assert.equal(await storage.get('gone'), undefined);
+    });
+
     test('get returns a plain Uint8Array', async (t) => {
       const storage = await make(t);
       await storage.put('k', bytes('v'));
