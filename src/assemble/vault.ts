@@ -10,7 +10,7 @@ import {
   type GatewayKeysEngine,
   type GatewayKeysOptions,
   gatewayKeysModule,
-} from '../engines/gateway/keys.ts';
+} from '../engines/gateway/virtual-keys.ts';
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { type IdentityEngine, type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
 import { bulkOperations } from '../engines/kv/bulk.ts';
@@ -19,7 +19,7 @@ import { createRotation, type RotationOptions, type RotationService } from '../e
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
-import type { ProviderKeys } from '../gateway/keys.ts';
+import type { ProviderKeys } from '../gateway/provider-keys.ts';
 import type { LocalEngines } from '../gateway/vault-port.ts';
 import { gatewayVaultService } from '../gateway/vault-service.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -175,7 +175,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       // the gateway's modules are loaded only by a server that runs the gateway
       const [{ gatewayParts }, { createGatewayIdentity }, { localVault }] = await Promise.all([
         import('../gateway/assemble.ts'),
-        import('../gateway/identity.ts'),
+        import('../gateway/self-identity.ts'),
         import('../gateway/vault-port.ts'),
       ]);
       const engine = gatewayKeys!;

@@ -2,7 +2,7 @@ import { type KeyObject, randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import type { AppInfo } from '../api/auth.ts';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
-import { loadOrCreateKey } from '../barrier/keys.ts';
+import { loadOrCreateKey } from '../barrier/stored-keys.ts';
 import { type Scope, scopeProblem } from '../contract/scope.ts';
 import { constantTimeEqual, hmacSha256 } from '../crypto/random.ts';
 import { generateToken, TOKEN_PREFIXES } from '../crypto/token.ts';

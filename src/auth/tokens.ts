@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
-import { loadOrCreateKey } from '../barrier/keys.ts';
+import { loadOrCreateKey } from '../barrier/stored-keys.ts';
 import type { Owner, TokenEntry } from '../contract/identity.ts';
 import { type Scope, scopeWithin } from '../contract/scope.ts';
 import { hmacSha256, randomId } from '../crypto/random.ts';

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { BarrierStore, BarrierWriter } from '../barrier/barrier.ts';
-import { loadOrCreateKey } from '../barrier/keys.ts';
+import { loadOrCreateKey } from '../barrier/stored-keys.ts';
 import type { OperationContext } from '../contract/operation.ts';
 import { constantTimeEqual, hmacSha256, randomId } from '../crypto/random.ts';
 import { StrongroomError } from '../errors/errors.ts';

@@ -1,7 +1,7 @@
 import type { GatewayConfig } from '../config/gateway.ts';
 import { type AnomalyConfig, createAnomalyDetector } from './anomaly.ts';
 import type { GatewayDeps } from './gateway.ts';
-import type { GatewayIdentity } from './identity.ts';
+import type { GatewayIdentity } from './self-identity.ts';
 import { createPromptFirewall, type FirewallConfig } from './stages/firewall.ts';
 import { createOutputFilter, type OutputFilterConfig } from './stages/output-filter.ts';
 import { type RemoteStage, remoteStage } from './stages/remote.ts';

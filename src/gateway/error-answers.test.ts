@@ -71,9 +71,9 @@ test('every code the gateway source answers with or throws is in the union, with
 
 test('every code the gateway answers on its own is listed among its codes', () => {
   const own: readonly string[] = GATEWAY_ERROR_CODES;
-  // codes thrown in the vault's side of the port (vault-port.ts, vault-service.ts, keys.ts, remote-vault.ts)
+  // codes thrown in the vault's side of the port (vault-port.ts, vault-service.ts, provider-keys.ts, remote-vault.ts)
   // reach callers through the gateway's refusals too: they are checked above; these are the gateway's
-  const vaultSide = new Set(['vault-port.ts', 'vault-service.ts', 'keys.ts', 'remote-vault.ts']);
+  const vaultSide = new Set(['vault-port.ts', 'vault-service.ts', 'provider-keys.ts', 'remote-vault.ts']);
   const unlisted = [...namedCodes()]
     .filter(([code, where]) => !own.includes(code) && where.some((w) => !vaultSide.has(w)))
     .map(([code, where]) => `${code} (${[...new Set(where)].join(', ')})`);

@@ -10,7 +10,7 @@ import { createCallHandler } from './call.ts';
 import { createCallGuards } from './call-guard.ts';
 import { createGatewayMetrics } from './call-metrics.ts';
 import { createForwarder } from './forward.ts';
-import type { GatewayIdentity } from './identity.ts';
+import type { GatewayIdentity } from './self-identity.ts';
 import { createLabeler } from './labels.ts';
 import { createListener } from './listener.ts';
 import { createProvenance } from './provenance.ts';

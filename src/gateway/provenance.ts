@@ -1,4 +1,4 @@
-import type { GatewayIdentity } from './identity.ts';
+import type { GatewayIdentity } from './self-identity.ts';
 import type { RemoteStage } from './stages/remote.ts';
 import { encodeProvenanceHeader, signStage } from './stages/signing.ts';
 import { type ProvenanceLink, StageRefusal } from './types.ts';

@@ -3,7 +3,7 @@ import { tokensOf } from '../api/pricing.ts';
 import { ERROR_CODES, type ErrorCode, isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createMetricsRegistry } from '../lib/metrics.ts';
 import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';
-import type { GatewayIdentity } from './identity.ts';
+import type { GatewayIdentity } from './self-identity.ts';
 import type { Caller, Reservation } from './types.ts';
 import { type Decision, type GatewayVault, type Session, settle } from './vault-port.ts';
 

@@ -2,11 +2,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Identity } from '../contract/identity.ts';
 import type { RequestInfo, Resource } from '../contract/operation.ts';
 import type { Core } from '../core/core.ts';
-import { keyIdentity, type VirtualKey } from '../engines/gateway/keys.ts';
+import { keyIdentity, type VirtualKey } from '../engines/gateway/virtual-keys.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { globMatch } from '../lib/glob.ts';
 import type { MetricsRegistry } from '../lib/metrics.ts';
-import type { ProviderKeys } from './keys.ts';
+import type { ProviderKeys } from './provider-keys.ts';
 import type { BudgetLimits, Budgets, Caller, Reservation, SessionRef, Usage } from './types.ts';
 
 /**
@@ -118,7 +118,7 @@ export interface ReserveRequest {
   estimate: { tokens: number; costUsd: number; unpriced?: boolean };
 }
 
-/** A virtual key as the gateway sees it (src/engines/gateway/keys.ts). */
+/** A virtual key as the gateway sees it (src/engines/gateway/virtual-keys.ts). */
 export interface VirtualKeyView {
   id: string;
   name: string;
@@ -160,7 +160,7 @@ export type GatewayAuditEntry = Omit<Parameters<Core['audit']>[0], 'time'>;
 export interface LocalEngines {
   keys: ProviderKeys;
   virtualKeys: {
-    /** The key a key string names, if it is usable now (src/engines/gateway/keys.ts `lookup`). */
+    /** The key a key string names, if it is usable now (src/engines/gateway/virtual-keys.ts `lookup`). */
     lookup(key: string): Promise<VirtualKey | undefined>;
     /** A key's record by id (revoked and expired ones too). */
     get(id: string): Promise<VirtualKey | undefined>;

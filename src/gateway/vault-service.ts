@@ -9,14 +9,14 @@ import type {
   VaultRevokeRequest,
   VaultSettleRequest,
 } from '../api/gateway.ts';
-import { loadOrCreateKey } from '../barrier/keys.ts';
+import { loadOrCreateKey } from '../barrier/stored-keys.ts';
 import type { Identity } from '../contract/identity.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
 import { scopeAllows } from '../contract/scope.ts';
 import type { Core } from '../core/core.ts';
 import { open, seal } from '../crypto/aead.ts';
 import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
-import { createProviderKeys } from './keys.ts';
+import { createProviderKeys } from './provider-keys.ts';
 import type { Reservation } from './types.ts';
 import {
   actorOf,

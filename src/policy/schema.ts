@@ -164,7 +164,7 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   // (System::"gateway-keys"; the engine confines them to the keys they minted)
   'builtin.developer.gateway': `permit (principal in ${role('developer')}, action == ${NAMESPACE}::Action::"gateway.invoke", resource);`,
   'builtin.developer.gateway-keys': `permit (principal in ${role('developer')}, action in ${list(['gateway.key.manage', 'gateway.key.read'])}, resource == ${NAMESPACE}::System::"gateway-keys");`,
-  // a virtual key (src/engines/gateway/keys.ts keyIdentity) may call models; its scope is checked by the gateway
+  // a virtual key (src/engines/gateway/virtual-keys.ts keyIdentity) may call models; its scope is checked by the gateway
   'builtin.virtual-key': `permit (principal in ${role('virtual-key')}, action == ${NAMESPACE}::Action::"gateway.invoke", resource);`,
   // a gateway workload in front of this vault (docs/gateway-remote.md): the gateway service, and the
   // provider keys it injects (its registration's scope narrows secret.read to the keys' environments)

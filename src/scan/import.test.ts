@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { expand, positives, prng } from '../../test/fixtures/scan/corpus.ts';
-import { formatProblem, provider } from '../engines/providers.ts';
+import { formatProblem, provider } from '../engines/provider-catalog.ts';
 import {
   envName,
   type ImportFinding,

@@ -12,9 +12,9 @@ import type { Finding } from './scan.ts';
  * Plans never hold key values; those stay in the map `readKeys` returns.
  */
 
-/** What a rule's key becomes in the vault: the provider id (src/engines/providers.ts) and a conventional name. */
+/** What a rule's key becomes in the vault: the provider id (src/engines/provider-catalog.ts) and a conventional name. */
 export interface KeyKind {
-  /** A provider id of src/engines/providers.ts, or null when the rule says nothing about the provider. */
+  /** A provider id of src/engines/provider-catalog.ts, or null when the rule says nothing about the provider. */
   provider: string | null;
   /** The environment variable the provider's own SDKs read. */
   name: string;

@@ -10,7 +10,7 @@ import type { AuthResponse } from '../../src/api/v1.ts';
 import { assembleVault } from '../../src/assemble/vault.ts';
 import type { Budgets } from '../../src/contract/budgets.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../src/crypto/token.ts';
-import { createGatewayKeysEngine, type GatewayKeysEngine } from '../../src/engines/gateway/keys.ts';
+import { createGatewayKeysEngine, type GatewayKeysEngine } from '../../src/engines/gateway/virtual-keys.ts';
 import { isStrongroomError, type StrongroomError } from '../../src/errors/errors.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
@@ -326,7 +326,7 @@ test('Cedar decides gateway.invoke on Model resources, with the optional context
   );
   const made = await create(a, { name: 'k' });
   const key = (await a.engine.lookup(made.virtual_key))!;
-  const { keyIdentity, modelResource } = await import('../../src/engines/gateway/keys.ts');
+  const { keyIdentity, modelResource } = await import('../../src/engines/gateway/virtual-keys.ts');
   const who = keyIdentity(key);
   const ctx = { client_address: '127.0.0.1', now: a.clock.now() };
   const decide = (provider: string, extra: Record<string, unknown> = {}) =>

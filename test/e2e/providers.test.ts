@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { PROVIDERS } from '../../src/engines/providers.ts';
+import { PROVIDERS } from '../../src/engines/provider-catalog.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
 const URL = '/v1/secrets/llm/prod/OPENAI_API_KEY';

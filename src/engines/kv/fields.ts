@@ -1,6 +1,6 @@
 import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
-import { PROVIDERS, provider as providerInfo } from '../providers.ts';
+import { PROVIDERS, provider as providerInfo } from '../provider-catalog.ts';
 import type { SecretFields, SecretFieldsInput, SecretRecord } from './records.ts';
 
 /** A secret's fields besides its value (provider, owner, expiry, rotation, tags): checked in, shown out. */

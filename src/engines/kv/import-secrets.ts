@@ -12,7 +12,7 @@ import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
 import type { Operation, OperationContext } from '../../contract/operation.ts';
 import { type Scope, scopeAllows } from '../../contract/scope.ts';
 import { StrongroomError } from '../../errors/errors.ts';
-import { formatProblem } from '../providers.ts';
+import { formatProblem } from '../provider-catalog.ts';
 import { fieldsFrom } from './fields.ts';
 import { checkSlug, SECRET_NAME_RE } from './names.ts';
 import type { EnvAddress, SecretFields, SecretRecord } from './records.ts';

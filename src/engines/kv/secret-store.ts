@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
-import { formatProblem } from '../providers.ts';
+import { formatProblem } from '../provider-catalog.ts';
 import { checkSecretName, checkSlug } from './names.ts';
 import {
   dec,

@@ -2,7 +2,7 @@ import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
 import type { Operation } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
-import { article, guessProviders } from '../providers.ts';
+import { article, guessProviders } from '../provider-catalog.ts';
 import { fieldsFrom } from './fields.ts';
 import { enc, type SecretAddress, type SecretFieldsInput, type SecretMetadata } from './records.ts';
 import { secretResource } from './resources.ts';

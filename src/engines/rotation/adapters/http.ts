@@ -24,7 +24,7 @@ export interface AdapterContext {
 /** A provider adapter mints keys through the provider's API and deletes them after the grace period. */
 export interface RotationAdapter {
   readonly id: string;
-  /** The provider (src/engines/providers.ts) whose keys the adapter mints. */
+  /** The provider (src/engines/provider-catalog.ts) whose keys the adapter mints. */
   readonly provider: string;
   /** A message saying what is wrong with `options`, or undefined when they are usable. */
   checkOptions(options: Readonly<Record<string, string>>): string | undefined;

@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import * as api from '../../../api/gateway.ts';
 import type { RouteDef } from './routes.ts';
 
-/** Gateway virtual keys (src/engines/gateway/keys.ts; docs/gateway-keys.md). */
+/** Gateway virtual keys (src/engines/gateway/virtual-keys.ts; docs/gateway-keys.md). */
 type Req = FastifyRequest<{
   Params: Record<string, string>;
   Querystring: Record<string, string>;

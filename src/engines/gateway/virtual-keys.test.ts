@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { globCovers, globMatch } from '../../lib/glob.ts';
-import { keyAllows, keyIdentity, limitsWithin, modelResource, scopeWithin, type VirtualKey } from './keys.ts';
+import {
+  keyAllows,
+  keyIdentity,
+  limitsWithin,
+  modelResource,
+  scopeWithin,
+  type VirtualKey,
+} from './virtual-keys.ts';
 
 test('model globs match whole names; * matches any run of characters', () => {
   const cases: [string, string, boolean][] = [
