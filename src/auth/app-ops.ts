@@ -22,7 +22,7 @@ export interface AppOpsDeps {
  * The app auth method: applications log in with a client id and secret and
  * get a short-lived, non-renewable token holding the app's roles and scope.
  */
-export const APP_TOKEN_TTL = { default: 3600, min: 60, max: 24 * 3600 } as const;
+const APP_TOKEN_TTL = { default: 3600, min: 60, max: 24 * 3600 } as const;
 
 /** The `auth` block of a login answer: the token, who it names, and whether a second factor was verified. */
 export function loginResponse(token: string, entry: TokenEntry, now: number) {

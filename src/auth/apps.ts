@@ -70,7 +70,7 @@ export interface AppStore {
   authenticate(clientId: string, secret: string, address: string): Promise<AppRecord>;
 }
 
-export const APP_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const APP_NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const CLIENT_ID_RE = /^app_[0-9a-f]{24}$/;
 /** At most this many secrets (current plus those in their grace period) per app. */
 const MAX_SECRETS = 3;

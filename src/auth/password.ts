@@ -31,15 +31,15 @@ export const ARGON2_PARAMS = Object.freeze({ m: 19_456, t: 2, p: 1 });
 const SALT_BYTES = 16;
 const TAG_BYTES = 32;
 
-export const PASSWORD_MIN_CHARS = 12;
-export const PASSWORD_MAX_CHARS = 1024;
+const PASSWORD_MIN_CHARS = 12;
+const PASSWORD_MAX_CHARS = 1024;
 
 /**
  * The form a password is hashed in: Unicode NFKC, so the same password typed
  * on two keyboards (composed or decomposed accents, fullwidth forms) matches
  * (NIST SP 800-63B §5.1.1.2). Nothing is trimmed: spaces are part of it.
  */
-export function normalizePassword(password: string): string {
+function normalizePassword(password: string): string {
   return password.normalize('NFKC');
 }
 

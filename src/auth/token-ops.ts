@@ -35,7 +35,7 @@ function duration(field: string, v: string | number | undefined): number | undef
 }
 
 /** What a client may see of a token entry (never the token itself). */
-export function publicEntry(e: TokenEntry, now: number) {
+function publicEntry(e: TokenEntry, now: number) {
   return {
     accessor: e.accessor,
     display_name: e.display_name,

@@ -39,9 +39,9 @@ export interface CreateTokenOptions {
   parent?: TokenEntry | null;
 }
 
-export const DEFAULT_TTL = 3600;
+const DEFAULT_TTL = 3600;
 /** The longest any token may live, renewals included (32 days, as Vault's default max TTL). */
-export const MAX_TTL = 32 * 86400;
+const MAX_TTL = 32 * 86400;
 
 export interface TokenStore {
   /** Loads the HMAC key (after unseal), creating it on first use. */

@@ -11,7 +11,7 @@ import { generateSecret, generateURI, verify } from 'otplib';
  */
 export const TOTP_PERIOD = 30;
 export const TOTP_DIGITS = 6;
-export const TOTP_ISSUER = 'Strongroom';
+const TOTP_ISSUER = 'Strongroom';
 
 /** A new shared secret: 160 random bits (RFC 4226 §4 recommends 160), base32. */
 export function newTotpSecret(): string {

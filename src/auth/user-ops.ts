@@ -80,7 +80,7 @@ function callerUserId(ctx: OperationContext): string {
   return owner.id;
 }
 
-export function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOperation[] {
+function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOperation[] {
   const users: UserStore = createUserStore(
     deps.barrier.view('sys/auth/users/'),
     deps.clock,

@@ -61,7 +61,7 @@ export interface PublicUser {
   mfa: { totp: boolean; enrolled_at: string | null; recovery_codes_left: number };
 }
 
-export const USERNAME_MAX_CHARS = 64;
+const USERNAME_MAX_CHARS = 64;
 const PENDING_TOTP_MS = 15 * 60 * 1000;
 const ROLE_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 

@@ -142,7 +142,7 @@ function integrityError(path: string, reason: IntegrityReason = 'unauthentic'): 
   );
 }
 
-/** AAD of a format-2 record at `path` under `term` holding `version`. */
+/** AAD of a format-2 record at `path` under `term` holding `version` (bench/barrier.ts reads it by name). @public */
 export function versionedRecordAad(term: number, version: number, path: string): Buffer {
   return aadFor2(term, version, path);
 }
@@ -158,7 +158,7 @@ function aadFor2(term: number, version: number, path: string): Buffer {
   return aad;
 }
 
-/** A logical record (format 2) at `path`, holding `version`. */
+/** A logical record (format 2) at `path`, holding `version` (bench/barrier.ts reads it by name). @public */
 export function encryptVersioned(
   key: KeyObject,
   term: number,

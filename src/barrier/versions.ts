@@ -16,7 +16,7 @@
 
 export const INDEX_PREFIX = 'core/index/';
 export const ROOT_PATH = 'core/index/root';
-export const BUCKETS = 256;
+const BUCKETS = 256;
 
 export interface IndexRoot {
   /** The highest version written: every write transaction takes counter + 1. */

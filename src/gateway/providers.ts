@@ -157,7 +157,7 @@ export interface ParsedRequest {
 }
 
 /** The most choices a chat call may ask for (OpenAI's own limit). */
-export const MAX_CHOICES = 128;
+const MAX_CHOICES = 128;
 
 const bad = (message: string) => new StrongroomError('invalid_value', message);
 

@@ -16,9 +16,9 @@ import { createTextStreams } from './stream/text-streams.ts';
 import type { GatewayRoute, ResponseFilter } from './types.ts';
 
 export { joinedTexts, jsonCleaner, needsWalk } from './stream/json-cleaner.ts';
-export { jsonTextNormalizer, normalizeJsonText, normalizeJsonTexts } from './stream/json-text.ts';
+export { jsonTextNormalizer, normalizeJsonText } from './stream/json-text.ts';
 export { StreamRefused } from './stream/relay-basics.ts';
-export { createSseParser, type SseEvent, type SseParser, SseTooLarge } from './stream/sse-parser.ts';
+export { createSseParser, type SseEvent } from './stream/sse-parser.ts';
 
 /**
  * The stream relay (issue 12, items 1 and 2; docs/gateway.md, "What reaches the

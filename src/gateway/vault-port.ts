@@ -118,18 +118,6 @@ export interface ReserveRequest {
   estimate: { tokens: number; costUsd: number; unpriced?: boolean };
 }
 
-/** A virtual key as the gateway sees it (src/engines/gateway/virtual-keys.ts). */
-export interface VirtualKeyView {
-  id: string;
-  name: string;
-  scope: { providers?: string[]; models?: string[] };
-  limits: BudgetLimits;
-  spiffe_id?: string | null;
-  classification?: string | null;
-  /** Roles the key's calls are authorized with (Cedar principal's roles). */
-  roles?: string[];
-}
-
 export interface InvokeContext {
   client_address: string;
   classification: string;
@@ -247,7 +235,7 @@ function ownerSubject(owner: Identity['owner'], fallback: string): Subject {
 }
 
 /** The subjects with their limits: a key's own, the gateway's defaults for the rest; unlimited ones dropped. */
-export function subjectLimits(
+function subjectLimits(
   subjects: readonly Subject[],
   defaults: DefaultLimits,
 ): { key: string; limits: BudgetLimits }[] {

@@ -27,7 +27,7 @@ export interface ProgressStreamDef {
 }
 
 /** The body the error handler would answer with (5xx messages never echo internals). */
-export function errorBody(err: unknown, requestId: string): { status: number; body: unknown } {
+function errorBody(err: unknown, requestId: string): { status: number; body: unknown } {
   if (err instanceof StrongroomError) {
     const status = HTTP_STATUS[err.code];
     const details = (err.details as { public?: unknown } | undefined)?.public;

@@ -22,7 +22,7 @@ export function isEventStream(v: unknown): v is EventStream {
 }
 
 /** One message as SSE text; data is JSON on one line (JSON.stringify escapes line breaks). */
-export function formatEvent(m: StreamMessage): string {
+function formatEvent(m: StreamMessage): string {
   if ('comment' in m) return `: ${m.comment.replace(/[\r\n]/g, ' ')}\n\n`;
   let out = '';
   if (m.id !== undefined) out += `id: ${m.id.replace(/[\r\n]/g, '')}\n`;

@@ -143,7 +143,7 @@ const ID_RE = /^vk_[0-9a-f]{24}$/;
 const MAX_LIST = 50;
 const KEYS_RESOURCE = 'gateway-keys';
 /** Cedar action a caller needs to mint an orphan key (one that outlives its creator token). */
-export const ORPHAN_ACTION = 'gateway.key.orphan';
+const ORPHAN_ACTION = 'gateway.key.orphan';
 const LEGACY_CREATOR: Readonly<KeyCreator> = Object.freeze({ accessor: null, orphan: false });
 /** A caller allowed the action on this resource acts on everyone's keys, not only its own. */
 const ALL_KEYS_RESOURCE = 'gateway-keys/all';

@@ -52,7 +52,7 @@ function valueSetAt(r: Readonly<SecretRecord>): string {
 const days = (ms: number) => Math.floor(ms / DAY);
 
 /** What is wrong with a (live) secret, if anything. */
-export function assess(r: Readonly<SecretRecord>, o: AssessOptions): Assessment {
+function assess(r: Readonly<SecretRecord>, o: AssessOptions): Assessment {
   const reasons: StaleReason[] = [];
   let overdue = 0;
   let rotationDue: number | undefined;
@@ -102,7 +102,7 @@ interface ProjectRecord {
  * Every live secret record under the given project/environment (or all),
  * environment by environment; stops after `limit` records.
  */
-export async function* secretRecords(
+async function* secretRecords(
   store: BarrierStore,
   where: { project?: string; env?: string } = {},
   limit = Number.POSITIVE_INFINITY,
@@ -141,8 +141,8 @@ function duration(name: string, v: string | undefined, fallback: number): number
   }
 }
 
-export const DEFAULT_WITHIN_S = 7 * 86400;
-export const DEFAULT_UNROTATED_AFTER_S = 90 * 86400;
+const DEFAULT_WITHIN_S = 7 * 86400;
+const DEFAULT_UNROTATED_AFTER_S = 90 * 86400;
 
 function reportResource(i: StaleInput): Resource {
   if (i.project && i.env) {

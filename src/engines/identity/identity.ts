@@ -96,7 +96,7 @@ export type IdentityDeps = BarrierPort &
     audit(entry: SelfIssueAudit): Promise<void>;
   };
 
-export function createIdentityEngine(deps: IdentityDeps, opts: IdentityOptions = {}): IdentityEngine {
+function createIdentityEngine(deps: IdentityDeps, opts: IdentityOptions = {}): IdentityEngine {
   const store = deps.barrier.view(PREFIX);
   const clock = deps.clock;
   const s = settingsOf(opts);

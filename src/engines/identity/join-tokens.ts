@@ -19,7 +19,7 @@ export interface JoinRecord {
 
 const PREFIX = 'join/';
 
-export const invalidJoinToken = () =>
+const invalidJoinToken = () =>
   new StrongroomError('invalid_join_token', 'the join token is unknown, used or expired: ask for a new one');
 
 /** Where a join token's record is kept; a malformed token is refused as unknown. */

@@ -3,10 +3,10 @@ import { StrongroomError } from '../../errors/errors.ts';
 /** Secret names are environment-variable style so they can be exported as-is. */
 export const SECRET_NAME_RE = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 /** Project and environment names are lower-case slugs. */
-export const SLUG_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const SLUG_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** Names the HTTP API uses for environment-wide routes (`GET /v1/secrets/P/E/watch`, …). */
-export const RESERVED_SECRET_NAMES = new Set(['watch', 'export', 'import']);
+const RESERVED_SECRET_NAMES = new Set(['watch', 'export', 'import']);
 
 export function checkSecretName(name: string): string {
   if (RESERVED_SECRET_NAMES.has(name)) {

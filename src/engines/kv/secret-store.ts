@@ -48,7 +48,7 @@ export async function environment(r: BarrierWriter, a: EnvAddress): Promise<Proj
 }
 
 /** Checks the address and returns its path (`project/env/name`). */
-export function checkSecret(a: SecretAddress): string {
+function checkSecret(a: SecretAddress): string {
   checkSlug('project', a.project);
   checkSlug('environment', a.env);
   checkSecretName(a.name);

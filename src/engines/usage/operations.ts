@@ -37,8 +37,8 @@ export interface UsageUnusedInput {
   days?: number;
 }
 
-export const DEFAULT_SINCE = '7d';
-export const DEFAULT_UNUSED_DAYS = 30;
+const DEFAULT_SINCE = '7d';
+const DEFAULT_UNUSED_DAYS = 30;
 
 function secretResource(project: string, env: string, name: string): Resource {
   return { type: 'Secret', id: `${project}/${env}/${name}`, attrs: { project, environment: env, name } };

@@ -61,7 +61,7 @@ export const lastPath = (project: string, env: string) => `last/${project}/${env
 export function emptyHour(hour: number): HourRecord {
   return { v: 1, start: new Date(hour * HOUR_MS).toISOString(), rows: [], actors: [] };
 }
-export const emptyLast = (): LastRecord => ({ v: 1, secrets: [], actors: [] });
+const emptyLast = (): LastRecord => ({ v: 1, secrets: [], actors: [] });
 
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
 
@@ -93,7 +93,7 @@ export function mergeHour(rec: HourRecord, cells: Iterable<Cell>): HourRecord {
   };
 }
 
-export function mergeLast(rec: LastRecord, cells: Iterable<Cell>): LastRecord {
+function mergeLast(rec: LastRecord, cells: Iterable<Cell>): LastRecord {
   const secrets = new Map(rec.secrets);
   const actors = new Map(rec.actors.map((a) => [a[0], a] as const));
   for (const c of cells) {

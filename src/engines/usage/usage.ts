@@ -8,8 +8,8 @@ import { usageOperations } from './operations.ts';
 import { createRecorder, type UsageRecorder } from './recorder.ts';
 
 /** Where usage counts live in the barrier. */
-export const USAGE_BARRIER_PREFIX = 'sys/usage/';
-export const DEFAULT_FLUSH_INTERVAL = 10;
+const USAGE_BARRIER_PREFIX = 'sys/usage/';
+const DEFAULT_FLUSH_INTERVAL = 10;
 
 /** The `usage` section of the server configuration. */
 export interface UsageOptions {

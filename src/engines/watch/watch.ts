@@ -99,7 +99,7 @@ export interface WatchEngine {
   recheckAll(): void;
 }
 
-export function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
+function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
   const store: BarrierStore = deps.kv.internals.store;
   const pollMs = opts.pollMs ?? 500;
   const maxPending = opts.maxPending ?? 1000;

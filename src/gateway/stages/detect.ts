@@ -33,7 +33,7 @@ export interface Detector {
 // ---------------------------------------------------------------- checksums
 
 /** Luhn (ISO/IEC 7812-1 Annex B) over a string of digits. */
-export function luhn(digits: string): boolean {
+function luhn(digits: string): boolean {
   let sum = 0;
   let double = false;
   for (let i = digits.length - 1; i >= 0; i--) {
@@ -65,7 +65,7 @@ function cardNetwork(d: string): boolean {
   return false;
 }
 
-export function isCardNumber(text: string): boolean {
+function isCardNumber(text: string): boolean {
   const d = text.replace(/[ -]/g, '');
   return d.length >= 13 && d.length <= 19 && cardNetwork(d) && luhn(d) && !/^(\d)\1+$/.test(d);
 }
@@ -80,7 +80,7 @@ const IBAN_LENGTH: Record<string, number> = {
 };
 
 /** ISO 13616 / ISO 7064 mod 97-10: the rearranged number mod 97 is 1, and the length fits the country. */
-export function isIban(text: string): boolean {
+function isIban(text: string): boolean {
   const s = text.replace(/ /g, '');
   const want = IBAN_LENGTH[s.slice(0, 2)];
   if (want === undefined || s.length !== want) return false;
@@ -95,7 +95,7 @@ export function isIban(text: string): boolean {
 }
 
 /** SSA rules: area not 000, 666 or 9xx; group not 00; serial not 0000. */
-export function isUsSsn(text: string): boolean {
+function isUsSsn(text: string): boolean {
   const d = text.replace(/[ -]/g, '');
   const area = d.slice(0, 3);
   return area !== '000' && area !== '666' && d[0] !== '9' && d.slice(3, 5) !== '00' && d.slice(5) !== '0000';
@@ -185,7 +185,7 @@ const REPEAT_CAP = 256;
  * kept). Returns the new source and an upper bound of the characters a match
  * may span.
  */
-export function boundPattern(source: string): { source: string; span: number } {
+function boundPattern(source: string): { source: string; span: number } {
   let out = '';
   let inClass = false;
   for (let i = 0; i < source.length; i++) {
@@ -284,11 +284,5 @@ export function nextHit(d: Detector, text: string, from: number): Hit | undefine
     // an invalid candidate here: look for one starting at the next position
     re.lastIndex = m.index + 1;
   }
-  return undefined;
-}
-
-/** True when any detector has a valid hit anywhere in `text`; returns the first detector id that hit. */
-export function firstDetector(detectors: readonly Detector[], text: string): string | undefined {
-  for (const d of detectors) if (nextHit(d, text, 0)) return d.id;
   return undefined;
 }

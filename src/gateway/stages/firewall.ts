@@ -76,7 +76,7 @@ export interface FirewallDeps {
  * Precise phrases only (DESIGN: low false positives). Encoded (base64, rot13)
  * variants are out of scope: a classifier, not a regex list, is the tool there.
  */
-export const DEFAULT_INJECTION_PATTERNS: readonly InjectionPattern[] = [
+const DEFAULT_INJECTION_PATTERNS: readonly InjectionPattern[] = [
   {
     id: 'ignore-previous-instructions',
     re: /\b(?:ignore|forget|skip|override)\s+(?:(?:all|any|the|your|my|of|these|those)\s+){0,3}(?:previous|prior|above|earlier|preceding|foregoing)\s+(?:instructions?|prompts?|directions|directives|rules|guidelines|commands)\b/i,
@@ -101,7 +101,7 @@ export const DEFAULT_INJECTION_PATTERNS: readonly InjectionPattern[] = [
 ];
 
 /** Cards, SSNs and IBANs are refused by default; e-mail addresses and phone numbers are common in prompts. */
-export const DEFAULT_PII_ACTIONS: Readonly<Record<PiiKind, PiiAction>> = {
+const DEFAULT_PII_ACTIONS: Readonly<Record<PiiKind, PiiAction>> = {
   email: 'ignore',
   phone: 'ignore',
   credit_card: 'refuse',

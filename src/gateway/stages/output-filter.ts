@@ -125,7 +125,7 @@ function suffixIn(table: Uint8Array, text: string, from: number): number {
  * search can be skipped). Backreferences and look-arounds count 0, classes
  * and escapes 1, a quantified atom its minimum repeat.
  */
-export function minMatchLength(re: RegExp): number {
+function minMatchLength(re: RegExp): number {
   // `v` classes may match strings (even empty ones): not analysed
   if (re.flags.includes('v')) return 0;
   const src = re.source;

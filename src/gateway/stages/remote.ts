@@ -153,7 +153,7 @@ async function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
 const TRACE_ID = /^[0-9a-f]{32}$/;
 
 /** Parses and checks a stage message from the wire. */
-export function parseStageMessage(raw: Buffer): StageMessage {
+function parseStageMessage(raw: Buffer): StageMessage {
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(raw.toString('utf8'));

@@ -19,12 +19,12 @@ import { type ProvenanceLink, StageRefusal } from '../types.ts';
  * See docs/stages.md.
  */
 
-export const PROVENANCE_TYP = 'strongroom-provenance+jws';
+const PROVENANCE_TYP = 'strongroom-provenance+jws';
 export const PROVENANCE_HEADER = 'x-strongroom-provenance';
 /** Largest accepted JWS (a leaf and an intermediate in x5c fit in 4 KiB). */
-export const MAX_JWS_BYTES = 16 * 1024;
+const MAX_JWS_BYTES = 16 * 1024;
 /** Largest accepted `x-strongroom-provenance` value. */
-export const MAX_PROVENANCE_HEADER_BYTES = 64 * 1024;
+const MAX_PROVENANCE_HEADER_BYTES = 64 * 1024;
 /** Most links in a chain. */
 export const MAX_LINKS = 16;
 const MAX_X5C = 8;
@@ -131,7 +131,7 @@ function es256(data: Buffer, key: KeyObject): Buffer {
 }
 
 /** SEQUENCE { INTEGER r, INTEGER s } -> r || s (32 bytes each); undefined when it is not that shape. */
-export function derToJose(der: Buffer): Buffer | undefined {
+function derToJose(der: Buffer): Buffer | undefined {
   if (der.length < 8 || der[0] !== 0x30 || der[1] !== der.length - 2) return undefined;
   const out = Buffer.alloc(64);
   let at = 2;

@@ -12,7 +12,7 @@ import type { SseEvent } from './sse-parser.ts';
 /** A path in a chat delta: field names, and tool calls by their `index` (as sent). */
 export type Seg = string | { tool: unknown };
 /** The delta object holding `text` at `path` (names cleaned). */
-export function deltaAt(jc: JsonCleaner, path: readonly Seg[], text: string): Json {
+function deltaAt(jc: JsonCleaner, path: readonly Seg[], text: string): Json {
   const root: Json = {};
   let cur = root;
   for (let i = 0; i < path.length; i++) {

@@ -84,7 +84,7 @@ export const entry = <T>(list: readonly T[] | undefined, at: unknown): T | undef
   list && typeof at === 'number' && Number.isInteger(at) && at >= 0 && at < list.length
     ? list[at]
     : undefined;
-export const whole = (h: Held): string => {
+const whole = (h: Held): string => {
   if (h.pieces.length > 1) h.pieces = [h.pieces.join('')];
   return h.pieces[0] ?? '';
 };

@@ -11,7 +11,7 @@ export interface SseEvent {
 }
 
 /** An upstream event (its lines not yet ended) larger than the parser takes. */
-export class SseTooLarge extends StrongroomError {
+class SseTooLarge extends StrongroomError {
   override name = 'SseTooLarge';
   constructor(message: string) {
     super('upstream_error', message);

@@ -7,7 +7,7 @@ import {
   requireString,
 } from './http.ts';
 
-export const OPENAI_BASE_URL = 'https://api.openai.com/v1';
+const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
 /**
  * OpenAI: each rotation creates a project service account, whose creation

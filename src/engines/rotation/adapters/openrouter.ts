@@ -7,7 +7,7 @@ import {
   requireString,
 } from './http.ts';
 
-export const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
+const OPENROUTER_BASE_URL = 'https://openrouter.ai/api/v1';
 
 /**
  * OpenRouter: keys are created and deleted with a provisioning (management)

@@ -9,18 +9,15 @@ import type { RouteDef } from './routes.ts';
  */
 const Strict = { additionalProperties: false } as const;
 
-export const MAX_AUDIT_HASH_INPUT = 64 * 1024;
+const MAX_AUDIT_HASH_INPUT = 64 * 1024;
 
-export const AuditHashRequest = Type.Object(
-  { input: Type.String({ maxLength: MAX_AUDIT_HASH_INPUT }) },
-  Strict,
-);
+const AuditHashRequest = Type.Object({ input: Type.String({ maxLength: MAX_AUDIT_HASH_INPUT }) }, Strict);
 
 const Filter = Type.String({ minLength: 1, maxLength: 256 });
 // an ISO 8601 time or a duration before now (90s, 15m, 1h, 7d)
 const TimeBound = Type.String({ minLength: 1, maxLength: 40, pattern: '^[0-9A-Za-z:.+-]+$' });
 
-export const AuditQuery = Type.Object(
+const AuditQuery = Type.Object(
   {
     actor: Type.Optional(Filter),
     action: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9_.-]+\\*?$' })),

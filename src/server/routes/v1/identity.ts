@@ -15,7 +15,7 @@ const none = () => ({});
  * X-Forwarded-* header a client chose. Undefined when there is no one such URL (not listening, or
  * bound to every interface).
  */
-export function listenerUrl(r: FastifyRequest): string | undefined {
+function listenerUrl(r: FastifyRequest): string | undefined {
   const a = r.server.server.address();
   if (!a || typeof a === 'string' || a.address === '0.0.0.0' || a.address === '::') return undefined;
   const host = a.address.includes(':') ? `[${a.address}]` : a.address;
