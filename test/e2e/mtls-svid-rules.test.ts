@@ -77,10 +77,17 @@ test('the vault refuses client certificates that break the X.509-SVID rules, ove
           const error = r.json.error as { code: string; message: string; request_id: string };
           assert.equal(error.code, 'invalid_svid');
           assert.equal(error.message, 'the client certificate was refused');
-          const line = v.server
-            .output()
-            .split('\n')
-            .find((l) => l.includes(error.request_id) && l.includes('request refused'));
+          // the log line travels through the server's stdout pipe: it may arrive just after the response
+          const find = () =>
+            v.server
+              .output()
+              .split('\n')
+              .find((l) => l.includes(error.request_id) && l.includes('request refused'));
+          let line = find();
+          for (let i = 0; !line && i < 50; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+            line = find();
+          }
           assert.ok(line, 'a log line for the refusal');
           const reason = (JSON.parse(line) as { reason?: string }).reason ?? '';
           assert.ok(reason.length > 10 && reason !== error.message, `a specific reason in the log: ${line}`);
