@@ -7,19 +7,7 @@ import { test } from 'node:test';
 import { createClient } from '../../src/sdk/client.ts';
 import { tempDir } from '../helpers/app.ts';
 import { BIN, NODE, ROOT, runCli, startDevServer } from '../helpers/process.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {}
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
+import { sleep, until } from '../helpers/wait.ts';
 
 /** GET over a Unix socket or host:port. */
 function get(target: { socketPath: string } | { host: string; port: number }, path: string) {

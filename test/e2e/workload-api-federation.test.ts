@@ -9,6 +9,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createClient } from '../../src/sdk/client.ts';
 import { tempDir } from '../helpers/app.ts';
 import { BIN, NODE, ROOT, startDevServer } from '../helpers/process.ts';
+import { until } from '../helpers/wait.ts';
 import { type BundlesMessage, type StreamReader, workloadClient } from '../helpers/workload-client.ts';
 
 /**
@@ -21,18 +22,6 @@ import { type BundlesMessage, type StreamReader, workloadClient } from '../helpe
  */
 const PARTNER = 'partner.test';
 const PID = `spiffe://${PARTNER}/ns/billing/sa/api`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {}
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function message(s: StreamReader<BundlesMessage>, ok: (m: BundlesMessage) => boolean, ms = 15_000) {
   const end = Date.now() + ms;

@@ -10,6 +10,7 @@ import { createClient } from '../../src/sdk/client.ts';
 import { parseSpiffeBundle, verifyX509Svid } from '../../src/spiffe/index.ts';
 import { tempDir } from '../helpers/app.ts';
 import { BIN, NODE, ROOT, runCli, startDevServer } from '../helpers/process.ts';
+import { until } from '../helpers/wait.ts';
 import { fromStruct, splitDer, workloadClient } from '../helpers/workload-client.ts';
 
 /**
@@ -18,18 +19,6 @@ import { fromStruct, splitDer, workloadClient } from '../helpers/workload-client
  * registered for a SPIFFE ID, and a client built from the upstream proto as a
  * SPIFFE library builds it.
  */
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, fn: () => boolean | Promise<boolean>, ms = 15_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    try {
-      if (await fn()) return;
-    } catch {}
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 function get(target: { host: string; port: number }, path: string) {
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
