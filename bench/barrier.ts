@@ -20,15 +20,14 @@
 // Knobs: BENCH_RUNS (5), BENCH_SCALE (1: multiplies iterations), BENCH_PG_URL.
 // Uses only the barrier's public surface, so it also runs on older commits (for before/after figures).
 import { createCipheriv, createDecipheriv, type KeyObject, randomBytes } from 'node:crypto';
-import pg from 'pg';
 import * as barrierModule from '../src/barrier/barrier.ts';
 import { importAesKey, open } from '../src/crypto/aead.ts';
 import { randomKey } from '../src/crypto/random.ts';
 import { systemClock } from '../src/lib/clock.ts';
 import type { StorageBackend } from '../src/storage/backend.ts';
 import { createMemoryStorage } from '../src/storage/memory.ts';
-import { createPostgresStorage } from '../src/storage/postgres.ts';
-import { fmt, onInterrupt, table, watchdog } from './lib/proc.ts';
+import { pgSkipReason, withScratchTable } from './lib/pg.ts';
+import { fmt, table, watchdog } from './lib/proc.ts';
 
 const { createBarrier, encryptRecord, recordAad } = barrierModule;
 /** Format 2 (versioned records) where this build has it. */
@@ -201,29 +200,12 @@ async function main(): Promise<void> {
 
 /** Reads and concurrent writes through the barrier on PostgreSQL, against raw storage on the same table. */
 async function postgresSection(): Promise<void> {
-  const probe = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    await probe.end();
-  } catch {
-    process.stdout.write(`\npostgres: skipped (${PG_URL} does not answer)\n`);
+  const skip = await pgSkipReason(PG_URL);
+  if (skip) {
+    process.stdout.write(`\npostgres: ${skip}\n`);
     return;
   }
-  const tableName = `bench_barrier_${randomKey(4).toString('hex')}`;
-  const drop = async () => {
-    const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-    c.on('error', () => {});
-    await c.connect();
-    try {
-      await c.query(`DROP TABLE IF EXISTS "${tableName}"`);
-    } finally {
-      await c.end();
-    }
-  };
-  const unregister = onInterrupt(drop);
-  const pgStorage = await createPostgresStorage({ url: PG_URL, table: tableName });
-  try {
+  await withScratchTable(PG_URL, 'bench_barrier', async (pgStorage) => {
     const store = await unsealed(pgStorage);
     const value = randomBytes(256);
     const WRITERS = 16;
@@ -256,11 +238,7 @@ async function postgresSection(): Promise<void> {
     process.stdout.write(
       `\npostgres (${WRITERS} concurrent writers; a put is one transaction):\n${table(['value', 'variant', 'iterations', 'µs/op', 'ops/s', 'MiB/s', 'ratio', 'µs over raw'], rows)}\n`,
     );
-  } finally {
-    await pgStorage.close();
-    await drop();
-    unregister();
-  }
+  });
 }
 
 await main();

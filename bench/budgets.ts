@@ -12,16 +12,15 @@
 // BENCH_PG_URL (postgres://postgres@127.0.0.1:5432/test) answers, in a fresh
 // table dropped afterwards. Knobs: BENCH_SCALE (1), BENCH_CONCURRENCY (16).
 import { join } from 'node:path';
-import pg from 'pg';
 import { createBarrier } from '../src/barrier/barrier.ts';
 import { randomKey } from '../src/crypto/random.ts';
 import { createBudgets } from '../src/engines/gateway/budgets.ts';
 import { systemClock } from '../src/lib/clock.ts';
 import type { StorageBackend } from '../src/storage/backend.ts';
 import { createMemoryStorage } from '../src/storage/memory.ts';
-import { createPostgresStorage } from '../src/storage/postgres.ts';
 import { createSqliteStorage } from '../src/storage/sqlite.ts';
-import { fmt, onInterrupt, table, tempDir, watchdog } from './lib/proc.ts';
+import { pgSkipReason, withScratchTable } from './lib/pg.ts';
+import { fmt, table, tempDir, watchdog } from './lib/proc.ts';
 
 const env = process.env;
 const SCALE = Number(env.BENCH_SCALE ?? 1);
@@ -37,20 +36,6 @@ const LIMITS = {
   spend: { usd: 1e9, period: 'day' as const },
 };
 const freshValue = (i: number) => new Uint8Array(64).fill(i & 255);
-
-async function pgAnswers(): Promise<string | undefined> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  c.on('error', () => {});
-  try {
-    await c.connect();
-    await c.query('SELECT 1');
-    return undefined;
-  } catch (err) {
-    return `skipped: ${PG_URL.replace(/\/\/[^@/]*@/, '//…@')} does not answer (${(err as Error).message})`;
-  } finally {
-    await c.end().catch(() => {});
-  }
-}
 
 /** Runs `op` n times with `width` callers at once; returns ops per second. */
 async function rate(n: number, width: number, op: (i: number) => Promise<unknown>): Promise<number> {
@@ -147,30 +132,9 @@ async function main(): Promise<void> {
   await measure('sqlite', sqlite, rows);
   await sqlite.close();
 
-  const skip = await pgAnswers();
+  const skip = await pgSkipReason(PG_URL);
   if (skip) notes.push(`postgres: ${skip}`);
-  else {
-    const tableName = `bench_budgets_${randomKey(4).toString('hex')}`;
-    const drop = async () => {
-      const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-      c.on('error', () => {});
-      await c.connect();
-      try {
-        await c.query(`DROP TABLE IF EXISTS "${tableName}"`);
-      } finally {
-        await c.end();
-      }
-    };
-    const unregister = onInterrupt(drop);
-    const store = await createPostgresStorage({ url: PG_URL, table: tableName });
-    try {
-      await measure('postgres', store, rows);
-    } finally {
-      await store.close();
-      await drop();
-      unregister();
-    }
-  }
+  else await withScratchTable(PG_URL, 'bench_budgets', (store) => measure('postgres', store, rows));
 
   process.stdout.write(
     `\n${table(['storage', 'callers', 'variant', 'ops/s', 'µs/op', 'ratio vs bare tx'], rows)}\n`,
