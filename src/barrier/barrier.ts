@@ -527,8 +527,17 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
         const bucket = await memBucket(bucketOf(path));
         return await verify(path, raw, bucket.entries.get(path));
       } catch (err) {
-        // a commit landed between reading the record and the index: read both again once it has settled
-        if (attempt >= RACE_RETRIES || !isMismatch(err) || (generation === seen && busy === 0)) throw err;
+        // a commit landed between reading the record and the index: read both again once it has settled.
+        // Never from inside a transaction: it holds the lock it would wait for (and no commit can be
+        // landing then, so a mismatch there is real)
+        if (
+          attempt >= RACE_RETRIES ||
+          !isMismatch(err) ||
+          (generation === seen && busy === 0) ||
+          inTransaction.getStore()
+        ) {
+          throw err;
+        }
         await txLock.run(() => undefined);
       }
     }

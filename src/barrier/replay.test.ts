@@ -131,6 +131,23 @@ for (const kind of ['exclusive', 'shared'] as const) {
       await assert.rejects(barrier.put(bucketPath(0), Buffer.from('x')), TypeError);
     });
 
+    test('a replayed record read from inside a transaction is an integrity error, never a hang', {
+      timeout: 5_000,
+    }, async () => {
+      const { storage, barrier } = await setup();
+      await barrier.put('a/replayed', Buffer.from('one'));
+      const old = await copy(storage, 'a/replayed');
+      await barrier.put('a/replayed', Buffer.from('two'));
+      await storage.put('a/replayed', old);
+      await assert.rejects(
+        barrier.transaction(async (tx) => {
+          await tx.put('a/other', Buffer.from('x'));
+          return barrier.get('a/replayed'); // a read outside the transaction, from inside it
+        }),
+        integrity,
+      );
+    });
+
     test('100 concurrent writers and readers never see a false integrity error', async () => {
       const { barrier } = await setup();
       const paths = Array.from({ length: 20 }, (_, i) => `race/${i}`);
