@@ -584,6 +584,43 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
     return verify(path, raw2, fresh.entries.get(path));
   }
 
+  /**
+   * The paths under `prefix` that the index vouches for. A record put back
+   * after its deletion (a stale child-token link, say) is not listed, so a
+   * listing never hands a caller a path whose read would fail: a revocation
+   * that walks a token tree cannot be blocked by a replayed link.
+   */
+  async function indexedList(prefix: string): Promise<string[]> {
+    const floor = highest;
+    const stored = await storage.list(prefix);
+    if (stored.length === 0) return stored;
+    if (exclusive) {
+      // a commit may be in storage but not yet in memory: let it settle (never from inside a
+      // transaction, which holds the lock; memory is then as new as storage)
+      if (busy > 0 && !inTransaction.getStore()) await txLock.run(() => undefined);
+      const out: string[] = [];
+      for (const p of stored) if ((await memBucket(bucketOf(p))).entries.has(p)) out.push(p);
+      return out;
+    }
+    // shared: the root (and the buckets it names that are not cached) read after the listing, in one
+    // snapshot, are at least as new as it
+    const needed = [...new Set(stored.map(bucketOf))];
+    let root = await rootFrom(await storage.get(ROOT_PATH), floor);
+    for (let attempt = 0; ; attempt++) {
+      // under a stream of writes the root may move each time: the third try reads every bucket needed
+      const stale = needed.filter((b) => !sharedBucket(b, root.buckets[b]!));
+      if (stale.length === 0) break;
+      const missing = attempt >= 2 ? needed : stale;
+      const [rootRaw, ...raws] = await readMany([ROOT_PATH, ...missing.map(bucketPath)]);
+      root = await rootFrom(rootRaw, floor);
+      for (const [i, b] of missing.entries()) {
+        const bucket = await openBucket(b, raws[i], root.buckets[b]!);
+        if (bucket.version !== 0) sharedBuckets.set(b, bucket);
+      }
+    }
+    return stored.filter((p) => sharedBucket(bucketOf(p), root.buckets[bucketOf(p)]!)!.entries.has(p));
+  }
+
   function txIndex(tx: StorageTransaction): TxIndex {
     const floor = highest;
     let root: IndexRoot | undefined;
@@ -743,10 +780,11 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
         keys();
         const stored = await tx.list(prefix);
         const mine = ix.pendingUnder(prefix);
-        if (mine.put.length === 0 && mine.deleted.size === 0) return stored;
-        const all = new Set(stored.filter((p) => !mine.deleted.has(p)));
-        for (const p of mine.put) all.add(p);
-        return [...all].sort(compareKeys);
+        // only what the index vouches for: a record put back after its deletion is not listed
+        const indexed: string[] = [];
+        for (const p of stored) if ((await ix.expected(p)) !== undefined) indexed.push(p);
+        if (mine.put.length === 0) return indexed;
+        return [...new Set([...indexed, ...mine.put])].sort(compareKeys);
       },
       async put(path, value) {
         assertLogicalPath(path);
@@ -876,7 +914,7 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
     },
     async list(prefix) {
       keys();
-      return storage.list(prefix);
+      return indexedList(prefix);
     },
     async put(path, value) {
       assertLogicalPath(path);

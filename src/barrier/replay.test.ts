@@ -64,6 +64,29 @@ for (const kind of ['exclusive', 'shared'] as const) {
       await assert.rejects(barrier.get('sys/token/id/abc'), reason('unindexed'));
     });
 
+    test('a record put back after its deletion is not listed, so a walk over a listing cannot be blocked by it', async () => {
+      const { storage, barrier } = await setup();
+      await barrier.put('sys/token/children/parent/kept', Buffer.from('1'));
+      await barrier.put('sys/token/children/parent/gone', Buffer.from('1'));
+      const stale = await copy(storage, 'sys/token/children/parent/gone');
+      await barrier.delete('sys/token/children/parent/gone');
+      await storage.put('sys/token/children/parent/gone', stale);
+      assert.deepEqual(await barrier.list('sys/token/children/parent/'), ['sys/token/children/parent/kept']);
+      assert.deepEqual(await barrier.transaction((tx) => tx.list('sys/token/children/parent/')), [
+        'sys/token/children/parent/kept',
+      ]);
+      // what a transaction writes and deletes is listed as it will be
+      assert.deepEqual(
+        await barrier.transaction(async (tx) => {
+          await tx.put('sys/token/children/parent/new', Buffer.from('1'));
+          await tx.delete('sys/token/children/parent/kept');
+          return tx.list('sys/token/children/parent/');
+        }),
+        ['sys/token/children/parent/new'],
+      );
+      assert.deepEqual(await barrier.list('sys/token/children/parent/'), ['sys/token/children/parent/new']);
+    });
+
     test('a record deleted outside Strongroom is an integrity error, not a quiet absence', async () => {
       const { storage, barrier } = await setup();
       await barrier.put('sys/policy/tombstone', Buffer.from('deny'));

@@ -185,3 +185,55 @@ test('postgres: rows put back under a running server from before a write and a r
   for (const [k, v] of olderCopies(before, after, /^sys\/token\//)) await rows.put(k, v);
   await assertNoRollback(server, s);
 });
+
+test('postgres: a child-token link put back after the child was revoked cannot block revoking the parent', {
+  skip: (await postgresTestUrl()) ? false : postgresSkipReason(),
+}, async (t) => {
+  const url = (await postgresTestUrl())!;
+  const table = await uniqueTable(url, t);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  t.after(() => client.end());
+  const server = await start(t, { postgres: { url, table } }, staticKeyFile(t));
+  const init = await api(server, '', 'POST', '/v1/sys/init', {});
+  const root = init.json.root_token as string;
+  const mint = async (token: string) =>
+    (
+      (await api(server, token, 'POST', '/v1/auth/token/create', { roles: ['developer'] })).json.auth as {
+        client_token: string;
+      }
+    ).client_token;
+  const parent = await mint(root);
+  const child = await mint(parent);
+  const tokenRows = async () =>
+    new Map(
+      (
+        await client.query<{ key: string; value: Buffer }>(
+          `SELECT key, value FROM "${table}" WHERE key LIKE 'sys/token/%'`,
+        )
+      ).rows.map((r) => [r.key, r.value]),
+    );
+  const before = await tokenRows();
+  assert.equal((await api(server, child, 'POST', '/v1/auth/token/revoke-self')).status, 200);
+  // the attacker puts back every row the child's revocation removed: its entry, accessor and its link
+  const after = await tokenRows();
+  const removed = [...before].filter(([k]) => !after.has(k));
+  assert.ok(
+    removed.some(([k]) => k.startsWith('sys/token/children/')),
+    'the link was removed',
+  );
+  for (const [key, value] of removed) {
+    await client.query(
+      `INSERT INTO "${table}" (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
+      [key, value],
+    );
+  }
+  assert.notEqual(
+    (await api(server, child, 'GET', '/v1/auth/token/lookup-self')).status,
+    200,
+    'the child stays revoked',
+  );
+  const revoked = await api(server, parent, 'POST', '/v1/auth/token/revoke-self');
+  assert.equal(revoked.status, 200, `revoking the parent: ${revoked.text}`);
+  assert.equal((await api(server, parent, 'GET', '/v1/auth/token/lookup-self')).status, 401);
+});
