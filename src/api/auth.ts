@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 import { type AuthResponse, Scope } from './v1.ts';
 
 /**
@@ -144,3 +145,26 @@ export interface AppCredentials extends AppInfo {
   client_id: string;
   client_secret: string;
 }
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const AppCreate = op()('app.create');
+export const AppDelete = op()('app.delete');
+export const AppList = op()('app.list');
+export const AppRead = op()('app.read');
+export const AppRotateSecret = op()('app.rotate-secret');
+export const AuthAppLogin = op()('auth.app-login');
+export const AuthLogin = op()('auth.login');
+export const MfaRequiredRolesRead = op()('mfa.required-roles.read');
+export const MfaRequiredRolesWrite = op()('mfa.required-roles.write');
+export const MfaTotpConfirm = op()('mfa.totp-confirm');
+export const MfaTotpEnroll = op()('mfa.totp-enroll');
+export const UserChangeOwnPassword = op()('user.change-own-password');
+export const UserCreate = op()('user.create');
+export const UserDelete = op()('user.delete');
+export const UserList = op()('user.list');
+export const UserRead = op()('user.read');
+export const UserReadSelf = op()('user.read-self');
+export const UserResetMfa = op()('user.reset-mfa');
+export const UserSetPassword = op()('user.set-password');
+export const UserSetRoles = op()('user.set-roles');

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 import { MAX_SECRET_VALUE_BYTES, Name, SecretFields, SecretMetadata } from './v1.ts';
 
 /**
@@ -126,3 +127,9 @@ export interface ExportResponse {
   exported_at: string;
   secrets: ExportedSecret[];
 }
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const SecretExport = op()('secret.export');
+export const SecretExportMetadata = op()('secret.export-metadata');
+export const SecretImport = op()('secret.import');

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 
 /**
  * Gateway virtual keys (issue 7 items 3 and 5; docs/gateway-keys.md): keys an
@@ -330,3 +331,19 @@ export const VaultLiveRequest = Type.Object(
   Strict,
 );
 export type VaultLiveRequest = Static<typeof VaultLiveRequest>;
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const GatewayKeyCreate = op()('gateway.key.create');
+export const GatewayKeyList = op()('gateway.key.list');
+export const GatewayKeyRead = op()('gateway.key.read');
+export const GatewayKeyRevoke = op()('gateway.key.revoke');
+export const GatewayKeyUpdate = op()('gateway.key.update');
+export const GatewayVaultAuthenticate = op()('gateway.vault.authenticate');
+export const GatewayVaultAuthorize = op()('gateway.vault.authorize');
+export const GatewayVaultHolds = op()('gateway.vault.holds');
+export const GatewayVaultAdmit = op()('gateway.vault.admit');
+export const GatewayVaultSettle = op()('gateway.vault.settle');
+export const GatewayVaultAudit = op()('gateway.vault.audit');
+export const GatewayVaultRevoke = op()('gateway.vault.revoke');
+export const GatewayVaultLive = op()('gateway.vault.live');

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 
 /**
  * Wire contract of rotation and expiry hygiene: the stale report
@@ -65,3 +66,8 @@ export interface StaleReport {
   /** Most overdue first. */
   secrets: StaleRow[];
 }
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const SecretStale = op()('secret.stale');
+export const SysMetrics = op()('sys.metrics');

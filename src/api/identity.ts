@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 import { Scope } from './v1.ts';
 
 /**
@@ -142,3 +143,23 @@ export const TrustDomainParams = Type.Object(
   { trust_domain: Type.String({ minLength: 1, maxLength: 255 }) },
   Strict,
 );
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const IdentityBundle = op()('identity.bundle');
+export const IdentityBundles = op()('identity.bundles');
+export const IdentityCaRead = op()('identity.ca.read');
+export const IdentityCaRotate = op()('identity.ca.rotate');
+export const IdentityFederationDelete = op()('identity.federation.delete');
+export const IdentityFederationList = op()('identity.federation.list');
+export const IdentityFederationPut = op()('identity.federation.put');
+export const IdentityJoinTokenCreate = op()('identity.join-token.create');
+export const IdentityJwks = op()('identity.jwks');
+export const IdentityJwtSvid = op()('identity.jwt-svid');
+export const IdentityJwtSvidValidate = op()('identity.jwt-svid.validate');
+export const IdentityOpenidConfiguration = op()('identity.openid-configuration');
+export const IdentityRegistrationCreate = op()('identity.registration.create');
+export const IdentityRegistrationDelete = op()('identity.registration.delete');
+export const IdentityRegistrationList = op()('identity.registration.list');
+export const IdentityX509Svid = op()('identity.x509-svid');
+export const IdentityX509SvidJoin = op()('identity.x509-svid.join');

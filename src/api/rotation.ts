@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 import { MAX_SECRET_VALUE_BYTES } from './v1.ts';
 
 /** Wire contract of secret rotation (docs/rotation.md). */
@@ -47,3 +48,8 @@ export interface RotationStatusResponse {
   }[];
   superseded: { version: number; at: string; provider_key_deleted: boolean }[];
 }
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const SecretRotate = op()('secret.rotate');
+export const SecretRotationStatus = op()('secret.rotation-status');

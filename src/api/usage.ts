@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 
 /**
  * Wire contract of the usage analytics API (docs/usage.md): who read which
@@ -97,3 +98,9 @@ export interface UnusedResponse {
   recording: boolean;
   secrets: UnusedSecret[];
 }
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const UsageQueryOp = op()('usage.query');
+export const UsageSecret = op()('usage.secret');
+export const UsageUnused = op()('usage.unused');

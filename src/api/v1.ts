@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 
 /**
  * The wire contract of the v1 HTTP API: request schemas (validated by the
@@ -198,126 +199,265 @@ export const PolicyTestRequest = Type.Object(
 export type PolicyTestRequest = Static<typeof PolicyTestRequest>;
 
 // ---- responses ----
+// Schemas of successful response bodies: the server serializes each body with its schema (a field the
+// schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
-export interface SealStatusResponse {
-  type: 'shamir' | 'static';
-  initialized: boolean;
-  sealed: boolean;
-  t: number;
-  n: number;
-  progress: number;
-}
+const Iso = Type.String({ format: 'date-time' });
+const IsoOrNull = Type.Union([Iso, Type.Null()]);
+const Strings = Type.Array(Type.String());
+const StringMap = Type.Record(Type.String(), Type.String());
 
-export interface InitResponse {
-  keys: string[];
-  keys_base64: string[];
-  root_token: string;
-}
+export const SealStatusResponse = Type.Object({
+  type: Type.Union([Type.Literal('shamir'), Type.Literal('static')]),
+  initialized: Type.Boolean(),
+  sealed: Type.Boolean(),
+  t: Type.Integer(),
+  n: Type.Integer(),
+  progress: Type.Integer(),
+});
+export type SealStatusResponse = Static<typeof SealStatusResponse>;
 
-export interface KeyStatusResponse {
-  term: number;
-  terms: number;
-  installed_at: string;
-}
+export const InitResponse = Type.Object({
+  keys: Strings,
+  keys_base64: Strings,
+  root_token: Type.String(),
+});
+export type InitResponse = Static<typeof InitResponse>;
 
-export interface Project {
-  name: string;
-  created_at: string;
-  environments: string[];
-}
+const KeyRotateResponse = Type.Object({ term: Type.Integer(), installed_at: Iso });
 
-export interface SecretWriteResponse {
-  version: number;
-  created_at: string;
-}
+export const KeyStatusResponse = Type.Object({
+  term: Type.Integer(),
+  terms: Type.Integer(),
+  installed_at: Iso,
+});
+export type KeyStatusResponse = Static<typeof KeyStatusResponse>;
 
-export interface SecretFieldsResponse {
-  provider: string | null;
-  owner: string | null;
-  expires_at: string | null;
-  rotation: { interval: number; grace: number; adapter?: string; options?: Record<string, string> } | null;
-  tags: string[];
-  last_rotated_at: string | null;
+export const Project = Type.Object({ name: Type.String(), created_at: Iso, environments: Strings });
+export type Project = Static<typeof Project>;
+const ProjectListResponse = Type.Object({ projects: Type.Array(Project) });
+const EnvironmentResponse = Type.Object({
+  project: Type.String(),
+  name: Type.String(),
+  production: Type.Boolean(),
+  created_at: Iso,
+});
+
+export const SecretWriteResponse = Type.Object({
+  version: Type.Integer(),
+  created_at: Iso,
+  /** A hint about the value (e.g. which provider it looks like), never the value. */
+  hint: Type.Optional(Type.String()),
+});
+export type SecretWriteResponse = Static<typeof SecretWriteResponse>;
+const SecretRollbackResponse = Type.Object({
+  version: Type.Integer(),
+  created_at: Iso,
+  rolled_back_from: Type.Integer(),
+});
+const SecretDeleteResponse = Type.Object({
+  name: Type.String(),
+  deleted_at: Iso,
+  destroyed: Type.Boolean(),
+});
+const SecretRestoreResponse = Type.Object({ name: Type.String(), version: Type.Integer() });
+
+const RotationOut = Type.Object({
+  interval: Type.Integer(),
+  grace: Type.Integer(),
+  adapter: Type.Optional(Type.String()),
+  options: Type.Optional(StringMap),
+});
+/** The fields of a secret besides its value and versions. */
+const SecretFieldsOut = {
+  provider: Type.Union([Type.String(), Type.Null()]),
+  owner: Type.Union([Type.String(), Type.Null()]),
+  expires_at: IsoOrNull,
+  rotation: Type.Union([RotationOut, Type.Null()]),
+  tags: Strings,
+  last_rotated_at: IsoOrNull,
   /** Why the last rotation failed (sanitised); present only while rotation is failing (docs/rotation.md). */
-  last_rotation_error?: string | null;
+  last_rotation_error: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   /** When a failed rotation is retried. */
-  next_rotation_attempt_at?: string | null;
-}
+  next_rotation_attempt_at: Type.Optional(IsoOrNull),
+};
+const SecretFieldsResponse = Type.Object(SecretFieldsOut);
+export type SecretFieldsResponse = Static<typeof SecretFieldsResponse>;
+const MetadataOut = Type.Record(Type.String(), Type.String());
 
-export interface SecretReadResponse extends SecretFieldsResponse {
-  name: string;
-  value: string;
-  version: number;
-  current_version: number;
-  metadata: SecretMetadata;
-  created_at: string;
-}
+export const SecretReadResponse = Type.Object({
+  name: Type.String(),
+  value: Type.String(),
+  version: Type.Integer(),
+  current_version: Type.Integer(),
+  metadata: MetadataOut,
+  ...SecretFieldsOut,
+  created_at: Iso,
+});
+export type SecretReadResponse = Static<typeof SecretReadResponse>;
 
-export interface SecretListResponse {
-  project: string;
-  env: string;
-  secrets: {
-    name: string;
-    version: number;
-    updated_at: string;
-    deleted: boolean;
-    provider: string | null;
-    tags: string[];
-    expires_at: string | null;
-  }[];
-}
+export const SecretListResponse = Type.Object({
+  project: Type.String(),
+  env: Type.String(),
+  secrets: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      version: Type.Integer(),
+      updated_at: Iso,
+      deleted: Type.Boolean(),
+      provider: Type.Union([Type.String(), Type.Null()]),
+      tags: Strings,
+      expires_at: IsoOrNull,
+    }),
+  ),
+});
+export type SecretListResponse = Static<typeof SecretListResponse>;
 
-export interface SecretVersionsResponse extends SecretFieldsResponse {
-  name: string;
-  current_version: number;
-  deleted_at: string | null;
-  metadata: SecretMetadata;
-  versions: {
-    version: number;
-    created_at: string;
-    source: 'write' | 'rollback' | 'rotation';
-    rolled_back_from?: number;
-    destroyed: boolean;
-  }[];
-}
+export const SecretVersionsResponse = Type.Object({
+  name: Type.String(),
+  current_version: Type.Integer(),
+  deleted_at: IsoOrNull,
+  metadata: MetadataOut,
+  ...SecretFieldsOut,
+  versions: Type.Array(
+    Type.Object({
+      version: Type.Integer(),
+      created_at: Iso,
+      source: Type.Union([Type.Literal('write'), Type.Literal('rollback'), Type.Literal('rotation')]),
+      rolled_back_from: Type.Optional(Type.Integer()),
+      destroyed: Type.Boolean(),
+    }),
+  ),
+});
+export type SecretVersionsResponse = Static<typeof SecretVersionsResponse>;
 
-export interface AuthResponse {
-  auth: {
-    client_token: string;
-    accessor: string;
-    policies: string[];
-    ttl: number;
-    renewable: boolean;
-    expires_at: string | null;
-    num_uses: number;
-    scope: Scope | null;
-  };
-}
+const ScopeOut = Type.Union([
+  Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }),
+  Type.Null(),
+]);
 
-export interface TokenInfo {
-  accessor: string;
-  display_name: string;
-  policies: string[];
-  owner: { type: 'root' | 'user' | 'app' | 'token'; id: string; name: string };
-  scope: Scope | null;
-  mfa: boolean;
-  created_at: string;
-  expires_at: string | null;
-  max_expires_at: string | null;
-  ttl: number;
-  renewable: boolean;
-  num_uses: number;
-  parent: string | null;
-  meta: Record<string, string>;
-}
+export const AuthResponse = Type.Object({
+  auth: Type.Object({
+    client_token: Type.String(),
+    accessor: Type.String(),
+    policies: Strings,
+    ttl: Type.Integer(),
+    renewable: Type.Boolean(),
+    expires_at: IsoOrNull,
+    num_uses: Type.Integer(),
+    scope: ScopeOut,
+  }),
+});
+export type AuthResponse = Static<typeof AuthResponse>;
 
-export interface PolicyTestResponse {
-  decision: 'allow' | 'deny';
-  reason: string;
-  policies: string[];
-  errors: string[];
-}
+const TokenRenewResponse = Type.Object({
+  auth: Type.Object({
+    accessor: Type.String(),
+    policies: Strings,
+    expires_at: IsoOrNull,
+    renewable: Type.Boolean(),
+    ttl: Type.Integer(),
+  }),
+});
+
+export const TokenInfo = Type.Object({
+  accessor: Type.String(),
+  display_name: Type.String(),
+  policies: Strings,
+  owner: Type.Object({
+    type: Type.Union([
+      Type.Literal('root'),
+      Type.Literal('user'),
+      Type.Literal('app'),
+      Type.Literal('token'),
+      Type.Literal('workload'),
+    ]),
+    id: Type.String(),
+    name: Type.String(),
+  }),
+  scope: ScopeOut,
+  mfa: Type.Boolean(),
+  created_at: Iso,
+  expires_at: IsoOrNull,
+  max_expires_at: IsoOrNull,
+  ttl: Type.Integer(),
+  renewable: Type.Boolean(),
+  num_uses: Type.Integer(),
+  parent: Type.Union([Type.String(), Type.Null()]),
+  meta: StringMap,
+});
+export type TokenInfo = Static<typeof TokenInfo>;
+const TokenInfoResponse = Type.Object({ data: TokenInfo });
+const RevokedResponse = Type.Object({ revoked: Type.Integer() });
+
+const PolicyPutResponse = Type.Object({ name: Type.String(), policies: Type.Integer() });
+const PolicyResponse = Type.Object({ name: Type.String(), policy: Type.String() });
+const PolicyListResponse = Type.Object({ policies: Strings });
+const PolicyDeleteResponse = Type.Object({ deleted: Type.String() });
+export const PolicyTestResponse = Type.Object({
+  decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
+  reason: Type.String(),
+  policies: Strings,
+  errors: Strings,
+});
+export type PolicyTestResponse = Static<typeof PolicyTestResponse>;
 
 export interface ErrorBody {
   error: { code: string; message: string; request_id: string };
 }
+
+// ---- operations ----
+// Each operation of the core API, by the object routes, engines, the SDK and the CLI name it with.
+
+type Empty = Record<string, never>;
+type SecretAddress = Static<typeof SecretParams>;
+
+export const SysSealStatus = op<Empty>()('sys.seal-status', SealStatusResponse);
+export const SysInit = op<InitRequest>()('sys.init', InitResponse);
+export const SysUnseal = op<UnsealRequest>()('sys.unseal', SealStatusResponse);
+export const SysSeal = op<Empty>()('sys.seal', SealStatusResponse);
+export const SysRotate = op<Empty>()('sys.rotate', KeyRotateResponse);
+export const SysKeyStatus = op<Empty>()('sys.key-status', KeyStatusResponse);
+
+export const ProjectCreate = op<ProjectCreateRequest>()('project.create', Project);
+export const ProjectList = op<Empty>()('project.list', ProjectListResponse);
+export const ProjectRead = op<Static<typeof ProjectParams>>()('project.read', Project);
+export const EnvironmentCreate = op<Static<typeof ProjectParams> & Static<typeof EnvironmentCreateRequest>>()(
+  'environment.create',
+  EnvironmentResponse,
+);
+
+export const SecretList = op<Static<typeof EnvParams>>()('secret.list', SecretListResponse);
+export const SecretWrite = op<SecretAddress & SecretPutRequest>()('secret.write', SecretWriteResponse);
+export const SecretRead = op<SecretAddress & { version?: number }>()('secret.read', SecretReadResponse);
+export const SecretVersions = op<SecretAddress>()('secret.versions', SecretVersionsResponse);
+export const SecretRollback = op<SecretAddress & Static<typeof SecretRollbackRequest>>()(
+  'secret.rollback',
+  SecretRollbackResponse,
+);
+export const SecretDelete = op<SecretAddress>()('secret.delete', SecretDeleteResponse);
+export const SecretDestroy = op<SecretAddress>()('secret.destroy', SecretDeleteResponse);
+export const SecretRestore = op<SecretAddress>()('secret.restore', SecretRestoreResponse);
+
+export const TokenCreate = op<TokenCreateRequest>()('token.create', AuthResponse);
+export const TokenLookupSelf = op<Empty>()('token.lookup-self', TokenInfoResponse);
+export const TokenRenewSelf = op<Static<typeof TokenRenewRequest>>()('token.renew-self', TokenRenewResponse);
+export const TokenRevokeSelf = op<Empty>()('token.revoke-self', RevokedResponse);
+export const TokenRevoke = op<Static<typeof TokenValueRequest>>()('token.revoke', RevokedResponse);
+export const TokenRevokeAccessor = op<Static<typeof AccessorRequest>>()(
+  'token.revoke-accessor',
+  RevokedResponse,
+);
+export const TokenLookupAccessor = op<Static<typeof AccessorRequest>>()(
+  'token.lookup-accessor',
+  TokenInfoResponse,
+);
+
+export const PolicyList = op<Empty>()('policy.list', PolicyListResponse);
+export const PolicyPut = op<Static<typeof PolicyParams> & Static<typeof PolicyPutRequest>>()(
+  'policy.put',
+  PolicyPutResponse,
+);
+export const PolicyGet = op<Static<typeof PolicyParams>>()('policy.get', PolicyResponse);
+export const PolicyDelete = op<Static<typeof PolicyParams>>()('policy.delete', PolicyDeleteResponse);
+export const PolicyTest = op<PolicyTestRequest>()('policy.test', PolicyTestResponse);

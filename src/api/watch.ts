@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { op } from './op.ts';
 
 /**
  * Wire contract of the watch stream, `GET /v1/secrets/{project}/{env}/watch`:
@@ -60,3 +61,7 @@ export type WatchMessage =
 
 /** Default seconds between heartbeats. */
 export const WATCH_HEARTBEAT_SECONDS = 15;
+
+// ---- operations ----
+// Each operation of this API, by the object routes name it with (src/api/op.ts).
+export const SecretWatch = op()('secret.watch');

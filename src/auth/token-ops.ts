@@ -1,6 +1,8 @@
+import * as api from '../api/v1.ts';
 import type { TokenEntry } from '../contract/identity.ts';
-import type { Operation, Resource } from '../contract/operation.ts';
-import { type Scope, scopeProblem } from '../contract/scope.ts';
+import type { Resource } from '../contract/operation.ts';
+import { implement } from '../contract/operation.ts';
+import { scopeProblem } from '../contract/scope.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
@@ -10,19 +12,6 @@ import type { TokenStore } from './tokens.ts';
 export interface TokenOpsDeps {
   tokens: Pick<TokenStore, 'create' | 'lookupAccessor' | 'renew' | 'revokeAccessor' | 'revokeToken'>;
   clock: Clock;
-}
-
-/** The token API: create child tokens, look up, renew and revoke. */
-export interface TokenCreateInput {
-  policies?: string[];
-  roles?: string[];
-  ttl?: string | number;
-  explicit_max_ttl?: string | number;
-  renewable?: boolean;
-  num_uses?: number;
-  scope?: Scope;
-  meta?: Record<string, string>;
-  display_name?: string;
 }
 
 function duration(field: string, v: string | number | undefined): number | undefined {
@@ -79,8 +68,7 @@ export function tokenOperations(deps: TokenOpsDeps) {
   };
 
   return [
-    {
-      name: 'token.create',
+    implement(api.TokenCreate, {
       action: 'token.create',
       auth: 'token',
       resource: () => ({ type: 'Token', id: 'new' }),
@@ -121,18 +109,16 @@ export function tokenOperations(deps: TokenOpsDeps) {
         });
         return authResponse(token, entry, deps.clock.now());
       },
-    } satisfies Operation<TokenCreateInput>,
+    }),
 
-    {
-      name: 'token.lookup-self',
+    implement(api.TokenLookupSelf, {
       action: 'token.self',
       auth: 'token',
       resource: () => SELF,
       handle: async (ctx) => ({ data: publicEntry(caller(ctx), deps.clock.now()) }),
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'token.renew-self',
+    implement(api.TokenRenewSelf, {
       action: 'token.self',
       auth: 'token',
       resource: () => SELF,
@@ -148,20 +134,18 @@ export function tokenOperations(deps: TokenOpsDeps) {
           },
         };
       },
-    } satisfies Operation<{ increment?: string | number }>,
+    }),
 
-    {
-      name: 'token.revoke-self',
+    implement(api.TokenRevokeSelf, {
       action: 'token.self',
       auth: 'token',
       resource: () => SELF,
       async handle(ctx) {
         return { revoked: await deps.tokens.revokeAccessor(caller(ctx).accessor) };
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'token.lookup-accessor',
+    implement(api.TokenLookupAccessor, {
       action: 'token.read',
       auth: 'token',
       resource: (i) => tokenResource(i.accessor),
@@ -170,10 +154,9 @@ export function tokenOperations(deps: TokenOpsDeps) {
         if (!e) throw new StrongroomError('not_found', 'no live token has that accessor');
         return { data: publicEntry(e, deps.clock.now()) };
       },
-    } satisfies Operation<{ accessor: string }>,
+    }),
 
-    {
-      name: 'token.revoke',
+    implement(api.TokenRevoke, {
       action: 'token.revoke',
       auth: 'token',
       // the token value is never part of the resource (it would reach the audit log)
@@ -181,10 +164,9 @@ export function tokenOperations(deps: TokenOpsDeps) {
       async handle(_ctx, i) {
         return { revoked: await deps.tokens.revokeToken(i.token) };
       },
-    } satisfies Operation<{ token: string }>,
+    }),
 
-    {
-      name: 'token.revoke-accessor',
+    implement(api.TokenRevokeAccessor, {
       action: 'token.revoke',
       auth: 'token',
       resource: (i) => tokenResource(i.accessor),
@@ -193,6 +175,6 @@ export function tokenOperations(deps: TokenOpsDeps) {
         if (n === 0) throw new StrongroomError('not_found', 'no live token has that accessor');
         return { revoked: n };
       },
-    } satisfies Operation<{ accessor: string }>,
+    }),
   ];
 }

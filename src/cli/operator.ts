@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { InitRequest } from '../api/v1.ts';
 import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
@@ -41,7 +42,7 @@ export function operatorCommands(program: Command, io: CliIO): void {
     .action(async (o: { shares: string; threshold: string }, cmd: Command) => {
       const client = clientFor(io, cmd);
       const status = await client.sealStatus();
-      const req =
+      const req: InitRequest =
         status.type === 'shamir'
           ? {
               secret_shares: parsePositiveInt('--shares', o.shares),

@@ -61,3 +61,30 @@ export interface Operation<I = never, O = unknown> {
 
 // biome-ignore lint/suspicious/noExplicitAny: a registry holds operations of every input/output type
 export type AnyOperation = Operation<any, any>;
+
+/**
+ * The wire side of an operation, declared once in `api/` beside its request
+ * schemas: its name, the JSON Schema of a successful response (the server
+ * serializes the body with it and documents it in /v1/openapi.json) and, as
+ * types only, its input and output. Routes, engines, the SDK and the CLI all
+ * name the operation by this object, so renaming a field in one place fails
+ * the typecheck everywhere it is used.
+ */
+export interface OpSpec<I = unknown, O = unknown> {
+  readonly name: string;
+  readonly response?: object | undefined;
+  /** Never set: carries the input and output types. */
+  readonly types?: { readonly input: I; readonly output: O };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a route table holds specs of every input/output type
+export type AnyOpSpec = OpSpec<any, any>;
+export type OutputOf<S> = S extends OpSpec<infer _I, infer O> ? O : never;
+
+/** An operation implementing a spec: it takes the spec's name, and its handler is held to the spec's types. */
+export function implement<I, O>(
+  spec: OpSpec<I, O>,
+  def: NoInfer<Omit<Operation<I, O>, 'name'>>,
+): Operation<I, O> {
+  return { ...def, name: spec.name };
+}

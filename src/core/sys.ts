@@ -1,4 +1,5 @@
-import type { Operation } from '../contract/operation.ts';
+import * as api from '../api/v1.ts';
+import { implement } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Core } from './core.ts';
 
@@ -9,17 +10,15 @@ export function sysOperations(core: Core) {
   const sealStatus = () => core.seal.status();
 
   return [
-    {
-      name: 'sys.seal-status',
+    implement(api.SysSealStatus, {
       action: 'sys.status',
       auth: 'none',
       whenSealed: true,
       resource: () => SYSTEM,
       handle: async () => sealStatus(),
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'sys.init',
+    implement(api.SysInit, {
       action: 'sys.init',
       auth: 'none',
       whenSealed: true,
@@ -69,10 +68,9 @@ export function sysOperations(core: Core) {
         for (const k of keys) k.fill(0);
         return out;
       },
-    } satisfies Operation<{ secret_shares?: number; secret_threshold?: number }>,
+    }),
 
-    {
-      name: 'sys.unseal',
+    implement(api.SysUnseal, {
       action: 'sys.unseal',
       auth: 'none',
       whenSealed: true,
@@ -109,10 +107,9 @@ export function sysOperations(core: Core) {
         if (wasSealed && !core.barrier.sealed) await core.afterUnseal();
         return sealStatus();
       },
-    } satisfies Operation<{ key?: string; reset?: boolean }>,
+    }),
 
-    {
-      name: 'sys.seal',
+    implement(api.SysSeal, {
       action: 'sys.seal',
       auth: 'token',
       resource: () => SYSTEM,
@@ -120,10 +117,9 @@ export function sysOperations(core: Core) {
         core.sealNow();
         return sealStatus();
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'sys.rotate',
+    implement(api.SysRotate, {
       action: 'sys.rotate',
       auth: 'token',
       resource: () => SYSTEM,
@@ -131,16 +127,15 @@ export function sysOperations(core: Core) {
         const info = await core.barrier.rotate();
         return { term: info.term, installed_at: info.created_at };
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'sys.key-status',
+    implement(api.SysKeyStatus, {
       action: 'sys.status',
       auth: 'token',
       resource: () => SYSTEM,
       async handle() {
         return core.barrier.keyStatus();
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
   ];
 }

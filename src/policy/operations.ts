@@ -1,6 +1,7 @@
+import * as api from '../api/v1.ts';
 import type { Identity, TokenEntry } from '../contract/identity.ts';
 import { identityOf } from '../contract/identity.ts';
-import type { Operation, Resource } from '../contract/operation.ts';
+import { implement, type Resource } from '../contract/operation.ts';
 import { scopeAllows } from '../contract/scope.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -18,16 +19,6 @@ export interface PolicyOpsDeps {
 
 /** Custom Cedar policies: put (validated against the schema), read, list, delete and test. */
 const POLICIES: Resource = { type: 'System', id: 'policies' };
-
-export interface PolicyTestInput {
-  /** Either a token accessor, or a synthetic principal. */
-  accessor?: string;
-  principal?: { roles: string[]; user?: string; app?: string; mfa?: boolean };
-  action: string;
-  resource: string;
-  resource_attrs?: Record<string, string | boolean | string[]>;
-  client_address?: string;
-}
 
 /** Parses `Secret:proj/env/NAME`, `Environment:proj/env`, `Project:proj`, `System:x`, or a bare `proj/env/NAME`. */
 function parseResource(spec: string): Resource {
@@ -51,15 +42,13 @@ function parseResource(spec: string): Resource {
 
 export function policyOperations(deps: PolicyOpsDeps) {
   return [
-    {
-      name: 'policy.put',
+    implement(api.PolicyPut, {
       action: 'policy.write',
       auth: 'token',
       resource: () => POLICIES,
       handle: async (_ctx, i) => deps.policies.put(i.name, i.policy),
-    } satisfies Operation<{ name: string; policy: string }>,
-    {
-      name: 'policy.get',
+    }),
+    implement(api.PolicyGet, {
       action: 'policy.read',
       auth: 'token',
       resource: () => POLICIES,
@@ -69,16 +58,14 @@ export function policyOperations(deps: PolicyOpsDeps) {
           throw new StrongroomError('not_found', `no policy named ${JSON.stringify(i.name)}`);
         return { name: i.name, policy };
       },
-    } satisfies Operation<{ name: string }>,
-    {
-      name: 'policy.list',
+    }),
+    implement(api.PolicyList, {
       action: 'policy.read',
       auth: 'token',
       resource: () => POLICIES,
       handle: async () => ({ policies: await deps.policies.list() }),
-    } satisfies Operation<Record<string, never>>,
-    {
-      name: 'policy.delete',
+    }),
+    implement(api.PolicyDelete, {
       action: 'policy.write',
       auth: 'token',
       resource: () => POLICIES,
@@ -87,9 +74,8 @@ export function policyOperations(deps: PolicyOpsDeps) {
           throw new StrongroomError('not_found', `no policy named ${JSON.stringify(i.name)}`);
         return { deleted: i.name };
       },
-    } satisfies Operation<{ name: string }>,
-    {
-      name: 'policy.test',
+    }),
+    implement(api.PolicyTest, {
       action: 'policy.test',
       auth: 'token',
       resource: () => POLICIES,
@@ -138,6 +124,6 @@ export function policyOperations(deps: PolicyOpsDeps) {
           errors: out.errors,
         };
       },
-    } satisfies Operation<PolicyTestInput>,
+    }),
   ];
 }

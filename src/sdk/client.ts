@@ -1,4 +1,6 @@
+import type { Static } from 'typebox';
 import type * as api from '../api/v1.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 
 /**
  * A typed client for the Strongroom HTTP API. Values it fetches are kept only
@@ -172,31 +174,33 @@ export function createClient(opts: ClientOptions) {
 
   return {
     /** Seal state: initialised, sealed, threshold and unseal progress. Needs no token. */
-    sealStatus: () => call<api.SealStatusResponse>('GET', '/v1/sys/seal-status'),
+    sealStatus: () => call<Out<typeof api.SysSealStatus>>('GET', '/v1/sys/seal-status'),
     /** Initialises a new server; returns the key shares and the root token, once. */
-    init: (req: api.InitRequest = {}) => call<api.InitResponse>('POST', '/v1/sys/init', req),
+    init: (req: api.InitRequest = {}) => call<Out<typeof api.SysInit>>('POST', '/v1/sys/init', req),
     /** Submits one unseal key share. */
-    unseal: (key: string) => call<api.SealStatusResponse>('POST', '/v1/sys/unseal', { key }),
+    unseal: (key: string) =>
+      call<Out<typeof api.SysUnseal>>('POST', '/v1/sys/unseal', { key } satisfies api.UnsealRequest),
     /** Discards the unseal shares given so far. */
-    unsealReset: () => call<api.SealStatusResponse>('POST', '/v1/sys/unseal', { reset: true }),
+    unsealReset: () =>
+      call<Out<typeof api.SysUnseal>>('POST', '/v1/sys/unseal', { reset: true } satisfies api.UnsealRequest),
     /** Seals the server (root only): keys are wiped from memory. */
-    seal: () => call<api.SealStatusResponse>('POST', '/v1/sys/seal'),
+    seal: () => call<Out<typeof api.SysSeal>>('POST', '/v1/sys/seal'),
     /** Adds a new encryption key term; new writes use it. */
-    rotate: () => call<{ term: number; installed_at: string }>('POST', '/v1/sys/rotate'),
+    rotate: () => call<Out<typeof api.SysRotate>>('POST', '/v1/sys/rotate'),
     /** The active encryption key term. */
-    keyStatus: () => call<api.KeyStatusResponse>('GET', '/v1/sys/key-status'),
+    keyStatus: () => call<Out<typeof api.SysKeyStatus>>('GET', '/v1/sys/key-status'),
 
     /** Creates a project with its environments (default dev, staging, prod). */
     createProject: (name: string, environments?: string[]) =>
-      call<api.Project>('POST', '/v1/projects', environments ? { name, environments } : { name }),
-    listProjects: () => call<{ projects: api.Project[] }>('GET', '/v1/projects'),
-    getProject: (project: string) => call<api.Project>('GET', `/v1/projects/${seg(project)}`),
-    createEnvironment: (project: string, name: string) =>
-      call<{ project: string; name: string; created_at: string }>(
+      call<Out<typeof api.ProjectCreate>>(
         'POST',
-        `/v1/projects/${seg(project)}/environments`,
-        { name },
+        '/v1/projects',
+        environments ? { name, environments } : { name },
       ),
+    listProjects: () => call<Out<typeof api.ProjectList>>('GET', '/v1/projects'),
+    getProject: (project: string) => call<Out<typeof api.ProjectRead>>('GET', `/v1/projects/${seg(project)}`),
+    createEnvironment: (project: string, name: string) =>
+      call<Out<typeof api.EnvironmentCreate>>('POST', `/v1/projects/${seg(project)}/environments`, { name }),
 
     /** Writes a new version of a secret; `cas` makes it conditional on the current version (0: must not exist). */
     putSecret: (
@@ -206,68 +210,69 @@ export function createClient(opts: ClientOptions) {
       value: string,
       options: Omit<api.SecretPutRequest, 'value'> = {},
     ) =>
-      call<api.SecretWriteResponse & { hint?: string }>('PUT', secretPath(project, env, name), {
+      call<Out<typeof api.SecretWrite>>('PUT', secretPath(project, env, name), {
         value,
         ...options,
-      }),
+      } satisfies api.SecretPutRequest),
     /** Reads the current (or a given) version of a secret. */
     getSecret: (project: string, env: string, name: string, version?: number) =>
-      call<api.SecretReadResponse>(
+      call<Out<typeof api.SecretRead>>(
         'GET',
         `${secretPath(project, env, name)}${version === undefined ? '' : `?version=${version}`}`,
       ),
     /** Names and versions in an environment (never values). */
     listSecrets: (project: string, env: string) =>
-      call<api.SecretListResponse>('GET', `/v1/secrets/${seg(project)}/${seg(env)}`),
+      call<Out<typeof api.SecretList>>('GET', `/v1/secrets/${seg(project)}/${seg(env)}`),
     /** Version history of a secret (never values). */
     secretVersions: (project: string, env: string, name: string) =>
-      call<api.SecretVersionsResponse>('GET', `${secretPath(project, env, name)}/versions`),
+      call<Out<typeof api.SecretVersions>>('GET', `${secretPath(project, env, name)}/versions`),
     /** Creates a new version holding the value of an older one. */
     rollbackSecret: (project: string, env: string, name: string, version: number) =>
-      call<api.SecretWriteResponse & { rolled_back_from: number }>(
-        'POST',
-        `${secretPath(project, env, name)}/rollback`,
-        { version },
-      ),
+      call<Out<typeof api.SecretRollback>>('POST', `${secretPath(project, env, name)}/rollback`, {
+        version,
+      } satisfies Static<typeof api.SecretRollbackRequest>),
     /** Soft-deletes a secret (restorable), or with `destroy` erases every version for good. */
     deleteSecret: (project: string, env: string, name: string, options: { destroy?: boolean } = {}) =>
-      call<{ name: string; deleted_at: string; destroyed: boolean }>(
+      call<Out<typeof api.SecretDelete>>(
         'DELETE',
         `${secretPath(project, env, name)}${options.destroy ? '?destroy=true' : ''}`,
       ),
     restoreSecret: (project: string, env: string, name: string) =>
-      call<{ name: string; version: number }>('POST', `${secretPath(project, env, name)}/restore`),
+      call<Out<typeof api.SecretRestore>>('POST', `${secretPath(project, env, name)}/restore`),
 
     /** Creates a child of the calling token: never more roles, scope or lifetime than the caller. */
     createToken: (req: api.TokenCreateRequest = {}) =>
-      call<api.AuthResponse>('POST', '/v1/auth/token/create', req),
+      call<Out<typeof api.TokenCreate>>('POST', '/v1/auth/token/create', req),
     /** The calling token's own record. */
-    lookupSelf: () => call<{ data: api.TokenInfo }>('GET', '/v1/auth/token/lookup-self'),
+    lookupSelf: () => call<Out<typeof api.TokenLookupSelf>>('GET', '/v1/auth/token/lookup-self'),
     /** Extends the calling token (up to its maximum lifetime). */
     renewSelf: (increment?: string | number) =>
-      call<{
-        auth: Pick<api.AuthResponse['auth'], 'accessor' | 'policies' | 'expires_at' | 'renewable' | 'ttl'>;
-      }>('POST', '/v1/auth/token/renew-self', increment === undefined ? {} : { increment }),
+      call<Out<typeof api.TokenRenewSelf>>(
+        'POST',
+        '/v1/auth/token/renew-self',
+        increment === undefined ? {} : { increment },
+      ),
     /** Revokes the calling token and its children. */
-    revokeSelf: () => call<{ revoked: number }>('POST', '/v1/auth/token/revoke-self'),
+    revokeSelf: () => call<Out<typeof api.TokenRevokeSelf>>('POST', '/v1/auth/token/revoke-self'),
     /** Revokes a token (and its children) by value. */
-    revokeToken: (token: string) => call<{ revoked: number }>('POST', '/v1/auth/token/revoke', { token }),
+    revokeToken: (token: string) =>
+      call<Out<typeof api.TokenRevoke>>('POST', '/v1/auth/token/revoke', { token }),
     /** Revokes a token (and its children) by accessor. */
     revokeAccessor: (accessor: string) =>
-      call<{ revoked: number }>('POST', '/v1/auth/token/revoke-accessor', { accessor }),
+      call<Out<typeof api.TokenRevokeAccessor>>('POST', '/v1/auth/token/revoke-accessor', { accessor }),
     lookupAccessor: (accessor: string) =>
-      call<{ data: api.TokenInfo }>('POST', '/v1/auth/token/lookup-accessor', { accessor }),
+      call<Out<typeof api.TokenLookupAccessor>>('POST', '/v1/auth/token/lookup-accessor', { accessor }),
 
     /** Stores a named Cedar policy file (validated against the schema). */
     putPolicy: (name: string, policy: string) =>
-      call<{ name: string; policies: number }>('PUT', `/v1/sys/policies/${seg(name)}`, { policy }),
-    getPolicy: (name: string) =>
-      call<{ name: string; policy: string }>('GET', `/v1/sys/policies/${seg(name)}`),
-    listPolicies: () => call<{ policies: string[] }>('GET', '/v1/sys/policies'),
-    deletePolicy: (name: string) => call<{ deleted: string }>('DELETE', `/v1/sys/policies/${seg(name)}`),
+      call<Out<typeof api.PolicyPut>>('PUT', `/v1/sys/policies/${seg(name)}`, { policy }),
+    getPolicy: (name: string) => call<Out<typeof api.PolicyGet>>('GET', `/v1/sys/policies/${seg(name)}`),
+    listPolicies: () => call<Out<typeof api.PolicyList>>('GET', '/v1/sys/policies'),
+    deletePolicy: (name: string) =>
+      call<Out<typeof api.PolicyDelete>>('DELETE', `/v1/sys/policies/${seg(name)}`),
     /** Explains whether a principal may perform an action on a resource. */
     testPolicy: (req: api.PolicyTestRequest) =>
-      call<api.PolicyTestResponse>('POST', '/v1/sys/policy-test', req),
+      call<Out<typeof api.PolicyTest>>('POST', '/v1/sys/policy-test', req),
 
     /** Low-level call for routes without a typed method. */
     request: call,

@@ -2,11 +2,13 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
+import fastifySwagger from '@fastify/swagger';
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifySchema,
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
@@ -57,6 +59,11 @@ function traceIdFrom(req: FastifyRequest): string {
   return m && !/^0+$/.test(m[1]!) ? m[1]! : randomUUID().replaceAll('-', '');
 }
 
+/** The package's version, for the OpenAPI document (package.json sits two levels up from src/ and dist/). */
+const PACKAGE_VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
+
 function errorReply(reply: FastifyReply, status: number, code: string, message: string) {
   return reply.code(status).send({ error: { code, message, request_id: reply.request.id } });
 }
@@ -78,11 +85,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
   const { config, core, logger } = opts;
   const routes = opts.routes ?? v1Routes;
   for (const r of routes) {
-    if (r.variant && !core.operations.has(r.variant.operation)) {
-      throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.variant.operation}`);
+    if (r.variant && !core.operations.has(r.variant.operation.name)) {
+      throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.variant.operation.name}`);
     }
-    if (!core.operations.has(r.operation))
-      throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.operation}`);
+    if (!core.operations.has(r.operation.name))
+      throw new TypeError(`route ${r.method} ${r.url} names unknown operation ${r.operation.name}`);
   }
 
   const app = Fastify({
@@ -220,6 +227,23 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     );
   });
 
+  // the OpenAPI document, generated from the route table: @fastify/swagger records each route added after it
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Strongroom vault API',
+        version: PACKAGE_VERSION,
+        description:
+          "The vault's HTTP API (docs/api.md). Every route but the public ones takes a bearer token.",
+      },
+      components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' } } },
+      security: [{ token: [] }],
+    },
+  });
+  // public, like the API's documentation: it describes routes and schemas, never data
+  app.get('/v1/openapi.json', { schema: { hide: true } as FastifySchema }, async () => app.swagger());
+
   // open event streams end when the server closes, or close() would wait for them
   const streams = new Set<EventStream>();
   app.addHook('preClose', async () => {
@@ -230,10 +254,10 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     app.route({
       method: r.method,
       url: r.url,
-      schema: r.schema,
+      schema: routeSchema(r),
       ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
       handler: async (req, reply) => {
-        const operation = r.variant?.when(req) ? r.variant.operation : r.operation;
+        const operation = r.variant?.when(req) ? r.variant.operation.name : r.operation.name;
         if (r.progress) {
           const info = {
             request_id: req.id,
@@ -258,6 +282,23 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     });
   }
   return app;
+}
+
+/**
+ * A route's schemas for Fastify: the request parts it validates, and the
+ * operation's response schema for a JSON answer, so the body is serialized by
+ * it (fast-json-stringify: a field the schema does not name is never sent) and
+ * documented in /v1/openapi.json. A route with a variant answers with either
+ * operation's body, so it keeps the first one's schema only if both share it.
+ */
+function routeSchema(r: RouteDef): FastifySchema {
+  const response = r.operation.response;
+  const json = !r.stream && !r.contentType && !r.progress;
+  const shared = !r.variant || r.variant.operation.response === response;
+  return {
+    ...r.schema,
+    ...(json && response && shared ? { response: { '2xx': response } } : {}),
+  };
 }
 
 const chains = new WeakMap<object, readonly Buffer[] | undefined>();

@@ -1281,8 +1281,8 @@ test(`${FUZZ_ROUNDS} random requests per route never produce a 500 and always an
       const method = r.next() < 0.85 ? route.method : r.pick(methods);
       // sealing would turn the rest of the run into 503s: never give sys/seal a working token
       const headers =
-        route.operation === 'sys.seal' ? r.pick([{}, { authorization: 'Bearer garbage' }]) : tokens();
-      const body = randomBody(r, route.operation);
+        route.operation.name === 'sys.seal' ? r.pick([{}, { authorization: 'Bearer garbage' }]) : tokens();
+      const body = randomBody(r, route.operation.name);
       const opts: InjectOptions = {
         method,
         url,
@@ -1338,7 +1338,7 @@ test('random bytes as whole paths never produce a 500', async (t) => {
 const WHEN_SEALED = new Set(['sys.seal-status', 'sys.init', 'sys.unseal']);
 
 function sample(route: (typeof v1Routes)[number]) {
-  const s = route.url === '/v1/sys/health' ? { url: route.url } : SAMPLE[route.operation];
+  const s = route.url === '/v1/sys/health' ? { url: route.url } : SAMPLE[route.operation.name];
   assert.ok(s, `errors.test.ts has no sample request for ${route.method} ${route.url}: add one to SAMPLE`);
   return s;
 }
@@ -1353,7 +1353,7 @@ test('while sealed every route that touches data answers 503 sealed, with or wit
 
   let checked = 0;
   for (const route of v1Routes) {
-    if (WHEN_SEALED.has(route.operation)) continue;
+    if (WHEN_SEALED.has(route.operation.name)) continue;
     const s = sample(route);
     if (route.url === '/v1/sys/health') continue;
     for (const token of [a.rootToken, undefined, 'garbage']) {
@@ -1388,7 +1388,7 @@ test('an uninitialised server answers 503 not_initialized on data routes and 501
   const a = await buildTestApp(t, { seal: 'shamir', uninitialized: true });
   let checked = 0;
   for (const route of v1Routes) {
-    if (WHEN_SEALED.has(route.operation) || route.url === '/v1/sys/health') continue;
+    if (WHEN_SEALED.has(route.operation.name) || route.url === '/v1/sys/health') continue;
     const s = sample(route);
     const res = await a.inject({
       method: route.method,

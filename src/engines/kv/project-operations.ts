@@ -1,5 +1,6 @@
+import * as api from '../../api/v1.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { scopeAllows } from '../../contract/scope.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -12,8 +13,7 @@ import { project } from './secret-store.ts';
 export function projectOperations(store: BarrierStore, clock: Clock) {
   const iso = () => new Date(clock.now()).toISOString();
   return {
-    createProject: {
-      name: 'project.create',
+    createProject: implement(api.ProjectCreate, {
       action: 'project.create',
       auth: 'token',
       resource: (i) => projectResource(i.name),
@@ -37,10 +37,9 @@ export function projectOperations(store: BarrierStore, clock: Clock) {
           return { name: rec.name, created_at: rec.created_at, environments: envs };
         });
       },
-    } satisfies Operation<{ name: string; environments?: string[] }>,
+    }),
 
-    listProjects: {
-      name: 'project.list',
+    listProjects: implement(api.ProjectList, {
       action: 'project.list',
       auth: 'token',
       // a listing filtered to the caller's scope, so scoped tokens may ask for it
@@ -61,10 +60,9 @@ export function projectOperations(store: BarrierStore, clock: Clock) {
         }
         return { projects };
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    getProject: {
-      name: 'project.read',
+    getProject: implement(api.ProjectRead, {
       action: 'project.read',
       auth: 'token',
       resource: (i) => projectResource(i.project),
@@ -73,10 +71,9 @@ export function projectOperations(store: BarrierStore, clock: Clock) {
         const p = await project(store, i.project);
         return { name: p.name, created_at: p.created_at, environments: Object.keys(p.environments).sort() };
       },
-    } satisfies Operation<{ project: string }>,
+    }),
 
-    createEnvironment: {
-      name: 'environment.create',
+    createEnvironment: implement(api.EnvironmentCreate, {
       action: 'environment.create',
       auth: 'token',
       // the requested production flag is part of the resource, so a policy can keep
@@ -111,6 +108,6 @@ export function projectOperations(store: BarrierStore, clock: Clock) {
           };
         });
       },
-    } satisfies Operation<{ project: string; name: string; production?: boolean }>,
+    }),
   };
 }

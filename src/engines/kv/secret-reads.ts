@@ -1,18 +1,18 @@
+import * as api from '../../api/v1.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { scopeAllows } from '../../contract/scope.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { publicFields } from './fields.ts';
 import { checkSlug } from './names.ts';
-import { dec, type EnvAddress, type SecretAddress, type SecretRecord } from './records.ts';
+import { dec, type SecretRecord } from './records.ts';
 import { envResource, secretAttrs, secretResource } from './resources.ts';
 import { environment, readValue, secret } from './secret-store.ts';
 
 /** Operations that read secrets: a value, an environment's listing, a secret's versions. */
 export function secretReadOperations(store: BarrierStore) {
   return {
-    readSecret: {
-      name: 'secret.read',
+    readSecret: implement(api.SecretRead, {
       action: 'secret.read',
       auth: 'token',
       resource: secretResource,
@@ -37,10 +37,9 @@ export function secretReadOperations(store: BarrierStore) {
           created_at: info.created_at,
         };
       },
-    } satisfies Operation<SecretAddress & { version?: number }>,
+    }),
 
-    listSecrets: {
-      name: 'secret.list',
+    listSecrets: implement(api.SecretList, {
       action: 'secret.list',
       auth: 'token',
       resource: envResource,
@@ -76,10 +75,9 @@ export function secretReadOperations(store: BarrierStore) {
         }
         return { project: i.project, env: i.env, secrets };
       },
-    } satisfies Operation<EnvAddress>,
+    }),
 
-    secretVersions: {
-      name: 'secret.versions',
+    secretVersions: implement(api.SecretVersions, {
       action: 'secret.history',
       auth: 'token',
       resource: secretResource,
@@ -98,6 +96,6 @@ export function secretReadOperations(store: BarrierStore) {
           versions: rec.versions.map((v) => ({ ...v, destroyed: !present.has(v.version) })),
         };
       },
-    } satisfies Operation<SecretAddress>,
+    }),
   };
 }

@@ -1,10 +1,10 @@
-import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
-import type { Operation } from '../../contract/operation.ts';
+import * as api from '../../api/v1.ts';
+import { implement } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { article, guessProviders } from '../provider-catalog.ts';
 import { fieldsFrom } from './fields.ts';
-import { enc, type SecretAddress, type SecretFieldsInput, type SecretMetadata } from './records.ts';
+import { enc } from './records.ts';
 import { secretResource } from './resources.ts';
 import { readValue, type SecretWriter, secret } from './secret-store.ts';
 
@@ -13,18 +13,17 @@ export function secretWriteOperations(writer: SecretWriter, clock: Clock) {
   const { appendVersion, changing } = writer;
   const iso = () => new Date(clock.now()).toISOString();
   return {
-    writeSecret: {
-      name: 'secret.write',
+    writeSecret: implement(api.SecretWrite, {
       action: 'secret.write',
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
         // the wire schema's maxLength counts characters; the limit is on UTF-8 bytes
         const bytes = Buffer.byteLength(i.value, 'utf8');
-        if (bytes > MAX_SECRET_VALUE_BYTES) {
+        if (bytes > api.MAX_SECRET_VALUE_BYTES) {
           throw new StrongroomError(
             'validation_failed',
-            `a secret value may be at most ${MAX_SECRET_VALUE_BYTES} bytes of UTF-8; this one is ${bytes}`,
+            `a secret value may be at most ${api.MAX_SECRET_VALUE_BYTES} bytes of UTF-8; this one is ${bytes}`,
           );
         }
         const fields = fieldsFrom(i);
@@ -46,12 +45,9 @@ export function secretWriteOperations(writer: SecretWriter, clock: Clock) {
             : out;
         });
       },
-    } satisfies Operation<
-      SecretAddress & SecretFieldsInput & { value: string; metadata?: SecretMetadata; cas?: number }
-    >,
+    }),
 
-    rollbackSecret: {
-      name: 'secret.rollback',
+    rollbackSecret: implement(api.SecretRollback, {
       action: 'secret.rollback',
       auth: 'token',
       resource: secretResource,
@@ -70,10 +66,9 @@ export function secretWriteOperations(writer: SecretWriter, clock: Clock) {
           return { ...out, rolled_back_from: i.version };
         });
       },
-    } satisfies Operation<SecretAddress & { version: number }>,
+    }),
 
-    deleteSecret: {
-      name: 'secret.delete',
+    deleteSecret: implement(api.SecretDelete, {
       action: 'secret.delete',
       auth: 'token',
       resource: secretResource,
@@ -94,10 +89,9 @@ export function secretWriteOperations(writer: SecretWriter, clock: Clock) {
           return { name: rec.name, deleted_at: rec.deleted_at, destroyed: false };
         });
       },
-    } satisfies Operation<SecretAddress>,
+    }),
 
-    destroySecret: {
-      name: 'secret.destroy',
+    destroySecret: implement(api.SecretDestroy, {
       action: 'secret.destroy',
       auth: 'token',
       resource: secretResource,
@@ -117,10 +111,9 @@ export function secretWriteOperations(writer: SecretWriter, clock: Clock) {
           return { name: rec.name, deleted_at: iso(), destroyed: true };
         });
       },
-    } satisfies Operation<SecretAddress>,
+    }),
 
-    restoreSecret: {
-      name: 'secret.restore',
+    restoreSecret: implement(api.SecretRestore, {
       action: 'secret.restore',
       auth: 'token',
       resource: secretResource,
@@ -138,6 +131,6 @@ export function secretWriteOperations(writer: SecretWriter, clock: Clock) {
           return { name: rec.name, version: rec.current_version };
         });
       },
-    } satisfies Operation<SecretAddress>,
+    }),
   };
 }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
+import * as ops from '../../../api/audit.ts';
 import type { RouteDef } from './routes.ts';
 
 /**
@@ -35,14 +36,14 @@ export const auditRoutes: RouteDef[] = [
   {
     method: 'POST',
     url: '/v1/sys/audit-hash',
-    operation: 'audit.hash',
+    operation: ops.AuditHash,
     schema: { body: AuditHashRequest },
     input: (r) => ({ input: (r as Req).body?.input }),
   },
   {
     method: 'GET',
     url: '/v1/audit',
-    operation: 'audit.query',
+    operation: ops.AuditQuery,
     schema: { querystring: AuditQuery },
     input: (r) => {
       const { limit, ...rest } = (r as Req).query;

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import * as ops from '../../../api/bulk.ts';
 import { ExportQuery, ImportRequest, MAX_IMPORT_BYTES, NDJSON } from '../../../api/bulk.ts';
 import { EnvParams } from '../../../api/v1.ts';
 import type { RouteDef } from './routes.ts';
@@ -19,7 +20,7 @@ export const bulkRoutes: RouteDef[] = [
   {
     method: 'POST',
     url: '/v1/secrets/:project/:env/import',
-    operation: 'secret.import',
+    operation: ops.SecretImport,
     schema: { params: EnvParams, body: ImportRequest },
     bodyLimit: MAX_IMPORT_BYTES,
     input: (r) => ({ ...((r as Req).body ?? {}), project: params(r).project, env: params(r).env }),
@@ -33,8 +34,8 @@ export const bulkRoutes: RouteDef[] = [
   {
     method: 'GET',
     url: '/v1/secrets/:project/:env/export',
-    operation: 'secret.export-metadata',
-    variant: { operation: 'secret.export', when: (r) => (r as Req).query.values === 'true' },
+    operation: ops.SecretExportMetadata,
+    variant: { operation: ops.SecretExport, when: (r) => (r as Req).query.values === 'true' },
     schema: { params: EnvParams, querystring: ExportQuery },
     input: (r) => ({ project: params(r).project, env: params(r).env }),
   },

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import * as ops from '../../../api/hygiene.ts';
 import { StaleQuery } from '../../../api/hygiene.ts';
 import type { RouteDef } from './routes.ts';
 
@@ -12,14 +13,14 @@ export const hygieneRoutes: RouteDef[] = [
   {
     method: 'GET',
     url: '/v1/reports/stale',
-    operation: 'secret.stale',
+    operation: ops.SecretStale,
     schema: { querystring: StaleQuery },
     input: (r) => ({ ...(r as Req).query }),
   },
   {
     method: 'GET',
     url: '/v1/sys/metrics',
-    operation: 'sys.metrics',
+    operation: ops.SysMetrics,
     contentType: 'text/plain; version=0.0.4; charset=utf-8',
     schema: {},
     input: () => ({}),

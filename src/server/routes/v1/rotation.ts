@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import * as ops from '../../../api/rotation.ts';
 import { SecretRotateRequest } from '../../../api/rotation.ts';
 import { SecretParams } from '../../../api/v1.ts';
 import type { RouteDef } from './routes.ts';
@@ -12,14 +13,14 @@ export const rotationRoutes: RouteDef[] = [
   {
     method: 'POST',
     url: '/v1/secrets/:project/:env/:name/rotate',
-    operation: 'secret.rotate',
+    operation: ops.SecretRotate,
     schema: { params: SecretParams, body: SecretRotateRequest },
     input: (r) => ({ ...body(r), ...params(r) }),
   },
   {
     method: 'GET',
     url: '/v1/secrets/:project/:env/:name/rotation',
-    operation: 'secret.rotation-status',
+    operation: ops.SecretRotationStatus,
     schema: { params: SecretParams },
     input: (r) => ({ ...params(r) }),
   },

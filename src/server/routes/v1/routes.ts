@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
 import * as api from '../../../api/v1.ts';
+import type { AnyOpSpec } from '../../../contract/operation.ts';
 import type { ProgressStreamDef } from '../../progress.ts';
 
 /**
@@ -11,9 +12,10 @@ import type { ProgressStreamDef } from '../../progress.ts';
 export interface RouteDef {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   url: string;
-  operation: string;
+  /** The operation the route invokes, by its spec in api/ (its name, response schema and types). */
+  operation: AnyOpSpec;
   /** Another operation this route invokes instead when `when(req)` holds (e.g. DELETE ?destroy=true). */
-  variant?: { operation: string; when(req: FastifyRequest): boolean };
+  variant?: { operation: AnyOpSpec; when(req: FastifyRequest): boolean };
   schema: { params?: TSchema; querystring?: TSchema; body?: TSchema };
   /** Builds the operation input; path parameters always win over body fields. */
   input(req: FastifyRequest): unknown;
@@ -41,11 +43,11 @@ const none = () => ({});
 
 export const v1Routes: RouteDef[] = [
   // --- sys ---
-  { method: 'GET', url: '/v1/sys/seal-status', operation: 'sys.seal-status', schema: {}, input: none },
+  { method: 'GET', url: '/v1/sys/seal-status', operation: api.SysSealStatus, schema: {}, input: none },
   {
     method: 'GET',
     url: '/v1/sys/health',
-    operation: 'sys.seal-status',
+    operation: api.SysSealStatus,
     schema: {},
     input: none,
     status: (r) => {
@@ -56,42 +58,42 @@ export const v1Routes: RouteDef[] = [
   {
     method: 'POST',
     url: '/v1/sys/init',
-    operation: 'sys.init',
+    operation: api.SysInit,
     schema: { body: api.InitRequest },
     input: body,
   },
   {
     method: 'POST',
     url: '/v1/sys/unseal',
-    operation: 'sys.unseal',
+    operation: api.SysUnseal,
     schema: { body: api.UnsealRequest },
     input: body,
   },
-  { method: 'POST', url: '/v1/sys/seal', operation: 'sys.seal', schema: {}, input: none },
-  { method: 'POST', url: '/v1/sys/rotate', operation: 'sys.rotate', schema: {}, input: none },
-  { method: 'GET', url: '/v1/sys/key-status', operation: 'sys.key-status', schema: {}, input: none },
+  { method: 'POST', url: '/v1/sys/seal', operation: api.SysSeal, schema: {}, input: none },
+  { method: 'POST', url: '/v1/sys/rotate', operation: api.SysRotate, schema: {}, input: none },
+  { method: 'GET', url: '/v1/sys/key-status', operation: api.SysKeyStatus, schema: {}, input: none },
 
   // --- projects and environments ---
   {
     method: 'POST',
     url: '/v1/projects',
-    operation: 'project.create',
+    operation: api.ProjectCreate,
     schema: { body: api.ProjectCreateRequest },
     input: body,
     status: () => 201,
   },
-  { method: 'GET', url: '/v1/projects', operation: 'project.list', schema: {}, input: none },
+  { method: 'GET', url: '/v1/projects', operation: api.ProjectList, schema: {}, input: none },
   {
     method: 'GET',
     url: '/v1/projects/:project',
-    operation: 'project.read',
+    operation: api.ProjectRead,
     schema: { params: api.ProjectParams },
     input: (r) => ({ project: params(r).project }),
   },
   {
     method: 'POST',
     url: '/v1/projects/:project/environments',
-    operation: 'environment.create',
+    operation: api.EnvironmentCreate,
     schema: { params: api.ProjectParams, body: api.EnvironmentCreateRequest },
     input: (r) => ({ ...body(r), project: params(r).project }),
     status: () => 201,
@@ -101,21 +103,21 @@ export const v1Routes: RouteDef[] = [
   {
     method: 'GET',
     url: '/v1/secrets/:project/:env',
-    operation: 'secret.list',
+    operation: api.SecretList,
     schema: { params: api.EnvParams },
     input: (r) => ({ project: params(r).project, env: params(r).env }),
   },
   {
     method: 'PUT',
     url: '/v1/secrets/:project/:env/:name',
-    operation: 'secret.write',
+    operation: api.SecretWrite,
     schema: { params: api.SecretParams, body: api.SecretPutRequest },
     input: (r) => ({ ...body(r), ...params(r) }),
   },
   {
     method: 'GET',
     url: '/v1/secrets/:project/:env/:name',
-    operation: 'secret.read',
+    operation: api.SecretRead,
     schema: { params: api.SecretParams, querystring: api.VersionQuery },
     input: (r) => {
       const v = query(r).version;
@@ -125,29 +127,29 @@ export const v1Routes: RouteDef[] = [
   {
     method: 'GET',
     url: '/v1/secrets/:project/:env/:name/versions',
-    operation: 'secret.versions',
+    operation: api.SecretVersions,
     schema: { params: api.SecretParams },
     input: (r) => ({ ...params(r) }),
   },
   {
     method: 'POST',
     url: '/v1/secrets/:project/:env/:name/rollback',
-    operation: 'secret.rollback',
+    operation: api.SecretRollback,
     schema: { params: api.SecretParams, body: api.SecretRollbackRequest },
     input: (r) => ({ ...body(r), ...params(r) }),
   },
   {
     method: 'DELETE',
     url: '/v1/secrets/:project/:env/:name',
-    operation: 'secret.delete',
-    variant: { operation: 'secret.destroy', when: (r) => query(r).destroy === 'true' },
+    operation: api.SecretDelete,
+    variant: { operation: api.SecretDestroy, when: (r) => query(r).destroy === 'true' },
     schema: { params: api.SecretParams, querystring: api.DeleteQuery },
     input: (r) => ({ ...params(r) }),
   },
   {
     method: 'POST',
     url: '/v1/secrets/:project/:env/:name/restore',
-    operation: 'secret.restore',
+    operation: api.SecretRestore,
     schema: { params: api.SecretParams },
     input: (r) => ({ ...params(r) }),
   },
@@ -156,80 +158,80 @@ export const v1Routes: RouteDef[] = [
   {
     method: 'POST',
     url: '/v1/auth/token/create',
-    operation: 'token.create',
+    operation: api.TokenCreate,
     schema: { body: api.TokenCreateRequest },
     input: body,
   },
   {
     method: 'GET',
     url: '/v1/auth/token/lookup-self',
-    operation: 'token.lookup-self',
+    operation: api.TokenLookupSelf,
     schema: {},
     input: none,
   },
   {
     method: 'POST',
     url: '/v1/auth/token/renew-self',
-    operation: 'token.renew-self',
+    operation: api.TokenRenewSelf,
     schema: { body: api.TokenRenewRequest },
     input: body,
   },
   {
     method: 'POST',
     url: '/v1/auth/token/revoke-self',
-    operation: 'token.revoke-self',
+    operation: api.TokenRevokeSelf,
     schema: {},
     input: none,
   },
   {
     method: 'POST',
     url: '/v1/auth/token/revoke',
-    operation: 'token.revoke',
+    operation: api.TokenRevoke,
     schema: { body: api.TokenValueRequest },
     input: body,
   },
   {
     method: 'POST',
     url: '/v1/auth/token/revoke-accessor',
-    operation: 'token.revoke-accessor',
+    operation: api.TokenRevokeAccessor,
     schema: { body: api.AccessorRequest },
     input: body,
   },
   {
     method: 'POST',
     url: '/v1/auth/token/lookup-accessor',
-    operation: 'token.lookup-accessor',
+    operation: api.TokenLookupAccessor,
     schema: { body: api.AccessorRequest },
     input: body,
   },
 
   // --- policies ---
-  { method: 'GET', url: '/v1/sys/policies', operation: 'policy.list', schema: {}, input: none },
+  { method: 'GET', url: '/v1/sys/policies', operation: api.PolicyList, schema: {}, input: none },
   {
     method: 'PUT',
     url: '/v1/sys/policies/:name',
-    operation: 'policy.put',
+    operation: api.PolicyPut,
     schema: { params: api.PolicyParams, body: api.PolicyPutRequest },
     input: (r) => ({ ...body(r), name: params(r).name }),
   },
   {
     method: 'GET',
     url: '/v1/sys/policies/:name',
-    operation: 'policy.get',
+    operation: api.PolicyGet,
     schema: { params: api.PolicyParams },
     input: (r) => ({ name: params(r).name }),
   },
   {
     method: 'DELETE',
     url: '/v1/sys/policies/:name',
-    operation: 'policy.delete',
+    operation: api.PolicyDelete,
     schema: { params: api.PolicyParams },
     input: (r) => ({ name: params(r).name }),
   },
   {
     method: 'POST',
     url: '/v1/sys/policy-test',
-    operation: 'policy.test',
+    operation: api.PolicyTest,
     schema: { body: api.PolicyTestRequest },
     input: body,
   },

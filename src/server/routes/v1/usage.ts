@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import * as ops from '../../../api/usage.ts';
 import { UnusedQuery, UsageQuery } from '../../../api/usage.ts';
 import { EnvParams, SecretParams } from '../../../api/v1.ts';
 import type { RouteDef } from './routes.ts';
@@ -15,7 +16,7 @@ export const usageRoutes: RouteDef[] = [
     // static segments win over parameters, so this is matched before /:name
     method: 'GET',
     url: '/v1/usage/:project/:env/unused',
-    operation: 'usage.unused',
+    operation: ops.UsageUnused,
     schema: { params: EnvParams, querystring: UnusedQuery },
     input: (r) => {
       const { project, env } = (r as Req).params;
@@ -26,14 +27,14 @@ export const usageRoutes: RouteDef[] = [
   {
     method: 'GET',
     url: '/v1/usage/:project/:env',
-    operation: 'usage.query',
+    operation: ops.UsageQueryOp,
     schema: { params: EnvParams, querystring: UsageQuery },
     input: (r) => ({ ...(r as Req).query, ...(r as Req).params }),
   },
   {
     method: 'GET',
     url: '/v1/usage/:project/:env/:name',
-    operation: 'usage.secret',
+    operation: ops.UsageSecret,
     schema: { params: SecretParams, querystring: UsageQuery },
     input: (r) => ({ ...(r as Req).query, ...(r as Req).params }),
   },

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { EnvParams } from '../../../api/v1.ts';
+import * as ops from '../../../api/watch.ts';
 import { WatchQuery } from '../../../api/watch.ts';
 import type { RouteDef } from './routes.ts';
 
@@ -14,7 +15,7 @@ export const watchRoutes: RouteDef[] = [
   {
     method: 'GET',
     url: '/v1/secrets/:project/:env/watch',
-    operation: 'secret.watch',
+    operation: ops.SecretWatch,
     stream: true,
     schema: { params: EnvParams, querystring: WatchQuery },
     input: (r) => {
