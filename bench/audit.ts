@@ -169,8 +169,6 @@ async function main(): Promise<void> {
       clock: systemClock,
       audit: setup.broker,
       modules: [...CORE_MODULES, setup.module],
-      onUnseal: [setup.onUnseal],
-      onSeal: [setup.onSeal],
     });
     await core.start();
     const req = { request_id: 'bench', client_address: '127.0.0.1' };

@@ -1,11 +1,11 @@
 import type { AuditCheckpointConfig, AuditConfig } from '../audit/config.ts';
 import { type AuditSetup, createAudit } from '../audit/module.ts';
-import { tokenOperations } from '../auth/token-ops.ts';
+import { tokensModule } from '../auth/token-ops.ts';
 import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
-import type { AnyOperation } from '../contract/operation.ts';
+import type { VaultModule } from '../contract/module.ts';
 import { type Core, createCore } from '../core/core.ts';
-import { sysOperations } from '../core/sys.ts';
+import { sysModule } from '../core/sys.ts';
 import {
   type GatewayKeysEngine,
   type GatewayKeysOptions,
@@ -13,7 +13,7 @@ import {
 } from '../engines/gateway/virtual-keys.ts';
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { type IdentityEngine, type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
-import { bulkOperations } from '../engines/kv/bulk.ts';
+import { bulkModule } from '../engines/kv/bulk.ts';
 import { metricsModule } from '../engines/metrics/metrics.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
@@ -21,11 +21,12 @@ import { type WatchEngine, type WatchOptions, watchModule } from '../engines/wat
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/provider-keys.ts';
 import type { LocalEngines } from '../gateway/vault-port.ts';
-import { gatewayVaultService } from '../gateway/vault-service.ts';
+import { gatewayVaultModule } from '../gateway/vault-service.ts';
 import type { Clock } from '../lib/clock.ts';
-import { policyOperations } from '../policy/operations.ts';
+import { policiesModule } from '../policy/operations.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { closeModules, orderModules } from './modules.ts';
 
 /**
  * The composition root: the one place where the vault is assembled from its
@@ -36,12 +37,8 @@ import type { StorageBackend } from '../storage/backend.ts';
  * (src/server/routes/vault-routes.ts).
  */
 
-/** The core's own operations (seal and status, tokens, custom policies): every vault has them. */
-export const CORE_MODULES: ((core: Core) => AnyOperation[])[] = [
-  sysOperations,
-  tokenOperations,
-  policyOperations,
-];
+/** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
+export const CORE_MODULES: readonly VaultModule<Core>[] = [sysModule, tokensModule, policiesModule];
 export interface VaultDeps {
   storage: StorageBackend;
   seal: SealSettings;
@@ -50,11 +47,13 @@ export interface VaultDeps {
   audit: AuditConfig;
   auditCheckpoint?: AuditCheckpointConfig | undefined;
   onAuditSinkError?: (sink: string, err: unknown) => void;
+  /** A module's onSeal threw (the others still ran, and the vault is sealed). */
+  onModuleError?: (module: string, phase: 'seal', err: unknown) => void;
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
   /** Settings of the user and app auth methods (login limits, lockout, token TTLs). */
   auth?: AuthMethodOptions;
   /** Extra modules (tests). */
-  modules?: ((core: Core) => AnyOperation[])[];
+  modules?: readonly VaultModule<Core>[];
   /** Usage analytics (counting secret reads); on by default. */
   usage?: UsageOptions | undefined;
   /** Secret rotation: scheduler period, cluster holder id, adapter base URLs (docs/rotation.md). */
@@ -121,40 +120,42 @@ export function assembleVault(deps: VaultDeps): Vault {
   });
   const usage = createUsage(deps.usage, deps.clock);
   const rotation = createRotation(deps.rotation);
+  // every module of the vault, in dependency order (src/assemble/modules.ts); the core registers their
+  // operations and runs their onUnseal/onSeal, and close() below closes them in reverse
+  const modules = orderModules<Core>([
+    ...CORE_MODULES,
+    audit.module,
+    authMethods(deps.auth),
+    usage.module,
+    rotation.module,
+    bulkModule,
+    watchModule(deps.storage, deps.watch, (e) => (watch = e)),
+    hygieneModule(),
+    identityModule(deps.identity, (e) => (identityEngine = e)),
+    gatewayKeysModule(
+      // one process owns exclusive storage: budgets are counted in memory and written behind (decision 0008)
+      { ...deps.gatewayKeys, ...(deps.storage.exclusive ? { budgets_write_behind_ms: 1_000 } : {}) },
+      (e) => {
+        gatewayKeys = e;
+        deps.gatewayKeys?.bind?.(e);
+      },
+    ),
+    // the vault's side of gateways running elsewhere (docs/gateway-remote.md)
+    gatewayVaultModule(() => ({
+      ...gatewayEngines(gatewayKeys!, identityEngine),
+      exclusiveStorage: deps.storage.exclusive,
+    })),
+    metricsModule(),
+    ...(deps.modules ?? []),
+  ]);
   const core = createCore({
+    ...(deps.onModuleError ? { onModuleError: deps.onModuleError } : {}),
     storage: deps.storage,
     seal: deps.seal,
     clock: deps.clock,
     audit: audit.broker,
     rateLimit: deps.rateLimit,
-    modules: [
-      ...CORE_MODULES,
-      audit.module,
-      authMethods(deps.auth),
-      usage.module,
-      rotation.module,
-      bulkOperations,
-      watchModule(deps.storage, deps.watch, (e) => (watch = e)),
-      hygieneModule(),
-      identityModule(deps.identity, (e) => (identityEngine = e)),
-      gatewayKeysModule(
-        // one process owns exclusive storage: budgets are counted in memory and written behind (decision 0008)
-        { ...deps.gatewayKeys, ...(deps.storage.exclusive ? { budgets_write_behind_ms: 1_000 } : {}) },
-        (e) => {
-          gatewayKeys = e;
-          deps.gatewayKeys?.bind?.(e);
-        },
-      ),
-      // the vault's side of gateways running elsewhere (docs/gateway-remote.md)
-      (c) =>
-        gatewayVaultService(c, () => ({
-          ...gatewayEngines(gatewayKeys!, identityEngine),
-          exclusiveStorage: deps.storage.exclusive,
-        })),
-      metricsModule(),
-      ...(deps.modules ?? []),
-    ],
-    onUnseal: [() => audit.onUnseal(), () => usage.onUnseal(), async () => rotation.start()],
+    modules,
     onSuccess: [
       ...(usage.observe ? [usage.observe] : []),
       // a revocation ends open watch streams at once, not at their next heartbeat
@@ -162,7 +163,6 @@ export function assembleVault(deps: VaultDeps): Vault {
         if (REVOKING.has(op)) watch?.recheckAll();
       },
     ],
-    onSeal: [() => audit.onSeal(), () => void rotation.stop()],
   });
   // workloads authenticate by SVID through the identity engine (the modules were built by createCore)
   core.workloadAuth = identityEngine?.authenticate;
@@ -191,12 +191,14 @@ export function assembleVault(deps: VaultDeps): Vault {
     },
     async close() {
       core.stop();
-      // the scheduler stops (and hands its cluster lease back) while the barrier is unsealed
-      await rotation.stop();
-      // pending usage counts are written while the barrier is still unsealed
-      await usage.close();
-      await audit.close();
-      core.sealNow();
+      // while the barrier is unsealed, in reverse dependency order: the rotation scheduler hands its
+      // cluster lease back, budgets and usage counts kept in memory are written, and the audit log gets its
+      // closing checkpoint last; then the keys leave memory, whatever a module's close did
+      try {
+        await closeModules(modules);
+      } finally {
+        core.sealNow();
+      }
     },
   };
 }

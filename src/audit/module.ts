@@ -1,4 +1,5 @@
 import type { Barrier } from '../barrier/barrier.ts';
+import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation } from '../contract/operation.ts';
 import { type Clock, systemClock } from '../lib/clock.ts';
 import { type AuditBroker, createAuditBroker } from './broker.ts';
@@ -19,12 +20,11 @@ const AUDIT_BARRIER_PREFIX = 'sys/audit/';
 export interface AuditSetup {
   /** CoreDeps.audit */
   broker: AuditBroker;
-  /** For CoreDeps.modules: creates the keys over the core's barrier and returns the audit operations. */
-  module(deps: { barrier: Pick<Barrier, 'view'> }): AnyOperation[];
-  /** For CoreDeps.onUnseal: loads (or creates) the audit keys. */
-  onUnseal(): Promise<void>;
-  /** For CoreDeps.onSeal: a last signed checkpoint, then the keys are forgotten. */
-  onSeal(): void;
+  /**
+   * The audit module: its operations (the keys are made over the core's barrier), its keys loaded (or
+   * created) on unseal, and on seal a last signed checkpoint before the keys are forgotten.
+   */
+  module: VaultModule<{ barrier: Pick<Barrier, 'view'> }>;
   /** The keys, once module() ran. */
   readonly keys: AuditKeys | undefined;
   /** At shutdown: a closing checkpoint in every sink, then the sinks are closed. */
@@ -51,17 +51,21 @@ export function createAudit(config: AuditConfig, opts: AuditSetupOptions = {}): 
     get keys() {
       return keys;
     },
-    module(deps) {
-      keys = createAuditKeys(deps.barrier.view(AUDIT_BARRIER_PREFIX));
-      broker.useKeys(keys);
-      return auditOperations({ keys, clock, file: auditFilePath(config) }) as AnyOperation[];
-    },
-    async onUnseal() {
-      await keys?.load();
-    },
-    onSeal() {
-      void broker.checkpoint('seal');
-      keys?.unload();
+    module: {
+      name: 'audit',
+      operations(deps) {
+        keys = createAuditKeys(deps.barrier.view(AUDIT_BARRIER_PREFIX));
+        broker.useKeys(keys);
+        return auditOperations({ keys, clock, file: auditFilePath(config) }) as AnyOperation[];
+      },
+      async onUnseal() {
+        await keys?.load();
+      },
+      onSeal() {
+        void broker.checkpoint('seal');
+        keys?.unload();
+      },
+      close: () => broker.close(),
     },
     close: () => broker.close(),
   };

@@ -53,8 +53,6 @@ async function harness(t: TestContext, clock?: Clock): Promise<Harness> {
     clock: clock ?? { now: () => Date.now() },
     audit: audit.broker,
     modules: [...CORE_MODULES, audit.module],
-    onUnseal: [audit.onUnseal],
-    onSeal: [audit.onSeal],
   });
   await core.start();
   const config = {

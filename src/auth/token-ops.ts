@@ -1,5 +1,6 @@
 import * as api from '../api/v1.ts';
 import type { TokenEntry } from '../contract/identity.ts';
+import type { VaultModule } from '../contract/module.ts';
 import type { Resource } from '../contract/operation.ts';
 import { implement } from '../contract/operation.ts';
 import { scopeProblem } from '../contract/scope.ts';
@@ -61,7 +62,13 @@ export function authResponse(token: string, e: TokenEntry, now: number) {
 const tokenResource = (accessor: string): Resource => ({ type: 'Token', id: accessor });
 const SELF: Resource = { type: 'Token', id: 'self' };
 
-export function tokenOperations(deps: TokenOpsDeps) {
+/** The token API as a module (the core's token store and clock are its ports). */
+export const tokensModule: VaultModule<TokenOpsDeps> = {
+  name: 'tokens',
+  operations: (deps) => tokenOperations(deps),
+};
+
+function tokenOperations(deps: TokenOpsDeps) {
   const caller = (ctx: { token?: TokenEntry }): TokenEntry => {
     if (!ctx.token) throw new TypeError('token operation without a token');
     return ctx.token;

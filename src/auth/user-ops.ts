@@ -1,4 +1,5 @@
 import type { Barrier } from '../barrier/barrier.ts';
+import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -50,13 +51,14 @@ export interface AuthMethodOptions {
 }
 
 /** All auth methods of this module (users and apps), sharing one clock and settings. */
-export function authMethods(
-  opts: AuthMethodOptions = {},
-): (deps: UserOpsDeps & AppOpsDeps) => AnyOperation[] {
-  return (deps) => [
-    ...userOperations(deps, opts),
-    ...appOperations(deps, createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, deps.clock)),
-  ];
+export function authMethods(opts: AuthMethodOptions = {}): VaultModule<UserOpsDeps & AppOpsDeps> {
+  return {
+    name: 'auth',
+    operations: (deps) => [
+      ...userOperations(deps, opts),
+      ...appOperations(deps, createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, deps.clock)),
+    ],
+  };
 }
 
 const ENROLLMENT_TTL = 10 * 60;

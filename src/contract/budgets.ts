@@ -61,4 +61,6 @@ export interface Budgets {
   ): Promise<Reservation>;
   /** Shared storage: the reservation a `ticket` describes (made by any server sharing the storage). */
   resume?(ticket: string): Reservation;
+  /** At shutdown, while the barrier is unsealed: writes counts kept in memory and stops the timer. */
+  close?(): Promise<void>;
 }

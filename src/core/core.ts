@@ -2,6 +2,7 @@ import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
 import { createTokenStore, type TokenStore } from '../auth/tokens.ts';
 import { type Barrier, createBarrier } from '../barrier/barrier.ts';
 import type { Identity, TokenEntry } from '../contract/identity.ts';
+import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation, OperationContext, RequestInfo, Resource } from '../contract/operation.ts';
 import { createKvEngine, type KvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
@@ -28,12 +29,14 @@ export interface CoreDeps {
   seal: SealSettings;
   clock: Clock;
   audit: AuditBroker;
-  /** The operations to register besides the secrets engine's (the core's own, auth methods, audit, ...): see src/assemble/vault.ts. */
-  modules?: ((core: Core) => AnyOperation[])[];
-  /** Runs after every unseal, after the core's own keys are loaded. */
-  onUnseal?: (() => Promise<void>)[];
-  /** Runs when the core seals. */
-  onSeal?: (() => void)[];
+  /**
+   * The modules besides the secrets engine (the core's own operations, auth methods, audit, engines), in
+   * the order the assembler put them (src/assemble/modules.ts): each one's operations are registered, its
+   * `onUnseal` runs after every unseal (in this order) and its `onSeal` when the core seals (in reverse).
+   */
+  modules?: readonly VaultModule<Core>[];
+  /** A module's onSeal threw (the others still ran, and the vault is sealed): for the server log. */
+  onModuleError?: (module: string, phase: 'seal', err: unknown) => void;
   /** Requests per second (and burst) allowed per token, or per app for app tokens; root tokens are exempt. */
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
   /**
@@ -111,6 +114,7 @@ export interface Core {
 }
 
 export function createCore(deps: CoreDeps): Core {
+  const modules = deps.modules ?? [];
   const barrier = createBarrier(deps.storage, deps.clock);
   const seal = createSealManager({
     settings: deps.seal,
@@ -236,7 +240,7 @@ export function createCore(deps: CoreDeps): Core {
     async afterUnseal() {
       await tokens.load();
       await policies.load();
-      for (const f of deps.onUnseal ?? []) await f();
+      for (const m of modules) await m.onUnseal?.();
       // other servers sharing the storage may change policies: re-read them now and then
       if (!deps.storage.exclusive && !refresher) {
         refresher = setInterval(() => {
@@ -249,7 +253,14 @@ export function createCore(deps: CoreDeps): Core {
       seal.seal();
       tokens.unload();
       policies.unload();
-      for (const f of deps.onSeal ?? []) f();
+      // every module forgets its keys, even if one of them throws; sealing itself never fails
+      for (const m of [...modules].reverse()) {
+        try {
+          m.onSeal?.();
+        } catch (err) {
+          deps.onModuleError?.(m.name, 'seal', err);
+        }
+      }
     },
     stop() {
       if (refresher) clearInterval(refresher);
@@ -257,7 +268,7 @@ export function createCore(deps: CoreDeps): Core {
     },
   };
 
-  const all = [...kv.operations, ...(deps.modules ?? []).flatMap((m) => m(core))] as AnyOperation[];
+  const all = [...kv.operations, ...modules.flatMap((m) => m.operations(core))] as AnyOperation[];
   for (const op of all) {
     if (typeof op.action !== 'string' || op.action.length === 0) {
       throw new TypeError(`operation ${op.name} declares no policy action`);

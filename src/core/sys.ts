@@ -1,12 +1,16 @@
 import * as api from '../api/v1.ts';
+import type { VaultModule } from '../contract/module.ts';
 import { implement } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Core } from './core.ts';
 
 const SYSTEM = { type: 'System', id: 'sys' } as const;
 
+/** The vault's own module: init, seal/unseal, status, key rotation. */
+export const sysModule: VaultModule<Core> = { name: 'sys', operations: (core) => sysOperations(core) };
+
 /** Operations on the vault itself: init, seal/unseal, status, key rotation. */
-export function sysOperations(core: Core) {
+function sysOperations(core: Core) {
   const sealStatus = () => core.seal.status();
 
   return [

@@ -11,6 +11,7 @@ import type {
 } from '../api/gateway.ts';
 import { loadOrCreateKey } from '../barrier/stored-keys.ts';
 import type { Identity } from '../contract/identity.ts';
+import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
 import { scopeAllows } from '../contract/scope.ts';
 import type { Core } from '../core/core.ts';
@@ -64,8 +65,17 @@ const FRESH_MS = 1_000;
 
 type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean };
 
+/** The vault's side of gateways running elsewhere, as a module: it serves them the virtual keys and workloads. */
+export function gatewayVaultModule(engines: () => ServiceEngines): VaultModule<Core> {
+  return {
+    name: 'gateway-vault',
+    needs: ['gateway-keys', 'identity'],
+    operations: (core) => gatewayVaultService(core, engines),
+  };
+}
+
 // over 150 lines: the vault side of the remote port, an operation each; moves to an engine (issue 14 item 1)
-export function gatewayVaultService(core: Core, engines: () => ServiceEngines): AnyOperation[] {
+function gatewayVaultService(core: Core, engines: () => ServiceEngines): AnyOperation[] {
   let port: LocalVault | undefined;
   const vault = (): LocalVault => {
     if (!port) {

@@ -1,6 +1,7 @@
 import * as api from '../api/v1.ts';
 import type { Identity, TokenEntry } from '../contract/identity.ts';
 import { identityOf } from '../contract/identity.ts';
+import type { VaultModule } from '../contract/module.ts';
 import { implement, type Resource } from '../contract/operation.ts';
 import { scopeAllows } from '../contract/scope.ts';
 import { StrongroomError } from '../errors/errors.ts';
@@ -40,7 +41,13 @@ function parseResource(spec: string): Resource {
   return { type, id, attrs: base };
 }
 
-export function policyOperations(deps: PolicyOpsDeps) {
+/** Custom Cedar policies as a module. */
+export const policiesModule: VaultModule<PolicyOpsDeps> = {
+  name: 'policies',
+  operations: (deps) => policyOperations(deps),
+};
+
+function policyOperations(deps: PolicyOpsDeps) {
   return [
     implement(api.PolicyPut, {
       action: 'policy.write',

@@ -61,6 +61,8 @@ export async function startServer(
           { sink, err: { code: (err as NodeJS.ErrnoException).code, message: (err as Error).message } },
           'audit sink failed',
         ),
+      onModuleError: (module, phase, err) =>
+        logger.error({ module, phase, err: { message: (err as Error).message } }, 'a module failed to seal'),
       rateLimit: config.rate_limit,
       usage: config.usage,
       ...(config.identity ? { identity: identityOptions(config.identity) } : {}),

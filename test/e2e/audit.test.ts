@@ -34,8 +34,6 @@ before(async () => {
     clock: systemClock,
     audit: audit.broker,
     modules: [...CORE_MODULES, audit.module],
-    onUnseal: [audit.onUnseal],
-    onSeal: [audit.onSeal],
   });
   await core.start();
   const req = (i: number) => ({ request_id: `req-${i}`, client_address: '192.0.2.7' });

@@ -59,19 +59,22 @@ test('a field an operation returns that its response schema does not name is nev
   );
   const a = await buildTestApp(t, {
     modules: [
-      () => [
-        implement(Spec, {
-          action: 'sys.status',
-          auth: 'none',
-          resource: () => ({ type: 'System', id: 'sys' }),
-          // a handler that returns more than its contract (as a bug would): the extra fields stay home
-          handle: async () =>
-            ({ name: 'n', nested: { shown: 1, hidden: 'x' }, internal_key: 'sk-should-not-leave' }) as {
-              name: string;
-              nested: { shown: number };
-            },
-        }),
-      ],
+      {
+        name: 'leaky',
+        operations: () => [
+          implement(Spec, {
+            action: 'sys.status',
+            auth: 'none',
+            resource: () => ({ type: 'System', id: 'sys' }),
+            // a handler that returns more than its contract (as a bug would): the extra fields stay home
+            handle: async () =>
+              ({ name: 'n', nested: { shown: 1, hidden: 'x' }, internal_key: 'sk-should-not-leave' }) as {
+                name: string;
+                nested: { shown: number };
+              },
+          }),
+        ],
+      },
     ],
     routes: [{ method: 'GET', url: '/v1/test/leaky', operation: Spec, schema: {}, input: () => ({}) }],
   });

@@ -9,7 +9,7 @@ import { assembleVault, type Vault } from '../../src/assemble/vault.ts';
 import type { AuditConfig } from '../../src/audit/config.ts';
 import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
 import type { ServerConfig } from '../../src/config/config.ts';
-import type { AnyOperation } from '../../src/contract/operation.ts';
+import type { VaultModule } from '../../src/contract/module.ts';
 import type { Core } from '../../src/core/core.ts';
 import type { IdentityOptions } from '../../src/engines/identity/identity.ts';
 import type { RotationOptions } from '../../src/engines/rotation/rotation.ts';
@@ -74,7 +74,7 @@ export interface TestAppOptions {
   /** Requests per second per token (default: unlimited in tests). */
   rateLimit?: { requests_per_second: number; burst: number };
   /** Extra core modules (e.g. a module under test that the vault does not assemble yet). */
-  modules?: ((core: Core) => AnyOperation[])[];
+  modules?: VaultModule<Core>[];
   /** Extra routes, added after the vault's own. */
   routes?: RouteDef[];
   /** Rotation settings (scheduler period, adapter base URLs pointing at fakes). */

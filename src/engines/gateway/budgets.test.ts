@@ -215,6 +215,25 @@ test('write-behind: counts reach storage, and a new instance (a restart) goes on
   );
 });
 
+test('write-behind: a graceful close writes the counts kept in memory, so a restart loses no spend', async () => {
+  // a flush period far longer than the test: only close() can have written the counts
+  const { make } = await writeBehind(60_000);
+  const first = make();
+  const limits = { requests_per_minute: 3, spend: { usd: 1, period: 'day' as const } };
+  const r = await first.reserve([{ key: 'app:close', limits }], { tokens: 10, costUsd: 0.1 });
+  await r.settle({ input_tokens: 5, output_tokens: 5 }, 0.7);
+  await first.close?.();
+  const second = make();
+  await assert.rejects(
+    second.reserve([{ key: 'app:close', limits }], { tokens: 10, costUsd: 0.5 }),
+    (e: unknown) =>
+      isStrongroomError(e, 'rate_limited') && /budget of 1 USD per day is spent/.test(String(e)),
+    'the spend settled before the close (0.7 of 1 USD) was written: 0.5 more is over the budget',
+  );
+  await second.reserve([{ key: 'app:close', limits }], { tokens: 10, costUsd: 0.2 });
+  await second.close?.();
+});
+
 test('write-behind: settle and release adjust the counts; a refused reservation takes nothing', async () => {
   const { make } = await writeBehind();
   const budgets = make();

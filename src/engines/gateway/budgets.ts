@@ -291,7 +291,7 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
   const recs = new Map<string, SubjectRecord>();
   const loading = new Map<string, Promise<void>>();
   const dirty = new Set<string>();
-  let flushing = false;
+  let flushing: Promise<void> | undefined;
 
   async function load(key: string): Promise<void> {
     if (recs.has(key)) return;
@@ -307,24 +307,33 @@ function createWriteBehindBudgets(store: BarrierStore, clock: Clock, flushMs: nu
     await p;
   }
 
-  async function flush() {
-    if (flushing || dirty.size === 0) return;
-    flushing = true;
+  /** Writes what changed since the last flush; a flush asked for during one runs after it. */
+  async function flush(): Promise<void> {
+    while (flushing) await flushing;
+    if (dirty.size === 0) return;
     const batch = [...dirty].map((k) => [k, JSON.stringify(recs.get(k))] as const);
     dirty.clear();
-    try {
-      await store.transaction(async (tx) => {
+    flushing = store
+      .transaction(async (tx) => {
         for (const [k, v] of batch) await tx.put(pathOf(k), Buffer.from(v));
+      })
+      .catch(() => {
+        for (const [k] of batch) dirty.add(k); // sealed or storage down: try again next time
+      })
+      .finally(() => {
+        flushing = undefined;
       });
-    } catch {
-      for (const [k] of batch) dirty.add(k); // sealed or storage down: try again next time
-    } finally {
-      flushing = false;
-    }
+    await flushing;
   }
-  setInterval(() => void flush(), flushMs).unref();
+  const timer = setInterval(() => void flush(), flushMs);
+  timer.unref();
 
   return {
+    // a graceful shutdown loses nothing: only a crash loses the last flushMs of counting (decision 0008)
+    async close() {
+      clearInterval(timer);
+      await flush();
+    },
     async reserve(subjects, estimate) {
       checkReserve(subjects, estimate);
       await Promise.all(subjects.map((s) => load(s.key)));

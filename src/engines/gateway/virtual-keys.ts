@@ -3,6 +3,7 @@ import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { BudgetLimits, Budgets } from '../../contract/budgets.ts';
 import type { Identity } from '../../contract/identity.ts';
 import { identityOf } from '../../contract/identity.ts';
+import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
 import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
@@ -702,10 +703,19 @@ export function createGatewayKeysEngine(
  * The core module of virtual keys: registers the operations and hands the
  * engine to `bind` (the gateway server's key lookups and budgets).
  */
-export function gatewayKeysModule(opts: GatewayKeysOptions = {}, bind?: (engine: GatewayKeysEngine) => void) {
-  return (deps: GatewayKeysDeps) => {
-    const engine = createGatewayKeysEngine(deps, opts);
-    bind?.(engine);
-    return engine.operations;
+export function gatewayKeysModule(
+  opts: GatewayKeysOptions = {},
+  bind?: (engine: GatewayKeysEngine) => void,
+): VaultModule<GatewayKeysDeps> {
+  let engine: GatewayKeysEngine | undefined;
+  return {
+    name: 'gateway-keys',
+    operations(deps) {
+      engine = createGatewayKeysEngine(deps, opts);
+      bind?.(engine);
+      return engine.operations;
+    },
+    // budgets counted in memory are written before the barrier seals for good
+    close: async () => engine?.budgets.close?.(),
   };
 }

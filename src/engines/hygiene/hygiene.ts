@@ -1,5 +1,6 @@
 import type { StaleReason, StaleReport, StaleRow } from '../../api/hygiene.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
+import type { VaultModule } from '../../contract/module.ts';
 import type { Operation, Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { formatDuration, parseDuration } from '../../lib/duration.ts';
@@ -157,68 +158,70 @@ function reportResource(i: StaleInput): Resource {
   return { type: 'System', id: 'secrets', attrs: { filtered_by_scope: true } };
 }
 
-export function hygieneModule() {
-  return (deps: HygieneDeps): Operation<StaleInput, StaleReport>[] => {
-    const store = deps.kv.internals.store;
-    const stale: Operation<StaleInput, StaleReport> = {
-      name: 'secret.stale',
-      action: 'secret.report',
-      auth: 'token',
-      resource: reportResource,
-      async handle(ctx, i) {
-        if (i.env !== undefined && i.project === undefined)
-          throw new StrongroomError('validation_failed', 'env needs project');
-        if (i.project !== undefined) {
-          checkSlug('project', i.project);
-          await deps.kv.internals.project(store, i.project);
-        }
-        if (i.env !== undefined) {
-          checkSlug('environment', i.env);
-          await deps.kv.internals.environment(store, { project: i.project!, env: i.env });
-        }
-        const withinS = duration('within', i.within, DEFAULT_WITHIN_S);
-        const unrotatedAfterS = duration('unrotated_after', i.unrotated_after, DEFAULT_UNROTATED_AFTER_S);
-        const now = deps.clock.now();
-        const identity = ctx.identity!;
-        const rows: StaleRow[] = [];
-        for await (const { project, env, record } of secretRecords(store, i)) {
-          const a = assess(record, { now, withinS, unrotatedAfterS });
-          if (a.reasons.length === 0) continue;
-          const resource: Resource = {
-            type: 'Secret',
-            id: `${project}/${env}/${record.name}`,
-            attrs: { project, environment: env, name: record.name },
-          };
-          // per row: the caller's scope and policies decide which secrets it learns about
-          if (!(await deps.allows(identity, 'secret.report', resource, ctx.request))) continue;
-          rows.push({
-            address: `${project}/${env}/${record.name}`,
-            project,
-            env,
-            name: record.name,
-            provider: record.provider ?? null,
-            owner: record.owner ?? null,
-            reasons: a.reasons,
-            rotation_interval: record.rotation ? formatDuration(record.rotation.interval) : null,
-            last_rotated_at: record.last_rotated_at ?? null,
-            value_set_at: a.value_set_at,
-            rotation_due_at: a.rotation_due_at,
-            expires_at: a.expires_at,
-            days_overdue: a.days_overdue,
-            last_rotation_error: a.last_rotation_error,
-          });
-        }
-        rows.sort((x, y) => y.days_overdue - x.days_overdue || x.address.localeCompare(y.address));
-        return {
-          generated_at: new Date(now).toISOString(),
-          within: formatDuration(withinS),
-          unrotated_after: formatDuration(unrotatedAfterS),
-          secrets: rows,
+export function hygieneModule(): VaultModule<HygieneDeps> {
+  return { name: 'hygiene', operations: hygieneOperations };
+}
+
+function hygieneOperations(deps: HygieneDeps): Operation<StaleInput, StaleReport>[] {
+  const store = deps.kv.internals.store;
+  const stale: Operation<StaleInput, StaleReport> = {
+    name: 'secret.stale',
+    action: 'secret.report',
+    auth: 'token',
+    resource: reportResource,
+    async handle(ctx, i) {
+      if (i.env !== undefined && i.project === undefined)
+        throw new StrongroomError('validation_failed', 'env needs project');
+      if (i.project !== undefined) {
+        checkSlug('project', i.project);
+        await deps.kv.internals.project(store, i.project);
+      }
+      if (i.env !== undefined) {
+        checkSlug('environment', i.env);
+        await deps.kv.internals.environment(store, { project: i.project!, env: i.env });
+      }
+      const withinS = duration('within', i.within, DEFAULT_WITHIN_S);
+      const unrotatedAfterS = duration('unrotated_after', i.unrotated_after, DEFAULT_UNROTATED_AFTER_S);
+      const now = deps.clock.now();
+      const identity = ctx.identity!;
+      const rows: StaleRow[] = [];
+      for await (const { project, env, record } of secretRecords(store, i)) {
+        const a = assess(record, { now, withinS, unrotatedAfterS });
+        if (a.reasons.length === 0) continue;
+        const resource: Resource = {
+          type: 'Secret',
+          id: `${project}/${env}/${record.name}`,
+          attrs: { project, environment: env, name: record.name },
         };
-      },
-    };
-    return [stale];
+        // per row: the caller's scope and policies decide which secrets it learns about
+        if (!(await deps.allows(identity, 'secret.report', resource, ctx.request))) continue;
+        rows.push({
+          address: `${project}/${env}/${record.name}`,
+          project,
+          env,
+          name: record.name,
+          provider: record.provider ?? null,
+          owner: record.owner ?? null,
+          reasons: a.reasons,
+          rotation_interval: record.rotation ? formatDuration(record.rotation.interval) : null,
+          last_rotated_at: record.last_rotated_at ?? null,
+          value_set_at: a.value_set_at,
+          rotation_due_at: a.rotation_due_at,
+          expires_at: a.expires_at,
+          days_overdue: a.days_overdue,
+          last_rotation_error: a.last_rotation_error,
+        });
+      }
+      rows.sort((x, y) => y.days_overdue - x.days_overdue || x.address.localeCompare(y.address));
+      return {
+        generated_at: new Date(now).toISOString(),
+        within: formatDuration(withinS),
+        unrotated_after: formatDuration(unrotatedAfterS),
+        secrets: rows,
+      };
+    },
   };
+  return [stale];
 }
 
 /** Gauges per environment, computed on scrape (src/engines/metrics/metrics.ts). */

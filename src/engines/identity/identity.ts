@@ -1,5 +1,6 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
 import type { Identity } from '../../contract/identity.ts';
+import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation, RequestInfo } from '../../contract/operation.ts';
 import { parseTrustDomain } from '../../spiffe/index.ts';
 import type { BarrierPort, ClockPort } from '../ports.ts';
@@ -194,10 +195,16 @@ function createIdentityEngine(deps: IdentityDeps, opts: IdentityOptions = {}): I
  * The core module of the identity engine: registers its operations and hands the engine to `bind`
  * (the assembler gives its `authenticate` to the core, which then authenticates workloads by SVID).
  */
-export function identityModule(opts: IdentityOptions = {}, bind?: (engine: IdentityEngine) => void) {
-  return (deps: IdentityDeps) => {
-    const engine = createIdentityEngine(deps, opts);
-    bind?.(engine);
-    return engine.operations;
+export function identityModule(
+  opts: IdentityOptions = {},
+  bind?: (engine: IdentityEngine) => void,
+): VaultModule<IdentityDeps> {
+  return {
+    name: 'identity',
+    operations(deps) {
+      const engine = createIdentityEngine(deps, opts);
+      bind?.(engine);
+      return engine.operations;
+    },
   };
 }

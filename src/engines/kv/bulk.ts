@@ -1,3 +1,4 @@
+import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation } from '../../contract/operation.ts';
 import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
 import { exportOperations } from './export-secrets.ts';
@@ -9,7 +10,13 @@ import type { Allows } from './resources.ts';
  * docs/import-export.md): the module that adds them beside the kv engine,
  * writing through the engine's own writer so watchers see every change.
  */
-export function bulkOperations(deps: SecretsPort & ClockPort & AllowsPort): AnyOperation[] {
+/** Bulk import and export of an environment's secrets, on the secrets engine. */
+export const bulkModule: VaultModule<SecretsPort & ClockPort & AllowsPort> = {
+  name: 'bulk',
+  operations: (deps) => bulkOperations(deps),
+};
+
+function bulkOperations(deps: SecretsPort & ClockPort & AllowsPort): AnyOperation[] {
   const kv = deps.kv.internals;
   const allows: Allows = (identity, action, resource, request) =>
     deps.allows(identity, action, resource, request);

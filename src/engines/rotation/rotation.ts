@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { BarrierWriter } from '../../barrier/barrier.ts';
 import type { AuditEntry } from '../../contract/audit.ts';
+import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation, Operation, Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretAddress, SecretRecord } from '../kv/kv.ts';
@@ -85,8 +86,8 @@ export interface TickReport {
 }
 
 export interface RotationService {
-  /** Core module: the rotate and rotation-status operations. */
-  module(deps: RotationDeps): AnyOperation[];
+  /** The rotation module: the rotate and rotation-status operations; the scheduler runs while unsealed. */
+  module: VaultModule<RotationDeps>;
   /** Rotates one secret now (the API's and the scheduler's path). */
   rotate(
     a: SecretAddress,
@@ -615,9 +616,17 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
 
   const service: RotationService = {
     holderId,
-    module(k) {
-      core = k;
-      return operations();
+    module: {
+      name: 'rotation',
+      // it writes audit entries of its own and counts nothing: it starts after audit and stops before it
+      needs: ['audit'],
+      operations(k) {
+        core = k;
+        return operations();
+      },
+      onUnseal: async () => service.start(),
+      onSeal: () => void service.stop(),
+      close: () => service.stop(),
     },
     rotate,
     tick() {

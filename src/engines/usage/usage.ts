@@ -1,4 +1,5 @@
 import type { Identity } from '../../contract/identity.ts';
+import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation } from '../../contract/operation.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { parseDuration } from '../../lib/duration.ts';
@@ -27,10 +28,11 @@ export interface UsageSetup {
   readonly observe:
     | ((op: string, identity: Identity | undefined, input: unknown, output: unknown) => void)
     | undefined;
-  /** For CoreDeps.modules: attaches the recorder to the barrier and returns the query operations. */
-  module(vault: UsageVault & BarrierPort): AnyOperation[];
-  /** For CoreDeps.onUnseal: starts the periodic flush (and writes counts kept while sealed). */
-  onUnseal(): Promise<void>;
+  /**
+   * The usage module: attaches the recorder to the barrier and serves the query operations; on unseal it
+   * starts the periodic flush (and writes counts kept while sealed); at shutdown it writes what is pending.
+   */
+  module: VaultModule<UsageVault & BarrierPort>;
   /** Writes pending counts now. */
   flush(): Promise<{ cells: number }>;
   /** At shutdown, while still unsealed: stops the timer and writes what is pending. */
@@ -42,32 +44,37 @@ export function createUsage(options: UsageOptions | undefined, clock: Clock): Us
   const intervalMs = parseDuration(options?.flush_interval ?? DEFAULT_FLUSH_INTERVAL) * 1000;
   if (intervalMs < 1000) throw new TypeError('usage.flush_interval must be at least 1 second');
   const recorder = createRecorder({ clock });
+  async function close() {
+    try {
+      await recorder.close();
+    } catch {
+      // a failed last flush must not keep the server from shutting down
+    }
+  }
   return {
     enabled,
     recorder,
     observe: enabled ? recorder.observe : undefined,
-    module(vault) {
-      recorder.attach(vault.barrier.view(USAGE_BARRIER_PREFIX), () => vault.barrier.sealed);
-      return usageOperations({
-        vault,
-        store: vault.barrier.view(USAGE_BARRIER_PREFIX),
-        recorder,
-        recording: enabled,
-      }) as AnyOperation[];
-    },
-    async onUnseal() {
-      if (!enabled) return;
-      recorder.start(intervalMs);
-      // counts taken before a seal were kept in memory: write them now, but do not hold up the unseal
-      recorder.flush().catch(() => {});
+    module: {
+      name: 'usage',
+      operations(vault) {
+        recorder.attach(vault.barrier.view(USAGE_BARRIER_PREFIX), () => vault.barrier.sealed);
+        return usageOperations({
+          vault,
+          store: vault.barrier.view(USAGE_BARRIER_PREFIX),
+          recorder,
+          recording: enabled,
+        }) as AnyOperation[];
+      },
+      async onUnseal() {
+        if (!enabled) return;
+        recorder.start(intervalMs);
+        // counts taken before a seal were kept in memory: write them now, but do not hold up the unseal
+        recorder.flush().catch(() => {});
+      },
+      close,
     },
     flush: () => recorder.flush(),
-    async close() {
-      try {
-        await recorder.close();
-      } catch {
-        // a failed last flush must not keep the server from shutting down
-      }
-    },
+    close,
   };
 }

@@ -2,6 +2,7 @@ import type { WatchClose, WatchEvent, WatchReady } from '../../api/watch.ts';
 import { WATCH_HEARTBEAT_SECONDS } from '../../api/watch.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import { identityOf } from '../../contract/identity.ts';
+import type { VaultModule } from '../../contract/module.ts';
 import type { Operation, RequestInfo, Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretEvent, SecretRecord } from '../kv/kv.ts';
@@ -451,10 +452,13 @@ export function watchModule(
   storage: { exclusive: boolean },
   opts: WatchOptions = {},
   bind?: (engine: WatchEngine) => void,
-) {
-  return (deps: WatchDeps) => {
-    const engine = createWatchEngine(deps, storage, opts);
-    bind?.(engine);
-    return engine.operations;
+): VaultModule<WatchDeps> {
+  return {
+    name: 'watch',
+    operations(deps) {
+      const engine = createWatchEngine(deps, storage, opts);
+      bind?.(engine);
+      return engine.operations;
+    },
   };
 }

@@ -1,0 +1,24 @@
+import type { AnyOperation } from './operation.ts';
+
+/**
+ * One shape for every module of the vault (issue 14 item 1): a name, the
+ * modules it needs, its operations built from the narrow ports it declares
+ * (`D`, e.g. `BarrierPort & ClockPort`; never the whole core), and its
+ * lifecycle. The assembler (src/assemble/modules.ts) orders modules so that a
+ * module comes after the ones it needs: its operations are built after
+ * theirs, its `onUnseal` runs after theirs, and its `onSeal` and `close` run
+ * before theirs.
+ */
+export interface VaultModule<D = never> {
+  readonly name: string;
+  /** Names of the modules that must come first. */
+  readonly needs?: readonly string[];
+  /** Builds the module's operations (once, when the vault is assembled). */
+  operations(deps: D): readonly AnyOperation[];
+  /** After every unseal, once the core's own keys are loaded (load keys kept in the barrier, start timers). */
+  onUnseal?(): Promise<void>;
+  /** When the vault seals: forget keys, stop timers. Synchronous: sealing never waits. */
+  onSeal?(): void;
+  /** At shutdown, while the barrier is still unsealed: write what is pending, hand back leases. */
+  close?(): Promise<void>;
+}
