@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { op } from './op.ts';
-import { type AuthResponse, Scope } from './v1.ts';
+import { AuthResponse as AuthResponseSchema, Scope } from './v1.ts';
 
 /**
  * Wire contract of the user and app auth methods: login, user and app
@@ -93,78 +93,129 @@ export const AppParams = Type.Object({ name: AppName }, Strict);
 export const AppRotateRequest = Type.Object({ grace: Type.Optional(Duration) }, Strict);
 
 // ---- responses ----
+// Schemas of successful response bodies (serialized with them: a field they do not name is never sent).
+
+const Iso = Type.String({ format: 'date-time' });
+const Strings = Type.Array(Type.String());
 
 /** A login's answer: the token, who it names (`user:NAME` or `app:NAME`) and whether a second factor was verified. */
-export interface LoginResponse {
-  auth: AuthResponse['auth'] & { display_name: string; mfa: boolean };
-}
+const LoginResponseSchema = Type.Object({
+  auth: Type.Object({
+    ...AuthResponseSchema.properties.auth.properties,
+    display_name: Type.String(),
+    mfa: Type.Boolean(),
+  }),
+});
+export type LoginResponse = Static<typeof LoginResponseSchema>;
 
-export interface UserInfo {
-  id: string;
+const UserInfoSchema = Type.Object({
+  id: Type.String(),
   /** The normalised username. */
-  name: string;
-  roles: string[];
-  created_at: string;
-  updated_at: string;
-  password_changed_at: string;
-  mfa: { totp: boolean; enrolled_at: string | null; recovery_codes_left: number };
-}
+  name: Type.String(),
+  roles: Strings,
+  created_at: Iso,
+  updated_at: Iso,
+  password_changed_at: Iso,
+  mfa: Type.Object({
+    totp: Type.Boolean(),
+    enrolled_at: Type.Union([Iso, Type.Null()]),
+    recovery_codes_left: Type.Integer(),
+  }),
+});
+export type UserInfo = Static<typeof UserInfoSchema>;
+const UserResponse = Type.Object({ user: UserInfoSchema });
+const UserChangedResponse = Type.Object({ user: UserInfoSchema, tokens_revoked: Type.Integer() });
+const UserListResponse = Type.Object({ users: Type.Array(UserInfoSchema) });
+const UserDeleteResponse = Type.Object({ deleted: Type.String(), tokens_revoked: Type.Integer() });
 
-export interface TotpEnrollResponse {
+const TotpEnrollResponseSchema = Type.Object({
   /** The base32 shared secret (shown once): type it into an authenticator app, or use the URI. */
-  secret: string;
-  otpauth_uri: string;
+  secret: Type.String(),
+  otpauth_uri: Type.String(),
   /** Confirm before this time, or enrol again. */
-  expires_at: string;
-  algorithm: 'SHA1';
-  digits: 6;
-  period: 30;
-}
-
-export interface TotpConfirmResponse {
+  expires_at: Iso,
+  algorithm: Type.Literal('SHA1'),
+  digits: Type.Literal(6),
+  period: Type.Literal(30),
+});
+export type TotpEnrollResponse = Static<typeof TotpEnrollResponseSchema>;
+const TotpConfirmResponseSchema = Type.Object({
   /** One-time recovery codes (shown once): each works once instead of a TOTP code. */
-  recovery_codes: string[];
-}
+  recovery_codes: Strings,
+});
+export type TotpConfirmResponse = Static<typeof TotpConfirmResponseSchema>;
+const RolesResponse = Type.Object({ roles: Strings });
 
-export interface AppInfo {
-  client_id: string;
-  name: string;
-  roles: string[];
-  scope: Scope;
-  allowed_cidrs: string[];
+const AppFields = {
+  name: Type.String(),
+  roles: Strings,
+  scope: Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }),
+  allowed_cidrs: Strings,
   /** seconds */
-  token_ttl: number;
-  created_at: string;
-  updated_at: string;
-  secret_created_at: string;
-  previous_secrets: { created_at: string; expires_at: string }[];
-}
-
+  token_ttl: Type.Integer(),
+  created_at: Iso,
+  updated_at: Iso,
+  secret_created_at: Iso,
+  previous_secrets: Type.Array(Type.Object({ created_at: Iso, expires_at: Iso })),
+};
+const AppInfoSchema = Type.Object({ client_id: Type.String(), ...AppFields });
+export type AppInfo = Static<typeof AppInfoSchema>;
 /** The answer to app creation and secret rotation: the secret is shown this once. */
-export interface AppCredentials extends AppInfo {
-  client_id: string;
-  client_secret: string;
-}
+const AppCredentialsSchema = Type.Object({
+  client_id: Type.String(),
+  client_secret: Type.String(),
+  ...AppFields,
+});
+export type AppCredentials = Static<typeof AppCredentialsSchema>;
+const AppResponse = Type.Object({ app: AppInfoSchema });
+const AppListResponse = Type.Object({ apps: Type.Array(AppInfoSchema) });
+const AppDeleteResponse = Type.Object({
+  deleted: Type.String(),
+  client_id: Type.String(),
+  tokens_revoked: Type.Integer(),
+});
 
 // ---- operations ----
-// Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const AppCreate = op()('app.create');
-export const AppDelete = op()('app.delete');
-export const AppList = op()('app.list');
-export const AppRead = op()('app.read');
-export const AppRotateSecret = op()('app.rotate-secret');
-export const AuthAppLogin = op()('auth.app-login');
-export const AuthLogin = op()('auth.login');
-export const MfaRequiredRolesRead = op()('mfa.required-roles.read');
-export const MfaRequiredRolesWrite = op()('mfa.required-roles.write');
-export const MfaTotpConfirm = op()('mfa.totp-confirm');
-export const MfaTotpEnroll = op()('mfa.totp-enroll');
-export const UserChangeOwnPassword = op()('user.change-own-password');
-export const UserCreate = op()('user.create');
-export const UserDelete = op()('user.delete');
-export const UserList = op()('user.list');
-export const UserRead = op()('user.read');
-export const UserReadSelf = op()('user.read-self');
-export const UserResetMfa = op()('user.reset-mfa');
-export const UserSetPassword = op()('user.set-password');
-export const UserSetRoles = op()('user.set-roles');
+// Each operation of this API, by the object routes, engines, the SDK and the CLI name it with (src/api/op.ts).
+
+type Empty = Record<string, never>;
+type Username = { username: string };
+
+export const AuthLogin = op<LoginRequest>()('auth.login', LoginResponseSchema);
+export const AuthAppLogin = op<AppLoginRequest>()('auth.app-login', LoginResponseSchema);
+export const UserCreate = op<UserCreateRequest>()('user.create', UserResponse);
+export const UserList = op<Empty>()('user.list', UserListResponse);
+export const UserRead = op<Username>()('user.read', UserResponse);
+export const UserDelete = op<Username>()('user.delete', UserDeleteResponse);
+export const UserSetPassword = op<Username & Static<typeof UserPasswordRequest>>()(
+  'user.set-password',
+  UserChangedResponse,
+);
+export const UserSetRoles = op<Username & Static<typeof UserRolesRequest>>()(
+  'user.set-roles',
+  UserChangedResponse,
+);
+export const UserResetMfa = op<Username>()('user.reset-mfa', UserResponse);
+export const UserChangeOwnPassword = op<SelfPasswordRequest>()(
+  'user.change-own-password',
+  UserChangedResponse,
+);
+export const UserReadSelf = op<Empty>()('user.read-self', UserResponse);
+export const MfaTotpEnroll = op<Empty>()('mfa.totp-enroll', TotpEnrollResponseSchema);
+export const MfaTotpConfirm = op<Static<typeof TotpConfirmRequest>>()(
+  'mfa.totp-confirm',
+  TotpConfirmResponseSchema,
+);
+export const MfaRequiredRolesRead = op<Empty>()('mfa.required-roles.read', RolesResponse);
+export const MfaRequiredRolesWrite = op<Static<typeof MfaRequiredRolesRequest>>()(
+  'mfa.required-roles.write',
+  RolesResponse,
+);
+export const AppCreate = op<AppCreateRequest>()('app.create', AppCredentialsSchema);
+export const AppList = op<Empty>()('app.list', AppListResponse);
+export const AppRead = op<Static<typeof AppParams>>()('app.read', AppResponse);
+export const AppRotateSecret = op<Static<typeof AppParams> & Static<typeof AppRotateRequest>>()(
+  'app.rotate-secret',
+  AppCredentialsSchema,
+);
+export const AppDelete = op<Static<typeof AppParams>>()('app.delete', AppDeleteResponse);

@@ -100,55 +100,56 @@ export const KeyListQuery = Type.Object(
   Strict,
 );
 
+const Iso = Type.String({ format: 'date-time' });
+
 /** A virtual key's metadata (never the key string, which is shown once at creation). */
-export interface VirtualKey {
-  id: string;
-  name: string;
+const VirtualKeySchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
   /** The owner of the token that minted it (user, app, standalone token tree, root, workload). */
-  owner: { type: string; id: string; name: string };
-  created_by: string;
+  owner: Type.Object({ type: Type.String(), id: Type.String(), name: Type.String() }),
+  created_by: Type.String(),
   /**
    * The token that minted it (its accessor; a workload's identity accessor for an SVID caller), and
    * whether the key outlives it (`orphan`). `accessor` is null for keys recorded before creators were.
    */
-  creator: { accessor: string | null; orphan: boolean };
+  creator: Type.Object({ accessor: Type.Union([Type.String(), Type.Null()]), orphan: Type.Boolean() }),
   /** `creator_gone`: its creator token was revoked, used up or expired, and the key with it. */
-  state: 'active' | 'revoked' | 'expired' | 'creator_gone';
-  scope: KeyScope;
-  limits: BudgetLimits;
-  created_at: string;
-  expires_at: string;
-  spiffe_id?: string;
-  classification?: string;
-  revoked: boolean;
-  revoked_at?: string;
-  updated_at?: string;
+  state: Type.Union([
+    Type.Literal('active'),
+    Type.Literal('revoked'),
+    Type.Literal('expired'),
+    Type.Literal('creator_gone'),
+  ]),
+  scope: KeyScope,
+  limits: BudgetLimits,
+  created_at: Iso,
+  expires_at: Iso,
+  spiffe_id: Type.Optional(Type.String()),
+  classification: Type.Optional(Type.String()),
+  revoked: Type.Boolean(),
+  revoked_at: Type.Optional(Iso),
+  updated_at: Type.Optional(Iso),
   /** The roles its gateway calls are authorized with: `virtual-key`. */
-  roles: string[];
-}
+  roles: Type.Array(Type.String()),
+});
+export type VirtualKey = Static<typeof VirtualKeySchema>;
 
-export interface KeyCreateResponse {
+const KeyCreateResponse = Type.Object({
   /** The key string (`srv_…`): shown only in this response; store it like a password. */
-  virtual_key: string;
-  key: VirtualKey;
+  virtual_key: Type.String(),
+  key: VirtualKeySchema,
   /** The lifetime granted, in seconds (`key.expires_at` - `key.created_at`). */
-  ttl: number;
+  ttl: Type.Integer(),
   /** Present when the request was not granted as asked (a TTL cut to the creating token's expiry). */
-  warnings?: string[];
-}
-
-export interface KeyListResponse {
-  keys: VirtualKey[];
-}
-
-export interface KeyResponse {
-  key: VirtualKey;
-}
-
-export interface KeyRevokeResponse {
-  revoked: string;
-  revoked_at: string;
-}
+  warnings: Type.Optional(Type.Array(Type.String())),
+});
+export type KeyCreateResponse = Static<typeof KeyCreateResponse>;
+const KeyListResponse = Type.Object({ keys: Type.Array(VirtualKeySchema) });
+export type KeyListResponse = Static<typeof KeyListResponse>;
+const KeyResponse = Type.Object({ key: VirtualKeySchema });
+export type KeyResponse = Static<typeof KeyResponse>;
+const KeyRevokeResponse = Type.Object({ revoked: Type.String(), revoked_at: Iso });
 
 // ---------------------------------------------------------------- the vault service of a remote gateway
 
@@ -334,11 +335,11 @@ export type VaultLiveRequest = Static<typeof VaultLiveRequest>;
 
 // ---- operations ----
 // Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const GatewayKeyCreate = op()('gateway.key.create');
-export const GatewayKeyList = op()('gateway.key.list');
-export const GatewayKeyRead = op()('gateway.key.read');
-export const GatewayKeyRevoke = op()('gateway.key.revoke');
-export const GatewayKeyUpdate = op()('gateway.key.update');
+export const GatewayKeyCreate = op<KeyCreateRequest>()('gateway.key.create', KeyCreateResponse);
+export const GatewayKeyList = op<{ include_inactive?: boolean }>()('gateway.key.list', KeyListResponse);
+export const GatewayKeyRead = op<{ id: string }>()('gateway.key.read', KeyResponse);
+export const GatewayKeyRevoke = op<{ id: string }>()('gateway.key.revoke', KeyRevokeResponse);
+export const GatewayKeyUpdate = op<{ id: string } & KeyUpdateRequest>()('gateway.key.update', KeyResponse);
 export const GatewayVaultAuthenticate = op()('gateway.vault.authenticate');
 export const GatewayVaultAuthorize = op()('gateway.vault.authorize');
 export const GatewayVaultHolds = op()('gateway.vault.holds');

@@ -1,7 +1,7 @@
+import * as api from '../api/auth.ts';
 import type { Barrier } from '../barrier/barrier.ts';
 import type { TokenEntry } from '../contract/identity.ts';
-import type { AnyOperation, Operation, Resource } from '../contract/operation.ts';
-import type { Scope } from '../contract/scope.ts';
+import { type AnyOperation, implement, type Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { parseDuration } from '../lib/duration.ts';
@@ -56,20 +56,11 @@ function seconds(
   return s;
 }
 
-export interface AppCreateInput {
-  name: string;
-  roles: string[];
-  scope: Scope;
-  allowed_cidrs?: string[];
-  token_ttl?: string | number;
-}
-
 export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOperation[] {
   const apps = createAppStore(deps.barrier.view('sys/auth/apps/'), deps.clock);
 
   return [
-    {
-      name: 'auth.app-login',
+    implement(api.AuthAppLogin, {
       action: 'auth.login',
       auth: 'none',
       resource: (i) => ({
@@ -93,10 +84,9 @@ export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOpe
         });
         return loginResponse(token, entry, deps.clock.now());
       },
-    } satisfies Operation<{ client_id: string; client_secret: string }>,
+    }),
 
-    {
-      name: 'app.create',
+    implement(api.AppCreate, {
       action: 'app.create',
       auth: 'token',
       resource: (i) => appResource(i.name),
@@ -120,18 +110,16 @@ export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOpe
         const { client_id, ...rest } = publicApp(app, deps.clock.now());
         return { client_id, client_secret, ...rest };
       },
-    } satisfies Operation<AppCreateInput>,
+    }),
 
-    {
-      name: 'app.list',
+    implement(api.AppList, {
       action: 'app.read',
       auth: 'token',
       resource: () => APPS,
       handle: async () => ({ apps: (await apps.list()).map((a) => publicApp(a, deps.clock.now())) }),
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'app.read',
+    implement(api.AppRead, {
       action: 'app.read',
       auth: 'token',
       resource: (i) => appResource(i.name),
@@ -144,10 +132,9 @@ export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOpe
           );
         return { app: publicApp(a, deps.clock.now()) };
       },
-    } satisfies Operation<{ name: string }>,
+    }),
 
-    {
-      name: 'app.rotate-secret',
+    implement(api.AppRotateSecret, {
       action: 'app.update',
       auth: 'token',
       resource: (i) => appResource(i.name),
@@ -157,10 +144,9 @@ export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOpe
         const { client_id, ...rest } = publicApp(app, deps.clock.now());
         return { client_id, client_secret, ...rest };
       },
-    } satisfies Operation<{ name: string; grace?: string | number }>,
+    }),
 
-    {
-      name: 'app.delete',
+    implement(api.AppDelete, {
       action: 'app.delete',
       auth: 'token',
       resource: (i) => appResource(i.name),
@@ -170,6 +156,6 @@ export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOpe
         const revoked = await deps.tokens.revokeOwner('app', a.client_id);
         return { deleted: a.name, client_id: a.client_id, tokens_revoked: revoked };
       },
-    } satisfies Operation<{ name: string }>,
+    }),
   ];
 }

@@ -1,6 +1,7 @@
+import * as api from '../api/auth.ts';
 import type { Barrier } from '../barrier/barrier.ts';
 import type { VaultModule } from '../contract/module.ts';
-import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
+import { type AnyOperation, implement, type OperationContext, type Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { type AppOpsDeps, appOperations, loginResponse } from './app-ops.ts';
@@ -15,14 +16,7 @@ import {
 } from './ratelimit.ts';
 import type { TokenStore } from './tokens.ts';
 import { TOTP_DIGITS, TOTP_PERIOD } from './totp.ts';
-import {
-  checkGrantable,
-  createUserStore,
-  type LoginInput,
-  normalizeUsername,
-  publicUser,
-  type UserStore,
-} from './users.ts';
+import { checkGrantable, createUserStore, normalizeUsername, publicUser, type UserStore } from './users.ts';
 
 /** What the user operations need: their barrier view, the token store and the clock. */
 export interface UserOpsDeps {
@@ -96,8 +90,7 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
   const maxTtl = opts.user_token_max_ttl ?? 12 * 3600;
 
   return [
-    {
-      name: 'auth.login',
+    implement(api.AuthLogin, {
       action: 'auth.login',
       auth: 'none',
       resource(i) {
@@ -124,10 +117,9 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         });
         return loginResponse(token, entry, deps.clock.now());
       },
-    } satisfies Operation<LoginInput>,
+    }),
 
-    {
-      name: 'user.create',
+    implement(api.UserCreate, {
       action: 'user.create',
       auth: 'token',
       resource: (i) => userResource(i.username),
@@ -135,18 +127,16 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         checkGrantable(ctx, i.roles);
         return { user: publicUser(await users.create(i.username, i.password, i.roles)) };
       },
-    } satisfies Operation<{ username: string; password: string; roles: string[] }>,
+    }),
 
-    {
-      name: 'user.list',
+    implement(api.UserList, {
       action: 'user.read',
       auth: 'token',
       resource: () => USERS,
       handle: async () => ({ users: (await users.list()).map(publicUser) }),
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'user.read',
+    implement(api.UserRead, {
       action: 'user.read',
       auth: 'token',
       resource: (i) => userResource(i.username),
@@ -159,10 +149,9 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
           );
         return { user: publicUser(u) };
       },
-    } satisfies Operation<{ username: string }>,
+    }),
 
-    {
-      name: 'user.delete',
+    implement(api.UserDelete, {
       action: 'user.delete',
       auth: 'token',
       resource: (i) => userResource(i.username),
@@ -172,10 +161,9 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         const revoked = await deps.tokens.revokeOwner('user', u.id);
         return { deleted: u.name, tokens_revoked: revoked };
       },
-    } satisfies Operation<{ username: string }>,
+    }),
 
-    {
-      name: 'user.set-password',
+    implement(api.UserSetPassword, {
       action: 'user.update',
       auth: 'token',
       resource: (i) => userResource(i.username),
@@ -185,10 +173,9 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         const revoked = await deps.tokens.revokeOwner('user', u.id);
         return { user: publicUser(u), tokens_revoked: revoked };
       },
-    } satisfies Operation<{ username: string; password: string }>,
+    }),
 
-    {
-      name: 'user.set-roles',
+    implement(api.UserSetRoles, {
       action: 'user.update',
       auth: 'token',
       resource: (i) => userResource(i.username),
@@ -199,20 +186,18 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         const revoked = removed.length ? await deps.tokens.revokeOwner('user', user.id) : 0;
         return { user: publicUser(user), tokens_revoked: revoked };
       },
-    } satisfies Operation<{ username: string; roles: string[] }>,
+    }),
 
-    {
-      name: 'user.reset-mfa',
+    implement(api.UserResetMfa, {
       action: 'user.update',
       auth: 'token',
       resource: (i) => userResource(i.username),
       async handle(_ctx, i) {
         return { user: publicUser(await users.resetMfa(i.username)) };
       },
-    } satisfies Operation<{ username: string }>,
+    }),
 
-    {
-      name: 'user.change-own-password',
+    implement(api.UserChangeOwnPassword, {
       action: 'user.self',
       auth: 'token',
       resource: () => SELF,
@@ -221,10 +206,9 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         const revoked = await deps.tokens.revokeOwner('user', u.id);
         return { user: publicUser(u), tokens_revoked: revoked };
       },
-    } satisfies Operation<{ current_password: string; new_password: string }>,
+    }),
 
-    {
-      name: 'user.read-self',
+    implement(api.UserReadSelf, {
       action: 'user.self',
       auth: 'token',
       resource: () => SELF,
@@ -233,10 +217,9 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         if (!u) throw new StrongroomError('not_found', 'the user no longer exists');
         return { user: publicUser(u) };
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'mfa.totp-enroll',
+    implement(api.MfaTotpEnroll, {
       action: 'user.self',
       auth: 'token',
       resource: () => SELF,
@@ -244,33 +227,30 @@ function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOpe
         const r = await users.enrollTotp(callerUserId(ctx));
         return { ...r, algorithm: 'SHA1', digits: TOTP_DIGITS, period: TOTP_PERIOD };
       },
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
-      name: 'mfa.totp-confirm',
+    implement(api.MfaTotpConfirm, {
       action: 'user.self',
       auth: 'token',
       resource: () => SELF,
       async handle(ctx, i) {
         return { recovery_codes: await users.confirmTotp(callerUserId(ctx), i.code) };
       },
-    } satisfies Operation<{ code: string }>,
+    }),
 
-    {
-      name: 'mfa.required-roles.read',
+    implement(api.MfaRequiredRolesRead, {
       action: 'policy.read',
       auth: 'token',
       resource: () => MFA_SETTINGS,
       handle: async () => ({ roles: await users.requiredMfaRoles() }),
-    } satisfies Operation<Record<string, never>>,
+    }),
 
-    {
+    implement(api.MfaRequiredRolesWrite, {
       // which roles need MFA is an authorization rule, so it is guarded like the policies
-      name: 'mfa.required-roles.write',
       action: 'policy.write',
       auth: 'token',
       resource: () => MFA_SETTINGS,
       handle: async (_ctx, i) => ({ roles: await users.setRequiredMfaRoles(i.roles) }),
-    } satisfies Operation<{ roles: string[] }>,
+    }),
   ];
 }

@@ -1,17 +1,11 @@
-import type {
-  KeyCreateRequest,
-  KeyCreateResponse,
-  KeyListResponse,
-  KeyResponse,
-  KeyRevokeResponse,
-  KeyUpdateRequest,
-} from '../api/gateway.ts';
+import type * as api from '../api/gateway.ts';
+import type { KeyCreateRequest, KeyUpdateRequest } from '../api/gateway.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 import type { Call } from './auth.ts';
 
 export type {
   BudgetLimits,
   KeyCreateRequest,
-  KeyCreateResponse,
   KeyScope,
   KeyUpdateRequest,
   VirtualKey,
@@ -37,20 +31,22 @@ export function gatewayClient(call: Call) {
      * (expires no later than it, dies when it is revoked) unless `orphan: true` (needs Cedar action
      * `gateway.key.orphan`); a TTL cut to the token's expiry shows in `ttl` and `warnings`.
      */
-    createKey: (req: KeyCreateRequest) => call<KeyCreateResponse>('POST', '/v1/gateway/keys', req),
+    createKey: (req: KeyCreateRequest) =>
+      call<Out<typeof api.GatewayKeyCreate>>('POST', '/v1/gateway/keys', req),
     /** Keys you may see (yours, or all with gateway.key.read on System::"gateway-keys/all"); active ones unless `includeInactive`. */
     listKeys: (options: { includeInactive?: boolean } = {}) =>
-      call<KeyListResponse>(
+      call<Out<typeof api.GatewayKeyList>>(
         'GET',
         `/v1/gateway/keys${options.includeInactive ? '?include_inactive=true' : ''}`,
       ),
     /** A key's metadata (never its string). */
-    readKey: (id: string) => call<KeyResponse>('GET', `/v1/gateway/keys/${seg(id)}`),
+    readKey: (id: string) => call<Out<typeof api.GatewayKeyRead>>('GET', `/v1/gateway/keys/${seg(id)}`),
     /** Narrows a key: scope, limits, a shorter lifetime, a SPIFFE ID binding. */
     updateKey: (id: string, req: KeyUpdateRequest) =>
-      call<KeyResponse>('PUT', `/v1/gateway/keys/${seg(id)}`, req),
+      call<Out<typeof api.GatewayKeyUpdate>>('PUT', `/v1/gateway/keys/${seg(id)}`, req),
     /** Revokes a key: the gateway refuses it from the next request on. */
-    revokeKey: (id: string) => call<KeyRevokeResponse>('DELETE', `/v1/gateway/keys/${seg(id)}`),
+    revokeKey: (id: string) =>
+      call<Out<typeof api.GatewayKeyRevoke>>('DELETE', `/v1/gateway/keys/${seg(id)}`),
   };
 }
 

@@ -1,10 +1,17 @@
 import { createSecretKey, type KeyObject } from 'node:crypto';
+import type { KeyScope, VirtualKey } from '../../api/gateway.ts';
+import * as api from '../../api/gateway.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { BudgetLimits, Budgets } from '../../contract/budgets.ts';
 import type { Identity } from '../../contract/identity.ts';
 import { identityOf } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
-import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
+import {
+  type AnyOperation,
+  implement,
+  type OperationContext,
+  type Resource,
+} from '../../contract/operation.ts';
 import { constantTimeEqual, hmacSha256, randomKey } from '../../crypto/random.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../crypto/token.ts';
 import { StrongroomError } from '../../errors/errors.ts';
@@ -48,51 +55,14 @@ export interface GatewayKeysOptions {
   budgets_write_behind_ms?: number;
 }
 
-/** Which models a key may call. Absent lists: any. */
-export interface KeyScope {
-  providers?: string[];
-  /** Model globs such as `gpt-4o*`. */
-  models?: string[];
-}
+/** A key's wire view, scope and state: declared once, in the wire contract (src/api/gateway.ts). */
+export type { KeyScope, VirtualKey } from '../../api/gateway.ts';
 
 /** Who minted a key, and whether the key outlives it. */
-export interface KeyCreator {
-  /**
-   * The accessor of the token that minted the key (a workload's identity accessor for an SVID caller);
-   * null for keys recorded before creators were (those are refused: mint them again).
-   */
-  accessor: string | null;
-  /** true: the key does not end with its creator (bounded by the key maximum TTL only). */
-  orphan: boolean;
-}
+export type KeyCreator = VirtualKey['creator'];
 
 /** Whether a key can be used now, or why not. */
-export type KeyState = 'active' | 'revoked' | 'expired' | 'creator_gone';
-
-export interface VirtualKey {
-  id: string;
-  name: string;
-  /** Who minted it: the owner of its creator token (user, app, standalone token tree, root, workload). */
-  owner: { type: string; id: string; name: string };
-  created_by: string;
-  /** The token that minted it, or `orphan: true`. */
-  creator: KeyCreator;
-  /** `creator_gone`: its creator token was revoked, used up or expired (so the key was too). */
-  state: KeyState;
-  scope: KeyScope;
-  limits: BudgetLimits;
-  created_at: string;
-  expires_at: string;
-  /** The key is only valid when the caller also proves this SPIFFE ID (mTLS or JWT-SVID). */
-  spiffe_id?: string;
-  /** Default data classification of its calls (the `x-strongroom-classification` header overrides it). */
-  classification?: string;
-  revoked: boolean;
-  revoked_at?: string;
-  updated_at?: string;
-  /** The roles its calls are authorized with in Cedar: always `virtual-key` (never its creator's). */
-  roles: string[];
-}
+export type KeyState = VirtualKey['state'];
 
 interface KeyRecord extends Omit<VirtualKey, 'roles' | 'state' | 'creator'> {
   /** HMAC-SHA256 of the key string (hex). */
@@ -476,17 +446,7 @@ export function createGatewayKeysEngine(
 
   // ---------------------------------------------------------------- operations
 
-  type CreateInput = {
-    name: string;
-    scope?: KeyScope;
-    limits?: BudgetLimits;
-    ttl?: string | number;
-    spiffe_id?: string;
-    classification?: string;
-    orphan?: boolean;
-  };
-  const create: Operation<CreateInput, unknown> = {
-    name: 'gateway.key.create',
+  const create = implement(api.GatewayKeyCreate, {
     action: 'gateway.key.manage',
     auth: 'token',
     resource: keysResource,
@@ -551,10 +511,9 @@ export function createGatewayKeysEngine(
         ...(warnings ? { warnings } : {}),
       };
     },
-  };
+  });
 
-  const list: Operation<{ include_inactive?: boolean }, unknown> = {
-    name: 'gateway.key.list',
+  const list = implement(api.GatewayKeyList, {
     action: 'gateway.key.read',
     auth: 'token',
     resource: keysResource,
@@ -573,17 +532,16 @@ export function createGatewayKeysEngine(
       out.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
       return { keys: out };
     },
-  };
+  });
 
-  const read: Operation<{ id: string }, unknown> = {
-    name: 'gateway.key.read',
+  const read = implement(api.GatewayKeyRead, {
     action: 'gateway.key.read',
     auth: 'token',
     resource: keysResource,
     async handle(ctx, i) {
       return { key: await viewOf(await visible(ctx, 'gateway.key.read', i.id)) };
     },
-  };
+  });
 
   /** Revokes a key (idempotent); the next lookup refuses it. */
   async function markRevoked(id: string) {
@@ -597,29 +555,19 @@ export function createGatewayKeysEngine(
     });
   }
 
-  const revoke: Operation<{ id: string }, unknown> = {
-    name: 'gateway.key.revoke',
+  const revoke = implement(api.GatewayKeyRevoke, {
     action: 'gateway.key.manage',
     auth: 'token',
     resource: keysResource,
     async handle(ctx, i) {
       await visible(ctx, 'gateway.key.manage', i.id);
       const rec = await markRevoked(i.id);
-      return { revoked: i.id, revoked_at: rec.revoked_at };
+      // markRevoked sets the time; a key revoked by a version that did not record it shows its last change
+      return { revoked: i.id, revoked_at: rec.revoked_at ?? rec.updated_at ?? rec.created_at };
     },
-  };
+  });
 
-  type UpdateInput = {
-    id: string;
-    name?: string;
-    scope?: KeyScope;
-    limits?: BudgetLimits;
-    ttl?: string | number;
-    spiffe_id?: string;
-    classification?: string;
-  };
-  const update: Operation<UpdateInput, unknown> = {
-    name: 'gateway.key.update',
+  const update = implement(api.GatewayKeyUpdate, {
     action: 'gateway.key.manage',
     auth: 'token',
     resource: keysResource,
@@ -671,7 +619,7 @@ export function createGatewayKeysEngine(
       });
       return { key: await viewOf(next) };
     },
-  };
+  });
 
   return {
     operations: [create, list, read, revoke, update] as AnyOperation[],
