@@ -1,6 +1,7 @@
 import { type Static, Type } from 'typebox';
 import { op } from './op.ts';
-import { MAX_SECRET_VALUE_BYTES, Name, SecretFields, SecretMetadata } from './v1.ts';
+import { RotationSettingsOut } from './rotation.ts';
+import { type EnvParams, MAX_SECRET_VALUE_BYTES, Name, SecretFields, SecretMetadata } from './v1.ts';
 
 /**
  * The wire contract of bulk import and export (docs/import-export.md):
@@ -54,35 +55,55 @@ export const ExportQuery = Type.Object(
   Strict,
 );
 
+// ---- responses ----
+// Schemas of successful response bodies: the server serializes each body with its schema (a field the
+// schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
+
+const Iso = Type.String({ format: 'date-time' });
+const StringOrNull = Type.Union([Type.String(), Type.Null()]);
+
 /** What an import does (or, in a dry run, would do) with one entry. */
-export type ImportAction = 'create' | 'update' | 'skip' | 'unchanged';
+const ImportActionSchema = Type.Union([
+  Type.Literal('create'),
+  Type.Literal('update'),
+  Type.Literal('skip'),
+  Type.Literal('unchanged'),
+]);
+export type ImportAction = Static<typeof ImportActionSchema>;
 
-export interface ImportOutcome {
-  name: string;
-  action: ImportAction;
+const ImportOutcomeSchema = Type.Object({
+  name: Type.String(),
+  action: ImportActionSchema,
   /** The version written ('create', 'update'), or the current one ('skip', 'unchanged'). */
-  version?: number;
-}
+  version: Type.Optional(Type.Integer()),
+});
+export type ImportOutcome = Static<typeof ImportOutcomeSchema>;
 
-export interface ImportCounts {
-  total: number;
-  create: number;
-  update: number;
-  skip: number;
-  unchanged: number;
-}
+const ImportCountsSchema = Type.Object({
+  total: Type.Integer(),
+  create: Type.Integer(),
+  update: Type.Integer(),
+  skip: Type.Integer(),
+  unchanged: Type.Integer(),
+});
 
-export interface ImportResponse {
-  project: string;
-  env: string;
-  dry_run: boolean;
+/**
+ * The import's answer. The route streams progress when asked (`progress`), so
+ * the server does not serialize a plain answer with this schema: it types the
+ * result for the engine and the SDK and documents it.
+ */
+const ImportResponseSchema = Type.Object({
+  project: Type.String(),
+  env: Type.String(),
+  dry_run: Type.Boolean(),
   /** Whether anything was written (false for a dry run, or when every entry was skipped or unchanged). */
-  committed: boolean;
-  on_conflict: OnConflict;
-  counts: ImportCounts;
+  committed: Type.Boolean(),
+  on_conflict: OnConflict,
+  counts: ImportCountsSchema,
   /** One outcome per entry, in request order. */
-  entries: ImportOutcome[];
-}
+  entries: Type.Array(ImportOutcomeSchema),
+});
+export type ImportResponse = Static<typeof ImportResponseSchema>;
 
 /** Why an entry stopped an import (in the error's `details.problems`). */
 export interface ImportProblem {
@@ -106,30 +127,38 @@ export type ImportStreamLine =
       };
     };
 
-export interface ExportedSecret {
-  name: string;
-  version: number;
-  updated_at: string;
+const ExportedSecretSchema = Type.Object({
+  name: Type.String(),
+  version: Type.Integer(),
+  updated_at: Iso,
   /** Present only in an export with values. */
-  value?: string;
-  provider: string | null;
-  owner: string | null;
-  expires_at: string | null;
-  rotation: { interval: number; grace: number; adapter?: string; options?: Record<string, string> } | null;
-  tags: string[];
-  metadata: Record<string, string>;
-}
+  value: Type.Optional(Type.String()),
+  provider: StringOrNull,
+  owner: StringOrNull,
+  expires_at: Type.Union([Iso, Type.Null()]),
+  rotation: Type.Union([RotationSettingsOut, Type.Null()]),
+  tags: Type.Array(Type.String()),
+  metadata: Type.Record(Type.String(), Type.String()),
+});
+export type ExportedSecret = Static<typeof ExportedSecretSchema>;
 
-export interface ExportResponse {
-  project: string;
-  env: string;
-  values: boolean;
-  exported_at: string;
-  secrets: ExportedSecret[];
-}
+/** Both exports answer with it (`values` says which), so the one route serializes either with it. */
+const ExportResponseSchema = Type.Object({
+  project: Type.String(),
+  env: Type.String(),
+  values: Type.Boolean(),
+  exported_at: Iso,
+  secrets: Type.Array(ExportedSecretSchema),
+});
+export type ExportResponse = Static<typeof ExportResponseSchema>;
 
 // ---- operations ----
-// Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const SecretExport = op()('secret.export');
-export const SecretExportMetadata = op()('secret.export-metadata');
-export const SecretImport = op()('secret.import');
+// Each operation of this API, by the object routes, engines, the SDK and the CLI name it with (src/api/op.ts).
+
+type EnvAddress = Static<typeof EnvParams>;
+
+/** `GET …/export?values=true`: names, fields and values (needs `secret.export`). */
+export const SecretExport = op<EnvAddress>()('secret.export', ExportResponseSchema);
+/** `GET …/export`: names and fields only (what the list shows). */
+export const SecretExportMetadata = op<EnvAddress>()('secret.export-metadata', ExportResponseSchema);
+export const SecretImport = op<EnvAddress & ImportRequest>()('secret.import', ImportResponseSchema);

@@ -24,6 +24,14 @@ export const StaleQuery = Type.Object(
 );
 export type StaleQuery = Static<typeof StaleQuery>;
 
+// ---- responses ----
+// Schemas of successful response bodies: the server serializes each body with its schema (a field the
+// schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
+
+const Iso = Type.String({ format: 'date-time' });
+const IsoOrNull = Type.Union([Iso, Type.Null()]);
+const StringOrNull = Type.Union([Type.String(), Type.Null()]);
+
 /**
  * - `rotation_overdue`: last rotation (or creation) + interval is in the past
  * - `rotation_due`: it comes due within the window
@@ -31,43 +39,51 @@ export type StaleQuery = Static<typeof StaleQuery>;
  * - `never_rotated`: no rotation schedule and the value is older than `unrotated_after`
  * - `rotation_failed`: the last rotation attempt failed (`last_rotation_error`)
  */
-export type StaleReason =
-  | 'rotation_overdue'
-  | 'rotation_due'
-  | 'expired'
-  | 'expiring'
-  | 'never_rotated'
-  | 'rotation_failed';
+const StaleReasonSchema = Type.Union([
+  Type.Literal('rotation_overdue'),
+  Type.Literal('rotation_due'),
+  Type.Literal('expired'),
+  Type.Literal('expiring'),
+  Type.Literal('never_rotated'),
+  Type.Literal('rotation_failed'),
+]);
+export type StaleReason = Static<typeof StaleReasonSchema>;
 
-export interface StaleRow {
-  address: string;
-  project: string;
-  env: string;
-  name: string;
-  provider: string | null;
-  owner: string | null;
-  reasons: StaleReason[];
+const StaleRowSchema = Type.Object({
+  address: Type.String(),
+  project: Type.String(),
+  env: Type.String(),
+  name: Type.String(),
+  provider: StringOrNull,
+  owner: StringOrNull,
+  reasons: Type.Array(StaleReasonSchema),
   /** Like `30d`, or null without a schedule. */
-  rotation_interval: string | null;
-  last_rotated_at: string | null;
+  rotation_interval: StringOrNull,
+  last_rotated_at: IsoOrNull,
   /** When the current value was set (a rollback's value dates from the version it copied). */
-  value_set_at: string;
-  rotation_due_at: string | null;
-  expires_at: string | null;
+  value_set_at: Iso,
+  rotation_due_at: IsoOrNull,
+  expires_at: IsoOrNull,
   /** Whole days past the earliest missed deadline (0 when nothing is past due yet). */
-  days_overdue: number;
-  last_rotation_error: string | null;
-}
+  days_overdue: Type.Integer(),
+  last_rotation_error: StringOrNull,
+});
+export type StaleRow = Static<typeof StaleRowSchema>;
 
-export interface StaleReport {
-  generated_at: string;
-  within: string;
-  unrotated_after: string;
+const StaleReportSchema = Type.Object({
+  generated_at: Iso,
+  /** The window, as a duration (`7d`). */
+  within: Type.String(),
+  unrotated_after: Type.String(),
   /** Most overdue first. */
-  secrets: StaleRow[];
-}
+  secrets: Type.Array(StaleRowSchema),
+});
+export type StaleReport = Static<typeof StaleReportSchema>;
 
 // ---- operations ----
-// Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const SecretStale = op()('secret.stale');
-export const SysMetrics = op()('sys.metrics');
+// Each operation of this API, by the object routes, engines, the SDK and the CLI name it with (src/api/op.ts).
+
+export const SecretStale = op<StaleQuery>()('secret.stale', StaleReportSchema);
+/** Prometheus text (the route sends it as `text/plain`): no response schema. */
+/** Answered as Prometheus text, not JSON: no response schema. */
+export const SysMetrics = op<Record<string, never>, string>()('sys.metrics');

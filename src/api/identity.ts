@@ -14,6 +14,13 @@ const Duration = Type.Union([
 const SpiffeIdText = Type.String({ minLength: 10, maxLength: 2048, pattern: '^spiffe://' });
 const Pem = Type.String({ minLength: 1, maxLength: 64 * 1024 });
 
+// Response pieces. The server serializes each JSON answer with its operation's response schema (a field
+// the schema does not name is never sent; a value that does not fit fails the request), so these name
+// every field the handlers return.
+const Iso = Type.String({ format: 'date-time' });
+const IsoOrNull = Type.Union([Iso, Type.Null()]);
+const Strings = Type.Array(Type.String());
+
 export const X509SvidRequest = Type.Object(
   {
     /** PKCS#10 CSR (PEM) with exactly one URI SAN: the SPIFFE ID asked for. */
@@ -26,18 +33,22 @@ export const X509SvidRequest = Type.Object(
 );
 export type X509SvidRequest = Static<typeof X509SvidRequest>;
 
-export interface X509SvidResponse {
-  spiffe_id: string;
+/** The answer to both `identity.x509-svid` and `identity.x509-svid.join` (one schema object: the route has both). */
+export const X509SvidResponse = Type.Object({
+  spiffe_id: Type.String(),
   /** The leaf certificate (PEM). */
-  certificate: string;
+  certificate: Type.String(),
   /** This trust domain's X.509 authorities (PEM), the old ones too while they are retiring. */
-  bundle: string[];
-  /** Authorities of federated trust domains, by trust domain. */
-  federated_bundles: Record<string, string[]>;
-  serial: string;
-  expires_at: string;
-  csr_sha256: string;
-}
+  bundle: Strings,
+  /** Authorities of federated trust domains (PEM), by trust domain. */
+  federated_bundles: Type.Record(Type.String(), Strings),
+  /** The leaf's serial number (lower-case hex). */
+  serial: Type.String(),
+  expires_at: Iso,
+  /** Hex SHA-256 of the CSR (DER). */
+  csr_sha256: Type.String(),
+});
+export type X509SvidResponse = Static<typeof X509SvidResponse>;
 
 export const JwtSvidRequest = Type.Object(
   {
@@ -50,11 +61,12 @@ export const JwtSvidRequest = Type.Object(
 );
 export type JwtSvidRequest = Static<typeof JwtSvidRequest>;
 
-export interface JwtSvidResponse {
-  token: string;
-  spiffe_id: string;
-  expires_at: string;
-}
+export const JwtSvidResponse = Type.Object({
+  token: Type.String(),
+  spiffe_id: Type.String(),
+  expires_at: Iso,
+});
+export type JwtSvidResponse = Static<typeof JwtSvidResponse>;
 
 export const JwtValidateRequest = Type.Object(
   {
@@ -63,23 +75,83 @@ export const JwtValidateRequest = Type.Object(
   },
   Strict,
 );
+export type JwtValidateRequest = Static<typeof JwtValidateRequest>;
 
 /** `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §3); 404 when no issuer is known. */
-export interface OpenIdConfiguration {
+export const OpenIdConfiguration = Type.Object({
   /** `identity.issuer`, or the URL of the listener; the `iss` of every JWT-SVID. */
-  issuer: string;
+  issuer: Type.String(),
   /** Absolute URL of the JWKS (`/v1/identity/jwks`). */
-  jwks_uri: string;
-  response_types_supported: string[];
-  subject_types_supported: string[];
-  id_token_signing_alg_values_supported: string[];
-}
+  jwks_uri: Type.String(),
+  response_types_supported: Strings,
+  subject_types_supported: Strings,
+  id_token_signing_alg_values_supported: Strings,
+});
+export type OpenIdConfiguration = Static<typeof OpenIdConfiguration>;
 
-export interface JwtValidateResponse {
-  spiffe_id: string;
-  expires_at: string;
-  claims: Record<string, unknown>;
-}
+export const JwtValidateResponse = Type.Object({
+  spiffe_id: Type.String(),
+  expires_at: Iso,
+  /** Every claim of the token as it was signed (`sub`, `aud`, `exp`, `iat`, `iss`, and any other). */
+  claims: Type.Record(Type.String(), Type.Unknown()),
+});
+export type JwtValidateResponse = Static<typeof JwtValidateResponse>;
+
+/**
+ * A public JWK as this server writes it (RFC 7517 §4, RFC 7518 §6): into its own bundle and JWKS (EC
+ * P-256 keys), and into `identity.bundles` for federated trust domains (EC, RSA or OKP keys, written
+ * back from the parsed bundle). Every public member a JWK of those kinds can carry is named, so no
+ * member a verifier needs is dropped by the serializer. Their order is the order node:crypto exports
+ * EC and RSA keys in, then the SPIFFE members, so the answer is byte for byte what it was before the
+ * schema (an OKP key, which node exports `crv` first, is now written `kty` first: same JSON).
+ */
+const Jwk = Type.Object({
+  kty: Type.String(),
+  /** RSA (RFC 7518 §6.3.1) */
+  n: Type.Optional(Type.String()),
+  e: Type.Optional(Type.String()),
+  /** EC (RFC 7518 §6.2.1) and OKP (RFC 8037 §2) */
+  x: Type.Optional(Type.String()),
+  y: Type.Optional(Type.String()),
+  crv: Type.Optional(Type.String()),
+  /** `x509-svid` or `jwt-svid` in a SPIFFE bundle; `sig` in the plain JWKS. */
+  use: Type.Optional(Type.String()),
+  /** Set on JWT authorities (a JWT-SVID's header names it). */
+  kid: Type.Optional(Type.String()),
+  /** Set on X.509 authorities: the CA certificate (base64 DER). */
+  x5c: Type.Optional(Strings),
+  /** Set in the plain JWKS (`ES256`). */
+  alg: Type.Optional(Type.String()),
+  key_ops: Type.Optional(Strings),
+  x5u: Type.Optional(Type.String()),
+  x5t: Type.Optional(Type.String()),
+  'x5t#S256': Type.Optional(Type.String()),
+});
+export type Jwk = Static<typeof Jwk>;
+
+/**
+ * A SPIFFE bundle document (SPIFFE Trust Domain and Bundle §4): a JWK set with the SPIFFE members.
+ * The answer of `GET /v1/identity/bundle`, and each bundle of `GET /v1/identity/bundles`.
+ */
+export const SpiffeBundleDocument = Type.Object({
+  keys: Type.Array(Jwk),
+  /** §4.1.1 */
+  spiffe_sequence: Type.Optional(Type.Integer()),
+  /** §4.1.2, seconds */
+  spiffe_refresh_hint: Type.Optional(Type.Integer()),
+});
+export type SpiffeBundleDocument = Static<typeof SpiffeBundleDocument>;
+
+/** `GET /v1/identity/jwks`: a plain JWKS for OIDC verifiers (the JWT signing keys only, with `use` and `alg`). */
+const Jwks = Type.Object({ keys: Type.Array(Jwk) });
+export type Jwks = Static<typeof Jwks>;
+
+/** Every bundle this server trusts, its own first, by trust domain. */
+const TrustBundlesResponse = Type.Object({
+  trust_domain: Type.String(),
+  bundles: Type.Record(Type.String(), SpiffeBundleDocument),
+});
+export type TrustBundlesResponse = Static<typeof TrustBundlesResponse>;
 
 export const RegistrationRequest = Type.Object(
   {
@@ -96,22 +168,36 @@ export const RegistrationRequest = Type.Object(
 );
 export type RegistrationRequest = Static<typeof RegistrationRequest>;
 
-export interface Registration {
-  id: string;
-  spiffe_id: string;
-  selectors: string[];
-  roles: string[];
-  scope: Static<typeof Scope> | null;
+/** A registration: who may obtain `spiffe_id`, and what a workload holding it may do (also its stored form). */
+export const Registration = Type.Object({
+  id: Type.String(),
+  spiffe_id: Type.String(),
+  /** `app:NAME`, `user:NAME`, `cidr:10.0.0.0/8`, `spiffe:ID` (a workload holding that SVID). Any one entitles. */
+  selectors: Strings,
+  /** Roles and scope of the workload when it calls this API with the SVID. */
+  roles: Strings,
+  scope: Type.Union([
+    Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }),
+    Type.Null(),
+  ]),
   /** Longest SVID issued for this ID, in seconds (0: the server maxima); bounds JWT-SVIDs too. */
-  x509_ttl: number;
-  created_at: string;
-  created_by: string;
+  x509_ttl: Type.Integer(),
+  created_at: Iso,
+  created_by: Type.String(),
   /**
    * SVIDs of this ID issued before this time do not renew themselves (the ID was unregistered and
    * registered again, or lost a selector); absent: every SVID of this ID may renew while registered.
    */
-  renewable_since?: string;
-}
+  renewable_since: Type.Optional(Iso),
+});
+export type Registration = Static<typeof Registration>;
+const RegistrationResponse = Type.Object({ registration: Registration });
+const RegistrationListResponse = Type.Object({
+  registrations: Type.Array(Registration),
+  trust_domain: Type.String(),
+});
+/** The answer of a delete: what was deleted (a SPIFFE ID, as given, or a trust domain). */
+const DeletedResponse = Type.Object({ deleted: Type.String() });
 
 export const SpiffeIdParams = Type.Object(
   { spiffe_id: Type.String({ minLength: 1, maxLength: 2048 }) },
@@ -122,13 +208,15 @@ export const JoinTokenRequest = Type.Object(
   { spiffe_id: SpiffeIdText, ttl: Type.Optional(Duration) },
   Strict,
 );
+export type JoinTokenRequest = Static<typeof JoinTokenRequest>;
 
-export interface JoinTokenResponse {
+export const JoinTokenResponse = Type.Object({
   /** Shown once; only its digest is stored. */
-  join_token: string;
-  spiffe_id: string;
-  expires_at: string;
-}
+  join_token: Type.String(),
+  spiffe_id: Type.String(),
+  expires_at: Iso,
+});
+export type JoinTokenResponse = Static<typeof JoinTokenResponse>;
 
 export const FederationRequest = Type.Object(
   {
@@ -139,27 +227,113 @@ export const FederationRequest = Type.Object(
   },
   Strict,
 );
+export type FederationRequest = Static<typeof FederationRequest>;
 export const TrustDomainParams = Type.Object(
   { trust_domain: Type.String({ minLength: 1, maxLength: 255 }) },
   Strict,
 );
 
+const FederationPutResponse = Type.Object({
+  trust_domain: Type.String(),
+  /** How many X.509 and JWT authorities the bundle holds. */
+  x509_authorities: Type.Integer(),
+  jwt_authorities: Type.Integer(),
+  updated_at: Iso,
+});
+export type FederationPutResponse = Static<typeof FederationPutResponse>;
+const FederationListResponse = Type.Object({
+  federations: Type.Array(
+    Type.Object({
+      trust_domain: Type.String(),
+      /** Where the bundle is fetched from; null: it was given inline. */
+      bundle_url: Type.Union([Type.String(), Type.Null()]),
+      updated_at: Iso,
+    }),
+  ),
+});
+export type FederationListResponse = Static<typeof FederationListResponse>;
+
+/** The CA: its authorities and JWT keys (active and retiring) and the SVID settings. */
+const CaStatusResponse = Type.Object({
+  trust_domain: Type.String(),
+  sequence: Type.Integer(),
+  authorities: Type.Array(
+    Type.Object({
+      /** The CA certificate's serial number (lower-case hex). */
+      id: Type.String(),
+      created_at: Iso,
+      not_after: Iso,
+      /** When it drops out of the bundle (set once it no longer signs); null: active. */
+      retire_at: IsoOrNull,
+      active: Type.Boolean(),
+    }),
+  ),
+  jwt_keys: Type.Array(
+    Type.Object({ kid: Type.String(), created_at: Iso, retire_at: IsoOrNull, active: Type.Boolean() }),
+  ),
+  /** seconds */
+  x509_svid_ttl: Type.Integer(),
+  x509_svid_max_ttl: Type.Integer(),
+  jwt_svid_ttl: Type.Integer(),
+  /** The audience a JWT-SVID names to authenticate to this server's API. */
+  jwt_api_audience: Type.String(),
+});
+export type CaStatusResponse = Static<typeof CaStatusResponse>;
+const CaRotateResponse = Type.Object({
+  sequence: Type.Integer(),
+  /** The id of the new, active authority. */
+  active: Type.String(),
+  /** Authorities that no longer sign, and when each drops out of the bundle. */
+  retiring: Type.Array(Type.Object({ id: Type.String(), retire_at: Iso })),
+});
+export type CaRotateResponse = Static<typeof CaRotateResponse>;
+
 // ---- operations ----
 // Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const IdentityBundle = op()('identity.bundle');
-export const IdentityBundles = op()('identity.bundles');
-export const IdentityCaRead = op()('identity.ca.read');
-export const IdentityCaRotate = op()('identity.ca.rotate');
-export const IdentityFederationDelete = op()('identity.federation.delete');
-export const IdentityFederationList = op()('identity.federation.list');
-export const IdentityFederationPut = op()('identity.federation.put');
-export const IdentityJoinTokenCreate = op()('identity.join-token.create');
-export const IdentityJwks = op()('identity.jwks');
-export const IdentityJwtSvid = op()('identity.jwt-svid');
-export const IdentityJwtSvidValidate = op()('identity.jwt-svid.validate');
-export const IdentityOpenidConfiguration = op()('identity.openid-configuration');
-export const IdentityRegistrationCreate = op()('identity.registration.create');
-export const IdentityRegistrationDelete = op()('identity.registration.delete');
-export const IdentityRegistrationList = op()('identity.registration.list');
-export const IdentityX509Svid = op()('identity.x509-svid');
-export const IdentityX509SvidJoin = op()('identity.x509-svid.join');
+/** `listener`: the URL of the listener the request came in on (set by the HTTP adapter), for the OIDC issuer. */
+type Listener = { listener?: string | undefined };
+export const IdentityBundle = op()('identity.bundle', SpiffeBundleDocument);
+export const IdentityBundles = op()('identity.bundles', TrustBundlesResponse);
+export const IdentityCaRead = op()('identity.ca.read', CaStatusResponse);
+export const IdentityCaRotate = op()('identity.ca.rotate', CaRotateResponse);
+export const IdentityFederationDelete = op<Static<typeof TrustDomainParams>>()(
+  'identity.federation.delete',
+  DeletedResponse,
+);
+export const IdentityFederationList = op()('identity.federation.list', FederationListResponse);
+export const IdentityFederationPut = op<Static<typeof TrustDomainParams> & FederationRequest>()(
+  'identity.federation.put',
+  FederationPutResponse,
+);
+export const IdentityJoinTokenCreate = op<JoinTokenRequest>()(
+  'identity.join-token.create',
+  JoinTokenResponse,
+);
+export const IdentityJwks = op()('identity.jwks', Jwks);
+export const IdentityJwtSvid = op<JwtSvidRequest & Listener>()('identity.jwt-svid', JwtSvidResponse);
+export const IdentityJwtSvidValidate = op<JwtValidateRequest>()(
+  'identity.jwt-svid.validate',
+  JwtValidateResponse,
+);
+export const IdentityOpenidConfiguration = op<Listener>()(
+  'identity.openid-configuration',
+  OpenIdConfiguration,
+);
+export const IdentityRegistrationCreate = op<RegistrationRequest>()(
+  'identity.registration.create',
+  RegistrationResponse,
+);
+export const IdentityRegistrationDelete = op<Static<typeof SpiffeIdParams>>()(
+  'identity.registration.delete',
+  DeletedResponse,
+);
+export const IdentityRegistrationList = op()('identity.registration.list', RegistrationListResponse);
+// the same response schema object for both: the route that invokes either keeps it (server/app.ts routeSchema)
+export const IdentityX509Svid = op<Omit<X509SvidRequest, 'join_token'>>()(
+  'identity.x509-svid',
+  X509SvidResponse,
+);
+export const IdentityX509SvidJoin = op<X509SvidRequest & { join_token: string }>()(
+  'identity.x509-svid.join',
+  X509SvidResponse,
+);

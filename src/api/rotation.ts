@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
 import { op } from './op.ts';
-import { MAX_SECRET_VALUE_BYTES } from './v1.ts';
+import { MAX_SECRET_VALUE_BYTES, type SecretParams } from './v1.ts';
 
 /** Wire contract of secret rotation (docs/rotation.md). */
 const Strict = { additionalProperties: false } as const;
@@ -17,39 +17,72 @@ export const SecretRotateRequest = Type.Object(
 );
 export type SecretRotateRequest = Static<typeof SecretRotateRequest>;
 
-export interface SecretRotateResponse {
-  name: string;
+// ---- responses ----
+// Schemas of successful response bodies: the server serializes each body with its schema (a field the
+// schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
+
+const Iso = Type.String({ format: 'date-time' });
+const IsoOrNull = Type.Union([Iso, Type.Null()]);
+const StringOrNull = Type.Union([Type.String(), Type.Null()]);
+
+/** A secret's rotation settings as stored: seconds, and the adapter and its options when set. */
+export const RotationSettingsOut = Type.Object({
+  interval: Type.Integer(),
+  grace: Type.Integer(),
+  adapter: Type.Optional(Type.String()),
+  options: Type.Optional(Type.Record(Type.String(), Type.String())),
+});
+
+const SecretRotateResponseSchema = Type.Object({
+  name: Type.String(),
   /** The new current version. */
-  version: number;
-  previous_version: number;
-  created_at: string;
-  source: 'rotation';
-  minted_by: 'adapter' | 'operator';
-  adapter: string | null;
+  version: Type.Integer(),
+  previous_version: Type.Integer(),
+  created_at: Iso,
+  source: Type.Literal('rotation'),
+  /** 'adapter': minted by the provider adapter; 'operator': the value given. */
+  minted_by: Type.Union([Type.Literal('adapter'), Type.Literal('operator')]),
+  adapter: StringOrNull,
   /** Until when the previous key stays valid (the grace period); then it is deleted or marked superseded. */
-  old_key_valid_until: string;
-}
+  old_key_valid_until: Iso,
+});
+export type SecretRotateResponse = Static<typeof SecretRotateResponseSchema>;
 
 /** GET /v1/secrets/{project}/{env}/{name}/rotation */
-export interface RotationStatusResponse {
-  name: string;
-  rotation: { interval: number; grace: number; adapter?: string; options?: Record<string, string> } | null;
-  current_version: number;
-  last_rotated_at: string | null;
-  next_rotation_at: string | null;
-  last_rotation_error: string | null;
-  consecutive_failures: number;
-  pending_revocations: {
-    version: number;
-    revoke_at: string;
-    deletes_provider_key: boolean;
-    attempts: number;
-    last_error: string | null;
-  }[];
-  superseded: { version: number; at: string; provider_key_deleted: boolean }[];
-}
+const RotationStatusResponseSchema = Type.Object({
+  name: Type.String(),
+  rotation: Type.Union([RotationSettingsOut, Type.Null()]),
+  current_version: Type.Integer(),
+  last_rotated_at: IsoOrNull,
+  next_rotation_at: IsoOrNull,
+  last_rotation_error: StringOrNull,
+  consecutive_failures: Type.Integer(),
+  /** Old keys waiting for the end of their grace period. */
+  pending_revocations: Type.Array(
+    Type.Object({
+      version: Type.Integer(),
+      revoke_at: Iso,
+      deletes_provider_key: Type.Boolean(),
+      attempts: Type.Integer(),
+      last_error: StringOrNull,
+    }),
+  ),
+  /** Old versions past their grace period (the newest 50). */
+  superseded: Type.Array(
+    Type.Object({ version: Type.Integer(), at: Iso, provider_key_deleted: Type.Boolean() }),
+  ),
+});
 
 // ---- operations ----
-// Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const SecretRotate = op()('secret.rotate');
-export const SecretRotationStatus = op()('secret.rotation-status');
+// Each operation of this API, by the object routes, engines, the SDK and the CLI name it with (src/api/op.ts).
+
+type SecretAddress = Static<typeof SecretParams>;
+
+export const SecretRotate = op<SecretAddress & SecretRotateRequest>()(
+  'secret.rotate',
+  SecretRotateResponseSchema,
+);
+export const SecretRotationStatus = op<SecretAddress>()(
+  'secret.rotation-status',
+  RotationStatusResponseSchema,
+);

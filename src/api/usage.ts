@@ -1,5 +1,6 @@
-import { type Static, Type } from 'typebox';
+import { type Static, type TSchema, Type } from 'typebox';
 import { op } from './op.ts';
+import type { EnvParams, SecretParams } from './v1.ts';
 
 /**
  * Wire contract of the usage analytics API (docs/usage.md): who read which
@@ -11,14 +12,16 @@ const Strict = { additionalProperties: false } as const;
 /** An ISO 8601 time, or a duration before now (`90s`, `15m`, `1h`, `7d`). */
 const TimeBound = Type.String({ minLength: 1, maxLength: 40, pattern: '^[0-9A-Za-z:.+-]+$' });
 
-export const USAGE_GROUPINGS = ['secret', 'actor', 'hour'] as const;
-export type UsageGrouping = (typeof USAGE_GROUPINGS)[number];
+// the literals written out: a union built by mapping an array has the static type `never`
+const Grouping = Type.Union([Type.Literal('secret'), Type.Literal('actor'), Type.Literal('hour')]);
+export type UsageGrouping = Static<typeof Grouping>;
+export const USAGE_GROUPINGS: readonly UsageGrouping[] = ['secret', 'actor', 'hour'];
 
 export const UsageQuery = Type.Object(
   {
     since: Type.Optional(TimeBound),
     until: Type.Optional(TimeBound),
-    by: Type.Optional(Type.Union(USAGE_GROUPINGS.map((g) => Type.Literal(g)))),
+    by: Type.Optional(Grouping),
     /** One secret, for a secret whose name is a word the URL reserves (`unused`). */
     name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
   },
@@ -33,74 +36,106 @@ export const UnusedQuery = Type.Object(
   Strict,
 );
 
+// ---- responses ----
+// Schemas of successful response bodies: the server serializes each body with its schema (a field the
+// schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
+
+const Iso = Type.String({ format: 'date-time' });
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
 /** Who read: the token's owner, `app:<client_id>`, `user:<id>`, `token:<accessor>` or `root:root`. */
-export interface UsageActorRef {
-  actor: string;
-  type: string;
-  id: string;
-  display_name: string;
-}
+const ActorRefFields = {
+  actor: Type.String(),
+  type: Type.String(),
+  id: Type.String(),
+  display_name: Type.String(),
+};
+const ActorRefSchema = Type.Object(ActorRefFields);
+export type UsageActorRef = Static<typeof ActorRefSchema>;
 
-export interface UsageCount {
-  count: number;
+const CountFields = {
+  count: Type.Integer(),
   /** The last read within the range (ISO 8601). */
-  last_read_at: string;
-}
+  last_read_at: Iso,
+};
 
-export interface UsageBySecretRow extends UsageCount {
-  name: string;
-  actors: (UsageActorRef & UsageCount)[];
-}
+const UsageBySecretRowSchema = Type.Object({
+  name: Type.String(),
+  ...CountFields,
+  actors: Type.Array(Type.Object({ ...ActorRefFields, ...CountFields })),
+});
+export type UsageBySecretRow = Static<typeof UsageBySecretRowSchema>;
 
-export interface UsageByActorRow extends UsageActorRef, UsageCount {
-  secrets: ({ name: string } & UsageCount)[];
-}
+const UsageByActorRowSchema = Type.Object({
+  ...ActorRefFields,
+  ...CountFields,
+  secrets: Type.Array(Type.Object({ name: Type.String(), ...CountFields })),
+});
+export type UsageByActorRow = Static<typeof UsageByActorRowSchema>;
 
-export interface UsageByHourRow {
+const UsageByHourRowSchema = Type.Object({
   /** Start of the hour (UTC). */
-  hour: string;
-  count: number;
-  actors: (UsageActorRef & { count: number })[];
-  secrets: { name: string; count: number }[];
-}
+  hour: Iso,
+  count: Type.Integer(),
+  actors: Type.Array(Type.Object({ ...ActorRefFields, count: Type.Integer() })),
+  secrets: Type.Array(Type.Object({ name: Type.String(), count: Type.Integer() })),
+});
+export type UsageByHourRow = Static<typeof UsageByHourRowSchema>;
 
-export interface UsageResponse {
-  project: string;
-  env: string;
+const UsageResponseSchema = Type.Object({
+  project: Type.String(),
+  env: Type.String(),
   /** The one secret asked about, or null for the whole environment. */
-  name: string | null;
+  name: Nullable(Type.String()),
   /** The hours covered: from the start of the first to the end of the last. */
-  since: string;
-  until: string;
-  by: UsageGrouping;
+  since: Iso,
+  until: Iso,
+  by: Grouping,
   /** Whether this server records reads (false when `usage.enabled` is off: stored counts only). */
-  recording: boolean;
+  recording: Type.Boolean(),
   /** Reads in the range, over the rows shown. */
-  total: number;
-  rows: UsageBySecretRow[] | UsageByActorRow[] | UsageByHourRow[];
-}
+  total: Type.Integer(),
+  /** One kind of row, as `by` says. */
+  rows: Type.Union([
+    Type.Array(UsageBySecretRowSchema),
+    Type.Array(UsageByActorRowSchema),
+    Type.Array(UsageByHourRowSchema),
+  ]),
+});
+export type UsageResponse = Static<typeof UsageResponseSchema>;
 
-export interface UnusedSecret {
-  name: string;
-  created_at: string;
+const UnusedSecretSchema = Type.Object({
+  name: Type.String(),
+  created_at: Iso,
   /** The last read ever recorded, or null when it was never read. */
-  last_read_at: string | null;
-  provider: string | null;
-  owner: string | null;
-}
+  last_read_at: Nullable(Iso),
+  provider: Nullable(Type.String()),
+  owner: Nullable(Type.String()),
+});
+export type UnusedSecret = Static<typeof UnusedSecretSchema>;
 
-export interface UnusedResponse {
-  project: string;
-  env: string;
-  days: number;
+const UnusedResponseSchema = Type.Object({
+  project: Type.String(),
+  env: Type.String(),
+  days: Type.Integer(),
   /** Secrets not read since this time (and, if never read, created before it). */
-  cutoff: string;
-  recording: boolean;
-  secrets: UnusedSecret[];
-}
+  cutoff: Iso,
+  recording: Type.Boolean(),
+  secrets: Type.Array(UnusedSecretSchema),
+});
+export type UnusedResponse = Static<typeof UnusedResponseSchema>;
 
 // ---- operations ----
-// Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const UsageQueryOp = op()('usage.query');
-export const UsageSecret = op()('usage.secret');
-export const UsageUnused = op()('usage.unused');
+// Each operation of this API, by the object routes, engines, the SDK and the CLI name it with (src/api/op.ts).
+
+type EnvAddress = Static<typeof EnvParams>;
+type SecretAddress = Static<typeof SecretParams>;
+
+/** What the usage queries take: the route joins the path's parameters and the query. */
+export type UsageQueryInput = EnvAddress & UsageQuery;
+
+/** An environment's usage (`name` in the query: one secret whose name is a word the URL reserves). */
+export const UsageQueryOp = op<UsageQueryInput>()('usage.query', UsageResponseSchema);
+/** One secret's usage. */
+export const UsageSecret = op<SecretAddress & UsageQuery>()('usage.secret', UsageResponseSchema);
+export const UsageUnused = op<EnvAddress & { days?: number }>()('usage.unused', UnusedResponseSchema);

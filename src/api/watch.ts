@@ -64,4 +64,27 @@ export const WATCH_HEARTBEAT_SECONDS = 15;
 
 // ---- operations ----
 // Each operation of this API, by the object routes name it with (src/api/op.ts).
-export const SecretWatch = op()('secret.watch');
+/** The input of `secret.watch`: the environment (and secret) from the path, the rest from the query. */
+export interface WatchInput {
+  project: string;
+  env: string;
+  name?: string;
+  /** ISO time or milliseconds since the epoch. */
+  since?: string;
+  /** Seconds between heartbeats. */
+  heartbeat?: number;
+}
+/** One message of the stream; the server writes it as a server-sent event (or a comment). */
+export type StreamMessage =
+  | { event: 'ready'; data: WatchReady }
+  | { event: 'change'; id: string; data: WatchEvent }
+  | { event: 'close'; data: WatchClose }
+  | { comment: string };
+
+/** What `secret.watch` returns: iterate for messages; `close()` ends it (idempotent). */
+export interface WatchStream extends AsyncIterable<StreamMessage> {
+  close(): void;
+}
+
+/** Answered as server-sent events (src/server/sse.ts), not JSON: no response schema. */
+export const SecretWatch = op<WatchInput, WatchStream>()('secret.watch');

@@ -1,26 +1,13 @@
+import * as api from '../api/audit.ts';
 import { parseTimeBound } from '../api/time-bound.ts';
-import type { Operation, Resource } from '../contract/operation.ts';
+import { implement, type Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import type { AuditKeys } from './keys.ts';
-import { type AuditQueryResult, MAX_QUERY_LIMIT, queryAuditFile } from './query.ts';
+import { MAX_QUERY_LIMIT, queryAuditFile } from './query.ts';
 
 const AUDIT: Resource = { type: 'System', id: 'audit' };
 const DEFAULT_QUERY_LIMIT = 100;
-
-export interface AuditHashInput {
-  input: string;
-}
-
-export interface AuditQueryInput {
-  actor?: string;
-  action?: string;
-  request_id?: string;
-  /** An ISO 8601 time, or a duration before now (`90s`, `15m`, `1h`, `7d`). */
-  since?: string;
-  until?: string;
-  limit?: number;
-}
 
 export interface AuditOperationDeps {
   keys: AuditKeys;
@@ -32,8 +19,7 @@ export interface AuditOperationDeps {
 /** `audit.hash` (compute the HMAC an audit entry carries for a value) and `audit.query` (search the file sink). */
 export function auditOperations(deps: AuditOperationDeps) {
   return [
-    {
-      name: 'audit.hash',
+    implement(api.AuditHash, {
       action: 'audit.hash',
       auth: 'token',
       resource: () => AUDIT,
@@ -42,14 +28,13 @@ export function auditOperations(deps: AuditOperationDeps) {
         if (!hasher) throw new StrongroomError('sealed', 'Strongroom is sealed');
         return { hash: hasher.hmacField(i.input) };
       },
-    } satisfies Operation<AuditHashInput, { hash: string }>,
+    }),
 
-    {
-      name: 'audit.query',
+    implement(api.AuditQuery, {
       action: 'audit.read',
       auth: 'token',
       resource: () => AUDIT,
-      async handle(_ctx, i): Promise<AuditQueryResult> {
+      async handle(_ctx, i) {
         if (deps.file === undefined) {
           throw new StrongroomError(
             'not_found',
@@ -77,6 +62,6 @@ export function auditOperations(deps: AuditOperationDeps) {
           throw new StrongroomError('audit_unavailable', 'the audit file cannot be read', { cause: err });
         }
       },
-    } satisfies Operation<AuditQueryInput, AuditQueryResult>,
+    }),
   ];
 }

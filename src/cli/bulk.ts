@@ -1,7 +1,9 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type ImportResponse, MAX_IMPORT_ENTRIES, type OnConflict } from '../api/bulk.ts';
+import type * as api from '../api/bulk.ts';
+import { MAX_IMPORT_ENTRIES, type OnConflict } from '../api/bulk.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 import { exportSecrets, importSecrets, StrongroomImportError } from '../sdk/bulk.ts';
 import type { ClientOptions } from '../sdk/client.ts';
 import { type CliIO, type Format, globals, parseEnvAddress, UsageError } from './context.ts';
@@ -127,7 +129,7 @@ export function bulkCommands(program: Command, io: CliIO): void {
         io.stderr.write(`Warnings:\n${issueRows(parsed.warnings)}`);
       }
 
-      const send = async (dryRun: boolean): Promise<ImportResponse> => {
+      const send = async (dryRun: boolean): Promise<Out<typeof api.SecretImport>> => {
         const bar = createProgressBar(io.stderr as NodeJS.WriteStream);
         try {
           return await importSecrets(
@@ -161,7 +163,7 @@ export function bulkCommands(program: Command, io: CliIO): void {
         );
       }
 
-      let result: ImportResponse;
+      let result: Out<typeof api.SecretImport>;
       try {
         result = await send(o.dryRun === true);
       } catch (err) {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type * as api from '../api/identity.ts';
 import { identityClient } from '../sdk/identity.ts';
 import { type CliIO, clientFor, formatOf, UsageError } from './context.ts';
 import { kv, print } from './output.ts';
@@ -61,7 +62,7 @@ export function identityCommands(program: Command, io: CliIO): void {
       ];
       if (selectors.length === 0)
         throw new UsageError('say who may obtain it: --app NAME, --user NAME or --spiffe ID');
-      const scope =
+      const scope: api.RegistrationRequest['scope'] =
         o.scope.length || o.provider.length
           ? {
               ...(o.scope.length ? { paths: o.scope } : {}),
@@ -74,7 +75,7 @@ export function identityCommands(program: Command, io: CliIO): void {
         ...(o.role.length ? { roles: o.role } : {}),
         ...(scope ? { scope } : {}),
         ...(o.ttl ? { x509_ttl: o.ttl } : {}),
-      });
+      } satisfies api.RegistrationRequest);
       print(io.stdout, formatOf(cmd), r, () =>
         kv({
           'SPIFFE ID': r.registration.spiffe_id,
@@ -153,9 +154,9 @@ export function identityCommands(program: Command, io: CliIO): void {
       if ((o.bundleFile === undefined) === (o.bundleUrl === undefined)) {
         throw new UsageError('give exactly one of --bundle-file and --bundle-url');
       }
-      const source = o.bundleFile
-        ? { bundle: readFileSync(o.bundleFile, 'utf8') }
-        : { bundle_url: o.bundleUrl! };
+      const source = (
+        o.bundleFile ? { bundle: readFileSync(o.bundleFile, 'utf8') } : { bundle_url: o.bundleUrl! }
+      ) satisfies api.FederationRequest;
       const r = await client(cmd).federate(td, source);
       print(io.stdout, formatOf(cmd), r, () => kv(r));
     });

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import type { StaleReport } from '../api/hygiene.ts';
+import type * as api from '../api/hygiene.ts';
 import type { WatchEvent } from '../api/watch.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 import { watchSecrets } from '../sdk/watch.ts';
 import { type CliIO, clientFor, formatOf, globals, UsageError } from './context.ts';
 import { print } from './output.ts';
@@ -21,15 +22,19 @@ export function staleCommand(secret: Command, io: CliIO): void {
     )
     .action(
       async (where: string | undefined, o: { within: string; unrotatedAfter: string }, cmd: Command) => {
-        const q = new URLSearchParams({ within: o.within, unrotated_after: o.unrotatedAfter });
+        const query: api.StaleQuery = { within: o.within, unrotated_after: o.unrotatedAfter };
         if (where) {
           const parts = where.split('/');
           if (parts.length > 2 || parts.some((p) => p === ''))
             throw new UsageError(`expected PROJECT or PROJECT/ENV, not ${JSON.stringify(where)}`);
-          q.set('project', parts[0]!);
-          if (parts[1]) q.set('env', parts[1]);
+          query.project = parts[0]!;
+          if (parts[1]) query.env = parts[1];
         }
-        const r = await clientFor(io, cmd).request<StaleReport>('GET', `/v1/reports/stale?${q}`);
+        const q = new URLSearchParams(query as Record<string, string>);
+        const r = await clientFor(io, cmd).request<Out<typeof api.SecretStale>>(
+          'GET',
+          `/v1/reports/stale?${q}`,
+        );
         if (formatOf(cmd) === 'table' && r.secrets.length === 0) {
           io.stdout.write(`No stale secrets (within ${r.within}, unrotated after ${r.unrotated_after}).\n`);
           return;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { USAGE_GROUPINGS } from '../api/usage.ts';
 import {
   type UsageByActorRow,
   type UsageByHourRow,
@@ -9,8 +10,6 @@ import {
 } from '../sdk/usage.ts';
 import { type CliIO, clientFor, formatOf, parsePositiveInt, timeBoundOption, UsageError } from './context.ts';
 import { print } from './output.ts';
-
-const GROUPINGS: readonly UsageGrouping[] = ['secret', 'actor', 'hour'];
 
 /** PROJECT/ENV or PROJECT/ENV/NAME. */
 function parseAddress(addr: string): { project: string; env: string; name?: string } {
@@ -50,8 +49,10 @@ export function usageCommands(program: Command, io: CliIO): void {
     )
     .action(async (address: string, o: { since?: string; until?: string; by?: string }, cmd: Command) => {
       const a = parseAddress(address);
-      if (o.by !== undefined && !GROUPINGS.includes(o.by as UsageGrouping))
-        throw new UsageError(`--by must be one of ${GROUPINGS.join(', ')}, not ${JSON.stringify(o.by)}`);
+      if (o.by !== undefined && !USAGE_GROUPINGS.includes(o.by as UsageGrouping))
+        throw new UsageError(
+          `--by must be one of ${USAGE_GROUPINGS.join(', ')}, not ${JSON.stringify(o.by)}`,
+        );
       const since = timeBoundOption('--since', o.since);
       const until = timeBoundOption('--until', o.until);
       const r = await usageQuery(clientFor(io, cmd).request, a.project, a.env, {

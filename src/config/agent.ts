@@ -93,7 +93,14 @@ const AgentConfigSchema = Type.Object(
           ),
           /** With on_change: signal, the signal sent (default SIGHUP). */
           signal: Type.Optional(
-            Type.Union(['SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGTERM'].map((s) => Type.Literal(s))),
+            // written out: a union built with .map() has the TypeScript type never
+            Type.Union([
+              Type.Literal('SIGHUP'),
+              Type.Literal('SIGUSR1'),
+              Type.Literal('SIGUSR2'),
+              Type.Literal('SIGINT'),
+              Type.Literal('SIGTERM'),
+            ]),
           ),
           /** How long to wait after SIGTERM before SIGKILL (default 10s). */
           grace: Type.Optional(DurationText),

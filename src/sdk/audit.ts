@@ -1,53 +1,24 @@
+import type * as api from '../api/audit.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 import type { Call } from './auth.ts';
 
 /** One audit log line as the API returns it (docs/audit.md). */
-export interface AuditLogEntry {
-  seq: number;
-  prev: string;
-  type: 'request' | 'response';
-  time: string;
-  request_id: string;
-  trace_id?: string;
-  operation: string;
-  action: string;
-  resource: string;
-  actor: { type?: string; id?: string; accessor?: string; display_name?: string } | null;
-  client_address: string;
-  decision?: { allowed: boolean; reason: string };
-  request?: unknown;
-  status?: 'ok' | 'error';
-  status_code?: number;
-  error_code?: string;
-}
+export type AuditLogEntry = Out<typeof api.AuditQuery>['entries'][number];
 
-export interface AuditQueryOptions {
-  /** A user id, app client id, token accessor or display name. */
-  actor?: string;
-  /** An action, or a prefix ending in `*` (`secret.*`). */
-  action?: string;
-  request_id?: string;
-  /** An ISO 8601 time, or a duration before now (`15m`, `1h`, `7d`). */
-  since?: string;
-  until?: string;
-  /** At most this many entries, the newest (1 to 1000, default 100). */
-  limit?: number;
-}
+/** The filters of `GET /v1/audit`: actor, action (or `prefix*`), request id, time range and limit. */
+export type AuditQueryOptions = api.AuditQueryInput;
 
-export interface AuditQueryResponse {
-  /** Oldest first. */
-  entries: AuditLogEntry[];
-  /** More entries matched than `limit`. */
-  more: boolean;
-  /** The server stopped scanning before the start of the file. */
-  partial: boolean;
-}
+/** Matching entries (oldest first), whether more matched than `limit`, whether the scan stopped early. */
+export type AuditQueryResponse = Out<typeof api.AuditQuery>;
 
 /**
  * The HMAC (`hmac-sha256:...`) that audit entries carry for `input`, to search
  * the log for a value without writing it there.
  */
-export function auditHash(call: Call, input: string): Promise<{ hash: string }> {
-  return call('POST', '/v1/sys/audit-hash', { input });
+export function auditHash(call: Call, input: string): Promise<Out<typeof api.AuditHash>> {
+  return call<Out<typeof api.AuditHash>>('POST', '/v1/sys/audit-hash', {
+    input,
+  } satisfies api.AuditHashInput);
 }
 
 /** Searches the server's audit file, newest entries last. */
@@ -55,5 +26,5 @@ export function auditQuery(call: Call, q: AuditQueryOptions = {}): Promise<Audit
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(q)) if (v !== undefined) params.set(k, String(v));
   const qs = params.toString();
-  return call('GET', `/v1/audit${qs ? `?${qs}` : ''}`);
+  return call<AuditQueryResponse>('GET', `/v1/audit${qs ? `?${qs}` : ''}`);
 }

@@ -1,11 +1,7 @@
-import type {
-  ExportResponse,
-  ImportProblem,
-  ImportRequest,
-  ImportResponse,
-  ImportStreamLine,
-} from '../api/bulk.ts';
+import type * as api from '../api/bulk.ts';
+import type { ImportProblem, ImportRequest, ImportStreamLine } from '../api/bulk.ts';
 import { NDJSON } from '../api/media.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 import { type ClientOptions, firstAddr, StrongroomApiError, tokenOf } from './client.ts';
 
 /**
@@ -17,6 +13,9 @@ import { type ClientOptions, firstAddr, StrongroomApiError, tokenOf } from './cl
  * });
  */
 export type ImportProgress = Extract<ImportStreamLine, { phase: string }>;
+type ImportResult = Out<typeof api.SecretImport>;
+/** Both exports (with values, secret.export, and without, secret.export-metadata) answer with one schema. */
+type ExportResult = Out<typeof api.SecretExport>;
 
 /** An import the server refused: `problems` says which entries stopped it (nothing was written). */
 export class StrongroomImportError extends StrongroomApiError {
@@ -71,7 +70,7 @@ export async function importSecrets(
   env: string,
   req: ImportRequest,
   options: { onProgress?: (p: ImportProgress) => void; signal?: AbortSignal } = {},
-): Promise<ImportResponse> {
+): Promise<ImportResult> {
   const base = firstAddr(opts.addr);
   const headers: Record<string, string> = { accept: NDJSON, 'content-type': 'application/json' };
   const token = tokenOf(opts.token);
@@ -96,7 +95,7 @@ export async function importSecrets(
     try {
       json = text === '' ? undefined : JSON.parse(text);
     } catch {}
-    if (res.ok) return json as ImportResponse;
+    if (res.ok) return json as ImportResult;
     throw errorFrom(res.status, json, base);
   }
   // one JSON object per line: progress, then the result or the error
@@ -113,7 +112,7 @@ export async function importSecrets(
       nl = buffered.indexOf('\n');
       if (line === '') continue;
       const msg = JSON.parse(line) as ImportStreamLine;
-      if ('result' in msg) return msg.result;
+      if ('result' in msg) return msg.result satisfies ImportResult;
       if ('error' in msg) throw errorFrom(res.status >= 400 ? res.status : 422, msg, base);
       options.onProgress?.(msg);
     }
@@ -132,7 +131,7 @@ export async function exportSecrets(
   project: string,
   env: string,
   options: { values?: boolean } = {},
-): Promise<ExportResponse> {
+): Promise<ExportResult> {
   const base = firstAddr(opts.addr);
   const headers: Record<string, string> = { accept: 'application/json' };
   const token = tokenOf(opts.token);
@@ -151,6 +150,6 @@ export async function exportSecrets(
   try {
     json = text === '' ? undefined : JSON.parse(text);
   } catch {}
-  if (res.ok) return json as ExportResponse;
+  if (res.ok) return json as ExportResult;
   throw errorFrom(res.status, json, base);
 }

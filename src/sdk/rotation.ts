@@ -1,4 +1,6 @@
-import type { RotationStatusResponse, SecretRotateRequest, SecretRotateResponse } from '../api/rotation.ts';
+import type * as api from '../api/rotation.ts';
+import type { SecretRotateRequest } from '../api/rotation.ts';
+import type { OutputOf as Out } from '../contract/operation.ts';
 import type { Call } from './auth.ts';
 
 const seg = (s: string) => encodeURIComponent(s);
@@ -13,8 +15,12 @@ export function rotateSecret(
   env: string,
   name: string,
   body: SecretRotateRequest = {},
-): Promise<SecretRotateResponse> {
-  return call('POST', `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}/rotate`, body);
+): Promise<Out<typeof api.SecretRotate>> {
+  return call<Out<typeof api.SecretRotate>>(
+    'POST',
+    `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}/rotate`,
+    body,
+  );
 }
 
 /** Rotation schedule, failures, and old keys waiting for the end of their grace period. */
@@ -23,6 +29,9 @@ export function rotationStatus(
   project: string,
   env: string,
   name: string,
-): Promise<RotationStatusResponse> {
-  return call('GET', `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}/rotation`);
+): Promise<Out<typeof api.SecretRotationStatus>> {
+  return call<Out<typeof api.SecretRotationStatus>>(
+    'GET',
+    `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}/rotation`,
+  );
 }

@@ -1,7 +1,7 @@
-import type { StaleReason, StaleReport, StaleRow } from '../../api/hygiene.ts';
+import * as api from '../../api/hygiene.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
-import type { Operation, Resource } from '../../contract/operation.ts';
+import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { formatDuration, parseDuration } from '../../lib/duration.ts';
 import type { SecretRecord } from '../kv/kv.ts';
@@ -28,7 +28,7 @@ export interface AssessOptions {
 }
 
 export interface Assessment {
-  reasons: StaleReason[];
+  reasons: api.StaleReason[];
   rotation_due_at: string | null;
   expires_at: string | null;
   value_set_at: string;
@@ -54,7 +54,7 @@ const days = (ms: number) => Math.floor(ms / DAY);
 
 /** What is wrong with a (live) secret, if anything. */
 function assess(r: Readonly<SecretRecord>, o: AssessOptions): Assessment {
-  const reasons: StaleReason[] = [];
+  const reasons: api.StaleReason[] = [];
   let overdue = 0;
   let rotationDue: number | undefined;
   if (r.rotation && r.rotation.interval > 0) {
@@ -126,12 +126,7 @@ async function* secretRecords(
   }
 }
 
-export interface StaleInput {
-  project?: string;
-  env?: string;
-  within?: string;
-  unrotated_after?: string;
-}
+type StaleInput = api.StaleQuery;
 
 function duration(name: string, v: string | undefined, fallback: number): number {
   if (v === undefined) return fallback;
@@ -162,10 +157,9 @@ export function hygieneModule(): VaultModule<HygieneDeps> {
   return { name: 'hygiene', operations: hygieneOperations };
 }
 
-function hygieneOperations(deps: HygieneDeps): Operation<StaleInput, StaleReport>[] {
+function hygieneOperations(deps: HygieneDeps): AnyOperation[] {
   const store = deps.kv.internals.store;
-  const stale: Operation<StaleInput, StaleReport> = {
-    name: 'secret.stale',
+  const stale = implement(api.SecretStale, {
     action: 'secret.report',
     auth: 'token',
     resource: reportResource,
@@ -184,7 +178,7 @@ function hygieneOperations(deps: HygieneDeps): Operation<StaleInput, StaleReport
       const unrotatedAfterS = duration('unrotated_after', i.unrotated_after, DEFAULT_UNROTATED_AFTER_S);
       const now = deps.clock.now();
       const identity = ctx.identity!;
-      const rows: StaleRow[] = [];
+      const rows: api.StaleRow[] = [];
       for await (const { project, env, record } of secretRecords(store, i)) {
         const a = assess(record, { now, withinS, unrotatedAfterS });
         if (a.reasons.length === 0) continue;
@@ -220,7 +214,7 @@ function hygieneOperations(deps: HygieneDeps): Operation<StaleInput, StaleReport
         secrets: rows,
       };
     },
-  };
+  });
   return [stale];
 }
 

@@ -1,6 +1,7 @@
 import { type KeyObject, X509Certificate } from 'node:crypto';
+import * as api from '../../api/identity.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { randomKey } from '../../crypto/random.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -11,6 +12,7 @@ import {
   importPrivateKeyPem,
   type JwtAuthority,
   publicKeyObject,
+  type SpiffeBundleDocument,
   toKeyObject,
   toSpiffeBundle,
 } from '../../spiffe/index.ts';
@@ -221,13 +223,55 @@ export function createCertificateAuthority(deps: CaDeps): CertificateAuthority {
 }
 
 /** The SPIFFE bundle document of this trust domain (RFC 7517 JWK set with SPIFFE members). */
-export function bundleDocument(c: LoadedCa, x509Ttl: number) {
-  return toSpiffeBundle({
-    x509Authorities: c.x509Authorities,
-    jwtAuthorities: c.jwtAuthorities,
-    sequence: c.sequence,
-    refreshHintSeconds: Math.max(60, Math.floor(x509Ttl / 2)),
-  });
+export function bundleDocument(c: LoadedCa, x509Ttl: number): api.SpiffeBundleDocument {
+  return wireBundle(
+    toSpiffeBundle({
+      x509Authorities: c.x509Authorities,
+      jwtAuthorities: c.jwtAuthorities,
+      sequence: c.sequence,
+      refreshHintSeconds: Math.max(60, Math.floor(x509Ttl / 2)),
+    }),
+  );
+}
+
+/** The JWK members the wire names that are strings (node:crypto writes every public key member as one). */
+const JWK_STRING_MEMBERS = [
+  'n',
+  'e',
+  'x',
+  'y',
+  'crv',
+  'use',
+  'kid',
+  'alg',
+  'x5u',
+  'x5t',
+  'x5t#S256',
+] as const;
+
+/**
+ * A bundle JWK as the wire types it (api/identity.ts `Jwk`): the spiffe library types a JWK's key
+ * members as unknown (they come from node:crypto's export); these are its public members, copied.
+ */
+function wireJwk(k: SpiffeBundleDocument['keys'][number]): api.Jwk {
+  const out: api.Jwk = { kty: k.kty };
+  for (const m of JWK_STRING_MEMBERS) {
+    const v = k[m];
+    if (typeof v === 'string') out[m] = v;
+  }
+  if (k.x5c) out.x5c = [...k.x5c];
+  const ops = k.key_ops;
+  if (Array.isArray(ops) && ops.every((o) => typeof o === 'string')) out.key_ops = [...ops];
+  return out;
+}
+
+/** A SPIFFE bundle document as the wire types it. */
+export function wireBundle(doc: SpiffeBundleDocument): api.SpiffeBundleDocument {
+  return {
+    keys: doc.keys.map(wireJwk),
+    ...(doc.spiffe_sequence === undefined ? {} : { spiffe_sequence: doc.spiffe_sequence }),
+    ...(doc.spiffe_refresh_hint === undefined ? {} : { spiffe_refresh_hint: doc.spiffe_refresh_hint }),
+  };
 }
 
 export interface CaOperationDeps {
@@ -243,8 +287,7 @@ export interface CaOperationDeps {
 export function caOperations(deps: CaOperationDeps) {
   const { ca, trustDomain, settings } = deps;
 
-  const caStatus: Operation<Record<string, never>, unknown> = {
-    name: 'identity.ca.read',
+  const caStatus = implement(api.IdentityCaRead, {
     action: 'identity.read',
     auth: 'token',
     resource: identitySystem,
@@ -273,10 +316,9 @@ export function caOperations(deps: CaOperationDeps) {
         jwt_api_audience: settings.apiAudience,
       };
     },
-  };
+  });
 
-  const caRotate: Operation<Record<string, never>, unknown> = {
-    name: 'identity.ca.rotate',
+  const caRotate = implement(api.IdentityCaRotate, {
     action: 'identity.ca',
     auth: 'token',
     resource: identitySystem,
@@ -286,20 +328,18 @@ export function caOperations(deps: CaOperationDeps) {
       return {
         sequence: rec.sequence,
         active: rec.authorities[0]!.id,
-        retiring: rec.authorities
-          .filter((a) => a.retire_at)
-          .map((a) => ({ id: a.id, retire_at: a.retire_at })),
+        // every authority but the new one retires (the filter did not tell the type so)
+        retiring: rec.authorities.flatMap((a) => (a.retire_at ? [{ id: a.id, retire_at: a.retire_at }] : [])),
       };
     },
-  };
+  });
 
-  const bundle: Operation<Record<string, never>, unknown> = {
-    name: 'identity.bundle',
+  const bundle = implement(api.IdentityBundle, {
     action: 'identity.bundle',
     auth: 'none',
     resource: identitySystem,
     handle: async () => bundleDocument(await ca.current(), settings.x509Ttl),
-  };
+  });
 
   return { caStatus, caRotate, bundle };
 }

@@ -1,5 +1,6 @@
+import * as api from '../../api/identity.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import {
@@ -7,11 +8,10 @@ import {
   parseSpiffeBundle,
   parseTrustDomain,
   type SpiffeBundle,
-  type SpiffeBundleDocument,
   toKeyObject,
   toSpiffeBundle,
 } from '../../spiffe/index.ts';
-import { bundleDocument, type CertificateAuthority } from './ca.ts';
+import { bundleDocument, type CertificateAuthority, wireBundle } from './ca.ts';
 import { bad, identitySystem, isoTime } from './inputs.ts';
 
 /**
@@ -132,9 +132,7 @@ export interface FederationDeps {
 export function federationOperations(deps: FederationDeps) {
   const { store, clock, trustDomain, ca, bundles } = deps;
 
-  type FedInput = { trust_domain: string; bundle?: string; bundle_url?: string };
-  const federate: Operation<FedInput, unknown> = {
-    name: 'identity.federation.put',
+  const federate = implement(api.IdentityFederationPut, {
     action: 'identity.federate',
     auth: 'token',
     resource: identitySystem,
@@ -169,10 +167,9 @@ export function federationOperations(deps: FederationDeps) {
         updated_at: rec.updated_at,
       };
     },
-  };
+  });
 
-  const federationList: Operation<Record<string, never>, unknown> = {
-    name: 'identity.federation.list',
+  const federationList = implement(api.IdentityFederationList, {
     action: 'identity.read',
     auth: 'token',
     resource: identitySystem,
@@ -185,10 +182,9 @@ export function federationOperations(deps: FederationDeps) {
         })),
       };
     },
-  };
+  });
 
-  const federationDelete: Operation<{ trust_domain: string }, unknown> = {
-    name: 'identity.federation.delete',
+  const federationDelete = implement(api.IdentityFederationDelete, {
     action: 'identity.federate',
     auth: 'token',
     resource: identitySystem,
@@ -202,19 +198,18 @@ export function federationOperations(deps: FederationDeps) {
       deps.onTrustChange();
       return { deleted: td };
     },
-  };
+  });
 
   // Every bundle this server trusts, its own first, as SPIFFE bundle documents: what a relying party
   // (the agent's Workload API) needs to validate SVIDs of federated trust domains too. Not public, as
   // the own bundle is: it names the trust domains this one federates with. Any authenticated caller
   // may read it (identity.validate is granted to every principal and is outside token scopes).
-  const trustBundles: Operation<Record<string, never>, unknown> = {
-    name: 'identity.bundles',
+  const trustBundles = implement(api.IdentityBundles, {
     action: 'identity.validate',
     auth: 'token',
     resource: identitySystem,
     async handle() {
-      const entries: [string, SpiffeBundleDocument][] = [
+      const entries: [string, api.SpiffeBundleDocument][] = [
         [trustDomain, bundleDocument(await ca.current(), deps.x509Ttl)],
       ];
       for (const b of await bundles.federated()) {
@@ -222,12 +217,14 @@ export function federationOperations(deps: FederationDeps) {
         try {
           entries.push([
             b.trustDomain,
-            toSpiffeBundle({
-              x509Authorities: b.x509Authorities,
-              jwtAuthorities: b.jwtAuthorities,
-              sequence: b.sequence,
-              refreshHintSeconds: b.refreshHint,
-            }),
+            wireBundle(
+              toSpiffeBundle({
+                x509Authorities: b.x509Authorities,
+                jwtAuthorities: b.jwtAuthorities,
+                sequence: b.sequence,
+                refreshHintSeconds: b.refreshHint,
+              }),
+            ),
           ]);
         } catch {
           // a bundle that cannot be written back trusts nothing (fail closed), as one that does not parse
@@ -236,7 +233,7 @@ export function federationOperations(deps: FederationDeps) {
       // fromEntries: a trust domain named like an Object.prototype key stays an own key
       return { trust_domain: trustDomain, bundles: Object.fromEntries(entries) };
     },
-  };
+  });
 
   return { federate, federationList, federationDelete, trustBundles };
 }

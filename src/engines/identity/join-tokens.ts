@@ -1,5 +1,6 @@
+import * as api from '../../api/identity.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
-import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { randomKey } from '../../crypto/random.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -63,8 +64,7 @@ export async function deleteJoinTokensFor(
 /** `identity.join-token.create`: a token shown once, for one SVID of an ID of this trust domain. */
 export function joinTokenOperation(deps: { store: BarrierStore; clock: Clock; trustDomain: string }) {
   const { store, clock, trustDomain } = deps;
-  const joinToken: Operation<{ spiffe_id: string; ttl?: string | number }, unknown> = {
-    name: 'identity.join-token.create',
+  const joinToken = implement(api.IdentityJoinTokenCreate, {
     action: 'identity.register',
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id),
@@ -81,6 +81,6 @@ export function joinTokenOperation(deps: { store: BarrierStore; clock: Clock; tr
       await store.put(`${PREFIX}${sha(token)}`, Buffer.from(JSON.stringify(rec)));
       return { join_token: token, spiffe_id: rec.spiffe_id, expires_at: rec.expires_at };
     },
-  };
+  });
   return { joinToken };
 }

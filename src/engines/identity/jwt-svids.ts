@@ -1,4 +1,5 @@
-import type { Operation } from '../../contract/operation.ts';
+import * as api from '../../api/identity.ts';
+import { implement } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { signJwtSvid, verifyJwtSvid } from '../../spiffe/index.ts';
@@ -31,10 +32,8 @@ export function jwtSvidOperations(deps: JwtSvidDeps) {
   /** The OIDC issuer: the configured one, else the URL of the listener the request came in on. */
   const issuerFor = (listener: string | undefined) => deps.issuer ?? listener;
 
-  /** `listener`: the URL of the listener the request came in on (set by the HTTP adapter), for `iss`. */
-  type JwtInput = { audience: string[]; spiffe_id?: string; ttl?: string | number; listener?: string };
-  const jwtSvid: Operation<JwtInput, unknown> = {
-    name: 'identity.jwt-svid',
+  // `listener`: the URL of the listener the request came in on (set by the HTTP adapter), for `iss`
+  const jwtSvid = implement(api.IdentityJwtSvid, {
     action: 'identity.issue',
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id ?? 'spiffe://self/caller', true),
@@ -74,10 +73,9 @@ export function jwtSvidOperations(deps: JwtSvidDeps) {
         expires_at: isoTime(Math.floor(at / 1000) * 1000 + ttl * 1000),
       };
     },
-  };
+  });
 
-  const jwtValidate: Operation<{ token: string; audience: string }, unknown> = {
-    name: 'identity.jwt-svid.validate',
+  const jwtValidate = implement(api.IdentityJwtSvidValidate, {
     action: 'identity.validate',
     auth: 'token',
     resource: identitySystem,
@@ -91,10 +89,9 @@ export function jwtSvidOperations(deps: JwtSvidDeps) {
         throw bad('invalid_value', `the JWT-SVID is not valid: ${(err as Error).message}`);
       }
     },
-  };
+  });
 
-  const jwks: Operation<Record<string, never>, unknown> = {
-    name: 'identity.jwks',
+  const jwks = implement(api.IdentityJwks, {
     action: 'identity.bundle',
     auth: 'none',
     resource: identitySystem,
@@ -105,12 +102,11 @@ export function jwtSvidOperations(deps: JwtSvidDeps) {
         keys: doc.keys.filter((k) => k.use === 'jwt-svid').map((k) => ({ ...k, use: 'sig', alg: 'ES256' })),
       };
     },
-  };
+  });
 
   // OpenID Connect Discovery 1.0 §3-§4: `issuer` and `jwks_uri` are absolute URLs, and `issuer` is what
   // the JWT-SVIDs' `iss` says; with neither a configured issuer nor a listener of one address, say so
-  const oidc: Operation<{ listener?: string }, unknown> = {
-    name: 'identity.openid-configuration',
+  const oidc = implement(api.IdentityOpenidConfiguration, {
     action: 'identity.bundle',
     auth: 'none',
     resource: identitySystem,
@@ -130,7 +126,7 @@ export function jwtSvidOperations(deps: JwtSvidDeps) {
         id_token_signing_alg_values_supported: ['ES256'],
       };
     },
-  };
+  });
 
   return { jwtSvid, jwtValidate, jwks, oidc };
 }

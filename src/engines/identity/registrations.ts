@@ -1,6 +1,8 @@
+import type { Registration } from '../../api/identity.ts';
+import * as api from '../../api/identity.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
-import type { Operation, OperationContext, RequestInfo } from '../../contract/operation.ts';
+import { implement, type OperationContext, type RequestInfo } from '../../contract/operation.ts';
 import { type Scope, scopeProblem, scopeWithin } from '../../contract/scope.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -27,26 +29,13 @@ import { deleteJoinTokensFor, joinTokenPaths } from './join-tokens.ts';
 const MAX_SELECTORS = 16;
 const SELECTOR_RE = /^(app|user|cidr|spiffe):(.{1,2048})$/;
 
-/** A registration: who may obtain `spiffe_id`, and what a workload holding it may do. */
-export interface Registration {
-  id: string;
-  spiffe_id: string;
-  /** `app:NAME`, `user:NAME`, `cidr:10.0.0.0/8`, `spiffe:ID` (a workload holding that SVID). Any one entitles. */
-  selectors: string[];
-  /** Roles and scope of the workload when it calls this API with the SVID. */
-  roles: string[];
-  scope: Scope | null;
-  /** Longest SVID issued for it, in seconds (0: the server maxima); bounds JWT-SVIDs too. */
-  x509_ttl: number;
-  created_at: string;
-  created_by: string;
-  /**
-   * SVIDs of this ID issued before this time do not renew themselves: set when the ID was
-   * unregistered and registered again, or re-registered without a selector it had (a holder may
-   * have obtained it through that selector). Absent: every SVID of this ID may renew.
-   */
-  renewable_since?: string;
-}
+/**
+ * A registration: who may obtain `spiffe_id`, and what a workload holding it may do. Declared once, in
+ * the wire contract (src/api/identity.ts): it is stored as it is answered. `renewable_since` is set when
+ * the ID was unregistered and registered again, or re-registered without a selector it had (a holder
+ * may have obtained it through that selector).
+ */
+export type { Registration } from '../../api/identity.ts';
 
 /** What is left of an unregistered ID: SVIDs issued before `at` never renew under a later registration. */
 interface UnregisteredRecord {
@@ -255,15 +244,7 @@ export interface RegistrationOperationDeps {
 export function registrationOperations(deps: RegistrationOperationDeps) {
   const { store, clock, trustDomain, x509Max, registrations } = deps;
 
-  type RegInput = {
-    spiffe_id: string;
-    selectors: string[];
-    roles?: string[];
-    scope?: Scope;
-    x509_ttl?: string | number;
-  };
-  const register: Operation<RegInput, unknown> = {
-    name: 'identity.registration.create',
+  const register = implement(api.IdentityRegistrationCreate, {
     action: 'identity.register',
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id),
@@ -285,10 +266,9 @@ export function registrationOperations(deps: RegistrationOperationDeps) {
       // workloads already seen take the new roles and scope at their next request (read at every one)
       return { registration: reg };
     },
-  };
+  });
 
-  const listRegs: Operation<Record<string, never>, unknown> = {
-    name: 'identity.registration.list',
+  const listRegs = implement(api.IdentityRegistrationList, {
     action: 'identity.read',
     auth: 'token',
     resource: identitySystem,
@@ -301,10 +281,9 @@ export function registrationOperations(deps: RegistrationOperationDeps) {
       out.sort((a, b) => a.spiffe_id.localeCompare(b.spiffe_id));
       return { registrations: out, trust_domain: trustDomain };
     },
-  };
+  });
 
-  const deleteReg: Operation<{ spiffe_id: string }, unknown> = {
-    name: 'identity.registration.delete',
+  const deleteReg = implement(api.IdentityRegistrationDelete, {
     action: 'identity.register',
     auth: 'token',
     resource: (i) => identityResource(i.spiffe_id),
@@ -313,7 +292,7 @@ export function registrationOperations(deps: RegistrationOperationDeps) {
         throw new StrongroomError('not_found', `no registration for ${i.spiffe_id}`);
       return { deleted: i.spiffe_id };
     },
-  };
+  });
 
   return { register, listRegs, deleteReg };
 }

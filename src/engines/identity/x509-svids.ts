@@ -1,6 +1,7 @@
 import { type KeyObject, X509Certificate } from 'node:crypto';
+import * as api from '../../api/identity.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { constantTimeEqual } from '../../crypto/random.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
@@ -65,7 +66,7 @@ export function x509SvidOperations(deps: X509SvidDeps) {
     csr: string,
     requestedTtl: string | number | undefined,
     check: (id: SpiffeId) => Promise<Registration | undefined>,
-  ) {
+  ): Promise<api.X509SvidResponse> {
     const c = await ca.signing();
     let validated: Awaited<ReturnType<typeof validateCsr>>;
     try {
@@ -85,9 +86,10 @@ export function x509SvidOperations(deps: X509SvidDeps) {
       now: clock.now(),
       dnsNames: validated.dnsNames,
     });
-    const fed: Record<string, string[]> = {};
-    for (const b of await bundles.federated())
-      fed[b.trustDomain] = b.x509Authorities.map((x) => x.toString());
+    // fromEntries: a trust domain named like an Object.prototype key (`__proto__`) stays an own key
+    const fed = Object.fromEntries(
+      (await bundles.federated()).map((b) => [b.trustDomain, b.x509Authorities.map((x) => x.toString())]),
+    );
     return {
       spiffe_id: validated.spiffeId.toString(),
       certificate: leaf.pem,
@@ -99,9 +101,7 @@ export function x509SvidOperations(deps: X509SvidDeps) {
     };
   }
 
-  type X509Input = { csr: string; ttl?: string | number };
-  const x509Svid: Operation<X509Input, unknown> = {
-    name: 'identity.x509-svid',
+  const x509Svid = implement(api.IdentityX509Svid, {
     action: 'identity.issue',
     auth: 'token',
     resource: (i) => identityResource(csrSpiffeId(i.csr), true),
@@ -112,11 +112,9 @@ export function x509SvidOperations(deps: X509SvidDeps) {
         async (id) => (await registrations.entitled(id.toString(), ctx)) ?? refuseNotEntitled(id.toString()),
       );
     },
-  };
+  });
 
-  type JoinInput = { csr: string; join_token: string; ttl?: string | number };
-  const x509Join: Operation<JoinInput, unknown> = {
-    name: 'identity.x509-svid.join',
+  const x509Join = implement(api.IdentityX509SvidJoin, {
     action: 'identity.join',
     auth: 'none',
     resource: (i) => identityResource(csrSpiffeId(i.csr), true),
@@ -140,7 +138,7 @@ export function x509SvidOperations(deps: X509SvidDeps) {
         return reg;
       });
     },
-  };
+  });
 
   /**
    * An X.509-SVID for a component of this server itself (the gateway's stages): no CSR and no

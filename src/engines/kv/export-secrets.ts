@@ -1,6 +1,6 @@
-import type { ExportedSecret, ExportResponse } from '../../api/bulk.ts';
+import * as api from '../../api/bulk.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
-import type { Operation, OperationContext } from '../../contract/operation.ts';
+import { implement, type OperationContext } from '../../contract/operation.ts';
 import { scopeAllows } from '../../contract/scope.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { publicFields } from './fields.ts';
@@ -13,12 +13,16 @@ import { environment, readValue } from './secret-store.ts';
 export function exportOperations(deps: { store: BarrierStore; clock: Clock; allows: Allows }) {
   const { store, clock, allows } = deps;
 
-  async function exportEnv(ctx: OperationContext, i: EnvAddress, values: boolean): Promise<ExportResponse> {
+  async function exportEnv(
+    ctx: OperationContext,
+    i: EnvAddress,
+    values: boolean,
+  ): Promise<api.ExportResponse> {
     checkSlug('project', i.project);
     checkSlug('environment', i.env);
     await environment(store, i);
     const scope = ctx.identity?.scope ?? null;
-    const secrets: ExportedSecret[] = [];
+    const secrets: api.ExportedSecret[] = [];
     for (const path of await store.list(`meta/${i.project}/${i.env}/`)) {
       const rec = await store.getJson<SecretRecord>(path);
       if (!rec || rec.deleted_at !== null) continue;
@@ -66,22 +70,20 @@ export function exportOperations(deps: { store: BarrierStore; clock: Clock; allo
     };
   }
 
-  const exportNames = {
-    name: 'secret.export-metadata',
+  const exportNames = implement(api.SecretExportMetadata, {
     // names and fields only: what the list shows, so the list's permission suffices
     action: 'secret.list',
     auth: 'token',
     resource: envResource,
     handle: (ctx, i) => exportEnv(ctx, i, false),
-  } satisfies Operation<EnvAddress, ExportResponse>;
+  });
 
-  const exportValues = {
-    name: 'secret.export',
+  const exportValues = implement(api.SecretExport, {
     action: 'secret.export',
     auth: 'token',
     resource: envResource,
     handle: (ctx, i) => exportEnv(ctx, i, true),
-  } satisfies Operation<EnvAddress, ExportResponse>;
+  });
 
   return { exportNames, exportValues };
 }

@@ -1,15 +1,14 @@
+import * as api from '../../api/bulk.ts';
 import {
   type ImportAction,
-  type ImportEntry,
   type ImportOutcome,
   type ImportProblem,
-  type ImportResponse,
   MAX_IMPORT_ENTRIES,
   type OnConflict,
 } from '../../api/bulk.ts';
 import { MAX_SECRET_VALUE_BYTES } from '../../api/v1.ts';
 import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
-import type { Operation, OperationContext } from '../../contract/operation.ts';
+import { implement, type OperationContext } from '../../contract/operation.ts';
 import { type Scope, scopeAllows } from '../../contract/scope.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { formatProblem } from '../provider-catalog.ts';
@@ -28,12 +27,7 @@ import { environment, readValue, type SecretWriter } from './secret-store.ts';
  * error or a client that goes away (RequestInfo.signal) rolls all of it back.
  * Progress goes to RequestInfo.progress, which the server streams as NDJSON.
  */
-export interface ImportInput extends EnvAddress {
-  secrets: ImportEntry[];
-  on_conflict?: OnConflict;
-  dry_run?: boolean;
-  force?: boolean;
-}
+type ImportInput = EnvAddress & api.ImportRequest;
 
 /** At most this many problems are returned (the count says how many there were). */
 const MAX_PROBLEMS_SHOWN = 1000;
@@ -256,12 +250,11 @@ export function importOperation(deps: {
   allows: Allows;
 }) {
   const { store, writer } = deps;
-  return {
-    name: 'secret.import',
+  return implement(api.SecretImport, {
     action: 'secret.import',
     auth: 'token',
     resource: envResource,
-    async handle(ctx, i): Promise<ImportResponse> {
+    async handle(ctx, i) {
       checkSlug('project', i.project);
       checkSlug('environment', i.env);
       const onConflict: OnConflict = i.on_conflict ?? 'fail';
@@ -318,5 +311,5 @@ export function importOperation(deps: {
         entries: outcomes,
       };
     },
-  } satisfies Operation<ImportInput, ImportResponse>;
+  });
 }

@@ -1,5 +1,7 @@
+import * as api from '../../api/hygiene.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import type { Operation } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import type { MetricsRegistry } from '../../lib/metrics.ts';
 import { type MetricFamily, renderFamilies } from '../../lib/metrics.ts';
 import { environmentFigures } from '../hygiene/hygiene.ts';
@@ -139,8 +141,7 @@ function metricsOperations(
     ];
   }
 
-  const metrics: Operation<Record<string, never>, string> = {
-    name: 'sys.metrics',
+  const metrics = implement(api.SysMetrics, {
     action: 'sys.metrics',
     auth: 'token',
     resource: () => ({ type: 'System', id: 'metrics' }),
@@ -159,6 +160,6 @@ function metricsOperations(
       })();
       return inflight;
     },
-  };
+  });
   return [metrics];
 }

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import * as api from '../../api/rotation.ts';
 import type { BarrierWriter } from '../../barrier/barrier.ts';
 import type { AuditEntry } from '../../contract/audit.ts';
 import type { VaultModule } from '../../contract/module.ts';
-import type { AnyOperation, Operation, Resource } from '../../contract/operation.ts';
+import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretAddress, SecretRecord } from '../kv/kv.ts';
 import type { BarrierPort, ClockPort, SecretsPort } from '../ports.ts';
@@ -65,18 +66,8 @@ export interface RotationState {
   claim: { holder: string; until: string } | null;
 }
 
-export interface RotateResult {
-  name: string;
-  version: number;
-  previous_version: number;
-  created_at: string;
-  source: 'rotation';
-  /** 'adapter': minted by the provider adapter; 'operator': the value given. */
-  minted_by: 'adapter' | 'operator';
-  adapter: string | null;
-  /** When the old key is deleted (adapter) or the old version marked superseded. */
-  old_key_valid_until: string;
-}
+/** A rotation's outcome: the API's answer (src/api/rotation.ts), also what the scheduler audits. */
+export type RotateResult = api.SecretRotateResponse;
 
 export interface TickReport {
   leader: boolean;
@@ -558,8 +549,7 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
   }
 
   const operations = (): AnyOperation[] => [
-    {
-      name: 'secret.rotate',
+    implement(api.SecretRotate, {
       action: 'secret.rotate',
       auth: 'token',
       resource: secretResource,
@@ -578,9 +568,8 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
         countRotation('rotations');
         return r;
       },
-    } satisfies Operation<SecretAddress & { value?: string; force?: boolean }, RotateResult>,
-    {
-      name: 'secret.rotation-status',
+    }),
+    implement(api.SecretRotationStatus, {
       action: 'secret.history',
       auth: 'token',
       resource: secretResource,
@@ -611,7 +600,7 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
           superseded: st.superseded,
         };
       },
-    } satisfies Operation<SecretAddress>,
+    }),
   ];
 
   const service: RotationService = {

@@ -1,18 +1,17 @@
 import { parseTimeBound } from '../../api/time-bound.ts';
 import type {
-  UnusedResponse,
   UnusedSecret,
   UsageActorRef,
   UsageByActorRow,
   UsageByHourRow,
   UsageBySecretRow,
   UsageGrouping,
-  UsageResponse,
 } from '../../api/usage.ts';
+import * as api from '../../api/usage.ts';
 import { MAX_UNUSED_DAYS, USAGE_GROUPINGS } from '../../api/usage.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
-import type { Operation, OperationContext, Resource } from '../../contract/operation.ts';
+import { implement, type Operation, type OperationContext, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';
@@ -21,21 +20,6 @@ import { HOUR_MS, type HourRecord, type LastRecord, lastPath, type UsageRecorder
 
 /** What the usage queries need of the vault. */
 export type UsageVault = SecretsPort & ClockPort & AllowsPort;
-
-export interface UsageQueryInput {
-  project: string;
-  env: string;
-  name?: string;
-  since?: string;
-  until?: string;
-  by?: UsageGrouping;
-}
-
-export interface UsageUnusedInput {
-  project: string;
-  env: string;
-  days?: number;
-}
 
 const DEFAULT_SINCE = '7d';
 const DEFAULT_UNUSED_DAYS = 30;
@@ -98,8 +82,7 @@ export function usageOperations(deps: Deps) {
     await vault.kv.internals.environment(vault.kv.internals.store, { project, env });
   }
 
-  const query: Operation<UsageQueryInput, UsageResponse> = {
-    name: 'usage.query',
+  const queryDef = {
     action: 'usage.read',
     auth: 'token',
     resource: (i) =>
@@ -160,10 +143,11 @@ export function usageOperations(deps: Deps) {
               : byHour(shown, display),
       };
     },
-  };
+  } satisfies Omit<Operation<api.UsageQueryInput, api.UsageResponse>, 'name'>;
 
-  const unused: Operation<UsageUnusedInput, UnusedResponse> = {
-    name: 'usage.unused',
+  const query = implement(api.UsageQueryOp, queryDef);
+
+  const unused = implement(api.UsageUnused, {
     action: 'usage.read',
     auth: 'token',
     resource: (i) => envResource(i.project, i.env),
@@ -212,14 +196,13 @@ export function usageOperations(deps: Deps) {
         secrets,
       };
     },
-  };
+  });
 
   // one secret's usage (GET /v1/usage/:project/:env/:name): the same query, on a Secret resource
-  const querySecret: Operation<UsageQueryInput & { name: string }, UsageResponse> = {
-    ...query,
-    name: 'usage.secret',
+  const querySecret = implement(api.UsageSecret, {
+    ...queryDef,
     resource: (i) => secretResource(i.project, i.env, i.name),
-  };
+  });
 
   return [query, querySecret, unused];
 }

@@ -1,9 +1,11 @@
-import type { WatchClose, WatchEvent, WatchReady } from '../../api/watch.ts';
+import type { StreamMessage, WatchClose, WatchEvent, WatchInput, WatchStream } from '../../api/watch.ts';
+import * as api from '../../api/watch.ts';
 import { WATCH_HEARTBEAT_SECONDS } from '../../api/watch.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import { identityOf } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import type { Operation, RequestInfo, Resource } from '../../contract/operation.ts';
+import { implement } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretEvent, SecretRecord } from '../kv/kv.ts';
 import { checkSecretName, checkSlug } from '../kv/names.ts';
@@ -36,27 +38,7 @@ export interface WatchOptions {
   maxPending?: number;
 }
 
-/** One message of the stream; the server writes it as a server-sent event (or a comment). */
-export type StreamMessage =
-  | { event: 'ready'; data: WatchReady }
-  | { event: 'change'; id: string; data: WatchEvent }
-  | { event: 'close'; data: WatchClose }
-  | { comment: string };
-
-/** What `secret.watch` returns: iterate for messages; `close()` ends it (idempotent). */
-export interface WatchStream extends AsyncIterable<StreamMessage> {
-  close(): void;
-}
-
-export interface WatchInput {
-  project: string;
-  env: string;
-  name?: string;
-  /** ISO time or milliseconds since the epoch. */
-  since?: string;
-  /** Seconds between heartbeats. */
-  heartbeat?: number;
-}
+export type { WatchInput, WatchStream } from '../../api/watch.ts';
 
 type Listener = (e: SecretEvent) => void;
 
@@ -228,8 +210,7 @@ function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opt
     };
   }
 
-  const watch: Operation<WatchInput, WatchStream> = {
-    name: 'secret.watch',
+  const watch = implement(api.SecretWatch, {
     action: 'secret.list',
     auth: 'token',
     resource: (i) => ({
@@ -251,7 +232,7 @@ function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opt
       if (!token || !ctx.identity) throw new TypeError('secret.watch needs a token');
       return openStream(i, token, ctx.request, heartbeatMs, since);
     },
-  };
+  });
 
   function openStream(
     i: WatchInput,
