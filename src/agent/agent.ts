@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: the sidecar agent: templates, the child process and the watch streams it keeps current
 import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -113,6 +114,7 @@ export function planAgent(cfg: AgentConfig) {
 }
 
 /** Starts the agent. */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the agent's lifecycle: its templates, child process, watch streams and renewal timers share the state kept in this closure
 export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {}): AgentHandle {
   const log = (msg: string, extra: Record<string, unknown> = {}) =>
     io.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...extra })}\n`);

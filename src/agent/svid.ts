@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: the agent's SVID manager with its HTTP issuer and CSR building
 import { createHash, KeyObject, type X509Certificate } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -268,6 +269,7 @@ function subjectTrustDomain(token: string): string | undefined {
 }
 
 /** Creates the SVID manager and starts fetching. */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the SVID manager: fetching, renewal timers, backoff and listeners share the current SVID and key kept in this closure
 export function createSvidManager(opts: SvidManagerOptions): SvidManager {
   const id = parseSpiffeId(opts.spiffeId);
   if (id.path === '') throw new TypeError(`${opts.spiffeId} is a trust domain ID; an SVID's ID needs a path`);

@@ -137,6 +137,7 @@ export function toStruct(obj: Record<string, unknown>): { fields: Record<string,
  * inside a private directory, given its mode, then moved into place, so it is
  * never reachable with a wider mode (and no process-wide umask is touched).
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the five Workload API handlers share the attestation and the SVID sources of one gRPC server
 export async function startWorkloadApi(opts: {
   socket: string;
   mode: number;

@@ -187,6 +187,7 @@ const badLogin = () => new StrongroomError('invalid_credentials', BAD_LOGIN);
 const noUser = (name: string) =>
   new StrongroomError('not_found', `no user named ${JSON.stringify(name)}: see \`strongroom user list\``);
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: a closure over the user store's barrier view, lockout policy and hashing settings; each method is short and they share that state
 export function createUserStore(store: BarrierStore, clock: Clock, lockoutPolicy: LockoutPolicy): UserStore {
   const lockout: Lockout = createLockout(store.view('lockout/'), clock, lockoutPolicy);
   const iso = () => new Date(clock.now()).toISOString();

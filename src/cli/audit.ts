@@ -119,6 +119,7 @@ function seqOf(line: Line): number | undefined {
  * signature and that the end of the file is covered by a checkpoint. Stops at
  * the first bad entry and says what is wrong with it.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one pass over the file: every check shares the running chain state (seq, previous hash, checkpoint coverage)
 export async function verifyAuditFile(path: string, opts: VerifyOptions = {}): Promise<VerifyReport> {
   let pem = opts.publicKeys;
   if (pem === undefined) {

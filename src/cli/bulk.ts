@@ -58,6 +58,7 @@ interface ImportOptions {
   allowEmpty?: boolean;
 }
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: registers the import and export subcommands with commander, with their shared progress and summary output
 export function bulkCommands(program: Command, io: CliIO): void {
   program
     .command('import')

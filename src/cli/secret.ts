@@ -24,6 +24,7 @@ function parseMetadata(pairs: string[]): Record<string, string> {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: registers the `secret` subcommands with commander, one short declaration each
 export function secretCommands(program: Command, io: CliIO): void {
   const s = program
     .command('secret')

@@ -113,6 +113,7 @@ export interface Core {
   stop(): void;
 }
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the core object: its methods share the barrier, token store, policy engine and pipeline steps created here; the steps themselves are in pipeline/
 export function createCore(deps: CoreDeps): Core {
   const modules = deps.modules ?? [];
   const barrier = createBarrier(deps.storage, deps.clock);

@@ -50,6 +50,7 @@ const ticketOf = (s: Session): string => {
 const codeOf = (c: unknown, fallback: ErrorCode): ErrorCode =>
   typeof c === 'string' && (ERROR_CODES as readonly string[]).includes(c) ? (c as ErrorCode) : fallback;
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one method per vault-service route, sharing the mTLS client and the session cache
 export function remoteVault(options: RemoteVaultOptions): GatewayVault {
   const base = new URL(options.url);
   if (base.protocol !== 'https:')

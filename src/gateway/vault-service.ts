@@ -74,7 +74,7 @@ export function gatewayVaultModule(engines: () => ServiceEngines): VaultModule<C
   };
 }
 
-// over 150 lines: the vault side of the remote port, an operation each; moves to an engine (issue 14 item 1)
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the vault side of the remote gateway port, an operation each over one ticket key; to move to an engine with vault-port.ts (the debt list of docs/module-map.json)
 function gatewayVaultService(core: Core, engines: () => ServiceEngines): AnyOperation[] {
   let port: LocalVault | undefined;
   const vault = (): LocalVault => {

@@ -70,6 +70,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE']);
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: one typed method per route, sharing the failover, retry and deadline logic of call()
 export function createClient(opts: ClientOptions) {
   const addrs = (typeof opts.addr === 'string' ? [opts.addr] : [...opts.addr]).map((a) =>
     a.replace(/\/+$/, ''),

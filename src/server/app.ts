@@ -81,6 +81,7 @@ function validationMessage(err: FastifyError): {
   return { code: 'validation_failed', message: `${where} ${first?.message ?? 'is invalid'}` };
 }
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: Fastify set-up: body parsers, hooks, error mapping and routes must be registered in this order on one instance
 export async function buildServer(opts: ServerOptions): Promise<FastifyInstance> {
   const { config, core, logger } = opts;
   const routes = opts.routes ?? v1Routes;

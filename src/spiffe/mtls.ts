@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: the mTLS library of the published strongroom/mtls entry point: server, agent and their shared SVID checks
 import { randomBytes, type X509Certificate } from 'node:crypto';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import https from 'node:https';

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: the three SVID sources (static, files, Workload API) behind one interface, with their rotation notices
 import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';

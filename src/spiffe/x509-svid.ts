@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: X.509-SVID issuing and verification by the SPIFFE rules: the checks share the parsed certificate and must be read together
 import {
   createHash,
   type KeyObject,

@@ -115,6 +115,7 @@ type Query = (config: pg.QueryConfig) => Promise<pg.QueryResult<Row>>;
  * tracking and could complete a dependency cycle between two transactions.
  * Plain get/list are single read-committed statements (one consistent snapshot each).
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: every method shares the pool, the prepared statements and the serializable-retry loop of this closure
 export async function createPostgresStorage(opts: PostgresStorageOptions): Promise<StorageBackend> {
   if (typeof opts?.url !== 'string' || opts.url === '') throw new TypeError('postgres storage needs a url');
   const table = opts.table ?? 'strongroom_kv';

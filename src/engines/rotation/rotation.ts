@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: the rotation engine: the scheduler, the two-phase rotate and the provider adapters' state machine
 import { randomUUID } from 'node:crypto';
 import * as api from '../../api/rotation.ts';
 import type { BarrierWriter } from '../../barrier/barrier.ts';
@@ -147,6 +148,7 @@ function errorText(err: unknown, secrets: string[]): string {
   return 'internal error';
 }
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the scheduler and the rotate operation share the cluster lease, the adapters and the running pass kept in this closure
 export function createRotation(opts: RotationOptions = {}): RotationService {
   const holderId = opts.holder_id ?? `server-${randomUUID()}`;
   const adapters = new Map<string, RotationAdapter>();

@@ -82,6 +82,7 @@ export interface WatchEngine {
   recheckAll(): void;
 }
 
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the streams share the subscriber set and the shared-storage poller kept in this closure
 function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
   const store: BarrierStore = deps.kv.internals.store;
   const pollMs = opts.pollMs ?? 500;

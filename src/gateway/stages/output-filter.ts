@@ -1,3 +1,4 @@
+// biome-ignore-all lint/style/noExcessiveLinesPerFile: the streaming redactor: the secret matcher, its encodings and the carry-over between chunks are one state machine
 import type { Rule } from '../../scan/rules.ts';
 import type { CallInfo, ResponseFilter, ResponseStage } from '../types.ts';
 import {
