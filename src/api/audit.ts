@@ -1,4 +1,5 @@
 import { Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 
 /** The wire contract of the audit API (docs/audit.md). */
@@ -60,7 +61,7 @@ const AuditLogEntrySchema = Type.Object(
     operation: Type.String(),
     action: Type.String(),
     resource: Type.String(),
-    actor: Type.Union([AuditActorSchema, Type.Null()]),
+    actor: Nullable(AuditActorSchema),
     client_address: Type.String(),
     decision: Type.Optional(Type.Object({ allowed: Type.Boolean(), reason: Type.String() })),
     /** The operation's input, sensitive fields replaced by `hmac-sha256:…`. */

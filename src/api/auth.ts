@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 import { AuthResponse as AuthResponseSchema, Scope } from './v1.ts';
 
@@ -118,7 +119,7 @@ const UserInfoSchema = Type.Object({
   password_changed_at: Iso,
   mfa: Type.Object({
     totp: Type.Boolean(),
-    enrolled_at: Type.Union([Iso, Type.Null()]),
+    enrolled_at: Nullable(Iso),
     recovery_codes_left: Type.Integer(),
   }),
 });

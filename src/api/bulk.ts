@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 import { RotationSettingsOut } from './rotation.ts';
 import { type EnvParams, MAX_SECRET_VALUE_BYTES, Name, SecretFields, SecretMetadata } from './v1.ts';
@@ -60,7 +61,7 @@ export const ExportQuery = Type.Object(
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
 const Iso = Type.String({ format: 'date-time' });
-const StringOrNull = Type.Union([Type.String(), Type.Null()]);
+const StringOrNull = Nullable(Type.String());
 
 /** What an import does (or, in a dry run, would do) with one entry. */
 const ImportActionSchema = Type.Union([
@@ -135,8 +136,8 @@ const ExportedSecretSchema = Type.Object({
   value: Type.Optional(Type.String()),
   provider: StringOrNull,
   owner: StringOrNull,
-  expires_at: Type.Union([Iso, Type.Null()]),
-  rotation: Type.Union([RotationSettingsOut, Type.Null()]),
+  expires_at: Nullable(Iso),
+  rotation: Nullable(RotationSettingsOut),
   tags: Type.Array(Type.String()),
   metadata: Type.Record(Type.String(), Type.String()),
 });

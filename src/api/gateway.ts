@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 
 /**
@@ -113,7 +114,7 @@ const VirtualKeySchema = Type.Object({
    * The token that minted it (its accessor; a workload's identity accessor for an SVID caller), and
    * whether the key outlives it (`orphan`). `accessor` is null for keys recorded before creators were.
    */
-  creator: Type.Object({ accessor: Type.Union([Type.String(), Type.Null()]), orphan: Type.Boolean() }),
+  creator: Type.Object({ accessor: Nullable(Type.String()), orphan: Type.Boolean() }),
   /** `creator_gone`: its creator token was revoked, used up or expired, and the key with it. */
   state: Type.Union([
     Type.Literal('active'),

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 
 /**
@@ -29,8 +30,8 @@ export type StaleQuery = Static<typeof StaleQuery>;
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
 const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Type.Union([Iso, Type.Null()]);
-const StringOrNull = Type.Union([Type.String(), Type.Null()]);
+const IsoOrNull = Nullable(Iso);
+const StringOrNull = Nullable(Type.String());
 
 /**
  * - `rotation_overdue`: last rotation (or creation) + interval is in the past

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 import { Scope } from './v1.ts';
 
@@ -18,7 +19,7 @@ const Pem = Type.String({ minLength: 1, maxLength: 64 * 1024 });
 // the schema does not name is never sent; a value that does not fit fails the request), so these name
 // every field the handlers return.
 const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Type.Union([Iso, Type.Null()]);
+const IsoOrNull = Nullable(Iso);
 const Strings = Type.Array(Type.String());
 
 export const X509SvidRequest = Type.Object(
@@ -176,10 +177,7 @@ export const Registration = Type.Object({
   selectors: Strings,
   /** Roles and scope of the workload when it calls this API with the SVID. */
   roles: Strings,
-  scope: Type.Union([
-    Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }),
-    Type.Null(),
-  ]),
+  scope: Nullable(Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) })),
   /** Longest SVID issued for this ID, in seconds (0: the server maxima); bounds JWT-SVIDs too. */
   x509_ttl: Type.Integer(),
   created_at: Iso,
@@ -246,7 +244,7 @@ const FederationListResponse = Type.Object({
     Type.Object({
       trust_domain: Type.String(),
       /** Where the bundle is fetched from; null: it was given inline. */
-      bundle_url: Type.Union([Type.String(), Type.Null()]),
+      bundle_url: Nullable(Type.String()),
       updated_at: Iso,
     }),
   ),

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 import { MAX_SECRET_VALUE_BYTES, type SecretParams } from './v1.ts';
 
@@ -22,8 +23,8 @@ export type SecretRotateRequest = Static<typeof SecretRotateRequest>;
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
 const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Type.Union([Iso, Type.Null()]);
-const StringOrNull = Type.Union([Type.String(), Type.Null()]);
+const IsoOrNull = Nullable(Iso);
+const StringOrNull = Nullable(Type.String());
 
 /** A secret's rotation settings as stored: seconds, and the adapter and its options when set. */
 export const RotationSettingsOut = Type.Object({
@@ -51,7 +52,7 @@ export type SecretRotateResponse = Static<typeof SecretRotateResponseSchema>;
 /** GET /v1/secrets/{project}/{env}/{name}/rotation */
 const RotationStatusResponseSchema = Type.Object({
   name: Type.String(),
-  rotation: Type.Union([RotationSettingsOut, Type.Null()]),
+  rotation: Nullable(RotationSettingsOut),
   current_version: Type.Integer(),
   last_rotated_at: IsoOrNull,
   next_rotation_at: IsoOrNull,

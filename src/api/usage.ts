@@ -1,4 +1,5 @@
-import { type Static, type TSchema, Type } from 'typebox';
+import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 import type { EnvParams, SecretParams } from './v1.ts';
 
@@ -41,7 +42,6 @@ export const UnusedQuery = Type.Object(
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
 const Iso = Type.String({ format: 'date-time' });
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
 /** Who read: the token's owner, `app:<client_id>`, `user:<id>`, `token:<accessor>` or `root:root`. */
 const ActorRefFields = {

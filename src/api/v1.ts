@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
 
 /**
@@ -203,7 +204,7 @@ export type PolicyTestRequest = Static<typeof PolicyTestRequest>;
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
 const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Type.Union([Iso, Type.Null()]);
+const IsoOrNull = Nullable(Iso);
 const Strings = Type.Array(Type.String());
 const StringMap = Type.Record(Type.String(), Type.String());
 
@@ -270,14 +271,14 @@ const RotationOut = Type.Object({
 });
 /** The fields of a secret besides its value and versions. */
 const SecretFieldsOut = {
-  provider: Type.Union([Type.String(), Type.Null()]),
-  owner: Type.Union([Type.String(), Type.Null()]),
+  provider: Nullable(Type.String()),
+  owner: Nullable(Type.String()),
   expires_at: IsoOrNull,
-  rotation: Type.Union([RotationOut, Type.Null()]),
+  rotation: Nullable(RotationOut),
   tags: Strings,
   last_rotated_at: IsoOrNull,
   /** Why the last rotation failed (sanitised); present only while rotation is failing (docs/rotation.md). */
-  last_rotation_error: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  last_rotation_error: Type.Optional(Nullable(Type.String())),
   /** When a failed rotation is retried. */
   next_rotation_attempt_at: Type.Optional(IsoOrNull),
 };
@@ -305,7 +306,7 @@ export const SecretListResponse = Type.Object({
       version: Type.Integer(),
       updated_at: Iso,
       deleted: Type.Boolean(),
-      provider: Type.Union([Type.String(), Type.Null()]),
+      provider: Nullable(Type.String()),
       tags: Strings,
       expires_at: IsoOrNull,
     }),
@@ -331,10 +332,7 @@ export const SecretVersionsResponse = Type.Object({
 });
 export type SecretVersionsResponse = Static<typeof SecretVersionsResponse>;
 
-const ScopeOut = Type.Union([
-  Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }),
-  Type.Null(),
-]);
+const ScopeOut = Nullable(Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }));
 
 export const AuthResponse = Type.Object({
   auth: Type.Object({
@@ -383,7 +381,7 @@ export const TokenInfo = Type.Object({
   ttl: Type.Integer(),
   renewable: Type.Boolean(),
   num_uses: Type.Integer(),
-  parent: Type.Union([Type.String(), Type.Null()]),
+  parent: Nullable(Type.String()),
   meta: StringMap,
 });
 export type TokenInfo = Static<typeof TokenInfo>;
