@@ -9,7 +9,7 @@ test('Nullable makes a JSON Schema type array, keeps the other keywords, and ref
     { type: ['string', 'null'], format: 'date-time' },
   );
   const obj = Nullable(Type.Object({ a: Type.Integer() }));
-  assert.deepEqual((obj as { type: unknown }).type, ['object', 'null']);
+  assert.deepEqual((obj as unknown as { type: unknown }).type, ['object', 'null']);
   assert.ok('properties' in obj);
   assert.throws(() => Nullable(Type.Union([Type.String(), Type.Integer()])), /a single type/);
 });

@@ -20,12 +20,12 @@ import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usag
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/provider-keys.ts';
-import type { LocalEngines } from '../gateway/vault-port.ts';
-import { gatewayVaultModule } from '../gateway/vault-service.ts';
 import type { Clock } from '../lib/clock.ts';
 import { policiesModule } from '../policy/operations.ts';
 import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import type { LocalEngines } from './gateway-vault/local-vault.ts';
+import { gatewayVaultModule } from './gateway-vault/vault-service.ts';
 import { closeModules, orderModules } from './modules.ts';
 
 /**
@@ -176,7 +176,7 @@ export function assembleVault(deps: VaultDeps): Vault {
       const [{ gatewayParts }, { createGatewayIdentity }, { localVault }] = await Promise.all([
         import('../gateway/assemble.ts'),
         import('../gateway/self-identity.ts'),
-        import('../gateway/vault-port.ts'),
+        import('./gateway-vault/local-vault.ts'),
       ]);
       const engine = gatewayKeys!;
       const identity =

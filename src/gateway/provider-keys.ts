@@ -1,11 +1,7 @@
-import { createHmac, randomBytes } from 'node:crypto';
-import type { Core } from '../core/core.ts';
-import type { SecretEvent, SecretRecord } from '../engines/kv/kv.ts';
-import { StrongroomError } from '../errors/errors.ts';
-
 /**
- * Provider keys, read from the vault for injection, and fingerprints of every
- * vault value for the prompt firewall. Keys live only in this process's
+ * The gateway's port for provider keys (made by the vault side,
+ * src/assemble/gateway-vault/provider-keys.ts): keys read from the vault for
+ * injection, and fingerprints of every vault value for the prompt firewall. Keys live only in this process's
  * memory (dropped on seal and on change); fingerprints are HMACs under a key
  * made at start, so no plaintext list of vault values exists anywhere.
  */
@@ -20,88 +16,4 @@ export interface ProviderKeys {
   /** Length range of the fingerprinted values (candidates outside it cannot match). */
   readonly lengths: { min: number; max: number };
   close(): void;
-}
-
-/** Values shorter than this are not fingerprinted: too many false matches (e.g. "true", "prod"). */
-const MIN_FINGERPRINT_LENGTH = 12;
-/** On shared storage another server may change a key: cached values are re-read after this long. */
-const SHARED_TTL_MS = 5_000;
-
-export function createProviderKeys(core: Core, opts: { exclusive: boolean }): ProviderKeys {
-  const kv = core.kv.internals;
-  const cache = new Map<string, { value: string; at: number }>();
-  const fpKey = randomBytes(32);
-  /** Fingerprint -> the secrets that held that value (a rotated-out key is still a credential). */
-  const fingerprints = new Map<string, Set<string>>();
-  const NONE: readonly string[] = Object.freeze([]);
-  const lengths = { min: Number.POSITIVE_INFINITY, max: 0 };
-  const fp = (v: string) => createHmac('sha256', fpKey).update(v).digest('base64url');
-
-  function remember(path: string, value: string) {
-    if (value.length < MIN_FINGERPRINT_LENGTH) return;
-    const f = fp(value);
-    const paths = fingerprints.get(f);
-    if (paths) paths.add(path);
-    else fingerprints.set(f, new Set([path]));
-    lengths.min = Math.min(lengths.min, value.length);
-    lengths.max = Math.max(lengths.max, value.length);
-  }
-
-  async function read(path: string): Promise<string> {
-    const meta = await kv.store.getJson<SecretRecord>(`meta/${path}`);
-    if (!meta || meta.deleted_at) {
-      throw new StrongroomError('secret_not_found', `the gateway's key ${path} is not in the vault`);
-    }
-    return kv.readValue(kv.store, path, meta.current_version);
-  }
-
-  const onChange = (e: SecretEvent) => {
-    const path = `${e.project}/${e.env}/${e.name}`;
-    cache.delete(path);
-    if (e.kind === 'delete' || e.kind === 'destroy') return;
-    // a new value is fingerprinted at once; old ones stay (a rotated-out key is still a credential)
-    void read(path).then(
-      (v) => remember(path, v),
-      () => {},
-    );
-  };
-  core.kv.events.on('change', onChange);
-
-  // fingerprint what is there now (in the background: the first requests do not wait for it)
-  void (async () => {
-    try {
-      for (const p of await kv.store.list('meta/')) {
-        try {
-          const path = p.slice('meta/'.length);
-          remember(path, await read(path));
-        } catch {}
-      }
-    } catch {}
-  })();
-
-  return {
-    async get(path) {
-      if (core.barrier.sealed) {
-        // keys leave memory with the root key
-        cache.clear();
-        throw new StrongroomError('sealed', 'Strongroom is sealed: the gateway cannot reach provider keys');
-      }
-      const hit = cache.get(path);
-      if (hit && (opts.exclusive || Date.now() - hit.at < SHARED_TTL_MS)) return hit.value;
-      const value = await read(path);
-      cache.set(path, { value, at: Date.now() });
-      remember(path, value);
-      return value;
-    },
-    match(candidate) {
-      if (candidate.length < lengths.min || candidate.length > lengths.max) return NONE;
-      const paths = fingerprints.get(fp(candidate));
-      return paths ? [...paths] : NONE;
-    },
-    lengths,
-    close() {
-      core.kv.events.off('change', onChange);
-      cache.clear();
-    },
-  };
 }

@@ -10,7 +10,7 @@ import { type Decision, type GatewayVault, type Session, settle } from './vault-
 /**
  * The gateway in front of a vault elsewhere (docs/gateway-remote.md): the
  * GatewayVault port spoken over HTTPS to the vault's gateway service
- * (src/gateway/vault-service.ts), the gateway authenticating with its own
+ * (src/assemble/gateway-vault/vault-service.ts), the gateway authenticating with its own
  * X.509-SVID as the TLS client certificate (rotated in place) and checking
  * the vault's server certificate against `ca` (or the system's CAs).
  *

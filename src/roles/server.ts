@@ -177,7 +177,7 @@ async function startGateway(
 ) {
   const [{ createGateway }, { createProviderKeys }] = await Promise.all([
     import('../gateway/gateway.ts'),
-    import('../gateway/provider-keys.ts'),
+    import('../assemble/gateway-vault/provider-keys.ts'),
   ]);
   const keys = createProviderKeys(core, { exclusive: storage.exclusive });
   const gw = await createGateway({ config, logger, ...(await vault.gatewayDeps(config, keys)) });

@@ -48,7 +48,7 @@ export const gatewayRoutes: RouteDef[] = [
     schema: { params: api.KeyIdParams },
     input: (r) => ({ id: params(r).id }),
   },
-  // the vault service of gateways running elsewhere (src/gateway/vault-service.ts; docs/gateway-remote.md)
+  // the vault service of gateways running elsewhere (src/assemble/gateway-vault/vault-service.ts; docs/gateway-remote.md)
   ...(
     [
       ['authenticate', api.GatewayVaultAuthenticate, api.VaultAuthenticateRequest],

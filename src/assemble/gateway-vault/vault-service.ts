@@ -8,28 +8,29 @@ import type {
   VaultLiveRequest,
   VaultRevokeRequest,
   VaultSettleRequest,
-} from '../api/gateway.ts';
-import { loadOrCreateKey } from '../barrier/stored-keys.ts';
-import type { Identity } from '../contract/identity.ts';
-import type { VaultModule } from '../contract/module.ts';
-import type { AnyOperation, Operation, OperationContext, Resource } from '../contract/operation.ts';
-import { scopeAllows } from '../contract/scope.ts';
-import type { Core } from '../core/core.ts';
-import { open, seal } from '../crypto/aead.ts';
-import { isStrongroomError, StrongroomError } from '../errors/errors.ts';
-import { createProviderKeys } from './provider-keys.ts';
-import type { Reservation } from './types.ts';
+} from '../../api/gateway.ts';
+import { loadOrCreateKey } from '../../barrier/stored-keys.ts';
+import type { Identity } from '../../contract/identity.ts';
+import type { VaultModule } from '../../contract/module.ts';
+import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
+import { scopeAllows } from '../../contract/scope.ts';
+import type { Core } from '../../core/core.ts';
+import { open, seal } from '../../crypto/aead.ts';
+import { isStrongroomError, StrongroomError } from '../../errors/errors.ts';
+import type { Reservation } from '../../gateway/types.ts';
+import type { Session } from '../../gateway/vault-port.ts';
 import {
   actorOf,
   type LocalEngines,
   type LocalVault,
   localVault,
   SESSION_TTL_MS,
-  type Session,
   type SessionData,
   sessionData,
   sessionOf,
-} from './vault-port.ts';
+  type VaultSide,
+} from './local-vault.ts';
+import { createProviderKeys } from './provider-keys.ts';
 
 /**
  * The vault's side of a remote gateway (docs/gateway-remote.md): the
@@ -66,7 +67,7 @@ const FRESH_MS = 1_000;
 type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean };
 
 /** The vault's side of gateways running elsewhere, as a module: it serves them the virtual keys and workloads. */
-export function gatewayVaultModule(engines: () => ServiceEngines): VaultModule<Core> {
+export function gatewayVaultModule(engines: () => ServiceEngines): VaultModule<VaultSide & Pick<Core, 'kv'>> {
   return {
     name: 'gateway-vault',
     needs: ['gateway-keys', 'identity'],
@@ -75,7 +76,10 @@ export function gatewayVaultModule(engines: () => ServiceEngines): VaultModule<C
 }
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the vault side of the remote gateway port, an operation each over one ticket key; to move to an engine with vault-port.ts (the debt list of docs/module-map.json)
-function gatewayVaultService(core: Core, engines: () => ServiceEngines): AnyOperation[] {
+function gatewayVaultService(
+  core: VaultSide & Pick<Core, 'kv'>,
+  engines: () => ServiceEngines,
+): AnyOperation[] {
   let port: LocalVault | undefined;
   const vault = (): LocalVault => {
     if (!port) {
