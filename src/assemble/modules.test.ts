@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { VaultModule } from '../contract/module.ts';
 import { systemClock } from '../lib/clock.ts';
 import { createMemoryStorage } from '../storage/memory.ts';
-import { closeModules, orderModules } from './modules.ts';
+import { checkMounts, closeModules, orderModules } from './modules.ts';
 import { assembleVault } from './vault.ts';
 
 const mod = (name: string, needs: string[] = [], log: string[] = []): VaultModule<unknown> => ({
@@ -96,4 +96,33 @@ test('the assembled vault: unseal in dependency order, seal in reverse, and ever
   assert.equal(vault.core.barrier.sealed, true);
   await vault.close();
   await storage.close();
+});
+
+test('mounts may not overlap each other or the core’s prefixes, and are relative paths ending in /', () => {
+  const at = (name: string, mount: string): VaultModule<never, never> => ({
+    name,
+    mount,
+    operations: () => [],
+  });
+  const core = { tokens: 'sys/token/', kv: 'logical/kv/' };
+  checkMounts([at('a', 'logical/a/'), at('b', 'logical/b/'), mod('none') as VaultModule<never, never>], core);
+  assert.throws(
+    () => checkMounts([at('a', 'logical/a/'), at('b', 'logical/a/x/')], core),
+    /module b is mounted on logical\/a\/x\/, which overlaps logical\/a\/ of module a/,
+  );
+  assert.throws(() => checkMounts([at('a', 'logical/')], core), /overlaps logical\/kv\/ of the core \(kv\)/);
+  assert.throws(() => checkMounts([at('a', 'sys/token/')], core), /overlaps sys\/token\/ of the core/);
+  for (const bad of ['', '/abs/', 'no-slash', '../up/', 'a//b/', 'A/'])
+    assert.throws(() => checkMounts([at('a', bad)], core), /a path of lower-case segments ending in \//);
+});
+
+test('the assembled vault passes the mount check (assembleVault refuses overlapping mounts at start)', () => {
+  // checkMounts runs inside assembleVault: a module mounted over another's records would throw here
+  const vault = assembleVault({
+    storage: createMemoryStorage(),
+    seal: { shamir: {} },
+    clock: systemClock,
+    audit: [],
+  });
+  assert.ok(vault.core.operations.size > 50);
 });

@@ -2,9 +2,10 @@ import type { AuditCheckpointConfig, AuditConfig } from '../audit/config.ts';
 import { type AuditSetup, createAudit } from '../audit/module.ts';
 import { tokensModule } from '../auth/token-ops.ts';
 import { type AuthMethodOptions, authMethods } from '../auth/user-ops.ts';
+import type { BarrierStore } from '../barrier/barrier.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { VaultModule } from '../contract/module.ts';
-import { type Core, createCore } from '../core/core.ts';
+import { CORE_MOUNTS, type Core, createCore } from '../core/core.ts';
 import { sysModule } from '../core/sys.ts';
 import {
   type GatewayKeysEngine,
@@ -26,7 +27,7 @@ import type { SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import type { LocalEngines } from './gateway-vault/local-vault.ts';
 import { gatewayVaultModule } from './gateway-vault/vault-service.ts';
-import { closeModules, orderModules } from './modules.ts';
+import { checkMounts, closeModules, orderModules } from './modules.ts';
 
 /**
  * The composition root: the one place where the vault is assembled from its
@@ -38,7 +39,11 @@ import { closeModules, orderModules } from './modules.ts';
  */
 
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
-export const CORE_MODULES: readonly VaultModule<Core>[] = [sysModule, tokensModule, policiesModule];
+export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
+  sysModule,
+  tokensModule,
+  policiesModule,
+];
 export interface VaultDeps {
   storage: StorageBackend;
   seal: SealSettings;
@@ -53,7 +58,7 @@ export interface VaultDeps {
   /** Settings of the user and app auth methods (login limits, lockout, token TTLs). */
   auth?: AuthMethodOptions;
   /** Extra modules (tests). */
-  modules?: readonly VaultModule<Core>[];
+  modules?: readonly VaultModule<Core, BarrierStore>[];
   /** Usage analytics (counting secret reads); on by default. */
   usage?: UsageOptions | undefined;
   /** Secret rotation: scheduler period, cluster holder id, adapter base URLs (docs/rotation.md). */
@@ -122,7 +127,7 @@ export function assembleVault(deps: VaultDeps): Vault {
   const rotation = createRotation(deps.rotation);
   // every module of the vault, in dependency order (src/assemble/modules.ts); the core registers their
   // operations and runs their onUnseal/onSeal, and close() below closes them in reverse
-  const modules = orderModules<Core>([
+  const modules = orderModules<Core, BarrierStore>([
     ...CORE_MODULES,
     audit.module,
     authMethods(deps.auth),
@@ -148,6 +153,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     metricsModule(),
     ...(deps.modules ?? []),
   ]);
+  checkMounts(modules, CORE_MOUNTS);
   const core = createCore({
     ...(deps.onModuleError ? { onModuleError: deps.onModuleError } : {}),
     storage: deps.storage,

@@ -1,4 +1,4 @@
-import type { Barrier } from '../barrier/barrier.ts';
+import type { BarrierStore } from '../barrier/barrier.ts';
 import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation } from '../contract/operation.ts';
 import { type Clock, systemClock } from '../lib/clock.ts';
@@ -24,7 +24,7 @@ export interface AuditSetup {
    * The audit module: its operations (the keys are made over the core's barrier), its keys loaded (or
    * created) on unseal, and on seal a last signed checkpoint before the keys are forgotten.
    */
-  module: VaultModule<{ barrier: Pick<Barrier, 'view'> }>;
+  module: VaultModule<unknown, BarrierStore>;
   /** The keys, once module() ran. */
   readonly keys: AuditKeys | undefined;
   /** At shutdown: a closing checkpoint in every sink, then the sinks are closed. */
@@ -53,8 +53,9 @@ export function createAudit(config: AuditConfig, opts: AuditSetupOptions = {}): 
     },
     module: {
       name: 'audit',
-      operations(deps) {
-        keys = createAuditKeys(deps.barrier.view(AUDIT_BARRIER_PREFIX));
+      mount: AUDIT_BARRIER_PREFIX,
+      operations(_deps, store) {
+        keys = createAuditKeys(store);
         broker.useKeys(keys);
         return auditOperations({ keys, clock, file: auditFilePath(config) }) as AnyOperation[];
       },

@@ -1,5 +1,5 @@
 import * as api from '../api/auth.ts';
-import type { Barrier } from '../barrier/barrier.ts';
+import type { BarrierStore } from '../barrier/barrier.ts';
 import type { TokenEntry } from '../contract/identity.ts';
 import { type AnyOperation, implement, type Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
@@ -13,7 +13,6 @@ import { checkGrantable } from './users.ts';
 
 /** What the app operations need: their barrier view, the token store and the clock. */
 export interface AppOpsDeps {
-  barrier: Pick<Barrier, 'view'>;
   tokens: Pick<TokenStore, 'create' | 'revokeOwner'>;
   clock: Clock;
 }
@@ -56,8 +55,12 @@ function seconds(
   return s;
 }
 
-export function appOperations(deps: AppOpsDeps, limiter: AddressLimiter): AnyOperation[] {
-  const apps = createAppStore(deps.barrier.view('sys/auth/apps/'), deps.clock);
+export function appOperations(
+  deps: AppOpsDeps,
+  store: BarrierStore,
+  limiter: AddressLimiter,
+): AnyOperation[] {
+  const apps = createAppStore(store, deps.clock);
 
   return [
     implement(api.AuthAppLogin, {

@@ -1,5 +1,5 @@
 import * as api from '../api/auth.ts';
-import type { Barrier } from '../barrier/barrier.ts';
+import type { BarrierStore } from '../barrier/barrier.ts';
 import type { VaultModule } from '../contract/module.ts';
 import { type AnyOperation, implement, type OperationContext, type Resource } from '../contract/operation.ts';
 import { StrongroomError } from '../errors/errors.ts';
@@ -20,7 +20,6 @@ import { checkGrantable, createUserStore, normalizeUsername, publicUser, type Us
 
 /** What the user operations need: their barrier view, the token store and the clock. */
 export interface UserOpsDeps {
-  barrier: Pick<Barrier, 'view'>;
   tokens: Pick<TokenStore, 'create' | 'revokeOwner'>;
   clock: Clock;
 }
@@ -45,12 +44,20 @@ export interface AuthMethodOptions {
 }
 
 /** All auth methods of this module (users and apps), sharing one clock and settings. */
-export function authMethods(opts: AuthMethodOptions = {}): VaultModule<UserOpsDeps & AppOpsDeps> {
+export function authMethods(
+  opts: AuthMethodOptions = {},
+): VaultModule<UserOpsDeps & AppOpsDeps, BarrierStore> {
   return {
     name: 'auth',
-    operations: (deps) => [
-      ...userOperations(deps, opts),
-      ...appOperations(deps, createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, deps.clock)),
+    // users under users/, apps under apps/
+    mount: 'sys/auth/',
+    operations: (deps, store) => [
+      ...userOperations(deps, store.view('users/'), opts),
+      ...appOperations(
+        deps,
+        store.view('apps/'),
+        createAddressLimiter(opts.app_login ?? DEFAULT_APP_LOGIN_LIMITS, deps.clock),
+      ),
     ],
   };
 }
@@ -76,12 +83,12 @@ function callerUserId(ctx: OperationContext): string {
   return owner.id;
 }
 
-function userOperations(deps: UserOpsDeps, opts: AuthMethodOptions = {}): AnyOperation[] {
-  const users: UserStore = createUserStore(
-    deps.barrier.view('sys/auth/users/'),
-    deps.clock,
-    opts.lockout ?? DEFAULT_LOCKOUT,
-  );
+function userOperations(
+  deps: UserOpsDeps,
+  store: BarrierStore,
+  opts: AuthMethodOptions = {},
+): AnyOperation[] {
+  const users: UserStore = createUserStore(store, deps.clock, opts.lockout ?? DEFAULT_LOCKOUT);
   const limiter: AddressLimiter = createAddressLimiter(
     opts.user_login ?? DEFAULT_USER_LOGIN_LIMITS,
     deps.clock,

@@ -9,12 +9,18 @@ import type { AnyOperation } from './operation.ts';
  * theirs, its `onUnseal` runs after theirs, and its `onSeal` and `close` run
  * before theirs.
  */
-export interface VaultModule<D = never> {
+export interface VaultModule<D = never, S = never> {
   readonly name: string;
   /** Names of the modules that must come first. */
   readonly needs?: readonly string[];
-  /** Builds the module's operations (once, when the vault is assembled). */
-  operations(deps: D): readonly AnyOperation[];
+  /**
+   * Where the module keeps its data in the barrier (`logical/identity/`): the core mounts the module on
+   * a view of that prefix (`S`, the store handed to `operations`), as OpenBao's router mounts each
+   * backend on its storage view; the assembler refuses mounts that overlap another module's or the core's.
+   */
+  readonly mount?: string;
+  /** Builds the module's operations (once, when the vault is assembled), with its mounted store. */
+  operations(deps: D, store: S): readonly AnyOperation[];
   /** After every unseal, once the core's own keys are loaded (load keys kept in the barrier, start timers). */
   onUnseal?(): Promise<void>;
   /** When the vault seals: forget keys, stop timers. Synchronous: sealing never waits. */

@@ -1,6 +1,6 @@
 import type { AuditBroker, AuditEntry } from '../audit/broker.ts';
 import { createTokenStore, type TokenStore } from '../auth/tokens.ts';
-import { type Barrier, createBarrier } from '../barrier/barrier.ts';
+import { type Barrier, type BarrierStore, createBarrier } from '../barrier/barrier.ts';
 import type { Identity, TokenEntry } from '../contract/identity.ts';
 import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation, OperationContext, RequestInfo, Resource } from '../contract/operation.ts';
@@ -24,6 +24,17 @@ export type { Authenticated } from './pipeline/authenticate.ts';
 
 const PUBLIC: Decision = Object.freeze({ allowed: true, reason: 'public operation' });
 
+/**
+ * The barrier prefixes the core keeps for itself (the barrier's own records live under `core/`): no
+ * module may be mounted on or inside them, nor above them.
+ */
+export const CORE_MOUNTS = {
+  barrier: 'core/',
+  tokens: 'sys/token/',
+  policies: 'sys/policy/',
+  kv: 'logical/kv/',
+} as const;
+
 export interface CoreDeps {
   storage: StorageBackend;
   seal: SealSettings;
@@ -34,7 +45,7 @@ export interface CoreDeps {
    * the order the assembler put them (src/assemble/modules.ts): each one's operations are registered, its
    * `onUnseal` runs after every unseal (in this order) and its `onSeal` when the core seals (in reverse).
    */
-  modules?: readonly VaultModule<Core>[];
+  modules?: readonly VaultModule<Core, BarrierStore>[];
   /** A module's onSeal threw (the others still ran, and the vault is sealed): for the server log. */
   onModuleError?: (module: string, phase: 'seal', err: unknown) => void;
   /** Requests per second (and burst) allowed per token, or per app for app tokens; root tokens are exempt. */
@@ -123,9 +134,9 @@ export function createCore(deps: CoreDeps): Core {
     barrier,
     now: () => new Date(deps.clock.now()),
   });
-  const tokens = createTokenStore(barrier.view('sys/token/'), deps.clock);
-  const policies = createPolicyEngine(barrier.view('sys/policy/'));
-  const kv = createKvEngine(barrier.view('logical/kv/'), deps.clock);
+  const tokens = createTokenStore(barrier.view(CORE_MOUNTS.tokens), deps.clock);
+  const policies = createPolicyEngine(barrier.view(CORE_MOUNTS.policies));
+  const kv = createKvEngine(barrier.view(CORE_MOUNTS.kv), deps.clock);
   const operations = new Map<string, AnyOperation>();
   const onSuccess = deps.onSuccess?.length ? deps.onSuccess : undefined;
   const metrics = deps.metrics ?? createMetricsRegistry();
@@ -269,7 +280,13 @@ export function createCore(deps: CoreDeps): Core {
     },
   };
 
-  const all = [...kv.operations, ...modules.flatMap((m) => m.operations(core))] as AnyOperation[];
+  // each module on a view of its own mount (the assembler checked that mounts do not overlap)
+  const all = [
+    ...kv.operations,
+    ...modules.flatMap((m) =>
+      m.operations(core, (m.mount ? barrier.view(m.mount) : undefined) as BarrierStore),
+    ),
+  ] as AnyOperation[];
   for (const op of all) {
     if (typeof op.action !== 'string' || op.action.length === 0) {
       throw new TypeError(`operation ${op.name} declares no policy action`);

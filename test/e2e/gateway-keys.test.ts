@@ -10,7 +10,11 @@ import type { AuthResponse } from '../../src/api/v1.ts';
 import { assembleVault } from '../../src/assemble/vault.ts';
 import type { Budgets } from '../../src/contract/budgets.ts';
 import { generateToken, isWellFormedToken, TOKEN_PREFIXES } from '../../src/crypto/token.ts';
-import { createGatewayKeysEngine, type GatewayKeysEngine } from '../../src/engines/gateway/virtual-keys.ts';
+import {
+  createGatewayKeysEngine,
+  GATEWAY_KEYS_MOUNT,
+  type GatewayKeysEngine,
+} from '../../src/engines/gateway/virtual-keys.ts';
 import { isStrongroomError, type StrongroomError } from '../../src/errors/errors.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import type { StorageBackend } from '../../src/storage/backend.ts';
@@ -46,7 +50,7 @@ async function fixture(t: TestContext, storage?: StorageBackend): Promise<Fixtur
     ...(storage ? { storage } : {}),
   });
   // a second engine over the same core and storage: what the gateway server is bound to
-  const engine = createGatewayKeysEngine(a.core);
+  const engine = createGatewayKeysEngine(a.core, a.core.barrier.view(GATEWAY_KEYS_MOUNT));
   return Object.assign(a, { clock, auditFile, engine });
 }
 
@@ -743,8 +747,8 @@ test('100 concurrent reservations through two servers sharing PostgreSQL: exactl
   const two = await twoServersOnPostgres(t);
   if (!two) return t.skip(postgresSkipReason());
   const { v1, v2 } = two;
-  const e1 = createGatewayKeysEngine(v1.core);
-  const e2 = createGatewayKeysEngine(v2.core);
+  const e1 = createGatewayKeysEngine(v1.core, v1.core.barrier.view(GATEWAY_KEYS_MOUNT));
+  const e2 = createGatewayKeysEngine(v2.core, v2.core.barrier.view(GATEWAY_KEYS_MOUNT));
   const limits = { requests_per_minute: 10 };
   const all = await Promise.allSettled(
     Array.from({ length: 100 }, (_, i) =>

@@ -71,7 +71,6 @@ test('two processes keep talking mTLS while a third rewrites their SVID files', 
   timeout: 60_000,
 }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'strongroom-mtls-e2e-'));
-  t.after(() => rmSync(root, { recursive: true, force: true }));
   const serverDir = join(root, 'server');
   const clientDir = join(root, 'client');
   mkdirSync(serverDir);
@@ -81,12 +80,20 @@ test('two processes keep talking mTLS while a third rewrites their SVID files', 
   await writeSvid(ca, serverDir, SERVER_ID, 3);
   await writeSvid(ca, clientDir, CLIENT_ID, 3);
   let rotations = 0;
-  const rotator = setInterval(async () => {
-    await writeSvid(ca, serverDir, SERVER_ID, 3);
-    await writeSvid(ca, clientDir, CLIENT_ID, 3);
-    rotations++;
+  // one rotation at a time; the cleanup waits for the one in flight before the folder goes away
+  let inflight: Promise<void> = Promise.resolve();
+  const rotator = setInterval(() => {
+    inflight = inflight.then(async () => {
+      await writeSvid(ca, serverDir, SERVER_ID, 3);
+      await writeSvid(ca, clientDir, CLIENT_ID, 3);
+      rotations++;
+    });
   }, 1500);
-  t.after(() => clearInterval(rotator));
+  t.after(async () => {
+    clearInterval(rotator);
+    await inflight.catch(() => {});
+    rmSync(root, { recursive: true, force: true });
+  });
 
   const server = start(t, ['server', serverDir, CLIENT_ID]);
   const port = await until('the server to listen', () => /LISTENING (\d+)/.exec(server.output())?.[1]);

@@ -9,6 +9,7 @@ import type {
   VaultRevokeRequest,
   VaultSettleRequest,
 } from '../../api/gateway.ts';
+import type { BarrierStore } from '../../barrier/barrier.ts';
 import { loadOrCreateKey } from '../../barrier/stored-keys.ts';
 import type { Identity } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
@@ -67,17 +68,22 @@ const FRESH_MS = 1_000;
 type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean };
 
 /** The vault's side of gateways running elsewhere, as a module: it serves them the virtual keys and workloads. */
-export function gatewayVaultModule(engines: () => ServiceEngines): VaultModule<VaultSide & Pick<Core, 'kv'>> {
+export function gatewayVaultModule(
+  engines: () => ServiceEngines,
+): VaultModule<VaultSide & Pick<Core, 'kv'>, BarrierStore> {
   return {
     name: 'gateway-vault',
     needs: ['gateway-keys', 'identity'],
-    operations: (core) => gatewayVaultService(core, engines),
+    // the ticket key, and claims under once/
+    mount: 'sys/gateway-service/',
+    operations: (core, store) => gatewayVaultService(core, store, engines),
   };
 }
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the vault side of the remote gateway port, an operation each over one ticket key; to move to an engine with vault-port.ts (the debt list of docs/module-map.json)
 function gatewayVaultService(
   core: VaultSide & Pick<Core, 'kv'>,
+  keyStore: BarrierStore,
   engines: () => ServiceEngines,
 ): AnyOperation[] {
   let port: LocalVault | undefined;
@@ -94,7 +100,6 @@ function gatewayVaultService(
 
   // ---------------------------------------------------------------- sealed sessions
 
-  const keyStore = core.barrier.view('sys/gateway-service/');
   let ticketKey: KeyObject | undefined;
   async function key(): Promise<KeyObject> {
     if (core.barrier.sealed) {
@@ -110,7 +115,7 @@ function gatewayVaultService(
    * claim: a replayed ticket admits or settles nothing. Claims are kept by the hour they were made
    * and dropped once nothing they guard can still be used.
    */
-  const onceStore = core.barrier.view('sys/gateway-service/once/');
+  const onceStore = keyStore.view('once/');
   const ONCE_HOUR_MS = 3600_000;
   let prunedBelow = 0;
   /** Exclusive storage (one vault process owns it): claims live in its memory, no write per call. */

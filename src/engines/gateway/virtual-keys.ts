@@ -106,7 +106,9 @@ export interface GatewayKeysEngine {
   forget(): void;
 }
 
-const PREFIX = 'logical/gateway/';
+/** Where the engine is mounted in the barrier. */
+export const GATEWAY_KEYS_MOUNT = 'logical/gateway/';
+const PREFIX = GATEWAY_KEYS_MOUNT;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const PROVIDER_RE = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const MODEL_RE = /^[A-Za-z0-9*][A-Za-z0-9_.:/@*+-]{0,127}$/;
@@ -263,9 +265,10 @@ const view = (r: Readonly<KeyRecord>, state: KeyState): VirtualKey => {
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: its operations, lookups and budgets share the key store and the HMAC key; each operation is its own object inside
 export function createGatewayKeysEngine(
   deps: GatewayKeysDeps,
+  /** The engine's own view (`logical/gateway/`, its mount). */
+  store: BarrierStore,
   opts: GatewayKeysOptions = {},
 ): GatewayKeysEngine {
-  const store: BarrierStore = deps.barrier.view(PREFIX);
   const defaultTtl = opts.default_ttl_seconds ?? 3600;
   const maxTtl = opts.max_ttl_seconds ?? 30 * 86400;
   if (!(defaultTtl >= 1 && defaultTtl <= maxTtl))
@@ -656,12 +659,13 @@ export function createGatewayKeysEngine(
 export function gatewayKeysModule(
   opts: GatewayKeysOptions = {},
   bind?: (engine: GatewayKeysEngine) => void,
-): VaultModule<GatewayKeysDeps> {
+): VaultModule<GatewayKeysDeps, BarrierStore> {
   let engine: GatewayKeysEngine | undefined;
   return {
     name: 'gateway-keys',
-    operations(deps) {
-      engine = createGatewayKeysEngine(deps, opts);
+    mount: PREFIX,
+    operations(deps, store) {
+      engine = createGatewayKeysEngine(deps, store, opts);
       bind?.(engine);
       return engine.operations;
     },

@@ -1,9 +1,10 @@
 import type { KeyObject, X509Certificate } from 'node:crypto';
+import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation, RequestInfo } from '../../contract/operation.ts';
 import { parseTrustDomain } from '../../spiffe/index.ts';
-import type { BarrierPort, ClockPort } from '../ports.ts';
+import type { ClockPort } from '../ports.ts';
 import { caOperations, createCertificateAuthority } from './ca.ts';
 import { createTrustedBundles, federationOperations } from './federation.ts';
 import { joinTokenOperation } from './join-tokens.ts';
@@ -92,13 +93,15 @@ function settingsOf(opts: IdentityOptions) {
 }
 
 /** What the identity engine needs: its barrier view, the clock, and the core's audit of SVIDs it issues to itself. */
-export type IdentityDeps = BarrierPort &
-  ClockPort & {
-    audit(entry: SelfIssueAudit): Promise<void>;
-  };
+export type IdentityDeps = ClockPort & {
+  audit(entry: SelfIssueAudit): Promise<void>;
+};
 
-function createIdentityEngine(deps: IdentityDeps, opts: IdentityOptions = {}): IdentityEngine {
-  const store = deps.barrier.view(PREFIX);
+function createIdentityEngine(
+  deps: IdentityDeps,
+  store: BarrierStore,
+  opts: IdentityOptions = {},
+): IdentityEngine {
   const clock = deps.clock;
   const s = settingsOf(opts);
   const { trustDomain } = s;
@@ -198,11 +201,12 @@ function createIdentityEngine(deps: IdentityDeps, opts: IdentityOptions = {}): I
 export function identityModule(
   opts: IdentityOptions = {},
   bind?: (engine: IdentityEngine) => void,
-): VaultModule<IdentityDeps> {
+): VaultModule<IdentityDeps, BarrierStore> {
   return {
     name: 'identity',
-    operations(deps) {
-      const engine = createIdentityEngine(deps, opts);
+    mount: PREFIX,
+    operations(deps, store) {
+      const engine = createIdentityEngine(deps, store, opts);
       bind?.(engine);
       return engine.operations;
     },

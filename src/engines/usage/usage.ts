@@ -1,3 +1,4 @@
+import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import type { AnyOperation } from '../../contract/operation.ts';
@@ -32,7 +33,7 @@ export interface UsageSetup {
    * The usage module: attaches the recorder to the barrier and serves the query operations; on unseal it
    * starts the periodic flush (and writes counts kept while sealed); at shutdown it writes what is pending.
    */
-  module: VaultModule<UsageVault & BarrierPort>;
+  module: VaultModule<UsageVault & BarrierPort, BarrierStore>;
   /** Writes pending counts now. */
   flush(): Promise<{ cells: number }>;
   /** At shutdown, while still unsealed: stops the timer and writes what is pending. */
@@ -57,11 +58,12 @@ export function createUsage(options: UsageOptions | undefined, clock: Clock): Us
     observe: enabled ? recorder.observe : undefined,
     module: {
       name: 'usage',
-      operations(vault) {
-        recorder.attach(vault.barrier.view(USAGE_BARRIER_PREFIX), () => vault.barrier.sealed);
+      mount: USAGE_BARRIER_PREFIX,
+      operations(vault, store) {
+        recorder.attach(store, () => vault.barrier.sealed);
         return usageOperations({
           vault,
-          store: vault.barrier.view(USAGE_BARRIER_PREFIX),
+          store,
           recorder,
           recording: enabled,
         }) as AnyOperation[];
