@@ -7,10 +7,13 @@ import type { Core } from './core.ts';
 const SYSTEM = { type: 'System', id: 'sys' } as const;
 
 /** The vault's own module: init, seal/unseal, status, key rotation. */
-export const sysModule: VaultModule<Core> = { name: 'sys', operations: (core) => sysOperations(core) };
+/** What the vault's own operations use of the core: the seal, the barrier's keys, the root token's store. */
+type SysDeps = Pick<Core, 'seal' | 'barrier' | 'tokens' | 'afterUnseal' | 'sealNow'>;
+
+export const sysModule: VaultModule<SysDeps> = { name: 'sys', operations: (core) => sysOperations(core) };
 
 /** Operations on the vault itself: init, seal/unseal, status, key rotation. */
-function sysOperations(core: Core) {
+function sysOperations(core: SysDeps) {
   const sealStatus = () => core.seal.status();
 
   return [
