@@ -1,6 +1,6 @@
 import { Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, Nullable } from './response-schemas.ts';
 
 /** The wire contract of the audit API (docs/audit.md). */
 
@@ -26,8 +26,6 @@ export interface AuditQueryInput {
 // ---- responses ----
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
-
-const Iso = Type.String({ format: 'date-time' });
 
 const AuditHashResponse = Type.Object({
   /** `hmac-sha256:<hex>`, as audit entries carry it. */

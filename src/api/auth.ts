@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, Nullable, Strings } from './response-schemas.ts';
 import { AuthResponse as AuthResponseSchema, Scope } from './v1.ts';
 
 /**
@@ -95,9 +95,6 @@ export const AppRotateRequest = Type.Object({ grace: Type.Optional(Duration) }, 
 
 // ---- responses ----
 // Schemas of successful response bodies (serialized with them: a field they do not name is never sent).
-
-const Iso = Type.String({ format: 'date-time' });
-const Strings = Type.Array(Type.String());
 
 /** A login's answer: the token, who it names (`user:NAME` or `app:NAME`) and whether a second factor was verified. */
 const LoginResponseSchema = Type.Object({

@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, Nullable, StringOrNull } from './response-schemas.ts';
 import { RotationSettingsOut } from './rotation.ts';
 import { type EnvParams, MAX_SECRET_VALUE_BYTES, Name, SecretFields, SecretMetadata } from './v1.ts';
 
@@ -59,9 +59,6 @@ export const ExportQuery = Type.Object(
 // ---- responses ----
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
-
-const Iso = Type.String({ format: 'date-time' });
-const StringOrNull = Nullable(Type.String());
 
 /** What an import does (or, in a dry run, would do) with one entry. */
 const ImportActionSchema = Type.Union([

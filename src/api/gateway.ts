@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, Nullable } from './response-schemas.ts';
 
 /**
  * Gateway virtual keys (issue 7 items 3 and 5; docs/gateway-keys.md): keys an
@@ -100,8 +100,6 @@ export const KeyListQuery = Type.Object(
   { include_inactive: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) },
   Strict,
 );
-
-const Iso = Type.String({ format: 'date-time' });
 
 /** A virtual key's metadata (never the key string, which is shown once at creation). */
 const VirtualKeySchema = Type.Object({

@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, IsoOrNull, StringOrNull } from './response-schemas.ts';
 
 /**
  * Wire contract of rotation and expiry hygiene: the stale report
@@ -28,10 +28,6 @@ export type StaleQuery = Static<typeof StaleQuery>;
 // ---- responses ----
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
-
-const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Nullable(Iso);
-const StringOrNull = Nullable(Type.String());
 
 /**
  * - `rotation_overdue`: last rotation (or creation) + interval is in the past

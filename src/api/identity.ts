@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, IsoOrNull, Nullable, Strings } from './response-schemas.ts';
 import { Scope } from './v1.ts';
 
 /**
@@ -18,9 +18,6 @@ const Pem = Type.String({ minLength: 1, maxLength: 64 * 1024 });
 // Response pieces. The server serializes each JSON answer with its operation's response schema (a field
 // the schema does not name is never sent; a value that does not fit fails the request), so these name
 // every field the handlers return.
-const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Nullable(Iso);
-const Strings = Type.Array(Type.String());
 
 export const X509SvidRequest = Type.Object(
   {

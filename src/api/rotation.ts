@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, IsoOrNull, Nullable, StringOrNull } from './response-schemas.ts';
 import { MAX_SECRET_VALUE_BYTES, type SecretParams } from './v1.ts';
 
 /** Wire contract of secret rotation (docs/rotation.md). */
@@ -21,10 +21,6 @@ export type SecretRotateRequest = Static<typeof SecretRotateRequest>;
 // ---- responses ----
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
-
-const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Nullable(Iso);
-const StringOrNull = Nullable(Type.String());
 
 /** A secret's rotation settings as stored: seconds, and the adapter and its options when set. */
 export const RotationSettingsOut = Type.Object({

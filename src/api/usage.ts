@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, Nullable } from './response-schemas.ts';
 import type { EnvParams, SecretParams } from './v1.ts';
 
 /**
@@ -40,8 +40,6 @@ export const UnusedQuery = Type.Object(
 // ---- responses ----
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
-
-const Iso = Type.String({ format: 'date-time' });
 
 /** Who read: the token's owner, `app:<client_id>`, `user:<id>`, `token:<accessor>` or `root:root`. */
 const ActorRefFields = {

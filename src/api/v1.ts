@@ -1,6 +1,6 @@
 import { type Static, Type } from 'typebox';
-import { Nullable } from './nullable.ts';
 import { op } from './op.ts';
+import { Iso, IsoOrNull, Nullable, Strings } from './response-schemas.ts';
 
 /**
  * The wire contract of the v1 HTTP API: request schemas (validated by the
@@ -203,9 +203,6 @@ export type PolicyTestRequest = Static<typeof PolicyTestRequest>;
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
 
-const Iso = Type.String({ format: 'date-time' });
-const IsoOrNull = Nullable(Iso);
-const Strings = Type.Array(Type.String());
 const StringMap = Type.Record(Type.String(), Type.String());
 
 export const SealStatusResponse = Type.Object({

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Type } from 'typebox';
-import { Nullable } from './nullable.ts';
+import { Nullable } from './response-schemas.ts';
 
 test('Nullable makes a JSON Schema type array, keeps the other keywords, and refuses a schema without one type', () => {
   assert.deepEqual(

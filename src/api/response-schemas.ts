@@ -1,6 +1,16 @@
 import { type Static, type TSchema, type TUnsafe, Type } from 'typebox';
 
 /**
+ * Building blocks of response schemas, shared by every api/ file: an ISO
+ * time, a list of strings, and nullable fields.
+ */
+
+/** An ISO 8601 time (UTC), as every answer writes times. */
+export const Iso = Type.String({ format: 'date-time' });
+/** A list of strings (roles, tags, names). */
+export const Strings = Type.Array(Type.String());
+
+/**
  * A response field that may be null, as a JSON Schema type array
  * (`{ type: ['string', 'null'] }`) rather than `anyOf: [T, null]`:
  * fast-json-stringify serializes a type array directly, while for `anyOf` it
@@ -14,3 +24,6 @@ export function Nullable<T extends TSchema>(schema: T): TUnsafe<Static<T> | null
   if (typeof type !== 'string') throw new TypeError('Nullable() takes a schema with a single type');
   return Type.Unsafe<Static<T> | null>({ ...schema, type: [type, 'null'] });
 }
+
+export const IsoOrNull = Nullable(Iso);
+export const StringOrNull = Nullable(Type.String());
