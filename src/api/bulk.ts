@@ -1,8 +1,14 @@
 import { type Static, Type } from 'typebox';
 import { op } from './op.ts';
 import { Iso, Nullable, StringOrNull } from './response-schemas.ts';
-import { RotationSettingsOut } from './rotation.ts';
-import { type EnvParams, MAX_SECRET_VALUE_BYTES, Name, SecretFields, SecretMetadata } from './v1.ts';
+import {
+  type EnvParams,
+  MAX_SECRET_VALUE_BYTES,
+  Name,
+  RotationSettingsOut,
+  SecretFields,
+  SecretMetadata,
+} from './v1.ts';
 
 /**
  * The wire contract of bulk import and export (docs/import-export.md):

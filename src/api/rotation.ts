@@ -1,7 +1,7 @@
 import { type Static, Type } from 'typebox';
 import { op } from './op.ts';
 import { Iso, IsoOrNull, Nullable, StringOrNull } from './response-schemas.ts';
-import { MAX_SECRET_VALUE_BYTES, type SecretParams } from './v1.ts';
+import { MAX_SECRET_VALUE_BYTES, RotationSettingsOut, type SecretParams } from './v1.ts';
 
 /** Wire contract of secret rotation (docs/rotation.md). */
 const Strict = { additionalProperties: false } as const;
@@ -21,14 +21,6 @@ export type SecretRotateRequest = Static<typeof SecretRotateRequest>;
 // ---- responses ----
 // Schemas of successful response bodies: the server serializes each body with its schema (a field the
 // schema does not name is never sent), /v1/openapi.json documents them, and the SDK's types are theirs.
-
-/** A secret's rotation settings as stored: seconds, and the adapter and its options when set. */
-export const RotationSettingsOut = Type.Object({
-  interval: Type.Integer(),
-  grace: Type.Integer(),
-  adapter: Type.Optional(Type.String()),
-  options: Type.Optional(Type.Record(Type.String(), Type.String())),
-});
 
 const SecretRotateResponseSchema = Type.Object({
   name: Type.String(),

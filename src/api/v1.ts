@@ -260,7 +260,8 @@ const SecretDeleteResponse = Type.Object({
 });
 const SecretRestoreResponse = Type.Object({ name: Type.String(), version: Type.Integer() });
 
-const RotationOut = Type.Object({
+/** A secret's rotation settings as stored: seconds, and the adapter and its options when set. */
+export const RotationSettingsOut = Type.Object({
   interval: Type.Integer(),
   grace: Type.Integer(),
   adapter: Type.Optional(Type.String()),
@@ -271,7 +272,7 @@ const SecretFieldsOut = {
   provider: Nullable(Type.String()),
   owner: Nullable(Type.String()),
   expires_at: IsoOrNull,
-  rotation: Nullable(RotationOut),
+  rotation: Nullable(RotationSettingsOut),
   tags: Strings,
   last_rotated_at: IsoOrNull,
   /** Why the last rotation failed (sanitised); present only while rotation is failing (docs/rotation.md). */

@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { type TestContext, test } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import type { AppCredentials, LoginResponse } from '../../src/api/auth.ts';
 import { parseSpiffeBundle, type SpiffeBundle, toSpiffeBundle } from '../../src/spiffe/index.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { appToken, buildTestApp, type TestApp } from '../helpers/app.ts';
 import { decodeJwt, foreignDomain, idOf, makeCsr, TRUST_DOMAIN } from '../helpers/spiffe.ts';
 
 /**
@@ -45,20 +44,6 @@ async function inProcess(a: TestApp, operation: string, input: unknown = {}): Pr
 async function sameAsInProcess(a: TestApp, res: LightMyRequestResponse, operation: string, input?: unknown) {
   assert.equal(res.statusCode, 200, res.body);
   assert.deepEqual(res.json(), JSON.parse(JSON.stringify(await inProcess(a, operation, input))));
-}
-
-async function appToken(a: TestApp, name: string): Promise<string> {
-  const c = ok<AppCredentials>(
-    await a.call('POST', '/v1/auth/apps', { name, roles: ['app'], scope: { paths: ['wire/dev'] } }),
-    201,
-  );
-  return ok<LoginResponse>(
-    await a.inject({
-      method: 'POST',
-      url: '/v1/auth/app/login',
-      payload: { client_id: c.client_id, client_secret: c.client_secret },
-    }),
-  ).auth.client_token;
 }
 
 /** The bundle document the SPIFFE library writes for a parsed bundle (what the handlers sent before schemas). */
@@ -159,7 +144,7 @@ test('X.509-SVIDs, by token and by join token, answer every field, federated aut
   const proto = await foreignDomain(PROTO);
   ok(await a.call('PUT', `/v1/identity/federation/${PROTO}`, { bundle: JSON.stringify(proto.bundle) }));
   ok(await a.call('POST', '/v1/identity/registrations', { spiffe_id: API, selectors: ['app:wire'] }));
-  const token = await appToken(a, 'wire');
+  const token = await appToken(a, 'wire', 'wire/dev');
 
   const csr = await makeCsr(API);
   const res = await a.inject({
@@ -201,7 +186,7 @@ test('X.509-SVIDs, by token and by join token, answer every field, federated aut
 test('a JWT-SVID is issued and validated with every field and every claim', async (t) => {
   const a = await wireApp(t);
   ok(await a.call('POST', '/v1/identity/registrations', { spiffe_id: API, selectors: ['app:wire'] }));
-  const token = await appToken(a, 'wire');
+  const token = await appToken(a, 'wire', 'wire/dev');
   const issued = ok<Record<string, unknown>>(
     await a.call('POST', '/v1/identity/jwt-svid', { spiffe_id: API, audience: ['billing', 'x'] }, token),
   );

@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LightMyRequestResponse } from 'fastify';
-import type { AppCredentials, LoginResponse } from '../../src/api/auth.ts';
 import type {
   JoinTokenResponse,
   JwtSvidResponse,
@@ -16,7 +15,14 @@ import type {
 import type { AuthResponse } from '../../src/api/v1.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import { generateEcKeyPair, signJwtSvid, verifyX509Svid } from '../../src/spiffe/index.ts';
-import { buildTestApp, staticKeyFile, type TestApp, type TestAppOptions, tempDir } from '../helpers/app.ts';
+import {
+  appToken,
+  buildTestApp,
+  staticKeyFile,
+  type TestApp,
+  type TestAppOptions,
+  tempDir,
+} from '../helpers/app.ts';
 import { startServerProcess } from '../helpers/process.ts';
 import {
   decodeJwt,
@@ -81,21 +87,6 @@ async function fixture(t: TestContext, opts: TestAppOptions = {}): Promise<Fixtu
   return Object.assign(a, { clock, auditFile });
 }
 
-/** Creates app `name` and logs it in; returns its token. */
-async function appToken(a: TestApp, name: string): Promise<string> {
-  const c = ok<AppCredentials>(
-    await a.call('POST', '/v1/auth/apps', { name, roles: ['app'], scope: { paths: ['demo/dev'] } }),
-    201,
-  );
-  return ok<LoginResponse>(
-    await a.inject({
-      method: 'POST',
-      url: '/v1/auth/app/login',
-      payload: { client_id: c.client_id, client_secret: c.client_secret },
-    }),
-  ).auth.client_token;
-}
-
 /** A token with the given built-in roles, minted by root. */
 const roleToken = async (a: TestApp, roles: string[]) =>
   ok<AuthResponse>(await a.call('POST', '/v1/auth/token/create', { roles, ttl: '1h' })).auth.client_token;
@@ -124,7 +115,7 @@ async function served(a: TestApp) {
 
 /** App `api` registered for API (no roles) and logged in. */
 async function registeredApp(a: TestApp, reg: Record<string, unknown> = {}) {
-  const token = await appToken(a, 'api');
+  const token = await appToken(a, 'api', 'demo/dev');
   ok(await register(a, { spiffe_id: API, selectors: ['app:api'], ...reg }));
   return token;
 }
@@ -231,7 +222,7 @@ test('20 concurrent issuances get 20 distinct serial numbers', async (t) => {
 test('issuance is refused for an ID the caller is not entitled to, or a bad CSR, and nothing is issued', async (t) => {
   const a = await fixture(t);
   const token = await registeredApp(a);
-  const other = await appToken(a, 'other');
+  const other = await appToken(a, 'other', 'demo/dev');
   ok(await register(a, { spiffe_id: WORKER, selectors: ['app:other'] }));
   const good = await makeCsr(API);
   const cases: [string, () => Promise<string>, number, string][] = [
@@ -1019,7 +1010,7 @@ test('developers and auditors read identity configuration but change none of it'
     1,
   );
   // an app (scoped) gets none of the reads either
-  const app = await appToken(a, 'api');
+  const app = await appToken(a, 'api', 'demo/dev');
   fails(await a.call('GET', '/v1/identity/registrations', undefined, app), 403, 'permission_denied');
   fails(await a.call('POST', '/v1/identity/join-tokens', { spiffe_id: API }, app), 403, 'permission_denied');
 });

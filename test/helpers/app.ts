@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { AppCredentials, LoginResponse } from '../../src/api/auth.ts';
 import { assembleVault, type Vault } from '../../src/assemble/vault.ts';
 import type { AuditConfig } from '../../src/audit/config.ts';
 import type { AuthMethodOptions } from '../../src/auth/user-ops.ts';
@@ -163,4 +164,19 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
         ...(body === undefined ? {} : { payload: body as InjectOptions['payload'] }),
       }),
   };
+}
+
+/** Creates app `name` (role `app`, scoped to `path`), logs it in, and returns its token. */
+export async function appToken(a: TestApp, name: string, path: string): Promise<string> {
+  const created = await a.call('POST', '/v1/auth/apps', { name, roles: ['app'], scope: { paths: [path] } });
+  if (created.statusCode !== 201)
+    throw new Error(`creating app ${name}: ${created.statusCode} ${created.body}`);
+  const c = created.json() as AppCredentials;
+  const login = await a.inject({
+    method: 'POST',
+    url: '/v1/auth/app/login',
+    payload: { client_id: c.client_id, client_secret: c.client_secret },
+  });
+  if (login.statusCode !== 200) throw new Error(`logging app ${name} in: ${login.statusCode} ${login.body}`);
+  return (login.json() as LoginResponse).auth.client_token;
 }
