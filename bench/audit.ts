@@ -23,6 +23,7 @@ import { createAudit } from '../src/audit/module.ts';
 import { createChainedSink } from '../src/audit/sink.ts';
 import { createBarrier } from '../src/barrier/barrier.ts';
 import { createCore } from '../src/core/core.ts';
+import { secretsModule } from '../src/engines/kv/kv.ts';
 import { systemClock } from '../src/lib/clock.ts';
 import { createMemoryStorage } from '../src/storage/memory.ts';
 import { fmt, table, tempDir, watchdog } from './lib/proc.ts';
@@ -163,12 +164,14 @@ async function main(): Promise<void> {
     const setup = createAudit(audited ? [{ file: { path: join(dir, 'requests.log') } }] : [], {
       checkpoint: { interval_seconds: 0 },
     });
+    const secrets = secretsModule();
     const core = createCore({
       storage: createMemoryStorage(),
       seal: { static: { key_file: keyFile } },
       clock: systemClock,
       audit: setup.broker,
-      modules: [...CORE_MODULES, setup.module],
+      modules: [...CORE_MODULES, setup.module, secrets.module],
+      ports: secrets.ports,
     });
     await core.start();
     const req = { request_id: 'bench', client_address: '127.0.0.1' };

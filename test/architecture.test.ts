@@ -100,7 +100,8 @@ const CLEAN: Record<string, string> = {
     'export const kv = (who: Identity) => ({ who, barrier });',
     '',
   ].join('\n'),
-  'src/core/pipeline.ts': "import { kv } from '../engines/kv/kv.ts';\nexport const pipeline = { kv };\n",
+  'src/core/pipeline.ts':
+    "import { barrier } from '../barrier/barrier.ts';\nexport const pipeline = { barrier };\n",
   'src/server/app.ts': "import { pipeline } from '../core/pipeline.ts';\nexport const app = { pipeline };\n",
   'src/api/v1.ts': 'export interface ReadSecret { path: string }\n',
   'src/sdk/client.ts':
@@ -214,9 +215,9 @@ describe('the architecture checker', () => {
   test('fails on a cycle between files of one part, made of type-only imports', (t) => {
     const changes = {
       'src/core/pipeline.ts': [
-        "import { kv } from '../engines/kv/kv.ts';",
+        "import { barrier } from '../barrier/barrier.ts';",
         "import type { Step } from './steps.ts';",
-        'export const pipeline = { kv, steps: [] as Step[] };',
+        'export const pipeline = { barrier, steps: [] as Step[] };',
         '',
       ].join('\n'),
       'src/core/steps.ts':

@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import type { Identity } from '../contract/identity.ts';
 import { op } from './op.ts';
 import { Iso, Nullable } from './response-schemas.ts';
 
@@ -332,6 +333,57 @@ export const VaultLiveRequest = Type.Object(
 );
 export type VaultLiveRequest = Static<typeof VaultLiveRequest>;
 
+// ---- answers of the vault service ----
+// Each is one object (no unions: the serializer stays a straight line); `error` is the caller's
+// outcome told to the gateway in a 200 answer, and then the other fields are absent.
+
+const CallerOutcome = {
+  error: Type.Optional(
+    Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  ),
+};
+
+/** The caller's Cedar principal, as the vault's contract has it (src/contract/identity.ts), passed through whole. */
+const IdentityOut = Type.Unsafe<Identity>({ type: 'object', additionalProperties: true });
+
+const CallerOut = Type.Object({
+  kind: Type.Union([Type.Literal('token'), Type.Literal('virtual_key'), Type.Literal('workload')]),
+  id: Type.String(),
+  display_name: Type.String(),
+  spiffe_id: Type.Optional(Type.String()),
+  classification: Type.Optional(Type.String()),
+});
+
+const VaultAuthenticateResponse = Type.Object({
+  caller: Type.Optional(CallerOut),
+  identity: Type.Optional(IdentityOut),
+  /** The sealed session ticket, passed back with every question about the call. */
+  session: Type.Optional(Type.String()),
+  ...CallerOutcome,
+});
+const VaultAuthorizeResponse = Type.Object({
+  decisions: Type.Optional(Type.Array(Type.Object({ allowed: Type.Boolean(), reason: Type.String() }))),
+  ...CallerOutcome,
+});
+const VaultHoldsResponse = Type.Object({
+  found: Type.Optional(Type.Boolean()),
+  compromised: Type.Optional(Type.Boolean()),
+  ...CallerOutcome,
+});
+const VaultAdmitResponse = Type.Object({
+  /** Absent when nothing was reserved (no budget applies). */
+  reservation: Type.Optional(Type.String()),
+  ...CallerOutcome,
+});
+const VaultSettleResponse = Type.Object({ settled: Type.Boolean() });
+const VaultAuditResponse = Type.Object({ recorded: Type.Boolean() });
+const VaultRevokeResponse = Type.Object({ revoked: Type.Boolean() });
+const VaultLiveResponse = Type.Object({ live: Type.Array(Type.Boolean()) });
+
 // ---- operations ----
 // Each operation of this API, by the object routes name it with (src/api/op.ts).
 export const GatewayKeyCreate = op<KeyCreateRequest>()('gateway.key.create', KeyCreateResponse);
@@ -339,11 +391,17 @@ export const GatewayKeyList = op<{ include_inactive?: boolean }>()('gateway.key.
 export const GatewayKeyRead = op<{ id: string }>()('gateway.key.read', KeyResponse);
 export const GatewayKeyRevoke = op<{ id: string }>()('gateway.key.revoke', KeyRevokeResponse);
 export const GatewayKeyUpdate = op<{ id: string } & KeyUpdateRequest>()('gateway.key.update', KeyResponse);
-export const GatewayVaultAuthenticate = op()('gateway.vault.authenticate');
-export const GatewayVaultAuthorize = op()('gateway.vault.authorize');
-export const GatewayVaultHolds = op()('gateway.vault.holds');
-export const GatewayVaultAdmit = op()('gateway.vault.admit');
-export const GatewayVaultSettle = op()('gateway.vault.settle');
-export const GatewayVaultAudit = op()('gateway.vault.audit');
-export const GatewayVaultRevoke = op()('gateway.vault.revoke');
-export const GatewayVaultLive = op()('gateway.vault.live');
+export const GatewayVaultAuthenticate = op<VaultAuthenticateRequest>()(
+  'gateway.vault.authenticate',
+  VaultAuthenticateResponse,
+);
+export const GatewayVaultAuthorize = op<VaultAuthorizeRequest>()(
+  'gateway.vault.authorize',
+  VaultAuthorizeResponse,
+);
+export const GatewayVaultHolds = op<VaultHoldsRequest>()('gateway.vault.holds', VaultHoldsResponse);
+export const GatewayVaultAdmit = op<VaultAdmitRequest>()('gateway.vault.admit', VaultAdmitResponse);
+export const GatewayVaultSettle = op<VaultSettleRequest>()('gateway.vault.settle', VaultSettleResponse);
+export const GatewayVaultAudit = op<VaultAuditRequest>()('gateway.vault.audit', VaultAuditResponse);
+export const GatewayVaultRevoke = op<VaultRevokeRequest>()('gateway.vault.revoke', VaultRevokeResponse);
+export const GatewayVaultLive = op<VaultLiveRequest>()('gateway.vault.live', VaultLiveResponse);

@@ -14,8 +14,9 @@ import {
 } from '../engines/gateway/virtual-keys.ts';
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { type IdentityEngine, type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
-import { bulkModule } from '../engines/kv/bulk.ts';
+import { secretsModule } from '../engines/kv/kv.ts';
 import { metricsModule } from '../engines/metrics/metrics.ts';
+import type { SecretsPort, SecretsReader, SecretsWriterPort } from '../engines/ports.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
@@ -38,6 +39,9 @@ import { checkMounts, closeModules, orderModules } from './modules.ts';
  * (src/server/routes/vault-routes.ts).
  */
 
+/** What every module of the vault may ask for: the core's parts and the ports modules offer each other. */
+export type ModuleDeps = Core & SecretsPort & SecretsWriterPort;
+
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
 export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
   sysModule,
@@ -58,7 +62,7 @@ export interface VaultDeps {
   /** Settings of the user and app auth methods (login limits, lockout, token TTLs). */
   auth?: AuthMethodOptions;
   /** Extra modules (tests). */
-  modules?: readonly VaultModule<Core, BarrierStore>[];
+  modules?: readonly VaultModule<ModuleDeps, BarrierStore>[];
   /** Usage analytics (counting secret reads); on by default. */
   usage?: UsageOptions | undefined;
   /** Secret rotation: scheduler period, cluster holder id, adapter base URLs (docs/rotation.md). */
@@ -73,6 +77,8 @@ export interface VaultDeps {
 
 export interface Vault {
   core: Core;
+  /** The secrets engine, read-only (its change events): what the modules built on it see. */
+  secrets: SecretsReader;
   audit: AuditSetup;
   usage: UsageSetup;
   /** Secret rotation: the scheduler (tick() drives it in tests). */
@@ -125,15 +131,16 @@ export function assembleVault(deps: VaultDeps): Vault {
   });
   const usage = createUsage(deps.usage, deps.clock);
   const rotation = createRotation(deps.rotation);
+  const secrets = secretsModule();
   // every module of the vault, in dependency order (src/assemble/modules.ts); the core registers their
   // operations and runs their onUnseal/onSeal, and close() below closes them in reverse
-  const modules = orderModules<Core, BarrierStore>([
+  const modules = orderModules<ModuleDeps, BarrierStore>([
     ...CORE_MODULES,
     audit.module,
+    secrets.module,
     authMethods(deps.auth),
     usage.module,
     rotation.module,
-    bulkModule,
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),
     identityModule(deps.identity, (e) => (identityEngine = e)),
@@ -162,6 +169,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit: audit.broker,
     rateLimit: deps.rateLimit,
     modules,
+    ports: secrets.ports,
     onSuccess: [
       ...(usage.observe ? [usage.observe] : []),
       // a revocation ends open watch streams at once, not at their next heartbeat
@@ -174,6 +182,7 @@ export function assembleVault(deps: VaultDeps): Vault {
   core.workloadAuth = identityEngine?.authenticate;
   return {
     core,
+    secrets: secrets.ports.secrets,
     audit,
     usage,
     rotation,

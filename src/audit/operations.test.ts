@@ -11,6 +11,7 @@ import { CORE_MODULES } from '../assemble/vault.ts';
 import { auditCommands, verifyAuditFile } from '../cli/audit.ts';
 import type { ServerConfig } from '../config/config.ts';
 import { createCore } from '../core/core.ts';
+import { secretsModule } from '../engines/kv/kv.ts';
 import { type Clock, manualClock } from '../lib/clock.ts';
 import { buildServer } from '../server/app.ts';
 import { createLogger } from '../server/logger.ts';
@@ -47,12 +48,14 @@ async function harness(t: TestContext, clock?: Clock): Promise<Harness> {
   });
   const seal = { static: { key_file: keyFile } };
   const storage = createMemoryStorage();
+  const secrets = secretsModule();
   const core = createCore({
     storage,
     seal,
     clock: clock ?? { now: () => Date.now() },
     audit: audit.broker,
-    modules: [...CORE_MODULES, audit.module],
+    modules: [...CORE_MODULES, audit.module, secrets.module],
+    ports: secrets.ports,
   });
   await core.start();
   const config = {

@@ -81,6 +81,20 @@ export interface BarrierStore extends BarrierWriter {
   view(prefix: string): BarrierStore;
 }
 
+/**
+ * `inner` confined to `prefix` (ending in '/'): paths are relative to it, as in a view. Also for a
+ * transaction's writer, so a module can be handed part of a transaction it shares with another.
+ */
+export function writerAt(inner: BarrierWriter, prefix: string): BarrierWriter {
+  return {
+    get: (p) => inner.get(prefix + p),
+    getJson: (p) => inner.getJson(prefix + p),
+    list: async (p) => (await inner.list(prefix + p)).map((k) => k.slice(prefix.length)),
+    put: (p, v) => inner.put(prefix + p, v),
+    delete: (p) => inner.delete(prefix + p),
+  };
+}
+
 export interface KeyTermInfo {
   term: number;
   created_at: string;
@@ -879,7 +893,7 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
           for (const m of members) {
             const w = txWriter(tx, ix, cache ? (p) => m.written.add(p) : undefined);
             try {
-              values.set(m, await m.fn(m.prefix === '' ? w : prefixed(w, m.prefix)));
+              values.set(m, await m.fn(m.prefix === '' ? w : writerAt(w, m.prefix)));
             } catch (err) {
               throw new MemberFailed(m, err);
             }
@@ -958,18 +972,8 @@ export function createBarrier(storage: StorageBackend, clock: Clock, opts: Barri
       }
     : direct;
 
-  function prefixed(inner: BarrierWriter, prefix: string): BarrierWriter {
-    return {
-      get: (p) => inner.get(prefix + p),
-      getJson: (p) => inner.getJson(prefix + p),
-      list: async (p) => (await inner.list(prefix + p)).map((k) => k.slice(prefix.length)),
-      put: (p, v) => inner.put(prefix + p, v),
-      delete: (p) => inner.delete(prefix + p),
-    };
-  }
-
   function storeAt(prefix: string): BarrierStore {
-    const base = prefix === '' ? rootWriter : prefixed(rootWriter, prefix);
+    const base = prefix === '' ? rootWriter : writerAt(rootWriter, prefix);
     return {
       ...base,
       transaction: (fn) => transaction(prefix, fn),

@@ -1,4 +1,5 @@
 import type { AnyOperation } from './operation.ts';
+import type { Resource } from './resource.ts';
 
 /**
  * One shape for every module of the vault (issue 14 item 1): a name, the
@@ -21,6 +22,13 @@ export interface VaultModule<D = never, S = never> {
   readonly mount?: string;
   /** Builds the module's operations (once, when the vault is assembled), with its mounted store. */
   operations(deps: D, store: S): readonly AnyOperation[];
+  /**
+   * The resource types the module owns, each with what policies learn about one (the secrets engine:
+   * a secret's provider, tags and whether its environment is production), read from its mounted store.
+   */
+  resources?(
+    store: S,
+  ): Readonly<Partial<Record<Resource['type'], (resource: Resource) => Promise<Resource>>>>;
   /** After every unseal, once the core's own keys are loaded (load keys kept in the barrier, start timers). */
   onUnseal?(): Promise<void>;
   /** When the vault seals: forget keys, stop timers. Synchronous: sealing never waits. */

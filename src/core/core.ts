@@ -4,7 +4,6 @@ import { type Barrier, type BarrierStore, createBarrier } from '../barrier/barri
 import type { Identity, TokenEntry } from '../contract/identity.ts';
 import type { VaultModule } from '../contract/module.ts';
 import type { AnyOperation, OperationContext, RequestInfo, Resource } from '../contract/operation.ts';
-import { createKvEngine, type KvEngine } from '../engines/kv/kv.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { Clock } from '../lib/clock.ts';
 import { createMetricsRegistry, type MetricsRegistry } from '../lib/metrics.ts';
@@ -16,7 +15,7 @@ import type { StorageBackend } from '../storage/backend.ts';
 import { auditStep } from './pipeline/audit.ts';
 import { type Authenticated, authenticationStep } from './pipeline/authenticate.ts';
 import { authorizationStep } from './pipeline/authorize.ts';
-import { describeStep } from './pipeline/describe.ts';
+import { type Describer, describeStep } from './pipeline/describe.ts';
 import { rateLimitStep } from './pipeline/rate-limit.ts';
 import { runOperation } from './pipeline/run.ts';
 
@@ -32,20 +31,25 @@ export const CORE_MOUNTS = {
   barrier: 'core/',
   tokens: 'sys/token/',
   policies: 'sys/policy/',
-  kv: 'logical/kv/',
 } as const;
 
-export interface CoreDeps {
+export interface CoreDeps<P extends object = object> {
   storage: StorageBackend;
   seal: SealSettings;
   clock: Clock;
   audit: AuditBroker;
   /**
-   * The modules besides the secrets engine (the core's own operations, auth methods, audit, engines), in
-   * the order the assembler put them (src/assemble/modules.ts): each one's operations are registered, its
+   * The modules (the core's own operations, auth methods, audit, the secrets engine and the engines
+   * built on it), in the order the assembler put them (src/assemble/modules.ts): each one is mounted on
+   * a view of its `mount`, its operations are registered and the resource types it owns described, its
    * `onUnseal` runs after every unseal (in this order) and its `onSeal` when the core seals (in reverse).
    */
-  modules?: readonly VaultModule<Core, BarrierStore>[];
+  modules?: readonly VaultModule<Core & P, BarrierStore>[];
+  /**
+   * Ports modules offer each other (the secrets engine's reader and writer), handed to every module
+   * with the core's own: `operations(deps)` sees the core's parts and these.
+   */
+  ports?: P;
   /** A module's onSeal threw (the others still ran, and the vault is sealed): for the server log. */
   onModuleError?: (module: string, phase: 'seal', err: unknown) => void;
   /** Requests per second (and burst) allowed per token, or per app for app tokens; root tokens are exempt. */
@@ -69,8 +73,6 @@ export interface Core {
   readonly seal: SealManager;
   readonly tokens: TokenStore;
   readonly policies: PolicyEngine;
-  /** The secrets engine (its events and internals serve rotation, watch, import and usage). */
-  readonly kv: KvEngine;
   readonly clock: Clock;
   /** Counters and histograms of this server (request counts and durations; modules add theirs). */
   readonly metrics: MetricsRegistry;
@@ -125,7 +127,7 @@ export interface Core {
 }
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the core object: its methods share the barrier, token store, policy engine and pipeline steps created here; the steps themselves are in pipeline/
-export function createCore(deps: CoreDeps): Core {
+export function createCore<P extends object = object>(deps: CoreDeps<P>): Core {
   const modules = deps.modules ?? [];
   const barrier = createBarrier(deps.storage, deps.clock);
   const seal = createSealManager({
@@ -136,7 +138,6 @@ export function createCore(deps: CoreDeps): Core {
   });
   const tokens = createTokenStore(barrier.view(CORE_MOUNTS.tokens), deps.clock);
   const policies = createPolicyEngine(barrier.view(CORE_MOUNTS.policies));
-  const kv = createKvEngine(barrier.view(CORE_MOUNTS.kv), deps.clock);
   const operations = new Map<string, AnyOperation>();
   const onSuccess = deps.onSuccess?.length ? deps.onSuccess : undefined;
   const metrics = deps.metrics ?? createMetricsRegistry();
@@ -149,14 +150,9 @@ export function createCore(deps: CoreDeps): Core {
     workloadAuth: () => core.workloadAuth,
     rateLimit: limits,
   });
-  // each engine describes the resource types it owns
-  const describe = describeStep(
-    new Map([
-      ['Project', kv.describe],
-      ['Environment', kv.describe],
-      ['Secret', kv.describe],
-    ]),
-  );
+  // each module describes the resource types it owns (filled in as modules are mounted, below)
+  const describers = new Map<Resource['type'], Describer>();
+  const describe = describeStep(describers);
   const decide = authorizationStep(policies, deps.clock, UNSCOPED_ACTIONS);
   const audits = auditStep(deps.audit, deps.clock);
 
@@ -165,7 +161,6 @@ export function createCore(deps: CoreDeps): Core {
     seal,
     tokens,
     policies,
-    kv,
     clock: deps.clock,
     metrics,
     workloadAuth: undefined,
@@ -280,13 +275,19 @@ export function createCore(deps: CoreDeps): Core {
     },
   };
 
-  // each module on a view of its own mount (the assembler checked that mounts do not overlap)
-  const all = [
-    ...kv.operations,
-    ...modules.flatMap((m) =>
-      m.operations(core, (m.mount ? barrier.view(m.mount) : undefined) as BarrierStore),
-    ),
-  ] as AnyOperation[];
+  // each module on a view of its own mount (the assembler checked that mounts do not overlap), seeing
+  // the core's parts and the ports modules offer each other
+  const moduleDeps = (deps.ports ? Object.assign(Object.create(core), deps.ports) : core) as Core & P;
+  const all: AnyOperation[] = [];
+  for (const m of modules) {
+    const store = (m.mount ? barrier.view(m.mount) : undefined) as BarrierStore;
+    all.push(...m.operations(moduleDeps, store));
+    for (const [type, describer] of Object.entries(m.resources?.(store) ?? {})) {
+      if (describers.has(type as Resource['type']))
+        throw new TypeError(`module ${m.name} describes ${type}, which another module describes`);
+      describers.set(type as Resource['type'], describer);
+    }
+  }
   for (const op of all) {
     if (typeof op.action !== 'string' || op.action.length === 0) {
       throw new TypeError(`operation ${op.name} declares no policy action`);

@@ -1,9 +1,17 @@
-import type { Barrier } from '../barrier/barrier.ts';
+import type { Barrier, BarrierReader, BarrierWriter } from '../barrier/barrier.ts';
 import type { Identity, TokenEntry } from '../contract/identity.ts';
 import type { RequestInfo } from '../contract/operation.ts';
 import type { Resource } from '../contract/resource.ts';
 import type { Clock } from '../lib/clock.ts';
-import type { KvEngine } from './kv/kv.ts';
+import type {
+  EnvAddress,
+  ProjectRecord,
+  SecretAddress,
+  SecretEvent,
+  SecretFields,
+  SecretMetadata,
+  SecretRecord,
+} from './kv/records.ts';
 
 /**
  * The narrow ports engine modules declare they need (issue 14: a module never
@@ -21,9 +29,88 @@ export interface ClockPort {
   clock: Clock;
 }
 
-/** The secrets engine, for the modules built on it (its store, helpers and change events). */
+/** A secret's record where it was found (its project and environment). */
+export interface SecretEntry {
+  project: string;
+  env: string;
+  record: Readonly<SecretRecord>;
+}
+
+/**
+ * Reading the secrets engine (the `secrets` module), for the modules built on it: records and values,
+ * never its store. Every method checks names and answers the engine's own 404s
+ * (`project_not_found`, `environment_not_found`, `secret_not_found`, `secret_deleted`).
+ */
+export interface SecretsReader {
+  project(name: string): Promise<Readonly<ProjectRecord>>;
+  /** Every project's record (with its environments), by name. */
+  projects(): AsyncGenerator<Readonly<ProjectRecord>>;
+  /** The project record of an existing environment. */
+  environment(a: EnvAddress): Promise<Readonly<ProjectRecord>>;
+  /** The secret's record; a deleted one only with `allowDeleted`. */
+  secret(a: SecretAddress, opts?: { allowDeleted?: boolean }): Promise<Readonly<SecretRecord>>;
+  /** One version's value (`version_destroyed` when it was destroyed). */
+  value(a: SecretAddress, version: number): Promise<string>;
+  /**
+   * The secrets' records (deleted ones included) of one environment, of one project, or of every
+   * project, by project, environment and name; read a few at a time, as the caller consumes them.
+   */
+  records(where?: { project?: string; env?: string }): AsyncGenerator<SecretEntry>;
+  /** Every change once it committed (never values). */
+  readonly events: {
+    on(event: 'change', listener: (e: SecretEvent) => void): unknown;
+    off(event: 'change', listener: (e: SecretEvent) => void): unknown;
+    listenerCount(event: 'change'): number;
+  };
+}
+
+/** What one transaction of a module built on secrets may do (see SecretsWriter). */
+export interface SecretsTx {
+  secret(a: SecretAddress, opts?: { allowDeleted?: boolean }): Promise<Readonly<SecretRecord>>;
+  /** Adds a version, as a write, a rollback or a rotation does (checking `cas` and the provider's format). */
+  appendVersion(
+    a: SecretAddress,
+    value: string,
+    opts: {
+      metadata?: SecretMetadata;
+      fields?: Partial<SecretFields>;
+      cas?: number;
+      source: 'write' | 'rollback' | 'rotation';
+      from?: number;
+      force?: boolean;
+    },
+  ): Promise<{ version: number; created_at: string }>;
+  /** Sets the rotation status a read shows, with no new version; a missing secret is left alone. */
+  setRotationStatus(
+    a: SecretAddress,
+    status: Pick<SecretRecord, 'last_rotation_error' | 'next_rotation_attempt_at'>,
+  ): Promise<void>;
+  /** Tells watchers of a change, once the transaction committed. */
+  changed(e: Omit<SecretEvent, 'at'>): void;
+  /** The module's own records attached to the secrets, in this transaction. */
+  readonly own: BarrierWriter;
+}
+
+/**
+ * Writing secrets, for a module whose own records must change atomically with them (rotation keeps
+ * its claim and pending revocations beside the version it adds): one transaction over the secrets
+ * and the module's records, which live in the secrets mount under a prefix of the module's own.
+ */
+export interface SecretsWriter {
+  /** One serializable transaction; may be retried, so `fn` must have no outside side effects. */
+  transaction<T>(fn: (tx: SecretsTx) => Promise<T>): Promise<T>;
+  /** The module's own records, outside a transaction. */
+  readonly own: BarrierReader;
+}
+
+/** The secrets engine, read-only. */
 export interface SecretsPort {
-  kv: Pick<KvEngine, 'internals' | 'events'>;
+  secrets: SecretsReader;
+}
+
+/** Writing secrets together with records of one's own, kept under `attach` (e.g. `rotation/`) in the secrets mount. */
+export interface SecretsWriterPort {
+  secretsWriter(attach: string): SecretsWriter;
 }
 
 /** The barrier: a view of one's own prefix, and whether the vault is sealed. */

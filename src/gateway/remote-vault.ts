@@ -1,11 +1,13 @@
 import { Pool } from 'undici';
+import type * as api from '../api/gateway.ts';
 import { tokensOf } from '../api/pricing.ts';
+import type { OutputOf } from '../contract/operation.ts';
 import { ERROR_CODES, type ErrorCode, isStrongroomError, StrongroomError } from '../errors/errors.ts';
 import { createMetricsRegistry } from '../lib/metrics.ts';
 import type { SvidMaterial, SvidSource } from '../spiffe/svid-source.ts';
 import type { GatewayIdentity } from './self-identity.ts';
-import type { Caller, Reservation } from './types.ts';
-import { type Decision, type GatewayVault, type Session, settle } from './vault-port.ts';
+import type { Reservation } from './types.ts';
+import { type GatewayVault, type Session, settle } from './vault-port.ts';
 
 /**
  * The gateway in front of a vault elsewhere (docs/gateway-remote.md): the
@@ -221,35 +223,35 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     now: () => Date.now(),
     metrics,
     async authenticate({ credential, chain, requireSvid }, info) {
-      const out = await call<{
-        caller?: Caller;
-        identity?: Session['identity'];
-        session?: string;
-        error?: { code?: string; message?: string };
-      }>('POST', '/v1/gateway/vault/authenticate', {
-        ...(credential === undefined ? {} : { credential }),
-        ...(chain?.length ? { peer_certificates: chain.map((c) => c.toString('base64')) } : {}),
-        client_address: info.client_address,
-        ...(requireSvid ? { require_svid: true } : {}),
-      });
+      const out = await call<OutputOf<typeof api.GatewayVaultAuthenticate>>(
+        'POST',
+        '/v1/gateway/vault/authenticate',
+        {
+          ...(credential === undefined ? {} : { credential }),
+          ...(chain?.length ? { peer_certificates: chain.map((c) => c.toString('base64')) } : {}),
+          client_address: info.client_address,
+          ...(requireSvid ? { require_svid: true } : {}),
+        } satisfies api.VaultAuthenticateRequest,
+      );
       raise(out, 'invalid_token');
       if (!out.caller || !out.identity || typeof out.session !== 'string')
         throw unavailable('the vault answered an authentication without a session');
       return { caller: out.caller, identity: out.identity, [TICKET]: out.session } as RemoteSession;
     },
     async authorize(session, resources, context) {
-      const out = await call<{
-        decisions: Decision[];
-        error?: { code?: string; message?: string };
-      }>('POST', '/v1/gateway/vault/authorize', {
-        session: ticketOf(session),
-        resources: resources.map((r) => ({
-          provider: r.attrs!.provider,
-          model: r.attrs!.model,
-          route: r.attrs!.route,
-        })),
-        context,
-      });
+      const out = await call<OutputOf<typeof api.GatewayVaultAuthorize>>(
+        'POST',
+        '/v1/gateway/vault/authorize',
+        {
+          session: ticketOf(session),
+          resources: resources.map((r) => ({
+            provider: r.attrs!.provider as string,
+            model: r.attrs!.model as string,
+            route: r.attrs!.route as string,
+          })),
+          context,
+        } satisfies api.VaultAuthorizeRequest,
+      );
       // a caller whose credential ended since it was authenticated
       raise(out, 'invalid_token');
       if (!Array.isArray(out.decisions) || out.decisions.length !== resources.length) {
@@ -262,26 +264,22 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
     },
     async admit(session, record, reserve) {
       const { type: _type, action: _action, ...rest } = record;
-      const out = await call<{ reservation?: string; error?: { code?: string; message?: string } }>(
-        'POST',
-        '/v1/gateway/vault/admit',
-        {
-          session: ticketOf(session),
-          ...rest,
-          ...(reserve
-            ? {
-                reserve: {
-                  defaults: reserve.defaults,
-                  estimate: {
-                    tokens: reserve.estimate.tokens,
-                    cost_usd: reserve.estimate.costUsd,
-                    ...(reserve.estimate.unpriced ? { unpriced: true } : {}),
-                  },
+      const out = await call<OutputOf<typeof api.GatewayVaultAdmit>>('POST', '/v1/gateway/vault/admit', {
+        session: ticketOf(session),
+        ...rest,
+        ...(reserve
+          ? {
+              reserve: {
+                defaults: reserve.defaults,
+                estimate: {
+                  tokens: reserve.estimate.tokens,
+                  cost_usd: reserve.estimate.costUsd,
+                  ...(reserve.estimate.unpriced ? { unpriced: true } : {}),
                 },
-              }
-            : {}),
-        },
-      );
+              },
+            }
+          : {}),
+      });
       raise(out, 'rate_limited');
       return out.reservation === undefined ? undefined : remoteReservation(out.reservation);
     },
@@ -315,16 +313,21 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       });
     },
     async revoke(session, reason) {
-      await call('POST', '/v1/gateway/vault/revoke', { session: ticketOf(session), reason });
+      await call('POST', '/v1/gateway/vault/revoke', {
+        session: ticketOf(session),
+        reason,
+      } satisfies api.VaultRevokeRequest);
     },
     async live(sessions) {
       const out: boolean[] = [];
       // in batches the vault's request limit takes
       for (let i = 0; i < sessions.length; i += 256) {
         const batch = sessions.slice(i, i + 256);
-        const a = await call<{ live?: unknown }>('POST', '/v1/gateway/vault/live', {
-          sessions: batch.map(ticketOf),
-        });
+        const a = await call<Partial<OutputOf<typeof api.GatewayVaultLive>>>(
+          'POST',
+          '/v1/gateway/vault/live',
+          { sessions: batch.map(ticketOf) } satisfies api.VaultLiveRequest,
+        );
         const live =
           Array.isArray(a.live) && a.live.length === batch.length ? a.live : batch.map(() => false);
         for (const v of live) out.push(v === true);
@@ -369,17 +372,17 @@ export function remoteVault(options: RemoteVaultOptions): GatewayVault {
       let bytes = 0;
       const ask = async (): Promise<{ found: boolean; compromised?: boolean }> => {
         if (!batch.length) return { found: false };
-        const out = await call<{
-          found?: boolean;
-          compromised?: boolean;
-          error?: { code?: string; message?: string };
-        }>('POST', '/v1/gateway/vault/fingerprints', {
-          session: ticketOf(session),
-          candidates: batch,
-          request_id: info.request_id,
-          ...(info.trace_id ? { trace_id: info.trace_id } : {}),
-          client_address: info.client_address,
-        });
+        const out = await call<OutputOf<typeof api.GatewayVaultHolds>>(
+          'POST',
+          '/v1/gateway/vault/fingerprints',
+          {
+            session: ticketOf(session),
+            candidates: batch,
+            request_id: info.request_id,
+            ...(info.trace_id ? { trace_id: info.trace_id } : {}),
+            client_address: info.client_address,
+          } satisfies api.VaultHoldsRequest,
+        );
         raise(out, 'invalid_token');
         batch = [];
         bytes = 0;

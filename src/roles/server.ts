@@ -179,7 +179,10 @@ async function startGateway(
     import('../gateway/gateway.ts'),
     import('../assemble/gateway-vault/provider-keys.ts'),
   ]);
-  const keys = createProviderKeys(core, { exclusive: storage.exclusive });
+  const keys = createProviderKeys(
+    { barrier: core.barrier, secrets: vault.secrets },
+    { exclusive: storage.exclusive },
+  );
   const gw = await createGateway({ config, logger, ...(await vault.gatewayDeps(config, keys)) });
   const { host, port } = parseListen(config.listen);
   await gw.app.listen({ host, port });

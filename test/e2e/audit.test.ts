@@ -7,6 +7,7 @@ import { after, before, test } from 'node:test';
 import { CORE_MODULES } from '../../src/assemble/vault.ts';
 import { createAudit } from '../../src/audit/module.ts';
 import { createCore } from '../../src/core/core.ts';
+import { secretsModule } from '../../src/engines/kv/kv.ts';
 import { systemClock } from '../../src/lib/clock.ts';
 import { createMemoryStorage } from '../../src/storage/memory.ts';
 import { runCli } from '../helpers/process.ts';
@@ -28,12 +29,14 @@ before(async () => {
   writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
   const path = join(dir, 'audit.log');
   const audit = createAudit([{ file: { path } }], { checkpoint: { every: 50, interval_seconds: 0 } });
+  const secrets = secretsModule();
   const core = createCore({
     storage: createMemoryStorage(),
     seal: { static: { key_file: keyFile } },
     clock: systemClock,
     audit: audit.broker,
-    modules: [...CORE_MODULES, audit.module],
+    modules: [...CORE_MODULES, audit.module, secrets.module],
+    ports: secrets.ports,
   });
   await core.start();
   const req = (i: number) => ({ request_id: `req-${i}`, client_address: '192.0.2.7' });

@@ -52,6 +52,15 @@ test('/v1/openapi.json is public, OpenAPI 3.1, and documents every route of the 
   assert.ok(!again.body.includes('sk-proj-doc-check'));
 });
 
+test('every routed operation that answers JSON has a response schema: only the event stream and the Prometheus text do not', () => {
+  const without = new Set(
+    vaultRoutes
+      .filter((r) => !('response' in r.operation && r.operation.response))
+      .map((r) => r.operation.name),
+  );
+  assert.deepEqual([...without].sort(), ['secret.watch', 'sys.metrics']);
+});
+
 test('a field an operation returns that its response schema does not name is never sent', async (t) => {
   const Spec = op<Record<string, never>>()(
     'test.leaky',

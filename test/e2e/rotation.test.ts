@@ -103,7 +103,7 @@ test('an OpenAI secret rotates on schedule through the adapter; the old key live
   const { a, fake, clock, adminKey, initialKey, auditPath } = await openAiFixture(t);
   const events: SecretEvent[] = [];
   const seen = new Promise<SecretEvent>((resolve) =>
-    a.core.kv.events.on('change', (e) => {
+    a.vault.secrets.events.on('change', (e) => {
       events.push(e);
       if (e.kind === 'rotation') resolve(e);
     }),

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import type { StaleReport } from '../../src/api/hygiene.ts';
 import { runCli } from '../../src/cli/program.ts';
+import { SECRETS_MOUNT } from '../../src/engines/kv/kv.ts';
 import { manualClock } from '../../src/lib/clock.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 
@@ -49,7 +50,7 @@ async function fleet(t: TestContext) {
   await a.call('POST', '/v1/secrets/llm/dev/ROLLED_BACK/rollback', { version: 1 });
   // day 100: a failed rotation recorded by the rotation module
   await put('prod', 'ROTATION_FAILED', { rotation: { interval: '365d' } });
-  const store = a.core.kv.internals.store;
+  const store = a.core.barrier.view(SECRETS_MOUNT);
   await store.transaction(async (tx) => {
     const rec = (await tx.getJson<Record<string, unknown>>('meta/llm/prod/ROTATION_FAILED'))!;
     await tx.put(

@@ -220,26 +220,26 @@ test('an expiring token loses its stream when it expires', async (t) => {
 
 test('disconnecting clients leaves no listener behind, and closing the server ends open streams', async (t) => {
   const { a, addr } = await setUp(t);
-  const baseline = a.core.kv.events.listenerCount('change');
+  const baseline = a.vault.secrets.events.listenerCount('change');
   const ws = await Promise.all([
     watcher(addr, a.rootToken),
     watcher(addr, a.rootToken),
     watcher(addr, a.rootToken),
   ]);
-  assert.ok(a.core.kv.events.listenerCount('change') > baseline);
+  assert.ok(a.vault.secrets.events.listenerCount('change') > baseline);
   for (const w of ws) w.close();
   const until = Date.now() + 2000;
-  while (a.core.kv.events.listenerCount('change') !== baseline && Date.now() < until) {
+  while (a.vault.secrets.events.listenerCount('change') !== baseline && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 10));
   }
-  assert.equal(a.core.kv.events.listenerCount('change'), baseline);
+  assert.equal(a.vault.secrets.events.listenerCount('change'), baseline);
   // a stream left open does not keep the server from closing
   const open = await watcher(addr, a.rootToken);
   const started = Date.now();
   await a.app.close();
   await open.waitEnded(2000);
   assert.ok(Date.now() - started < 2000);
-  assert.equal(a.core.kv.events.listenerCount('change'), baseline);
+  assert.equal(a.vault.secrets.events.listenerCount('change'), baseline);
 });
 
 test('Last-Event-ID resumes: changes made while disconnected are replayed after the ready event', async (t) => {

@@ -1,19 +1,28 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Core } from '../../core/core.ts';
-import type { SecretEvent, SecretRecord } from '../../engines/kv/kv.ts';
+import type { SecretEvent } from '../../engines/kv/kv.ts';
+import type { SecretsPort } from '../../engines/ports.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { ProviderKeys } from '../../gateway/provider-keys.ts';
 
 /** Values shorter than this are not fingerprinted: too many false matches (e.g. "true", "prod"). */
 const MIN_FINGERPRINT_LENGTH = 12;
+/** What the secrets engine answers for a key that is not there (or not a secret's name at all). */
+const NOT_THERE = new Set([
+  'project_not_found',
+  'environment_not_found',
+  'secret_not_found',
+  'secret_deleted',
+  'invalid_name',
+]);
 /** On shared storage another server may change a key: cached values are re-read after this long. */
 const SHARED_TTL_MS = 5_000;
 
 export function createProviderKeys(
-  core: Pick<Core, 'barrier' | 'kv'>,
+  core: Pick<Core, 'barrier'> & SecretsPort,
   opts: { exclusive: boolean },
 ): ProviderKeys {
-  const kv = core.kv.internals;
+  const { secrets } = core;
   const cache = new Map<string, { value: string; at: number }>();
   const fpKey = randomBytes(32);
   /** Fingerprint -> the secrets that held that value (a rotated-out key is still a credential). */
@@ -33,11 +42,17 @@ export function createProviderKeys(
   }
 
   async function read(path: string): Promise<string> {
-    const meta = await kv.store.getJson<SecretRecord>(`meta/${path}`);
-    if (!meta || meta.deleted_at) {
-      throw new StrongroomError('secret_not_found', `the gateway's key ${path} is not in the vault`);
+    const [project = '', env = '', name = ''] = path.split('/');
+    const a = { project, env, name };
+    let version: number;
+    try {
+      version = (await secrets.secret(a)).current_version;
+    } catch (err) {
+      if (err instanceof StrongroomError && NOT_THERE.has(err.code))
+        throw new StrongroomError('secret_not_found', `the gateway's key ${path} is not in the vault`);
+      throw err;
     }
-    return kv.readValue(kv.store, path, meta.current_version);
+    return secrets.value(a, version);
   }
 
   const onChange = (e: SecretEvent) => {
@@ -50,15 +65,16 @@ export function createProviderKeys(
       () => {},
     );
   };
-  core.kv.events.on('change', onChange);
+  secrets.events.on('change', onChange);
 
   // fingerprint what is there now (in the background: the first requests do not wait for it)
   void (async () => {
     try {
-      for (const p of await kv.store.list('meta/')) {
+      for await (const { project, env, record } of secrets.records()) {
+        if (record.deleted_at !== null) continue;
+        const path = `${project}/${env}/${record.name}`;
         try {
-          const path = p.slice('meta/'.length);
-          remember(path, await read(path));
+          remember(path, await secrets.value({ project, env, name: record.name }, record.current_version));
         } catch {}
       }
     } catch {}
@@ -85,7 +101,7 @@ export function createProviderKeys(
     },
     lengths,
     close() {
-      core.kv.events.off('change', onChange);
+      secrets.events.off('change', onChange);
       cache.clear();
     },
   };

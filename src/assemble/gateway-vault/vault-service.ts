@@ -1,22 +1,21 @@
 import { type KeyObject, randomBytes } from 'node:crypto';
-import type {
-  VaultAdmitRequest,
-  VaultAuditRequest,
-  VaultAuthenticateRequest,
-  VaultAuthorizeRequest,
-  VaultHoldsRequest,
-  VaultLiveRequest,
-  VaultRevokeRequest,
-  VaultSettleRequest,
-} from '../../api/gateway.ts';
+import type { VaultSettleRequest } from '../../api/gateway.ts';
+import * as api from '../../api/gateway.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import { loadOrCreateKey } from '../../barrier/stored-keys.ts';
 import type { Identity } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
-import type { AnyOperation, Operation, OperationContext, Resource } from '../../contract/operation.ts';
+import {
+  type AnyOperation,
+  implement,
+  type Operation,
+  type OperationContext,
+  type OpSpec,
+  type Resource,
+} from '../../contract/operation.ts';
 import { scopeAllows } from '../../contract/scope.ts';
-import type { Core } from '../../core/core.ts';
 import { open, seal } from '../../crypto/aead.ts';
+import type { SecretsPort } from '../../engines/ports.ts';
 import { isStrongroomError, StrongroomError } from '../../errors/errors.ts';
 import type { Reservation } from '../../gateway/types.ts';
 import type { Session } from '../../gateway/vault-port.ts';
@@ -70,10 +69,10 @@ type ServiceEngines = Omit<LocalEngines, 'keys'> & { exclusiveStorage: boolean }
 /** The vault's side of gateways running elsewhere, as a module: it serves them the virtual keys and workloads. */
 export function gatewayVaultModule(
   engines: () => ServiceEngines,
-): VaultModule<VaultSide & Pick<Core, 'kv'>, BarrierStore> {
+): VaultModule<VaultSide & SecretsPort, BarrierStore> {
   return {
     name: 'gateway-vault',
-    needs: ['gateway-keys', 'identity'],
+    needs: ['gateway-keys', 'identity', 'secrets'],
     // the ticket key, and claims under once/
     mount: 'sys/gateway-service/',
     operations: (core, store) => gatewayVaultService(core, store, engines),
@@ -82,7 +81,7 @@ export function gatewayVaultModule(
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the vault side of the remote gateway port, an operation each over one ticket key; to move to an engine with vault-port.ts (the debt list of docs/module-map.json)
 function gatewayVaultService(
-  core: VaultSide & Pick<Core, 'kv'>,
+  core: VaultSide & SecretsPort,
   keyStore: BarrierStore,
   engines: () => ServiceEngines,
 ): AnyOperation[] {
@@ -246,20 +245,20 @@ function gatewayVaultService(
       error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
     };
   };
-  const op = <I>(
-    name: string,
-    handle: (ctx: OperationContext, input: I, gateway: Identity) => Promise<unknown>,
-  ): Operation<I, unknown> => ({
-    name: `gateway.vault.${name}`,
-    action: 'gateway.vault',
-    auth: 'token',
-    audit: 'refusals',
-    rateLimit: false,
-    resource: () => RESOURCE,
-    handle: (ctx, input) => handle(ctx, input, gatewayOf(ctx)),
-  });
+  const op = <I, O>(
+    spec: OpSpec<I, O>,
+    handle: (ctx: OperationContext, input: I, gateway: Identity) => Promise<NoInfer<O>>,
+  ): Operation<I, O> =>
+    implement(spec, {
+      action: 'gateway.vault',
+      auth: 'token',
+      audit: 'refusals',
+      rateLimit: false,
+      resource: () => RESOURCE,
+      handle: (ctx, input) => handle(ctx, input, gatewayOf(ctx)),
+    });
 
-  const authenticate = op<VaultAuthenticateRequest>('authenticate', async (ctx, i, gateway) => {
+  const authenticate = op(api.GatewayVaultAuthenticate, async (ctx, i, gateway) => {
     try {
       const s = await vault().authenticate(
         {
@@ -275,7 +274,7 @@ function gatewayVaultService(
     }
   });
 
-  const authorize = op<VaultAuthorizeRequest>('authorize', (_ctx, i, gateway) =>
+  const authorize = op(api.GatewayVaultAuthorize, (_ctx, i, gateway) =>
     forLiveCaller(i.session, gateway, async (session) => {
       const resources: Resource[] = i.resources.map((r) => ({
         type: 'Model',
@@ -286,7 +285,7 @@ function gatewayVaultService(
     }),
   );
 
-  const holds = op<VaultHoldsRequest>('holds', (ctx, i, gateway) =>
+  const holds = op(api.GatewayVaultHolds, (ctx, i, gateway) =>
     forLiveCaller(i.session, gateway, async (session) => {
       // only values the gateway may read itself count: a gateway learns nothing about the rest of the vault
       const within = (path: string) => {
@@ -346,53 +345,50 @@ function gatewayVaultService(
     return id;
   }
 
-  const admit = op<VaultAdmitRequest>(
-    'admit',
-    async (_ctx, { session: ticket, reserve, ...record }, gateway) => {
-      let r: Reservation | undefined;
-      try {
-        const session = await unsealLive(ticket, gateway);
-        // a session serves one call: a ticket sent again (by a gateway replaying it) admits nothing
-        const data = sessionData(session);
-        if (!(await claimOnce('admit', data.nonce, data.until - SESSION_TTL_MS))) {
-          throw new StrongroomError(
-            'invalid_value',
-            'this caller session was admitted already: a session serves one call, authenticate the caller again',
-          );
-        }
-        r = await vault().admit(
-          session,
-          {
-            ...record,
-            type: 'request',
-            action: 'gateway.invoke',
-            request: { ...record.request, gateway: gateway.owner.id },
-          },
-          reserve
-            ? {
-                defaults: reserve.defaults,
-                estimate: {
-                  tokens: reserve.estimate.tokens,
-                  costUsd: reserve.estimate.cost_usd,
-                  ...(reserve.estimate.unpriced ? { unpriced: true } : {}),
-                },
-              }
-            : undefined,
+  const admit = op(api.GatewayVaultAdmit, async (_ctx, { session: ticket, reserve, ...record }, gateway) => {
+    let r: Reservation | undefined;
+    try {
+      const session = await unsealLive(ticket, gateway);
+      // a session serves one call: a ticket sent again (by a gateway replaying it) admits nothing
+      const data = sessionData(session);
+      if (!(await claimOnce('admit', data.nonce, data.until - SESSION_TTL_MS))) {
+        throw new StrongroomError(
+          'invalid_value',
+          'this caller session was admitted already: a session serves one call, authenticate the caller again',
         );
-      } catch (err) {
-        // about the caller (no room in a budget, a model it may not spend on, a revoked credential):
-        // told in a 200 answer
-        if (
-          isStrongroomError(err, 'rate_limited') ||
-          isStrongroomError(err, 'permission_denied') ||
-          isStrongroomError(err, 'invalid_token')
-        )
-          return outcome(err);
-        throw err;
       }
-      return r ? { reservation: await hold(r, gateway) } : {};
-    },
-  );
+      r = await vault().admit(
+        session,
+        {
+          ...record,
+          type: 'request',
+          action: 'gateway.invoke',
+          request: { ...record.request, gateway: gateway.owner.id },
+        },
+        reserve
+          ? {
+              defaults: reserve.defaults,
+              estimate: {
+                tokens: reserve.estimate.tokens,
+                costUsd: reserve.estimate.cost_usd,
+                ...(reserve.estimate.unpriced ? { unpriced: true } : {}),
+              },
+            }
+          : undefined,
+      );
+    } catch (err) {
+      // about the caller (no room in a budget, a model it may not spend on, a revoked credential):
+      // told in a 200 answer
+      if (
+        isStrongroomError(err, 'rate_limited') ||
+        isStrongroomError(err, 'permission_denied') ||
+        isStrongroomError(err, 'invalid_token')
+      )
+        return outcome(err);
+      throw err;
+    }
+    return r ? { reservation: await hold(r, gateway) } : {};
+  });
 
   async function settleHeld(i: VaultSettleRequest, gateway: Identity): Promise<boolean> {
     let r: Reservation | undefined;
@@ -426,38 +422,35 @@ function gatewayVaultService(
     return true;
   }
 
-  const settle = op<VaultSettleRequest>('settle', async (_ctx, i, gateway) => ({
+  const settle = op(api.GatewayVaultSettle, async (_ctx, i, gateway) => ({
     settled: await settleHeld(i, gateway),
   }));
 
-  const audit = op<VaultAuditRequest>(
-    'audit',
-    async (_ctx, { settle: owed, session: ticket, ...i }, gateway) => {
-      if (owed) await settleHeld(owed, gateway);
-      // the record's actor is the session's (the vault's word), or nobody: never one the gateway names
-      const session = ticket ? await unseal(ticket, gateway) : undefined;
-      await vault().audit(
-        {
-          ...i,
-          actor: null,
-          type: 'response',
-          action: 'gateway.invoke',
-          // which gateway vouches for this record
-          request: { ...i.request, gateway: gateway.owner.id },
-        },
-        session ? { session } : undefined,
-      );
-      return { recorded: true };
-    },
-  );
+  const audit = op(api.GatewayVaultAudit, async (_ctx, { settle: owed, session: ticket, ...i }, gateway) => {
+    if (owed) await settleHeld(owed, gateway);
+    // the record's actor is the session's (the vault's word), or nobody: never one the gateway names
+    const session = ticket ? await unseal(ticket, gateway) : undefined;
+    await vault().audit(
+      {
+        ...i,
+        actor: null,
+        type: 'response',
+        action: 'gateway.invoke',
+        // which gateway vouches for this record
+        request: { ...i.request, gateway: gateway.owner.id },
+      },
+      session ? { session } : undefined,
+    );
+    return { recorded: true };
+  });
 
-  const revoke = op<VaultRevokeRequest>('revoke', async (_ctx, i, gateway) => {
+  const revoke = op(api.GatewayVaultRevoke, async (_ctx, i, gateway) => {
     const session = await unseal(i.session, gateway);
     await vault().revoke(session, i.reason, gateway.owner.id);
     return { revoked: true };
   });
 
-  const live = op<VaultLiveRequest>('live', async (_ctx, i, gateway) => {
+  const live = op(api.GatewayVaultLive, async (_ctx, i, gateway) => {
     const sessions = await Promise.all(i.sessions.map((t) => unseal(t, gateway).catch(() => undefined)));
     const known = sessions.filter((s): s is Session => s !== undefined);
     const answers = await vault().live(known);

@@ -1,12 +1,10 @@
 import * as api from '../../api/hygiene.ts';
-import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { formatDuration, parseDuration } from '../../lib/duration.ts';
 import type { SecretRecord } from '../kv/kv.ts';
-import { checkSlug } from '../kv/names.ts';
-import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
+import type { AllowsPort, ClockPort, SecretEntry, SecretsPort, SecretsReader } from '../ports.ts';
 
 /** What the stale-secrets report needs. */
 export type HygieneDeps = SecretsPort & ClockPort & AllowsPort;
@@ -94,35 +92,20 @@ function assess(r: Readonly<SecretRecord>, o: AssessOptions): Assessment {
   };
 }
 
-interface ProjectRecord {
-  name: string;
-  environments: Record<string, unknown>;
-}
-
 /**
  * Every live secret record under the given project/environment (or all),
  * environment by environment; stops after `limit` records.
  */
 async function* secretRecords(
-  store: BarrierStore,
+  secrets: SecretsReader,
   where: { project?: string; env?: string } = {},
   limit = Number.POSITIVE_INFINITY,
-): AsyncGenerator<{ project: string; env: string; record: Readonly<SecretRecord> }> {
-  const projects = where.project ? [`projects/${where.project}`] : await store.list('projects/');
+): AsyncGenerator<SecretEntry> {
   let n = 0;
-  for (const p of projects) {
-    const proj = await store.getJson<ProjectRecord>(p);
-    if (!proj) continue;
-    const envs = where.env ? [where.env] : Object.keys(proj.environments).sort();
-    for (const env of envs) {
-      for (const path of await store.list(`meta/${proj.name}/${env}/`)) {
-        if (n >= limit) return;
-        const record = await store.getJson<SecretRecord>(path);
-        if (!record || record.deleted_at !== null) continue;
-        n++;
-        yield { project: proj.name, env, record };
-      }
-    }
+  for await (const entry of secrets.records(where)) {
+    if (entry.record.deleted_at !== null) continue;
+    if (n++ >= limit) return;
+    yield entry;
   }
 }
 
@@ -154,11 +137,11 @@ function reportResource(i: StaleInput): Resource {
 }
 
 export function hygieneModule(): VaultModule<HygieneDeps> {
-  return { name: 'hygiene', operations: hygieneOperations };
+  return { name: 'hygiene', needs: ['secrets'], operations: hygieneOperations };
 }
 
 function hygieneOperations(deps: HygieneDeps): AnyOperation[] {
-  const store = deps.kv.internals.store;
+  const { secrets } = deps;
   const stale = implement(api.SecretStale, {
     action: 'secret.report',
     auth: 'token',
@@ -167,19 +150,17 @@ function hygieneOperations(deps: HygieneDeps): AnyOperation[] {
       if (i.env !== undefined && i.project === undefined)
         throw new StrongroomError('validation_failed', 'env needs project');
       if (i.project !== undefined) {
-        checkSlug('project', i.project);
-        await deps.kv.internals.project(store, i.project);
+        await secrets.project(i.project);
       }
       if (i.env !== undefined) {
-        checkSlug('environment', i.env);
-        await deps.kv.internals.environment(store, { project: i.project!, env: i.env });
+        await secrets.environment({ project: i.project!, env: i.env });
       }
       const withinS = duration('within', i.within, DEFAULT_WITHIN_S);
       const unrotatedAfterS = duration('unrotated_after', i.unrotated_after, DEFAULT_UNROTATED_AFTER_S);
       const now = deps.clock.now();
       const identity = ctx.identity!;
       const rows: api.StaleRow[] = [];
-      for await (const { project, env, record } of secretRecords(store, i)) {
+      for await (const { project, env, record } of secretRecords(secrets, i)) {
         const a = assess(record, { now, withinS, unrotatedAfterS });
         if (a.reasons.length === 0) continue;
         const resource: Resource = {
@@ -232,16 +213,14 @@ export interface EnvironmentFigures {
 
 /** Reads at most `limit` secret records; `truncated` says whether some were left out. */
 export async function environmentFigures(
-  store: BarrierStore,
+  secrets: SecretsReader,
   now: number,
   limit: number,
 ): Promise<{ figures: EnvironmentFigures[]; truncated: boolean }> {
   const byEnv = new Map<string, EnvironmentFigures>();
   let n = 0;
   // environments without secrets are reported as 0, so a dashboard sees them
-  for (const p of await store.list('projects/')) {
-    const proj = await store.getJson<ProjectRecord>(p);
-    if (!proj) continue;
+  for await (const proj of secrets.projects()) {
     for (const env of Object.keys(proj.environments).sort()) {
       byEnv.set(`${proj.name}/${env}`, {
         project: proj.name,
@@ -255,7 +234,7 @@ export async function environmentFigures(
       });
     }
   }
-  for await (const { project, env, record } of secretRecords(store, {}, limit + 1)) {
+  for await (const { project, env, record } of secretRecords(secrets, {}, limit + 1)) {
     if (++n > limit) return { figures: [...byEnv.values()], truncated: true };
     const f = byEnv.get(`${project}/${env}`);
     if (!f) continue;

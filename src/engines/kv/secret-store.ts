@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
+import type { BarrierReader, BarrierStore, BarrierWriter } from '../../barrier/barrier.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { formatProblem } from '../provider-catalog.ts';
@@ -24,7 +24,7 @@ import {
  */
 
 /** The project record, or a 404 saying how to create it. */
-export async function project(r: BarrierWriter, name: string): Promise<ProjectRecord> {
+export async function project(r: BarrierReader, name: string): Promise<ProjectRecord> {
   const raw = await r.get(`projects/${name}`);
   if (!raw) {
     throw new StrongroomError(
@@ -36,7 +36,7 @@ export async function project(r: BarrierWriter, name: string): Promise<ProjectRe
 }
 
 /** The project record of an existing environment, or a 404 naming the environments there are. */
-export async function environment(r: BarrierWriter, a: EnvAddress): Promise<ProjectRecord> {
+export async function environment(r: BarrierReader, a: EnvAddress): Promise<ProjectRecord> {
   const p = await project(r, a.project);
   if (!Object.hasOwn(p.environments, a.env)) {
     throw new StrongroomError(
@@ -48,7 +48,7 @@ export async function environment(r: BarrierWriter, a: EnvAddress): Promise<Proj
 }
 
 /** Checks the address and returns its path (`project/env/name`). */
-function checkSecret(a: SecretAddress): string {
+export function checkSecret(a: SecretAddress): string {
   checkSlug('project', a.project);
   checkSlug('environment', a.env);
   checkSecretName(a.name);
@@ -57,7 +57,7 @@ function checkSecret(a: SecretAddress): string {
 
 /** The secret's record, or a precise 404 saying which part of the address is missing. */
 export async function secret(
-  r: BarrierWriter,
+  r: BarrierReader,
   a: SecretAddress,
   opts: { allowDeleted?: boolean } = {},
 ): Promise<Readonly<SecretRecord>> {
@@ -78,17 +78,62 @@ export async function secret(
 }
 
 /** One version's value; a destroyed version is refused. */
-export async function readValue(r: BarrierWriter, path: string, version: number): Promise<string> {
+export async function readValue(r: BarrierReader, path: string, version: number): Promise<string> {
   const rec = await r.getJson<ValueRecord>(`data/${path}/${pad(version)}`);
   if (!rec) throw new StrongroomError('version_destroyed', `version ${version} of ${path} was destroyed`);
   return rec.value;
 }
 
-/** Writes versions of secrets, and tells watchers of every change once it committed. */
-export function createSecretWriter(store: BarrierStore, clock: Clock) {
-  // local change events; a server sharing storage with others also polls (see watch)
-  const emitter = new EventEmitter<{ change: [SecretEvent] }>();
+/** Local change events; a server sharing storage with others also polls (see watch). */
+export type SecretEvents = EventEmitter<{ change: [SecretEvent] }>;
+
+export function secretEvents(): SecretEvents {
+  const emitter: SecretEvents = new EventEmitter();
   emitter.setMaxListeners(0);
+  return emitter;
+}
+
+/** Every project's record, by name. */
+export async function* projects(r: BarrierReader): AsyncGenerator<Readonly<ProjectRecord>> {
+  for (const p of await r.list('projects/')) {
+    const proj = await r.getJson<ProjectRecord>(p);
+    if (proj) yield proj;
+  }
+}
+
+/** Records read at once when walking an environment (bounded: a walk must not monopolise the pool). */
+const READ_BATCH = 16;
+
+/**
+ * The secrets' records (deleted ones included) of one environment, one project or every project, by
+ * project, environment and name; a project's environments come from its record.
+ */
+export async function* records(
+  r: BarrierReader,
+  where: { project?: string; env?: string } = {},
+): AsyncGenerator<{ project: string; env: string; record: Readonly<SecretRecord> }> {
+  if (where.project !== undefined) checkSlug('project', where.project);
+  if (where.env !== undefined) checkSlug('environment', where.env);
+  const all =
+    where.project !== undefined
+      ? [await r.getJson<ProjectRecord>(`projects/${where.project}`)].filter((p) => p !== undefined)
+      : projects(r);
+  for await (const proj of all) {
+    const envs = where.env !== undefined ? [where.env] : Object.keys(proj.environments).sort();
+    for (const env of envs) {
+      const paths = await r.list(`meta/${proj.name}/${env}/`);
+      for (let i = 0; i < paths.length; i += READ_BATCH) {
+        const batch = await Promise.all(
+          paths.slice(i, i + READ_BATCH).map((path) => r.getJson<SecretRecord>(path)),
+        );
+        for (const record of batch) if (record) yield { project: proj.name, env, record };
+      }
+    }
+  }
+}
+
+/** Writes versions of secrets, and tells watchers of every change once it committed. */
+export function createSecretWriter(store: BarrierStore, clock: Clock, emitter: SecretEvents) {
   const iso = () => new Date(clock.now()).toISOString();
 
   /** Adds a version to a secret (creating it in an existing environment), checking `cas` and the provider's format. */

@@ -29,7 +29,7 @@ export interface MetricsOptions {
 
 export function metricsModule(opts: MetricsOptions = {}): VaultModule<MetricsDeps> {
   const maxSecrets = opts.maxSecrets ?? 100_000;
-  return { name: 'metrics', operations: (deps) => metricsOperations(deps, maxSecrets) };
+  return { name: 'metrics', needs: ['secrets'], operations: (deps) => metricsOperations(deps, maxSecrets) };
 }
 
 function metricsOperations(
@@ -39,11 +39,7 @@ function metricsOperations(
   let inflight: Promise<string> | undefined;
 
   async function secretFamilies(): Promise<MetricFamily[]> {
-    const { figures, truncated } = await environmentFigures(
-      deps.kv.internals.store,
-      deps.clock.now(),
-      maxSecrets,
-    );
+    const { figures, truncated } = await environmentFigures(deps.secrets, deps.clock.now(), maxSecrets);
     const labels = (f: { project: string; env: string }) => ({ project: f.project, env: f.env });
     const gauge = (
       name: string,

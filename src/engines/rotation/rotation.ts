@@ -1,13 +1,13 @@
 // biome-ignore-all lint/style/noExcessiveLinesPerFile: the rotation engine: the scheduler, the two-phase rotate and the provider adapters' state machine
 import { randomUUID } from 'node:crypto';
 import * as api from '../../api/rotation.ts';
-import type { BarrierWriter } from '../../barrier/barrier.ts';
+import type { BarrierReader, BarrierWriter } from '../../barrier/barrier.ts';
 import type { AuditEntry } from '../../contract/audit.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import type { SecretAddress, SecretRecord } from '../kv/kv.ts';
-import type { BarrierPort, ClockPort, SecretsPort } from '../ports.ts';
+import type { BarrierPort, ClockPort, SecretsPort, SecretsWriter, SecretsWriterPort } from '../ports.ts';
 import { type AdapterSettings, type RotationAdapter, sanitizeUpstream } from './adapters/http.ts';
 import { createOpenAiAdapter } from './adapters/openai.ts';
 import { createOpenRouterAdapter } from './adapters/openrouter.ts';
@@ -98,8 +98,10 @@ const CLAIM_MS = 5 * 60_000;
 const BACKOFF_BASE_S = 60;
 const BACKOFF_CAP_S = 3600;
 const SUPERSEDED_KEPT = 50;
-const STATE = 'rotation/state/';
-const LEASE = 'rotation/lease';
+/** Rotation's records, attached to the secrets (in the secrets mount, under rotation/). */
+const ATTACH = 'rotation/';
+const STATE = 'state/';
+const LEASE = 'lease';
 
 /** 1m, 2m, 4m … capped at 1h, after the n-th consecutive failure. */
 export function backoffSeconds(failures: number): number {
@@ -111,6 +113,7 @@ type AuditInput = Omit<AuditEntry, 'time'> & { time?: string };
 
 /** What rotation needs: the secrets, the clock, whether sealed, and the core's audit of work done outside a request. */
 export type RotationDeps = SecretsPort &
+  SecretsWriterPort &
   ClockPort &
   BarrierPort & {
     /** Fail-closed audit of the scheduler's own work (throws `audit_unavailable` when no sink took it). */
@@ -170,26 +173,29 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
     if (!core) throw new TypeError('rotation module used before the core registered it');
     return core;
   };
-  const kv = () => c().kv.internals;
+  let attached: SecretsWriter | undefined;
+  /** Secrets and rotation's own records, in one transaction. */
+  const writer = (): SecretsWriter => {
+    if (!attached) throw new TypeError('rotation module used before the core registered it');
+    return attached;
+  };
+  const secrets = () => c().secrets;
   const now = () => c().clock.now();
   const iso = (ms = now()) => new Date(ms).toISOString();
   const pathOf = (a: SecretAddress) => `${a.project}/${a.env}/${a.name}`;
 
-  async function readState(r: BarrierWriter, path: string): Promise<RotationState> {
+  const addressOf = (path: string): SecretAddress => {
+    const [project = '', env = '', name = ''] = path.split('/');
+    return { project, env, name };
+  };
+
+  async function readState(r: BarrierReader, path: string): Promise<RotationState> {
     const s = await r.getJson<RotationState>(`${STATE}${path}`);
     // frozen (possibly cached): a deep copy to change
     return s ? (JSON.parse(JSON.stringify(s)) as RotationState) : emptyState();
   }
   async function writeState(tx: BarrierWriter, path: string, s: RotationState): Promise<void> {
     await tx.put(`${STATE}${path}`, enc(s));
-  }
-  /** Sets the rotation status fields the secret read shows. */
-  async function patchMeta(tx: BarrierWriter, path: string, patch: Partial<SecretRecord>): Promise<void> {
-    const raw = await tx.get(`meta/${path}`);
-    if (!raw) return;
-    const rec = JSON.parse(raw.toString('utf8')) as SecretRecord;
-    Object.assign(rec, patch);
-    await tx.put(`meta/${path}`, enc(rec));
   }
 
   function adapterFor(rec: Readonly<SecretRecord>): RotationAdapter {
@@ -241,9 +247,8 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
     if (target.name === a.name) {
       throw new StrongroomError('validation_failed', 'a secret cannot be its own admin key');
     }
-    const { store, secret, readValue } = kv();
-    const rec = await secret(store, target);
-    return readValue(store, pathOf(target), rec.current_version);
+    const rec = await secrets().secret(target);
+    return secrets().value(target, rec.current_version);
   }
 
   function isDue(rec: Readonly<SecretRecord>, st: RotationState, at: number): boolean {
@@ -258,11 +263,10 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
     o: { value?: string; force?: boolean; trigger: 'api' | 'schedule' },
   ): Promise<RotateResult> {
     const path = pathOf(a);
-    const { store, secret } = kv();
     // phase 1: claim the rotation (a second server, or a second caller, backs off)
-    const claimed = await store.transaction(async (tx) => {
-      const rec = await secret(tx, a);
-      const st = await readState(tx, path);
+    const claimed = await writer().transaction(async (tx) => {
+      const rec = await tx.secret(a);
+      const st = await readState(tx.own, path);
       const at = now();
       if (st.claim && st.claim.holder !== holderId && Date.parse(st.claim.until) > at) {
         throw new StrongroomError(
@@ -273,7 +277,7 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
       if (o.trigger === 'schedule' && !isDue(rec, st, at)) return undefined;
       if (o.value === undefined) adapterFor(rec);
       st.claim = { holder: holderId, until: iso(at + CLAIM_MS) };
-      await writeState(tx, path, st);
+      await writeState(tx.own, path, st);
       return { rec };
     });
     if (!claimed) throw new StrongroomError('already_exists', `${path} was rotated by another server`);
@@ -302,13 +306,13 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
 
     // phase 3: the new version becomes current, the old key waits for its grace period
     try {
-      return await kv().changing(async (tx, changed) => {
-        const rec = await secret(tx, a);
-        const st = await readState(tx, path);
+      return await writer().transaction(async (tx) => {
+        const rec = await tx.secret(a);
+        const st = await readState(tx.own, path);
         const at = now();
         const previous = rec.current_version;
         const value = minted ? minted.value : o.value!;
-        const out = await kv().appendVersion(tx, a, value, {
+        const out = await tx.appendVersion(a, value, {
           source: 'rotation',
           // a key the provider just minted is what the provider issues, whatever our format table says
           ...(o.force || minted ? { force: true } : {}),
@@ -336,9 +340,9 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
         st.next_attempt_at = null;
         st.last_error = null;
         st.claim = null;
-        await writeState(tx, path, st);
-        await patchMeta(tx, path, { last_rotation_error: null, next_rotation_attempt_at: null });
-        changed({ project: a.project, env: a.env, name: a.name, kind: 'rotation', version: out.version });
+        await writeState(tx.own, path, st);
+        await tx.setRotationStatus(a, { last_rotation_error: null, next_rotation_attempt_at: null });
+        tx.changed({ project: a.project, env: a.env, name: a.name, kind: 'rotation', version: out.version });
         return {
           name: a.name,
           version: out.version,
@@ -364,12 +368,12 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
   }
 
   async function releaseClaim(path: string): Promise<void> {
-    await kv()
-      .store.transaction(async (tx) => {
-        const st = await readState(tx, path);
+    await writer()
+      .transaction(async (tx) => {
+        const st = await readState(tx.own, path);
         if (st.claim?.holder !== holderId) return;
         st.claim = null;
-        await writeState(tx, path, st);
+        await writeState(tx.own, path, st);
       })
       .catch(() => {});
   }
@@ -377,15 +381,15 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
   /** A failed rotation: the current version stays; the error and the retry time are recorded. */
   async function recordFailure(path: string, message: string): Promise<void> {
     countRotation('failures');
-    await kv()
-      .store.transaction(async (tx) => {
-        const st = await readState(tx, path);
+    await writer()
+      .transaction(async (tx) => {
+        const st = await readState(tx.own, path);
         st.failures += 1;
         st.last_error = message;
         st.next_attempt_at = iso(now() + backoffSeconds(st.failures) * 1000);
         if (st.claim?.holder === holderId) st.claim = null;
-        await writeState(tx, path, st);
-        await patchMeta(tx, path, {
+        await writeState(tx.own, path, st);
+        await tx.setRotationStatus(addressOf(path), {
           last_rotation_error: message,
           next_rotation_attempt_at: st.next_attempt_at,
         });
@@ -426,11 +430,11 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
 
   /** The cluster lease: only its holder rotates. Renewed each tick. */
   async function takeLease(): Promise<boolean> {
-    return kv().store.transaction(async (tx) => {
+    return writer().transaction(async ({ own }) => {
       const at = now();
-      const l = await tx.getJson<{ holder: string; expires_at: string }>(LEASE);
+      const l = await own.getJson<{ holder: string; expires_at: string }>(LEASE);
       if (l && l.holder !== holderId && Date.parse(l.expires_at) > at) return false;
-      await tx.put(LEASE, enc({ holder: holderId, expires_at: iso(at + leaseMs), renewed_at: iso(at) }));
+      await own.put(LEASE, enc({ holder: holderId, expires_at: iso(at + leaseMs), renewed_at: iso(at) }));
       return true;
     });
   }
@@ -466,8 +470,7 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
   }
 
   async function revokeDue(path: string, report: TickReport): Promise<void> {
-    const { store } = kv();
-    const st = await readState(store, path);
+    const st = await readState(writer().own, path);
     const at = now();
     const [project, env, name] = path.split('/') as [string, string, string];
     const a = { project, env, name };
@@ -494,8 +497,8 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
           admin = await adminKey(a, p.options);
           await adapter.revoke({ adminKey: admin, options: p.options ?? {}, label: '' }, p.provider_key_id!);
         }
-        await store.transaction(async (tx) => {
-          const s = await readState(tx, path);
+        await writer().transaction(async ({ own }) => {
+          const s = await readState(own, path);
           s.pending = s.pending.filter(
             (x) => !(x.version === p.version && x.provider_key_id === p.provider_key_id),
           );
@@ -503,7 +506,7 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
             ...s.superseded,
             { version: p.version, at: iso(at), provider_key_deleted: deletes },
           ].slice(-SUPERSEDED_KEPT);
-          await writeState(tx, path, s);
+          await writeState(own, path, s);
         });
         countRotation('revocations');
         report.revoked.push(`${path}@${p.version}`);
@@ -511,9 +514,9 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
       } catch (err) {
         countRotation('revocation_failures');
         const message = errorText(err, admin ? [admin] : []);
-        await store
-          .transaction(async (tx) => {
-            const s = await readState(tx, path);
+        await writer()
+          .transaction(async ({ own }) => {
+            const s = await readState(own, path);
             const x = s.pending.find(
               (y) => y.version === p.version && y.provider_key_id === p.provider_key_id,
             );
@@ -521,7 +524,7 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
             x.attempts += 1;
             x.last_error = message;
             x.next_attempt_at = iso(now() + backoffSeconds(x.attempts) * 1000);
-            await writeState(tx, path, s);
+            await writeState(own, path, s);
           })
           .catch(() => {});
         await audit.error(err instanceof StrongroomError ? err.code : 'internal', message);
@@ -534,19 +537,16 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
     if (!core || core.barrier.sealed) return report;
     if (!(await takeLease())) return report;
     report.leader = true;
-    const { store } = kv();
-    for (const key of await store.list('meta/')) {
-      const path = key.slice('meta/'.length);
-      const [project, env, name] = path.split('/');
-      if (!project || !env || !name) continue;
-      const rec = await store.getJson<SecretRecord>(key);
-      if (!rec?.rotation?.adapter) continue;
-      const st = await readState(store, path);
+    const { own } = writer();
+    for await (const { project, env, record: rec } of secrets().records()) {
+      if (!rec.rotation?.adapter) continue;
+      const a = { project, env, name: rec.name };
+      const st = await readState(own, pathOf(a));
       if (!isDue(rec, st, now())) continue;
       // an audit sink failure stops the pass (fail closed); the next tick tries again
-      await scheduledRotation({ project, env, name }, rec, report);
+      await scheduledRotation(a, rec, report);
     }
-    for (const key of await store.list(STATE)) await revokeDue(key.slice(STATE.length), report);
+    for (const key of await own.list(STATE)) await revokeDue(key.slice(STATE.length), report);
     return report;
   }
 
@@ -576,9 +576,8 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
       auth: 'token',
       resource: secretResource,
       async handle(_ctx, i) {
-        const { store, secret } = kv();
-        const rec = await secret(store, i, { allowDeleted: true });
-        const st = await readState(store, pathOf(i));
+        const rec = await secrets().secret(i, { allowDeleted: true });
+        const st = await readState(writer().own, pathOf(i));
         return {
           name: rec.name,
           rotation: rec.rotation ?? null,
@@ -610,9 +609,10 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
     module: {
       name: 'rotation',
       // it writes audit entries of its own and counts nothing: it starts after audit and stops before it
-      needs: ['audit'],
+      needs: ['audit', 'secrets'],
       operations(k) {
         core = k;
+        attached = k.secretsWriter(ATTACH);
         return operations();
       },
       onUnseal: async () => service.start(),
@@ -640,10 +640,10 @@ export function createRotation(opts: RotationOptions = {}): RotationService {
       await running?.catch(() => {});
       // hand the lease back so another server takes over at its next tick
       if (core && !core.barrier.sealed) {
-        await kv()
-          .store.transaction(async (tx) => {
-            const l = await tx.getJson<{ holder: string }>(LEASE);
-            if (l?.holder === holderId) await tx.delete(LEASE);
+        await writer()
+          .transaction(async ({ own }) => {
+            const l = await own.getJson<{ holder: string }>(LEASE);
+            if (l?.holder === holderId) await own.delete(LEASE);
           })
           .catch(() => {});
       }

@@ -13,8 +13,7 @@ import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { Identity } from '../../contract/identity.ts';
 import { implement, type Operation, type OperationContext, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
-import type { SecretRecord } from '../kv/kv.ts';
-import { checkSecretName, checkSlug } from '../kv/names.ts';
+import { checkSecretName } from '../kv/names.ts';
 import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
 import { HOUR_MS, type HourRecord, type LastRecord, lastPath, type UsageRecorder } from './recorder.ts';
 
@@ -77,9 +76,7 @@ export function usageOperations(deps: Deps) {
   }
 
   async function checkEnv(project: string, env: string): Promise<void> {
-    checkSlug('project', project);
-    checkSlug('environment', env);
-    await vault.kv.internals.environment(vault.kv.internals.store, { project, env });
+    await vault.secrets.environment({ project, env });
   }
 
   const queryDef = {
@@ -169,13 +166,10 @@ export function usageOperations(deps: Deps) {
             lastRead.set(c.name, c.last);
         }
       });
-      const kv = vault.kv.internals.store;
-      const prefix = `meta/${i.project}/${i.env}/`;
       const visible = visibility(ctx, i.project, i.env);
       const secrets: UnusedSecret[] = [];
-      for (const path of await kv.list(prefix)) {
-        const rec = await kv.getJson<SecretRecord>(path);
-        if (!rec || rec.deleted_at !== null) continue;
+      for await (const { record: rec } of vault.secrets.records({ project: i.project, env: i.env })) {
+        if (rec.deleted_at !== null) continue;
         const last = lastRead.get(rec.name);
         const idle = last === undefined ? Date.parse(rec.created_at) < cutoff : last < cutoff;
         if (!idle || !(await visible(rec.name))) continue;

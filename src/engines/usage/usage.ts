@@ -58,6 +58,7 @@ export function createUsage(options: UsageOptions | undefined, clock: Clock): Us
     observe: enabled ? recorder.observe : undefined,
     module: {
       name: 'usage',
+      needs: ['secrets'],
       mount: USAGE_BARRIER_PREFIX,
       operations(vault, store) {
         recorder.attach(store, () => vault.barrier.sealed);

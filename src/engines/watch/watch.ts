@@ -1,7 +1,6 @@
 import type { StreamMessage, WatchClose, WatchEvent, WatchInput, WatchStream } from '../../api/watch.ts';
 import * as api from '../../api/watch.ts';
 import { WATCH_HEARTBEAT_SECONDS } from '../../api/watch.ts';
-import type { BarrierStore } from '../../barrier/barrier.ts';
 import { identityOf } from '../../contract/identity.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import type { Operation, RequestInfo, Resource } from '../../contract/operation.ts';
@@ -84,7 +83,7 @@ export interface WatchEngine {
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the streams share the subscriber set and the shared-storage poller kept in this closure
 function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opts: WatchOptions = {}) {
-  const store: BarrierStore = deps.kv.internals.store;
+  const { secrets } = deps;
   const pollMs = opts.pollMs ?? 500;
   const maxPending = opts.maxPending ?? 1000;
   const hubs = new Map<string, Hub>();
@@ -114,13 +113,8 @@ function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opt
   }
 
   async function readRecords(project: string, env: string): Promise<Readonly<SecretRecord>[]> {
-    const paths = await store.list(`meta/${project}/${env}/`);
     const out: Readonly<SecretRecord>[] = [];
-    // bounded parallelism: a poll must not monopolise the connection pool
-    for (let i = 0; i < paths.length; i += 16) {
-      const recs = await Promise.all(paths.slice(i, i + 16).map((p) => store.getJson<SecretRecord>(p)));
-      for (const r of recs) if (r) out.push(r);
-    }
+    for await (const { record } of secrets.records({ project, env })) out.push(record);
     return out;
   }
 
@@ -190,14 +184,14 @@ function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opt
       const onLocal = (e: SecretEvent) => {
         if (e.project === project && e.env === env) dispatch(h, e);
       };
-      deps.kv.events.on('change', onLocal);
+      secrets.events.on('change', onLocal);
       if (!storage.exclusive) {
         void poll(key, h, project, env);
         h.timer = setInterval(() => void poll(key, h, project, env), pollMs);
         h.timer.unref();
       }
       const stop = () => {
-        deps.kv.events.off('change', onLocal);
+        secrets.events.off('change', onLocal);
         if (h.timer) clearInterval(h.timer);
         hubs.delete(key);
       };
@@ -228,7 +222,7 @@ function createWatchEngine(deps: WatchDeps, storage: { exclusive: boolean }, opt
         i.heartbeat !== undefined
           ? Math.min(60, Math.max(1, i.heartbeat)) * 1000
           : (opts.heartbeatMs ?? WATCH_HEARTBEAT_SECONDS * 1000);
-      await deps.kv.internals.environment(store, i);
+      await secrets.environment(i);
       const token = ctx.request.token;
       if (!token || !ctx.identity) throw new TypeError('secret.watch needs a token');
       return openStream(i, token, ctx.request, heartbeatMs, since);
@@ -437,6 +431,7 @@ export function watchModule(
 ): VaultModule<WatchDeps> {
   return {
     name: 'watch',
+    needs: ['secrets'],
     operations(deps) {
       const engine = createWatchEngine(deps, storage, opts);
       bind?.(engine);
