@@ -97,6 +97,82 @@ export function summarize(path: string, top = 15, requests?: number): string {
   ].join('\n');
 }
 
+/** A step of a request and the files whose frames belong to it (a project path or a package name prefix). */
+export interface StepRule {
+  step: string;
+  match: RegExp;
+}
+
+/** The steps of a request through the vault's HTTP server, in pipeline order (issue 15). */
+const VAULT_STEPS: StepRule[] = [
+  {
+    step: 'log (pino)',
+    match:
+      /^(pino|pino-std-serializers|sonic-boom|thread-stream|fast-redact|@pinojs\/redact)$|^src\/lib\/log/,
+  },
+  { step: 'authenticate', match: /^src\/core\/pipeline\/authenticate|^src\/auth\// },
+  { step: 'rate limit', match: /^src\/core\/pipeline\/rate-limit/ },
+  { step: 'describe', match: /^src\/core\/pipeline\/describe|^src\/engines\/kv\/(resources|names)/ },
+  {
+    step: 'authorize (scope, Cedar)',
+    match: /^src\/core\/pipeline\/authorize|^src\/policy\/|^src\/contract\/scope|^@cedar-policy/,
+  },
+  { step: 'audit', match: /^src\/core\/pipeline\/audit|^src\/audit\// },
+  { step: 'barrier + storage', match: /^src\/barrier\/|^src\/storage\/|^src\/crypto\// },
+  { step: 'handler (engine)', match: /^src\/engines\// },
+  { step: 'usage, metrics', match: /^src\/lib\/metrics|^src\/engines\/usage/ },
+  { step: 'core dispatch', match: /^src\/core\// },
+  {
+    step: 'Fastify (routing, ajv, serializer)',
+    match:
+      /^(fastify|find-my-way|ajv|fast-json-stringify|fast-uri|avvio|@fastify\/.*|light-my-request|toad-cache|json-schema-ref-resolver|secure-json-parse|process-warning|abstract-logging|rfdc|fast-querystring)$|^src\/server\//,
+  },
+];
+
+/**
+ * CPU per request by step: each sample goes to the step of the nearest frame up its stack that is
+ * ours or a package's (native and node: frames are charged to whoever called them); samples with
+ * none of those are node's own HTTP, net and timers work, the garbage collector or the VM.
+ */
+export function stepBudget(
+  path: string,
+  requests: number,
+  rules: StepRule[] = VAULT_STEPS,
+): { rows: { step: string; us: number }[]; total: number } {
+  const p = JSON.parse(readFileSync(path, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const stepOf = new Map<number, string>();
+  const classify = (id: number): string => {
+    const known = stepOf.get(id);
+    if (known) return known;
+    const leaf = byId.get(id)!.callFrame.functionName;
+    let step: string | undefined;
+    if (leaf === '(garbage collector)') step = 'garbage collector';
+    else if (leaf === '(program)') step = 'VM (program)';
+    else if (leaf === '(idle)') step = '(idle)';
+    for (let at: number | undefined = id; step === undefined && at !== undefined; at = parent.get(at)) {
+      const url = byId.get(at)!.callFrame.url;
+      if (url === '' || url.startsWith('node:')) continue;
+      const w = where(url);
+      step =
+        rules.find((r) => r.match.test(w))?.step ?? `other: ${w.startsWith('src/') ? w : w.split('/')[0]}`;
+    }
+    step ??= 'node (http, net, streams, timers)';
+    stepOf.set(id, step);
+    return step;
+  };
+  const us = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const step = classify(p.samples[i]!);
+    if (step === '(idle)') continue;
+    us.set(step, (us.get(step) ?? 0) + (p.timeDeltas[i] ?? 0));
+  }
+  const rows = [...us].map(([step, t]) => ({ step, us: t / requests })).sort((a, b) => b.us - a.us);
+  return { rows, total: rows.reduce((a, r) => a + r.us, 0) };
+}
+
 if (import.meta.main) {
   const [file, n] = process.argv.slice(2);
   if (!file) {

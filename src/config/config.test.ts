@@ -43,6 +43,18 @@ describe('server configuration', () => {
     );
   });
 
+  test('the access log is off unless asked for, in the file or with STRONGROOM_ACCESS_LOG', (t) => {
+    assert.equal(loadServerConfig({ dev: true }, {}, '/').access_log, undefined);
+    const { file } = withFile(t, 'storage: {sqlite: {path: /tmp/a.db}}\naccess_log: true\n');
+    assert.equal(loadServerConfig({ config: file }, {}, '/').access_log, true);
+    assert.equal(loadServerConfig({ config: file }, { STRONGROOM_ACCESS_LOG: 'off' }, '/').access_log, false);
+    assert.equal(loadServerConfig({ dev: true }, { STRONGROOM_ACCESS_LOG: '1' }, '/').access_log, true);
+    assert.throws(
+      () => loadServerConfig({ dev: true }, { STRONGROOM_ACCESS_LOG: 'loud' }, '/'),
+      /STRONGROOM_ACCESS_LOG/,
+    );
+  });
+
   test('dev mode puts SQLite and the key file under .strongroom-dev', () => {
     const c = loadServerConfig({ dev: true }, {}, '/work/x');
     assert.deepEqual(c.storage, { sqlite: { path: '/work/x/.strongroom-dev/strongroom.db' } });

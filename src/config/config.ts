@@ -95,6 +95,8 @@ const ServerConfigSchema = Type.Object(
     log_level: Type.Union(
       ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     ),
+    /** Log every request at info (method, URL, client, status, time): off by default, the audit log is the access record. */
+    access_log: Type.Optional(Type.Boolean()),
     dev: Type.Boolean(),
     rate_limit: Type.Object(
       {
@@ -224,6 +226,9 @@ const ENV_LEAVES: Record<string, (cfg: Record<string, unknown>, v: string) => vo
   },
   STRONGROOM_LOG_LEVEL: (c, v) => {
     c.log_level = v;
+  },
+  STRONGROOM_ACCESS_LOG: (c, v) => {
+    c.access_log = parseBool('STRONGROOM_ACCESS_LOG', v);
   },
 };
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { constantTimeEqual } from './random.ts';
 
 /**
@@ -12,21 +13,8 @@ const CHECK_CHARS = 6;
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const TOKEN_RE = /^(sr[a-z])_([A-Za-z0-9_-]{43})_([0-9A-Za-z]{6})$/;
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-function crc32(data: string): number {
-  let crc = 0xffffffff;
-  for (const byte of Buffer.from(data)) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
+/** CRC-32 (IEEE 802.3, as zlib and GitHub's token checksums use it) of the UTF-8 bytes; native. */
+const crc32 = (data: string): number => zlibCrc32(data);
 
 function base62(n: number, width: number): string {
   let out = '';

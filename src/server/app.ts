@@ -16,6 +16,7 @@ import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, parseJsonLimited } from '../lib/json.ts';
 import { HTTP_STATUS } from './errors.ts';
+import { lazyRequestLogger } from './logger.ts';
 import { invokeWithProgress } from './progress.ts';
 import { type RouteDef, v1Routes } from './routes/v1/routes.ts';
 import { type EventStream, isEventStream, sendEventStream } from './sse.ts';
@@ -51,12 +52,14 @@ function tokenFrom(req: FastifyRequest): string | undefined {
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** The trace id of a W3C `traceparent` header (all-zero ids are invalid), or a new random one. */
+/**
+ * The trace id of a W3C `traceparent` header (all-zero ids are invalid), or else the request id's
+ * 128 random bits (a v4 UUID, from genReqId) as 32 hex digits: no second random draw per request.
+ */
 function traceIdFrom(req: FastifyRequest): string {
   const h = req.headers.traceparent;
   const m = typeof h === 'string' ? TRACEPARENT.exec(h.trim()) : null;
-  // randomUUID draws from Node's batched entropy cache: cheaper than randomBytes per request
-  return m && !/^0+$/.test(m[1]!) ? m[1]! : randomUUID().replaceAll('-', '');
+  return m && !/^0+$/.test(m[1]!) ? m[1]! : req.id.replaceAll('-', '');
 }
 
 /** The package's version, for the OpenAPI document (package.json sits two levels up from src/ and dist/). */
@@ -95,6 +98,11 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
 
   const app = Fastify({
     loggerInstance: logger,
+    // every request's record is the audit entry; a line per request in the server log costs as much
+    // CPU as the rest of a read (issue 15), so it is opt-in (`access_log: true`)
+    disableRequestLogging: config.access_log !== true,
+    // and a request's child logger is made only if it logs something
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.max_request_bytes,
     genReqId: () => randomUUID(),
     requestIdHeader: false,

@@ -426,7 +426,7 @@ function writeConfig(dir: string, storage: StorageSection): string {
   const path = join(dir, 'strongroom.yaml');
   writeFileSync(
     path,
-    stringify({ listen: '127.0.0.1:0', storage, seal: { shamir: {} }, log_level: 'debug' }),
+    stringify({ listen: '127.0.0.1:0', storage, seal: { shamir: {} }, log_level: 'debug', access_log: true }),
   );
   return path;
 }

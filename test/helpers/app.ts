@@ -97,6 +97,8 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     allow_insecure_http: false,
     max_request_bytes: 1024 * 1024,
     log_level: 'info',
+    // the richest server log (a line per request), so the no-secret-in-logs tests see the most there is
+    access_log: true,
     dev: false,
     ...opts.config,
   }) as ServerConfig;
