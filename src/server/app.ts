@@ -9,6 +9,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
   type FastifySchema,
+  LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/config.ts';
@@ -100,7 +101,7 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
     loggerInstance: logger,
     // every request's record is the audit entry; a line per request in the server log costs as much
     // CPU as the rest of a read (issue 15), so it is opt-in (`access_log: true`)
-    disableRequestLogging: config.access_log !== true,
+    logController: new LogController({ disableRequestLogging: config.access_log !== true }),
     // and a request's child logger is made only if it logs something
     childLoggerFactory: lazyRequestLogger,
     bodyLimit: config.max_request_bytes,

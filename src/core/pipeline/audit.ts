@@ -41,14 +41,25 @@ const actorOf = (who: { accessor: string; display_name: string; owner: Identity[
 });
 
 export function auditStep(broker: AuditBroker, clock: Clock): AuditStep {
-  const base = (
+  // many entries are written within one millisecond: format each millisecond once
+  let lastMs = Number.NaN;
+  let lastIso = '';
+  const iso = (): string => {
+    const ms = clock.now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      lastIso = new Date(ms).toISOString();
+    }
+    return lastIso;
+  };
+  /** The fields every record of one request shares (each record adds its time and its own fields). */
+  const fixed = (
     op: AnyOperation,
     input: unknown,
     request: RequestInfo,
     resource: string,
     actor: ReturnType<typeof actorOf> | null,
   ) => ({
-    time: new Date(clock.now()).toISOString(),
     request_id: request.request_id,
     ...(request.trace_id ? { trace_id: request.trace_id } : {}),
     operation: op.name,
@@ -62,8 +73,8 @@ export function auditStep(broker: AuditBroker, clock: Clock): AuditStep {
   return {
     forRequest(op, input, request, resource, identity) {
       if (!broker.enabled) return undefined;
-      const actor = identity ? actorOf(identity) : null;
-      return (fields) => broker.log({ ...base(op, input, request, resource, actor), ...fields });
+      const shared = fixed(op, input, request, resource, identity ? actorOf(identity) : null);
+      return (fields) => broker.log({ time: iso(), ...shared, ...fields });
     },
     async refusal(op, input, request, code, entry) {
       if (!broker.enabled) return;
@@ -72,9 +83,14 @@ export function auditStep(broker: AuditBroker, clock: Clock): AuditStep {
         const r = op.resource(input as never);
         resource = `${r.type}::${r.id}`;
       } catch {}
-      const fixed = base(op, input, request, resource, entry ? actorOf(entry) : null);
-      await broker.log({ ...fixed, type: 'request', decision: { allowed: false, reason: code } });
-      await broker.log({ ...fixed, type: 'response', status: 'error', error_code: code });
+      const shared = fixed(op, input, request, resource, entry ? actorOf(entry) : null);
+      await broker.log({
+        time: iso(),
+        ...shared,
+        type: 'request',
+        decision: { allowed: false, reason: code },
+      });
+      await broker.log({ time: iso(), ...shared, type: 'response', status: 'error', error_code: code });
     },
   };
 }
