@@ -17,29 +17,22 @@
 // strongroom child with --cpu-prof and print its CPU per request by pipeline
 // step and its top costs; the profiled figures are then slower than normal).
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import autocannon, { type AutocannonResult } from 'autocannon';
 import pg from 'pg';
 import type { InitResponse, SecretReadResponse } from '../src/api/v1.ts';
 import { stepBudget, summarize } from './lib/cpuprofile.ts';
+import { fmt, http, onInterrupt, removeTempDir, table, tempDir, watchdog } from './lib/proc.ts';
 import {
-  BIN,
-  type Child,
-  fmt,
-  freePort,
-  http,
-  onInterrupt,
-  ROOT,
-  removeTempDir,
-  spawnChild,
-  table,
-  tempDir,
-  waitFor,
-  watchdog,
-} from './lib/proc.ts';
-import { hasWrk, wrk } from './lib/wrk.ts';
+  load,
+  loaderName,
+  type Measured,
+  median,
+  pctOrDash,
+  startBaseline,
+  startStrongroom,
+  type Target,
+} from './lib/servers.ts';
 
 const env = process.env;
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 20);
@@ -56,11 +49,8 @@ const FASTIFY = /^(1|true|yes)$/i.test(env.BENCH_FASTIFY ?? '');
 const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const ACCESS_LOG = /^(1|true|yes)$/i.test(env.BENCH_ACCESS_LOG ?? '');
-const WRK = env.BENCH_LOADER !== 'autocannon' && hasWrk();
 /** The read path's budget (issue 15): server CPU per request with the default configuration. */
 const BUDGET_US = 30;
-const WRK_DIR = tmpdir();
-const pctOrDash = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(0));
 const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
 const PROJECT = 'bench';
 const ENVIRONMENT = 'prod';
@@ -68,135 +58,28 @@ const ENVIRONMENT = 'prod';
 // worst case per backend: setup + rounds x 2 servers x (warm-up + run), plus slack
 watchdog((STORAGES.length * (60 + ROUNDS * 3 * (WARMUP + DURATION + 5)) + 60) * 1000, 'secret-read');
 
-interface Measured {
-  rps: number;
-  /** CPU time the server process used per request (user + system), or NaN where /proc is missing. */
-  cpuUs: number;
-  /** This process's (autocannon's) CPU use, in % of one core. */
-  clientPct: number;
-  p50: number;
-  p99: number;
-  bad: number;
-}
-
-/** CPU seconds (user + system) used so far by process `pid`, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number | undefined): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
-  } catch {
-    return Number.NaN;
-  }
-}
-const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on
-
-async function load(
-  target: Target,
-  headers: Record<string, string>,
-  paths: string[],
-  seconds: number,
-): Promise<Measured> {
-  const url = target.base;
-  const cpu0 = cpuSeconds(target.child.child.pid);
-  const self0 = process.cpuUsage();
-  if (WRK) {
-    const w = await wrk({
-      base: url,
-      requests: paths.map((path) => ({ method: 'GET', path })),
-      headers,
-      connections: CONNECTIONS,
-      seconds,
-      dir: WRK_DIR,
-    });
-    target.served += w.requests;
-    const cpu = cpuSeconds(target.child.child.pid) - cpu0;
-    return {
-      rps: w.requests / w.duration,
-      cpuUs: (cpu * 1e6) / w.requests,
-      // wrk runs in its own process: this one only waits
-      clientPct: Number.NaN,
-      p50: w.p50,
-      p99: w.p99,
-      bad: w.bad,
-    };
-  }
-  const r: AutocannonResult = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    pipelining: 1,
-    duration: seconds,
-    timeout: 10,
-    headers,
-    requests: paths.map((path) => ({ method: 'GET', path })),
-  });
-  target.served += r.requests.total;
-  const self = process.cpuUsage(self0);
-  const cpu = cpuSeconds(target.child.child.pid) - cpu0;
-  return {
-    rps: r.requests.total / r.duration,
-    cpuUs: (cpu * 1e6) / r.requests.total,
-    clientPct: ((self.user + self.system) / 1e6 / r.duration) * 100,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    bad: r.non2xx + r.errors + r.timeouts,
-  };
-}
-
-interface Target {
-  name: string;
-  /** Requests answered under load so far (warm-ups included). */
-  served: number;
-  base: string;
-  child: Child;
-}
-
-async function startStrongroom(dir: string, storage: Record<string, unknown>): Promise<Target> {
-  const port = await freePort();
-  const keyFile = join(dir, 'unseal.key');
-  writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-  const configFile = join(dir, 'strongroom.yaml');
-  // JSON is YAML: flow mappings keep the file exact
-  writeFileSync(
-    configFile,
+async function startStrongroomRead(dir: string, storage: Record<string, unknown>): Promise<Target> {
+  return startStrongroom(
+    AUDIT ? 'strongroom' : 'strongroom, no audit',
+    dir,
+    storage,
     [
-      `listen: "127.0.0.1:${port}"`,
-      `storage: ${JSON.stringify(storage)}`,
-      `seal: ${JSON.stringify({ static: { key_file: keyFile } })}`,
       `log_level: ${LOG_LEVEL}`,
       ...(ACCESS_LOG ? ['access_log: true'] : []),
       // the default audit file unless BENCH_AUDIT=0
       ...(AUDIT ? [] : ['audit: []']),
-      '',
-    ].join('\n'),
+    ],
+    CPU_PROF,
   );
-  const childEnv = Object.fromEntries(
-    Object.entries(env).filter(([k]) => !k.startsWith('STRONGROOM_') && !k.startsWith('NODE_OPTIONS')),
-  );
-  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-  const child = spawnChild([...nodeArgs, BIN, 'server', '--config', configFile], { env: childEnv, cwd: dir });
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor(
-    child,
-    'strongroom server',
-    async () => (await fetch(`${base}/v1/sys/seal-status`, { signal: AbortSignal.timeout(1000) })).ok,
-  );
-  return { name: AUDIT ? 'strongroom' : 'strongroom, no audit', base, child, served: 0 };
 }
 
-async function startBaseline(name: string, script: string, body: string): Promise<Target> {
-  const child = spawnChild([resolve(ROOT, script)], {
-    env: { ...env, BENCH_BODY: body },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+const readLoad = (t: Target, headers: Record<string, string>, paths: string[], seconds: number) =>
+  load(t, {
+    headers,
+    requests: paths.map((path) => ({ method: 'GET', path })),
+    seconds,
+    connections: CONNECTIONS,
   });
-  let port = 0;
-  await waitFor(child, name, async () => {
-    const m = /\{"port":(\d+)\}/.exec(child.output());
-    if (m) port = Number(m[1]);
-    return port > 0;
-  });
-  return { name, base: `http://127.0.0.1:${port}`, child, served: 0 };
-}
 
 /** Initialises the server, creates a project and SECRETS secrets; returns the token and the URL paths to read. */
 async function setup(base: string): Promise<{ token: string; paths: string[]; sample: string }> {
@@ -254,12 +137,6 @@ async function postgresPlan(): Promise<PgPlan | string> {
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 async function benchBackend(
   kind: string,
   storage: Record<string, unknown>,
@@ -267,15 +144,19 @@ async function benchBackend(
 ): Promise<{ rows: string[][]; served: number }> {
   const targets: Target[] = [];
   try {
-    const sr = await startStrongroom(dir, storage);
+    const sr = await startStrongroomRead(dir, storage);
     targets.push(sr);
     const { token, paths, sample } = await setup(sr.base);
-    const base = await startBaseline('bare node:http', 'bench/lib/bare-http-server.ts', sample);
+    const base = await startBaseline('bare node:http', 'bench/lib/bare-http-server.ts', {
+      BENCH_BODY: sample,
+    });
     targets.push(base);
     // measured in this order in odd rounds, reversed in even ones, so drift in the machine's speed hits all
     const measured: Target[] = [base];
     if (FASTIFY) {
-      const fy = await startBaseline('fastify, no core', 'bench/lib/fastify-server.ts', sample);
+      const fy = await startBaseline('fastify, no core', 'bench/lib/fastify-server.ts', {
+        BENCH_BODY: sample,
+      });
       targets.push(fy);
       measured.push(fy);
     }
@@ -287,8 +168,8 @@ async function benchBackend(
     for (let round = 1; round <= ROUNDS; round++) {
       const got = new Map<Target, Measured>();
       for (const t of round % 2 ? measured : [...measured].reverse()) {
-        if (WARMUP > 0) await load(t, headers, paths, WARMUP);
-        const m = await load(t, headers, paths, DURATION);
+        if (WARMUP > 0) await readLoad(t, headers, paths, WARMUP);
+        const m = await readLoad(t, headers, paths, DURATION);
         got.set(t, m);
         all.get(t)!.push(m);
       }
@@ -357,7 +238,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `secret-read: GET /v1/secrets/${PROJECT}/${ENVIRONMENT}/<name> rotating over ${SECRETS} secrets, root token, ` +
       `${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up + ${DURATION} s per run, ${ROUNDS} rounds; ` +
-      `each server in its own process, ${WRK ? 'wrk in its own' : 'autocannon in this one (wrk is not installed)'} ` +
+      `each server in its own process, ${loaderName()} ` +
       `(node ${process.version}, 127.0.0.1 only); strongroom with ${AUDIT ? 'the default audit file' : 'no audit'}, ` +
       `log_level ${LOG_LEVEL}${ACCESS_LOG ? ', access log on' : ''}\n`,
   );

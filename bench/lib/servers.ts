@@ -1,0 +1,162 @@
+// What the HTTP benches share: starting the real `strongroom server` and a baseline server each in
+// its own process, and loading one of them (wrk in its own process, or autocannon in this one where
+// wrk is not installed) while reading its CPU time from /proc.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import autocannon, { type AutocannonResult } from 'autocannon';
+import { BIN, type Child, freePort, ROOT, spawnChild, waitFor } from './proc.ts';
+import { hasWrk, wrk } from './wrk.ts';
+
+export interface Target {
+  name: string;
+  /** Requests answered under load so far (warm-ups included). */
+  served: number;
+  base: string;
+  child: Child;
+}
+
+export interface Measured {
+  rps: number;
+  /** CPU time the server process used per request (user + system), or NaN where /proc is missing. */
+  cpuUs: number;
+  /** autocannon's CPU use in this process, in % of one core (NaN with wrk, which has its own process). */
+  clientPct: number;
+  p50: number;
+  p99: number;
+  bad: number;
+}
+
+export interface LoadRequest {
+  method: string;
+  path: string;
+  body?: string;
+}
+
+const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on
+
+/** CPU seconds (user + system) used so far by process `pid`, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** wrk unless BENCH_LOADER=autocannon or wrk is not installed. */
+export const USE_WRK = process.env.BENCH_LOADER !== 'autocannon' && hasWrk();
+export const loaderName = (): string =>
+  USE_WRK ? 'wrk in its own process' : 'autocannon in this one (wrk is not installed)';
+export const pctOrDash = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(0));
+
+/** Loads `target` for `seconds` with `connections`, cycling through `requests`. */
+export async function load(
+  target: Target,
+  opts: { headers: Record<string, string>; requests: LoadRequest[]; seconds: number; connections: number },
+): Promise<Measured> {
+  const pid = target.child.child.pid;
+  const cpu0 = cpuSeconds(pid);
+  const self0 = process.cpuUsage();
+  if (USE_WRK) {
+    const w = await wrk({ base: target.base, ...opts, dir: tmpdir() });
+    target.served += w.requests;
+    return {
+      rps: w.requests / w.duration,
+      cpuUs: ((cpuSeconds(pid) - cpu0) * 1e6) / w.requests,
+      clientPct: Number.NaN,
+      p50: w.p50,
+      p99: w.p99,
+      bad: w.bad,
+    };
+  }
+  const r: AutocannonResult = await autocannon({
+    url: target.base,
+    connections: opts.connections,
+    pipelining: 1,
+    duration: opts.seconds,
+    timeout: 10,
+    headers: opts.headers,
+    requests: opts.requests,
+  });
+  target.served += r.requests.total;
+  const self = process.cpuUsage(self0);
+  return {
+    rps: r.requests.total / r.duration,
+    cpuUs: ((cpuSeconds(pid) - cpu0) * 1e6) / r.requests.total,
+    clientPct: ((self.user + self.system) / 1e6 / r.duration) * 100,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    bad: r.non2xx + r.errors + r.timeouts,
+  };
+}
+
+/**
+ * The real `strongroom server` from `dir`, with a static seal key file and `storage`; `config` lines
+ * are added to its YAML file (e.g. `audit: []`). `cpuProf`: run it under --cpu-prof into that folder.
+ */
+export async function startStrongroom(
+  name: string,
+  dir: string,
+  storage: Record<string, unknown>,
+  config: string[],
+  cpuProf?: string,
+): Promise<Target> {
+  const port = await freePort();
+  const keyFile = join(dir, 'unseal.key');
+  writeFileSync(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
+  const configFile = join(dir, 'strongroom.yaml');
+  // JSON is YAML: flow mappings keep the file exact
+  writeFileSync(
+    configFile,
+    [
+      `listen: "127.0.0.1:${port}"`,
+      `storage: ${JSON.stringify(storage)}`,
+      `seal: ${JSON.stringify({ static: { key_file: keyFile } })}`,
+      ...config,
+      '',
+    ].join('\n'),
+  );
+  const childEnv = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('STRONGROOM_') && !k.startsWith('NODE_OPTIONS'),
+    ),
+  );
+  const nodeArgs = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [];
+  const child = spawnChild([...nodeArgs, BIN, 'server', '--config', configFile], { env: childEnv, cwd: dir });
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(
+    child,
+    'strongroom server',
+    async () => (await fetch(`${base}/v1/sys/seal-status`, { signal: AbortSignal.timeout(1000) })).ok,
+  );
+  return { name, base, child, served: 0 };
+}
+
+/** A baseline server script (bench/lib/…) in its own process; it prints {"port": N} once listening. */
+export async function startBaseline(
+  name: string,
+  script: string,
+  env: Record<string, string>,
+): Promise<Target> {
+  const child = spawnChild([resolve(ROOT, script)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let port = 0;
+  await waitFor(child, name, async () => {
+    const m = /\{"port":(\d+)\}/.exec(child.output());
+    if (m) port = Number(m[1]);
+    return port > 0;
+  });
+  return { name, base: `http://127.0.0.1:${port}`, child, served: 0 };
+}

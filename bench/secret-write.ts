@@ -1,0 +1,162 @@
+// Durable secret writes per second over HTTP (issue 15 item 3): the real `strongroom server` in the
+// configuration a new user gets (SQLite, the default audit file, log_level info; own child process)
+// against two bare node:http + node:sqlite servers (bench/lib/bare-sqlite-server.ts, WAL,
+// synchronous=FULL, own child processes) that answer only once the value is committed: one commit
+// per request (the ceiling the target is a ratio of), and one commit per event-loop turn (group
+// commit). All loaded by wrk in its own process (autocannon in this one where wrk is missing),
+// interleaved, in the same run; each PUT adds a version to one of BENCH_SECRETS secrets in turn.
+//
+// Knobs (environment): BENCH_CONNECTIONS (20), BENCH_DURATION s (5), BENCH_WARMUP s (1),
+// BENCH_ROUNDS (2), BENCH_SECRETS (100), BENCH_AUDIT=0 (`audit: []`), BENCH_CPU_PROF=DIR (profile the
+// strongroom child with --cpu-prof and print its CPU per write by pipeline step and its top costs).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { InitResponse } from '../src/api/v1.ts';
+import { stepBudget, summarize } from './lib/cpuprofile.ts';
+import { fmt, http, removeTempDir, table, tempDir, watchdog } from './lib/proc.ts';
+import {
+  type LoadRequest,
+  load,
+  loaderName,
+  type Measured,
+  median,
+  pctOrDash,
+  startBaseline,
+  startStrongroom,
+  type Target,
+} from './lib/servers.ts';
+
+const env = process.env;
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 20);
+const DURATION = Number(env.BENCH_DURATION ?? 5);
+const WARMUP = Number(env.BENCH_WARMUP ?? 1);
+const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
+const SECRETS = Number(env.BENCH_SECRETS ?? 100);
+const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
+/** Issue 15: durable writes at ≥ 0.5× one commit per request, in the same run. */
+const TARGET_RATIO = 0.5;
+const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
+
+watchdog((90 + ROUNDS * 3 * (WARMUP + DURATION + 5)) * 1000, 'secret-write');
+
+async function main(): Promise<void> {
+  process.stdout.write(
+    `secret-write: PUT /v1/secrets/bench/prod/<name> {"value": …} rotating over ${SECRETS} secrets, root token, ` +
+      `${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s per run, ${ROUNDS} rounds; each server in its ` +
+      `own process, ${loaderName()} (node ${process.version}, 127.0.0.1 only); strongroom with ` +
+      `${AUDIT ? 'the default audit file' : 'no audit'}, log_level info; every server answers only once the write is durable\n`,
+  );
+  const dir = tempDir('strongroom-bench-write-');
+  const targets: Target[] = [];
+  let failed = false;
+  const rows: string[][] = [];
+  const notes: string[] = [];
+  try {
+    const sr = await startStrongroom(
+      AUDIT ? 'strongroom' : 'strongroom, no audit',
+      dir,
+      { sqlite: { path: join(dir, 'strongroom.db') } },
+      ['log_level: info', ...(AUDIT ? [] : ['audit: []'])],
+      CPU_PROF && (mkdirSync(CPU_PROF, { recursive: true }), CPU_PROF),
+    );
+    targets.push(sr);
+    const init = await http<InitResponse>(sr.base, 'POST', '/v1/sys/init', undefined, {});
+    await http(sr.base, 'POST', '/v1/projects', init.root_token, { name: 'bench', environments: ['prod'] });
+    const each = await startBaseline('bare sqlite, commit per request', 'bench/lib/bare-sqlite-server.ts', {
+      BENCH_DB: join(dir, 'each.db'),
+      BENCH_COMMIT: 'each',
+    });
+    targets.push(each);
+    const turn = await startBaseline('bare sqlite, commit per turn', 'bench/lib/bare-sqlite-server.ts', {
+      BENCH_DB: join(dir, 'turn.db'),
+      BENCH_COMMIT: 'turn',
+    });
+    targets.push(turn);
+    const requests: LoadRequest[] = Array.from({ length: SECRETS }, (_, i) => ({
+      method: 'PUT',
+      path: `/v1/secrets/bench/prod/LLM_KEY_${String(i).padStart(4, '0')}`,
+      // shaped like a real provider key (≈ 60 characters)
+      body: JSON.stringify({ value: `sk-proj-${randomBytes(26).toString('base64url')}` }),
+    }));
+    const headers = { authorization: `Bearer ${init.root_token}`, 'content-type': 'application/json' };
+    const measured = [each, turn, sr];
+    const all = new Map<Target, Measured[]>(measured.map((t) => [t, []]));
+    const ratios = new Map<Target, number[]>(measured.map((t) => [t, []]));
+    for (let round = 1; round <= ROUNDS; round++) {
+      const got = new Map<Target, Measured>();
+      for (const t of round % 2 ? measured : [...measured].reverse()) {
+        const opts = { headers, requests, connections: CONNECTIONS };
+        if (WARMUP > 0) await load(t, { ...opts, seconds: WARMUP });
+        const m = await load(t, { ...opts, seconds: DURATION });
+        got.set(t, m);
+        all.get(t)!.push(m);
+      }
+      for (const t of measured) {
+        const m = got.get(t)!;
+        const ratio = m.rps / got.get(each)!.rps;
+        ratios.get(t)!.push(ratio);
+        rows.push(row(String(round), t, m, t === each ? '' : `${ratio.toFixed(2)}x`));
+      }
+    }
+    for (const t of measured) {
+      const ms = all.get(t)!;
+      const m: Measured = {
+        rps: median(ms.map((x) => x.rps)),
+        cpuUs: median(ms.map((x) => x.cpuUs)),
+        clientPct: median(ms.map((x) => x.clientPct)),
+        p50: median(ms.map((x) => x.p50)),
+        p99: median(ms.map((x) => x.p99)),
+        bad: ms.reduce((a, x) => a + x.bad, 0),
+      };
+      const r = median(ratios.get(t)!);
+      rows.push(row('median', t, m, t === each ? '' : `${r.toFixed(2)}x`));
+      if (t === sr)
+        notes.push(
+          `strongroom: ${r.toFixed(2)}x the one-commit-per-request ceiling against a target of ${TARGET_RATIO}x: ${r >= TARGET_RATIO ? 'met' : 'NOT met'}`,
+        );
+    }
+  } catch (err) {
+    failed = true;
+    notes.push(`FAILED: ${(err as Error).stack ?? err}`);
+  } finally {
+    for (const t of targets.reverse()) await t.child.stop();
+    removeTempDir(dir);
+  }
+  const served = targets.find((t) => t.name.startsWith('strongroom'))?.served ?? 0;
+  const prof = CPU_PROF && readdirSync(CPU_PROF).find((f) => f.endsWith('.cpuprofile'));
+  if (CPU_PROF && prof && served > 0) {
+    const { rows: steps, total } = stepBudget(join(CPU_PROF, prof), served);
+    notes.push(
+      `\nstrongroom child, ${fmt(served)} writes under load (profiled, so slower than unprofiled runs):\n${table(
+        ['pipeline step (from the profile)', 'µs/write'],
+        [...steps.map((r) => [r.step, r.us.toFixed(1)]), ['total (profiled)', total.toFixed(1)]],
+      )}\n\n${summarize(join(CPU_PROF, prof), 20, served)}`,
+    );
+  }
+  process.stdout.write(
+    `\n${table(['round', 'server', 'writes/s', 'server CPU µs/write', 'client CPU %', 'p50 ms', 'p99 ms', 'non-2xx+err', 'ratio vs commit per request'], rows)}\n`,
+  );
+  if (rows.some((r) => r[7] !== '0')) {
+    failed = true;
+    notes.push('some requests failed (non-2xx, errors or timeouts): the figures are not valid');
+  }
+  if (notes.length) process.stdout.write(`\n${notes.join('\n')}\n`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+function row(round: string, t: Target, m: Measured, ratio: string): string[] {
+  return [
+    round,
+    t.name,
+    fmt(m.rps),
+    m.cpuUs.toFixed(0),
+    pctOrDash(m.clientPct),
+    m.p50.toFixed(1),
+    m.p99.toFixed(1),
+    String(m.bad),
+    ratio,
+  ];
+}
+
+await main();
