@@ -54,7 +54,7 @@ export function median(xs: number[]): number {
 }
 
 /** wrk unless BENCH_LOADER=autocannon or wrk is not installed. */
-export const USE_WRK = process.env.BENCH_LOADER !== 'autocannon' && hasWrk();
+const USE_WRK = process.env.BENCH_LOADER !== 'autocannon' && hasWrk();
 export const loaderName = (): string =>
   USE_WRK ? 'wrk in its own process' : 'autocannon in this one (wrk is not installed)';
 export const pctOrDash = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(0));
