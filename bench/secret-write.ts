@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       `${AUDIT ? 'the default audit file' : 'no audit'}, log_level info; every server answers only once the write is durable\n`,
   );
   const dir = tempDir('strongroom-bench-write-');
+  if (CPU_PROF) mkdirSync(CPU_PROF, { recursive: true });
   const targets: Target[] = [];
   let failed = false;
   const rows: string[][] = [];
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
       dir,
       { sqlite: { path: join(dir, 'strongroom.db') } },
       ['log_level: info', ...(AUDIT ? [] : ['audit: []'])],
-      CPU_PROF && (mkdirSync(CPU_PROF, { recursive: true }), CPU_PROF),
+      CPU_PROF,
     );
     targets.push(sr);
     const init = await http<InitResponse>(sr.base, 'POST', '/v1/sys/init', undefined, {});

@@ -46,7 +46,7 @@ function commitTurn(): void {
   db.exec('BEGIN IMMEDIATE');
   const bodies = jobs.map(store);
   db.exec('COMMIT');
-  jobs.forEach((j, i) => answer(j.res, 200, bodies[i]!));
+  for (const [i, j] of jobs.entries()) answer(j.res, 200, bodies[i]!);
 }
 
 const server = createServer((req, res) => {
