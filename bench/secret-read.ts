@@ -18,40 +18,41 @@
 // step and its top costs; the profiled figures are then slower than normal).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import type { InitResponse, SecretReadResponse } from '../src/api/v1.ts';
 import { stepBudget, summarize } from './lib/cpuprofile.ts';
 import { fmt, http, onInterrupt, removeTempDir, table, tempDir, watchdog } from './lib/proc.ts';
 import {
+  figures,
+  interleaved,
+  KNOBS,
   load,
   loaderName,
-  type Measured,
-  median,
-  pctOrDash,
   startBaseline,
   startStrongroom,
   type Target,
 } from './lib/servers.ts';
 
 const env = process.env;
-const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 20);
-const DURATION = Number(env.BENCH_DURATION ?? 5);
-const WARMUP = Number(env.BENCH_WARMUP ?? 1);
-const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
-const SECRETS = Number(env.BENCH_SECRETS ?? 100);
+const {
+  connections: CONNECTIONS,
+  duration: DURATION,
+  warmup: WARMUP,
+  rounds: ROUNDS,
+  secrets: SECRETS,
+} = KNOBS;
 const STORAGES = (env.BENCH_STORAGE ?? 'sqlite,postgres')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);
 const PG_URL = env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const FASTIFY = /^(1|true|yes)$/i.test(env.BENCH_FASTIFY ?? '');
-const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
+const { audit: AUDIT, cpuProf: CPU_PROF } = KNOBS;
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const ACCESS_LOG = /^(1|true|yes)$/i.test(env.BENCH_ACCESS_LOG ?? '');
 /** The read path's budget (issue 15): server CPU per request with the default configuration. */
 const BUDGET_US = 30;
-const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
 const PROJECT = 'bench';
 const ENVIRONMENT = 'prod';
 
@@ -162,51 +163,22 @@ async function benchBackend(
     }
     measured.push(sr);
     const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    const series = await interleaved(measured, base, ROUNDS, async (t) => {
+      if (WARMUP > 0) await readLoad(t, headers, paths, WARMUP);
+      return readLoad(t, headers, paths, DURATION);
+    });
     const rows: string[][] = [];
-    const all = new Map<Target, Measured[]>(measured.map((t) => [t, []]));
-    const ratios = new Map<Target, number[]>(measured.map((t) => [t, []]));
-    for (let round = 1; round <= ROUNDS; round++) {
-      const got = new Map<Target, Measured>();
-      for (const t of round % 2 ? measured : [...measured].reverse()) {
-        if (WARMUP > 0) await readLoad(t, headers, paths, WARMUP);
-        const m = await readLoad(t, headers, paths, DURATION);
-        got.set(t, m);
-        all.get(t)!.push(m);
-      }
-      for (const t of measured) {
-        const m = got.get(t)!;
-        const ratio = m.rps / got.get(base)!.rps;
-        ratios.get(t)!.push(ratio);
+    const ratioOf = (t: Target, r: number) => (t === base ? undefined : r);
+    for (let round = 0; round < ROUNDS; round++)
+      for (const s of series)
         rows.push([
           kind,
-          String(round),
-          t.name,
-          fmt(m.rps),
-          m.cpuUs.toFixed(0),
-          pctOrDash(m.clientPct),
-          m.p50.toFixed(1),
-          m.p99.toFixed(1),
-          String(m.bad),
-          t === base ? '' : `${ratio.toFixed(2)}x`,
+          String(round + 1),
+          s.target.name,
+          ...figures(s.rounds[round]!.m, ratioOf(s.target, s.rounds[round]!.ratio)),
         ]);
-      }
-    }
-    for (const t of measured) {
-      const ms = all.get(t)!;
-      const rps = median(ms.map((m) => m.rps));
-      rows.push([
-        kind,
-        'median',
-        t.name,
-        fmt(rps),
-        median(ms.map((m) => m.cpuUs)).toFixed(0),
-        pctOrDash(median(ms.map((m) => m.clientPct))),
-        median(ms.map((m) => m.p50)).toFixed(1),
-        median(ms.map((m) => m.p99)).toFixed(1),
-        String(ms.reduce((a, m) => a + m.bad, 0)),
-        t === base ? '' : `${median(ratios.get(t)!).toFixed(2)}x`,
-      ]);
-    }
+    for (const s of series)
+      rows.push([kind, 'median', s.target.name, ...figures(s.median.m, ratioOf(s.target, s.median.ratio))]);
     return { rows, served: sr.served };
   } finally {
     for (const t of targets.reverse()) await t.child.stop();

@@ -11,32 +11,32 @@
 // strongroom child with --cpu-prof and print its CPU per write by pipeline step and its top costs).
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { InitResponse } from '../src/api/v1.ts';
 import { stepBudget, summarize } from './lib/cpuprofile.ts';
 import { fmt, http, removeTempDir, table, tempDir, watchdog } from './lib/proc.ts';
 import {
+  figures,
+  interleaved,
+  KNOBS,
   type LoadRequest,
   load,
   loaderName,
-  type Measured,
-  median,
-  pctOrDash,
   startBaseline,
   startStrongroom,
   type Target,
 } from './lib/servers.ts';
 
-const env = process.env;
-const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 20);
-const DURATION = Number(env.BENCH_DURATION ?? 5);
-const WARMUP = Number(env.BENCH_WARMUP ?? 1);
-const ROUNDS = Number(env.BENCH_ROUNDS ?? 2);
-const SECRETS = Number(env.BENCH_SECRETS ?? 100);
-const AUDIT = !/^(0|false|no)$/i.test(env.BENCH_AUDIT ?? '');
+const {
+  connections: CONNECTIONS,
+  duration: DURATION,
+  warmup: WARMUP,
+  rounds: ROUNDS,
+  secrets: SECRETS,
+} = KNOBS;
+const { audit: AUDIT, cpuProf: CPU_PROF } = KNOBS;
 /** Issue 15: durable writes at ≥ 0.5× one commit per request, in the same run. */
 const TARGET_RATIO = 0.5;
-const CPU_PROF = env.BENCH_CPU_PROF ? resolve(env.BENCH_CPU_PROF) : undefined;
 
 watchdog((90 + ROUNDS * 3 * (WARMUP + DURATION + 5)) * 1000, 'secret-write');
 
@@ -82,37 +82,23 @@ async function main(): Promise<void> {
     }));
     const headers = { authorization: `Bearer ${init.root_token}`, 'content-type': 'application/json' };
     const measured = [each, turn, sr];
-    const all = new Map<Target, Measured[]>(measured.map((t) => [t, []]));
-    const ratios = new Map<Target, number[]>(measured.map((t) => [t, []]));
-    for (let round = 1; round <= ROUNDS; round++) {
-      const got = new Map<Target, Measured>();
-      for (const t of round % 2 ? measured : [...measured].reverse()) {
-        const opts = { headers, requests, connections: CONNECTIONS };
-        if (WARMUP > 0) await load(t, { ...opts, seconds: WARMUP });
-        const m = await load(t, { ...opts, seconds: DURATION });
-        got.set(t, m);
-        all.get(t)!.push(m);
-      }
-      for (const t of measured) {
-        const m = got.get(t)!;
-        const ratio = m.rps / got.get(each)!.rps;
-        ratios.get(t)!.push(ratio);
-        rows.push(row(String(round), t, m, t === each ? '' : `${ratio.toFixed(2)}x`));
-      }
-    }
-    for (const t of measured) {
-      const ms = all.get(t)!;
-      const m: Measured = {
-        rps: median(ms.map((x) => x.rps)),
-        cpuUs: median(ms.map((x) => x.cpuUs)),
-        clientPct: median(ms.map((x) => x.clientPct)),
-        p50: median(ms.map((x) => x.p50)),
-        p99: median(ms.map((x) => x.p99)),
-        bad: ms.reduce((a, x) => a + x.bad, 0),
-      };
-      const r = median(ratios.get(t)!);
-      rows.push(row('median', t, m, t === each ? '' : `${r.toFixed(2)}x`));
-      if (t === sr)
+    const opts = { headers, requests, connections: CONNECTIONS };
+    const series = await interleaved(measured, each, ROUNDS, async (t) => {
+      if (WARMUP > 0) await load(t, { ...opts, seconds: WARMUP });
+      return load(t, { ...opts, seconds: DURATION });
+    });
+    const ratioOf = (t: Target, r: number) => (t === each ? undefined : r);
+    for (let round = 0; round < ROUNDS; round++)
+      for (const s of series)
+        rows.push([
+          String(round + 1),
+          s.target.name,
+          ...figures(s.rounds[round]!.m, ratioOf(s.target, s.rounds[round]!.ratio)),
+        ]);
+    for (const s of series) {
+      rows.push(['median', s.target.name, ...figures(s.median.m, ratioOf(s.target, s.median.ratio))]);
+      const r = s.median.ratio;
+      if (s.target === sr)
         notes.push(
           `strongroom: ${r.toFixed(2)}x the one-commit-per-request ceiling against a target of ${TARGET_RATIO}x: ${r >= TARGET_RATIO ? 'met' : 'NOT met'}`,
         );
@@ -144,20 +130,6 @@ async function main(): Promise<void> {
   }
   if (notes.length) process.stdout.write(`\n${notes.join('\n')}\n`);
   process.exitCode = failed ? 1 : 0;
-}
-
-function row(round: string, t: Target, m: Measured, ratio: string): string[] {
-  return [
-    round,
-    t.name,
-    fmt(m.rps),
-    m.cpuUs.toFixed(0),
-    pctOrDash(m.clientPct),
-    m.p50.toFixed(1),
-    m.p99.toFixed(1),
-    String(m.bad),
-    ratio,
-  ];
 }
 
 await main();

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon, { type AutocannonResult } from 'autocannon';
-import { BIN, type Child, freePort, ROOT, spawnChild, waitFor } from './proc.ts';
+import { BIN, type Child, fmt as fmtRate, freePort, ROOT, spawnChild, waitFor } from './proc.ts';
 import { hasWrk, wrk } from './wrk.ts';
 
 export interface Target {
@@ -47,17 +47,29 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-export function median(xs: number[]): number {
+function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** The knobs every HTTP bench reads from the environment (bench/README.md). */
+export const KNOBS = {
+  connections: Number(process.env.BENCH_CONNECTIONS ?? 20),
+  duration: Number(process.env.BENCH_DURATION ?? 5),
+  warmup: Number(process.env.BENCH_WARMUP ?? 1),
+  rounds: Number(process.env.BENCH_ROUNDS ?? 2),
+  secrets: Number(process.env.BENCH_SECRETS ?? 100),
+  /** BENCH_AUDIT=0: `audit: []` instead of the default audit file. */
+  audit: !/^(0|false|no)$/i.test(process.env.BENCH_AUDIT ?? ''),
+  cpuProf: process.env.BENCH_CPU_PROF ? resolve(process.env.BENCH_CPU_PROF) : undefined,
+};
+
 /** wrk unless BENCH_LOADER=autocannon or wrk is not installed. */
 const USE_WRK = process.env.BENCH_LOADER !== 'autocannon' && hasWrk();
 export const loaderName = (): string =>
   USE_WRK ? 'wrk in its own process' : 'autocannon in this one (wrk is not installed)';
-export const pctOrDash = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(0));
+const pctOrDash = (x: number) => (Number.isNaN(x) ? '-' : x.toFixed(0));
 
 /** Loads `target` for `seconds` with `connections`, cycling through `requests`. */
 export async function load(
@@ -159,4 +171,63 @@ export async function startBaseline(
     return port > 0;
   });
   return { name, base: `http://127.0.0.1:${port}`, child, served: 0 };
+}
+
+/** One target's figures: per round (in order), then the medians over the rounds. */
+export interface Series {
+  target: Target;
+  rounds: { m: Measured; ratio: number }[];
+  median: { m: Measured; ratio: number };
+}
+
+/**
+ * Measures every target once per round, in the given order in odd rounds and reversed in even ones
+ * (so drift in the machine's speed hits all alike); each ratio is req/s against `baseline`'s in the
+ * same round.
+ */
+export async function interleaved(
+  targets: Target[],
+  baseline: Target,
+  rounds: number,
+  measure: (t: Target) => Promise<Measured>,
+): Promise<Series[]> {
+  const series = new Map<Target, Series['rounds']>(targets.map((t) => [t, []]));
+  for (let round = 1; round <= rounds; round++) {
+    const got = new Map<Target, Measured>();
+    for (const t of round % 2 ? targets : [...targets].reverse()) got.set(t, await measure(t));
+    for (const t of targets)
+      series.get(t)!.push({ m: got.get(t)!, ratio: got.get(t)!.rps / got.get(baseline)!.rps });
+  }
+  return targets.map((target) => {
+    const rs = series.get(target)!;
+    const of = (f: (m: Measured) => number) => median(rs.map((r) => f(r.m)));
+    return {
+      target,
+      rounds: rs,
+      median: {
+        m: {
+          rps: of((m) => m.rps),
+          cpuUs: of((m) => m.cpuUs),
+          clientPct: of((m) => m.clientPct),
+          p50: of((m) => m.p50),
+          p99: of((m) => m.p99),
+          bad: rs.reduce((a, r) => a + r.m.bad, 0),
+        },
+        ratio: median(rs.map((r) => r.ratio)),
+      },
+    };
+  });
+}
+
+/** A table row of `m`: req/s, CPU µs per request, client CPU %, p50, p99, failures, and the ratio (blank for the baseline). */
+export function figures(m: Measured, ratio: number | undefined): string[] {
+  return [
+    fmtRate(m.rps),
+    m.cpuUs.toFixed(0),
+    pctOrDash(m.clientPct),
+    m.p50.toFixed(1),
+    m.p99.toFixed(1),
+    String(m.bad),
+    ratio === undefined ? '' : `${ratio.toFixed(2)}x`,
+  ];
 }

@@ -4,12 +4,11 @@ import type { RequestInfo } from '../contract/operation.ts';
 import type { Resource } from '../contract/resource.ts';
 import type { Clock } from '../lib/clock.ts';
 import type {
+  AppendOptions,
   EnvAddress,
   ProjectRecord,
   SecretAddress,
   SecretEvent,
-  SecretFields,
-  SecretMetadata,
   SecretRecord,
 } from './kv/records.ts';
 
@@ -71,14 +70,7 @@ export interface SecretsTx {
   appendVersion(
     a: SecretAddress,
     value: string,
-    opts: {
-      metadata?: SecretMetadata;
-      fields?: Partial<SecretFields>;
-      cas?: number;
-      source: 'write' | 'rollback' | 'rotation';
-      from?: number;
-      force?: boolean;
-    },
+    opts: AppendOptions,
   ): Promise<{ version: number; created_at: string }>;
   /** Sets the rotation status a read shows, with no new version; a missing secret is left alone. */
   setRotationStatus(

@@ -83,6 +83,17 @@ export interface SecretFieldsInput {
   force?: boolean;
 }
 
+/** How a version is added: by a write (checking `cas` and, unless `force`, the provider's format), a rollback or a rotation. */
+export interface AppendOptions {
+  metadata?: SecretMetadata;
+  fields?: Partial<SecretFields>;
+  cas?: number;
+  source: 'write' | 'rollback' | 'rotation';
+  /** The version a rollback copies. */
+  from?: number;
+  force?: boolean;
+}
+
 export interface ValueRecord {
   value: string;
 }

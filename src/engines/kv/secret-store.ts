@@ -5,6 +5,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { formatProblem } from '../provider-catalog.ts';
 import { checkSecretName, checkSlug } from './names.ts';
 import {
+  type AppendOptions,
   dec,
   type EnvAddress,
   enc,
@@ -12,8 +13,6 @@ import {
   pad,
   type SecretAddress,
   type SecretEvent,
-  type SecretFields,
-  type SecretMetadata,
   type SecretRecord,
   type ValueRecord,
 } from './records.ts';
@@ -141,14 +140,7 @@ export function createSecretWriter(store: BarrierStore, clock: Clock, emitter: S
     tx: BarrierWriter,
     a: SecretAddress,
     value: string,
-    opts: {
-      metadata?: SecretMetadata;
-      fields?: Partial<SecretFields>;
-      cas?: number;
-      source: 'write' | 'rollback' | 'rotation';
-      from?: number;
-      force?: boolean;
-    },
+    opts: AppendOptions,
   ): Promise<{ version: number; created_at: string }> {
     const path = checkSecret(a);
     const now = iso();
