@@ -191,7 +191,9 @@ function budgetTable(prof: string, requests: number): string {
   return table(
     ['pipeline step (from the profile)', 'µs/req', 'share'],
     [
-      ...rows.map((r) => [r.step, r.us.toFixed(1), `${((100 * r.us) / total).toFixed(0)}%`]),
+      ...rows
+        .filter((r) => r.us >= 0.5)
+        .map((r) => [r.step, r.us.toFixed(1), `${((100 * r.us) / total).toFixed(0)}%`]),
       ['total (profiled)', total.toFixed(1), '100%'],
     ],
   );

@@ -129,6 +129,45 @@ const VAULT_STEPS: StepRule[] = [
   },
 ];
 
+/** The steps of a call through the AI gateway (issue 15 item 2), nearest frame first as for the vault. */
+export const GATEWAY_STEPS: StepRule[] = [
+  { step: 'log (pino)', match: /^(pino|pino-std-serializers|sonic-boom|thread-stream|@pinojs\/redact)$/ },
+  {
+    step: 'provenance signing',
+    match: /^src\/gateway\/(provenance|self-identity)|^src\/gateway\/stages\/signing/,
+  },
+  {
+    step: 'firewall, output filter, key detection',
+    match:
+      /^src\/gateway\/stages\/(firewall|output-filter|detect)|^src\/gateway\/response-filters|^src\/scan\//,
+  },
+  { step: 'stream relay', match: /^src\/gateway\/(stream|relay-)/ },
+  {
+    step: 'authenticate, authorize, budgets (vault side)',
+    match:
+      /^src\/gateway\/(authenticate|authorize|admission|call-guard)|^src\/assemble\/gateway-vault\/|^src\/engines\/gateway\/|^src\/core\/|^src\/auth\/|^src\/policy\/|^@cedar-policy/,
+  },
+  {
+    step: 'audit, usage, metrics',
+    match: /^src\/gateway\/(record|call-metrics|labels|anomaly)|^src\/audit\/|^src\/lib\/metrics/,
+  },
+  {
+    step: 'provider key, barrier',
+    match: /^src\/gateway\/provider-keys|^src\/barrier\/|^src\/storage\/|^src\/crypto\//,
+  },
+  {
+    step: 'forward upstream (undici)',
+    match: /^src\/gateway\/(forward|upstream|routing|providers)|^undici$/,
+  },
+  { step: 'request handling', match: /^src\/gateway\// },
+  {
+    step: 'Fastify (routing, parsing)',
+    match:
+      /^(fastify|find-my-way|ajv|fast-json-stringify|fast-uri|avvio|@fastify\/.*|light-my-request|toad-cache|secure-json-parse|rfdc|fast-querystring)$/,
+  },
+  { step: 'OpenTelemetry', match: /^@opentelemetry\// },
+];
+
 /**
  * CPU per request by step: each sample goes to the step of the nearest frame up its stack that is
  * ours or a package's (native and node: frames are charged to whoever called them); samples with
