@@ -143,7 +143,9 @@ export async function startStrongroom(
       ([k]) => !k.startsWith('STRONGROOM_') && !k.startsWith('NODE_OPTIONS'),
     ),
   );
-  const nodeArgs = cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [];
+  // BENCH_NODE_ARGS: extra flags for the strongroom child's node (e.g. --single-threaded-gc), to try V8 settings
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const nodeArgs = [...extra, ...(cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [])];
   const child = spawnChild([...nodeArgs, BIN, 'server', '--config', configFile], { env: childEnv, cwd: dir });
   const base = `http://127.0.0.1:${port}`;
   await waitFor(
