@@ -35,20 +35,12 @@ import {
 } from './lib/servers.ts';
 
 const env = process.env;
-const {
-  connections: CONNECTIONS,
-  duration: DURATION,
-  warmup: WARMUP,
-  rounds: ROUNDS,
-  secrets: SECRETS,
-} = KNOBS;
 const STORAGES = (env.BENCH_STORAGE ?? 'sqlite,postgres')
   .split(',')
   .map((s) => s.trim())
   .filter(Boolean);
 const PG_URL = env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const FASTIFY = /^(1|true|yes)$/i.test(env.BENCH_FASTIFY ?? '');
-const { audit: AUDIT, cpuProf: CPU_PROF } = KNOBS;
 const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
 const ACCESS_LOG = /^(1|true|yes)$/i.test(env.BENCH_ACCESS_LOG ?? '');
 /** The read path's budget (issue 15): server CPU per request with the default configuration. */
@@ -57,20 +49,23 @@ const PROJECT = 'bench';
 const ENVIRONMENT = 'prod';
 
 // worst case per backend: setup + rounds x 2 servers x (warm-up + run), plus slack
-watchdog((STORAGES.length * (60 + ROUNDS * 3 * (WARMUP + DURATION + 5)) + 60) * 1000, 'secret-read');
+watchdog(
+  (STORAGES.length * (60 + KNOBS.rounds * 3 * (KNOBS.warmup + KNOBS.duration + 5)) + 60) * 1000,
+  'secret-read',
+);
 
 async function startStrongroomRead(dir: string, storage: Record<string, unknown>): Promise<Target> {
   return startStrongroom(
-    AUDIT ? 'strongroom' : 'strongroom, no audit',
+    KNOBS.audit ? 'strongroom' : 'strongroom, no audit',
     dir,
     storage,
     [
       `log_level: ${LOG_LEVEL}`,
       ...(ACCESS_LOG ? ['access_log: true'] : []),
       // the default audit file unless BENCH_AUDIT=0
-      ...(AUDIT ? [] : ['audit: []']),
+      ...(KNOBS.audit ? [] : ['audit: []']),
     ],
-    CPU_PROF,
+    KNOBS.cpuProf,
   );
 }
 
@@ -79,10 +74,10 @@ const readLoad = (t: Target, headers: Record<string, string>, paths: string[], s
     headers,
     requests: paths.map((path) => ({ method: 'GET', path })),
     seconds,
-    connections: CONNECTIONS,
+    connections: KNOBS.connections,
   });
 
-/** Initialises the server, creates a project and SECRETS secrets; returns the token and the URL paths to read. */
+/** Initialises the server, creates a project and BENCH_SECRETS secrets; returns the token and the URL paths to read. */
 async function setup(base: string): Promise<{ token: string; paths: string[]; sample: string }> {
   const init = await http<InitResponse>(base, 'POST', '/v1/sys/init', undefined, {});
   const token = init.root_token;
@@ -91,7 +86,7 @@ async function setup(base: string): Promise<{ token: string; paths: string[]; sa
     throw new Error('the server is still sealed after init (static seal should unseal itself)');
   await http(base, 'POST', '/v1/projects', token, { name: PROJECT, environments: [ENVIRONMENT] });
   const paths: string[] = [];
-  for (let i = 0; i < SECRETS; i++) {
+  for (let i = 0; i < KNOBS.secrets; i++) {
     const name = `LLM_KEY_${String(i).padStart(4, '0')}`;
     const path = `/v1/secrets/${PROJECT}/${ENVIRONMENT}/${name}`;
     // shaped like a real provider key, e.g. sk-proj-… (≈ 60 characters)
@@ -163,13 +158,13 @@ async function benchBackend(
     }
     measured.push(sr);
     const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
-    const series = await interleaved(measured, base, ROUNDS, async (t) => {
-      if (WARMUP > 0) await readLoad(t, headers, paths, WARMUP);
-      return readLoad(t, headers, paths, DURATION);
+    const series = await interleaved(measured, base, KNOBS.rounds, async (t) => {
+      if (KNOBS.warmup > 0) await readLoad(t, headers, paths, KNOBS.warmup);
+      return readLoad(t, headers, paths, KNOBS.duration);
     });
     const rows: string[][] = [];
     const ratioOf = (t: Target, r: number) => (t === base ? undefined : r);
-    for (let round = 0; round < ROUNDS; round++)
+    for (let round = 0; round < KNOBS.rounds; round++)
       for (const s of series)
         rows.push([
           kind,
@@ -210,16 +205,16 @@ function newestProfile(dir: string, since: number): string | undefined {
 
 async function main(): Promise<void> {
   process.stdout.write(
-    `secret-read: GET /v1/secrets/${PROJECT}/${ENVIRONMENT}/<name> rotating over ${SECRETS} secrets, root token, ` +
-      `${CONNECTIONS} connections, pipelining 1, ${WARMUP} s warm-up + ${DURATION} s per run, ${ROUNDS} rounds; ` +
+    `secret-read: GET /v1/secrets/${PROJECT}/${ENVIRONMENT}/<name> rotating over ${KNOBS.secrets} secrets, root token, ` +
+      `${KNOBS.connections} connections, pipelining 1, ${KNOBS.warmup} s warm-up + ${KNOBS.duration} s per run, ${KNOBS.rounds} rounds; ` +
       `each server in its own process, ${loaderName()} ` +
-      `(node ${process.version}, 127.0.0.1 only); strongroom with ${AUDIT ? 'the default audit file' : 'no audit'}, ` +
+      `(node ${process.version}, 127.0.0.1 only); strongroom with ${KNOBS.audit ? 'the default audit file' : 'no audit'}, ` +
       `log_level ${LOG_LEVEL}${ACCESS_LOG ? ', access log on' : ''}\n`,
   );
-  if (CPU_PROF) {
-    mkdirSync(CPU_PROF, { recursive: true });
+  if (KNOBS.cpuProf) {
+    mkdirSync(KNOBS.cpuProf, { recursive: true });
     process.stdout.write(
-      `profiling the strongroom child into ${CPU_PROF} (figures below are slowed by the profiler)\n`,
+      `profiling the strongroom child into ${KNOBS.cpuProf} (figures below are slowed by the profiler)\n`,
     );
   }
   const rows: string[][] = [];
@@ -245,8 +240,8 @@ async function main(): Promise<void> {
       } else throw new Error(`unknown BENCH_STORAGE entry ${JSON.stringify(kind)} (sqlite, postgres)`);
       const result = await benchBackend(kind, storage, dir);
       rows.push(...result.rows);
-      if (CPU_PROF) {
-        const prof = newestProfile(CPU_PROF, started);
+      if (KNOBS.cpuProf) {
+        const prof = newestProfile(KNOBS.cpuProf, started);
         notes.push(
           prof
             ? `\n${kind} strongroom child (${fmt(result.served)} requests under load):\n${budgetTable(prof, result.served)}\n\n${summarize(prof, 15, result.served)}`
@@ -271,7 +266,7 @@ async function main(): Promise<void> {
     const us = Number.parseFloat(r[4]!);
     notes.push(
       `${r[0]}: ${us.toFixed(0)} µs of server CPU per read against a budget of ${BUDGET_US} µs: ${us <= BUDGET_US ? 'met' : 'NOT met'}` +
-        (us <= BUDGET_US || CPU_PROF
+        (us <= BUDGET_US || KNOBS.cpuProf
           ? ''
           : ' (rerun with BENCH_CPU_PROF=/tmp/prof for the CPU per pipeline step)'),
     );

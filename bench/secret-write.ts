@@ -27,39 +27,31 @@ import {
   type Target,
 } from './lib/servers.ts';
 
-const {
-  connections: CONNECTIONS,
-  duration: DURATION,
-  warmup: WARMUP,
-  rounds: ROUNDS,
-  secrets: SECRETS,
-} = KNOBS;
-const { audit: AUDIT, cpuProf: CPU_PROF } = KNOBS;
 /** Issue 15: durable writes at ≥ 0.5× one commit per request, in the same run. */
 const TARGET_RATIO = 0.5;
 
-watchdog((90 + ROUNDS * 3 * (WARMUP + DURATION + 5)) * 1000, 'secret-write');
+watchdog((90 + KNOBS.rounds * 3 * (KNOBS.warmup + KNOBS.duration + 5)) * 1000, 'secret-write');
 
 async function main(): Promise<void> {
   process.stdout.write(
-    `secret-write: PUT /v1/secrets/bench/prod/<name> {"value": …} rotating over ${SECRETS} secrets, root token, ` +
-      `${CONNECTIONS} connections, ${WARMUP} s warm-up + ${DURATION} s per run, ${ROUNDS} rounds; each server in its ` +
+    `secret-write: PUT /v1/secrets/bench/prod/<name> {"value": …} rotating over ${KNOBS.secrets} secrets, root token, ` +
+      `${KNOBS.connections} connections, ${KNOBS.warmup} s warm-up + ${KNOBS.duration} s per run, ${KNOBS.rounds} rounds; each server in its ` +
       `own process, ${loaderName()} (node ${process.version}, 127.0.0.1 only); strongroom with ` +
-      `${AUDIT ? 'the default audit file' : 'no audit'}, log_level info; every server answers only once the write is durable\n`,
+      `${KNOBS.audit ? 'the default audit file' : 'no audit'}, log_level info; every server answers only once the write is durable\n`,
   );
   const dir = tempDir('strongroom-bench-write-');
-  if (CPU_PROF) mkdirSync(CPU_PROF, { recursive: true });
+  if (KNOBS.cpuProf) mkdirSync(KNOBS.cpuProf, { recursive: true });
   const targets: Target[] = [];
   let failed = false;
   const rows: string[][] = [];
   const notes: string[] = [];
   try {
     const sr = await startStrongroom(
-      AUDIT ? 'strongroom' : 'strongroom, no audit',
+      KNOBS.audit ? 'strongroom' : 'strongroom, no audit',
       dir,
       { sqlite: { path: join(dir, 'strongroom.db') } },
-      ['log_level: info', ...(AUDIT ? [] : ['audit: []'])],
-      CPU_PROF,
+      ['log_level: info', ...(KNOBS.audit ? [] : ['audit: []'])],
+      KNOBS.cpuProf,
     );
     targets.push(sr);
     const init = await http<InitResponse>(sr.base, 'POST', '/v1/sys/init', undefined, {});
@@ -74,7 +66,7 @@ async function main(): Promise<void> {
       BENCH_COMMIT: 'turn',
     });
     targets.push(turn);
-    const requests: LoadRequest[] = Array.from({ length: SECRETS }, (_, i) => ({
+    const requests: LoadRequest[] = Array.from({ length: KNOBS.secrets }, (_, i) => ({
       method: 'PUT',
       path: `/v1/secrets/bench/prod/LLM_KEY_${String(i).padStart(4, '0')}`,
       // shaped like a real provider key (≈ 60 characters)
@@ -82,13 +74,13 @@ async function main(): Promise<void> {
     }));
     const headers = { authorization: `Bearer ${init.root_token}`, 'content-type': 'application/json' };
     const measured = [each, turn, sr];
-    const opts = { headers, requests, connections: CONNECTIONS };
-    const series = await interleaved(measured, each, ROUNDS, async (t) => {
-      if (WARMUP > 0) await load(t, { ...opts, seconds: WARMUP });
-      return load(t, { ...opts, seconds: DURATION });
+    const opts = { headers, requests, connections: KNOBS.connections };
+    const series = await interleaved(measured, each, KNOBS.rounds, async (t) => {
+      if (KNOBS.warmup > 0) await load(t, { ...opts, seconds: KNOBS.warmup });
+      return load(t, { ...opts, seconds: KNOBS.duration });
     });
     const ratioOf = (t: Target, r: number) => (t === each ? undefined : r);
-    for (let round = 0; round < ROUNDS; round++)
+    for (let round = 0; round < KNOBS.rounds; round++)
       for (const s of series)
         rows.push([
           String(round + 1),
@@ -111,9 +103,9 @@ async function main(): Promise<void> {
     removeTempDir(dir);
   }
   const served = targets.find((t) => t.name.startsWith('strongroom'))?.served ?? 0;
-  const prof = CPU_PROF && readdirSync(CPU_PROF).find((f) => f.endsWith('.cpuprofile'));
-  if (CPU_PROF && prof && served > 0) {
-    const { rows: steps, total } = stepBudget(join(CPU_PROF, prof), served);
+  const prof = KNOBS.cpuProf && readdirSync(KNOBS.cpuProf).find((f) => f.endsWith('.cpuprofile'));
+  if (KNOBS.cpuProf && prof && served > 0) {
+    const { rows: steps, total } = stepBudget(join(KNOBS.cpuProf, prof), served);
     notes.push(
       `\nstrongroom child, ${fmt(served)} writes under load (profiled, so slower than unprofiled runs):\n${table(
         ['pipeline step (from the profile)', 'µs/write'],
@@ -121,7 +113,7 @@ async function main(): Promise<void> {
           ...steps.filter((r) => r.us >= 0.5).map((r) => [r.step, r.us.toFixed(1)]),
           ['total (profiled)', total.toFixed(1)],
         ],
-      )}\n\n${summarize(join(CPU_PROF, prof), 20, served)}`,
+      )}\n\n${summarize(join(KNOBS.cpuProf, prof), 20, served)}`,
     );
   }
   process.stdout.write(
