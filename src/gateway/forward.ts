@@ -60,7 +60,7 @@ export function createForwarder(deps: {
       body,
       call.trace_id,
     );
-    const outputLink = (text: string) => provenance.output(links, call.trace_id, text);
+    const outputLink = (text: string) => provenance.output(links, call.trace_id, text, payload);
 
     // the ways this call can end early (the client goes away, max_call_duration, the credential
     // revoked): each aborts the upstream request (issue 12 items 9 and 10)

@@ -297,6 +297,37 @@ export function storageContract(
       assert.deepEqual(await storage.list(''), ['kept', 'other']);
     });
 
+    test('of many writes started together, the one that throws fails alone and every other commits', async (t) => {
+      const storage = await make(t);
+      const boom = new Error('boom');
+      const results = await Promise.allSettled(
+        Array.from({ length: 40 }, (_, i) =>
+          i % 10 === 3
+            ? storage.transaction(async (tx) => {
+                await tx.put(`k${i}`, bytes('never'));
+                throw boom;
+              })
+            : i % 2
+              ? storage.put(`k${i}`, bytes(String(i)))
+              : storage.transaction(async (tx) => {
+                  await tx.put(`k${i}`, bytes(String(i)));
+                  return i;
+                }),
+        ),
+      );
+      for (const [i, r] of results.entries()) {
+        if (i % 10 === 3) {
+          assert.equal(r.status, 'rejected');
+          assert.equal((r as PromiseRejectedResult).reason, boom);
+          assert.equal(await storage.get(`k${i}`), undefined, `k${i} was rolled back`);
+        } else {
+          assert.equal(r.status, 'fulfilled', `k${i}`);
+          if (i % 2 === 0) assert.equal((r as PromiseFulfilledResult<unknown>).value, i);
+          assert.equal(text(await storage.get(`k${i}`)), String(i));
+        }
+      }
+    });
+
     test('reads inside a transaction see its own writes and deletes', async (t) => {
       const storage = await make(t);
       for (const key of ['a/1', 'a/2', 'a/3']) await storage.put(key, bytes(key));

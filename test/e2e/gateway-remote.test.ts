@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -239,7 +239,7 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
   );
 
   await t.test(
-    'the answer carries the provenance chain, signed with the gateway SVID from the agent',
+    'the answer carries one provenance link, signed with the gateway SVID from the agent, over the answer and the request sent upstream',
     async () => {
       const traceId = randomBytes(16).toString('hex');
       const res = await fetch(`${s.gw}/v1/chat/completions`, {
@@ -254,34 +254,31 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
       assert.equal(res.status, 200);
       const text = await res.text();
       const links = decodeProvenanceHeader(res.headers.get(PROVENANCE_HEADER));
+      // no remote stage: one signature per call (decision 0017)
       assert.deepEqual(
         links.map((l) => [l.stage, l.spiffe_id]),
-        [
-          ['gateway', GATEWAY_ID],
-          ['output-filter', GATEWAY_ID],
-        ],
+        [['gateway', GATEWAY_ID]],
       );
+      const upstream = s.openaiFake.requests.findLast((r) => r.rawBody.includes('sign this'));
+      assert.ok(upstream, 'the provider received the call');
       const bundles = bundlesFromCertificates(s.gwSvid.bundle, TD);
-      // the output link covers the bytes received, chained to the request's link
-      const verified = await verifyStage(links[1]!, {
-        body: text,
-        traceId,
-        prev: links[0]!.jws,
-        bundles,
-        expectSpiffeId: (id) => id === GATEWAY_ID,
-        now: Date.now(),
-      });
-      assert.equal(verified.spiffeId, GATEWAY_ID);
-      // one changed byte of the answer does not verify
-      await assert.rejects(
-        verifyStage(links[1]!, {
-          body: text.replace('"', "'"),
+      const check = (body: string, request: string) =>
+        verifyStage(links[0]!, {
+          body,
+          request,
           traceId,
-          prev: links[0]!.jws,
+          prev: null,
           bundles,
+          expectSpiffeId: (id) => id === GATEWAY_ID,
           now: Date.now(),
-        }),
-      );
+        });
+      // the link covers the bytes received and vouches for the exact bytes the provider received
+      const verified = await check(text, upstream.rawBody);
+      assert.equal(verified.spiffeId, GATEWAY_ID);
+      assert.equal(verified.requestSha256, createHash('sha256').update(upstream.rawBody).digest('base64url'));
+      // one changed byte of the answer, or of the request, does not verify
+      await assert.rejects(check(text.replace('"', "'"), upstream.rawBody), /does not verify/);
+      await assert.rejects(check(text, upstream.rawBody.replace('sign this', 'sign that')), /does not vouch/);
     },
   );
 

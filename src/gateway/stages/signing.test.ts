@@ -157,6 +157,73 @@ describe('stage provenance: signing and verification', () => {
   });
 });
 
+describe('stage provenance: one link that vouches for the request (decision 0017)', () => {
+  const REQUEST = '{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}';
+  const header = (link: ProvenanceLink) =>
+    JSON.parse(Buffer.from(link.jws.split('.')[0]!, 'base64url').toString()) as Record<string, unknown>;
+
+  test('the request digest is in the signed header; the verifier checks it when it holds the request', async () => {
+    const link = await sign({ request: REQUEST });
+    const v = await verify(link, { request: REQUEST });
+    assert.equal(v.requestSha256, header(link).req);
+    // without the request the digest is returned for the caller to compare
+    assert.equal((await verify(link)).requestSha256, v.requestSha256);
+    await assert.rejects(verify(link, { request: `${REQUEST} ` }), refused('request_mismatch'));
+    // a link that vouches for no request does not pass for one that does
+    await assert.rejects(verify(await sign(), { request: REQUEST }), refused('no_request'));
+  });
+
+  test('a req swapped, added or stripped in the header breaks the signature', async () => {
+    const link = await sign({ request: REQUEST });
+    const s = link.jws.split('.')[2];
+    const hd = header(link);
+    const other = await sign({ request: 'another request' });
+    const reencode = (o: Record<string, unknown>) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const swapped = { ...link, jws: `${reencode({ ...hd, req: header(other).req })}..${s}` };
+    await assert.rejects(verify(swapped, { request: 'another request' }), refused('signature_mismatch'));
+    const { req: _req, ...stripped } = hd;
+    await assert.rejects(
+      verify({ ...link, jws: `${reencode(stripped)}..${s}` }),
+      refused('signature_mismatch'),
+    );
+    await assert.rejects(
+      verify({ ...link, jws: `${reencode({ ...hd, req: 'x' })}..${s}` }),
+      refused('malformed'),
+    );
+  });
+
+  test('verifyChain checks the request against the last link only', async () => {
+    const first = await sign();
+    const last = await signStage({
+      body: BODY,
+      stage: 'filter',
+      spiffeId: FILTER,
+      traceId: TRACE,
+      prev: first.jws,
+      key: filter,
+      request: REQUEST,
+    });
+    const v = await verifyChain([first, last], {
+      bodies: BODY,
+      traceId: TRACE,
+      bundles,
+      now: Date.now(),
+      request: REQUEST,
+    });
+    assert.equal(v.length, 2);
+    await assert.rejects(
+      verifyChain([first, last], {
+        bodies: BODY,
+        traceId: TRACE,
+        bundles,
+        now: Date.now(),
+        request: 'other',
+      }),
+      refused('request_mismatch'),
+    );
+  });
+});
+
 describe('stage provenance: chains and the header', () => {
   test('verifyChain checks every link and their order', async () => {
     const a = await sign();

@@ -16,6 +16,9 @@ import { type ProvenanceLink, StageRefusal } from '../types.ts';
  * `iat` is replicated in the header (as RFC 7519 §5.3 does for claims) because
  * the verifier rebuilds the payload from what it holds (the body, the trace
  * id, the previous link) and needs the time the signer put in it.
+ * A link that also vouches for the request it answers (the gateway's one link
+ * per call when no remote stage runs, decision 0017) carries that request's
+ * SHA-256 as the protected header member `req`, signed with the rest.
  * See docs/stages.md.
  */
 
@@ -93,7 +96,10 @@ function derOf(c: X509Certificate | Uint8Array | string): Buffer {
 
 /** The protected header (base64url) of the last signature made with a chain, per second (`iat` is in it). */
 const HEADERS = new WeakMap<object, { iat: number; header: string }>();
-function headerOf(chain: StageKey['chain'], iat: number): string {
+function headerOf(chain: StageKey['chain'], iat: number, req: string | undefined): string {
+  if (req !== undefined) {
+    return b64url(JSON.stringify({ alg: 'ES256', typ: PROVENANCE_TYP, x5c: x5cOf(chain), iat, req }));
+  }
   const hit = HEADERS.get(chain);
   if (hit?.iat === iat) return hit.header;
   const header = b64url(JSON.stringify({ alg: 'ES256', typ: PROVENANCE_TYP, x5c: x5cOf(chain), iat }));
@@ -158,6 +164,8 @@ export async function signStage(options: {
   traceId: string;
   prev?: string | null;
   key: StageKey;
+  /** The request this link also vouches for: its SHA-256 goes in the protected header (`req`). */
+  request?: Body | undefined;
   /** ms since the epoch (default Date.now()). */
   now?: number;
 }): Promise<ProvenanceLink> {
@@ -177,7 +185,11 @@ export async function signStage(options: {
   });
   // RFC 7515 §5.1 done directly with node:crypto (ECDSA P-256, the JWS r||s encoding, RFC 7518 §3.4):
   // several times cheaper than going through WebCrypto, and it is on every gateway call
-  const header = headerOf(key.chain, iat);
+  const header = headerOf(
+    key.chain,
+    iat,
+    options.request === undefined ? undefined : sha256(options.request),
+  );
   const signingInput = `${header}.${b64url(payload)}`;
   const sig = es256(Buffer.from(signingInput), key.privateKey);
   return { stage, spiffe_id: spiffeId, jws: `${header}..${sig.toString('base64url')}` };
@@ -196,6 +208,8 @@ export interface VerifyStageOptions {
   now: number;
   /** Refuse links older than this (seconds); default: no limit beyond the SVID's validity. */
   maxAgeSeconds?: number;
+  /** The request the link must vouch for (its `req` member); without it a `req` is returned unchecked. */
+  request?: Body | undefined;
 }
 
 /** What a verified link proves. */
@@ -203,6 +217,8 @@ export interface VerifiedLink {
   stage: string;
   spiffeId: string;
   iat: number;
+  /** The SHA-256 (base64url) of the request the link vouches for, when it carries one (`req`). */
+  requestSha256?: string;
 }
 
 function decodeHeader(segment: string): Record<string, unknown> {
@@ -252,7 +268,15 @@ export async function verifyStage(link: ProvenanceLink, options: VerifyStageOpti
   if (header.alg !== 'ES256') fail('bad_algorithm', 'is not signed with ES256');
   if (header.typ !== PROVENANCE_TYP) fail('malformed', 'has the wrong typ');
   for (const k of Object.keys(header)) {
-    if (!['alg', 'typ', 'x5c', 'iat'].includes(k)) fail('malformed', `has an unexpected header parameter`);
+    if (!['alg', 'typ', 'x5c', 'iat', 'req'].includes(k))
+      fail('malformed', `has an unexpected header parameter`);
+  }
+  const req = header.req;
+  if (req !== undefined && (typeof req !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(req))) {
+    fail('malformed', 'has a malformed req');
+  }
+  if (options.request !== undefined && req !== sha256(options.request)) {
+    fail(req === undefined ? 'no_request' : 'request_mismatch', 'does not vouch for this request');
   }
   const iat = header.iat;
   if (typeof iat !== 'number' || !Number.isSafeInteger(iat)) fail('malformed', 'has no iat');
@@ -309,7 +333,12 @@ export async function verifyStage(link: ProvenanceLink, options: VerifyStageOpti
   } catch {
     fail('signature_mismatch', 'does not verify: the body, trace id or chain differs from what was signed');
   }
-  return { stage: link.stage, spiffeId, iat: iat as number };
+  return {
+    stage: link.stage,
+    spiffeId,
+    iat: iat as number,
+    ...(typeof req === 'string' ? { requestSha256: req } : {}),
+  };
 }
 
 /**
@@ -334,7 +363,16 @@ export async function verifyChain(
   const out: VerifiedLink[] = [];
   for (let i = 0; i < links.length; i++) {
     const body = perLink ? (options.bodies as readonly Body[])[i]! : (options.bodies as Body);
-    out.push(await verifyStage(links[i]!, { ...options, body, prev: i === 0 ? null : links[i - 1]!.jws }));
+    const last = i === links.length - 1;
+    out.push(
+      await verifyStage(links[i]!, {
+        ...options,
+        body,
+        prev: i === 0 ? null : links[i - 1]!.jws,
+        // the request is vouched for by the link that answers it: the last
+        request: last ? options.request : undefined,
+      }),
+    );
   }
   return out;
 }
