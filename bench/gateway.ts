@@ -398,7 +398,7 @@ async function main(): Promise<void> {
     };
     const gateway: Target = { name: 'through the gateway', base: sr.gw, token: sr.token, child: sr.child };
     gatewayTarget = gateway;
-    const bare = await startBaseline('bare undici proxy', 'bench/lib/bare-undici-proxy.ts', {
+    const bare = await startBaseline('bare undici proxy', 'bench/lib/bare-undici-proxy-server.ts', {
       BENCH_UPSTREAM: fake.base,
       BENCH_UPSTREAM_KEY: fake.key,
     });
