@@ -7,6 +7,7 @@ import type { GatewayConfig } from '../config/gateway.ts';
 import type { VaultModule } from '../contract/module.ts';
 import { CORE_MOUNTS, type Core, createCore } from '../core/core.ts';
 import { sysModule } from '../core/sys.ts';
+import { databaseModule } from '../engines/database/database.ts';
 import {
   type GatewayKeysEngine,
   type GatewayKeysOptions,
@@ -15,11 +16,18 @@ import {
 import { hygieneModule } from '../engines/hygiene/hygiene.ts';
 import { type IdentityEngine, type IdentityOptions, identityModule } from '../engines/identity/identity.ts';
 import { secretsModule } from '../engines/kv/kv.ts';
+import {
+  type LeaseManager,
+  type LeaseOptions,
+  type LeasesPort,
+  leasesModule,
+} from '../engines/leases/leases.ts';
 import { metricsModule } from '../engines/metrics/metrics.ts';
 import type { SecretsPort, SecretsReader, SecretsWriterPort } from '../engines/ports.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
+import { wrappingModule } from '../engines/wrapping/wrapping.ts';
 import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/provider-keys.ts';
 import type { Clock } from '../lib/clock.ts';
@@ -40,7 +48,7 @@ import { checkMounts, closeModules, orderModules } from './modules.ts';
  */
 
 /** What every module of the vault may ask for: the core's parts and the ports modules offer each other. */
-export type ModuleDeps = Core & SecretsPort & SecretsWriterPort;
+export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort;
 
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
 export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
@@ -69,6 +77,8 @@ export interface VaultDeps {
   rotation?: RotationOptions | undefined;
   /** Watch streams: heartbeat and shared-storage poll intervals (docs/watch.md). */
   watch?: WatchOptions | undefined;
+  /** Leases: the sweeper's period and batch, this server's name in the cluster (docs/leases.md). */
+  leases?: LeaseOptions | undefined;
   /** Workload identity: the SPIFFE CA (docs/identity.md). */
   identity?: IdentityOptions | undefined;
   /** Gateway virtual keys and budgets (docs/gateway-keys.md); `bind` receives the engine (key lookups, budgets). */
@@ -83,6 +93,8 @@ export interface Vault {
   usage: UsageSetup;
   /** Secret rotation: the scheduler (tick() drives it in tests). */
   rotation: RotationService;
+  /** Leases: the sweeper (sweep() drives it in tests). */
+  leases: LeaseManager;
   /** What the gateway needs from the engines assembled here (virtual keys, budgets, stages). */
   gatewayDeps(config: GatewayConfig, keys: ProviderKeys): Promise<Omit<GatewayDeps, 'config' | 'logger'>>;
   /** Closing checkpoint in the audit log, then the keys leave memory. */
@@ -132,6 +144,7 @@ export function assembleVault(deps: VaultDeps): Vault {
   const usage = createUsage(deps.usage, deps.clock);
   const rotation = createRotation(deps.rotation);
   const secrets = secretsModule();
+  const leases = leasesModule(deps.leases);
   // every module of the vault, in dependency order (src/assemble/modules.ts); the core registers their
   // operations and runs their onUnseal/onSeal, and close() below closes them in reverse
   const modules = orderModules<ModuleDeps, BarrierStore>([
@@ -141,6 +154,9 @@ export function assembleVault(deps: VaultDeps): Vault {
     authMethods(deps.auth),
     usage.module,
     rotation.module,
+    leases.module,
+    databaseModule(),
+    wrappingModule(),
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),
     identityModule(deps.identity, (e) => (identityEngine = e)),
@@ -169,12 +185,16 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit: audit.broker,
     rateLimit: deps.rateLimit,
     modules,
-    ports: secrets.ports,
+    ports: { ...secrets.ports, ...leases.ports },
     onSuccess: [
       ...(usage.observe ? [usage.observe] : []),
       // a revocation ends open watch streams at once, not at their next heartbeat
       (op) => {
-        if (REVOKING.has(op)) watch?.recheckAll();
+        if (REVOKING.has(op)) {
+          watch?.recheckAll();
+          // leases end with their holder token: look at the holders at the next pass
+          leases.ports.leases.holdersChanged();
+        }
       },
     ],
   });
@@ -186,6 +206,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit,
     usage,
     rotation,
+    leases: leases.ports.leases,
     async gatewayDeps(config, keys) {
       // the gateway's modules are loaded only by a server that runs the gateway
       const [{ gatewayParts }, { createGatewayIdentity }, { localVault }] = await Promise.all([

@@ -7,7 +7,7 @@ import { constantTimeEqual } from './random.ts';
  * The checksum (CRC-32 of prefix+body, base62) lets scanners recognise a real token
  * without a server round trip, like GitHub's token format. It is not a security control.
  */
-export const TOKEN_PREFIXES = { root: 'srt', service: 'srs', virtual_key: 'srv' } as const;
+export const TOKEN_PREFIXES = { root: 'srt', service: 'srs', virtual_key: 'srv', wrapping: 'srw' } as const;
 const BODY_CHARS = 43;
 const CHECK_CHARS = 6;
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';

@@ -70,6 +70,10 @@ export const ERROR_CODES = [
   'client_closed',
   'call_timeout',
   'credential_revoked',
+  // a backend a lease engine works on (a database) could not be reached or refused (docs/leases.md)
+  'backend_unavailable',
+  // a wrapping token that is unknown, expired or already unwrapped (docs/wrapping.md)
+  'invalid_wrapping_token',
   'internal',
 ] as const;
 

@@ -28,6 +28,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   version_not_found: 404,
   version_destroyed: 410,
   already_exists: 409,
+  backend_unavailable: 503,
+  invalid_wrapping_token: 400,
   cas_mismatch: 409,
   unauthenticated: 401,
   invalid_token: 401,

@@ -62,6 +62,16 @@ export const ACTIONS: Record<string, readonly string[]> = {
   // a gateway running apart from the vault (docs/gateway-remote.md): authenticates its callers, asks for
   // decisions, reserves budgets and appends its call records through System::"gateway"
   'gateway.vault': ['System'],
+  // leases (issue 16; docs/leases.md): one's own (Token::"leases"), everyone's (System::"leases")
+  'lease.self': ['Token'],
+  'lease.manage': ['System'],
+  // dynamic database credentials (docs/database.md): connections and roles (System::"database"),
+  // credentials of one role (System::"database/creds/<role>", authorized by Cedar alone: scopes narrow secrets)
+  'database.manage': ['System'],
+  'database.read': ['System'],
+  'database.creds': ['System'],
+  // response wrapping (docs/wrapping.md): wrapping a read's answer is the caller's own business
+  'wrapping.wrap': ['Token'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */
@@ -74,6 +84,8 @@ export const PUBLIC_ACTIONS = new Set([
   'identity.join',
   // trust bundles, JWKS and the OpenID configuration are public keys
   'identity.bundle',
+  // a wrapping token is its own credential, spent once by the handler (docs/wrapping.md)
+  'wrapping.unwrap',
 ]);
 
 /**
@@ -138,7 +150,7 @@ const METADATA = [
   'usage.read',
   'identity.read',
 ];
-const SELF = ['token.self', 'user.self'];
+const SELF = ['token.self', 'user.self', 'lease.self', 'wrapping.wrap'];
 
 /**
  * Built-in roles (issue 3): admin does everything; developer reads and writes

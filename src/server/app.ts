@@ -12,9 +12,17 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
+import {
+  VAULT_WRAP_TTL_HEADER,
+  WRAP_TTL_HEADER,
+  WRAP_TTL_MAX,
+  WRAP_TTL_MIN,
+  WrappingWrap,
+} from '../api/wrapping.ts';
 import type { ServerConfig } from '../config/config.ts';
 import type { Core } from '../core/core.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import { parseDuration } from '../lib/duration.ts';
 import { DEFAULT_MAX_JSON_DEPTH, JsonTooDeepError, parseJsonLimited } from '../lib/json.ts';
 import { HTTP_STATUS } from './errors.ts';
 import { lazyRequestLogger } from './logger.ts';
@@ -286,6 +294,22 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           peer_certificates: peerChain(req),
         });
         if (r.stream && isEventStream(result)) return sendEventStream(reply, result, streams);
+        const wrapTtl = r.wrappable ? wrapTtlOf(req) : undefined;
+        if (wrapTtl !== undefined) {
+          // the answer as its schema serializes it, sealed under a single-use token (docs/wrapping.md)
+          const value = r.operation.response
+            ? reply.serializeInput(
+                result as Record<string, unknown>,
+                r.operation.response as Record<string, unknown>,
+              )
+            : JSON.stringify(result);
+          const wrapped = await core.invoke(
+            WrappingWrap.name,
+            { value, ttl: wrapTtl, creation_path: req.url.split('?')[0] },
+            { request_id: req.id, trace_id: traceIdFrom(req), client_address: req.ip, token: tokenFrom(req) },
+          );
+          return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(wrapped));
+        }
         if (r.contentType) reply.type(r.contentType);
         return reply.code(r.status ? r.status(result) : 200).send(result);
       },
@@ -309,6 +333,23 @@ function routeSchema(r: RouteDef): FastifySchema {
     ...r.schema,
     ...(json && response && shared ? { response: { '2xx': response } } : {}),
   };
+}
+
+/** The wrapping TTL a request asks for (seconds), or undefined; a malformed one is refused. */
+function wrapTtlOf(req: FastifyRequest): number | undefined {
+  const raw = req.headers[VAULT_WRAP_TTL_HEADER] ?? req.headers[WRAP_TTL_HEADER];
+  if (raw === undefined) return undefined;
+  const v = Array.isArray(raw) ? raw[0] : raw;
+  let ttl: number;
+  try {
+    ttl = parseDuration(String(v));
+  } catch (err) {
+    throw new StrongroomError('invalid_value', `${WRAP_TTL_HEADER}: ${(err as Error).message}`);
+  }
+  if (ttl < WRAP_TTL_MIN || ttl > WRAP_TTL_MAX) {
+    throw new StrongroomError('invalid_value', `${WRAP_TTL_HEADER} must be from 1 s to 24 h`);
+  }
+  return ttl;
 }
 
 const chains = new WeakMap<object, readonly Buffer[] | undefined>();

@@ -13,6 +13,7 @@ import type { ServerConfig } from '../../src/config/config.ts';
 import type { VaultModule } from '../../src/contract/module.ts';
 import type { Core } from '../../src/core/core.ts';
 import type { IdentityOptions } from '../../src/engines/identity/identity.ts';
+import type { LeaseOptions } from '../../src/engines/leases/leases.ts';
 import type { RotationOptions } from '../../src/engines/rotation/rotation.ts';
 import { type Clock, systemClock } from '../../src/lib/clock.ts';
 import type { SealSettings } from '../../src/seal/seal.ts';
@@ -82,6 +83,8 @@ export interface TestAppOptions {
   rotation?: RotationOptions;
   /** Workload identity settings (trust domain, SVID and CA lifetimes). */
   identity?: IdentityOptions;
+  /** Lease sweeper settings (period, batch). */
+  leases?: LeaseOptions;
 }
 
 /** A fresh in-process server (memory storage unless given), torn down when the test ends. */
@@ -120,6 +123,7 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
     ...(opts.modules ? { modules: opts.modules } : {}),
     ...(opts.rotation ? { rotation: opts.rotation } : {}),
     ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.leases ? { leases: opts.leases } : {}),
   });
   const { core } = vault;
   await core.start();

@@ -29,6 +29,11 @@ export interface RouteDef {
   bodyLimit?: number;
   /** The operation reports progress (src/server/progress.ts): stream it when the client asks. */
   progress?: ProgressStreamDef;
+  /**
+   * A read whose answer may be wrapped (docs/wrapping.md): with `X-Strongroom-Wrap-TTL` (or Vault's
+   * `X-Vault-Wrap-TTL`) the caller gets a single-use wrapping token instead of the answer.
+   */
+  wrappable?: boolean;
 }
 
 type Req = FastifyRequest<{
@@ -123,6 +128,7 @@ export const v1Routes: RouteDef[] = [
       const v = query(r).version;
       return { ...params(r), ...(v === undefined ? {} : { version: Number(v) }) };
     },
+    wrappable: true,
   },
   {
     method: 'GET',

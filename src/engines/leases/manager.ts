@@ -1,0 +1,489 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { BarrierStore } from '../../barrier/barrier.ts';
+import type { AuditEntry } from '../../contract/audit.ts';
+import { StrongroomError } from '../../errors/errors.ts';
+import type { MetricsRegistry } from '../../lib/metrics.ts';
+import type { ClockPort, TokensPort } from '../ports.ts';
+import {
+  backoffPath,
+  creatingPath,
+  dropLease,
+  enc,
+  holderSegment,
+  type IssueRequest,
+  iso,
+  type LeaseBackend,
+  type LeaseRecord,
+  leasePath,
+  minuteOf,
+  minutePrefix,
+  parseExpiry,
+  putLease,
+  readLease,
+  SWEEPER,
+} from './store.ts';
+
+export type RevokeOutcome = 'revoked' | 'forced' | 'pending';
+
+export interface SweepReport {
+  expired: number;
+  failed: number;
+  holderGone: number;
+  abandoned: number;
+  reconciled: number;
+}
+
+export interface LeaseManager {
+  register(backend: LeaseBackend): void;
+  /**
+   * Issues a lease: its intent is durable before `create` makes the credential (named from
+   * `lease.key`), and it is active once `create` returned. A failed `create` is revoked at once; a
+   * crash in between leaves an intent the sweeper ends (`abandoned`).
+   */
+  issue<T>(
+    req: IssueRequest,
+    create: (lease: Readonly<LeaseRecord>) => Promise<{ data?: Record<string, unknown>; result: T }>,
+  ): Promise<{ lease: LeaseRecord; result: T }>;
+  get(id: string): Promise<LeaseRecord | undefined>;
+  renew(lease: LeaseRecord, incrementS: number | undefined): Promise<LeaseRecord>;
+  revoke(
+    lease: LeaseRecord,
+    opts: { force?: boolean; reason: string; actor?: AuditEntry['actor'] },
+  ): Promise<RevokeOutcome>;
+  /** Ids under `prefix` in order, after `after`, at most `limit`. */
+  ids(prefix: string, after: string | undefined, limit: number): Promise<string[]>;
+  /** One pass of the cluster's sweeper (tests drive it; the timer runs it while unsealed). */
+  sweep(): Promise<SweepReport>;
+  /** The holder tokens were revoked somewhere: check them at the next pass. */
+  holdersChanged(): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface LeaseOptions {
+  /** How often the sweeper runs (ms, default 250; 0: only when called). */
+  sweep_interval_ms?: number | undefined;
+  /** Leases revoked per pass at most (default 200). */
+  batch?: number | undefined;
+  /** This server's name in the cluster's sweeper lease (default a random one). */
+  holder_id?: string | undefined;
+}
+
+type Deps = ClockPort &
+  TokensPort & {
+    audit(entry: Omit<AuditEntry, 'time'> & { time?: string }): Promise<void>;
+    metrics: MetricsRegistry;
+    barrier: { readonly sealed: boolean };
+  };
+
+const SYSTEM: NonNullable<AuditEntry['actor']> = {
+  type: 'system',
+  id: 'lease-sweeper',
+  display_name: 'lease sweeper',
+};
+/** A backend that failed waits 1 s, 2 s, 4 s ... at most 5 minutes before the next attempt. */
+const backoffMs = (attempts: number) => Math.min(300_000, 1000 * 2 ** Math.min(attempts - 1, 16));
+/** A lease still `creating` this long after issue was abandoned by a crash. */
+const ABANDONED_MS = 30_000;
+const SWEEPER_LEASE_MS = 15_000;
+
+/** An error's message without anything that could be a credential, for records and audit. */
+function safeMessage(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.replace(/[A-Za-z0-9_+/=-]{24,}/g, '[redacted]').slice(0, 300);
+}
+
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the backends, the store and the sweeper's state stay inside one closure
+export function createLeaseManager(opts: LeaseOptions = {}): {
+  manager: LeaseManager;
+  bind(deps: Deps, store: BarrierStore): void;
+} {
+  const backends = new Map<string, LeaseBackend>();
+  const holderId = opts.holder_id ?? `server-${randomUUID()}`;
+  const batch = opts.batch ?? 200;
+  const intervalMs = opts.sweep_interval_ms ?? 250;
+  let deps: Deps | undefined;
+  let store: BarrierStore | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<SweepReport> | undefined;
+  let heldUntil = 0;
+  let checkHolders = true;
+  let passes = 0;
+  const d = () => {
+    if (!deps || !store) throw new TypeError('the lease manager is used before its module was mounted');
+    return { deps, store };
+  };
+  const now = () => d().deps.clock.now();
+  const metric = () =>
+    d().deps.metrics.counter(
+      'strongroom_lease_revocations_total',
+      'Lease revocations by reason and outcome',
+      ['engine', 'reason', 'outcome'],
+    );
+
+  function backendOf(engine: string): LeaseBackend {
+    const b = backends.get(engine);
+    if (!b) throw new TypeError(`no lease backend is registered for ${engine}`);
+    return b;
+  }
+
+  async function auditLease(
+    operation: string,
+    l: LeaseRecord,
+    more: Record<string, unknown>,
+    actor = SYSTEM,
+  ) {
+    await d().deps.audit({
+      type: 'response',
+      request_id: `lease-${randomUUID()}`,
+      operation,
+      action: operation,
+      resource: `Lease::${l.id}`,
+      actor,
+      client_address: 'internal',
+      status: more.error ? 'error' : 'ok',
+      request: { lease_id: l.id, engine: l.engine, role: l.role, holder: l.holder.accessor, ...more },
+    });
+  }
+
+  const manager: LeaseManager = {
+    register(backend) {
+      if (backends.has(backend.engine))
+        throw new TypeError(`a lease backend for ${backend.engine} is already registered`);
+      backends.set(backend.engine, backend);
+    },
+
+    async issue(req, create) {
+      const backend = backendOf(req.engine);
+      const { ctx } = req;
+      if (!ctx.identity)
+        throw new StrongroomError('unauthenticated', 'a lease needs an authenticated caller');
+      const at = now();
+      const tokenEnd = ctx.token?.expires_at ? Date.parse(ctx.token.expires_at) : Number.POSITIVE_INFINITY;
+      const maxEnd = Math.min(at + req.maxTtl * 1000, tokenEnd);
+      const end = Math.min(at + req.ttl * 1000, maxEnd);
+      if (!(end > at + 1000)) {
+        throw new StrongroomError(
+          'invalid_value',
+          'your token expires before a lease could be used: renew it or log in again',
+        );
+      }
+      const key = randomBytes(12).toString('hex');
+      const lease: LeaseRecord = {
+        id: `${req.engine}/${req.role}/${key}`,
+        key,
+        engine: req.engine,
+        role: req.role,
+        issued_at: iso(at),
+        expires_at: iso(end),
+        max_expires_at: iso(maxEnd),
+        ttl: req.ttl,
+        renewable: req.renewable,
+        state: 'creating',
+        holder:
+          ctx.request.token !== undefined && ctx.identity.kind === 'token'
+            ? { accessor: ctx.identity.accessor, ref: d().deps.tokens.refOf(ctx.request.token) }
+            : { accessor: ctx.identity.accessor },
+        data: {},
+        last_renewed_at: null,
+        revoke_attempts: 0,
+        next_attempt_at: null,
+        last_error: null,
+      };
+      // the intent first: a crash from here on leaves a lease the sweeper ends, never a bare credential
+      await d().store.transaction(async (tx) => {
+        await putLease(tx, lease);
+        await tx.put(creatingPath(key), enc({ at: lease.issued_at }));
+      });
+      let made: { data?: Record<string, unknown>; result: unknown };
+      try {
+        made = await create(lease);
+      } catch (err) {
+        await backend.revoke(lease).catch(() => {});
+        await d()
+          .store.transaction((tx) => dropLease(tx, lease))
+          .catch(() => {});
+        throw err;
+      }
+      const active: LeaseRecord = { ...lease, state: 'active', data: made.data ?? {} };
+      try {
+        await d().store.transaction(async (tx) => {
+          await putLease(tx, active, lease);
+          await tx.delete(creatingPath(key));
+        });
+      } catch (err) {
+        await backend.revoke(active).catch(() => {});
+        throw err;
+      }
+      return { lease: active, result: made.result as never };
+    },
+
+    get: (id) => readLease(d().store, id),
+
+    async renew(lease, incrementS) {
+      if (!lease.renewable) throw new StrongroomError('invalid_value', 'this lease is not renewable');
+      if (lease.state !== 'active')
+        throw new StrongroomError('invalid_value', `this lease is ${lease.state}`);
+      const at = now();
+      let maxEnd = Date.parse(lease.max_expires_at);
+      if (lease.holder.ref) {
+        const holder = await d().deps.tokens.lookupRef(lease.holder.ref);
+        if (!holder) throw new StrongroomError('not_found', 'no such lease');
+        if (holder.expires_at) maxEnd = Math.min(maxEnd, Date.parse(holder.expires_at));
+      }
+      const end = Math.min(at + (incrementS ?? lease.ttl) * 1000, maxEnd);
+      if (end <= at)
+        throw new StrongroomError('invalid_value', 'the lease is at its maximum TTL: ask for a new one');
+      await backendOf(lease.engine).renew?.(lease, end);
+      const next: LeaseRecord = { ...lease, expires_at: iso(end), last_renewed_at: iso(at) };
+      await d().store.transaction(async (tx) => {
+        const cur = await readLease(tx, lease.id);
+        if (!cur || cur.state !== 'active') throw new StrongroomError('not_found', 'no such lease');
+        await putLease(tx, next, cur);
+      });
+      return next;
+    },
+
+    async revoke(lease, o) {
+      const backend = backendOf(lease.engine);
+      const actor = o.actor ?? SYSTEM;
+      try {
+        await backend.revoke(lease);
+      } catch (err) {
+        const message = safeMessage(err);
+        if (o.force) {
+          await d().store.transaction(async (tx) => {
+            const cur = await readLease(tx, lease.id);
+            if (cur) await dropLease(tx, cur);
+          });
+          await auditLease(
+            'lease.revoke-force',
+            lease,
+            { reason: o.reason, forced: true, backend_error: message },
+            actor,
+          );
+          metric().inc([lease.engine, o.reason, 'forced']);
+          return 'forced';
+        }
+        await failed(lease, message);
+        metric().inc([lease.engine, o.reason, 'failed']);
+        return 'pending';
+      }
+      await d().store.transaction(async (tx) => {
+        const cur = await readLease(tx, lease.id);
+        if (cur) await dropLease(tx, cur);
+        await tx.delete(backoffPath(lease.engine));
+      });
+      await auditLease('lease.revoke', lease, { reason: o.reason }, actor);
+      metric().inc([lease.engine, o.reason, 'revoked']);
+      return 'revoked';
+    },
+
+    async ids(prefix, after, limit) {
+      const paths = await d().store.list(`i/${prefix}`);
+      const out: string[] = [];
+      for (const p of paths) {
+        const id = p.slice(2);
+        if (after !== undefined && id <= after) continue;
+        out.push(id);
+        if (out.length >= limit) break;
+      }
+      return out;
+    },
+
+    sweep() {
+      // one pass at a time per server; a pass asked for during one shares it
+      running ??= pass().finally(() => {
+        running = undefined;
+      });
+      return running;
+    },
+
+    holdersChanged() {
+      checkHolders = true;
+    },
+
+    async start() {
+      if (timer || intervalMs <= 0) return;
+      timer = setInterval(() => void manager.sweep().catch(() => {}), intervalMs);
+      timer.unref();
+    },
+
+    async stop() {
+      if (timer) clearInterval(timer);
+      timer = undefined;
+      await running?.catch(() => {});
+      if (deps && store && !deps.barrier.sealed && heldUntil > 0) {
+        heldUntil = 0;
+        await store
+          .transaction(async (tx) => {
+            const s = await tx.getJson<{ holder: string }>(SWEEPER);
+            if (s?.holder === holderId)
+              await tx.put(SWEEPER, enc({ ...s, holder: null, expires_at: iso(0) }));
+          })
+          .catch(() => {});
+      }
+    },
+  };
+
+  /** A revocation the backend refused: retried later with backoff, the backend as a whole too. */
+  async function failed(lease: LeaseRecord, message: string) {
+    const at = now();
+    await d().store.transaction(async (tx) => {
+      const cur = await readLease(tx, lease.id);
+      if (!cur) return;
+      const attempts = cur.revoke_attempts + 1;
+      const next: LeaseRecord = {
+        ...cur,
+        state: 'revoking',
+        revoke_attempts: attempts,
+        last_error: message,
+        next_attempt_at: iso(at + backoffMs(attempts)),
+      };
+      await putLease(tx, next, cur);
+      const b = (await tx.getJson<{ failures: number }>(backoffPath(lease.engine))) ?? { failures: 0 };
+      const failures = b.failures + 1;
+      await tx.put(backoffPath(lease.engine), enc({ failures, until: iso(at + backoffMs(failures)) }));
+    });
+  }
+
+  /** The cluster's sweeper lease: one server sweeps at a time; renewed every few seconds, not every pass. */
+  async function holdSweeper(at: number): Promise<{ cursor: number } | undefined> {
+    const { store: s } = d();
+    if (heldUntil - at > SWEEPER_LEASE_MS / 3) {
+      const cur = await s.getJson<{ cursor: number }>(SWEEPER);
+      return cur ? { cursor: cur.cursor } : undefined;
+    }
+    return s.transaction(async (tx) => {
+      const cur = await tx.getJson<{ holder: string | null; expires_at: string; cursor: number }>(SWEEPER);
+      if (cur?.holder && cur.holder !== holderId && Date.parse(cur.expires_at) > at) return undefined;
+      const cursor = cur?.cursor ?? minuteOf(at);
+      await tx.put(SWEEPER, enc({ holder: holderId, expires_at: iso(at + SWEEPER_LEASE_MS), cursor }));
+      heldUntil = at + SWEEPER_LEASE_MS;
+      return { cursor };
+    });
+  }
+
+  async function pass(): Promise<SweepReport> {
+    const report: SweepReport = { expired: 0, failed: 0, holderGone: 0, abandoned: 0, reconciled: 0 };
+    if (!deps || !store || deps.barrier.sealed) return report;
+    const at = now();
+    const held = await holdSweeper(at);
+    if (!held) return report;
+    passes++;
+    await expire(at, held.cursor, report);
+    if (checkHolders || passes % 40 === 1) {
+      checkHolders = false;
+      await endWithHolders(report);
+    }
+    if (passes % 20 === 1) await endAbandoned(at, report);
+    if (passes % 2400 === 1) {
+      for (const b of backends.values()) {
+        report.reconciled +=
+          (await b.reconcile?.(async (k) => (await store!.get(leasePath(k))) !== undefined)) ?? 0;
+      }
+    }
+    return report;
+  }
+
+  /** Revokes what is due, minute by minute from the cursor; the cursor moves past a minute once it is empty. */
+  async function expire(at: number, cursor: number, report: SweepReport) {
+    const { store: s } = d();
+    const last = minuteOf(at);
+    let minute = cursor;
+    let budget = batch;
+    const backoff = new Map<string, number>();
+    while (minute <= last && budget > 0) {
+      const due = await s.list(minutePrefix(minute));
+      let left = 0;
+      for (const p of due) {
+        const e = parseExpiry(p);
+        if (!e) continue;
+        if (e.ms > at || budget <= 0) {
+          left++;
+          continue;
+        }
+        budget--;
+        const l = await s.getJson<LeaseRecord>(leasePath(e.key));
+        if (!l) {
+          await s.delete(p);
+          continue;
+        }
+        let until = backoff.get(l.engine);
+        if (until === undefined) {
+          const b = await s.getJson<{ until: string }>(backoffPath(l.engine));
+          until = b ? Date.parse(b.until) : 0;
+          backoff.set(l.engine, until);
+        }
+        if (until > at) {
+          // the backend is backing off: look again when it is due, without asking it now
+          const cur = structuredClone(l) as LeaseRecord;
+          await s.transaction((tx) => putLease(tx, { ...cur, next_attempt_at: iso(until) }, cur));
+          continue;
+        }
+        const outcome = await manager.revoke(structuredClone(l) as LeaseRecord, {
+          reason: l.state === 'revoking' ? 'retry' : 'expired',
+        });
+        if (outcome === 'pending') {
+          report.failed++;
+          backoff.delete(l.engine);
+        } else report.expired++;
+      }
+      if (left > 0 || minute === last) break;
+      minute++;
+    }
+    if (minute !== cursor) {
+      await s.transaction(async (tx) => {
+        const cur = await tx.getJson<{ holder: string }>(SWEEPER);
+        if (cur?.holder === holderId) await tx.put(SWEEPER, enc({ ...cur, cursor: minute }));
+      });
+    }
+  }
+
+  /** Leases whose holder token was revoked (or used up) end with it. */
+  async function endWithHolders(report: SweepReport) {
+    const { store: s, deps: k } = d();
+    const byHolder = new Map<string, string[]>();
+    for (const p of await s.list('o/')) {
+      const [, h, key] = p.split('/');
+      if (!h || !key) continue;
+      byHolder.set(h, [...(byHolder.get(h) ?? []), key]);
+    }
+    for (const keys of byHolder.values()) {
+      const first = await s.getJson<LeaseRecord>(leasePath(keys[0]!));
+      if (!first?.holder.ref) continue;
+      if (await k.tokens.lookupRef(first.holder.ref)) continue;
+      for (const key of keys) {
+        const l = await s.getJson<LeaseRecord>(leasePath(key));
+        if (!l || holderSegment(l) !== holderSegment(first)) continue;
+        const outcome = await manager.revoke(structuredClone(l) as LeaseRecord, { reason: 'holder_revoked' });
+        if (outcome !== 'pending') report.holderGone++;
+      }
+    }
+  }
+
+  /** Intents a crash left between writing the lease and confirming its credential. */
+  async function endAbandoned(at: number, report: SweepReport) {
+    const { store: s } = d();
+    for (const p of await s.list('c/')) {
+      const key = p.slice(2);
+      const c = await s.getJson<{ at: string }>(p);
+      if (!c || at - Date.parse(c.at) < ABANDONED_MS) continue;
+      const l = await s.getJson<LeaseRecord>(leasePath(key));
+      if (!l) {
+        await s.delete(p);
+        continue;
+      }
+      const outcome = await manager.revoke(structuredClone(l) as LeaseRecord, { reason: 'abandoned' });
+      if (outcome !== 'pending') report.abandoned++;
+    }
+  }
+
+  return {
+    manager,
+    bind(k, s) {
+      deps = k;
+      store = s;
+    },
+  };
+}
