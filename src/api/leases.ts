@@ -38,17 +38,23 @@ export const LeaseRevokePrefixRequest = Type.Object(
 );
 export type LeaseRevokePrefixRequest = Static<typeof LeaseRevokePrefixRequest>;
 
-/** GET /v1/sys/leases */
-export const LeaseListQuery = Type.Object(
+/** GET /v1/sys/leases: the operation's input. */
+export interface LeaseListQuery {
+  prefix?: string;
+  /** The last id of the previous page. */
+  after?: string;
+  /** 1 to 1000 (default 100). */
+  limit?: number;
+}
+/** GET /v1/sys/leases: the query string as sent. */
+export const LeaseListQuerySchema = Type.Object(
   {
     prefix: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z0-9_./-]*$' })),
-    /** The last id of the previous page. */
     after: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z0-9_./-]*$' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    limit: Type.Optional(Type.String({ pattern: '^(1000|[1-9][0-9]{0,2})$' })),
   },
   Strict,
 );
-export type LeaseListQuery = Static<typeof LeaseListQuery>;
 
 // ---- responses ----
 

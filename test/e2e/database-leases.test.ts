@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type TenantDb, tenantDb } from '../fixtures/pg-tenants.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { postgresSkipReason, postgresTestUrl } from '../helpers/postgres.ts';
 import { until } from '../helpers/wait.ts';
-import { type TenantDb, tenantDb } from '../fixtures/pg-tenants.ts';
 
 const url = await postgresTestUrl();
 
@@ -58,28 +58,33 @@ async function creds(a: TestApp, role: string, body: unknown, token?: string): P
   return r.json() as Creds;
 }
 
-test('dynamic PostgreSQL credentials under leases', { skip: url ? false : postgresSkipReason() }, async (t) => {
+test('dynamic PostgreSQL credentials under leases', {
+  skip: url ? false : postgresSkipReason(),
+}, async (t) => {
   const { a, db, prefix } = await setup(t);
 
-  await t.test('a minted role logs in with psql and sees only its tenant’s rows, even after SET app.tenant', async () => {
-    const c = await creds(a, 'rag-reader', { tenant: db.tenants.acme });
-    assert.ok(c.data.username.startsWith(prefix));
-    assert.match(c.lease_id, /^database\/creds\/rag-reader\/[0-9a-f]{24}$/);
-    assert.ok(c.lease_duration > 3500 && c.lease_duration <= 3600);
-    const rows = await db.psql(c.data.username, c.data.password, 'SELECT body FROM docs ORDER BY body');
-    assert.ok(rows.ok, rows.out);
-    assert.deepEqual(rows.out.split('\n'), ['acme notes', 'acme plan']);
-    const setting = await db.psql(c.data.username, c.data.password, "SELECT current_setting('app.tenant')");
-    assert.equal(setting.out, db.tenants.acme);
-    // the session setting is the role's to change: row-level security must not rest on it
-    const forged = await db.psql(
-      c.data.username,
-      c.data.password,
-      `SET app.tenant = '${db.tenants.globex}'; SELECT body FROM docs ORDER BY body`,
-    );
-    assert.ok(forged.ok, forged.out);
-    assert.ok(!forged.out.includes('globex secret'), 'another tenant’s rows were visible');
-  });
+  await t.test(
+    'a minted role logs in with psql and sees only its tenant’s rows, even after SET app.tenant',
+    async () => {
+      const c = await creds(a, 'rag-reader', { tenant: db.tenants.acme });
+      assert.ok(c.data.username.startsWith(prefix));
+      assert.match(c.lease_id, /^database\/creds\/rag-reader\/[0-9a-f]{24}$/);
+      assert.ok(c.lease_duration > 3500 && c.lease_duration <= 3600);
+      const rows = await db.psql(c.data.username, c.data.password, 'SELECT body FROM docs ORDER BY body');
+      assert.ok(rows.ok, rows.out);
+      assert.deepEqual(rows.out.split('\n'), ['acme notes', 'acme plan']);
+      const setting = await db.psql(c.data.username, c.data.password, "SELECT current_setting('app.tenant')");
+      assert.equal(setting.out, db.tenants.acme);
+      // the session setting is the role's to change: row-level security must not rest on it
+      const forged = await db.psql(
+        c.data.username,
+        c.data.password,
+        `SET app.tenant = '${db.tenants.globex}'; SELECT body FROM docs ORDER BY body`,
+      );
+      assert.ok(forged.ok, forged.out);
+      assert.ok(!forged.out.includes('globex secret'), 'another tenant’s rows were visible');
+    },
+  );
 
   await t.test('revoke: the role can no longer log in within 1 s, and is gone from the server', async () => {
     const c = await creds(a, 'rag-reader', { tenant: db.tenants.globex });
@@ -117,87 +122,105 @@ test('dynamic PostgreSQL credentials under leases', { skip: url ? false : postgr
     assert.ok((await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok);
     const revoked = await a.call('POST', '/v1/auth/token/revoke-self', undefined, token);
     assert.ok(revoked.statusCode < 300, revoked.body);
-    await until('the role of the revoked token’s lease is dropped', async () => (await db.roles(c.data.username)).length === 0, 3_000);
+    await until(
+      'the role of the revoked token’s lease is dropped',
+      async () => (await db.roles(c.data.username)).length === 0,
+      3_000,
+    );
     assert.ok(!(await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok);
   });
 
-  await t.test('renew moves the expiry (capped by max_ttl); another token cannot see or touch the lease', async () => {
-    const c = await creds(a, 'rag-reader', { tenant: db.tenants.acme, ttl: '10m' });
-    const r = await a.call('PUT', '/v1/sys/leases/renew', { lease_id: c.lease_id, increment: '5h' });
-    assert.equal(r.statusCode, 200, r.body);
-    const l = r.json() as { expires_at: string; max_expires_at: string; ttl: number };
-    assert.equal(l.expires_at, l.max_expires_at, 'capped at max_ttl');
-    assert.ok(l.ttl > 7000 && l.ttl <= 7200);
-    const other = await a.call('POST', '/v1/auth/token/create', { ttl: '1h', policies: ['developer'] });
-    const otherToken = (other.json() as { auth: { client_token: string } }).auth.client_token;
-    for (const op of ['lookup', 'renew', 'revoke']) {
-      const res = await a.call('PUT', `/v1/sys/leases/${op}`, { lease_id: c.lease_id }, otherToken);
-      assert.equal(res.statusCode, 404, `${op}: ${res.body}`);
-    }
-    assert.ok((await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok, 'still usable');
-  });
+  await t.test(
+    'renew moves the expiry (capped by max_ttl); another token cannot see or touch the lease',
+    async () => {
+      const c = await creds(a, 'rag-reader', { tenant: db.tenants.acme, ttl: '10m' });
+      const r = await a.call('PUT', '/v1/sys/leases/renew', { lease_id: c.lease_id, increment: '5h' });
+      assert.equal(r.statusCode, 200, r.body);
+      const l = r.json() as { expires_at: string; max_expires_at: string; ttl: number };
+      assert.equal(l.expires_at, l.max_expires_at, 'capped at max_ttl');
+      assert.ok(l.ttl > 7000 && l.ttl <= 7200);
+      const other = await a.call('POST', '/v1/auth/token/create', { ttl: '1h', policies: ['developer'] });
+      const otherToken = (other.json() as { auth: { client_token: string } }).auth.client_token;
+      for (const op of ['lookup', 'renew', 'revoke']) {
+        const res = await a.call('PUT', `/v1/sys/leases/${op}`, { lease_id: c.lease_id }, otherToken);
+        assert.equal(res.statusCode, 404, `${op}: ${res.body}`);
+      }
+      assert.ok((await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok, 'still usable');
+    },
+  );
 
-  await t.test('bad input: unknown role, a tenant missing or malformed, a placeholder the engine does not know', async () => {
-    assert.equal((await a.call('POST', '/v1/database/creds/nope', {})).statusCode, 404);
-    assert.equal((await a.call('POST', '/v1/database/creds/rag-reader', {})).statusCode, 400);
-    const evil = await a.call('POST', '/v1/database/creds/rag-reader', { tenant: "acme'; DROP TABLE docs; --" });
-    assert.equal(evil.statusCode, 400);
-    const bad = await a.call('POST', '/v1/database/roles/bad', {
-      db_name: 'docs',
-      creation_statements: ['CREATE ROLE {{name}} {{oops}}'],
-    });
-    assert.equal(bad.statusCode, 400);
-    assert.match(bad.body, /oops/);
-    const pw = await a.call('POST', '/v1/database/config/x', {
-      plugin: 'postgresql',
-      connection_url: 'postgres://postgres:hunter2@127.0.0.1/db',
-      username: 'postgres',
-      password: 'p',
-      allowed_roles: ['*'],
-    });
-    assert.equal(pw.statusCode, 400);
-    assert.ok(!pw.body.includes('hunter2'));
-    const read = await a.call('GET', '/v1/database/config/docs');
-    assert.equal(read.statusCode, 200);
-    assert.ok(!read.body.includes('unused-with-trust-auth'), 'the admin password is never shown');
-  });
+  await t.test(
+    'bad input: unknown role, a tenant missing or malformed, a placeholder the engine does not know',
+    async () => {
+      assert.equal((await a.call('POST', '/v1/database/creds/nope', {})).statusCode, 404);
+      assert.equal((await a.call('POST', '/v1/database/creds/rag-reader', {})).statusCode, 400);
+      const evil = await a.call('POST', '/v1/database/creds/rag-reader', {
+        tenant: "acme'; DROP TABLE docs; --",
+      });
+      assert.equal(evil.statusCode, 400);
+      const bad = await a.call('POST', '/v1/database/roles/bad', {
+        db_name: 'docs',
+        creation_statements: ['CREATE ROLE {{name}} {{oops}}'],
+      });
+      assert.equal(bad.statusCode, 400);
+      assert.match(bad.body, /oops/);
+      const pw = await a.call('POST', '/v1/database/config/x', {
+        plugin: 'postgresql',
+        connection_url: 'postgres://postgres:hunter2@127.0.0.1/db',
+        username: 'postgres',
+        password: 'p',
+        allowed_roles: ['*'],
+      });
+      assert.equal(pw.statusCode, 400);
+      assert.ok(!pw.body.includes('hunter2'));
+      const read = await a.call('GET', '/v1/database/config/docs');
+      assert.equal(read.statusCode, 200);
+      assert.ok(!read.body.includes('unused-with-trust-auth'), 'the admin password is never shown');
+    },
+  );
 
-  await t.test('a backend that is down: revocation is retried with backoff, force drops the record and says so', async () => {
-    const c = await creds(a, 'short', {});
-    // point the connection somewhere that refuses, keeping its role prefix
-    const cfg = await a.call('POST', '/v1/database/config/docs', {
-      plugin: 'postgresql',
-      connection_url: 'postgres://127.0.0.1:1/nowhere',
-      username: 'postgres',
-      password: 'x',
-      allowed_roles: ['rag-reader', 'short'],
-      verify_connection: false,
-    });
-    assert.equal(cfg.statusCode, 200, cfg.body);
-    assert.equal((cfg.json() as { role_prefix: string }).role_prefix, prefix);
-    const r = await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id });
-    assert.deepEqual(r.json(), { revoked: 0, forced: 0, pending: 1 });
-    const look = (await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id })).json() as {
-      state: string;
-      revoke_attempts: number;
-      last_error: string;
-    };
-    assert.equal(look.state, 'revoking');
-    assert.ok(look.revoke_attempts >= 1);
-    assert.ok(!look.last_error.includes('"x"'));
-    await sleep(300);
-    const forced = await a.call('POST', '/v1/sys/leases/revoke-prefix', { prefix: 'database/creds/short/', force: true });
-    assert.equal(forced.statusCode, 200, forced.body);
-    assert.equal((forced.json() as { forced: number }).forced, 1);
-    assert.equal((await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id })).statusCode, 404);
-    // the connection back: the role the forced lease left behind is dropped by reconciliation
-    const back = await a.call('POST', '/v1/database/config/docs', {
-      plugin: 'postgresql',
-      connection_url: db.adminUrl,
-      username: 'postgres',
-      password: 'unused-with-trust-auth',
-      allowed_roles: ['rag-reader', 'short'],
-    });
-    assert.equal(back.statusCode, 200);
-  });
+  await t.test(
+    'a backend that is down: revocation is retried with backoff, force drops the record and says so',
+    async () => {
+      const c = await creds(a, 'short', {});
+      // point the connection somewhere that refuses, keeping its role prefix
+      const cfg = await a.call('POST', '/v1/database/config/docs', {
+        plugin: 'postgresql',
+        connection_url: 'postgres://127.0.0.1:1/nowhere',
+        username: 'postgres',
+        password: 'x',
+        allowed_roles: ['rag-reader', 'short'],
+        verify_connection: false,
+      });
+      assert.equal(cfg.statusCode, 200, cfg.body);
+      assert.equal((cfg.json() as { role_prefix: string }).role_prefix, prefix);
+      const r = await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id });
+      assert.deepEqual(r.json(), { revoked: 0, forced: 0, pending: 1 });
+      const look = (await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id })).json() as {
+        state: string;
+        revoke_attempts: number;
+        last_error: string;
+      };
+      assert.equal(look.state, 'revoking');
+      assert.ok(look.revoke_attempts >= 1);
+      assert.ok(!look.last_error.includes('"x"'));
+      await sleep(300);
+      const forced = await a.call('POST', '/v1/sys/leases/revoke-prefix', {
+        prefix: 'database/creds/short/',
+        force: true,
+      });
+      assert.equal(forced.statusCode, 200, forced.body);
+      assert.equal((forced.json() as { forced: number }).forced, 1);
+      assert.equal((await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id })).statusCode, 404);
+      // the connection back: the role the forced lease left behind is dropped by reconciliation
+      const back = await a.call('POST', '/v1/database/config/docs', {
+        plugin: 'postgresql',
+        connection_url: db.adminUrl,
+        username: 'postgres',
+        password: 'unused-with-trust-auth',
+        allowed_roles: ['rag-reader', 'short'],
+      });
+      assert.equal(back.statusCode, 200);
+    },
+  );
 });

@@ -326,7 +326,15 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
           const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
           const plugin = pluginOf(c);
           const { lease, result } = await deps!.leases.issue(
-            { engine: ENGINE, role: `creds/${r.name}`, ttl, maxTtl: r.max_ttl, renewable: true, ctx },
+            {
+              engine: ENGINE,
+              role: `creds/${r.name}`,
+              ttl,
+              maxTtl: r.max_ttl,
+              renewable: true,
+              ctx,
+              data: { db_name: c.name, role: r.name },
+            },
             async (l) => {
               const username = roleNameOf(c.role_prefix, l.key);
               const password = newPassword();

@@ -23,7 +23,9 @@ export const newRolePrefix = () => `sr_${randomBytes(4).toString('hex')}_`;
 const PREFIX_RE = /^sr_[0-9a-f]{8}_$/;
 export const roleNameOf = (prefix: string, leaseKey: string) => `${prefix}${leaseKey}`;
 export const leaseKeyOf = (prefix: string, role: string) =>
-  role.startsWith(prefix) && /^[0-9a-f]{24}$/.test(role.slice(prefix.length)) ? role.slice(prefix.length) : undefined;
+  role.startsWith(prefix) && /^[0-9a-f]{24}$/.test(role.slice(prefix.length))
+    ? role.slice(prefix.length)
+    : undefined;
 
 /** A password of URL-safe characters (no quote or backslash can reach the SQL). */
 export const newPassword = () => randomBytes(24).toString('base64url');
@@ -67,7 +69,10 @@ export function render(statement: string, v: Record<string, string | undefined>)
       if (/^(name|username|password|expiration|tenant)$/.test(key)) {
         const value = v[key];
         if (value === undefined) {
-          throw new StrongroomError('invalid_value', `the statement uses {{${key}}}, which has no value here`);
+          throw new StrongroomError(
+            'invalid_value',
+            `the statement uses {{${key}}}, which has no value here`,
+          );
         }
         if (/['"\\\0]/.test(value)) {
           throw new StrongroomError('invalid_value', `the value of {{${key}}} may not hold quotes`);

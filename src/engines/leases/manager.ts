@@ -184,7 +184,7 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
           ctx.request.token !== undefined && ctx.identity.kind === 'token'
             ? { accessor: ctx.identity.accessor, ref: d().deps.tokens.refOf(ctx.request.token) }
             : { accessor: ctx.identity.accessor },
-        data: {},
+        data: { ...req.data },
         last_renewed_at: null,
         revoke_attempts: 0,
         next_attempt_at: null,
@@ -205,7 +205,7 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
           .catch(() => {});
         throw err;
       }
-      const active: LeaseRecord = { ...lease, state: 'active', data: made.data ?? {} };
+      const active: LeaseRecord = { ...lease, state: 'active', data: { ...lease.data, ...made.data } };
       try {
         await d().store.transaction(async (tx) => {
           await putLease(tx, active, lease);
@@ -238,7 +238,7 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       const next: LeaseRecord = { ...lease, expires_at: iso(end), last_renewed_at: iso(at) };
       await d().store.transaction(async (tx) => {
         const cur = await readLease(tx, lease.id);
-        if (!cur || cur.state !== 'active') throw new StrongroomError('not_found', 'no such lease');
+        if (cur?.state !== 'active') throw new StrongroomError('not_found', 'no such lease');
         await putLease(tx, next, cur);
       });
       return next;

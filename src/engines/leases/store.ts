@@ -132,4 +132,9 @@ export interface IssueRequest {
   renewable: boolean;
   /** The caller: the lease is held by its token (and ends with it) or by its workload identity. */
   ctx: OperationContext;
+  /**
+   * What the backend needs to end the credential, known before it is made (which connection, which
+   * role): kept with the intent, so a lease a crash left half-made can still be revoked.
+   */
+  data?: Record<string, unknown>;
 }

@@ -50,8 +50,15 @@ export const leaseRoutes: RouteDef[] = [
     method: 'GET',
     url: '/v1/sys/leases',
     operation: ops.LeaseList,
-    schema: { querystring: ops.LeaseListQuery },
-    input: query,
+    schema: { querystring: ops.LeaseListQuerySchema },
+    input: (r) => {
+      const q = query(r) as Record<string, string | undefined>;
+      return {
+        ...(q.prefix === undefined ? {} : { prefix: q.prefix }),
+        ...(q.after === undefined ? {} : { after: q.after }),
+        ...(q.limit === undefined ? {} : { limit: Number(q.limit) }),
+      };
+    },
   },
 ];
 
