@@ -274,6 +274,15 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
       url: r.url,
       schema: routeSchema(r),
       ...(r.bodyLimit ? { bodyLimit: r.bodyLimit } : {}),
+      // no body at all reads as an empty object: its schema then says what is missing (Vault clients
+      // send none where every field is optional, e.g. an unwrap with the token as X-Vault-Token)
+      ...(r.schema.body
+        ? {
+            preValidation: async (req: FastifyRequest) => {
+              if (req.body === undefined || req.body === null) req.body = {};
+            },
+          }
+        : {}),
       handler: async (req, reply) => {
         const operation = r.variant?.when(req) ? r.variant.operation.name : r.operation.name;
         if (r.progress) {
