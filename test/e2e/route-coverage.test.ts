@@ -44,6 +44,9 @@ const EXPECTED_PUBLIC = [
   'identity.bundle',
   'identity.jwks',
   'identity.openid-configuration',
+  // a wrapping token is its own credential, spent once (docs/wrapping.md)
+  'wrapping.unwrap',
+  'wrapping.lookup',
 ];
 /** Actions every authenticated principal is granted by the built-in `builtin.self` policy. */
 const SELF_ACTIONS = new Set([
@@ -53,6 +56,9 @@ const SELF_ACTIONS = new Set([
   // an SVID only for a SPIFFE ID a registration entitles the caller to (checked by the identity engine)
   'identity.issue',
   'identity.validate',
+  // one's own leases (the engine answers 404 for anyone else's) and wrapping one's own answers
+  'lease.self',
+  'wrapping.wrap',
 ]);
 /** Operations any valid token may call on itself, whatever its roles. */
 const EXPECTED_SELF_SERVICE = [
@@ -69,6 +75,10 @@ const EXPECTED_SELF_SERVICE = [
   'identity.jwt-svid.validate',
   // every trusted bundle, the federated ones included: what a relying party needs to validate
   'identity.bundles',
+  // one's own leases: anyone else's is "no such lease" (src/engines/leases/leases.ts)
+  'lease.lookup',
+  'lease.renew',
+  'lease.revoke',
 ];
 
 /** Self-service operations that the identity engine gates further: only registered callers get an SVID. */

@@ -219,4 +219,45 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'secret.watch': { url: '/v1/secrets/llm/dev/watch' },
   'secret.stale': { url: '/v1/reports/stale?project=llm&env=dev&within=7d' },
   'sys.metrics': { url: '/v1/sys/metrics' },
+
+  // --- leases, database credentials, wrapping (src/server/routes/v1/leases.ts) ---
+  'lease.lookup': {
+    url: '/v1/sys/leases/lookup',
+    body: { lease_id: 'database/creds/sample/000000000000000000000000' },
+  },
+  'lease.renew': {
+    url: '/v1/sys/leases/renew',
+    body: { lease_id: 'database/creds/sample/000000000000000000000000' },
+  },
+  'lease.revoke': {
+    url: '/v1/sys/leases/revoke',
+    body: { lease_id: 'database/creds/sample/000000000000000000000000' },
+  },
+  'lease.revoke-prefix': { url: '/v1/sys/leases/revoke-prefix', body: { prefix: 'database/creds/sample/' } },
+  'lease.list': { url: '/v1/sys/leases?prefix=database/' },
+  'database.config.write': {
+    url: '/v1/database/config/sample',
+    body: {
+      plugin: 'postgresql',
+      connection_url: 'postgres://127.0.0.1:1/none',
+      username: 'admin',
+      password: 'sample-password',
+      allowed_roles: ['*'],
+      verify_connection: false,
+    },
+  },
+  'database.config.read': { url: '/v1/database/config/sample' },
+  'database.config.list': { url: '/v1/database/config' },
+  'database.config.delete': { url: '/v1/database/config/sample' },
+  'database.rotate-root': { url: '/v1/database/rotate-root/sample' },
+  'database.role.write': {
+    url: '/v1/database/roles/sample',
+    body: { db_name: 'sample', creation_statements: ['CREATE ROLE {{name}} LOGIN PASSWORD {{password}}'] },
+  },
+  'database.role.read': { url: '/v1/database/roles/sample' },
+  'database.role.list': { url: '/v1/database/roles' },
+  'database.role.delete': { url: '/v1/database/roles/sample' },
+  'database.creds': { url: '/v1/database/creds/sample', body: {} },
+  'wrapping.unwrap': { url: '/v1/sys/wrapping/unwrap', body: { token: 'not-a-wrapping-token' } },
+  'wrapping.lookup': { url: '/v1/sys/wrapping/lookup', body: { token: 'not-a-wrapping-token' } },
 };
