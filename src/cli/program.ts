@@ -6,6 +6,7 @@ import { bulkCommands } from './bulk.ts';
 import { type CliIO, describeError, UsageError } from './context.ts';
 import { gatewayKeyCommands } from './gateway-keys.ts';
 import { identityCommands } from './identity.ts';
+import { leaseCommands } from './leases.ts';
 import { loginCommand } from './login.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
 import { policyCommands } from './policy.ts';
@@ -75,6 +76,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   projectCommands(program, io);
   secretCommands(program, io);
   rotateCommands(program, io);
+  leaseCommands(program, io);
   tokenCommands(program, io);
   policyCommands(program, io);
   auditCommands(program, io);

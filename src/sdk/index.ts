@@ -20,6 +20,7 @@ import { exportSecrets, type ImportProgress, importSecrets } from './bulk.ts';
 import { type ClientOptions, createClient } from './client.ts';
 import { gatewayClient } from './gateway.ts';
 import { identityClient } from './identity.ts';
+import { databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
 import { createSession, type Session, type SessionOptions } from './session.ts';
@@ -36,6 +37,8 @@ export type { GatewayClient } from './gateway.ts';
 export { gatewayClient } from './gateway.ts';
 export type { IdentityClient } from './identity.ts';
 export { identityClient } from './identity.ts';
+export type { DatabaseCreds, KeptLease, LeaseInfo } from './leases.ts';
+export { databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
 export type { SecretsCache, SecretsCacheOptions } from './secrets.ts';
 export { createSecretsCache } from './secrets.ts';
 export type { Session, SessionCredentials, SessionOptions } from './session.ts';
@@ -140,6 +143,18 @@ export async function connect(opts: ConnectOptions) {
         rotateSecret(call, project, env, name, body),
       status: (project: string, env: string, name: string) => rotationStatus(call, project, env, name),
     },
+    /** Leases of dynamic credentials: lookup, renew, revoke; `keep` renews one at 2/3 of its TTL. */
+    leases: {
+      ...leasesClient(call),
+      keep: (
+        lease: { lease_id: string; lease_duration: number },
+        options?: Parameters<typeof keepLease>[2],
+      ) => keepLease(leasesClient(call), lease, options),
+    },
+    /** Dynamic database credentials (docs/database.md). */
+    database: databaseClient(call),
+    /** Response wrapping: unwrap a wrapping token once, or look at what it was made for. */
+    wrapping: wrappingClient(call),
     /** Who read what, and what nobody reads. */
     usage: {
       query: (project: string, env: string, q?: UsageQueryOptions) => usageQuery(call, project, env, q),

@@ -3,6 +3,7 @@ import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type TenantDb, tenantDb } from '../fixtures/pg-tenants.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { cliInProcess } from '../helpers/cli.ts';
 import { postgresSkipReason, postgresTestUrl } from '../helpers/postgres.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -178,6 +179,41 @@ test('dynamic PostgreSQL credentials under leases', {
       assert.ok(!read.body.includes('unused-with-trust-auth'), 'the admin password is never shown');
     },
   );
+
+  await t.test('the CLI: creds, lease lookup, renew and revoke, with --format json', async () => {
+    const addr = await a.app.listen({ host: '127.0.0.1', port: 0 });
+    const env = { STRONGROOM_TOKEN: a.rootToken };
+    const cli = (args: string[]) => cliInProcess(addr, args, { env });
+    const got = await cli([
+      'database',
+      'creds',
+      'rag-reader',
+      '--tenant',
+      db.tenants.globex,
+      '--format',
+      'json',
+    ]);
+    assert.equal(got.code, 0, got.stderr);
+    const c = JSON.parse(got.stdout) as Creds;
+    const rows = await db.psql(c.data.username, c.data.password, 'SELECT body FROM docs');
+    assert.equal(rows.out, 'globex secret');
+    const look = await cli(['lease', 'lookup', c.lease_id, '--format', 'json']);
+    assert.equal(look.code, 0, look.stderr);
+    assert.equal((JSON.parse(look.stdout) as { state: string }).state, 'active');
+    const renew = await cli(['lease', 'renew', c.lease_id, '--increment', '30m']);
+    assert.equal(renew.code, 0, renew.stderr);
+    assert.match(renew.stdout, /Expires/);
+    const list = await cli(['lease', 'list', '--prefix', 'database/creds/rag-reader/']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.ok(list.stdout.includes(c.lease_id));
+    const revoke = await cli(['lease', 'revoke', c.lease_id]);
+    assert.equal(revoke.code, 0, revoke.stderr);
+    assert.match(revoke.stdout, /Revoked\s+1/);
+    assert.ok(!(await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok);
+    const both = await cli(['lease', 'revoke', c.lease_id, '--prefix', 'x/']);
+    assert.notEqual(both.code, 0);
+    assert.match(both.stderr, /not both/);
+  });
 
   await t.test(
     'a backend that is down: revocation is retried with backoff, force drops the record and says so',
