@@ -113,7 +113,6 @@ const CredsSchema = Type.Object({
   renewable: Type.Boolean(),
   data: Type.Object({ username: Type.String(), password: Type.String() }),
 });
-export type DatabaseCreds = Static<typeof CredsSchema>;
 
 const NamesSchema = Type.Object({ names: Strings });
 const DeletedSchema = Type.Object({ deleted: Type.Boolean() });

@@ -6,7 +6,7 @@ import { Iso, IsoOrNull, StringOrNull } from './response-schemas.ts';
 const Strict = { additionalProperties: false } as const;
 
 /** A lease id: `<engine>/<path>/<random>`, e.g. `database/creds/rag-reader/3f9a…`. */
-export const LeaseId = Type.String({ minLength: 3, maxLength: 256, pattern: '^[a-z0-9][a-z0-9_./-]*$' });
+const LeaseId = Type.String({ minLength: 3, maxLength: 256, pattern: '^[a-z0-9][a-z0-9_./-]*$' });
 const Duration = Type.Union([
   Type.Integer({ minimum: 0, maximum: 315_360_000 }),
   Type.String({ minLength: 1, maxLength: 32 }),

@@ -37,7 +37,6 @@ const WrapInfoSchema = Type.Object({
     creation_path: Type.String(),
   }),
 });
-export type WrapInfo = Static<typeof WrapInfoSchema>;
 
 /** Whatever the wrapped read answered, exactly. */
 const UnwrappedSchema = Type.Object({}, { additionalProperties: true });

@@ -22,7 +22,7 @@ import {
 
 export type DatabaseDeps = ClockPort & LeasesPort;
 
-export const DATABASE_MOUNT = 'logical/database/';
+const DATABASE_MOUNT = 'logical/database/';
 const ENGINE = 'database';
 const SYSTEM: Resource = { type: 'System', id: 'database' };
 const DEFAULT_TTL = 3600;

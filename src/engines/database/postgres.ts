@@ -91,7 +91,7 @@ export function render(statement: string, v: Record<string, string | undefined>)
 }
 
 /** A message from the database with the values that must never leave it taken out. */
-export function sanitize(err: unknown, secrets: readonly string[]): string {
+function sanitize(err: unknown, secrets: readonly string[]): string {
   let m = err instanceof Error ? err.message : String(err);
   for (const s of secrets) if (s) m = m.split(s).join('[redacted]');
   return m.slice(0, 300);

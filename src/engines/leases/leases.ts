@@ -16,7 +16,7 @@ import { createLeaseManager, type LeaseManager, type LeaseOptions, type RevokeOu
 import type { LeaseRecord } from './store.ts';
 
 export type { LeaseManager, LeaseOptions } from './manager.ts';
-export type { LeaseBackend, LeaseRecord } from './store.ts';
+export type { LeaseRecord } from './store.ts';
 
 /** What the lease module needs of the core. */
 export type LeasesDeps = ClockPort &
@@ -32,7 +32,7 @@ export interface LeasesPort {
   leases: LeaseManager;
 }
 
-export const LEASES_MOUNT = 'sys/leases/';
+const LEASES_MOUNT = 'sys/leases/';
 /** Every lease of every holder: list, revoke by prefix, and another holder's lease (admin). */
 const ALL_LEASES: Resource = { type: 'System', id: 'leases' };
 const OWN_LEASE: Resource = { type: 'Token', id: 'leases' };

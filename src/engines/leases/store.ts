@@ -43,8 +43,8 @@ export interface LeaseRecord {
   last_error: string | null;
 }
 
-export const LEASE_KEY = /^[0-9a-f]{24}$/;
-export const MINUTE = 60_000;
+const LEASE_KEY = /^[0-9a-f]{24}$/;
+const MINUTE = 60_000;
 export const SWEEPER = 'sweeper';
 
 export const enc = (v: unknown) => Buffer.from(JSON.stringify(v));
@@ -52,22 +52,22 @@ export const iso = (ms: number) => new Date(ms).toISOString();
 const pad = (n: number, w: number) => String(n).padStart(w, '0');
 
 export const leasePath = (key: string) => `l/${key}`;
-export const idPath = (id: string) => `i/${id}`;
+const idPath = (id: string) => `i/${id}`;
 export const creatingPath = (key: string) => `c/${key}`;
 export const backoffPath = (engine: string) => `b/${engine}`;
 export const minuteOf = (ms: number) => Math.floor(ms / MINUTE);
 export const minutePrefix = (minute: number) => `x/${pad(minute, 10)}/`;
-export const expiryPath = (ms: number, key: string) => `${minutePrefix(minuteOf(ms))}${pad(ms, 14)}-${key}`;
+const expiryPath = (ms: number, key: string) => `${minutePrefix(minuteOf(ms))}${pad(ms, 14)}-${key}`;
 /** A holder's index segment: a hash of the token reference (paths are stored in clear; the reference is not). */
 export const holderSegment = (l: Pick<LeaseRecord, 'holder'>) =>
   createHash('sha256')
     .update(l.holder.ref ?? `workload:${l.holder.accessor}`)
     .digest('hex')
     .slice(0, 32);
-export const holderPath = (l: Pick<LeaseRecord, 'holder' | 'key'>) => `o/${holderSegment(l)}/${l.key}`;
+const holderPath = (l: Pick<LeaseRecord, 'holder' | 'key'>) => `o/${holderSegment(l)}/${l.key}`;
 
 /** The key (random last segment) of a lease id, if it is well formed. */
-export function keyOf(id: string): string | undefined {
+function keyOf(id: string): string | undefined {
   const k = id.slice(id.lastIndexOf('/') + 1);
   return LEASE_KEY.test(k) ? k : undefined;
 }
@@ -86,7 +86,7 @@ export async function readLease(r: BarrierReader, id: string): Promise<LeaseReco
 }
 
 /** When a pass next looks at a lease: its expiry, or the next attempt of a revocation that failed. */
-export const dueOf = (l: Pick<LeaseRecord, 'expires_at' | 'next_attempt_at'>) =>
+const dueOf = (l: Pick<LeaseRecord, 'expires_at' | 'next_attempt_at'>) =>
   Date.parse(l.next_attempt_at ?? l.expires_at);
 
 /** Every record of a lease, written together (its record and its indexes); `before`: the lease as stored. */

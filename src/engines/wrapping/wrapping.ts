@@ -19,7 +19,7 @@ export type WrappingDeps = ClockPort & {
   metrics: MetricsRegistry;
 };
 
-export const WRAPPING_MOUNT = 'sys/wrapping/';
+const WRAPPING_MOUNT = 'sys/wrapping/';
 const OWN: Resource = { type: 'Token', id: 'wrapping' };
 const PUBLIC: Resource = { type: 'System', id: 'wrapping' };
 /** A spent token's tombstone is kept this long past its TTL, so a late second unwrap is still seen as one. */
