@@ -6,7 +6,7 @@ import { Iso, IsoOrNull, StringOrNull } from './response-schemas.ts';
 const Strict = { additionalProperties: false } as const;
 
 /** A lease id: `<engine>/<path>/<random>`, e.g. `database/creds/rag-reader/3f9a…`. */
-const LeaseId = Type.String({ minLength: 3, maxLength: 256, pattern: '^[a-z0-9][a-z0-9_./-]*$' });
+const LeaseId = Type.String({ minLength: 3, maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]*$' });
 const Duration = Type.Union([
   Type.Integer({ minimum: 0, maximum: 315_360_000 }),
   Type.String({ minLength: 1, maxLength: 32 }),
@@ -30,7 +30,7 @@ export type LeaseRenewRequest = Static<typeof LeaseRenewRequest>;
 /** PUT /v1/sys/leases/revoke-prefix */
 export const LeaseRevokePrefixRequest = Type.Object(
   {
-    prefix: Type.String({ minLength: 1, maxLength: 256, pattern: '^[a-z0-9][a-z0-9_./-]*$' }),
+    prefix: Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9][A-Za-z0-9_./-]*$' }),
     /** Drop our records even where the backend refuses to revoke (audited as forced). */
     force: Type.Optional(Type.Boolean()),
   },
@@ -49,8 +49,8 @@ export interface LeaseListQuery {
 /** GET /v1/sys/leases: the query string as sent. */
 export const LeaseListQuerySchema = Type.Object(
   {
-    prefix: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z0-9_./-]*$' })),
-    after: Type.Optional(Type.String({ maxLength: 256, pattern: '^[a-z0-9_./-]*$' })),
+    prefix: Type.Optional(Type.String({ maxLength: 256, pattern: '^[A-Za-z0-9_./-]*$' })),
+    after: Type.Optional(Type.String({ maxLength: 256, pattern: '^[A-Za-z0-9_./-]*$' })),
     limit: Type.Optional(Type.String({ pattern: '^(1000|[1-9][0-9]{0,2})$' })),
   },
   Strict,

@@ -7,6 +7,7 @@ import type { GatewayConfig } from '../config/gateway.ts';
 import type { VaultModule } from '../contract/module.ts';
 import { CORE_MOUNTS, type Core, createCore } from '../core/core.ts';
 import { sysModule } from '../core/sys.ts';
+import { checkoutModule } from '../engines/checkout/checkout.ts';
 import { databaseModule } from '../engines/database/database.ts';
 import {
   type GatewayKeysEngine,
@@ -156,6 +157,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     rotation.module,
     leases.module,
     databaseModule(),
+    checkoutModule(),
     wrappingModule(),
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),

@@ -72,6 +72,8 @@ export const ERROR_CODES = [
   'credential_revoked',
   // a backend a lease engine works on (a database) could not be reached or refused (docs/leases.md)
   'backend_unavailable',
+  // an exclusive check-out held by someone else (docs/checkout.md)
+  'checked_out',
   // a wrapping token that is unknown, expired or already unwrapped (docs/wrapping.md)
   'invalid_wrapping_token',
   'internal',

@@ -29,6 +29,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   version_destroyed: 410,
   already_exists: 409,
   backend_unavailable: 503,
+  checked_out: 409,
   invalid_wrapping_token: 400,
   cas_mismatch: 409,
   unauthenticated: 401,

@@ -72,6 +72,8 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'database.creds': ['System'],
   // response wrapping (docs/wrapping.md): wrapping a read's answer is the caller's own business
   'wrapping.wrap': ['Token'],
+  // check-out / check-in of a static secret under a lease (docs/checkout.md)
+  'secret.checkout': ['Secret'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */
@@ -130,6 +132,7 @@ const role = (r: string) => `${NAMESPACE}::Role::"${r}"`;
 
 const SECRET_WORK = [
   'secret.read',
+  'secret.checkout',
   'secret.write',
   'secret.history',
   'secret.rollback',
@@ -170,8 +173,8 @@ export const BUILTIN_POLICIES: Record<string, string> = {
   when { resource has production && !resource.production };`,
   'builtin.developer.metadata': `permit (principal in ${role('developer')}, action in ${list([...METADATA, 'project.create'])}, resource);`,
   'builtin.auditor': `permit (principal in ${role('auditor')}, action in ${list([...METADATA, 'audit.read', 'audit.hash', 'policy.read', 'user.read', 'app.read', 'token.read', 'sys.metrics', 'gateway.key.read'])}, resource);`,
-  'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore', 'secret.rotate', 'secret.import', 'secret.export'])}, resource);`,
-  'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.list', 'gateway.invoke'])}, resource);`,
+  'builtin.auditor.never-values': `forbid (principal in ${role('auditor')}, action in ${list(['secret.read', 'secret.checkout', 'secret.write', 'secret.rollback', 'secret.delete', 'secret.destroy', 'secret.restore', 'secret.rotate', 'secret.import', 'secret.export'])}, resource);`,
+  'builtin.app': `permit (principal in ${role('app')}, action in ${list(['secret.read', 'secret.checkout', 'secret.list', 'gateway.invoke'])}, resource);`,
   // developers call models through the gateway, and mint and manage virtual keys of their own
   // (System::"gateway-keys"; the engine confines them to the keys they minted)
   'builtin.developer.gateway': `permit (principal in ${role('developer')}, action == ${NAMESPACE}::Action::"gateway.invoke", resource);`,

@@ -258,6 +258,12 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'database.role.list': { url: '/v1/database/roles' },
   'database.role.delete': { url: '/v1/database/roles/sample' },
   'database.creds': { url: '/v1/database/creds/sample', body: {} },
+  'secret.checkout': { url: `${SECRET}/checkout`, body: { ttl: '5m' } },
+  'secret.holder': { url: `${SECRET}/checkout` },
+  'secret.checkin': {
+    url: `${SECRET}/checkin`,
+    body: { lease_id: 'checkout/llm/dev/OPENAI_API_KEY/000000000000000000000000' },
+  },
   'wrapping.unwrap': { url: '/v1/sys/wrapping/unwrap', body: { token: 'not-a-wrapping-token' } },
   'wrapping.lookup': { url: '/v1/sys/wrapping/lookup', body: { token: 'not-a-wrapping-token' } },
 };

@@ -162,7 +162,7 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       const tokenEnd = ctx.token?.expires_at ? Date.parse(ctx.token.expires_at) : Number.POSITIVE_INFINITY;
       const maxEnd = Math.min(at + req.maxTtl * 1000, tokenEnd);
       const end = Math.min(at + req.ttl * 1000, maxEnd);
-      if (!(end > at + 1000)) {
+      if (end - at < Math.min(1000, req.ttl * 1000)) {
         throw new StrongroomError(
           'invalid_value',
           'your token expires before a lease could be used: renew it or log in again',

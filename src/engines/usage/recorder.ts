@@ -268,7 +268,7 @@ export function createRecorder(opts: RecorderOptions): UsageRecorder {
     observe(operation, identity, input, output) {
       if (identity === undefined) return;
       try {
-        if (operation === 'secret.read') {
+        if (operation === 'secret.read' || operation === 'secret.checkout') {
           const i = input as { project: string; env: string; name: string };
           count(identity, i.project, i.env, i.name);
         } else if (operation === 'secret.export') {

@@ -1,6 +1,8 @@
 import type { FastifyRequest } from 'fastify';
+import * as co from '../../../api/checkout.ts';
 import * as db from '../../../api/database.ts';
 import * as ops from '../../../api/leases.ts';
+import { SecretParams } from '../../../api/v1.ts';
 import * as wrap from '../../../api/wrapping.ts';
 import type { RouteDef } from './routes.ts';
 
@@ -148,4 +150,30 @@ export const wrappingRoutes: RouteDef[] = [
     schema: { body: wrap.WrappingTokenRequest },
     input: body,
   }),
+];
+
+/** Check-out / check-in of static secrets (docs/checkout.md). */
+export const checkoutRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: '/v1/secrets/:project/:env/:name/checkout',
+    operation: co.SecretCheckout,
+    schema: { params: SecretParams, body: co.CheckoutRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+    wrappable: true,
+  },
+  {
+    method: 'GET',
+    url: '/v1/secrets/:project/:env/:name/checkout',
+    operation: co.SecretHolder,
+    schema: { params: SecretParams },
+    input: params,
+  },
+  {
+    method: 'POST',
+    url: '/v1/secrets/:project/:env/:name/checkin',
+    operation: co.SecretCheckin,
+    schema: { params: SecretParams, body: co.CheckinRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+  },
 ];

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { appToken, buildTestApp } from '../helpers/app.ts';
+
+const SA = 'svc-account-password-0123456789';
+
+interface Checkout {
+  lease_id: string;
+  lease_duration: number;
+  exclusive: boolean;
+  data: { value: string; version: number };
+}
+
+test('check-out / check-in of a static secret under a lease', async (t) => {
+  const a = await buildTestApp(t, { leases: { sweep_interval_ms: 100 } });
+  assert.equal(
+    (await a.call('POST', '/v1/projects', { name: 'ops', environments: ['dev', 'prod'] })).statusCode,
+    201,
+  );
+  assert.equal((await a.call('PUT', '/v1/secrets/ops/dev/SHARED_SA', { value: SA })).statusCode, 200);
+  const url = '/v1/secrets/ops/dev/SHARED_SA';
+
+  await t.test('a check-out gives the value under a lease; check-in ends the lease', async () => {
+    const r = await a.call('POST', `${url}/checkout`, { ttl: '10m' });
+    assert.equal(r.statusCode, 200, r.body);
+    const c = r.json() as Checkout;
+    assert.equal(c.data.value, SA);
+    assert.match(c.lease_id, /^checkout\/ops\/dev\/SHARED_SA\/[0-9a-f]{24}$/);
+    assert.ok(c.lease_duration > 590 && c.lease_duration <= 600);
+    const look = await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id });
+    assert.equal(look.statusCode, 200, look.body);
+    assert.equal((look.json() as { state: string }).state, 'active');
+    const back = await a.call('POST', `${url}/checkin`, { lease_id: c.lease_id });
+    assert.equal(back.statusCode, 200, back.body);
+    assert.equal((await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id })).statusCode, 404);
+    assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: c.lease_id })).statusCode, 404);
+  });
+
+  await t.test(
+    'exclusive: of 20 concurrent check-outs exactly one holds it; the others get 409 with its end',
+    async () => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => a.call('POST', `${url}/checkout`, { ttl: '1m', exclusive: true })),
+      );
+      const won = results.filter((r) => r.statusCode === 200);
+      assert.equal(won.length, 1, results.map((r) => r.statusCode).join(','));
+      const holder = won[0]!.json() as Checkout;
+      for (const r of results.filter((x) => x.statusCode !== 200)) {
+        assert.equal(r.statusCode, 409, r.body);
+        const e = r.json() as { error: { code: string; details: { expires_at: string } } };
+        assert.equal(e.error.code, 'checked_out');
+        assert.ok(Date.parse(e.error.details.expires_at) > Date.now());
+        assert.ok(!r.body.includes(SA));
+      }
+      // the losers' leases were ended, not left behind
+      const listed = (await a.call('GET', '/v1/sys/leases?prefix=checkout/ops/dev/SHARED_SA/')).json() as {
+        leases: { lease_id: string }[];
+      };
+      assert.deepEqual(
+        listed.leases.map((l) => l.lease_id),
+        [holder.lease_id],
+      );
+      const who = (await a.call('GET', `${url}/checkout`)).json() as { holder: { lease_id: string } | null };
+      assert.equal(who.holder?.lease_id, holder.lease_id);
+      assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: holder.lease_id })).statusCode, 200);
+      assert.equal(((await a.call('GET', `${url}/checkout`)).json() as { holder: unknown }).holder, null);
+      const next = await a.call('POST', `${url}/checkout`, { ttl: 1, exclusive: true });
+      assert.equal(next.statusCode, 200, next.body);
+      // its lease expires: the secret is free again without a check-in
+      await sleep(1500);
+      const after = await a.call('POST', `${url}/checkout`, { ttl: '1m', exclusive: true });
+      assert.equal(after.statusCode, 200, after.body);
+      await a.call('POST', `${url}/checkin`, { lease_id: (after.json() as Checkout).lease_id });
+    },
+  );
+
+  await t.test('scopes and roles apply: an app outside the path is refused, its own path works', async () => {
+    const other = await appToken(a, 'other-app', 'ops/prod');
+    assert.equal((await a.call('POST', `${url}/checkout`, {}, other)).statusCode, 403);
+    const mine = await appToken(a, 'dev-app', 'ops/dev');
+    const r = await a.call('POST', `${url}/checkout`, { ttl: '1m' }, mine);
+    assert.equal(r.statusCode, 200, r.body);
+    // another caller cannot check in someone else's check-out
+    const c = r.json() as Checkout;
+    assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: c.lease_id }, other)).statusCode, 403);
+    assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: c.lease_id })).statusCode, 404);
+    assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: c.lease_id }, mine)).statusCode, 200);
+  });
+});
