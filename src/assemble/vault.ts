@@ -25,6 +25,7 @@ import {
 } from '../engines/leases/leases.ts';
 import { metricsModule } from '../engines/metrics/metrics.ts';
 import type { SecretsPort, SecretsReader, SecretsWriterPort } from '../engines/ports.ts';
+import { providerKeysModule } from '../engines/provider-keys/provider-keys.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
@@ -158,6 +159,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     leases.module,
     databaseModule(),
     checkoutModule(),
+    providerKeysModule({ adapters: deps.rotation?.adapters }),
     wrappingModule(),
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),

@@ -100,9 +100,15 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   if (resource.type === 'System' && resource.id === 'gateway') return true;
   // SVID issuance: the identity engine's registrations decide who may obtain which SPIFFE ID
   if (resource.type === 'Identity' && a.entitlement_checked === true) return true;
-  // a database role's credentials (docs/database.md): the role is granted by Cedar policy alone (a scope
-  // names secrets and providers, not database roles), so a scoped app can be given a role by name
-  if (resource.type === 'System' && resource.id.startsWith('database/creds/')) return true;
+  // a database role's credentials (docs/database.md) and a per-lease provider key (docs/provider-keys.md):
+  // granted by Cedar policy alone (a scope names secrets and providers, not these roles), so a scoped
+  // app can be given a role by name
+  if (
+    resource.type === 'System' &&
+    (resource.id.startsWith('database/creds/') || resource.id.startsWith('provider-keys/creds/'))
+  ) {
+    return true;
+  }
   if (resource.type !== 'Project' && resource.type !== 'Environment' && resource.type !== 'Secret')
     return false;
   if (scope.paths) {

@@ -72,6 +72,11 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'database.creds': ['System'],
   // response wrapping (docs/wrapping.md): wrapping a read's answer is the caller's own business
   'wrapping.wrap': ['Token'],
+  // per-lease provider keys (docs/provider-keys.md): roles (System::"provider-keys"), and a key of one
+  // role (System::"provider-keys/creds/<role>", authorized by Cedar alone, as database roles are)
+  'provider-key.manage': ['System'],
+  'provider-key.read': ['System'],
+  'provider-key.creds': ['System'],
   // check-out / check-in of a static secret under a lease (docs/checkout.md)
   'secret.checkout': ['Secret'],
 };

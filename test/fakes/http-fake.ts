@@ -24,7 +24,7 @@ export interface FakeServerControls {
 }
 
 export type FakeHandler = (
-  req: { method: string; path: string; bearer: string | undefined; body: unknown },
+  req: { method: string; path: string; query: URLSearchParams; bearer: string | undefined; body: unknown },
   res: { json(status: number, body: unknown): void },
 ) => void;
 
@@ -56,7 +56,8 @@ export async function startFakeServer(
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(b));
       };
-      const run = () => handle({ method: req.method ?? 'GET', path, bearer, body }, { json });
+      const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+      const run = () => handle({ method: req.method ?? 'GET', path, query, bearer, body }, { json });
       if (failFor(path)) {
         if (controls.failure === 'reset') {
           req.socket.destroy();

@@ -9,6 +9,8 @@ import { type FakeServerControls, startFakeServer } from './http-fake.ts';
  *          -> {object: "organization.project.service_account", id, name, role, created_at,
  *              api_key: {object: "organization.project.service_account.api_key", value, name, created_at, id}}
  *   DELETE /v1/organization/projects/{project_id}/service_accounts/{id}
+ *   GET    /v1/organization/projects/{project_id}/service_accounts?limit&after
+ *          -> {object: 'list', data: [{object, id, name, role, created_at}], first_id, last_id, has_more}
  *          -> {object: "organization.project.service_account.deleted", id, deleted: true}
  *
  * both with `Authorization: Bearer <admin key>`; and, to check a key works,
@@ -26,7 +28,9 @@ export interface FakeOpenAi extends FakeServerControls {
   /** Service accounts of a project: id -> key. */
   accounts(project: string): Map<string, string>;
   /** Creates a service account directly (a key minted before Strongroom managed it). */
-  seed(project: string): { id: string; key: string };
+  seed(project: string, name?: string): { id: string; key: string };
+  /** Service account names, by id. */
+  names: Map<string, string>;
 }
 
 const id = (prefix: string) => `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -46,9 +50,11 @@ export async function startFakeOpenAi(opts: { adminKey: string; project: string 
     return m;
   };
   const live = () => new Set([...accounts.values()].flatMap((m) => [...m.values()]));
-  const seed = (project: string) => {
+  const names = new Map<string, string>();
+  const seed = (project: string, name = 'seeded') => {
     const sa = { id: id('svc_acct'), key: openAiKey() };
     of(project).set(sa.id, sa.key);
+    names.set(sa.id, name);
     return sa;
   };
   const SA = /^\/v1\/organization\/projects\/([^/]+)\/service_accounts(?:\/([^/]+))?$/;
@@ -95,7 +101,7 @@ export async function startFakeOpenAi(opts: { adminKey: string; project: string 
           res.json(400, { error: { message: 'name is required', type: 'invalid_request_error' } });
           return;
         }
-        const sa = seed(project);
+        const sa = seed(project, name);
         res.json(200, {
           object: 'organization.project.service_account',
           id: sa.id,
@@ -109,6 +115,27 @@ export async function startFakeOpenAi(opts: { adminKey: string; project: string 
             created_at,
             id: id('key'),
           },
+        });
+        return;
+      }
+      if (req.method === 'GET' && !m[2]) {
+        const limit = Math.min(100, Math.max(1, Number(req.query.get('limit') ?? 20) || 20));
+        const all = [...of(project).keys()];
+        const after = req.query.get('after');
+        const start = after ? all.indexOf(after) + 1 : 0;
+        const page = all.slice(start, start + limit);
+        res.json(200, {
+          object: 'list',
+          data: page.map((sid) => ({
+            object: 'organization.project.service_account',
+            id: sid,
+            name: names.get(sid) ?? '',
+            role: 'member',
+            created_at,
+          })),
+          first_id: page[0] ?? null,
+          last_id: page.at(-1) ?? null,
+          has_more: start + limit < all.length,
         });
         return;
       }
@@ -134,5 +161,6 @@ export async function startFakeOpenAi(opts: { adminKey: string; project: string 
     isLive: (key: string) => live().has(key),
     accounts: of,
     seed,
+    names,
   });
 }

@@ -264,6 +264,14 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
     url: `${SECRET}/checkin`,
     body: { lease_id: 'checkout/llm/dev/OPENAI_API_KEY/000000000000000000000000' },
   },
+  'provider-key.role.write': {
+    url: '/v1/provider-keys/roles/sample',
+    body: { provider: 'openrouter', admin_secret: 'llm/dev/OPENROUTER_PROVISIONING_KEY', limit: 5 },
+  },
+  'provider-key.role.read': { url: '/v1/provider-keys/roles/sample' },
+  'provider-key.role.list': { url: '/v1/provider-keys/roles' },
+  'provider-key.role.delete': { url: '/v1/provider-keys/roles/sample' },
+  'provider-key.creds': { url: '/v1/provider-keys/creds/sample', body: {} },
   'wrapping.unwrap': { url: '/v1/sys/wrapping/unwrap', body: { token: 'not-a-wrapping-token' } },
   'wrapping.lookup': { url: '/v1/sys/wrapping/lookup', body: { token: 'not-a-wrapping-token' } },
 };

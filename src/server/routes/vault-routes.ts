@@ -4,7 +4,13 @@ import { bulkRoutes } from './v1/bulk.ts';
 import { gatewayRoutes } from './v1/gateway.ts';
 import { hygieneRoutes } from './v1/hygiene.ts';
 import { identityRoutes } from './v1/identity.ts';
-import { checkoutRoutes, databaseRoutes, leaseRoutes, wrappingRoutes } from './v1/leases.ts';
+import {
+  checkoutRoutes,
+  databaseRoutes,
+  leaseRoutes,
+  providerKeyRoutes,
+  wrappingRoutes,
+} from './v1/leases.ts';
 import { rotationRoutes } from './v1/rotation.ts';
 import { type RouteDef, v1Routes } from './v1/routes.ts';
 import { usageRoutes } from './v1/usage.ts';
@@ -26,4 +32,5 @@ export const vaultRoutes: readonly RouteDef[] = [
   ...databaseRoutes,
   ...wrappingRoutes,
   ...checkoutRoutes,
+  ...providerKeyRoutes,
 ];

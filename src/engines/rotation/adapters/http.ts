@@ -19,6 +19,8 @@ export interface AdapterContext {
   options: Readonly<Record<string, string>>;
   /** A readable name for the key at the provider. */
   label: string;
+  /** When the provider itself should end the key (providers that support it: OpenRouter). */
+  expiresAt?: Date;
 }
 
 /** A provider adapter mints keys through the provider's API and deletes them after the grace period. */
@@ -32,6 +34,8 @@ export interface RotationAdapter {
   create(ctx: AdapterContext): Promise<MintedKey>;
   /** Deletes a key minted earlier; a key the provider no longer knows counts as deleted. */
   revoke(ctx: AdapterContext, id: string): Promise<void>;
+  /** The ids of keys named `ctx.label` (a key a crash minted before its id was recorded). */
+  findByLabel?(ctx: AdapterContext): Promise<string[]>;
 }
 
 export interface AdapterSettings {

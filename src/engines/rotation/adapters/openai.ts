@@ -53,6 +53,28 @@ export function createOpenAiAdapter(settings: AdapterSettings = {}): RotationAda
       }
       return { id, value: requireString('OpenAI', r.api_key.value, 'an API key') };
     },
+    async findByLabel(ctx) {
+      // GET …/service_accounts?limit=100&after=<last id>: {data: [{id, name, …}], has_more, last_id}
+      const ids: string[] = [];
+      let after: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const { json } = await providerCall({
+          provider: 'OpenAI',
+          base,
+          method: 'GET',
+          path: `/organization/projects/${project(ctx.options)}/service_accounts?limit=100${after ? `&after=${encodeURIComponent(after)}` : ''}`,
+          adminKey: ctx.adminKey,
+          settings,
+        });
+        const r = json as
+          | { data?: { id?: unknown; name?: unknown }[]; has_more?: unknown; last_id?: unknown }
+          | undefined;
+        for (const a of r?.data ?? []) if (a.name === ctx.label && typeof a.id === 'string') ids.push(a.id);
+        if (r?.has_more !== true || typeof r.last_id !== 'string') break;
+        after = r.last_id;
+      }
+      return ids;
+    },
     async revoke(ctx, id) {
       await providerCall({
         provider: 'OpenAI',

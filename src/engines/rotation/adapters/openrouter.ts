@@ -40,6 +40,8 @@ export function createOpenRouterAdapter(settings: AdapterSettings = {}): Rotatio
         body: {
           name: ctx.label,
           ...(ctx.options.limit === undefined ? {} : { limit: Number(ctx.options.limit) }),
+          // ISO 8601 in UTC: the provider ends the key itself even if Strongroom never gets to
+          ...(ctx.expiresAt ? { expires_at: ctx.expiresAt.toISOString().replace(/\.\d{3}Z$/, 'Z') } : {}),
         },
         settings,
       });
@@ -52,6 +54,24 @@ export function createOpenRouterAdapter(settings: AdapterSettings = {}): Rotatio
         );
       }
       return { id, value: r.key };
+    },
+    async findByLabel(ctx) {
+      // GET /keys?offset=N: the most recent 100 keys a page ({data: [{hash, name, …}]})
+      const ids: string[] = [];
+      for (let offset = 0; offset < 10_000; offset += 100) {
+        const { json } = await providerCall({
+          provider: 'OpenRouter',
+          base,
+          method: 'GET',
+          path: `/keys?offset=${offset}`,
+          adminKey: ctx.adminKey,
+          settings,
+        });
+        const data = (json as { data?: { hash?: unknown; name?: unknown }[] } | undefined)?.data ?? [];
+        for (const k of data) if (k.name === ctx.label && typeof k.hash === 'string') ids.push(k.hash);
+        if (data.length < 100) break;
+      }
+      return ids;
     },
     async revoke(ctx, id) {
       await providerCall({

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import * as co from '../../../api/checkout.ts';
 import * as db from '../../../api/database.ts';
 import * as ops from '../../../api/leases.ts';
+import * as pk from '../../../api/provider-keys.ts';
 import { SecretParams } from '../../../api/v1.ts';
 import * as wrap from '../../../api/wrapping.ts';
 import type { RouteDef } from './routes.ts';
@@ -175,5 +176,39 @@ export const checkoutRoutes: RouteDef[] = [
     operation: co.SecretCheckin,
     schema: { params: SecretParams, body: co.CheckinRequest },
     input: (r) => ({ ...body(r), ...params(r) }),
+  },
+];
+
+/** Per-lease LLM provider keys (docs/provider-keys.md). */
+export const providerKeyRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: '/v1/provider-keys/roles/:role',
+    operation: pk.ProviderRoleWrite,
+    schema: { params: pk.ProviderRoleParams, body: pk.ProviderRoleRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/provider-keys/roles/:role',
+    operation: pk.ProviderRoleRead,
+    schema: { params: pk.ProviderRoleParams },
+    input: params,
+  },
+  { method: 'GET', url: '/v1/provider-keys/roles', operation: pk.ProviderRoleList, schema: {}, input: none },
+  {
+    method: 'DELETE',
+    url: '/v1/provider-keys/roles/:role',
+    operation: pk.ProviderRoleDelete,
+    schema: { params: pk.ProviderRoleParams },
+    input: params,
+  },
+  {
+    method: 'POST',
+    url: '/v1/provider-keys/creds/:role',
+    operation: pk.ProviderCreds,
+    schema: { params: pk.ProviderRoleParams, body: pk.ProviderCredsRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+    wrappable: true,
   },
 ];
