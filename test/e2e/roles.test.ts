@@ -417,10 +417,16 @@ test('an auditor cannot read any secret value by any route', async (t) => {
   assert.ok(sent >= routes.length * 3, `sent ${sent} requests`);
   // the audit log itself, which recorded every write of the values, holds none of them
   const auditor = await mint(f, { roles: ['auditor'] });
+  // the writes of the values (asked for by action: the sweep above adds more entries than a page holds)
+  const writes = await f.call('GET', '/v1/audit?action=secret.write&limit=1000', undefined, auditor.client_token);
+  assert.equal(writes.statusCode, 200, writes.body.slice(0, 300));
+  assert.ok(writes.body.includes('secret.write'), 'the audit log recorded the writes');
   const log = await f.call('GET', '/v1/audit?limit=1000', undefined, auditor.client_token);
   assert.equal(log.statusCode, 200, log.body.slice(0, 300));
-  assert.ok(log.body.includes('secret.write'), 'the audit log recorded the writes');
-  for (const canary of ALL_CANARIES) assert.ok(!log.body.includes(canary), 'a value is in the audit log');
+  for (const canary of ALL_CANARIES) {
+    assert.ok(!writes.body.includes(canary), 'a value is in the audit log');
+    assert.ok(!log.body.includes(canary), 'a value is in the audit log');
+  }
   assert.ok(
     allowed > 0,
     'the auditor was allowed some requests (metadata), so the sweep was not all refusals',
