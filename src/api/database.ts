@@ -114,6 +114,8 @@ const CredsSchema = Type.Object({
   data: Type.Object({ username: Type.String(), password: Type.String() }),
 });
 
+export type DatabaseCredsResult = Static<typeof CredsSchema>;
+
 const NamesSchema = Type.Object({ names: Strings });
 const DeletedSchema = Type.Object({ deleted: Type.Boolean() });
 const RotatedSchema = Type.Object({ name: Type.String(), root_rotated_at: Iso });

@@ -27,6 +27,7 @@ import { metricsModule } from '../engines/metrics/metrics.ts';
 import type { SecretsPort, SecretsReader, SecretsWriterPort } from '../engines/ports.ts';
 import { providerKeysModule } from '../engines/provider-keys/provider-keys.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
+import { toolsModule } from '../engines/tools/tools.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import { wrappingModule } from '../engines/wrapping/wrapping.ts';
@@ -160,6 +161,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     databaseModule(),
     checkoutModule(),
     providerKeysModule({ adapters: deps.rotation?.adapters }),
+    toolsModule(),
     wrappingModule(),
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),

@@ -56,6 +56,8 @@ export interface Operation<I = never, O = unknown> {
   rateLimit?: false;
   /** The resource the action applies to, derived from the input alone. */
   resource(input: I): Resource;
+  /** Request context the policy sees beside the resource (`context.operation` of a tool credential). */
+  context?(input: I): { operation?: string };
   handle(ctx: OperationContext, input: I): Promise<O>;
 }
 

@@ -2,7 +2,17 @@
 
 /** What a request acts on, as the policy engine sees it. */
 export interface Resource {
-  type: 'System' | 'Project' | 'Environment' | 'Secret' | 'Token' | 'User' | 'App' | 'Identity' | 'Model';
+  type:
+    | 'System'
+    | 'Project'
+    | 'Environment'
+    | 'Secret'
+    | 'Token'
+    | 'User'
+    | 'App'
+    | 'Identity'
+    | 'Model'
+    | 'Tool';
   id: string;
   attrs?: Readonly<Record<string, unknown>>;
 }

@@ -104,8 +104,9 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   // granted by Cedar policy alone (a scope names secrets and providers, not these roles), so a scoped
   // app can be given a role by name
   if (
-    resource.type === 'System' &&
-    (resource.id.startsWith('database/creds/') || resource.id.startsWith('provider-keys/creds/'))
+    resource.type === 'Tool' ||
+    (resource.type === 'System' &&
+      (resource.id.startsWith('database/creds/') || resource.id.startsWith('provider-keys/creds/')))
   ) {
     return true;
   }

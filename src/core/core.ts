@@ -204,7 +204,9 @@ export function createCore<P extends object = object>(deps: CoreDeps<P>): Core {
       const resource = await describe(op.resource(input as never));
       const resourceId = `${resource.type}::${resource.id}`;
       const audit = audits.forRequest(op, input, request, resourceId, identity);
-      const decision = identity ? await decide(identity, op.action, resource, request) : PUBLIC;
+      const decision = identity
+        ? await decide(identity, op.action, resource, request, op.context?.(input as never))
+        : PUBLIC;
       if (!decision.allowed && op.rateLimit === false && identity && !identity.policies.includes('root')) {
         // outside the rate limit only once allowed: refused callers are limited (and so are their audit entries)
         limits?.takeRefused(identity.owner);

@@ -24,6 +24,8 @@ export interface RequestContextInfo {
   classification?: string | undefined;
   estimated_tokens?: number | undefined;
   environment?: string | undefined;
+  /** The operation a tool credential is asked for (docs/tools.md). */
+  operation?: string | undefined;
 }
 
 /** The optional context attributes present in `ctx` (absent ones stay absent: `context has …`). */
@@ -33,6 +35,7 @@ function optionalContext(ctx: RequestContextInfo): Record<string, string | numbe
   if (ctx.estimated_tokens !== undefined)
     out.estimated_tokens = Math.max(0, Math.round(ctx.estimated_tokens));
   if (ctx.environment !== undefined) out.environment = ctx.environment;
+  if (ctx.operation !== undefined) out.operation = ctx.operation;
   return out;
 }
 
@@ -224,6 +227,11 @@ function resourceEntities(resource: Resource): { uid: cedar.EntityUid; entities:
           },
         ],
       };
+    case 'Tool':
+      return {
+        uid: { type: T('Tool'), id: resource.id },
+        entities: [{ uid: { type: T('Tool'), id: resource.id }, attrs: { name: resource.id }, parents: [] }],
+      };
     case 'Token':
       // the token's own entity is already among the principal's (for self actions), or a bare one
       return { uid: { type: T('Token'), id: resource.id }, entities: [] };
@@ -274,7 +282,12 @@ function samePrincipal(a: Principal, b: Identity): boolean {
  */
 function cacheKey(identity: Identity, action: string, resource: Resource, c: RequestContextInfo): string {
   let key = `${field(identity.accessor)}${field(action)}${resource.type}|${field(resource.id)}${resource.attrs === undefined ? '-' : JSON.stringify(resource.attrs)}|${field(c.client_address)}`;
-  if (c.classification !== undefined || c.estimated_tokens !== undefined || c.environment !== undefined)
+  if (
+    c.classification !== undefined ||
+    c.estimated_tokens !== undefined ||
+    c.environment !== undefined ||
+    c.operation !== undefined
+  )
     key += JSON.stringify(optionalContext(c));
   return key;
 }

@@ -77,6 +77,11 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'provider-key.manage': ['System'],
   'provider-key.read': ['System'],
   'provider-key.creds': ['System'],
+  // per-tool credentials (docs/tools.md): the registry (System::"tools"), and a credential for one tool
+  // (Tool::"<name>", the operation in context.operation)
+  'tool.manage': ['System'],
+  'tool.read': ['System'],
+  'tool.credential': ['Tool'],
   // check-out / check-in of a static secret under a lease (docs/checkout.md)
   'secret.checkout': ['Secret'],
 };
@@ -119,6 +124,7 @@ export function schemaText(): string {
   entity Identity { spiffe_id: String, trust_domain: String, path: String };
   entity Model { provider: String, model: String, route: String };
   entity System;
+  entity Tool { name: String };
   entity Project { name: String };
   entity Environment in [Project] { project: String, name: String, production: Bool };
   entity Secret in [Environment] {
@@ -126,7 +132,7 @@ export function schemaText(): string {
   };
   type RequestContext = {
     mfa: Bool, client_ip: ipaddr, now: Long,
-    classification?: String, estimated_tokens?: Long, environment?: String
+    classification?: String, estimated_tokens?: Long, environment?: String, operation?: String
   };
 ${actions}
 }`;

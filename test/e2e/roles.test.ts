@@ -418,7 +418,12 @@ test('an auditor cannot read any secret value by any route', async (t) => {
   // the audit log itself, which recorded every write of the values, holds none of them
   const auditor = await mint(f, { roles: ['auditor'] });
   // the writes of the values (asked for by action: the sweep above adds more entries than a page holds)
-  const writes = await f.call('GET', '/v1/audit?action=secret.write&limit=1000', undefined, auditor.client_token);
+  const writes = await f.call(
+    'GET',
+    '/v1/audit?action=secret.write&limit=1000',
+    undefined,
+    auditor.client_token,
+  );
   assert.equal(writes.statusCode, 200, writes.body.slice(0, 300));
   assert.ok(writes.body.includes('secret.write'), 'the audit log recorded the writes');
   const log = await f.call('GET', '/v1/audit?limit=1000', undefined, auditor.client_token);

@@ -272,6 +272,14 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'provider-key.role.list': { url: '/v1/provider-keys/roles' },
   'provider-key.role.delete': { url: '/v1/provider-keys/roles/sample' },
   'provider-key.creds': { url: '/v1/provider-keys/creds/sample', body: {} },
+  'tool.write': {
+    url: '/v1/tools/sample',
+    body: { operations: { search: { engine: 'database', role: 'sample' } } },
+  },
+  'tool.read': { url: '/v1/tools/sample' },
+  'tool.list': { url: '/v1/tools' },
+  'tool.delete': { url: '/v1/tools/sample' },
+  'tool.credential': { url: '/v1/tools/sample/credentials', body: { operation: 'search' } },
   'wrapping.unwrap': { url: '/v1/sys/wrapping/unwrap', body: { token: 'not-a-wrapping-token' } },
   'wrapping.lookup': { url: '/v1/sys/wrapping/lookup', body: { token: 'not-a-wrapping-token' } },
 };

@@ -10,6 +10,8 @@ export type Authorize = (
   action: string,
   resource: Resource,
   request: RequestInfo,
+  /** What the operation adds to the policy's context (Operation.context). */
+  extra?: { operation?: string },
 ) => Promise<Decision>;
 
 /**
@@ -22,7 +24,7 @@ export function authorizationStep(
   clock: Clock,
   unscoped: ReadonlySet<string>,
 ): Authorize {
-  return async (identity, action, resource, request) => {
+  return async (identity, action, resource, request, extra) => {
     if (!unscoped.has(action) && !scopeAllows(identity.scope, resource)) {
       return { allowed: false, reason: "outside the token's scope" };
     }
@@ -30,6 +32,7 @@ export function authorizationStep(
       return await policies.authorize(identity, action, resource, {
         client_address: request.client_address,
         now: clock.now(),
+        ...(extra?.operation !== undefined ? { operation: extra.operation } : {}),
       });
     } catch {
       return { allowed: false, reason: 'policy evaluation failed' };

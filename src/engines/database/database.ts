@@ -1,7 +1,12 @@
 import * as api from '../../api/database.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
-import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
+import {
+  type AnyOperation,
+  implement,
+  type OperationContext,
+  type Resource,
+} from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import type { LeaseRecord, LeasesPort } from '../leases/leases.ts';
@@ -155,6 +160,69 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
     );
   }
 
+  /** A role for the caller under a lease (the creds operation, and the tool registry's issuer). */
+  async function issueCreds(
+    ctx: OperationContext,
+    roleName: string,
+    i: { tenant?: string | undefined; ttl?: string | number | undefined },
+  ): Promise<api.DatabaseCredsResult> {
+    const r = await role(roleName);
+    const c = await config(r.db_name);
+    if (!c.allowed_roles.includes('*') && !c.allowed_roles.includes(r.name)) {
+      throw new StrongroomError(
+        'permission_denied',
+        `the connection ${c.name} does not allow the role ${r.name}`,
+      );
+    }
+    if (r.tenant && i.tenant === undefined) {
+      throw new StrongroomError('validation_failed', `the role ${r.name} is per tenant: give \`tenant\``);
+    }
+    if (!r.tenant && i.tenant !== undefined) {
+      throw new StrongroomError('validation_failed', `the role ${r.name} has no tenant setting`);
+    }
+    const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
+    const plugin = pluginOf(c);
+    const { lease, result } = await deps!.leases.issue(
+      {
+        engine: ENGINE,
+        role: `creds/${r.name}`,
+        ttl,
+        maxTtl: r.max_ttl,
+        renewable: true,
+        ctx,
+        data: { db_name: c.name, role: r.name },
+      },
+      async (l) => {
+        const username = roleNameOf(c.role_prefix, l.key);
+        const password = newPassword();
+        const vars = {
+          name: username,
+          username,
+          password,
+          expiration: pgTime(Date.parse(l.expires_at)),
+          tenant: i.tenant,
+        };
+        const statements = r.creation_statements.map((x) => render(x, vars));
+        if (r.tenant && i.tenant !== undefined) {
+          statements.push(
+            `ALTER ROLE ${render('{{name}}', vars)} SET ${r.tenant.setting} = ${render('{{tenant}}', vars)}`,
+          );
+        }
+        await plugin.run(statements, [password]);
+        return {
+          data: { db_name: c.name, role: r.name, username, ...(i.tenant ? { tenant: i.tenant } : {}) },
+          result: { username, password },
+        };
+      },
+    );
+    return {
+      lease_id: lease.id,
+      lease_duration: Math.floor((Date.parse(lease.expires_at) - now()) / 1000),
+      renewable: lease.renewable,
+      data: result,
+    };
+  }
+
   function configOperations(): AnyOperation[] {
     return [
       implement(api.DatabaseConfigWrite, {
@@ -305,66 +373,7 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
         action: 'database.creds',
         auth: 'token',
         resource: (i) => ({ type: 'System', id: `database/creds/${i.role}`, attrs: { role: i.role } }),
-        async handle(ctx, i) {
-          const r = await role(i.role);
-          const c = await config(r.db_name);
-          if (!c.allowed_roles.includes('*') && !c.allowed_roles.includes(r.name)) {
-            throw new StrongroomError(
-              'permission_denied',
-              `the connection ${c.name} does not allow the role ${r.name}`,
-            );
-          }
-          if (r.tenant && i.tenant === undefined) {
-            throw new StrongroomError(
-              'validation_failed',
-              `the role ${r.name} is per tenant: give \`tenant\``,
-            );
-          }
-          if (!r.tenant && i.tenant !== undefined) {
-            throw new StrongroomError('validation_failed', `the role ${r.name} has no tenant setting`);
-          }
-          const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
-          const plugin = pluginOf(c);
-          const { lease, result } = await deps!.leases.issue(
-            {
-              engine: ENGINE,
-              role: `creds/${r.name}`,
-              ttl,
-              maxTtl: r.max_ttl,
-              renewable: true,
-              ctx,
-              data: { db_name: c.name, role: r.name },
-            },
-            async (l) => {
-              const username = roleNameOf(c.role_prefix, l.key);
-              const password = newPassword();
-              const vars = {
-                name: username,
-                username,
-                password,
-                expiration: pgTime(Date.parse(l.expires_at)),
-                tenant: i.tenant,
-              };
-              const statements = r.creation_statements.map((x) => render(x, vars));
-              if (r.tenant && i.tenant !== undefined) {
-                statements.push(
-                  `ALTER ROLE ${render('{{name}}', vars)} SET ${r.tenant.setting} = ${render('{{tenant}}', vars)}`,
-                );
-              }
-              await plugin.run(statements, [password]);
-              return {
-                data: { db_name: c.name, role: r.name, username, ...(i.tenant ? { tenant: i.tenant } : {}) },
-                result: { username, password },
-              };
-            },
-          );
-          return {
-            lease_id: lease.id,
-            lease_duration: Math.floor((Date.parse(lease.expires_at) - now()) / 1000),
-            renewable: lease.renewable,
-            data: result,
-          };
-        },
+        handle: (ctx, i) => issueCreds(ctx, i.role, i),
       }),
     ];
   }
@@ -376,6 +385,7 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
     operations(k, st) {
       deps = k;
       store = st;
+      k.issuers.register(ENGINE, (ctx, role, o) => issueCreds(ctx, role, o));
       k.leases.register({
         engine: ENGINE,
         revoke: revokeRole,

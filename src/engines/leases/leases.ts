@@ -27,9 +27,29 @@ export type LeasesDeps = ClockPort &
     barrier: { readonly sealed: boolean };
   };
 
-/** The port engines that issue leases use (the database engine, check-out). */
+/** What an engine's credential is, as issued under a lease (Vault's shape). */
+export interface IssuedCredential {
+  lease_id: string;
+  lease_duration: number;
+  renewable: boolean;
+  data: Record<string, unknown>;
+}
+
+/** An engine that issues credentials of a role for a caller (the tool registry asks it: docs/tools.md). */
+export type CredentialIssuer = (
+  ctx: OperationContext,
+  role: string,
+  opts: { ttl?: number; tenant?: string },
+) => Promise<IssuedCredential>;
+
+/** The port engines that issue leases use (the database engine, check-out, provider keys, tools). */
 export interface LeasesPort {
   leases: LeaseManager;
+  /** Issuers by engine: registered by the engines that have roles, used by the tool registry. */
+  issuers: {
+    register(engine: string, issuer: CredentialIssuer): void;
+    get(engine: string): CredentialIssuer | undefined;
+  };
 }
 
 const LEASES_MOUNT = 'sys/leases/';
@@ -71,6 +91,7 @@ export function leasesModule(opts: LeaseOptions = {}): {
   ports: LeasesPort;
 } {
   const { manager, bind } = createLeaseManager(opts);
+  const issuers = new Map<string, CredentialIssuer>();
   let deps: LeasesDeps | undefined;
 
   /** The caller's own lease, or one it may manage; anything else is "no such lease" (no oracle). */
@@ -191,6 +212,16 @@ export function leasesModule(opts: LeaseOptions = {}): {
       onSeal: () => void manager.stop(),
       close: () => manager.stop(),
     },
-    ports: { leases: manager },
+    ports: {
+      leases: manager,
+      issuers: {
+        register(engine, issuer) {
+          if (issuers.has(engine))
+            throw new TypeError(`a credential issuer for ${engine} is already registered`);
+          issuers.set(engine, issuer);
+        },
+        get: (engine) => issuers.get(engine),
+      },
+    },
   };
 }

@@ -1,7 +1,12 @@
 import * as api from '../../api/provider-keys.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
-import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
+import {
+  type AnyOperation,
+  implement,
+  type OperationContext,
+  type Resource,
+} from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import type { LeaseRecord, LeasesPort } from '../leases/leases.ts';
@@ -96,6 +101,42 @@ export function providerKeysModule(
     for (const id of ids) await adapter.revoke(ctx, id);
   }
 
+  /** A key of the role for the caller under a lease (the creds operation, and the tool registry's issuer). */
+  async function issueKey(ctx: OperationContext, roleName: string, i: { ttl?: string | number | undefined }) {
+    const r = await role(roleName);
+    const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
+    const renewable = r.provider !== 'openrouter';
+    const { lease, result } = await deps!.leases.issue(
+      {
+        engine: ENGINE,
+        role: `creds/${r.name}`,
+        ttl,
+        maxTtl: renewable ? r.max_ttl : ttl,
+        renewable,
+        ctx,
+        data: { role: r.name },
+      },
+      async (l) => {
+        const c = await contextOf(
+          r,
+          l.key,
+          r.provider === 'openrouter' ? Date.parse(l.expires_at) : undefined,
+        );
+        const minted = await adapters[r.provider].create(c);
+        return {
+          data: { key_id: minted.id },
+          result: { provider: r.provider, api_key: minted.value, key_id: minted.id },
+        };
+      },
+    );
+    return {
+      lease_id: lease.id,
+      lease_duration: Math.floor((Date.parse(lease.expires_at) - now()) / 1000),
+      renewable,
+      data: result,
+    };
+  }
+
   function operations(): AnyOperation[] {
     return [
       implement(api.ProviderRoleWrite, {
@@ -152,40 +193,7 @@ export function providerKeysModule(
         action: 'provider-key.creds',
         auth: 'token',
         resource: (i) => ({ type: 'System', id: `provider-keys/creds/${i.role}`, attrs: { role: i.role } }),
-        async handle(ctx, i) {
-          const r = await role(i.role);
-          const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
-          const renewable = r.provider !== 'openrouter';
-          const { lease, result } = await deps!.leases.issue(
-            {
-              engine: ENGINE,
-              role: `creds/${r.name}`,
-              ttl,
-              maxTtl: renewable ? r.max_ttl : ttl,
-              renewable,
-              ctx,
-              data: { role: r.name },
-            },
-            async (l) => {
-              const c = await contextOf(
-                r,
-                l.key,
-                r.provider === 'openrouter' ? Date.parse(l.expires_at) : undefined,
-              );
-              const minted = await adapters[r.provider].create(c);
-              return {
-                data: { key_id: minted.id },
-                result: { provider: r.provider, api_key: minted.value, key_id: minted.id },
-              };
-            },
-          );
-          return {
-            lease_id: lease.id,
-            lease_duration: Math.floor((Date.parse(lease.expires_at) - now()) / 1000),
-            renewable,
-            data: result,
-          };
-        },
+        handle: (ctx, i) => issueKey(ctx, i.role, i),
       }),
     ];
   }
@@ -198,6 +206,7 @@ export function providerKeysModule(
       deps = k;
       store = st;
       k.leases.register({ engine: ENGINE, revoke: revokeKey });
+      k.issuers.register(ENGINE, (ctx, role, o) => issueKey(ctx, role, o));
       return operations();
     },
   };

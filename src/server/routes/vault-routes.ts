@@ -9,6 +9,7 @@ import {
   databaseRoutes,
   leaseRoutes,
   providerKeyRoutes,
+  toolRoutes,
   wrappingRoutes,
 } from './v1/leases.ts';
 import { rotationRoutes } from './v1/rotation.ts';
@@ -33,4 +34,5 @@ export const vaultRoutes: readonly RouteDef[] = [
   ...wrappingRoutes,
   ...checkoutRoutes,
   ...providerKeyRoutes,
+  ...toolRoutes,
 ];

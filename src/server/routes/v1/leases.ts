@@ -3,6 +3,7 @@ import * as co from '../../../api/checkout.ts';
 import * as db from '../../../api/database.ts';
 import * as ops from '../../../api/leases.ts';
 import * as pk from '../../../api/provider-keys.ts';
+import * as tl from '../../../api/tools.ts';
 import { SecretParams } from '../../../api/v1.ts';
 import * as wrap from '../../../api/wrapping.ts';
 import type { RouteDef } from './routes.ts';
@@ -208,6 +209,40 @@ export const providerKeyRoutes: RouteDef[] = [
     url: '/v1/provider-keys/creds/:role',
     operation: pk.ProviderCreds,
     schema: { params: pk.ProviderRoleParams, body: pk.ProviderCredsRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+    wrappable: true,
+  },
+];
+
+/** The tool registry and per-tool credentials (docs/tools.md). */
+export const toolRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: '/v1/tools/:tool',
+    operation: tl.ToolWrite,
+    schema: { params: tl.ToolParams, body: tl.ToolRequest },
+    input: (r) => ({ ...body(r), ...params(r) }),
+  },
+  {
+    method: 'GET',
+    url: '/v1/tools/:tool',
+    operation: tl.ToolRead,
+    schema: { params: tl.ToolParams },
+    input: params,
+  },
+  { method: 'GET', url: '/v1/tools', operation: tl.ToolList, schema: {}, input: none },
+  {
+    method: 'DELETE',
+    url: '/v1/tools/:tool',
+    operation: tl.ToolDelete,
+    schema: { params: tl.ToolParams },
+    input: params,
+  },
+  {
+    method: 'POST',
+    url: '/v1/tools/:tool/credentials',
+    operation: tl.ToolCredential,
+    schema: { params: tl.ToolParams, body: tl.ToolCredentialRequest },
     input: (r) => ({ ...body(r), ...params(r) }),
     wrappable: true,
   },
