@@ -21,7 +21,7 @@ export const LeaseRenewRequest = Type.Object(
   {
     lease_id: LeaseId,
     /** Seconds (or 15m, 1h) from now; default the lease's own TTL. Capped by max_ttl and the owner token's life. */
-    increment: Type.Optional(Duration),
+    increment: Type.Optional(Type.Union([Duration, Type.Null()])),
   },
   Strict,
 );
@@ -76,6 +76,16 @@ export const LeaseInfoSchema = Type.Object({
   last_renewed_at: IsoOrNull,
   revoke_attempts: Type.Integer(),
   last_error: StringOrNull,
+  /** Vault's names for the same facts (`sys/leases/lookup` and `renew` answers), for Vault clients. */
+  lease_duration: Type.Integer(),
+  data: Type.Object({
+    id: Type.String(),
+    issue_time: Iso,
+    expire_time: Iso,
+    last_renewal: IsoOrNull,
+    renewable: Type.Boolean(),
+    ttl: Type.Integer(),
+  }),
 });
 export type LeaseInfo = Static<typeof LeaseInfoSchema>;
 

@@ -58,6 +58,7 @@ const ALL_LEASES: Resource = { type: 'System', id: 'leases' };
 const OWN_LEASE: Resource = { type: 'Token', id: 'leases' };
 
 function info(l: LeaseRecord, now: number): api.LeaseInfo {
+  const ttl = Math.max(0, Math.floor((Date.parse(l.expires_at) - now) / 1000));
   return {
     lease_id: l.id,
     engine: l.engine,
@@ -65,13 +66,22 @@ function info(l: LeaseRecord, now: number): api.LeaseInfo {
     issued_at: l.issued_at,
     expires_at: l.expires_at,
     max_expires_at: l.max_expires_at,
-    ttl: Math.max(0, Math.floor((Date.parse(l.expires_at) - now) / 1000)),
+    ttl,
     renewable: l.renewable,
     state: l.state,
     holder: l.holder.accessor,
     last_renewed_at: l.last_renewed_at,
     revoke_attempts: l.revoke_attempts,
     last_error: l.last_error,
+    lease_duration: ttl,
+    data: {
+      id: l.id,
+      issue_time: l.issued_at,
+      expire_time: l.expires_at,
+      last_renewal: l.last_renewed_at,
+      renewable: l.renewable,
+      ttl,
+    },
   };
 }
 
@@ -136,7 +146,7 @@ export function leasesModule(opts: LeaseOptions = {}): {
           const l = await reachable(ctx, i.lease_id);
           let inc: number | undefined;
           try {
-            inc = i.increment === undefined ? undefined : parseDuration(i.increment);
+            inc = i.increment === undefined || i.increment === null ? undefined : parseDuration(i.increment);
           } catch (err) {
             throw new StrongroomError('invalid_value', (err as Error).message);
           }
