@@ -10,7 +10,9 @@ const url = await postgresTestUrl();
 const PYTHON = '/usr/bin/python3';
 const hasHvac = spawnSync(PYTHON, ['-c', 'import hvac'], { stdio: 'ignore' }).status === 0;
 if (!hasHvac && process.env.STRONGROOM_TEST_REQUIRE_HVAC === '1') {
-  throw new Error('STRONGROOM_TEST_REQUIRE_HVAC=1 but /usr/bin/python3 cannot import hvac (apt-get install python3-hvac)');
+  throw new Error(
+    'STRONGROOM_TEST_REQUIRE_HVAC=1 but /usr/bin/python3 cannot import hvac (apt-get install python3-hvac)',
+  );
 }
 
 const SCRIPT = `
