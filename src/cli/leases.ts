@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { DatabaseRoleRequest } from '../api/database.ts';
-import { databaseClient, leasesClient, wrappingClient } from '../sdk/leases.ts';
-import { type CliIO, clientFor, formatOf, UsageError } from './context.ts';
+import { checkoutClient, databaseClient, leasesClient, wrappingClient } from '../sdk/leases.ts';
+import { type CliIO, clientFor, formatOf, parseSecretAddress, UsageError } from './context.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
 
@@ -73,6 +73,7 @@ export function leaseCommands(program: Command, io: CliIO): void {
     });
 
   databaseCommands(program, io);
+  checkoutCommands(program, io);
 
   program
     .command('unwrap')
@@ -235,5 +236,44 @@ function databaseCommands(program: Command, io: CliIO): void {
           'Lease duration (s)': r.lease_duration,
         }),
       );
+    });
+}
+
+function checkoutCommands(program: Command, io: CliIO): void {
+  const s =
+    program.commands.find((c) => c.name() === 'secret') ??
+    program.command('secret').description('store, read and manage versioned secrets');
+  const client = (cmd: Command) => checkoutClient(clientFor(io, cmd).request);
+
+  s.command('checkout')
+    .argument('<address>', 'PROJECT/ENV/NAME')
+    .option('--ttl <duration>', 'how long you hold it (default 1h, at most 24h)')
+    .option('--exclusive', 'one holder at a time (a shared service-account credential)')
+    .description('check a secret out: its value under a lease, ended by check-in or expiry')
+    .action(async (address: string, o: { ttl?: string; exclusive?: boolean }, cmd: Command) => {
+      const a = parseSecretAddress(address);
+      const r = await client(cmd).checkout(a.project, a.env, a.name, {
+        ...(o.ttl ? { ttl: o.ttl } : {}),
+        ...(o.exclusive ? { exclusive: true } : {}),
+      });
+      print(io.stdout, formatOf(cmd), r, () =>
+        kv({
+          Value: r.data.value,
+          Version: r.data.version,
+          Lease: r.lease_id,
+          'Lease duration (s)': r.lease_duration,
+          Exclusive: r.exclusive,
+        }),
+      );
+    });
+
+  s.command('checkin')
+    .argument('<address>', 'PROJECT/ENV/NAME')
+    .argument('<lease-id>', 'the lease the check-out answered')
+    .description('check a secret back in: the lease ends now (and an exclusive hold is released)')
+    .action(async (address: string, leaseId: string, _o, cmd: Command) => {
+      const a = parseSecretAddress(address);
+      const r = await client(cmd).checkin(a.project, a.env, a.name, leaseId);
+      print(io.stdout, formatOf(cmd), r, () => kv({ 'Checked in': r.checked_in }));
     });
 }

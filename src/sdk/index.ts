@@ -20,7 +20,7 @@ import { exportSecrets, type ImportProgress, importSecrets } from './bulk.ts';
 import { type ClientOptions, createClient } from './client.ts';
 import { gatewayClient } from './gateway.ts';
 import { identityClient } from './identity.ts';
-import { databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
+import { checkoutClient, databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
 import { createSession, type Session, type SessionOptions } from './session.ts';
@@ -38,7 +38,7 @@ export { gatewayClient } from './gateway.ts';
 export type { IdentityClient } from './identity.ts';
 export { identityClient } from './identity.ts';
 export type { DatabaseCreds, KeptLease, LeaseInfo } from './leases.ts';
-export { databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
+export { checkoutClient, databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
 export type { SecretsCache, SecretsCacheOptions } from './secrets.ts';
 export { createSecretsCache } from './secrets.ts';
 export type { Session, SessionCredentials, SessionOptions } from './session.ts';
@@ -153,6 +153,8 @@ export async function connect(opts: ConnectOptions) {
     },
     /** Dynamic database credentials (docs/database.md). */
     database: databaseClient(call),
+    /** Check-out / check-in of static secrets under a lease (docs/checkout.md). */
+    checkout: checkoutClient(call),
     /** Response wrapping: unwrap a wrapping token once, or look at what it was made for. */
     wrapping: wrappingClient(call),
     /** Who read what, and what nobody reads. */

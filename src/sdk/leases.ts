@@ -1,3 +1,4 @@
+import type * as co from '../api/checkout.ts';
 import type * as db from '../api/database.ts';
 import type * as api from '../api/leases.ts';
 import type * as wrap from '../api/wrapping.ts';
@@ -61,6 +62,24 @@ export function databaseClient(call: Call) {
     /** A new role for this caller, under a lease (renew it, or use `session()` which does). */
     creds: (role: string, body: db.DatabaseCredsRequest = {}) =>
       call<DatabaseCreds>('POST', `/v1/database/creds/${seg(role)}`, body),
+  };
+}
+
+/** Check-out / check-in of static secrets (docs/checkout.md). */
+export function checkoutClient(call: Call) {
+  const base = (project: string, env: string, name: string) =>
+    `/v1/secrets/${seg(project)}/${seg(env)}/${seg(name)}`;
+  return {
+    /** The value under a lease; `exclusive`: one holder at a time (409 `checked_out` for the others). */
+    checkout: (project: string, env: string, name: string, body: co.CheckoutRequest = {}) =>
+      call<Out<typeof co.SecretCheckout>>('POST', `${base(project, env, name)}/checkout`, body),
+    checkin: (project: string, env: string, name: string, leaseId: string) =>
+      call<Out<typeof co.SecretCheckin>>('POST', `${base(project, env, name)}/checkin`, {
+        lease_id: leaseId,
+      }),
+    /** The exclusive holder now, if any. */
+    holder: (project: string, env: string, name: string) =>
+      call<Out<typeof co.SecretHolder>>('GET', `${base(project, env, name)}/checkout`),
   };
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { appToken, buildTestApp } from '../helpers/app.ts';
+import { cliInProcess } from '../helpers/cli.ts';
 
 const SA = 'svc-account-password-0123456789';
 
@@ -72,6 +73,33 @@ test('check-out / check-in of a static secret under a lease', async (t) => {
       const after = await a.call('POST', `${url}/checkout`, { ttl: '1m', exclusive: true });
       assert.equal(after.statusCode, 200, after.body);
       await a.call('POST', `${url}/checkin`, { lease_id: (after.json() as Checkout).lease_id });
+    },
+  );
+
+  await t.test(
+    'the CLI: secret checkout --exclusive, a second holder is told until when, checkin',
+    async () => {
+      const addr = await a.app.listen({ host: '127.0.0.1', port: 0 });
+      const cli = (args: string[]) => cliInProcess(addr, args, { env: { STRONGROOM_TOKEN: a.rootToken } });
+      const first = await cli([
+        'secret',
+        'checkout',
+        'ops/dev/SHARED_SA',
+        '--exclusive',
+        '--ttl',
+        '5m',
+        '--format',
+        'json',
+      ]);
+      assert.equal(first.code, 0, first.stderr);
+      const c = JSON.parse(first.stdout) as Checkout;
+      assert.equal(c.data.value, SA);
+      const second = await cli(['secret', 'checkout', 'ops/dev/SHARED_SA', '--exclusive']);
+      assert.notEqual(second.code, 0);
+      assert.match(second.stderr, /checked out until/);
+      const back = await cli(['secret', 'checkin', 'ops/dev/SHARED_SA', c.lease_id]);
+      assert.equal(back.code, 0, back.stderr);
+      assert.equal(((await a.call('GET', `${url}/checkout`)).json() as { holder: unknown }).holder, null);
     },
   );
 
