@@ -8,9 +8,10 @@ import type { AgentConfig } from '../config/agent.ts';
 import { alive, type Running, type Sink, startChild, stopChild } from '../lib/child.ts';
 import { writeFileAtomic } from '../lib/files.ts';
 import { createMetricsRegistry, type MetricFamily, renderFamilies } from '../lib/metrics.ts';
-import { StrongroomApiError } from '../sdk/client.ts';
+import { createClient, StrongroomApiError } from '../sdk/client.ts';
 import { createSecretsCache, type SecretsCache } from '../sdk/secrets.ts';
 import { createSession, type Session } from '../sdk/session.ts';
+import { agentLeases } from './leases.ts';
 import { parseRef, parseTemplate, refKey, type SecretRef, type Template, TemplateError } from './template.ts';
 import { type AgentIdentity, startAgentIdentity } from './workload-api.ts';
 
@@ -156,6 +157,7 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
 
   let session: Session | undefined;
   let cache: SecretsCache | undefined;
+  let held: ReturnType<typeof agentLeases> | undefined;
   let identity: AgentIdentity | undefined;
   let child: Running | undefined;
   let restarting = false;
@@ -182,9 +184,18 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
   async function renderTemplates(changed?: Set<string>): Promise<boolean> {
     let any = false;
     for (const x of templates) {
-      if (changed && ![...x.t.refs].some((r) => changed.has(r))) continue;
+      if (
+        changed &&
+        ![...x.t.refs].some((r) => changed.has(r)) &&
+        ![...x.t.leases.keys()].some((k) => changed.has(`lease:${k}`))
+      )
+        continue;
       const vals = await values(x.t.refs);
-      const text = x.t.render((r) => vals.get(refKey(r))!);
+      if (x.t.leases.size) await held!.ensure(x.t.leases.values());
+      const text = x.t.render(
+        (r) => vals.get(refKey(r))!,
+        (ref, field) => held!.field(ref, field),
+      );
       // only a digest of the content is kept, to skip rewriting an unchanged file
       const hash = createHash('sha256').update(text).digest('hex');
       if (hash === x.hash) continue;
@@ -423,10 +434,15 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
     }
   }
 
+  // a sidecar runs until it is told to stop, whatever keeps its event loop busy (a listener, a watch
+  // stream) or not (templates of leased credentials only: their renewal timers do not hold the process)
+  const keepAlive = opts.once ? undefined : setInterval(() => {}, 1 << 30);
+
   let shuttingDown = false;
   async function shutdown(code: number) {
     if (shuttingDown) return;
     shuttingDown = true;
+    clearInterval(keepAlive);
     stop.abort();
     clearTimeout(timer);
     // the exit code is the reason for stopping: 0 for a signal, the child's own code when it exited by itself
@@ -441,6 +457,8 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
     }
     await identity?.close();
     cache?.close();
+    // leased credentials end with the agent; an init container's are left to their TTL (the app uses them)
+    if (!opts.once) await held?.close();
     await session?.close();
     log('stopped', { code });
     finish(code);
@@ -485,6 +503,15 @@ export function startAgent(cfg: AgentConfig, io: AgentIO, opts: AgentOptions = {
       ...(opts.once || environments.length === 0 ? {} : { watch: environments }),
       onChange,
       ...fetchOpt,
+    });
+    held = agentLeases({
+      call: createClient({ addr: cfg.addrs, token: () => session?.token(), ...fetchOpt }).request,
+      log,
+      // a lease that could not be renewed was replaced: re-render what reads it (and restart the child)
+      onReplaced: (key) => {
+        busy = busy.then(() => applyChange(new Set([`lease:${key}`])));
+        return busy;
+      },
     });
     if (!opts.once) await listen();
     if (cfg.identity) {
