@@ -53,7 +53,7 @@ const LEASE_PATH =
   /^((?:database|provider-keys)\/creds\/[a-z0-9][a-z0-9_-]{0,62})(?:\?tenant=([A-Za-z0-9_-]{1,63}))?$/;
 
 /** Parses a lease path: `database/creds/ROLE` or `provider-keys/creds/ROLE`, optionally `?tenant=T`. */
-export function parseLeaseRef(text: string): LeaseRef {
+function parseLeaseRef(text: string): LeaseRef {
   const m = LEASE_PATH.exec(text);
   if (!m) {
     throw new TemplateError(
