@@ -4,12 +4,14 @@ import type { Command } from 'commander';
 import type { WatchReady } from '../api/watch.ts';
 import { alive, type Running, startChild, trapSignals } from '../lib/child.ts';
 import { StrongroomApiError, type StrongroomClient } from '../sdk/client.ts';
+import { type KeptLease, keepLease, leasesClient } from '../sdk/leases.ts';
 import { watchSecrets } from '../sdk/watch.ts';
 import { type CliIO, clientFor, globals, UsageError } from './context.ts';
 
 interface RunOptions {
-  project: string;
-  env: string;
+  project?: string;
+  env?: string;
+  lease?: string[];
   only?: string;
   watch?: boolean;
   grace: string;
@@ -104,27 +106,111 @@ export function runCommand(program: Command, io: CliIO): void {
     .description(
       "run a command with an environment's secrets as environment variables (nothing written to disk or printed)",
     )
-    .requiredOption('--project <project>', 'the project')
-    .requiredOption('--env <env>', 'the environment')
+    .option('--project <project>', 'the project whose secrets go in the environment')
+    .option('--env <env>', 'the environment')
+    .option(
+      '--lease <VAR=PATH#FIELD>',
+      'a dynamic credential: VAR gets FIELD of a credential leased from PATH (database/creds/ROLE, provider-keys/creds/ROLE; ?tenant=T); repeat; one lease per path, renewed while the command runs and revoked when it ends',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option('--only <names>', 'only these secrets (comma-separated names)')
     .option('--watch', 'restart the command when one of its secrets changes')
     .option('--grace <duration>', 'with --watch: how long to wait after SIGTERM before SIGKILL', '10s')
     .argument('<command...>', 'the command and its arguments, after --')
     .addHelpText(
       'after',
-      "\nExample:\n  strongroom run --project demo --env dev -- node server.js\n\nExits with the command's exit code (128+N when it is killed by signal N).",
+      "\nExamples:\n  strongroom run --project demo --env dev -- node server.js\n  strongroom run --lease PGUSER=database/creds/rag-reader?tenant=acme#username \\\n                 --lease PGPASSWORD=database/creds/rag-reader?tenant=acme#password -- python worker.py\n\nExits with the command's exit code (128+N when it is killed by signal N).",
     )
     .action(async (argv: string[], o: RunOptions, cmd: Command) => {
       io.exitCode = await run(io, cmd, argv, o);
     });
 }
 
+const LEASE_ARG =
+  /^([A-Za-z_][A-Za-z0-9_]*)=((?:database|provider-keys)\/creds\/[a-z0-9][a-z0-9_-]*)(?:\?tenant=([A-Za-z0-9_-]+))?#([a-z_]+)$/;
+
+/** The credentials of `--lease` arguments, one lease per path, kept renewed until `close()` revokes them. */
+async function leaseVars(io: CliIO, client: StrongroomClient, args: readonly string[]) {
+  const parsed = args.map((a) => {
+    const m = LEASE_ARG.exec(a);
+    if (!m) {
+      throw new UsageError(
+        `--lease takes VAR=PATH#FIELD like PGPASSWORD=database/creds/rag-reader#password, not ${JSON.stringify(a)}`,
+      );
+    }
+    return { name: m[1]!, path: m[2]!, tenant: m[3], field: m[4]!, key: `${m[2]}?${m[3] ?? ''}` };
+  });
+  const held = new Map<string, { data: Record<string, string>; kept: KeptLease }>();
+  const leases = leasesClient(client.request);
+  const close = () => Promise.all([...held.values()].map((h) => h.kept.close()));
+  try {
+    for (const p of parsed) {
+      if (held.has(p.key)) continue;
+      const r = await client.request<{
+        lease_id: string;
+        lease_duration: number;
+        data: Record<string, string>;
+      }>('POST', `/v1/${p.path}`, p.tenant ? { tenant: p.tenant } : {});
+      held.set(p.key, {
+        data: { ...r.data, lease_id: r.lease_id },
+        kept: keepLease(leases, r, {
+          onEnd: (why) =>
+            io.stderr.write(
+              `strongroom run: the lease of ${p.path} cannot be renewed (${why}); it ends at its expiry\n`,
+            ),
+        }),
+      });
+    }
+    const vars: Record<string, string> = {};
+    for (const p of parsed) {
+      const v = held.get(p.key)!.data[p.field];
+      if (typeof v !== 'string') throw new UsageError(`the credential of ${p.path} has no field ${p.field}`);
+      vars[p.name] = v;
+    }
+    return { vars, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
 async function run(io: CliIO, cmd: Command, argv: string[], o: RunOptions): Promise<number> {
   if (argv.length === 0 || argv[0] === '') throw new UsageError('give the command to run after --');
+  if ((o.project === undefined) !== (o.env === undefined))
+    throw new UsageError('give --project and --env together');
+  if (o.project === undefined && !o.lease?.length)
+    throw new UsageError('give --project and --env, or --lease');
+  if (o.watch && o.project === undefined)
+    throw new UsageError('--watch follows an environment: give --project and --env');
   const only = o.only === undefined ? undefined : parseOnly(o.only);
   const graceMs = parseGrace(o.grace);
   const client = clientFor(io, cmd);
-  const load = () => loadSecrets(io, client, o.project, o.env, only);
+  const leased = o.lease?.length ? await leaseVars(io, client, o.lease) : undefined;
+  try {
+    return await runWith(io, cmd, argv, o, only, graceMs, client, leased?.vars ?? {});
+  } finally {
+    // the command has ended: so do its credentials
+    await leased?.close();
+  }
+}
+
+async function runWith(
+  io: CliIO,
+  cmd: Command,
+  argv: string[],
+  o: RunOptions,
+  only: Set<string> | undefined,
+  graceMs: number,
+  client: StrongroomClient,
+  extra: Record<string, string>,
+): Promise<number> {
+  const load = async (): Promise<Loaded> => {
+    const l =
+      o.project !== undefined && o.env !== undefined
+        ? await loadSecrets(io, client, o.project, o.env, only)
+        : { vars: {}, versions: new Map<string, number>(), skipped: new Set<string>() };
+    return { ...l, vars: { ...l.vars, ...extra } };
+  };
 
   if (!o.watch) {
     const loaded = await load();
@@ -254,8 +340,8 @@ async function watchAndRun(
         for await (const m of watchSecrets({
           addr,
           token,
-          project: o.project,
-          env: o.env,
+          project: o.project!,
+          env: o.env!,
           signal: ac.signal,
         })) {
           backoff = 1000;

@@ -63,6 +63,7 @@ test('dynamic PostgreSQL credentials under leases', {
   skip: url ? false : postgresSkipReason(),
 }, async (t) => {
   const { a, db, prefix } = await setup(t);
+  const addr = await a.app.listen({ host: '127.0.0.1', port: 0 });
 
   await t.test(
     'a minted role logs in with psql and sees only its tenant’s rows, even after SET app.tenant',
@@ -181,7 +182,6 @@ test('dynamic PostgreSQL credentials under leases', {
   );
 
   await t.test('the CLI: creds, lease lookup, renew and revoke, with --format json', async () => {
-    const addr = await a.app.listen({ host: '127.0.0.1', port: 0 });
     const env = { STRONGROOM_TOKEN: a.rootToken };
     const cli = (args: string[]) => cliInProcess(addr, args, { env });
     const got = await cli([
@@ -214,6 +214,42 @@ test('dynamic PostgreSQL credentials under leases', {
     assert.notEqual(both.code, 0);
     assert.match(both.stderr, /not both/);
   });
+
+  await t.test(
+    'strongroom run --lease: the command gets a role for its run, revoked when it ends',
+    async () => {
+      const path = `database/creds/rag-reader?tenant=${db.tenants.globex}`;
+      const before = new Set(await db.roles(prefix));
+      const r = await cliInProcess(
+        addr,
+        [
+          'run',
+          '--lease',
+          `PGUSER=${path}#username`,
+          '--lease',
+          `PGPASSWORD=${path}#password`,
+          '--',
+          'psql',
+          '-X',
+          '-A',
+          '-t',
+          '-h',
+          '127.0.0.1',
+          '-d',
+          db.database,
+          '-c',
+          'SELECT current_user, body FROM docs',
+        ],
+        { env: { STRONGROOM_TOKEN: a.rootToken, PATH: process.env.PATH ?? '' } },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const [user, body] = r.stdout.trim().split('|');
+      assert.ok(user?.startsWith(prefix), r.stdout);
+      assert.equal(body, 'globex secret');
+      assert.ok(!before.has(user!));
+      assert.deepEqual(await db.roles(user!), [], 'the role ended with the command');
+    },
+  );
 
   await t.test(
     'a backend that is down: revocation is retried with backoff, force drops the record and says so',
