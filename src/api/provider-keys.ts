@@ -1,4 +1,5 @@
 import { type Static, Type } from 'typebox';
+import { BudgetLimits, KeyScope } from './gateway.ts';
 import { op } from './op.ts';
 import { Iso, Strings } from './response-schemas.ts';
 
@@ -18,13 +19,22 @@ export type ProviderRoleParams = Static<typeof ProviderRoleParams>;
 export const ProviderRoleRequest = Type.Object(
   {
     /** The provider whose management API mints a key per lease. */
-    provider: Type.Union([Type.Literal('openai'), Type.Literal('openrouter')]),
+    provider: Type.Union([Type.Literal('openai'), Type.Literal('openrouter'), Type.Literal('gateway')]),
     /** The vault secret holding the admin / provisioning key: PROJECT/ENV/NAME. */
-    admin_secret: Type.String({
-      minLength: 5,
-      maxLength: 256,
-      pattern: '^[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*/[A-Za-z_][A-Za-z0-9_.-]*$',
-    }),
+    admin_secret: Type.Optional(
+      Type.String({
+        minLength: 5,
+        maxLength: 256,
+        pattern: '^[a-z0-9][a-z0-9_-]*/[a-z0-9][a-z0-9_-]*/[A-Za-z_][A-Za-z0-9_.-]*$',
+      }),
+    ),
+    /**
+     * `gateway` (a gateway virtual key per lease, for providers with no key-minting API: Anthropic and
+     * others; the gateway injects the real key, the lease holds only the virtual one): what each
+     * lease's key may call (providers, models) and its budgets.
+     */
+    key_scope: Type.Optional(KeyScope),
+    key_limits: Type.Optional(BudgetLimits),
     /** OpenAI: the project (proj_…) whose service account each lease gets. */
     project_id: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9_-]+$' })),
     /** OpenRouter: the credit limit (USD) of each lease's key. */
@@ -43,7 +53,9 @@ export type ProviderCredsRequest = Static<typeof ProviderCredsRequest>;
 const RoleSchema = Type.Object({
   name: Type.String(),
   provider: Type.String(),
-  admin_secret: Type.String(),
+  admin_secret: Type.Union([Type.String(), Type.Null()]),
+  key_scope: Type.Union([KeyScope, Type.Null()]),
+  key_limits: Type.Union([BudgetLimits, Type.Null()]),
   project_id: Type.Union([Type.String(), Type.Null()]),
   limit: Type.Union([Type.Number(), Type.Null()]),
   default_ttl: Type.Integer(),

@@ -24,7 +24,7 @@ import {
   leasesModule,
 } from '../engines/leases/leases.ts';
 import { metricsModule } from '../engines/metrics/metrics.ts';
-import type { SecretsPort, SecretsReader, SecretsWriterPort } from '../engines/ports.ts';
+import type { SecretsPort, SecretsReader, SecretsWriterPort, VirtualKeysPort } from '../engines/ports.ts';
 import { providerKeysModule } from '../engines/provider-keys/provider-keys.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { toolsModule } from '../engines/tools/tools.ts';
@@ -51,7 +51,7 @@ import { checkMounts, closeModules, orderModules } from './modules.ts';
  */
 
 /** What every module of the vault may ask for: the core's parts and the ports modules offer each other. */
-export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort;
+export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort;
 
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
 export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
@@ -191,7 +191,16 @@ export function assembleVault(deps: VaultDeps): Vault {
     audit: audit.broker,
     rateLimit: deps.rateLimit,
     modules,
-    ports: { ...secrets.ports, ...leases.ports },
+    ports: {
+      ...secrets.ports,
+      ...leases.ports,
+      // the gateway-keys engine, bound once its module is mounted
+      virtualKeys: {
+        mint: (ctx, input) => gatewayKeys!.mint(ctx, input),
+        revoke: (id) => gatewayKeys!.revoke(id),
+        idsNamed: (name) => gatewayKeys!.idsNamed(name),
+      },
+    } satisfies SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort,
     onSuccess: [
       ...(usage.observe ? [usage.observe] : []),
       // a revocation ends open watch streams at once, not at their next heartbeat

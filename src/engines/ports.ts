@@ -1,6 +1,7 @@
+import type { KeyCreateRequest } from '../api/gateway.ts';
 import type { Barrier, BarrierReader, BarrierWriter } from '../barrier/barrier.ts';
 import type { Identity, TokenEntry } from '../contract/identity.ts';
-import type { RequestInfo } from '../contract/operation.ts';
+import type { OperationContext, RequestInfo } from '../contract/operation.ts';
 import type { Resource } from '../contract/resource.ts';
 import type { Clock } from '../lib/clock.ts';
 import type {
@@ -108,6 +109,20 @@ export interface SecretsWriterPort {
 /** The barrier: a view of one's own prefix, and whether the vault is sealed. */
 export interface BarrierPort {
   barrier: Pick<Barrier, 'view' | 'sealed'>;
+}
+
+/** Gateway virtual keys, for engines that hand one out per lease (providers with no key-minting API). */
+export interface VirtualKeysPort {
+  virtualKeys: {
+    /** Mints a key held by the caller's token (it ends with it); the key string is returned once. */
+    mint(
+      ctx: OperationContext,
+      input: KeyCreateRequest,
+    ): Promise<{ virtual_key: string; id: string; ttl: number }>;
+    revoke(id: string): Promise<void>;
+    /** Ids of the live keys named `name`. */
+    idsNamed(name: string): Promise<string[]>;
+  };
 }
 
 /** Token lookups, for modules whose credentials live and die with a token. */

@@ -147,6 +147,38 @@ test('a provider key per lease: minted at the provider, deleted at the lease’s
     assert.equal([...openrouter.keys.values()].includes(stray), false, 'found by its lease name and deleted');
   });
 
+  await t.test(
+    'a provider with no minting API (Anthropic): a gateway virtual key per lease, revoked with it',
+    async () => {
+      const r = await role('agent-anthropic', {
+        provider: 'gateway',
+        key_scope: { providers: ['anthropic'], models: ['claude-*'] },
+        key_limits: { requests_per_minute: 30 },
+        default_ttl: '10m',
+      });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal(
+        (await role('bad', { provider: 'gateway', admin_secret: 'llm/prod/OPENAI_ADMIN_KEY' })).statusCode,
+        400,
+      );
+      const c = await creds('agent-anthropic');
+      assert.equal(c.data.provider, 'gateway');
+      assert.match(c.data.api_key, /^srv_/);
+      assert.equal(c.renewable, false);
+      const key = (await a.call('GET', `/v1/gateway/keys/${c.data.key_id}`)).json() as {
+        key: { state: string; name: string; scope: { providers: string[] }; expires_at: string };
+      };
+      assert.equal(key.key.state, 'active');
+      assert.deepEqual(key.key.scope.providers, ['anthropic']);
+      assert.equal(key.key.name, `strongroom-lease-${c.lease_id.split('/').at(-1)}`);
+      await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id });
+      const after = (await a.call('GET', `/v1/gateway/keys/${c.data.key_id}`)).json() as {
+        key: { state: string };
+      };
+      assert.equal(after.key.state, 'revoked');
+    },
+  );
+
   await t.test('the admin key never reaches a client, a log or an error', async () => {
     const roleRead = await a.call('GET', '/v1/provider-keys/roles/agent-openai');
     assert.ok(!roleRead.body.includes(adminKey));

@@ -91,6 +91,16 @@ export interface GatewayKeysEngine {
   lookup(keyString: string, proof?: { spiffe_id?: string | undefined }): Promise<VirtualKey | undefined>;
   /** Revokes a key by id (the gateway's anomaly response); idempotent. */
   revoke(id: string): Promise<void>;
+  /**
+   * Mints a key for the caller, as `gateway.key.create` does (the caller's authorization is the
+   * caller's business: the provider-keys engine mints one per lease). The key string is returned once.
+   */
+  mint(
+    ctx: OperationContext,
+    input: api.KeyCreateRequest,
+  ): Promise<{ virtual_key: string; id: string; ttl: number }>;
+  /** Ids of the live (unrevoked) keys named `name`: a key a crash minted before its id was kept. */
+  idsNamed(name: string): Promise<string[]>;
   /** A key's metadata by id (revoked and expired ones too, with their `state`), or undefined. */
   get(id: string): Promise<VirtualKey | undefined>;
   /** Whether the key with this id can be used now: not revoked, not expired, its creator live (or an orphan). */
@@ -451,71 +461,73 @@ export function createGatewayKeysEngine(
 
   // ---------------------------------------------------------------- operations
 
+  async function mint(ctx: OperationContext, i: api.KeyCreateRequest) {
+    if (!NAME_RE.test(i.name))
+      throw bad('name: letters, digits, _ . - (at most 64, starting with a letter or digit)');
+    const scope = checkScope(i.scope ?? {});
+    const limits = checkLimits(i.limits ?? {});
+    const bound = creatorBound(ctx);
+    if (bound && !scopeWithin(scope, bound)) {
+      throw new StrongroomError(
+        'permission_denied',
+        bound.providers?.length
+          ? `scope: your token is limited to providers ${bound.providers.join(', ')}; a key you mint must name providers within them`
+          : 'scope: your token is scoped to vault paths, not providers: it cannot mint gateway keys',
+      );
+    }
+    if (i.classification !== undefined && !CLASS_RE.test(i.classification))
+      throw bad('classification: lower-case letters, digits, _ and - (at most 32)');
+    const spiffe = i.spiffe_id === undefined ? undefined : checkSpiffeId(i.spiffe_id);
+    const ttl = ttlOf(i.ttl);
+    const { creator, ref, until } = await creatorOf(ctx, i.orphan === true);
+    const at = now();
+    // a key ends no later than the token that minted it (orphans: the key maximum only)
+    const expires = Math.min(at + ttl * 1000, until);
+    const granted = Math.max(0, Math.floor((expires - at) / 1000));
+    const warnings =
+      expires < at + ttl * 1000
+        ? [
+            `ttl: ${ttl} s asked, ${granted} s granted: a key expires no later than the token that minted it (${iso(until)}); mint it with a longer-lived token, or as an orphan key (orphan: true, needs ${ORPHAN_ACTION})`,
+          ]
+        : undefined;
+    const secret = generateToken(TOKEN_PREFIXES.virtual_key);
+    const mac = hmacSha256(await key(), secret);
+    const id = idOf(mac);
+    const rec: KeyRecord = {
+      id,
+      name: i.name,
+      owner: ownerOf(ctx),
+      created_by: ctx.identity?.display_name ?? 'unknown',
+      creator,
+      ...(ref ? { creator_ref: ref } : {}),
+      scope,
+      limits,
+      created_at: iso(at),
+      expires_at: iso(expires),
+      ...(spiffe ? { spiffe_id: spiffe } : {}),
+      ...(i.classification ? { classification: i.classification } : {}),
+      revoked: false,
+      hmac: mac.toString('hex'),
+    };
+    await store.transaction(async (tx) => {
+      // 96 bits of HMAC: a collision is not expected, but never overwrite a key
+      if (await tx.get(`keys/${id}`)) throw new StrongroomError('internal', 'key id collision: try again');
+      await tx.put(`keys/${id}`, Buffer.from(JSON.stringify(rec)));
+    });
+    // the key string is returned here, once; only its HMAC is stored
+    return {
+      virtual_key: secret,
+      key: view(rec, 'active'),
+      ttl: granted,
+      ...(warnings ? { warnings } : {}),
+    };
+  }
+
   const create = implement(api.GatewayKeyCreate, {
     action: 'gateway.key.manage',
     auth: 'token',
     resource: keysResource,
-    async handle(ctx, i) {
-      if (!NAME_RE.test(i.name))
-        throw bad('name: letters, digits, _ . - (at most 64, starting with a letter or digit)');
-      const scope = checkScope(i.scope ?? {});
-      const limits = checkLimits(i.limits ?? {});
-      const bound = creatorBound(ctx);
-      if (bound && !scopeWithin(scope, bound)) {
-        throw new StrongroomError(
-          'permission_denied',
-          bound.providers?.length
-            ? `scope: your token is limited to providers ${bound.providers.join(', ')}; a key you mint must name providers within them`
-            : 'scope: your token is scoped to vault paths, not providers: it cannot mint gateway keys',
-        );
-      }
-      if (i.classification !== undefined && !CLASS_RE.test(i.classification))
-        throw bad('classification: lower-case letters, digits, _ and - (at most 32)');
-      const spiffe = i.spiffe_id === undefined ? undefined : checkSpiffeId(i.spiffe_id);
-      const ttl = ttlOf(i.ttl);
-      const { creator, ref, until } = await creatorOf(ctx, i.orphan === true);
-      const at = now();
-      // a key ends no later than the token that minted it (orphans: the key maximum only)
-      const expires = Math.min(at + ttl * 1000, until);
-      const granted = Math.max(0, Math.floor((expires - at) / 1000));
-      const warnings =
-        expires < at + ttl * 1000
-          ? [
-              `ttl: ${ttl} s asked, ${granted} s granted: a key expires no later than the token that minted it (${iso(until)}); mint it with a longer-lived token, or as an orphan key (orphan: true, needs ${ORPHAN_ACTION})`,
-            ]
-          : undefined;
-      const secret = generateToken(TOKEN_PREFIXES.virtual_key);
-      const mac = hmacSha256(await key(), secret);
-      const id = idOf(mac);
-      const rec: KeyRecord = {
-        id,
-        name: i.name,
-        owner: ownerOf(ctx),
-        created_by: ctx.identity?.display_name ?? 'unknown',
-        creator,
-        ...(ref ? { creator_ref: ref } : {}),
-        scope,
-        limits,
-        created_at: iso(at),
-        expires_at: iso(expires),
-        ...(spiffe ? { spiffe_id: spiffe } : {}),
-        ...(i.classification ? { classification: i.classification } : {}),
-        revoked: false,
-        hmac: mac.toString('hex'),
-      };
-      await store.transaction(async (tx) => {
-        // 96 bits of HMAC: a collision is not expected, but never overwrite a key
-        if (await tx.get(`keys/${id}`)) throw new StrongroomError('internal', 'key id collision: try again');
-        await tx.put(`keys/${id}`, Buffer.from(JSON.stringify(rec)));
-      });
-      // the key string is returned here, once; only its HMAC is stored
-      return {
-        virtual_key: secret,
-        key: view(rec, 'active'),
-        ttl: granted,
-        ...(warnings ? { warnings } : {}),
-      };
-    },
+    handle: (ctx, i) => mint(ctx, i),
   });
 
   const list = implement(api.GatewayKeyList, {
@@ -632,6 +644,18 @@ export function createGatewayKeysEngine(
     get,
     async revoke(id: string) {
       await markRevoked(id);
+    },
+    async mint(ctx, i) {
+      const r = await mint(ctx, i);
+      return { virtual_key: r.virtual_key, id: r.key.id, ttl: r.ttl };
+    },
+    async idsNamed(name) {
+      const out: string[] = [];
+      for (const p of await store.list('keys/')) {
+        const r = await store.getJson<KeyRecord>(p);
+        if (r && r.name === name && !r.revoked) out.push(r.id);
+      }
+      return out;
     },
     async live(id: string) {
       return (await get(id))?.state === 'active';

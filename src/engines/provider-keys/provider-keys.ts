@@ -10,12 +10,12 @@ import {
 import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import type { LeaseRecord, LeasesPort } from '../leases/leases.ts';
-import type { ClockPort, SecretsPort } from '../ports.ts';
+import type { ClockPort, SecretsPort, VirtualKeysPort } from '../ports.ts';
 import type { AdapterContext, AdapterSettings, RotationAdapter } from '../rotation/adapters/http.ts';
 import { createOpenAiAdapter } from '../rotation/adapters/openai.ts';
 import { createOpenRouterAdapter } from '../rotation/adapters/openrouter.ts';
 
-export type ProviderKeysDeps = ClockPort & SecretsPort & LeasesPort;
+export type ProviderKeysDeps = ClockPort & SecretsPort & LeasesPort & VirtualKeysPort;
 
 export interface ProviderKeysOptions {
   /** Base URLs of the providers' management APIs (proxies and tests; default the real ones). */
@@ -29,8 +29,10 @@ const DEFAULT_MAX_TTL = 24 * 3600;
 
 interface RoleRecord {
   name: string;
-  provider: 'openai' | 'openrouter';
-  admin_secret: string;
+  provider: 'openai' | 'openrouter' | 'gateway';
+  admin_secret: string | null;
+  key_scope: NonNullable<api.ProviderRoleRequest['key_scope']> | null;
+  key_limits: NonNullable<api.ProviderRoleRequest['key_limits']> | null;
   project_id: string | null;
   limit: number | null;
   default_ttl: number;
@@ -64,7 +66,7 @@ export function providerKeysModule(
 ): VaultModule<ProviderKeysDeps, BarrierStore> {
   let deps: ProviderKeysDeps | undefined;
   let store: BarrierStore | undefined;
-  const adapters: Record<RoleRecord['provider'], RotationAdapter> = {
+  const adapters: Record<'openai' | 'openrouter', RotationAdapter> = {
     openai: createOpenAiAdapter(opts.adapters?.openai),
     openrouter: createOpenRouterAdapter(opts.adapters?.openrouter),
   };
@@ -78,7 +80,7 @@ export function providerKeysModule(
 
   /** What an adapter call needs: the admin key, read from the vault for this call only. */
   async function contextOf(r: RoleRecord, leaseKey: string, expiresAt?: number): Promise<AdapterContext> {
-    const [project, env, name] = r.admin_secret.split('/') as [string, string, string];
+    const [project, env, name] = (r.admin_secret ?? '').split('/') as [string, string, string];
     const rec = await deps!.secrets.secret({ project, env, name });
     return {
       adminKey: await deps!.secrets.value({ project, env, name }, rec.current_version),
@@ -95,6 +97,12 @@ export function providerKeysModule(
   async function revokeKey(lease: Readonly<LeaseRecord>): Promise<void> {
     const d = lease.data as { role?: string; key_id?: string };
     const r = await role(d.role ?? '');
+    if (r.provider === 'gateway') {
+      const v = deps!.virtualKeys;
+      const ids = d.key_id ? [d.key_id] : await v.idsNamed(labelOf(lease.key));
+      for (const id of ids) await v.revoke(id);
+      return;
+    }
     const adapter = adapters[r.provider];
     const ctx = await contextOf(r, lease.key);
     const ids = d.key_id ? [d.key_id] : ((await adapter.findByLabel?.(ctx)) ?? []);
@@ -105,7 +113,8 @@ export function providerKeysModule(
   async function issueKey(ctx: OperationContext, roleName: string, i: { ttl?: string | number | undefined }) {
     const r = await role(roleName);
     const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
-    const renewable = r.provider !== 'openrouter';
+    // OpenRouter keys and virtual keys carry their end themselves: their leases are not renewed
+    const renewable = r.provider === 'openai';
     const { lease, result } = await deps!.leases.issue(
       {
         engine: ENGINE,
@@ -117,6 +126,18 @@ export function providerKeysModule(
         data: { role: r.name },
       },
       async (l) => {
+        if (r.provider === 'gateway') {
+          const v = await deps!.virtualKeys.mint(ctx, {
+            name: labelOf(l.key),
+            ...(r.key_scope ? { scope: r.key_scope } : {}),
+            ...(r.key_limits ? { limits: r.key_limits } : {}),
+            ttl: Math.max(1, Math.ceil((Date.parse(l.expires_at) - now()) / 1000)),
+          });
+          return {
+            data: { key_id: v.id },
+            result: { provider: 'gateway', api_key: v.virtual_key, key_id: v.id },
+          };
+        }
         const c = await contextOf(
           r,
           l.key,
@@ -150,13 +171,26 @@ export function providerKeysModule(
           if (i.provider === 'openrouter' && i.project_id) {
             throw new StrongroomError('validation_failed', 'project_id is for openai roles');
           }
+          if (i.provider === 'gateway' ? i.admin_secret !== undefined : i.admin_secret === undefined) {
+            throw new StrongroomError(
+              'validation_failed',
+              i.provider === 'gateway'
+                ? 'a gateway role mints virtual keys: it has no admin_secret'
+                : `an ${i.provider} role needs admin_secret: the vault secret holding the admin key (PROJECT/ENV/NAME)`,
+            );
+          }
+          if (i.provider !== 'gateway' && (i.key_scope || i.key_limits)) {
+            throw new StrongroomError('validation_failed', 'key_scope and key_limits are for gateway roles');
+          }
           const ttl = seconds(i.default_ttl, DEFAULT_TTL, 'default_ttl');
           const max = seconds(i.max_ttl, DEFAULT_MAX_TTL, 'max_ttl');
           if (ttl > max) throw new StrongroomError('invalid_value', 'default_ttl is longer than max_ttl');
           const r: RoleRecord = {
             name: i.role,
             provider: i.provider,
-            admin_secret: i.admin_secret,
+            admin_secret: i.admin_secret ?? null,
+            key_scope: i.key_scope ?? null,
+            key_limits: i.key_limits ?? null,
             project_id: i.project_id ?? null,
             limit: i.limit ?? null,
             default_ttl: ttl,
