@@ -252,6 +252,47 @@ test('dynamic PostgreSQL credentials under leases', {
   );
 
   await t.test(
+    'rotate-root: the admin role gets a password only the vault knows, and credentials keep coming',
+    async () => {
+      const admin = `sradmin_${db.database.slice(-8)}`;
+      await db.sql(`CREATE ROLE ${admin} LOGIN CREATEROLE PASSWORD 'initial-admin-password'`);
+      await db.sql(`GRANT SELECT ON docs TO ${admin} WITH GRANT OPTION`);
+      t.after(() => db.sql(`DROP OWNED BY ${admin}; DROP ROLE IF EXISTS ${admin}`).catch(() => {}));
+      const hash = async () =>
+        (
+          await db.sql<{ rolpassword: string }>('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [
+            admin,
+          ])
+        )[0]!.rolpassword;
+      const cfg = await a.call('POST', '/v1/database/config/rotating', {
+        plugin: 'postgresql',
+        connection_url: db.adminUrl,
+        username: admin,
+        password: 'initial-admin-password',
+        allowed_roles: ['r2'],
+      });
+      assert.equal(cfg.statusCode, 200, cfg.body);
+      const rolePrefix = (cfg.json() as { role_prefix: string }).role_prefix;
+      t.after(() => db.dropRoles(rolePrefix));
+      await a.call('POST', '/v1/database/roles/r2', {
+        db_name: 'rotating',
+        creation_statements: [
+          'CREATE ROLE {{name}} LOGIN PASSWORD {{password}}',
+          'GRANT SELECT ON docs TO {{name}}',
+        ],
+      });
+      const before = await hash();
+      const r = await a.call('POST', '/v1/database/rotate-root/rotating');
+      assert.equal(r.statusCode, 200, r.body);
+      assert.notEqual(await hash(), before, 'the admin password changed in PostgreSQL');
+      assert.ok(!r.body.includes('password'), 'the new password is never answered');
+      const c = await creds(a, 'r2', {});
+      assert.ok((await db.psql(c.data.username, c.data.password, 'SELECT count(*) FROM docs')).ok);
+      assert.equal((await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id })).statusCode, 200);
+    },
+  );
+
+  await t.test(
     'a backend that is down: revocation is retried with backoff, force drops the record and says so',
     async () => {
       const c = await creds(a, 'short', {});
