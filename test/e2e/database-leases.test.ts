@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { type TenantDb, tenantDb } from '../fixtures/pg-tenants.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { cliInProcess } from '../helpers/cli.ts';
@@ -289,6 +290,43 @@ test('dynamic PostgreSQL credentials under leases', {
       const c = await creds(a, 'r2', {});
       assert.ok((await db.psql(c.data.username, c.data.password, 'SELECT count(*) FROM docs')).ok);
       assert.equal((await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id })).statusCode, 200);
+    },
+  );
+
+  await t.test(
+    'a holder that makes its role impossible to drop still loses its login at revoke',
+    async () => {
+      const c = await creds(a, 'rag-reader', { tenant: db.tenants.acme });
+      // as the leased role, in another database of the server (CONNECT is PUBLIC's by default): default
+      // privileges there depend on the role, so DROP OWNED in the connection's database cannot remove them
+      const other = new URL(url!);
+      other.pathname = '/test';
+      other.username = c.data.username;
+      other.password = c.data.password;
+      const s = new pg.Client({ connectionString: other.toString() });
+      await s.connect();
+      await s.query('ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC');
+      await s.end();
+      t.after(async () => {
+        const admin = new pg.Client({ connectionString: url! });
+        await admin.connect();
+        await admin.query(`DROP OWNED BY ${pg.escapeIdentifier(c.data.username)}`).catch(() => {});
+        await admin.end();
+      });
+      const r = await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id });
+      assert.deepEqual(r.json(), { revoked: 0, forced: 0, pending: 1 });
+      // the drop failed, but the login is gone and stays gone
+      assert.ok(!(await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok, 'the role still logs in');
+      const look = (await a.call('PUT', '/v1/sys/leases/lookup', { lease_id: c.lease_id })).json() as {
+        state: string;
+      };
+      assert.equal(look.state, 'revoking');
+      const forced = await a.call('POST', '/v1/sys/leases/revoke-prefix', {
+        prefix: c.lease_id,
+        force: true,
+      });
+      assert.equal((forced.json() as { forced: number }).forced, 1);
+      assert.ok(!(await db.psql(c.data.username, c.data.password, 'SELECT 1')).ok);
     },
   );
 

@@ -153,10 +153,9 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
     const plugin = pluginOf(c);
     if (!(await plugin.leasedRoles(c.role_prefix)).includes(username)) return;
     const r = d.role ? await s().getJson<RoleRecord>(rolePath(d.role)) : undefined;
-    const statements = r?.revocation_statements.length ? r.revocation_statements : DEFAULT_REVOCATION;
-    await plugin.run(
-      statements.map((x) => render(x, { name: username, username })),
-      [],
+    await plugin.endRole(
+      username,
+      r?.revocation_statements.length ? r.revocation_statements : DEFAULT_REVOCATION,
     );
   }
 
@@ -389,6 +388,8 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
       k.leases.register({
         engine: ENGINE,
         revoke: revokeRole,
+        // one connection that is down delays only its own leases
+        backoffKey: (lease) => (lease.data as { db_name?: string }).db_name,
         async renew(lease, expiresAt) {
           const d = lease.data as { db_name?: string; role?: string; username?: string };
           const c = await config(d.db_name ?? '');
@@ -410,10 +411,7 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
               const key = leaseKeyOf(c.role_prefix, username);
               if (!key || (await held(key))) continue;
               await plugin
-                .run(
-                  DEFAULT_REVOCATION.map((x) => render(x, { name: username, username })),
-                  [],
-                )
+                .endRole(username, DEFAULT_REVOCATION)
                 .then(() => ended++)
                 .catch(() => {});
             }

@@ -27,18 +27,26 @@ export const leaseKeyOf = (prefix: string, role: string) =>
     ? role.slice(prefix.length)
     : undefined;
 
-/** A password of URL-safe characters (no quote or backslash can reach the SQL). */
-export const newPassword = () => randomBytes(24).toString('base64url');
+/**
+ * A password of letters and digits only: no quote, backslash, dash or slash can reach the SQL, so even
+ * a template whose quoting the renderer misreads (a comment, a dollar quote) cannot be broken out of.
+ */
+export const newPassword = () => randomBytes(24).toString('hex');
 
 /** `2026-12-07 19:00:00+00`: PostgreSQL's timestamptz input. */
 export const pgTime = (ms: number) => `${new Date(ms).toISOString().slice(0, 19).replace('T', ' ')}+00`;
 
-export const DEFAULT_REVOCATION = [
+/**
+ * Ending a role starts with what cannot be undone by what the role did: no more logins, committed on
+ * its own, then its sessions ended. Only then the revocation statements (default: drop what it owns
+ * here, drop it) run in one transaction: if they fail (the role made objects elsewhere that depend on
+ * it, say), the role is still unable to log in, and the lease stays `revoking` to be retried.
+ */
+export const DISABLE_ROLE = [
   'ALTER ROLE {{name}} NOLOGIN',
   'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {{username}}',
-  'DROP OWNED BY {{name}}',
-  'DROP ROLE IF EXISTS {{name}}',
 ];
+export const DEFAULT_REVOCATION = ['DROP OWNED BY {{name}}', 'DROP ROLE IF EXISTS {{name}}'];
 export const DEFAULT_RENEW = ['ALTER ROLE {{name}} VALID UNTIL {{expiration}}'];
 
 const ANY_PLACEHOLDER = /\{\{\s*([^}]*)\s*\}\}/g;
@@ -100,6 +108,8 @@ function sanitize(err: unknown, secrets: readonly string[]): string {
 export interface PostgresPlugin {
   /** Runs statements in one transaction as the admin role. */
   run(statements: readonly string[], secrets: readonly string[]): Promise<void>;
+  /** Ends a role: login off and sessions ended (each committed on its own), then `statements` in one transaction. */
+  endRole(name: string, statements: readonly string[]): Promise<void>;
   /** The leased roles of `prefix` that exist. */
   leasedRoles(prefix: string): Promise<string[]>;
   /** Checks the connection (SELECT 1). */
@@ -143,6 +153,13 @@ export function postgresPlugin(c: Connection): PostgresPlugin {
       } finally {
         client.release();
       }
+    },
+    async endRole(name, statements) {
+      for (const s of DISABLE_ROLE) await this.run([render(s, { name, username: name })], []);
+      await this.run(
+        statements.map((x) => render(x, { name, username: name })),
+        [],
+      );
     },
     async leasedRoles(prefix) {
       if (!PREFIX_RE.test(prefix)) throw new TypeError('not a role prefix');

@@ -121,6 +121,12 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       ['engine', 'reason', 'outcome'],
     );
 
+  /** What backs off together: one backend (a database connection), or the whole engine. */
+  function backoffKey(l: Pick<LeaseRecord, 'engine' | 'data'>): string {
+    const k = backends.get(l.engine)?.backoffKey?.(l as LeaseRecord);
+    return k ? `${l.engine}.${k}` : l.engine;
+  }
+
   function backendOf(engine: string): LeaseBackend {
     const b = backends.get(engine);
     if (!b) throw new TypeError(`no lease backend is registered for ${engine}`);
@@ -272,7 +278,7 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       await d().store.transaction(async (tx) => {
         const cur = await readLease(tx, lease.id);
         if (cur) await dropLease(tx, cur);
-        await tx.delete(backoffPath(lease.engine));
+        await tx.delete(backoffPath(backoffKey(lease)));
       });
       await auditLease('lease.revoke', lease, { reason: o.reason }, actor);
       metric().inc([lease.engine, o.reason, 'revoked']);
@@ -341,9 +347,9 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
         next_attempt_at: iso(at + backoffMs(attempts)),
       };
       await putLease(tx, next, cur);
-      const b = (await tx.getJson<{ failures: number }>(backoffPath(lease.engine))) ?? { failures: 0 };
+      const b = (await tx.getJson<{ failures: number }>(backoffPath(backoffKey(lease)))) ?? { failures: 0 };
       const failures = b.failures + 1;
-      await tx.put(backoffPath(lease.engine), enc({ failures, until: iso(at + backoffMs(failures)) }));
+      await tx.put(backoffPath(backoffKey(lease)), enc({ failures, until: iso(at + backoffMs(failures)) }));
     });
   }
 
@@ -409,11 +415,12 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
           await s.delete(p);
           continue;
         }
-        let until = backoff.get(l.engine);
+        const bk = backoffKey(l);
+        let until = backoff.get(bk);
         if (until === undefined) {
-          const b = await s.getJson<{ until: string }>(backoffPath(l.engine));
+          const b = await s.getJson<{ until: string }>(backoffPath(bk));
           until = b ? Date.parse(b.until) : 0;
-          backoff.set(l.engine, until);
+          backoff.set(bk, until);
         }
         if (until > at) {
           // the backend is backing off: look again when it is due, without asking it now
@@ -426,7 +433,7 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
         });
         if (outcome === 'pending') {
           report.failed++;
-          backoff.delete(l.engine);
+          backoff.delete(bk);
         } else report.expired++;
       }
       if (left > 0 || minute === last) break;

@@ -54,7 +54,7 @@ const pad = (n: number, w: number) => String(n).padStart(w, '0');
 export const leasePath = (key: string) => `l/${key}`;
 const idPath = (id: string) => `i/${id}`;
 export const creatingPath = (key: string) => `c/${key}`;
-export const backoffPath = (engine: string) => `b/${engine}`;
+export const backoffPath = (key: string) => `b/${key}`;
 export const minuteOf = (ms: number) => Math.floor(ms / MINUTE);
 export const minutePrefix = (minute: number) => `x/${pad(minute, 10)}/`;
 const expiryPath = (ms: number, key: string) => `${minutePrefix(minuteOf(ms))}${pad(ms, 14)}-${key}`;
@@ -112,7 +112,13 @@ export interface LeaseBackend {
   readonly engine: string;
   /** Ends the lease's credential. Idempotent: a credential already gone is success. */
   revoke(lease: Readonly<LeaseRecord>): Promise<void>;
+  /**
+   * What fails and backs off together (a database connection): a backend that is down delays only its
+   * own leases. Default: the whole engine.
+   */
+  backoffKey?(lease: Readonly<LeaseRecord>): string | undefined;
   /** Moves the credential's own expiry, where the backend keeps one (PostgreSQL's VALID UNTIL). */
+
   renew?(lease: Readonly<LeaseRecord>, expiresAt: number): Promise<void>;
   /**
    * After a crash: ends the credentials this backend made that no lease holds (named from lease keys;
