@@ -116,3 +116,24 @@ test('check-out / check-in of a static secret under a lease', async (t) => {
     assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: c.lease_id }, mine)).statusCode, 200);
   });
 });
+
+test('one holder cannot fill the lease store: past its quota it is refused with 429, and a revoke frees a place', async (t) => {
+  const a = await buildTestApp(t, { leases: { sweep_interval_ms: 0, max_per_holder: 3 } });
+  await a.call('POST', '/v1/projects', { name: 'ops', environments: ['dev'] });
+  await a.call('PUT', '/v1/secrets/ops/dev/K', { value: 'v' });
+  const ids: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await a.call('POST', '/v1/secrets/ops/dev/K/checkout', { ttl: '1h' });
+    assert.equal(r.statusCode, 200, r.body);
+    ids.push((r.json() as Checkout).lease_id);
+  }
+  const over = await a.call('POST', '/v1/secrets/ops/dev/K/checkout', { ttl: '1h' });
+  assert.equal(over.statusCode, 429, over.body);
+  assert.match(over.body, /hold 3 leases/);
+  // another holder is not affected
+  const other = await a.call('POST', '/v1/auth/token/create', { ttl: '1h', policies: ['admin'] });
+  const token = (other.json() as { auth: { client_token: string } }).auth.client_token;
+  assert.equal((await a.call('POST', '/v1/secrets/ops/dev/K/checkout', {}, token)).statusCode, 200);
+  await a.call('POST', '/v1/secrets/ops/dev/K/checkin', { lease_id: ids[0] });
+  assert.equal((await a.call('POST', '/v1/secrets/ops/dev/K/checkout', { ttl: '1h' })).statusCode, 200);
+});

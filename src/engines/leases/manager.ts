@@ -67,6 +67,8 @@ export interface LeaseOptions {
   batch?: number | undefined;
   /** This server's name in the cluster's sweeper lease (default a random one). */
   holder_id?: string | undefined;
+  /** Live leases one holder (a token, a workload) may hold at once (default 1,000): no caller fills the store. */
+  max_per_holder?: number | undefined;
 }
 
 type Deps = ClockPort &
@@ -197,7 +199,14 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
         last_error: null,
       };
       // the intent first: a crash from here on leaves a lease the sweeper ends, never a bare credential
+      const maxHeld = opts.max_per_holder ?? 1000;
       await d().store.transaction(async (tx) => {
+        if ((await tx.list(`o/${holderSegment(lease)}/`)).length >= maxHeld) {
+          throw new StrongroomError(
+            'rate_limited',
+            `you hold ${maxHeld} leases already: revoke the ones you no longer need (strongroom lease revoke), or let them expire`,
+          );
+        }
         await putLease(tx, lease);
         await tx.put(creatingPath(key), enc({ at: lease.issued_at }));
       });
@@ -454,7 +463,9 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
     for (const p of await s.list('o/')) {
       const [, h, key] = p.split('/');
       if (!h || !key) continue;
-      byHolder.set(h, [...(byHolder.get(h) ?? []), key]);
+      const keys = byHolder.get(h);
+      if (keys) keys.push(key);
+      else byHolder.set(h, [key]);
     }
     for (const keys of byHolder.values()) {
       const first = await s.getJson<LeaseRecord>(leasePath(keys[0]!));
