@@ -147,7 +147,11 @@ const RolesResponse = Type.Object({ roles: Strings });
 const AppFields = {
   name: Type.String(),
   roles: Strings,
-  scope: Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }),
+  scope: Type.Object({
+    paths: Type.Optional(Strings),
+    providers: Type.Optional(Strings),
+    credentials: Type.Optional(Strings),
+  }),
   allowed_cidrs: Strings,
   /** seconds */
   token_ttl: Type.Integer(),

@@ -174,7 +174,13 @@ export const Registration = Type.Object({
   selectors: Strings,
   /** Roles and scope of the workload when it calls this API with the SVID. */
   roles: Strings,
-  scope: Nullable(Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) })),
+  scope: Nullable(
+    Type.Object({
+      paths: Type.Optional(Strings),
+      providers: Type.Optional(Strings),
+      credentials: Type.Optional(Strings),
+    }),
+  ),
   /** Longest SVID issued for this ID, in seconds (0: the server maxima); bounds JWT-SVIDs too. */
   x509_ttl: Type.Integer(),
   created_at: Iso,

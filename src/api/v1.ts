@@ -123,6 +123,13 @@ export const Scope = Type.Object(
     providers: Type.Optional(
       Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { minItems: 1, maxItems: 50 }),
     ),
+    /**
+     * Dynamic credentials a scoped token may ask for: `database/creds/ROLE`, `provider-keys/creds/ROLE`,
+     * `tools/TOOL` (a name may end in `*`). A scoped token without it asks for none.
+     */
+    credentials: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { minItems: 1, maxItems: 100 }),
+    ),
   },
   Strict,
 );
@@ -330,7 +337,13 @@ export const SecretVersionsResponse = Type.Object({
 });
 export type SecretVersionsResponse = Static<typeof SecretVersionsResponse>;
 
-const ScopeOut = Nullable(Type.Object({ paths: Type.Optional(Strings), providers: Type.Optional(Strings) }));
+const ScopeOut = Nullable(
+  Type.Object({
+    paths: Type.Optional(Strings),
+    providers: Type.Optional(Strings),
+    credentials: Type.Optional(Strings),
+  }),
+);
 
 export const AuthResponse = Type.Object({
   auth: Type.Object({

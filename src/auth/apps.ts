@@ -166,10 +166,10 @@ export function createAppStore(store: BarrierStore, clock: Clock): AppStore {
       const roles = checkRoles(opts.roles);
       if (roles.length === 0)
         throw new StrongroomError('validation_failed', 'an app needs at least one role');
-      if (!opts.scope.paths?.length && !opts.scope.providers?.length)
+      if (!opts.scope.paths?.length && !opts.scope.providers?.length && !opts.scope.credentials?.length)
         throw new StrongroomError(
           'validation_failed',
-          'an app needs a scope (e.g. PROJECT/ENV): machine identities reach only what they are given',
+          'an app needs a scope (paths like PROJECT/ENV, providers, or credentials like database/creds/ROLE): machine identities reach only what they are given',
         );
       const problem = scopeProblem(opts.scope);
       if (problem) throw new StrongroomError('validation_failed', problem);
@@ -187,6 +187,7 @@ export function createAppStore(store: BarrierStore, clock: Clock): AppStore {
         scope: {
           ...(opts.scope.paths ? { paths: [...opts.scope.paths] } : {}),
           ...(opts.scope.providers ? { providers: [...opts.scope.providers] } : {}),
+          ...(opts.scope.credentials ? { credentials: [...opts.scope.credentials] } : {}),
         },
         allowed_cidrs: [...new Set(cidrs)],
         token_ttl: opts.token_ttl,

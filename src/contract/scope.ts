@@ -10,6 +10,18 @@ import type { Resource } from './resource.ts';
 export interface Scope {
   paths?: string[];
   providers?: string[];
+  /**
+   * Dynamic credentials the token may ask for (docs/access.md): `database/creds/ROLE`,
+   * `provider-keys/creds/ROLE`, `tools/TOOL`, a name may end in `*`. Absent: none.
+   */
+  credentials?: string[];
+}
+
+const CREDENTIAL = /^(database\/creds|provider-keys\/creds|tools)\/(\*|[a-z0-9][a-z0-9_-]{0,62}\*?)$/;
+
+/** Whether a credentials pattern covers `target` (`database/creds/rag-reader`, `tools/rag-search`). */
+function credentialCovers(pattern: string, target: string): boolean {
+  return pattern.endsWith('*') ? target.startsWith(pattern.slice(0, -1)) : pattern === target;
 }
 
 const SEG = /^(\*|[a-z0-9][a-z0-9_-]{0,62})$/;
@@ -26,6 +38,11 @@ export function scopeProblem(scope: Scope): string | undefined {
       (parts[2] !== undefined && !NAME.test(parts[2]))
     ) {
       return `invalid scope path ${JSON.stringify(p.slice(0, 100))}: use PROJECT, PROJECT/ENV or PROJECT/ENV/NAME (a segment may be *, a name may end with *)`;
+    }
+  }
+  for (const c of scope.credentials ?? []) {
+    if (!CREDENTIAL.test(c)) {
+      return `invalid credentials entry ${JSON.stringify(c.slice(0, 100))} in scope: use database/creds/ROLE, provider-keys/creds/ROLE or tools/TOOL (a name may end with *)`;
     }
   }
   for (const p of scope.providers ?? []) {
@@ -74,6 +91,13 @@ export function scopeWithin(child: Scope | null, parent: Scope | null): boolean 
     if (!child.providers) return false;
     if (!child.providers.every((c) => parent.providers!.includes(c))) return false;
   }
+  // credentials: a child names only what its parent covers (a parent naming none reaches none)
+  for (const c of child.credentials ?? []) {
+    const covered = (parent.credentials ?? []).some((p) =>
+      p.endsWith('*') ? c.startsWith(p.slice(0, -1)) : !c.endsWith('*') && c === p,
+    );
+    if (!covered) return false;
+  }
   return true;
 }
 
@@ -100,16 +124,16 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
   if (resource.type === 'System' && resource.id === 'gateway') return true;
   // SVID issuance: the identity engine's registrations decide who may obtain which SPIFFE ID
   if (resource.type === 'Identity' && a.entitlement_checked === true) return true;
-  // a database role's credentials (docs/database.md) and a per-lease provider key (docs/provider-keys.md):
-  // granted by Cedar policy alone (a scope names secrets and providers, not these roles), so a scoped
-  // app can be given a role by name
-  if (
-    resource.type === 'Tool' ||
-    (resource.type === 'System' &&
-      (resource.id.startsWith('database/creds/') || resource.id.startsWith('provider-keys/creds/')))
-  ) {
-    return true;
-  }
+  // dynamic credentials (a database role, a per-lease provider key, a tool's): a scoped token reaches only
+  // those its scope's `credentials` name (docs/access.md); Cedar then decides
+  const credential =
+    resource.type === 'Tool'
+      ? `tools/${resource.id}`
+      : resource.type === 'System' &&
+          (resource.id.startsWith('database/creds/') || resource.id.startsWith('provider-keys/creds/'))
+        ? resource.id
+        : undefined;
+  if (credential !== undefined) return (scope.credentials ?? []).some((p) => credentialCovers(p, credential));
   if (resource.type !== 'Project' && resource.type !== 'Environment' && resource.type !== 'Secret')
     return false;
   if (scope.paths) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { tenantDb } from '../fixtures/pg-tenants.ts';
-import { appToken, buildTestApp } from '../helpers/app.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { postgresSkipReason, postgresTestUrl } from '../helpers/postgres.ts';
 
 const url = await postgresTestUrl();
@@ -67,7 +67,7 @@ test('per-tool credentials: one tool, one operation, minutes, decided by Cedar',
       'permit (principal in Strongroom::Role::"app", action == Strongroom::Action::"tool.credential", resource == Strongroom::Tool::"rag-search") when { context has operation && context.operation == "search" };',
   });
   assert.equal(policy.statusCode, 200, policy.body);
-  const agent = await appToken(a, 'agent', 'llm/dev');
+  const agent = await scopedApp(a, 'agent', { paths: ['llm/dev'], credentials: ['tools/rag-search'] });
 
   await t.test(
     'the allowed operation gets a short-lived credential that works, for that tool’s role only',
@@ -119,9 +119,33 @@ test('per-tool credentials: one tool, one operation, minutes, decided by Cedar',
     );
     const after = (await a.call('GET', '/v1/sys/leases?prefix=database/')).json() as { leases: unknown[] };
     assert.equal(after.leases.length, before.leases.length, 'no lease was made for a refused call');
+    // a scope that names no credentials reaches none, whatever Cedar would allow
+    const narrow = await scopedApp(a, 'narrow-agent', { paths: ['llm/dev'] });
+    const refused = await a.call(
+      'POST',
+      '/v1/tools/rag-search/credentials',
+      { operation: 'search', tenant: db.tenants.acme },
+      narrow,
+    );
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.match(refused.body, /outside the token's scope/);
     // an operation the tool does not have, for a caller Cedar lets through (root): a clear 400
     const none = await a.call('POST', '/v1/tools/rag-search/credentials', { operation: 'delete' });
     assert.equal(none.statusCode, 400);
     assert.match(none.body, /no operation/);
   });
 });
+
+/** An app with role `app` and `scope`, logged in: its token. */
+async function scopedApp(a: TestApp, name: string, scope: unknown): Promise<string> {
+  const created = await a.call('POST', '/v1/auth/apps', { name, roles: ['app'], scope });
+  assert.equal(created.statusCode, 201, created.body);
+  const c = created.json() as { client_id: string; client_secret: string };
+  const login = await a.inject({
+    method: 'POST',
+    url: '/v1/auth/app/login',
+    payload: { client_id: c.client_id, client_secret: c.client_secret },
+  });
+  assert.equal(login.statusCode, 200, login.body);
+  return (login.json() as { auth: { client_token: string } }).auth.client_token;
+}

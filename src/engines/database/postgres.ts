@@ -42,7 +42,7 @@ export const pgTime = (ms: number) => `${new Date(ms).toISOString().slice(0, 19)
  * here, drop it) run in one transaction: if they fail (the role made objects elsewhere that depend on
  * it, say), the role is still unable to log in, and the lease stays `revoking` to be retried.
  */
-export const DISABLE_ROLE = [
+const DISABLE_ROLE = [
   'ALTER ROLE {{name}} NOLOGIN',
   'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {{username}}',
 ];

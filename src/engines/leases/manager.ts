@@ -10,9 +10,10 @@ import {
   dropLease,
   enc,
   holderSegment,
-  type IssueRequest,
   iso,
   type LeaseBackend,
+  type LeaseManager,
+  type LeaseOptions,
   type LeaseRecord,
   leasePath,
   minuteOf,
@@ -21,55 +22,8 @@ import {
   putLease,
   readLease,
   SWEEPER,
+  type SweepReport,
 } from './store.ts';
-
-export type RevokeOutcome = 'revoked' | 'forced' | 'pending';
-
-export interface SweepReport {
-  expired: number;
-  failed: number;
-  holderGone: number;
-  abandoned: number;
-  reconciled: number;
-}
-
-export interface LeaseManager {
-  register(backend: LeaseBackend): void;
-  /**
-   * Issues a lease: its intent is durable before `create` makes the credential (named from
-   * `lease.key`), and it is active once `create` returned. A failed `create` is revoked at once; a
-   * crash in between leaves an intent the sweeper ends (`abandoned`).
-   */
-  issue<T>(
-    req: IssueRequest,
-    create: (lease: Readonly<LeaseRecord>) => Promise<{ data?: Record<string, unknown>; result: T }>,
-  ): Promise<{ lease: LeaseRecord; result: T }>;
-  get(id: string): Promise<LeaseRecord | undefined>;
-  renew(lease: LeaseRecord, incrementS: number | undefined): Promise<LeaseRecord>;
-  revoke(
-    lease: LeaseRecord,
-    opts: { force?: boolean; reason: string; actor?: AuditEntry['actor'] },
-  ): Promise<RevokeOutcome>;
-  /** Ids under `prefix` in order, after `after`, at most `limit`. */
-  ids(prefix: string, after: string | undefined, limit: number): Promise<string[]>;
-  /** One pass of the cluster's sweeper (tests drive it; the timer runs it while unsealed). */
-  sweep(): Promise<SweepReport>;
-  /** The holder tokens were revoked somewhere: check them at the next pass. */
-  holdersChanged(): void;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export interface LeaseOptions {
-  /** How often the sweeper runs (ms, default 250; 0: only when called). */
-  sweep_interval_ms?: number | undefined;
-  /** Leases revoked per pass at most (default 200). */
-  batch?: number | undefined;
-  /** This server's name in the cluster's sweeper lease (default a random one). */
-  holder_id?: string | undefined;
-  /** Live leases one holder (a token, a workload) may hold at once (default 1,000): no caller fills the store. */
-  max_per_holder?: number | undefined;
-}
 
 type Deps = ClockPort &
   TokensPort & {
@@ -505,3 +459,5 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
     },
   };
 }
+
+export type { LeaseManager, LeaseOptions, RevokeOutcome } from './store.ts';

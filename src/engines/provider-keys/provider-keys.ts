@@ -61,6 +61,7 @@ function seconds(v: string | number | undefined, fallback: number, what: string)
  * a project service account per lease. OpenRouter: a key with the role's credit limit and the lease's
  * end as its own expiry, so the provider ends it even if the vault never gets to.
  */
+// biome-ignore lint/complexity/noExcessiveLinesPerFunction: the adapters, the store and the issuer stay in one closure with the operations that use them
 export function providerKeysModule(
   opts: ProviderKeysOptions = {},
 ): VaultModule<ProviderKeysDeps, BarrierStore> {
@@ -112,6 +113,15 @@ export function providerKeysModule(
   /** A key of the role for the caller under a lease (the creds operation, and the tool registry's issuer). */
   async function issueKey(ctx: OperationContext, roleName: string, i: { ttl?: string | number | undefined }) {
     const r = await role(roleName);
+    // a token scoped to providers gets keys of those providers only (a gateway key's own scope is
+    // checked against the token's by the virtual-key engine)
+    const providers = ctx.identity?.scope?.providers;
+    if (providers && r.provider !== 'gateway' && !providers.includes(r.provider)) {
+      throw new StrongroomError(
+        'permission_denied',
+        `your token is scoped to providers ${providers.join(', ')}: it cannot get ${r.provider} keys`,
+      );
+    }
     const ttl = Math.min(seconds(i.ttl, r.default_ttl, 'ttl'), r.max_ttl);
     // OpenRouter keys and virtual keys carry their end themselves: their leases are not renewed
     const renewable = r.provider === 'openai';
