@@ -50,7 +50,7 @@ const TAG = /\{\{\s*(.*?)\s*\}\}/gs;
 const EXPR = /^secret\s+"([^"\\]{1,400})"(?:\s*\|\s*([a-z0-9]+))?$/;
 const LEASE_EXPR = /^lease\s+"([^"\\]{1,200})"\s+"([a-z_]{1,32})"(?:\s*\|\s*([a-z0-9]+))?$/;
 const LEASE_PATH =
-  /^((?:database|provider-keys)\/creds\/[a-z0-9][a-z0-9_-]{0,62})(?:\?tenant=([A-Za-z0-9_-]{1,63}))?$/;
+  /^((?:database|provider-keys)\/creds\/[a-z0-9][a-z0-9_-]{0,62})(?:\?tenant=([A-Za-z0-9_]{1,63}))?$/;
 
 /** Parses a lease path: `database/creds/ROLE` or `provider-keys/creds/ROLE`, optionally `?tenant=T`. */
 function parseLeaseRef(text: string): LeaseRef {

@@ -43,7 +43,7 @@ const CheckinSchema = Type.Object({ checked_in: Type.Boolean() });
 
 const HolderSchema = Type.Object({
   /** The exclusive holder now, or null. */
-  holder: Nullable(Type.Object({ lease_id: Type.String(), holder: Type.String(), expires_at: Iso })),
+  holder: Nullable(Type.Object({ lease_id: Type.String(), expires_at: Iso, yours: Type.Boolean() })),
 });
 
 export const SecretCheckout = op<SecretAddress & CheckoutRequest>()('secret.checkout', CheckoutSchema);

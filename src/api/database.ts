@@ -71,7 +71,7 @@ export type DatabaseRoleRequest = Static<typeof DatabaseRoleRequest>;
 /** POST /v1/database/creds/{role} */
 export const DatabaseCredsRequest = Type.Object(
   {
-    tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_-]+$' })),
+    tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_]+$' })),
     /** Shorter than the role's default TTL, if wanted. */
     ttl: Type.Optional(Duration),
   },

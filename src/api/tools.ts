@@ -39,7 +39,7 @@ export const ToolCredentialRequest = Type.Object(
   {
     operation: Operation,
     /** For a database role with a tenant setting. */
-    tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_-]+$' })),
+    tenant: Type.Optional(Type.String({ minLength: 1, maxLength: 63, pattern: '^[A-Za-z0-9_]+$' })),
   },
   Strict,
 );

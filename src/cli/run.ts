@@ -127,7 +127,7 @@ export function runCommand(program: Command, io: CliIO): void {
 }
 
 const LEASE_ARG =
-  /^([A-Za-z_][A-Za-z0-9_]*)=((?:database|provider-keys)\/creds\/[a-z0-9][a-z0-9_-]*)(?:\?tenant=([A-Za-z0-9_-]+))?#([a-z_]+)$/;
+  /^([A-Za-z_][A-Za-z0-9_]*)=((?:database|provider-keys)\/creds\/[a-z0-9][a-z0-9_-]*)(?:\?tenant=([A-Za-z0-9_]+))?#([a-z_]+)$/;
 
 /** The credentials of `--lease` arguments, one lease per path, kept renewed until `close()` revokes them. */
 async function leaseVars(io: CliIO, client: StrongroomClient, args: readonly string[]) {

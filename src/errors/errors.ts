@@ -74,6 +74,8 @@ export const ERROR_CODES = [
   'backend_unavailable',
   // an exclusive check-out held by someone else (docs/checkout.md)
   'checked_out',
+  // a connection or role that live leases still depend on (revoke them first: docs/leases.md)
+  'in_use',
   // a wrapping token that is unknown, expired or already unwrapped (docs/wrapping.md)
   'invalid_wrapping_token',
   'internal',

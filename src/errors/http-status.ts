@@ -30,6 +30,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   already_exists: 409,
   backend_unavailable: 503,
   checked_out: 409,
+  in_use: 409,
   invalid_wrapping_token: 400,
   cas_mismatch: 409,
   unauthenticated: 401,

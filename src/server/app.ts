@@ -295,6 +295,8 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           };
           return invokeWithProgress(core, operation, r.input(req), info, r.progress, reply);
         }
+        // a malformed wrap TTL is refused before the read runs (and before it takes a lease)
+        const wrapTtl = r.wrappable ? wrapTtlOf(req) : undefined;
         const result = await core.invoke(operation, r.input(req), {
           request_id: req.id,
           trace_id: traceIdFrom(req),
@@ -303,7 +305,6 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           peer_certificates: peerChain(req),
         });
         if (r.stream && isEventStream(result)) return sendEventStream(reply, result, streams);
-        const wrapTtl = r.wrappable ? wrapTtlOf(req) : undefined;
         if (wrapTtl !== undefined) {
           // the answer as its schema serializes it, sealed under a single-use token (docs/wrapping.md)
           const value = r.operation.response
@@ -315,7 +316,13 @@ export async function buildServer(opts: ServerOptions): Promise<FastifyInstance>
           const wrapped = await core.invoke(
             WrappingWrap.name,
             { value, ttl: wrapTtl, creation_path: req.url.split('?')[0] },
-            { request_id: req.id, trace_id: traceIdFrom(req), client_address: req.ip, token: tokenFrom(req) },
+            {
+              request_id: req.id,
+              trace_id: traceIdFrom(req),
+              client_address: req.ip,
+              token: tokenFrom(req),
+              peer_certificates: peerChain(req),
+            },
           );
           return reply.code(200).type('application/json; charset=utf-8').send(JSON.stringify(wrapped));
         }

@@ -62,8 +62,15 @@ test('check-out / check-in of a static secret under a lease', async (t) => {
         listed.leases.map((l) => l.lease_id),
         [holder.lease_id],
       );
-      const who = (await a.call('GET', `${url}/checkout`)).json() as { holder: { lease_id: string } | null };
+      const who = (await a.call('GET', `${url}/checkout`)).json() as {
+        holder: { lease_id: string; yours: boolean } | null;
+      };
       assert.equal(who.holder?.lease_id, holder.lease_id);
+      assert.equal(who.holder?.yours, true);
+      assert.ok(!JSON.stringify(who).includes('accessor'), 'the holder’s token accessor is not shown');
+      // a shared check-out does not get round an exclusive hold
+      const shared = await a.call('POST', `${url}/checkout`, { ttl: '1m' });
+      assert.equal(shared.statusCode, 409, shared.body);
       assert.equal((await a.call('POST', `${url}/checkin`, { lease_id: holder.lease_id })).statusCode, 200);
       assert.equal(((await a.call('GET', `${url}/checkout`)).json() as { holder: unknown }).holder, null);
       const next = await a.call('POST', `${url}/checkout`, { ttl: 1, exclusive: true });
@@ -136,4 +143,20 @@ test('one holder cannot fill the lease store: past its quota it is refused with 
   assert.equal((await a.call('POST', '/v1/secrets/ops/dev/K/checkout', {}, token)).statusCode, 200);
   await a.call('POST', '/v1/secrets/ops/dev/K/checkin', { lease_id: ids[0] });
   assert.equal((await a.call('POST', '/v1/secrets/ops/dev/K/checkout', { ttl: '1h' })).statusCode, 200);
+});
+
+test('a check-out is a read: a policy that forbids reading the secret forbids checking it out', async (t) => {
+  const a = await buildTestApp(t, { leases: { sweep_interval_ms: 0 } });
+  await a.call('POST', '/v1/projects', { name: 'ops', environments: ['dev'] });
+  await a.call('PUT', '/v1/secrets/ops/dev/K', { value: 'kept-from-apps' });
+  const put = await a.call('PUT', '/v1/sys/policies/no-k', {
+    policy:
+      'forbid (principal in Strongroom::Role::"app", action == Strongroom::Action::"secret.read", resource == Strongroom::Secret::"ops/dev/K");',
+  });
+  assert.equal(put.statusCode, 200, put.body);
+  const app = await appToken(a, 'reader-app', 'ops/dev');
+  assert.equal((await a.call('GET', '/v1/secrets/ops/dev/K', undefined, app)).statusCode, 403);
+  const r = await a.call('POST', '/v1/secrets/ops/dev/K/checkout', {}, app);
+  assert.equal(r.statusCode, 403, r.body);
+  assert.ok(!r.body.includes('kept-from-apps'));
 });

@@ -252,6 +252,19 @@ test('dynamic PostgreSQL credentials under leases', {
     },
   );
 
+  await t.test('a connection or role its live leases depend on cannot be deleted (409 in_use)', async () => {
+    const c = await creds(a, 'rag-reader', { tenant: db.tenants.acme });
+    for (const path of ['/v1/database/roles/rag-reader', '/v1/database/config/docs']) {
+      const r = await a.call('DELETE', path);
+      assert.equal(r.statusCode, 409, r.body);
+      assert.match(r.body, /in_use/);
+    }
+    await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id });
+    // a prefix matches whole segments: `…/rag-read` revokes nothing of `…/rag-reader/…`
+    const none = await a.call('POST', '/v1/sys/leases/revoke-prefix', { prefix: 'database/creds/rag-read' });
+    assert.deepEqual(none.json(), { revoked: 0, forced: 0, pending: 0 });
+  });
+
   await t.test(
     'rotate-root: the admin role gets a password only the vault knows, and credentials keep coming',
     async () => {

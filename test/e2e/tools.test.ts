@@ -91,6 +91,15 @@ test('per-tool credentials: one tool, one operation, minutes, decided by Cedar',
         `INSERT INTO docs VALUES ('${db.tenants.acme}', 'x')`,
       );
       assert.ok(!write.ok, 'the search credential cannot write');
+      // renewals stay within the tool's minutes
+      const renewed = await a.call(
+        'PUT',
+        '/v1/sys/leases/renew',
+        { lease_id: c.lease_id, increment: '1h' },
+        agent,
+      );
+      assert.equal(renewed.statusCode, 200, renewed.body);
+      assert.ok((renewed.json() as { ttl: number }).ttl <= 120, renewed.body);
       // the lease is the agent's: it can end it
       assert.equal(
         (await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: c.lease_id }, agent)).statusCode,

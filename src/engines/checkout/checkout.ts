@@ -51,6 +51,16 @@ export function checkoutModule(): VaultModule<CheckoutDeps, BarrierStore> {
         resource: resourceOf,
         async handle(ctx, i) {
           const a = { project: i.project, env: i.env, name: i.name };
+          // a check-out is a read: a policy that forbids reading the secret forbids checking it out
+          if (
+            !ctx.identity ||
+            !(await deps!.allows(ctx.identity, 'secret.read', resourceOf(a), ctx.request))
+          ) {
+            throw new StrongroomError(
+              'permission_denied',
+              `permission denied: secret.read on Secret::${a.project}/${a.env}/${a.name} (a check-out reads the value)`,
+            );
+          }
           const rec = await deps!.secrets.secret(a);
           let ttl = DEFAULT_TTL;
           try {
@@ -72,6 +82,19 @@ export function checkoutModule(): VaultModule<CheckoutDeps, BarrierStore> {
               data: { ...a, exclusive },
             },
             async (l) => {
+              if (!exclusive) {
+                // an exclusive hold keeps everyone else out, shared check-outs too
+                const h = await liveHolder(a);
+                if (h) {
+                  throw new StrongroomError(
+                    'checked_out',
+                    `${a.project}/${a.env}/${a.name} is checked out until ${h.expires_at}`,
+                    {
+                      details: { public: { expires_at: h.expires_at } },
+                    },
+                  );
+                }
+              }
               if (exclusive) {
                 // one transaction: of two concurrent exclusive check-outs exactly one holds it
                 await store!.transaction(async (tx) => {
@@ -129,9 +152,16 @@ export function checkoutModule(): VaultModule<CheckoutDeps, BarrierStore> {
         action: 'secret.checkout',
         auth: 'token',
         resource: resourceOf,
-        async handle(_ctx, i) {
+        async handle(ctx, i) {
           const h = await liveHolder(i);
-          return { holder: h ?? null };
+          if (!h) return { holder: null };
+          const l = await deps!.leases.get(h.lease_id);
+          const yours =
+            l?.holder.ref !== undefined
+              ? ctx.request.token !== undefined && deps!.tokens.refOf(ctx.request.token) === l.holder.ref
+              : l?.holder.accessor === ctx.identity?.accessor;
+          // who holds it is not told (a token accessor is a handle on that token): when, and whether it is you
+          return { holder: { lease_id: h.lease_id, expires_at: h.expires_at, yours } };
         },
       }),
     ];

@@ -145,6 +145,17 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
     await Promise.all(all.map((p) => p.plugin.close()));
   }
 
+  /** A role with live leases stays (its revocation statements are needed to end them). */
+  async function refuseWhileLeased(role: string): Promise<void> {
+    const live = await deps!.leases.ids(`${ENGINE}/creds/${role}/`, undefined, 1);
+    if (live.length) {
+      throw new StrongroomError(
+        'in_use',
+        `the role ${role} still has live leases: revoke them first (strongroom lease revoke --prefix ${ENGINE}/creds/${role}/)`,
+      );
+    }
+  }
+
   /** Ends a lease's role: with the role's own revocation statements, or NOLOGIN, end sessions, drop. */
   async function revokeRole(lease: Readonly<LeaseRecord>): Promise<void> {
     const d = lease.data as { db_name?: string; role?: string; username?: string };
@@ -163,7 +174,7 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
   async function issueCreds(
     ctx: OperationContext,
     roleName: string,
-    i: { tenant?: string | undefined; ttl?: string | number | undefined },
+    i: { tenant?: string | undefined; ttl?: string | number | undefined; maxTtl?: number | undefined },
   ): Promise<api.DatabaseCredsResult> {
     const r = await role(roleName);
     const c = await config(r.db_name);
@@ -186,7 +197,7 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
         engine: ENGINE,
         role: `creds/${r.name}`,
         ttl,
-        maxTtl: r.max_ttl,
+        maxTtl: Math.min(r.max_ttl, i.maxTtl ?? Number.POSITIVE_INFINITY),
         renewable: true,
         ctx,
         data: { db_name: c.name, role: r.name },
@@ -272,6 +283,11 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
         auth: 'token',
         resource: () => SYSTEM,
         async handle(_ctx, i) {
+          // its leases could not be revoked without it: they go first
+          for (const p of await s().list('roles/')) {
+            const r = await s().getJson<RoleRecord>(p);
+            if (r?.db_name === i.name) await refuseWhileLeased(r.name);
+          }
           const had = (await s().get(configPath(i.name))) !== undefined;
           await s().delete(configPath(i.name));
           await plugins.get(i.name)?.plugin.close();
@@ -363,6 +379,7 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
         auth: 'token',
         resource: () => SYSTEM,
         async handle(_ctx, i) {
+          await refuseWhileLeased(i.role);
           const had = (await s().get(rolePath(i.role))) !== undefined;
           await s().delete(rolePath(i.role));
           return { deleted: had };

@@ -39,7 +39,8 @@ export interface IssuedCredential {
 export type CredentialIssuer = (
   ctx: OperationContext,
   role: string,
-  opts: { ttl?: number; tenant?: string },
+  /** `maxTtl`: what a renewal may reach at most (a tool credential stays minutes long). */
+  opts: { ttl?: number; maxTtl?: number; tenant?: string },
 ) => Promise<IssuedCredential>;
 
 /** The port engines that issue leases use (the database engine, check-out, provider keys, tools). */

@@ -168,10 +168,17 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       try {
         made = await create(lease);
       } catch (err) {
-        await backend.revoke(lease).catch(() => {});
-        await d()
-          .store.transaction((tx) => dropLease(tx, lease))
-          .catch(() => {});
+        // the intent goes only once the backend has confirmed nothing is left; otherwise it stays, and the
+        // sweeper ends it as abandoned (retrying the revocation)
+        const cleaned = await backend.revoke(lease).then(
+          () => true,
+          () => false,
+        );
+        if (cleaned) {
+          await d()
+            .store.transaction((tx) => dropLease(tx, lease))
+            .catch(() => {});
+        }
         throw err;
       }
       const active: LeaseRecord = { ...lease, state: 'active', data: { ...lease.data, ...made.data } };
@@ -194,6 +201,8 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       if (lease.state !== 'active')
         throw new StrongroomError('invalid_value', `this lease is ${lease.state}`);
       const at = now();
+      // a lease past its end is over, swept or not: it cannot come back
+      if (Date.parse(lease.expires_at) <= at) throw new StrongroomError('not_found', 'no such lease');
       let maxEnd = Date.parse(lease.max_expires_at);
       if (lease.holder.ref) {
         const holder = await d().deps.tokens.lookupRef(lease.holder.ref);
@@ -253,6 +262,8 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       const out: string[] = [];
       for (const p of paths) {
         const id = p.slice(2);
+        // a prefix matches whole path segments: `…/SA` is that lease or what is under it, not `…/SA_BACKUP`
+        if (prefix !== '' && !prefix.endsWith('/') && id !== prefix && !id.startsWith(`${prefix}/`)) continue;
         if (after !== undefined && id <= after) continue;
         out.push(id);
         if (out.length >= limit) break;

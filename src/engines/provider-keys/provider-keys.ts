@@ -111,7 +111,11 @@ export function providerKeysModule(
   }
 
   /** A key of the role for the caller under a lease (the creds operation, and the tool registry's issuer). */
-  async function issueKey(ctx: OperationContext, roleName: string, i: { ttl?: string | number | undefined }) {
+  async function issueKey(
+    ctx: OperationContext,
+    roleName: string,
+    i: { ttl?: string | number | undefined; maxTtl?: number | undefined },
+  ) {
     const r = await role(roleName);
     // a token scoped to providers gets keys of those providers only (a gateway key's own scope is
     // checked against the token's by the virtual-key engine)
@@ -130,7 +134,7 @@ export function providerKeysModule(
         engine: ENGINE,
         role: `creds/${r.name}`,
         ttl,
-        maxTtl: renewable ? r.max_ttl : ttl,
+        maxTtl: renewable ? Math.min(r.max_ttl, i.maxTtl ?? Number.POSITIVE_INFINITY) : ttl,
         renewable,
         ctx,
         data: { role: r.name },
@@ -228,6 +232,13 @@ export function providerKeysModule(
         auth: 'token',
         resource: () => SYSTEM,
         async handle(_ctx, i) {
+          // its leases' keys could not be deleted without it: they go first
+          if ((await deps!.leases.ids(`${ENGINE}/creds/${i.role}/`, undefined, 1)).length) {
+            throw new StrongroomError(
+              'in_use',
+              `the role ${i.role} still has live leases: revoke them first (strongroom lease revoke --prefix ${ENGINE}/creds/${i.role}/)`,
+            );
+          }
           const had = (await store!.get(rolePath(i.role))) !== undefined;
           await store!.delete(rolePath(i.role));
           return { deleted: had };

@@ -103,6 +103,8 @@ export function toolsModule(): VaultModule<ToolsDeps, BarrierStore> {
           if (!issue) throw new StrongroomError('not_found', `no credential engine named ${target.engine}`);
           const c = await issue(ctx, target.role, {
             ttl: t.ttl,
+            // renewals too stay within the tool's minutes
+            maxTtl: t.ttl,
             ...(i.tenant !== undefined ? { tenant: i.tenant } : {}),
           });
           return { tool: t.name, operation: i.operation, ...c, data: c.data as Record<string, string> };
