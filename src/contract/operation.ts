@@ -57,7 +57,7 @@ export interface Operation<I = never, O = unknown> {
   /** The resource the action applies to, derived from the input alone. */
   resource(input: I): Resource;
   /** Request context the policy sees beside the resource (`context.operation` of a tool credential). */
-  context?(input: I): { operation?: string };
+  context?(input: I): { operation?: string; tenant?: string };
   handle(ctx: OperationContext, input: I): Promise<O>;
 }
 

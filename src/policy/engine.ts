@@ -26,6 +26,8 @@ export interface RequestContextInfo {
   environment?: string | undefined;
   /** The operation a tool credential is asked for (docs/tools.md). */
   operation?: string | undefined;
+  /** The tenant a dynamic credential is asked for (docs/database.md). */
+  tenant?: string | undefined;
 }
 
 /** The optional context attributes present in `ctx` (absent ones stay absent: `context has …`). */
@@ -36,6 +38,7 @@ function optionalContext(ctx: RequestContextInfo): Record<string, string | numbe
     out.estimated_tokens = Math.max(0, Math.round(ctx.estimated_tokens));
   if (ctx.environment !== undefined) out.environment = ctx.environment;
   if (ctx.operation !== undefined) out.operation = ctx.operation;
+  if (ctx.tenant !== undefined) out.tenant = ctx.tenant;
   return out;
 }
 
@@ -286,7 +289,8 @@ function cacheKey(identity: Identity, action: string, resource: Resource, c: Req
     c.classification !== undefined ||
     c.estimated_tokens !== undefined ||
     c.environment !== undefined ||
-    c.operation !== undefined
+    c.operation !== undefined ||
+    c.tenant !== undefined
   )
     key += JSON.stringify(optionalContext(c));
   return key;

@@ -132,7 +132,7 @@ export function schemaText(): string {
   };
   type RequestContext = {
     mfa: Bool, client_ip: ipaddr, now: Long,
-    classification?: String, estimated_tokens?: Long, environment?: String, operation?: String
+    classification?: String, estimated_tokens?: Long, environment?: String, operation?: String, tenant?: String
   };
 ${actions}
 }`;

@@ -128,6 +128,28 @@ test('per-tool credentials: one tool, one operation, minutes, decided by Cedar',
     );
     const after = (await a.call('GET', '/v1/sys/leases?prefix=database/')).json() as { leases: unknown[] };
     assert.equal(after.leases.length, before.leases.length, 'no lease was made for a refused call');
+    // a policy binds the tenant a caller may ask for (context.tenant): the agent is acme's, not globex's
+    const bind = await a.call('PUT', '/v1/sys/policies/agent-acme-only', {
+      policy: `forbid (principal in Strongroom::Role::"app", action == Strongroom::Action::"tool.credential", resource) when { context has tenant && context.tenant != "${db.tenants.acme}" };`,
+    });
+    assert.equal(bind.statusCode, 200, bind.body);
+    const globex = await a.call(
+      'POST',
+      '/v1/tools/rag-search/credentials',
+      { operation: 'search', tenant: db.tenants.globex },
+      agent,
+    );
+    assert.equal(globex.statusCode, 403, globex.body);
+    const acme = (
+      await a.call(
+        'POST',
+        '/v1/tools/rag-search/credentials',
+        { operation: 'search', tenant: db.tenants.acme },
+        agent,
+      )
+    ).json() as ToolCred;
+    assert.ok(acme.lease_id, 'the tenant the policy allows is still served');
+    await a.call('PUT', '/v1/sys/leases/revoke', { lease_id: acme.lease_id }, agent);
     // a scope that names no credentials reaches none, whatever Cedar would allow
     const narrow = await scopedApp(a, 'narrow-agent', { paths: ['llm/dev'] });
     const refused = await a.call(

@@ -11,7 +11,7 @@ export type Authorize = (
   resource: Resource,
   request: RequestInfo,
   /** What the operation adds to the policy's context (Operation.context). */
-  extra?: { operation?: string },
+  extra?: { operation?: string; tenant?: string },
 ) => Promise<Decision>;
 
 /**
@@ -33,6 +33,7 @@ export function authorizationStep(
         client_address: request.client_address,
         now: clock.now(),
         ...(extra?.operation !== undefined ? { operation: extra.operation } : {}),
+        ...(extra?.tenant !== undefined ? { tenant: extra.tenant } : {}),
       });
     } catch {
       return { allowed: false, reason: 'policy evaluation failed' };

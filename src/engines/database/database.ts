@@ -389,6 +389,8 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
         action: 'database.creds',
         auth: 'token',
         resource: (i) => ({ type: 'System', id: `database/creds/${i.role}`, attrs: { role: i.role } }),
+        // a policy can bind the tenant a caller may ask for (context.tenant)
+        context: (i) => (i.tenant !== undefined ? { tenant: i.tenant } : {}),
         handle: (ctx, i) => issueCreds(ctx, i.role, i),
       }),
     ];

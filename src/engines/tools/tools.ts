@@ -89,7 +89,7 @@ export function toolsModule(): VaultModule<ToolsDeps, BarrierStore> {
         action: 'tool.credential',
         auth: 'token',
         resource: (i) => ({ type: 'Tool', id: i.tool }),
-        context: (i) => ({ operation: i.operation }),
+        context: (i) => ({ operation: i.operation, ...(i.tenant !== undefined ? { tenant: i.tenant } : {}) }),
         async handle(ctx, i) {
           const t = await tool(i.tool);
           const target = Object.hasOwn(t.operations, i.operation) ? t.operations[i.operation] : undefined;
