@@ -344,6 +344,13 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
     });
   }
 
+  /** Renews the sweeper lease when a third of it is left; false when another server holds it now. */
+  async function stillHolding(): Promise<boolean> {
+    const at = now();
+    if (heldUntil - at > SWEEPER_LEASE_MS / 3) return true;
+    return (await holdSweeper(at)) !== undefined;
+  }
+
   async function pass(): Promise<SweepReport> {
     const report: SweepReport = { expired: 0, failed: 0, holderGone: 0, abandoned: 0, reconciled: 0 };
     if (!deps || !store || deps.barrier.sealed) return report;
@@ -369,7 +376,8 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
   /** Revokes what is due, minute by minute from the cursor; the cursor moves past a minute once it is empty. */
   async function expire(at: number, cursor: number, report: SweepReport) {
     const { store: s } = d();
-    const last = minuteOf(at);
+    // a clock behind the cursor (stepped back, or another server's) still looks at the cursor's minute
+    const last = Math.max(minuteOf(at), cursor);
     let minute = cursor;
     let budget = batch;
     const backoff = new Map<string, number>();
@@ -402,6 +410,8 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
           await s.transaction((tx) => putLease(tx, { ...cur, next_attempt_at: iso(until) }, cur));
           continue;
         }
+        // a long pass (a slow backend) keeps the sweeper lease, or stops when another server took it
+        if (!(await stillHolding())) return;
         const outcome = await manager.revoke(structuredClone(l) as LeaseRecord, {
           reason: l.state === 'revoking' ? 'retry' : 'expired',
         });
@@ -439,6 +449,8 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
       for (const key of keys) {
         const l = await s.getJson<LeaseRecord>(leasePath(key));
         if (!l || holderSegment(l) !== holderSegment(first)) continue;
+        // a long pass (a slow backend) keeps the sweeper lease, or stops when another server took it
+        if (!(await stillHolding())) return;
         const outcome = await manager.revoke(structuredClone(l) as LeaseRecord, { reason: 'holder_revoked' });
         if (outcome !== 'pending') report.holderGone++;
       }
@@ -457,6 +469,8 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
         await s.delete(p);
         continue;
       }
+      // a long pass (a slow backend) keeps the sweeper lease, or stops when another server took it
+      if (!(await stillHolding())) return;
       const outcome = await manager.revoke(structuredClone(l) as LeaseRecord, { reason: 'abandoned' });
       if (outcome !== 'pending') report.abandoned++;
     }

@@ -39,6 +39,8 @@ export interface LeaseRecord {
   /** The backend's handle on the credential (a role name, a key id): never a secret. */
   data: Record<string, unknown>;
   last_renewed_at: string | null;
+  /** Its expiry index entry (`x/<minute>/…`): the minute may be later than its due time (see putLease). */
+  index?: string;
   revoke_attempts: number;
   next_attempt_at: string | null;
   last_error: string | null;
@@ -90,12 +92,23 @@ export async function readLease(r: BarrierReader, id: string): Promise<LeaseReco
 const dueOf = (l: Pick<LeaseRecord, 'expires_at' | 'next_attempt_at'>) =>
   Date.parse(l.next_attempt_at ?? l.expires_at);
 
-/** Every record of a lease, written together (its record and its indexes); `before`: the lease as stored. */
+const indexOf = (l: LeaseRecord) => l.index ?? expiryPath(dueOf(l), l.key);
+
+/**
+ * Every record of a lease, written together (its record and its indexes); `before`: the lease as stored.
+ * The expiry entry goes in the minute it is due, or in the sweeper's cursor minute when that is later:
+ * a server whose clock is behind the sweeper's (or a clock stepped back) would otherwise file it in a
+ * minute the sweeper has already passed, and it would never end.
+ */
 export async function putLease(tx: BarrierWriter, l: LeaseRecord, before?: LeaseRecord): Promise<void> {
-  if (before && dueOf(before) !== dueOf(l)) await tx.delete(expiryPath(dueOf(before), l.key));
+  const cursor = (await tx.getJson<{ cursor?: number }>(SWEEPER))?.cursor ?? 0;
+  const due = dueOf(l);
+  const index = `${minutePrefix(Math.max(minuteOf(due), cursor))}${pad(due, 14)}-${l.key}`;
+  if (before && indexOf(before) !== index) await tx.delete(indexOf(before));
+  l.index = index;
   await tx.put(leasePath(l.key), enc(l));
   await tx.put(idPath(l.id), enc(l.key));
-  await tx.put(expiryPath(dueOf(l), l.key), enc({ engine: l.engine }));
+  await tx.put(index, enc({ engine: l.engine }));
   await tx.put(holderPath(l), enc(1));
 }
 
@@ -103,7 +116,7 @@ export async function putLease(tx: BarrierWriter, l: LeaseRecord, before?: Lease
 export async function dropLease(tx: BarrierWriter, l: LeaseRecord): Promise<void> {
   await tx.delete(leasePath(l.key));
   await tx.delete(idPath(l.id));
-  await tx.delete(expiryPath(dueOf(l), l.key));
+  await tx.delete(indexOf(l));
   await tx.delete(holderPath(l));
   await tx.delete(creatingPath(l.key));
 }
