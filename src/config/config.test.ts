@@ -43,6 +43,21 @@ describe('server configuration', () => {
     );
   });
 
+  test('leases: the sweeper settings are read, and unknown or out-of-range ones refused', (t) => {
+    const { file } = withFile(
+      t,
+      'storage: {sqlite: {path: /tmp/a.db}}\nleases: {sweep_interval_ms: 500, max_per_holder: 50}\n',
+    );
+    assert.deepEqual(loadServerConfig({ config: file }, {}, '/').leases, {
+      sweep_interval_ms: 500,
+      max_per_holder: 50,
+    });
+    const bad = withFile(t, 'storage: {sqlite: {path: /tmp/a.db}}\nleases: {sweep_interval_ms: 1}\n');
+    assert.throws(() => loadServerConfig({ config: bad.file }, {}, '/'), /sweep_interval_ms/);
+    const unknown = withFile(t, 'storage: {sqlite: {path: /tmp/a.db}}\nleases: {forever: true}\n');
+    assert.throws(() => loadServerConfig({ config: unknown.file }, {}, '/'), /forever/);
+  });
+
   test('the access log is off unless asked for, in the file or with STRONGROOM_ACCESS_LOG', (t) => {
     assert.equal(loadServerConfig({ dev: true }, {}, '/').access_log, undefined);
     const { file } = withFile(t, 'storage: {sqlite: {path: /tmp/a.db}}\naccess_log: true\n');

@@ -141,6 +141,22 @@ const ServerConfigSchema = Type.Object(
         Strict,
       ),
     ),
+    leases: Type.Optional(
+      Type.Object(
+        {
+          sweep_interval_ms: Type.Optional(
+            Type.Integer({
+              minimum: 50,
+              maximum: 60_000,
+              description: 'how often expired leases are looked for',
+            }),
+          ),
+          batch: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000 })),
+          max_per_holder: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+        },
+        Strict,
+      ),
+    ),
     rotation: Type.Optional(
       Type.Object(
         {

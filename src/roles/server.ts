@@ -66,6 +66,7 @@ export async function startServer(
       rateLimit: config.rate_limit,
       usage: config.usage,
       ...(config.identity ? { identity: identityOptions(config.identity) } : {}),
+      ...(config.leases ? { leases: config.leases } : {}),
       ...(config.rotation
         ? {
             rotation: {
