@@ -6,9 +6,9 @@ import { StrongroomError } from '../../errors/errors.ts';
 import { parseDuration } from '../../lib/duration.ts';
 import type { SecretAddress } from '../kv/records.ts';
 import type { LeaseRecord, LeasesPort } from '../leases/leases.ts';
-import type { AllowsPort, ClockPort, SecretsPort, TokensPort } from '../ports.ts';
+import type { AllowsPort, ClockPort, SecretsPort } from '../ports.ts';
 
-export type CheckoutDeps = ClockPort & SecretsPort & LeasesPort & TokensPort & AllowsPort;
+export type CheckoutDeps = ClockPort & SecretsPort & LeasesPort & AllowsPort;
 
 const ENGINE = 'checkout';
 const MAX_TTL = 86_400;
@@ -138,10 +138,7 @@ export function checkoutModule(): VaultModule<CheckoutDeps, BarrierStore> {
           const d = l?.data as Partial<SecretAddress> | undefined;
           const sameSecret =
             l?.engine === ENGINE && d?.project === i.project && d.env === i.env && d.name === i.name;
-          const mine =
-            l?.holder.ref !== undefined
-              ? ctx.request.token !== undefined && deps!.tokens.refOf(ctx.request.token) === l.holder.ref
-              : l?.holder.accessor === ctx.identity?.accessor;
+          const mine = deps!.leases.heldBy(l, ctx);
           if (!l || !sameSecret || !mine)
             throw new StrongroomError('not_found', 'no such check-out of this secret');
           await deps!.leases.revoke(l, { reason: 'checked_in' });
@@ -156,10 +153,7 @@ export function checkoutModule(): VaultModule<CheckoutDeps, BarrierStore> {
           const h = await liveHolder(i);
           if (!h) return { holder: null };
           const l = await deps!.leases.get(h.lease_id);
-          const yours =
-            l?.holder.ref !== undefined
-              ? ctx.request.token !== undefined && deps!.tokens.refOf(ctx.request.token) === l.holder.ref
-              : l?.holder.accessor === ctx.identity?.accessor;
+          const yours = deps!.leases.heldBy(l, ctx);
           // who holds it is not told (a token accessor is a handle on that token): when, and whether it is you
           return { holder: { lease_id: h.lease_id, expires_at: h.expires_at, yours } };
         },

@@ -108,12 +108,7 @@ export function leasesModule(opts: LeaseOptions = {}): {
   /** The caller's own lease, or one it may manage; anything else is "no such lease" (no oracle). */
   async function reachable(ctx: OperationContext, id: string): Promise<LeaseRecord> {
     const l = await manager.get(id);
-    const mine =
-      l !== undefined &&
-      ctx.identity !== undefined &&
-      (l.holder.ref !== undefined
-        ? ctx.request.token !== undefined && deps!.tokens.refOf(ctx.request.token) === l.holder.ref
-        : l.holder.accessor === ctx.identity.accessor);
+    const mine = manager.heldBy(l, ctx);
     if (
       l &&
       (mine || (ctx.identity && (await deps!.allows(ctx.identity, 'lease.manage', ALL_LEASES, ctx.request))))

@@ -196,6 +196,13 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
 
     get: (id) => readLease(d().store, id),
 
+    heldBy(l, ctx) {
+      if (!l || !ctx.identity) return false;
+      return l.holder.ref !== undefined
+        ? ctx.request.token !== undefined && d().deps.tokens.refOf(ctx.request.token) === l.holder.ref
+        : l.holder.accessor === ctx.identity.accessor;
+    },
+
     async renew(lease, incrementS) {
       if (!lease.renewable) throw new StrongroomError('invalid_value', 'this lease is not renewable');
       if (lease.state !== 'active')

@@ -181,6 +181,8 @@ export interface LeaseManager {
     create: (lease: Readonly<LeaseRecord>) => Promise<{ data?: Record<string, unknown>; result: T }>,
   ): Promise<{ lease: LeaseRecord; result: T }>;
   get(id: string): Promise<LeaseRecord | undefined>;
+  /** Whether the caller holds `lease`: the same token (by its reference), or the same workload. */
+  heldBy(lease: Readonly<LeaseRecord> | undefined, ctx: OperationContext): boolean;
   renew(lease: LeaseRecord, incrementS: number | undefined): Promise<LeaseRecord>;
   revoke(
     lease: LeaseRecord,
