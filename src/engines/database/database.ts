@@ -146,15 +146,8 @@ export function databaseModule(): VaultModule<DatabaseDeps, BarrierStore> {
   }
 
   /** A role with live leases stays (its revocation statements are needed to end them). */
-  async function refuseWhileLeased(role: string): Promise<void> {
-    const live = await deps!.leases.ids(`${ENGINE}/creds/${role}/`, undefined, 1);
-    if (live.length) {
-      throw new StrongroomError(
-        'in_use',
-        `the role ${role} still has live leases: revoke them first (strongroom lease revoke --prefix ${ENGINE}/creds/${role}/)`,
-      );
-    }
-  }
+  const refuseWhileLeased = (role: string) =>
+    deps!.leases.refuseWhileLeased(`${ENGINE}/creds/${role}/`, `the role ${role}`);
 
   /** Ends a lease's role: with the role's own revocation statements, or NOLOGIN, end sessions, drop. */
   async function revokeRole(lease: Readonly<LeaseRecord>): Promise<void> {

@@ -5,6 +5,7 @@ import { StrongroomError } from '../../errors/errors.ts';
 import type { MetricsRegistry } from '../../lib/metrics.ts';
 import type { ClockPort, TokensPort } from '../ports.ts';
 import {
+  backoffMs,
   backoffPath,
   creatingPath,
   dropLease,
@@ -23,6 +24,7 @@ import {
   readLease,
   SWEEPER,
   type SweepReport,
+  safeMessage,
 } from './store.ts';
 
 type Deps = ClockPort &
@@ -37,17 +39,9 @@ const SYSTEM: NonNullable<AuditEntry['actor']> = {
   id: 'lease-sweeper',
   display_name: 'lease sweeper',
 };
-/** A backend that failed waits 1 s, 2 s, 4 s ... at most 5 minutes before the next attempt. */
-const backoffMs = (attempts: number) => Math.min(300_000, 1000 * 2 ** Math.min(attempts - 1, 16));
 /** A lease still `creating` this long after issue was abandoned by a crash. */
 const ABANDONED_MS = 30_000;
 const SWEEPER_LEASE_MS = 15_000;
-
-/** An error's message without anything that could be a credential, for records and audit. */
-function safeMessage(err: unknown): string {
-  const m = err instanceof Error ? err.message : String(err);
-  return m.replace(/[A-Za-z0-9_+/=-]{24,}/g, '[redacted]').slice(0, 300);
-}
 
 // biome-ignore lint/complexity/noExcessiveLinesPerFunction: the backends, the store and the sweeper's state stay inside one closure
 export function createLeaseManager(opts: LeaseOptions = {}): {
@@ -195,6 +189,15 @@ export function createLeaseManager(opts: LeaseOptions = {}): {
     },
 
     get: (id) => readLease(d().store, id),
+
+    async refuseWhileLeased(prefix, what) {
+      if ((await manager.ids(prefix, undefined, 1)).length) {
+        throw new StrongroomError(
+          'in_use',
+          `${what} still has live leases: revoke them first (strongroom lease revoke --prefix ${prefix})`,
+        );
+      }
+    },
 
     heldBy(l, ctx) {
       if (!l || !ctx.identity) return false;

@@ -181,6 +181,8 @@ export interface LeaseManager {
     create: (lease: Readonly<LeaseRecord>) => Promise<{ data?: Record<string, unknown>; result: T }>,
   ): Promise<{ lease: LeaseRecord; result: T }>;
   get(id: string): Promise<LeaseRecord | undefined>;
+  /** Refuses (409 `in_use`) while any lease lives under `prefix`: what their revocation needs must stay. */
+  refuseWhileLeased(prefix: string, what: string): Promise<void>;
   /** Whether the caller holds `lease`: the same token (by its reference), or the same workload. */
   heldBy(lease: Readonly<LeaseRecord> | undefined, ctx: OperationContext): boolean;
   renew(lease: LeaseRecord, incrementS: number | undefined): Promise<LeaseRecord>;
@@ -207,4 +209,13 @@ export interface LeaseOptions {
   holder_id?: string | undefined;
   /** Live leases one holder (a token, a workload) may hold at once (default 1,000): no caller fills the store. */
   max_per_holder?: number | undefined;
+}
+
+/** A backend that failed waits 1 s, 2 s, 4 s ... at most 5 minutes before the next attempt. */
+export const backoffMs = (attempts: number) => Math.min(300_000, 1000 * 2 ** Math.min(attempts - 1, 16));
+
+/** An error's message without anything that could be a credential, for records and audit. */
+export function safeMessage(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.replace(/[A-Za-z0-9_+/=-]{24,}/g, '[redacted]').slice(0, 300);
 }

@@ -233,12 +233,7 @@ export function providerKeysModule(
         resource: () => SYSTEM,
         async handle(_ctx, i) {
           // its leases' keys could not be deleted without it: they go first
-          if ((await deps!.leases.ids(`${ENGINE}/creds/${i.role}/`, undefined, 1)).length) {
-            throw new StrongroomError(
-              'in_use',
-              `the role ${i.role} still has live leases: revoke them first (strongroom lease revoke --prefix ${ENGINE}/creds/${i.role}/)`,
-            );
-          }
+          await deps!.leases.refuseWhileLeased(`${ENGINE}/creds/${i.role}/`, `the role ${i.role}`);
           const had = (await store!.get(rolePath(i.role))) !== undefined;
           await store!.delete(rolePath(i.role));
           return { deleted: had };
