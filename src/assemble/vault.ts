@@ -28,6 +28,7 @@ import type { SecretsPort, SecretsReader, SecretsWriterPort, VirtualKeysPort } f
 import { providerKeysModule } from '../engines/provider-keys/provider-keys.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { toolsModule } from '../engines/tools/tools.ts';
+import { transitModule } from '../engines/transit/transit.ts';
 import { createUsage, type UsageOptions, type UsageSetup } from '../engines/usage/usage.ts';
 import { type WatchEngine, type WatchOptions, watchModule } from '../engines/watch/watch.ts';
 import { wrappingModule } from '../engines/wrapping/wrapping.ts';
@@ -162,6 +163,7 @@ export function assembleVault(deps: VaultDeps): Vault {
     checkoutModule(),
     providerKeysModule({ adapters: deps.rotation?.adapters }),
     toolsModule(),
+    transitModule(),
     wrappingModule(),
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),

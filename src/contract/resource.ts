@@ -12,7 +12,8 @@ export interface Resource {
     | 'App'
     | 'Identity'
     | 'Model'
-    | 'Tool';
+    | 'Tool'
+    | 'TransitKey';
   id: string;
   attrs?: Readonly<Record<string, unknown>>;
 }

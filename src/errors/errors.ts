@@ -78,6 +78,14 @@ export const ERROR_CODES = [
   'in_use',
   // a wrapping token that is unknown, expired or already unwrapped (docs/wrapping.md)
   'invalid_wrapping_token',
+  // the transit engine (docs/transit.md): a ciphertext or signature that does not open or parse, a
+  // key version the key's policy refuses, an operation the key's type cannot do, a key kept from
+  // deletion or from leaving the vault
+  'invalid_ciphertext',
+  'key_version_disallowed',
+  'unsupported_operation',
+  'deletion_not_allowed',
+  'not_exportable',
   'internal',
 ] as const;
 

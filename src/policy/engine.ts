@@ -231,9 +231,12 @@ function resourceEntities(resource: Resource): { uid: cedar.EntityUid; entities:
         ],
       };
     case 'Tool':
+    case 'TransitKey':
       return {
-        uid: { type: T('Tool'), id: resource.id },
-        entities: [{ uid: { type: T('Tool'), id: resource.id }, attrs: { name: resource.id }, parents: [] }],
+        uid: { type: T(resource.type), id: resource.id },
+        entities: [
+          { uid: { type: T(resource.type), id: resource.id }, attrs: { name: resource.id }, parents: [] },
+        ],
       };
     case 'Token':
       // the token's own entity is already among the principal's (for self actions), or a bare one

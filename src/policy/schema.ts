@@ -84,6 +84,20 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'tool.credential': ['Tool'],
   // check-out / check-in of a static secret under a lease (docs/checkout.md)
   'secret.checkout': ['Secret'],
+  // the transit engine (docs/transit.md): managing keys, reading their metadata and public keys (the list:
+  // System::"transit"), and each use of a key (TransitKey::"<name>") its own action, so a policy can let
+  // a service encrypt without decrypting, or verify without signing; random bytes and hashes touch no key
+  'transit.manage': ['TransitKey'],
+  'transit.read': ['System', 'TransitKey'],
+  'transit.export': ['TransitKey'],
+  'transit.encrypt': ['TransitKey'],
+  'transit.decrypt': ['TransitKey'],
+  'transit.rewrap': ['TransitKey'],
+  'transit.datakey': ['TransitKey'],
+  'transit.sign': ['TransitKey'],
+  'transit.verify': ['TransitKey'],
+  'transit.hmac': ['TransitKey'],
+  'transit.random': ['System'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */
@@ -106,7 +120,7 @@ export const PUBLIC_ACTIONS = new Set([
  * Every other action stays bound by the scope (deny by default). Issue 13 item 2: a relying party
  * validating a JWT-SVID (`identity.validate`) learns only what the token it holds already says.
  */
-export const UNSCOPED_ACTIONS: ReadonlySet<string> = new Set(['identity.validate']);
+export const UNSCOPED_ACTIONS: ReadonlySet<string> = new Set(['identity.validate', 'transit.random']);
 
 export function schemaText(): string {
   const actions = Object.entries(ACTIONS)
@@ -125,6 +139,7 @@ export function schemaText(): string {
   entity Model { provider: String, model: String, route: String };
   entity System;
   entity Tool { name: String };
+  entity TransitKey { name: String };
   entity Project { name: String };
   entity Environment in [Project] { project: String, name: String, production: Bool };
   entity Secret in [Environment] {
@@ -163,6 +178,7 @@ const METADATA = [
   'sys.status',
   'usage.read',
   'identity.read',
+  'transit.read',
 ];
 const SELF = ['token.self', 'user.self', 'lease.self', 'wrapping.wrap'];
 

@@ -190,7 +190,8 @@ function fits(pattern: string, url: string): boolean {
 
 /** The sample request (test/helpers/samples.ts) that reaches this route with this operation. */
 function sampleFor(c: Case): { url: string; body?: unknown } {
-  const s = SAMPLE[c.operation];
+  // a second route of one operation (sign/{name}/{hash_algorithm}) has its sample under `OPERATION URL`
+  const s = SAMPLE[`${c.operation} ${c.route.url}`] ?? SAMPLE[c.operation];
   if (s && fits(c.route.url, s.url)) return s;
   // a route without parameters is reached by its own URL (e.g. /v1/sys/health for sys.seal-status)
   if (!c.route.url.includes(':'))

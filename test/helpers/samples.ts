@@ -282,4 +282,41 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'tool.credential': { url: '/v1/tools/sample/credentials', body: { operation: 'search' } },
   'wrapping.unwrap': { url: '/v1/sys/wrapping/unwrap', body: { token: 'not-a-wrapping-token' } },
   'wrapping.lookup': { url: '/v1/sys/wrapping/lookup', body: { token: 'not-a-wrapping-token' } },
+  // --- transit (src/server/routes/v1/transit.ts); `OPERATION URL` keys reach a second route of an operation ---
+  'transit.key.create': { url: '/v1/transit/keys/sample', body: {} },
+  'transit.key.read': { url: '/v1/transit/keys/sample' },
+  'transit.key.list': { url: '/v1/transit/keys' },
+  'transit.key.delete': { url: '/v1/transit/keys/sample' },
+  'transit.key.config': { url: '/v1/transit/keys/sample/config', body: { deletion_allowed: false } },
+  'transit.key.rotate': { url: '/v1/transit/keys/sample/rotate' },
+  'transit.key.trim': { url: '/v1/transit/keys/sample/trim', body: { min_available_version: 1 } },
+  'transit.key.export': { url: '/v1/transit/export/public-key/sample' },
+  'transit.key.export /v1/transit/export/:key_type/:name/:version': {
+    url: '/v1/transit/export/public-key/sample/latest',
+  },
+  'transit.encrypt': { url: '/v1/transit/encrypt/sample', body: { plaintext: 'c2FtcGxl' } },
+  'transit.decrypt': { url: '/v1/transit/decrypt/sample', body: { ciphertext: 'vault:v1:AAAA' } },
+  'transit.rewrap': { url: '/v1/transit/rewrap/sample', body: { ciphertext: 'vault:v1:AAAA' } },
+  'transit.datakey': { url: '/v1/transit/datakey/plaintext/sample', body: {} },
+  'transit.sign': { url: '/v1/transit/sign/sample', body: { input: 'c2FtcGxl' } },
+  'transit.sign /v1/transit/sign/:name/:hash_algorithm': {
+    url: '/v1/transit/sign/sample/sha2-256',
+    body: { input: 'c2FtcGxl' },
+  },
+  'transit.verify': {
+    url: '/v1/transit/verify/sample',
+    body: { input: 'c2FtcGxl', signature: 'vault:v1:AAAA' },
+  },
+  'transit.verify /v1/transit/verify/:name/:hash_algorithm': {
+    url: '/v1/transit/verify/sample/sha2-256',
+    body: { input: 'c2FtcGxl', signature: 'vault:v1:AAAA' },
+  },
+  'transit.hmac': { url: '/v1/transit/hmac/sample', body: { input: 'c2FtcGxl' } },
+  'transit.hmac /v1/transit/hmac/:name/:hash_algorithm': {
+    url: '/v1/transit/hmac/sample/sha2-256',
+    body: { input: 'c2FtcGxl' },
+  },
+  'transit.random': { url: '/v1/transit/random', body: {} },
+  'transit.random /v1/transit/random/:bytes': { url: '/v1/transit/random/16', body: {} },
+  'transit.hash': { url: '/v1/transit/hash', body: { input: 'c2FtcGxl' } },
 };

@@ -14,6 +14,7 @@ import {
 } from './v1/leases.ts';
 import { rotationRoutes } from './v1/rotation.ts';
 import { type RouteDef, v1Routes } from './v1/routes.ts';
+import { transitRoutes } from './v1/transit.ts';
 import { usageRoutes } from './v1/usage.ts';
 import { watchRoutes } from './v1/watch.ts';
 
@@ -35,4 +36,5 @@ export const vaultRoutes: readonly RouteDef[] = [
   ...checkoutRoutes,
   ...providerKeyRoutes,
   ...toolRoutes,
+  ...transitRoutes,
 ];
