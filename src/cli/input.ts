@@ -3,6 +3,11 @@ import { type CliIO, UsageError } from './context.ts';
 
 /** Reads all of stdin (bounded), for values piped in so they never appear in shell history. */
 export async function readStdin(io: CliIO, limit = 1024 * 1024): Promise<string> {
+  return (await readStdinBytes(io, limit)).toString('utf8');
+}
+
+/** All of stdin as bytes (bounded): binary data to encrypt, sign or hash. */
+export async function readStdinBytes(io: CliIO, limit = 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of io.stdin) {
@@ -11,7 +16,7 @@ export async function readStdin(io: CliIO, limit = 1024 * 1024): Promise<string>
     if (size > limit) throw new UsageError(`standard input is larger than ${limit} bytes`);
     chunks.push(b);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** A secret from stdin (one trailing newline removed) or, on a terminal, a hidden prompt. */

@@ -16,6 +16,7 @@ import { runCommand } from './run.ts';
 import { scanCommand } from './scan.ts';
 import { secretCommands } from './secret.ts';
 import { tokenCommands } from './token.ts';
+import { transitCommands } from './transit.ts';
 import { usageCommands } from './usage.ts';
 import { userCommands } from './user.ts';
 
@@ -77,6 +78,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   secretCommands(program, io);
   rotateCommands(program, io);
   leaseCommands(program, io);
+  transitCommands(program, io);
   tokenCommands(program, io);
   policyCommands(program, io);
   auditCommands(program, io);

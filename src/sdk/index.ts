@@ -24,6 +24,7 @@ import { checkoutClient, databaseClient, keepLease, leasesClient, wrappingClient
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
 import { createSession, type Session, type SessionOptions } from './session.ts';
+import { transitClient } from './transit.ts';
 import { type UsageQueryOptions, usageQuery, usageUnused } from './usage.ts';
 import { type WatchSecretsOptions, watchSecrets } from './watch.ts';
 
@@ -43,6 +44,8 @@ export type { SecretsCache, SecretsCacheOptions } from './secrets.ts';
 export { createSecretsCache } from './secrets.ts';
 export type { Session, SessionCredentials, SessionOptions } from './session.ts';
 export { createSession } from './session.ts';
+export type { TransitKeyInfo } from './transit.ts';
+export { transitClient } from './transit.ts';
 export type { UsageQueryOptions } from './usage.ts';
 export type { WatchSecretsOptions } from './watch.ts';
 export { watchSecrets } from './watch.ts';
@@ -157,6 +160,8 @@ export async function connect(opts: ConnectOptions) {
     checkout: checkoutClient(call),
     /** Response wrapping: unwrap a wrapping token once, or look at what it was made for. */
     wrapping: wrappingClient(call),
+    /** Encryption, signatures and HMACs under keys that stay in the vault (docs/transit.md). */
+    transit: transitClient(call),
     /** Who read what, and what nobody reads. */
     usage: {
       query: (project: string, env: string, q?: UsageQueryOptions) => usageQuery(call, project, env, q),
