@@ -17,6 +17,9 @@ export const InitRequest = Type.Object(
   {
     secret_shares: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
     secret_threshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
+    /** An HSM (pkcs11) seal: how many recovery keys, and how many make a quorum (default 5 and 3). */
+    recovery_shares: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
+    recovery_threshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 255 })),
   },
   Strict,
 );
@@ -213,18 +216,23 @@ export type PolicyTestRequest = Static<typeof PolicyTestRequest>;
 const StringMap = Type.Record(Type.String(), Type.String());
 
 export const SealStatusResponse = Type.Object({
-  type: Type.Union([Type.Literal('shamir'), Type.Literal('static')]),
+  type: Type.Union([Type.Literal('shamir'), Type.Literal('static'), Type.Literal('pkcs11')]),
   initialized: Type.Boolean(),
   sealed: Type.Boolean(),
   t: Type.Integer(),
   n: Type.Integer(),
   progress: Type.Integer(),
+  /** An HSM seal: people hold recovery keys, which never unseal (Vault's field). */
+  recovery_seal: Type.Boolean(),
 });
 export type SealStatusResponse = Static<typeof SealStatusResponse>;
 
 export const InitResponse = Type.Object({
   keys: Strings,
   keys_base64: Strings,
+  /** An HSM (pkcs11) seal: Shamir shares of the recovery key (empty otherwise). */
+  recovery_keys: Strings,
+  recovery_keys_base64: Strings,
   root_token: Type.String(),
 });
 export type InitResponse = Static<typeof InitResponse>;

@@ -70,6 +70,9 @@ export interface VaultDeps {
   onAuditSinkError?: (sink: string, err: unknown) => void;
   /** A module's onSeal threw (the others still ran, and the vault is sealed). */
   onModuleError?: (module: string, phase: 'seal', err: unknown) => void;
+  /** An HSM seal could not unseal at start (src/core/core.ts): the server stays sealed and retries. */
+  onAutoUnsealError?: (err: unknown) => void;
+  autoUnsealRetryMs?: number;
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
   /** Settings of the user and app auth methods (login limits, lockout, token TTLs). */
   auth?: AuthMethodOptions;
@@ -187,6 +190,8 @@ export function assembleVault(deps: VaultDeps): Vault {
   checkMounts(modules, CORE_MOUNTS);
   const core = createCore({
     ...(deps.onModuleError ? { onModuleError: deps.onModuleError } : {}),
+    ...(deps.onAutoUnsealError ? { onAutoUnsealError: deps.onAutoUnsealError } : {}),
+    ...(deps.autoUnsealRetryMs ? { autoUnsealRetryMs: deps.autoUnsealRetryMs } : {}),
     storage: deps.storage,
     seal: deps.seal,
     clock: deps.clock,

@@ -39,29 +39,48 @@ export function operatorCommands(program: Command, io: CliIO): void {
     .description('initialise a new server: prints the unseal key shares and the root token, once')
     .option('--shares <n>', 'number of key shares to split the unseal key into', '5')
     .option('--threshold <t>', 'number of shares needed to unseal', '3')
-    .action(async (o: { shares: string; threshold: string }, cmd: Command) => {
-      const client = clientFor(io, cmd);
-      const status = await client.sealStatus();
-      const req: InitRequest =
-        status.type === 'shamir'
-          ? {
-              secret_shares: parsePositiveInt('--shares', o.shares),
-              secret_threshold: parsePositiveInt('--threshold', o.threshold),
-            }
-          : {};
-      const r = await client.init(req);
-      if (formatOf(cmd) === 'json') return print(io.stdout, 'json', r);
-      const lines = r.keys_base64.map((k, i) => `Unseal Key ${i + 1}: ${k}`);
-      io.stdout.write(
-        `${lines.join('\n')}${lines.length ? '\n\n' : ''}Initial Root Token: ${r.root_token}\n\n` +
-          (r.keys.length
-            ? `Strongroom is initialised with ${r.keys.length} key shares and a threshold of ${req.secret_threshold}.\n` +
-              'Give each share to a different person and store them apart: these are shown only this once.\n' +
-              `The server is sealed: unseal it with \`strongroom operator unseal\`, ${req.secret_threshold} times with different shares.\n`
-            : 'Strongroom is initialised with a static seal and unsealed itself.\n') +
-          'Keep the root token safe; use it to set up access, then revoke it.\n',
-      );
-    });
+    .option('--recovery-shares <n>', 'an HSM (pkcs11) seal: number of recovery key shares', '5')
+    .option('--recovery-threshold <t>', 'an HSM seal: number of recovery shares that make a quorum', '3')
+    .action(
+      async (
+        o: { shares: string; threshold: string; recoveryShares: string; recoveryThreshold: string },
+        cmd: Command,
+      ) => {
+        const client = clientFor(io, cmd);
+        const status = await client.sealStatus();
+        const req: InitRequest =
+          status.type === 'shamir'
+            ? {
+                secret_shares: parsePositiveInt('--shares', o.shares),
+                secret_threshold: parsePositiveInt('--threshold', o.threshold),
+              }
+            : status.type === 'pkcs11'
+              ? {
+                  recovery_shares: parsePositiveInt('--recovery-shares', o.recoveryShares),
+                  recovery_threshold: parsePositiveInt('--recovery-threshold', o.recoveryThreshold),
+                }
+              : {};
+        const r = await client.init(req);
+        if (formatOf(cmd) === 'json') return print(io.stdout, 'json', r);
+        const lines = [
+          ...r.keys_base64.map((k, i) => `Unseal Key ${i + 1}: ${k}`),
+          ...r.recovery_keys_base64.map((k, i) => `Recovery Key ${i + 1}: ${k}`),
+        ];
+        io.stdout.write(
+          `${lines.join('\n')}${lines.length ? '\n\n' : ''}Initial Root Token: ${r.root_token}\n\n` +
+            (r.keys.length
+              ? `Strongroom is initialised with ${r.keys.length} key shares and a threshold of ${req.secret_threshold}.\n` +
+                'Give each share to a different person and store them apart: these are shown only this once.\n' +
+                `The server is sealed: unseal it with \`strongroom operator unseal\`, ${req.secret_threshold} times with different shares.\n`
+              : r.recovery_keys.length
+                ? `Strongroom is initialised with an HSM seal and unsealed itself; it unseals itself at every start.\n` +
+                  `The ${r.recovery_keys.length} recovery key shares (a quorum of ${req.recovery_threshold}) authorize operator actions; they never unseal.\n` +
+                  'Give each to a different person and store them apart: these are shown only this once.\n'
+                : 'Strongroom is initialised with a static seal and unsealed itself.\n') +
+            'Keep the root token safe; use it to set up access, then revoke it.\n',
+        );
+      },
+    );
 
   op.command('unseal')
     .argument('[key]', 'an unseal key share (prompted for when absent, so it stays out of shell history)')

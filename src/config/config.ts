@@ -75,6 +75,23 @@ const ServerConfigSchema = Type.Object(
     seal: Type.Union([
       Type.Object({ shamir: Type.Object({}, Strict) }, Strict),
       Type.Object({ static: Type.Object({ key_file: Type.String({ minLength: 1 }) }, Strict) }, Strict),
+      // an HSM wraps the root key (docs/seal.md); the PIN from STRONGROOM_HSM_PIN or pin_file
+      Type.Object(
+        {
+          pkcs11: Type.Object(
+            {
+              lib: Type.String({ minLength: 1 }),
+              token_label: Type.String({ minLength: 1, maxLength: 32 }),
+              key_label: Type.String({ minLength: 1, maxLength: 128 }),
+              pin: Type.Optional(Type.String({ minLength: 1, maxLength: 256 })),
+              pin_file: Type.Optional(Type.String({ minLength: 1 })),
+              generate_key: Type.Optional(Type.Boolean()),
+            },
+            Strict,
+          ),
+        },
+        Strict,
+      ),
     ]),
     tls: Type.Optional(
       Type.Object(
@@ -221,6 +238,13 @@ const ENV_LEAVES: Record<string, (cfg: Record<string, unknown>, v: string) => vo
       throw new ConfigError(
         'STRONGROOM_SEAL_TYPE must be "shamir" (use STRONGROOM_SEAL_STATIC_KEY_FILE for a static seal)',
       );
+  },
+  STRONGROOM_HSM_PIN: (c, v) => {
+    const seal = c.seal as { pkcs11?: Record<string, unknown> } | undefined;
+    if (!seal?.pkcs11) {
+      throw new ConfigError('STRONGROOM_HSM_PIN is set but the seal is not pkcs11 (seal: {pkcs11: {...}})');
+    }
+    seal.pkcs11.pin = v;
   },
   STRONGROOM_TLS_CERT_FILE: (c, v) => {
     c.tls = { ...((c.tls as object | undefined) ?? {}), cert_file: v };
@@ -392,6 +416,9 @@ export function loadServerConfig(
   // resolve relative file paths against the config file's folder
   if ('sqlite' in config.storage) config.storage.sqlite.path = resolve(base, config.storage.sqlite.path);
   if ('static' in config.seal) config.seal.static.key_file = resolve(base, config.seal.static.key_file);
+  if ('pkcs11' in config.seal && config.seal.pkcs11.pin_file) {
+    config.seal.pkcs11.pin_file = resolve(base, config.seal.pkcs11.pin_file);
+  }
   // audit: a JSON-lines file beside the data by default (next to the config file for PostgreSQL)
   if (config.audit === undefined) {
     config.audit = defaultAuditConfig(

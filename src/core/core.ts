@@ -52,6 +52,12 @@ export interface CoreDeps<P extends object = object> {
   ports?: P;
   /** A module's onSeal threw (the others still ran, and the vault is sealed): for the server log. */
   onModuleError?: (module: string, phase: 'seal', err: unknown) => void;
+  /**
+   * An HSM seal could not unseal at start (docs/seal.md): the server stays sealed, says why here, and
+   * tries again every `autoUnsealRetryMs` (default 10 s) until it can or someone unseals it.
+   */
+  onAutoUnsealError?: (err: unknown) => void;
+  autoUnsealRetryMs?: number;
   /** Requests per second (and burst) allowed per token, or per app for app tokens; root tokens are exempt. */
   rateLimit?: { requests_per_second: number; burst: number } | undefined;
   /**
@@ -116,7 +122,7 @@ export interface Core {
   workloadAuth: ((request: RequestInfo) => Promise<Identity | undefined>) | undefined;
   /** Whether `identity` may perform `action` on `resource` (for filtering lists). */
   allows(identity: Identity, action: string, resource: Resource, request: RequestInfo): Promise<boolean>;
-  /** Unseals with the static key file when one is configured and storage is initialised. */
+  /** Unseals without people when storage is initialised: from the static key file, or through the HSM. */
   start(): Promise<void>;
   /** Runs after every unseal (loads keys the auth layer keeps in the barrier). */
   afterUnseal(): Promise<void>;
@@ -142,6 +148,7 @@ export function createCore<P extends object = object>(deps: CoreDeps<P>): Core {
   const onSuccess = deps.onSuccess?.length ? deps.onSuccess : undefined;
   const metrics = deps.metrics ?? createMetricsRegistry();
   let refresher: NodeJS.Timeout | undefined;
+  let unsealRetry: NodeJS.Timeout | undefined;
 
   // the pipeline's steps (src/core/pipeline/), composed by invoke; the gateway runs the same ones
   const limits = rateLimitStep(deps.rateLimit, deps.clock);
@@ -241,9 +248,37 @@ export function createCore<P extends object = object>(deps: CoreDeps<P>): Core {
     },
     async start() {
       const status = await seal.status();
-      if (status.type === 'static' && status.initialized && status.sealed) {
-        await seal.unsealWithKeyFile();
+      if (!status.initialized || !status.sealed) return;
+      if (status.type === 'static') {
+        await seal.autoUnseal();
         await core.afterUnseal();
+      } else if (status.type === 'pkcs11') {
+        // an HSM that is away leaves the server up and sealed, saying why, and trying again
+        const attempt = async () => {
+          if (!barrier.sealed) return true;
+          try {
+            await seal.autoUnseal();
+            await core.afterUnseal();
+            return true;
+          } catch (err) {
+            deps.onAutoUnsealError?.(err);
+            return false;
+          }
+        };
+        if (!(await attempt())) {
+          unsealRetry = setInterval(() => {
+            attempt().then(
+              (done) => {
+                if (done && unsealRetry) {
+                  clearInterval(unsealRetry);
+                  unsealRetry = undefined;
+                }
+              },
+              () => {},
+            );
+          }, deps.autoUnsealRetryMs ?? 10_000);
+          unsealRetry.unref();
+        }
       }
     },
     async afterUnseal() {
@@ -274,6 +309,8 @@ export function createCore<P extends object = object>(deps: CoreDeps<P>): Core {
     stop() {
       if (refresher) clearInterval(refresher);
       refresher = undefined;
+      if (unsealRetry) clearInterval(unsealRetry);
+      unsealRetry = undefined;
     },
   };
 

@@ -54,10 +54,26 @@ function sysOperations(core: SysDeps) {
         } else if (i.secret_shares !== undefined || i.secret_threshold !== undefined) {
           throw new StrongroomError(
             'validation_failed',
-            'this server uses a static seal: do not give secret_shares or secret_threshold',
+            `this server uses a ${status.type} seal: do not give secret_shares or secret_threshold`,
           );
         }
-        const { shares: keys } = await core.seal.initialize(shares, threshold);
+        const recovery =
+          status.type === 'pkcs11'
+            ? { shares: i.recovery_shares ?? 5, threshold: i.recovery_threshold ?? 3 }
+            : undefined;
+        if (
+          recovery &&
+          (recovery.threshold > recovery.shares || (recovery.threshold < 2 && recovery.shares > 1))
+        ) {
+          throw new StrongroomError(
+            'validation_failed',
+            'recovery_threshold must be at most recovery_shares, and at least 2 when there is more than one share',
+          );
+        }
+        if (!recovery && (i.recovery_shares !== undefined || i.recovery_threshold !== undefined)) {
+          throw new StrongroomError('validation_failed', 'recovery keys are for an HSM (pkcs11) seal');
+        }
+        const { shares: keys, recoveryShares } = await core.seal.initialize(shares, threshold, recovery);
         await core.afterUnseal();
         const { token } = await core.tokens.create({
           policies: ['root'],
@@ -70,9 +86,11 @@ function sysOperations(core: SysDeps) {
         const out = {
           keys: keys.map((k) => k.toString('hex')),
           keys_base64: keys.map((k) => k.toString('base64')),
+          recovery_keys: recoveryShares.map((k) => k.toString('hex')),
+          recovery_keys_base64: recoveryShares.map((k) => k.toString('base64')),
           root_token: token,
         };
-        for (const k of keys) k.fill(0);
+        for (const k of [...keys, ...recoveryShares]) k.fill(0);
         return out;
       },
     }),
@@ -89,12 +107,14 @@ function sysOperations(core: SysDeps) {
         }
         const wasSealed = core.barrier.sealed;
         const status = await core.seal.status();
-        if (status.type === 'static') {
-          // a static seal unseals from its key file; shares do not apply
+        if (status.type !== 'shamir') {
+          // a static seal unseals from its key file, an HSM seal through the HSM; shares do not apply
           if (i.key !== undefined) {
             throw new StrongroomError(
               'validation_failed',
-              'this server uses a static seal: send {} to unseal it from its key file',
+              status.type === 'static'
+                ? 'this server uses a static seal: send {} to unseal it from its key file'
+                : 'this server uses an HSM (pkcs11) seal: send {} to unseal it through the HSM (recovery keys do not unseal)',
             );
           }
           if (!status.initialized)
@@ -103,7 +123,7 @@ function sysOperations(core: SysDeps) {
               'Strongroom is not initialised: run `strongroom operator init`',
             );
           if (wasSealed) {
-            await core.seal.unsealWithKeyFile();
+            await core.seal.autoUnseal();
             await core.afterUnseal();
           }
           return sealStatus();

@@ -86,6 +86,8 @@ export const ERROR_CODES = [
   'unsupported_operation',
   'deletion_not_allowed',
   'not_exportable',
+  // the PKCS#11 seal's HSM could not be used (library, token, PIN or key): the vault stays sealed
+  'hsm_unavailable',
   'internal',
 ] as const;
 

@@ -37,6 +37,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   unsupported_operation: 400,
   deletion_not_allowed: 400,
   not_exportable: 400,
+  hsm_unavailable: 503,
   cas_mismatch: 409,
   unauthenticated: 401,
   invalid_token: 401,

@@ -63,6 +63,12 @@ export async function startServer(
         ),
       onModuleError: (module, phase, err) =>
         logger.error({ module, phase, err: { message: (err as Error).message } }, 'a module failed to seal'),
+      // the HSM's own words (token, PIN, key): never the PIN itself
+      onAutoUnsealError: (err) =>
+        logger.error(
+          { err: { code: (err as { code?: string }).code, message: (err as Error).message } },
+          'the vault stays sealed: the HSM could not unseal it (retrying every 10 s; POST /v1/sys/unseal {} to try now)',
+        ),
       rateLimit: config.rate_limit,
       usage: config.usage,
       ...(config.identity ? { identity: identityOptions(config.identity) } : {}),

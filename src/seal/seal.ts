@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Barrier } from '../barrier/barrier.ts';
 import { encryptRecord, recordAad } from '../barrier/barrier.ts';
@@ -6,47 +7,67 @@ import { constantTimeEqual, randomKey } from '../crypto/random.ts';
 import { combineShares, splitSecret } from '../crypto/shamir.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { StorageBackend } from '../storage/backend.ts';
+import { createHsmWrapper, type Pkcs11Settings } from './pkcs11.ts';
 
 /**
  * The seal protects the root key. The root key (which opens the barrier's
  * keyring) is stored encrypted under an unseal key; the unseal key is either
- * split into Shamir shares held by people, or read from a key file (static).
+ * split into Shamir shares held by people, read from a key file (static), or
+ * an AES key that never leaves a PKCS#11 HSM (pkcs11: the HSM wraps and
+ * unwraps the root key, and people hold Shamir *recovery* keys instead,
+ * which authorize operator actions but never open the vault).
  */
-export type SealSettings = { shamir: object } | { static: { key_file: string } };
+export type SealSettings = { shamir: object } | { static: { key_file: string } } | { pkcs11: Pkcs11Settings };
+export type SealType = 'shamir' | 'static' | 'pkcs11';
 
 const SEAL_CONFIG_PATH = 'core/seal/config';
 const ROOT_KEY_PATH = 'core/seal/root-key';
 const SHARE_BYTES = 33;
 
 interface StoredSealConfig {
-  type: 'shamir' | 'static';
+  type: SealType;
   shares: number;
   threshold: number;
+  /** pkcs11: the recovery key's shares and threshold, and its SHA-256 (to check a quorum given later). */
+  recovery_shares?: number;
+  recovery_threshold?: number;
+  recovery_check?: string;
   created_at: string;
 }
 
 export interface SealStatus {
-  type: 'shamir' | 'static';
+  type: SealType;
   initialized: boolean;
   sealed: boolean;
   t: number;
   n: number;
   progress: number;
+  /** Whether key holders hold recovery keys (an HSM seal) rather than unseal keys. */
+  recovery_seal: boolean;
 }
 
 export interface InitResult {
-  /** Shamir shares of the unseal key (empty for a static seal). */
+  /** Shamir shares of the unseal key (empty for a static or pkcs11 seal). */
   shares: Buffer[];
+  /** pkcs11: Shamir shares of the recovery key. */
+  recoveryShares: Buffer[];
 }
 
 export interface SealManager {
   status(): Promise<SealStatus>;
-  /** Initialises storage: a new root key, keyring and seal configuration. Leaves the barrier unsealed. */
-  initialize(shares: number, threshold: number): Promise<InitResult>;
+  /**
+   * Initialises storage: a new root key, keyring and seal configuration. Leaves the barrier unsealed.
+   * `recovery`: the recovery key's shares and threshold, for a pkcs11 seal.
+   */
+  initialize(
+    shares: number,
+    threshold: number,
+    recovery?: { shares: number; threshold: number },
+  ): Promise<InitResult>;
   /** Adds one Shamir share; unseals when the threshold is reached. */
   submitShare(share: string): Promise<SealStatus>;
-  /** Unseals with the static key file. */
-  unsealWithKeyFile(): Promise<void>;
+  /** Unseals without people: from the static key file, or through the HSM. */
+  autoUnseal(): Promise<void>;
   resetProgress(): void;
   seal(): void;
 }
@@ -64,6 +85,25 @@ function parseShare(input: string): Buffer {
     );
   }
   return buf;
+}
+
+/** The HSM user PIN: given (STRONGROOM_HSM_PIN or the configuration), or read from `pin_file`. */
+async function readPin(s: Pkcs11Settings): Promise<string> {
+  if (s.pin !== undefined && s.pin !== '') return s.pin;
+  if (s.pin_file === undefined) {
+    throw new StrongroomError(
+      'hsm_unavailable',
+      'no HSM PIN: set STRONGROOM_HSM_PIN or seal.pkcs11.pin_file; the vault stays sealed',
+    );
+  }
+  try {
+    return (await readFile(s.pin_file, 'utf8')).trim();
+  } catch (err) {
+    throw new StrongroomError(
+      'hsm_unavailable',
+      `cannot read the HSM PIN file ${s.pin_file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
 }
 
 /** Reads a 32-byte key from a file: raw bytes, 64 hex characters or base64. */
@@ -95,7 +135,9 @@ export function createSealManager(opts: {
   now: () => Date;
 }): SealManager {
   const { settings, storage, barrier } = opts;
-  const type: 'shamir' | 'static' = 'shamir' in settings ? 'shamir' : 'static';
+  const type: SealType = 'shamir' in settings ? 'shamir' : 'static' in settings ? 'static' : 'pkcs11';
+  const hsm =
+    'pkcs11' in settings ? createHsmWrapper(settings.pkcs11, () => readPin(settings.pkcs11)) : undefined;
   let pending: Buffer[] = [];
 
   async function storedConfig(): Promise<StoredSealConfig | undefined> {
@@ -111,17 +153,26 @@ export function createSealManager(opts: {
     return cfg;
   }
 
-  async function unsealWith(unsealKey: Uint8Array): Promise<void> {
+  async function storedRootKey(): Promise<Buffer> {
     const wrapped = await storage.get(ROOT_KEY_PATH);
     if (!wrapped)
       throw new StrongroomError(
         'not_initialized',
         'Strongroom is not initialised: run `strongroom operator init`',
       );
+    return Buffer.from(wrapped);
+  }
+
+  async function unsealWith(unsealKey: Uint8Array): Promise<void> {
+    const wrapped = await storedRootKey();
     const k = importAesKey(unsealKey);
     // root-key records use term 0 and bind their path like every barrier record
-    const rootKey = open(k, Buffer.from(wrapped).subarray(5), recordAad(0, ROOT_KEY_PATH));
+    const rootKey = open(k, wrapped.subarray(5), recordAad(0, ROOT_KEY_PATH));
     if (!rootKey) throw new StrongroomError('invalid_unseal_key', 'the unseal key is not correct');
+    await unsealWithRootKey(rootKey);
+  }
+
+  async function unsealWithRootKey(rootKey: Buffer): Promise<void> {
     try {
       await barrier.unseal(rootKey);
     } finally {
@@ -138,30 +189,46 @@ export function createSealManager(opts: {
       t: cfg?.threshold ?? 0,
       n: cfg?.shares ?? 0,
       progress: pending.length,
+      recovery_seal: type === 'pkcs11',
     };
   }
 
   return {
     status,
-    async initialize(shares, threshold) {
+    async initialize(shares, threshold, recovery) {
       if (await storedConfig())
         throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
-      let unsealKey: Buffer;
-      let out: Buffer[] = [];
-      if (type === 'static') {
-        unsealKey = await readKeyFile((settings as { static: { key_file: string } }).static.key_file);
-      } else {
-        unsealKey = randomKey();
-        out = await splitSecret(unsealKey, shares, threshold);
-      }
       const rootKey = randomKey();
+      let out: Buffer[] = [];
+      let recoveryShares: Buffer[] = [];
       const cfg: StoredSealConfig = {
         type,
         shares: type === 'shamir' ? shares : 0,
         threshold: type === 'shamir' ? threshold : 0,
         created_at: opts.now().toISOString(),
       };
-      const wrapped = encryptRecord(importAesKey(unsealKey), 0, ROOT_KEY_PATH, rootKey);
+      let wrapped: Uint8Array;
+      if (hsm) {
+        // the HSM wraps the root key (making its key on the token if need be); people get recovery keys
+        wrapped = await hsm.wrap(rootKey, recordAad(0, ROOT_KEY_PATH), { create: true });
+        const r = recovery ?? { shares: 5, threshold: 3 };
+        const recoveryKey = randomKey();
+        recoveryShares = await splitSecret(recoveryKey, r.shares, r.threshold);
+        cfg.recovery_shares = r.shares;
+        cfg.recovery_threshold = r.threshold;
+        cfg.recovery_check = createHash('sha256').update(recoveryKey).digest('hex');
+        recoveryKey.fill(0);
+      } else {
+        let unsealKey: Buffer;
+        if (type === 'static') {
+          unsealKey = await readKeyFile((settings as { static: { key_file: string } }).static.key_file);
+        } else {
+          unsealKey = randomKey();
+          out = await splitSecret(unsealKey, shares, threshold);
+        }
+        wrapped = encryptRecord(importAesKey(unsealKey), 0, ROOT_KEY_PATH, rootKey);
+        unsealKey.fill(0);
+      }
       await barrier.initialize(
         rootKey,
         new Map<string, Uint8Array>([
@@ -171,8 +238,7 @@ export function createSealManager(opts: {
       );
       await barrier.unseal(rootKey);
       rootKey.fill(0);
-      unsealKey.fill(0);
-      return { shares: out };
+      return { shares: out, recoveryShares };
     },
     async submitShare(input) {
       const cfg = await storedConfig();
@@ -182,7 +248,10 @@ export function createSealManager(opts: {
           'Strongroom is not initialised: run `strongroom operator init`',
         );
       if (type !== 'shamir')
-        throw new StrongroomError('bad_request', 'this server uses a static seal and unseals itself');
+        throw new StrongroomError(
+          'bad_request',
+          `this server uses a ${type} seal and unseals itself${type === 'pkcs11' ? ' (recovery keys do not unseal it)' : ''}: send {} to try again`,
+        );
       if (!barrier.sealed) return status();
       const share = parseShare(input);
       // a share already given does not count twice
@@ -210,8 +279,13 @@ export function createSealManager(opts: {
       }
       return status();
     },
-    async unsealWithKeyFile() {
-      if (type !== 'static') throw new TypeError('unsealWithKeyFile needs a static seal');
+    async autoUnseal() {
+      if (hsm) {
+        const wrapped = await storedRootKey();
+        await unsealWithRootKey(await hsm.unwrap(wrapped, recordAad(0, ROOT_KEY_PATH)));
+        return;
+      }
+      if (type !== 'static') throw new TypeError('autoUnseal needs a static or pkcs11 seal');
       const key = await readKeyFile((settings as { static: { key_file: string } }).static.key_file);
       try {
         await unsealWith(key);

@@ -1411,6 +1411,7 @@ test('an uninitialised server answers 503 not_initialized on data routes and 501
     t: 0,
     n: 0,
     progress: 0,
+    recovery_seal: false,
   });
   assertError(
     await a.inject({ method: 'POST', url: '/v1/sys/unseal', payload: { key: '00'.repeat(33) } }),

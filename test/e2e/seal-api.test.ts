@@ -64,10 +64,18 @@ test('init returns the key shares and a root token, and leaves the server sealed
     t: 0,
     n: 0,
     progress: 0,
+    recovery_seal: false,
   });
 
   const out = ok<InitResponse>(await init(a, { secret_shares: 5, secret_threshold: 3 }));
-  assert.deepEqual(Object.keys(out).sort(), ['keys', 'keys_base64', 'root_token']);
+  assert.deepEqual(Object.keys(out).sort(), [
+    'keys',
+    'keys_base64',
+    'recovery_keys',
+    'recovery_keys_base64',
+    'root_token',
+  ]);
+  assert.deepEqual(out.recovery_keys, [], 'recovery keys are for an HSM seal');
   assert.equal(out.keys.length, 5);
   assert.equal(out.keys_base64.length, 5);
   for (const [i, k] of out.keys.entries()) {
@@ -88,6 +96,7 @@ test('init returns the key shares and a root token, and leaves the server sealed
     t: 3,
     n: 5,
     progress: 0,
+    recovery_seal: false,
   });
   fails(
     await a.inject({ method: 'GET', url: '/v1/projects', headers: withToken(out.root_token) }),
@@ -181,6 +190,7 @@ test('fewer shares than the threshold leave the server sealed and report progres
     t: 3,
     n: 5,
     progress: 1,
+    recovery_seal: false,
   });
   assert.deepEqual(ok(await unseal(a, { key: a.keys[3] })), {
     type: 'shamir',
@@ -189,6 +199,7 @@ test('fewer shares than the threshold leave the server sealed and report progres
     t: 3,
     n: 5,
     progress: 2,
+    recovery_seal: false,
   });
   assert.equal((await status(a)).progress, 2);
   fails(await a.call('GET', '/v1/projects'), 503, 'sealed');
@@ -208,7 +219,15 @@ test('the same share given twice does not advance progress', async (t) => {
 test('threshold distinct shares unseal the server', async (t) => {
   const a = await initialised(t, 5, 3);
   const s = await unsealWith(a, [a.keys[4]!, a.keys[0]!, a.keys[2]!]);
-  assert.deepEqual(s, { type: 'shamir', initialized: true, sealed: false, t: 3, n: 5, progress: 0 });
+  assert.deepEqual(s, {
+    type: 'shamir',
+    initialized: true,
+    sealed: false,
+    t: 3,
+    n: 5,
+    progress: 0,
+    recovery_seal: false,
+  });
   assert.equal((await a.inject({ method: 'GET', url: '/v1/sys/health' })).statusCode, 200);
   ok(await a.call('POST', '/v1/projects', { name: 'llm' }), 201);
   ok(await a.call('PUT', SECRET, { value: 'after-unseal' }));
@@ -261,6 +280,7 @@ test('a share from a different initialisation leaves the server sealed, resets p
     t: 2,
     n: 3,
     progress: 0,
+    recovery_seal: false,
   });
   fails(await a.call('GET', '/v1/projects'), 503, 'sealed');
   // the reset means two correct shares are needed again, and then they work
@@ -296,6 +316,7 @@ test('random 33 bytes as a share leave the server sealed, reset progress and are
       t: 2,
       n: 3,
       progress: 0,
+      recovery_seal: false,
     });
   }
   assert.equal((await unsealWith(a, a.keys.slice(0, 2))).sealed, false);
@@ -355,6 +376,7 @@ test('{reset: true} clears unseal progress', async (t) => {
     t: 3,
     n: 5,
     progress: 0,
+    recovery_seal: false,
   });
   // the two shares given before the reset no longer count
   assert.equal(ok<SealStatusResponse>(await unseal(a, { key: a.keys[2] })).progress, 1);
@@ -398,7 +420,15 @@ test('sealing with the root token seals: reads are 503 sealed until the server i
   ok(await a.call('PUT', SECRET, { value: 'survives-sealing' }));
 
   const sealed = ok<SealStatusResponse>(await a.call('POST', '/v1/sys/seal'));
-  assert.deepEqual(sealed, { type: 'shamir', initialized: true, sealed: true, t: 2, n: 3, progress: 0 });
+  assert.deepEqual(sealed, {
+    type: 'shamir',
+    initialized: true,
+    sealed: true,
+    t: 2,
+    n: 3,
+    progress: 0,
+    recovery_seal: false,
+  });
   fails(await a.call('GET', SECRET), 503, 'sealed');
   fails(await a.call('GET', '/v1/secrets/llm/dev'), 503, 'sealed');
   fails(await a.call('PUT', SECRET, { value: 'x' }), 503, 'sealed');
