@@ -6,6 +6,7 @@ import type { BarrierStore } from '../barrier/barrier.ts';
 import type { GatewayConfig } from '../config/gateway.ts';
 import type { VaultModule } from '../contract/module.ts';
 import { CORE_MOUNTS, type Core, createCore } from '../core/core.ts';
+import { generateRootModule } from '../core/generate-root.ts';
 import { sysModule } from '../core/sys.ts';
 import { checkoutModule } from '../engines/checkout/checkout.ts';
 import { databaseModule } from '../engines/database/database.ts';
@@ -57,6 +58,7 @@ export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort & V
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
 export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
   sysModule,
+  generateRootModule,
   tokensModule,
   policiesModule,
 ];

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { InitRequest } from '../api/v1.ts';
 import { type CliIO, clientFor, formatOf, parsePositiveInt, UsageError } from './context.ts';
+import { generateRootCommand } from './generate-root.ts';
 import { readSecretInput } from './input.ts';
 import { kv, print } from './output.ts';
 
@@ -90,8 +91,8 @@ export function operatorCommands(program: Command, io: CliIO): void {
       const client = clientFor(io, cmd);
       let s: Awaited<ReturnType<typeof client.sealStatus>>;
       if (o.reset) s = await client.unsealReset();
-      else if (!key && (await client.sealStatus()).type === 'static') {
-        // a static seal unseals from its own key file
+      else if (!key && (await client.sealStatus()).type !== 'shamir') {
+        // a static seal unseals from its own key file, an HSM seal through the HSM
         s = await client.request('POST', '/v1/sys/unseal', {});
       } else {
         const share = key ?? (await readSecretInput(io, 'Unseal key share'));
@@ -100,6 +101,8 @@ export function operatorCommands(program: Command, io: CliIO): void {
       }
       print(io.stdout, formatOf(cmd), s, () => sealRows(s));
     });
+
+  generateRootCommand(op, io);
 
   op.command('seal')
     .description(

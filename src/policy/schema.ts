@@ -105,6 +105,8 @@ export const PUBLIC_ACTIONS = new Set([
   'sys.status',
   'sys.init',
   'sys.unseal',
+  // key holders' shares are the credential of a root token generation (docs/seal.md)
+  'sys.generate-root',
   'auth.login',
   // a join token is its own credential (checked and consumed by the handler)
   'identity.join',

@@ -68,6 +68,16 @@ export interface SealManager {
   submitShare(share: string): Promise<SealStatus>;
   /** Unseals without people: from the static key file, or through the HSM. */
   autoUnseal(): Promise<void>;
+  /**
+   * How many key holders make a quorum for an operator action (generate-root): the unseal threshold of a
+   * Shamir seal, the recovery threshold of an HSM seal. A static seal has no key holders (`bad_request`).
+   */
+  quorum(): Promise<number>;
+  /**
+   * Whether `shares` (unseal keys of a Shamir seal, recovery keys of an HSM seal) reconstruct the key:
+   * `invalid_unseal_key` otherwise. Never unseals.
+   */
+  checkQuorum(shares: readonly string[]): Promise<void>;
   resetProgress(): void;
   seal(): void;
 }
@@ -85,6 +95,88 @@ function parseShare(input: string): Buffer {
     );
   }
   return buf;
+}
+
+interface Protected {
+  wrapped: Uint8Array;
+  shares: Buffer[];
+  recoveryShares: Buffer[];
+}
+
+/** The HSM wraps the root key (making its key on the token if need be); people get recovery keys. */
+async function hsmProtect(
+  hsm: ReturnType<typeof createHsmWrapper>,
+  rootKey: Buffer,
+  cfg: StoredSealConfig,
+  recovery: { shares: number; threshold: number },
+): Promise<Protected> {
+  const wrapped = await hsm.wrap(rootKey, recordAad(0, ROOT_KEY_PATH), { create: true });
+  const recoveryKey = randomKey();
+  const recoveryShares = await splitSecret(recoveryKey, recovery.shares, recovery.threshold);
+  cfg.recovery_shares = recovery.shares;
+  cfg.recovery_threshold = recovery.threshold;
+  cfg.recovery_check = createHash('sha256').update(recoveryKey).digest('hex');
+  recoveryKey.fill(0);
+  return { wrapped, shares: [], recoveryShares };
+}
+
+/** An unseal key (split into shares, or the static key file's) encrypts the root key. */
+async function unsealKeyProtect(
+  settings: SealSettings,
+  rootKey: Buffer,
+  shares: number,
+  threshold: number,
+): Promise<Protected> {
+  let unsealKey: Buffer;
+  let out: Buffer[] = [];
+  if ('static' in settings) {
+    unsealKey = await readKeyFile(settings.static.key_file);
+  } else {
+    unsealKey = randomKey();
+    out = await splitSecret(unsealKey, shares, threshold);
+  }
+  const wrapped = encryptRecord(importAesKey(unsealKey), 0, ROOT_KEY_PATH, rootKey);
+  unsealKey.fill(0);
+  return { wrapped, shares: out, recoveryShares: [] };
+}
+
+/** Whether `given` reconstruct the unseal key (Shamir) or the recovery key (HSM seal); never unseals. */
+async function checkShares(
+  cfg: StoredSealConfig,
+  given: readonly string[],
+  storedRootKey: () => Promise<Buffer>,
+): Promise<void> {
+  const parsed = given.map(parseShare);
+  let key: Buffer | undefined;
+  try {
+    try {
+      key = await combineShares(parsed);
+    } catch {
+      throw new StrongroomError('invalid_unseal_key', 'the key shares given are not valid');
+    }
+    if (cfg.type === 'pkcs11') {
+      const digest = createHash('sha256').update(key).digest('hex');
+      if (!constantTimeEqual(digest, cfg.recovery_check ?? '')) {
+        throw new StrongroomError(
+          'invalid_unseal_key',
+          'the recovery key shares given do not reconstruct the recovery key',
+        );
+      }
+      return;
+    }
+    const wrapped = await storedRootKey();
+    const rootKey = open(importAesKey(key), wrapped.subarray(5), recordAad(0, ROOT_KEY_PATH));
+    if (!rootKey) {
+      throw new StrongroomError(
+        'invalid_unseal_key',
+        'the key shares given do not reconstruct the unseal key',
+      );
+    }
+    rootKey.fill(0);
+  } finally {
+    key?.fill(0);
+    for (const p of parsed) p.fill(0);
+  }
 }
 
 /** The HSM user PIN: given (STRONGROOM_HSM_PIN or the configuration), or read from `pin_file`. */
@@ -199,36 +291,19 @@ export function createSealManager(opts: {
       if (await storedConfig())
         throw new StrongroomError('already_initialized', 'Strongroom is already initialised');
       const rootKey = randomKey();
-      let out: Buffer[] = [];
-      let recoveryShares: Buffer[] = [];
       const cfg: StoredSealConfig = {
         type,
         shares: type === 'shamir' ? shares : 0,
         threshold: type === 'shamir' ? threshold : 0,
         created_at: opts.now().toISOString(),
       };
-      let wrapped: Uint8Array;
-      if (hsm) {
-        // the HSM wraps the root key (making its key on the token if need be); people get recovery keys
-        wrapped = await hsm.wrap(rootKey, recordAad(0, ROOT_KEY_PATH), { create: true });
-        const r = recovery ?? { shares: 5, threshold: 3 };
-        const recoveryKey = randomKey();
-        recoveryShares = await splitSecret(recoveryKey, r.shares, r.threshold);
-        cfg.recovery_shares = r.shares;
-        cfg.recovery_threshold = r.threshold;
-        cfg.recovery_check = createHash('sha256').update(recoveryKey).digest('hex');
-        recoveryKey.fill(0);
-      } else {
-        let unsealKey: Buffer;
-        if (type === 'static') {
-          unsealKey = await readKeyFile((settings as { static: { key_file: string } }).static.key_file);
-        } else {
-          unsealKey = randomKey();
-          out = await splitSecret(unsealKey, shares, threshold);
-        }
-        wrapped = encryptRecord(importAesKey(unsealKey), 0, ROOT_KEY_PATH, rootKey);
-        unsealKey.fill(0);
-      }
+      const {
+        wrapped,
+        shares: out,
+        recoveryShares,
+      } = hsm
+        ? await hsmProtect(hsm, rootKey, cfg, recovery ?? { shares: 5, threshold: 3 })
+        : await unsealKeyProtect(settings, rootKey, shares, threshold);
       await barrier.initialize(
         rootKey,
         new Map<string, Uint8Array>([
@@ -278,6 +353,26 @@ export function createSealManager(opts: {
         for (const g of given) g.fill(0);
       }
       return status();
+    },
+    async quorum() {
+      const cfg = await storedConfig();
+      if (!cfg)
+        throw new StrongroomError(
+          'not_initialized',
+          'Strongroom is not initialised: run `strongroom operator init`',
+        );
+      if (cfg.type === 'static') {
+        throw new StrongroomError(
+          'bad_request',
+          'a static seal has no key holders: there is no quorum to ask',
+        );
+      }
+      return cfg.type === 'pkcs11' ? (cfg.recovery_threshold ?? 0) : cfg.threshold;
+    },
+    async checkQuorum(given) {
+      const cfg = await storedConfig();
+      if (!cfg || cfg.type === 'static') throw new StrongroomError('bad_request', 'no key holders to check');
+      await checkShares(cfg, given, storedRootKey);
     },
     async autoUnseal() {
       if (hsm) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { softHsmToken, softhsmSkipReason } from '../fixtures/softhsm.ts';
 import { tempDir } from '../helpers/app.ts';
-import { startServerProcess } from '../helpers/process.ts';
+import { runCli, startServerProcess } from '../helpers/process.ts';
 
 const skip = softhsmSkipReason();
 
@@ -111,6 +111,26 @@ test('an HSM seal: the server auto-unseals through SoftHSM, survives kill -9, an
     key: (init.json.recovery_keys as string[])[0],
   });
   assert.equal(withKey.status, 400);
+  // but a quorum of them makes a new root token, through the CLI
+  const recovery = init.json.recovery_keys as string[];
+  const cli = (args: string[]) =>
+    runCli(['operator', 'generate-root', ...args], { env: { STRONGROOM_ADDR: server.address } });
+  const attempt = JSON.parse((await cli(['--init', '--format', 'json'])).stdout) as {
+    nonce: string;
+    otp: string;
+  };
+  assert.equal((await cli(['--nonce', attempt.nonce, recovery[2]!])).code, 0);
+  const done = JSON.parse((await cli(['--nonce', attempt.nonce, recovery[0]!, '--format', 'json'])).stdout);
+  assert.equal(done.complete, true);
+  const newRoot = (await cli(['--decode', done.encoded_token, '--otp', attempt.otp])).stdout.trim();
+  const byNewRoot = await http(
+    server.address,
+    'GET',
+    '/v1/secrets/llm/dev/OPENAI_API_KEY',
+    undefined,
+    newRoot,
+  );
+  assert.equal(byNewRoot.status, 200, 'the new root token works');
   await server.stop();
 
   // the HSM taken away (SoftHSM's token store moved): the server starts, stays sealed, and says why

@@ -20,6 +20,13 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'sys.init': { url: '/v1/sys/init', body: {} },
   'sys.unseal': { url: '/v1/sys/unseal', body: { reset: true } },
   'sys.seal': { url: '/v1/sys/seal' },
+  'sys.generate-root.read': { url: '/v1/sys/generate-root/attempt' },
+  'sys.generate-root.start': { url: '/v1/sys/generate-root/attempt', body: {} },
+  'sys.generate-root.cancel': { url: '/v1/sys/generate-root/attempt' },
+  'sys.generate-root.update': {
+    url: '/v1/sys/generate-root/update',
+    body: { key: 'not-a-share', nonce: 'not-a-nonce' },
+  },
   'sys.rotate': { url: '/v1/sys/rotate' },
   'sys.key-status': { url: '/v1/sys/key-status' },
   'project.create': { url: '/v1/projects', body: { name: 'another' } },

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { TSchema } from 'typebox';
+import * as gr from '../../../api/generate-root.ts';
 import * as api from '../../../api/v1.ts';
 import type { AnyOpSpec } from '../../../contract/operation.ts';
 import type { ProgressStreamDef } from '../../progress.ts';
@@ -75,6 +76,39 @@ export const v1Routes: RouteDef[] = [
     input: body,
   },
   { method: 'POST', url: '/v1/sys/seal', operation: api.SysSeal, schema: {}, input: none },
+  // a new root token from a quorum of key holders (docs/seal.md), on Vault's paths
+  {
+    method: 'GET',
+    url: '/v1/sys/generate-root/attempt',
+    operation: gr.GenerateRootRead,
+    schema: {},
+    input: none,
+  },
+  ...(['POST', 'PUT'] as const).map(
+    (method): RouteDef => ({
+      method,
+      url: '/v1/sys/generate-root/attempt',
+      operation: gr.GenerateRootStart,
+      schema: { body: gr.GenerateRootStartRequest },
+      input: body,
+    }),
+  ),
+  {
+    method: 'DELETE',
+    url: '/v1/sys/generate-root/attempt',
+    operation: gr.GenerateRootCancel,
+    schema: {},
+    input: none,
+  },
+  ...(['POST', 'PUT'] as const).map(
+    (method): RouteDef => ({
+      method,
+      url: '/v1/sys/generate-root/update',
+      operation: gr.GenerateRootUpdate,
+      schema: { body: gr.GenerateRootUpdateRequest },
+      input: body,
+    }),
+  ),
   { method: 'POST', url: '/v1/sys/rotate', operation: api.SysRotate, schema: {}, input: none },
   { method: 'GET', url: '/v1/sys/key-status', operation: api.SysKeyStatus, schema: {}, input: none },
 
