@@ -8,6 +8,7 @@ import { gatewayKeyCommands } from './gateway-keys.ts';
 import { identityCommands } from './identity.ts';
 import { leaseCommands } from './leases.ts';
 import { loginCommand } from './login.ts';
+import { modelCommands } from './model.ts';
 import { operatorCommands, statusCommand } from './operator.ts';
 import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
@@ -79,6 +80,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   rotateCommands(program, io);
   leaseCommands(program, io);
   transitCommands(program, io);
+  modelCommands(program, io);
   tokenCommands(program, io);
   policyCommands(program, io);
   auditCommands(program, io);
