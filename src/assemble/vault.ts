@@ -25,7 +25,14 @@ import {
   leasesModule,
 } from '../engines/leases/leases.ts';
 import { metricsModule } from '../engines/metrics/metrics.ts';
-import type { SecretsPort, SecretsReader, SecretsWriterPort, VirtualKeysPort } from '../engines/ports.ts';
+import { modelsModule } from '../engines/models/models.ts';
+import type {
+  SecretsPort,
+  SecretsReader,
+  SecretsWriterPort,
+  TransitPort,
+  VirtualKeysPort,
+} from '../engines/ports.ts';
 import { providerKeysModule } from '../engines/provider-keys/provider-keys.ts';
 import { createRotation, type RotationOptions, type RotationService } from '../engines/rotation/rotation.ts';
 import { toolsModule } from '../engines/tools/tools.ts';
@@ -53,7 +60,7 @@ import { checkMounts, closeModules, orderModules } from './modules.ts';
  */
 
 /** What every module of the vault may ask for: the core's parts and the ports modules offer each other. */
-export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort;
+export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort & TransitPort;
 
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
 export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
@@ -145,6 +152,7 @@ export function assembleVault(deps: VaultDeps): Vault {
   let watch: WatchEngine | undefined;
   let identityEngine: IdentityEngine | undefined;
   let gatewayKeys: GatewayKeysEngine | undefined;
+  let transit: TransitPort['transit'] | undefined;
   const audit = createAudit(deps.audit, {
     clock: deps.clock,
     ...(deps.auditCheckpoint ? { checkpoint: deps.auditCheckpoint } : {}),
@@ -168,7 +176,8 @@ export function assembleVault(deps: VaultDeps): Vault {
     checkoutModule(),
     providerKeysModule({ adapters: deps.rotation?.adapters }),
     toolsModule(),
-    transitModule(),
+    transitModule((t) => (transit = t)),
+    modelsModule(),
     wrappingModule(),
     watchModule(deps.storage, deps.watch, (e) => (watch = e)),
     hygieneModule(),
@@ -209,7 +218,8 @@ export function assembleVault(deps: VaultDeps): Vault {
         revoke: (id) => gatewayKeys!.revoke(id),
         idsNamed: (name) => gatewayKeys!.idsNamed(name),
       },
-    } satisfies SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort,
+      transit: { unwrap: (name, ciphertext, aad) => transit!.unwrap(name, ciphertext, aad) },
+    } satisfies SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort & TransitPort,
     onSuccess: [
       ...(usage.observe ? [usage.observe] : []),
       // a revocation ends open watch streams at once, not at their next heartbeat

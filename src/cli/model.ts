@@ -1,10 +1,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { decryptModel, encryptModel, fetchModel, type Progress } from '../sdk/models/encrypt.ts';
 import { signModel, verifyModel } from '../sdk/models/sign.ts';
 import { transitClient } from '../sdk/transit.ts';
 import { type CliIO, clientFor, formatOf, UsageError } from './context.ts';
 import { kv, print } from './output.ts';
+import { createProgressBar } from './progress.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -59,6 +61,8 @@ export function modelCommands(program: Command, io: CliIO): void {
       },
     );
 
+  cryptCommands(m, io);
+  policyCommand(m, io);
   m.command('verify')
     .argument('<dir>', 'the model directory')
     .option('--signature <file>', 'the signature (default DIR/model.sig)')
@@ -85,4 +89,121 @@ export function modelCommands(program: Command, io: CliIO): void {
       );
       if (!r.ok) io.exitCode = 1;
     });
+}
+
+/** `model encrypt|decrypt|fetch`: files in parallel, a progress bar on stderr. */
+function cryptCommands(m: Command, io: CliIO): void {
+  const progress = (): { onProgress: Progress; stop(): void } => {
+    const bar = createProgressBar(io.stderr as NodeJS.WritableStream & { isTTY?: boolean });
+    return {
+      onProgress: (p) => bar.update('files', p.files, p.of),
+      stop: () => bar.stop(),
+    };
+  };
+
+  m.command('encrypt')
+    .argument('<dir>', 'the model directory (sign it first: model.sig is copied along)')
+    .requiredOption(
+      '--key <transit/NAME>',
+      'the customer-managed transit key (aes256-gcm96) that wraps each file’s data key',
+    )
+    .requiredOption('--out <dir>', 'where the encrypted model goes')
+    .option('--chunk-size <bytes>', 'bytes per AES-GCM chunk (default 1 MiB)')
+    .description(
+      'encrypt every file (a fresh data key each, chunked AES-256-GCM, files in parallel on every core)',
+    )
+    .action(async (dir: string, o: { key: string; out: string; chunkSize?: string }, cmd: Command) => {
+      const key = transitKey(o.key);
+      if (!key) throw new UsageError('--key must name a transit key: transit/NAME');
+      const chunk = o.chunkSize === undefined ? undefined : Number(o.chunkSize);
+      if (chunk !== undefined && (!Number.isInteger(chunk) || chunk < 4096 || chunk > 64 * 1024 * 1024)) {
+        throw new UsageError('--chunk-size is from 4096 to 67108864 bytes');
+      }
+      const p = progress();
+      const r = await encryptModel(transitClient(clientFor(io, cmd).request), dir, key, o.out, {
+        onProgress: p.onProgress,
+        ...(chunk ? { chunkSize: chunk } : {}),
+      }).finally(() => p.stop());
+      print(io.stdout, formatOf(cmd), r, () => kv({ Model: r.model, Files: r.files.length, Out: o.out }));
+    });
+
+  m.command('decrypt')
+    .argument('<dir>', 'an encrypted model')
+    .requiredOption('--out <dir>', 'where the plaintext files go')
+    .description(
+      'decrypt with the transit key itself (needs transit.decrypt on it; consumers use model fetch)',
+    )
+    .action(async (dir: string, o: { out: string }, cmd: Command) => {
+      const p = progress();
+      const r = await decryptModel(transitClient(clientFor(io, cmd).request), dir, o.out, {
+        onProgress: p.onProgress,
+      }).finally(() => p.stop());
+      print(io.stdout, formatOf(cmd), { model: r.model, files: r.files.length }, () =>
+        kv({ Model: r.model, Files: r.files.length }),
+      );
+    });
+
+  m.command('fetch')
+    .argument('<dir>', 'an encrypted model (with its model.sig)')
+    .requiredOption('--policy <name>', 'the model policy the vault checks it against')
+    .requiredOption('--out <dir>', 'where the plaintext files go')
+    .description(
+      'verify, then unwrap: the vault checks signature, digests and formats before it releases the keys',
+    )
+    .action(async (dir: string, o: { policy: string; out: string }, cmd: Command) => {
+      const p = progress();
+      const r = await fetchModel(clientFor(io, cmd).request, dir, o.policy, o.out, {
+        onProgress: p.onProgress,
+      }).finally(() => p.stop());
+      print(io.stdout, formatOf(cmd), r, () => kv({ Model: r.model, Files: r.files, Lease: r.lease_id }));
+    });
+}
+
+/** `model policy write`: which transit key, signers and formats a model may have. */
+function policyCommand(m: Command, io: CliIO): void {
+  const pol = m.command('policy').description('which key, signers and formats a model may have');
+  pol
+    .command('write')
+    .argument('<name>')
+    .requiredOption('--key <transit/NAME>', 'the transit key that wraps the model’s data keys')
+    .requiredOption(
+      '--signer <pem|transit/NAME>',
+      'a public key allowed to sign (PEM file, or a transit key’s); repeatable',
+      collect,
+    )
+    .option('--allow-pickle', 'accept pickle-based files (they can run code when loaded)')
+    .option('--lease-ttl <seconds>', 'how long a release’s lease lasts (default 3600)')
+    .action(
+      async (
+        name: string,
+        o: { key: string; signer: string[]; allowPickle?: boolean; leaseTtl?: string },
+        cmd: Command,
+      ) => {
+        const key = transitKey(o.key);
+        if (!key) throw new UsageError('--key must name a transit key: transit/NAME');
+        const c = clientFor(io, cmd);
+        const signers: string[] = [];
+        for (const s of o.signer) {
+          const t = transitKey(s);
+          if (t) {
+            for (const v of Object.values((await transitClient(c.request).readKey(t)).keys)) {
+              signers.push((v as { public_key: string }).public_key);
+            }
+          } else signers.push(await readFile(s, 'utf8'));
+        }
+        const r = await c.request<{ name: string; key: string; signers: string[] }>(
+          'PUT',
+          `/v1/models/${encodeURIComponent(name)}`,
+          {
+            key,
+            signers,
+            ...(o.allowPickle ? { allow_pickle: true } : {}),
+            ...(o.leaseTtl ? { lease_ttl: Number(o.leaseTtl) } : {}),
+          },
+        );
+        print(io.stdout, formatOf(cmd), r, () =>
+          kv({ Policy: r.name, Key: r.key, Signers: r.signers.length }),
+        );
+      },
+    );
 }

@@ -12,12 +12,13 @@ export interface Scope {
   providers?: string[];
   /**
    * Dynamic credentials the token may ask for (docs/access.md): `database/creds/ROLE`,
-   * `provider-keys/creds/ROLE`, `tools/TOOL`, `transit/KEY` (a transit key's uses), a name may end in `*`. Absent: none.
+   * `provider-keys/creds/ROLE`, `tools/TOOL`, `transit/KEY` (a transit key's uses), `models/NAME` (a model's release), a name may end in `*`. Absent: none.
    */
   credentials?: string[];
 }
 
-const CREDENTIAL = /^(database\/creds|provider-keys\/creds|tools|transit)\/(\*|[a-z0-9][a-z0-9_-]{0,62}\*?)$/;
+const CREDENTIAL =
+  /^(database\/creds|provider-keys\/creds|tools|transit|models)\/(\*|[a-z0-9][a-z0-9_-]{0,62}\*?)$/;
 
 /** Whether a credentials pattern covers `target` (`database/creds/rag-reader`, `tools/rag-search`). */
 function credentialCovers(pattern: string, target: string): boolean {
@@ -42,7 +43,7 @@ export function scopeProblem(scope: Scope): string | undefined {
   }
   for (const c of scope.credentials ?? []) {
     if (!CREDENTIAL.test(c)) {
-      return `invalid credentials entry ${JSON.stringify(c.slice(0, 100))} in scope: use database/creds/ROLE, provider-keys/creds/ROLE, tools/TOOL or transit/KEY (a name may end with *)`;
+      return `invalid credentials entry ${JSON.stringify(c.slice(0, 100))} in scope: use database/creds/ROLE, provider-keys/creds/ROLE, tools/TOOL, transit/KEY or models/NAME (a name may end with *)`;
     }
   }
   for (const p of scope.providers ?? []) {
@@ -132,7 +133,9 @@ export function scopeAllows(scope: Scope | null, resource: Resource): boolean {
       : resource.type === 'TransitKey'
         ? `transit/${resource.id}`
         : resource.type === 'System' &&
-            (resource.id.startsWith('database/creds/') || resource.id.startsWith('provider-keys/creds/'))
+            (resource.id.startsWith('database/creds/') ||
+              resource.id.startsWith('provider-keys/creds/') ||
+              resource.id.startsWith('models/'))
           ? resource.id
           : undefined;
   if (credential !== undefined) return (scope.credentials ?? []).some((p) => credentialCovers(p, credential));

@@ -133,3 +133,14 @@ export interface TokensPort {
     lookupRef(ref: string | undefined): Promise<TokenEntry | undefined>;
   };
 }
+
+/**
+ * The transit engine's keys, for the engines built on them (the models engine unwraps a file's data key
+ * once its own checks passed): no Cedar decision of its own, the caller's operation was authorized.
+ */
+export interface TransitPort {
+  transit: {
+    /** Decrypts `ciphertext` (vault:vN:…) under the key `name` with `aad` as associated data. */
+    unwrap(name: string, ciphertext: string, aad: Buffer): Promise<Buffer>;
+  };
+}

@@ -88,6 +88,8 @@ export const ERROR_CODES = [
   'not_exportable',
   // the PKCS#11 seal's HSM could not be used (library, token, PIN or key): the vault stays sealed
   'hsm_unavailable',
+  // verify-then-unwrap refused a model's data keys: the message names the first offending file (docs/models.md)
+  'model_refused',
   'internal',
 ] as const;
 

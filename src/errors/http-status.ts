@@ -38,6 +38,7 @@ export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
   deletion_not_allowed: 400,
   not_exportable: 400,
   hsm_unavailable: 503,
+  model_refused: 403,
   cas_mismatch: 409,
   unauthenticated: 401,
   invalid_token: 401,

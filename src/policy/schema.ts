@@ -98,6 +98,11 @@ export const ACTIONS: Record<string, readonly string[]> = {
   'transit.verify': ['TransitKey'],
   'transit.hmac': ['TransitKey'],
   'transit.random': ['System'],
+  // models (docs/models.md): policies (System::"models"), and a release of one model's data keys
+  // (System::"models/<name>", authorized by Cedar alone: a scoped token needs models/<name> in credentials)
+  'model.manage': ['System'],
+  'model.read': ['System'],
+  'model.release': ['System'],
 };
 
 /** Actions that never need authorization (they run before a token exists, or are public). */

@@ -21,6 +21,8 @@ import { type ClientOptions, createClient } from './client.ts';
 import { gatewayClient } from './gateway.ts';
 import { identityClient } from './identity.ts';
 import { checkoutClient, databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
+import { encryptModel, fetchModel, openModel } from './models/encrypt.ts';
+import { signModel, verifyModel } from './models/sign.ts';
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
 import { createSession, type Session, type SessionOptions } from './session.ts';
@@ -162,6 +164,20 @@ export async function connect(opts: ConnectOptions) {
     wrapping: wrappingClient(call),
     /** Encryption, signatures and HMACs under keys that stay in the vault (docs/transit.md). */
     transit: transitClient(call),
+    /**
+     * Models (docs/models.md): sign and verify (OpenSSF model signing), encrypt under a transit key, and
+     * `open`: the vault checks signature, digests and formats, then releases the data keys; each file is
+     * streamed decrypted, never written.
+     */
+    models: {
+      sign: (dir: string, key: string, options?: Parameters<typeof signModel>[3]) =>
+        signModel(transitClient(call), dir, key, options),
+      verify: verifyModel,
+      encrypt: (dir: string, key: string, out: string, options?: Parameters<typeof encryptModel>[4]) =>
+        encryptModel(transitClient(call), dir, key, out, options),
+      open: (dir: string, policy: string) => openModel(call, dir, policy),
+      fetch: (dir: string, policy: string, out: string) => fetchModel(call, dir, policy, out),
+    },
     /** Who read what, and what nobody reads. */
     usage: {
       query: (project: string, env: string, q?: UsageQueryOptions) => usageQuery(call, project, env, q),

@@ -304,7 +304,15 @@ test('after a kill -9, a Shamir-sealed server comes back sealed, refuses reads, 
   assert.equal(status.status, 200);
   assert.deepEqual(
     { ...status.json, progress: undefined },
-    { type: 'shamir', initialized: true, sealed: true, t: 2, n: 3, progress: undefined },
+    {
+      type: 'shamir',
+      initialized: true,
+      sealed: true,
+      t: 2,
+      n: 3,
+      progress: undefined,
+      recovery_seal: false,
+    },
   );
   const name = fleet.secrets.find((s) => s.acked.size > 0)!.name;
   for (const [method, body] of [

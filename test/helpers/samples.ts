@@ -326,4 +326,32 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
   'transit.random': { url: '/v1/transit/random', body: {} },
   'transit.random /v1/transit/random/:bytes': { url: '/v1/transit/random/16', body: {} },
   'transit.hash': { url: '/v1/transit/hash', body: { input: 'c2FtcGxl' } },
+  // --- models (src/server/routes/v1/models.ts) ---
+  'model.policy.write': {
+    url: '/v1/models/sample',
+    body: {
+      key: 'sample',
+      signers: [
+        '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEJUN3JrzQ1eyrohivaS4K9BHdyBhzu3ZeHPnfrfLjwqmW+oRrBhaM7jSV+hra1Ntn3BSMec1gpNUXFP0Ilg/oaA==\n-----END PUBLIC KEY-----\n',
+      ],
+    },
+  },
+  'model.policy.read': { url: '/v1/models/sample' },
+  'model.policy.list': { url: '/v1/models' },
+  'model.policy.delete': { url: '/v1/models/sample' },
+  'model.release': {
+    url: '/v1/models/sample/release',
+    body: {
+      signature: {
+        mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json',
+        verificationMaterial: { publicKey: { hint: '0'.repeat(64) } },
+        dsseEnvelope: {
+          payload: 'e30=',
+          payloadType: 'application/vnd.in-toto+json',
+          signatures: [{ sig: 'AA==' }],
+        },
+      },
+      files: [{ path: 'model.safetensors', sha256: '0'.repeat(64), size: 1, wrapped_key: 'vault:v1:AAAA' }],
+    },
+  },
 };

@@ -4,10 +4,28 @@ import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
-import type { ClockPort } from '../ports.ts';
+import type { ClockPort, TransitPort } from '../ports.ts';
 import { dataOperations } from './data.ts';
-import { configure, type Keyring, keyInfo, keyPath, type TransitKeyRecord, trim } from './keyring.ts';
-import { exportKey, forgetKeyObjects, isEncryptionKey, isSigningKey, newVersion, nodeHash } from './keys.ts';
+import {
+  configure,
+  type Keyring,
+  keyInfo,
+  keyPath,
+  requireEncryption,
+  type TransitKeyRecord,
+  trim,
+  versionForReading,
+} from './keyring.ts';
+import {
+  decrypt,
+  exportKey,
+  forgetKeyObjects,
+  isEncryptionKey,
+  isSigningKey,
+  newVersion,
+  nodeHash,
+  parseVersioned,
+} from './keys.ts';
 
 export type TransitDeps = ClockPort;
 
@@ -20,7 +38,9 @@ const keyResource = (name: string): Resource => ({ type: 'TransitKey', id: name,
  * key's record is changed only in a storage transaction (two rotations at once make two versions, never
  * one lost, since a ciphertext made under a lost version could never be opened again).
  */
-export function transitModule(): VaultModule<TransitDeps, BarrierStore> {
+export function transitModule(
+  bind?: (port: TransitPort['transit']) => void,
+): VaultModule<TransitDeps, BarrierStore> {
   let deps: TransitDeps | undefined;
   let store: BarrierStore | undefined;
   const now = () => new Date(deps!.clock.now());
@@ -94,16 +114,15 @@ export function transitModule(): VaultModule<TransitDeps, BarrierStore> {
     });
   }
 
-  /** Creating a key that exists changes nothing (Vault's answer), unless another type is asked for. */
-  function sameKind(k: TransitKeyRecord, type: api.KeyType): TransitKeyRecord {
-    if (k.type !== type) {
-      throw new StrongroomError(
-        'already_exists',
-        `the transit key ${k.name} exists with type ${k.type}; delete it first or choose another name`,
-      );
-    }
-    return k;
-  }
+  // the models engine's way to a data key (TransitPort): checked by its own operation, not by Cedar here
+  bind?.({
+    async unwrap(name, ciphertext, aad) {
+      const k = await keyring.load(name);
+      requireEncryption(k, 'decrypt');
+      const { version, bytes } = parseVersioned(ciphertext, 'ciphertext');
+      return decrypt(k.type, versionForReading(k, version), bytes, { aad });
+    },
+  });
 
   function operations(): AnyOperation[] {
     const manage = { action: 'transit.manage', auth: 'token' as const };
@@ -262,4 +281,15 @@ function utilityOperations(): AnyOperation[] {
       },
     }),
   ];
+}
+
+/** Creating a key that exists changes nothing (Vault's answer), unless another type is asked for. */
+function sameKind(k: TransitKeyRecord, type: api.KeyType): TransitKeyRecord {
+  if (k.type !== type) {
+    throw new StrongroomError(
+      'already_exists',
+      `the transit key ${k.name} exists with type ${k.type}; delete it first or choose another name`,
+    );
+  }
+  return k;
 }

@@ -1,7 +1,8 @@
 import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import type { ModelResource, Serialization } from '../../api/model-signing.ts';
-import { createHashPool } from './pool.ts';
+import { createPool } from './pool.ts';
 
 /** A model directory that cannot be signed or checked as it is: the message names the file. */
 export class ModelFileError extends Error {}
@@ -13,7 +14,7 @@ const posix = (p: string) => p.split(sep).join('/');
  * (a name or any folder above it). A symbolic link that leaves the directory is refused, always; one
  * inside it only when `allowSymlinks`.
  */
-async function modelFiles(dir: string, serialization: Serialization): Promise<string[]> {
+export async function modelFiles(dir: string, serialization: Serialization): Promise<string[]> {
   const root = await realpath(dir);
   const ignore = new Set(serialization.ignore_paths ?? []);
   const out: string[] = [];
@@ -54,13 +55,16 @@ async function modelFiles(dir: string, serialization: Serialization): Promise<st
 /** Every file's SHA-256, hashed on every core at once. */
 export async function hashModel(dir: string, serialization: Serialization): Promise<ModelResource[]> {
   const names = await modelFiles(dir, serialization);
-  const pool = createHashPool(Math.min(names.length || 1, (await import('node:os')).availableParallelism()));
+  const pool = createPool<{ path: string }, string>(
+    new URL('./hash-worker.ts', import.meta.url),
+    Math.min(names.length || 1, availableParallelism()),
+  );
   try {
     return await Promise.all(
       names.map(async (name) => ({
         name,
         algorithm: 'sha256' as const,
-        digest: await pool.sha256(join(dir, name)),
+        digest: await pool.run({ path: join(dir, name) }),
       })),
     );
   } finally {

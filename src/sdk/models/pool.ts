@@ -2,42 +2,43 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 /**
- * A small pool of threads that each hash whole files (src/supply-chain/hash-worker.ts): SHA-256 runs on
- * the thread that calls it, so hashing a model's shards on every core needs one thread per core.
+ * A small pool of threads, one job at a time each (src/sdk/models/*-worker.ts): hashing and AES-GCM run
+ * on the thread that calls them, so working through a model's shards on every core needs one thread per
+ * core. A job answers `{result}` or `{error}`.
  */
-export interface HashPool {
-  sha256(path: string): Promise<string>;
+export interface Pool<Req, Res> {
+  run(job: Req): Promise<Res>;
   close(): Promise<void>;
 }
 
-export function createHashPool(size = availableParallelism()): HashPool {
+export function createPool<Req, Res>(worker: URL, size = availableParallelism()): Pool<Req, Res> {
   const workers: Worker[] = [];
   const idle: Worker[] = [];
-  const queue: Array<{ path: string; resolve: (d: string) => void; reject: (e: Error) => void }> = [];
+  const queue: Array<{ job: Req; resolve: (r: Res) => void; reject: (e: Error) => void }> = [];
   const pending = new Map<
     number,
-    { resolve: (d: string) => void; reject: (e: Error) => void; worker: Worker }
+    { resolve: (r: Res) => void; reject: (e: Error) => void; worker: Worker }
   >();
   let next = 0;
 
   function pump(): void {
     while (idle.length && queue.length) {
       const w = idle.pop()!;
-      const job = queue.shift()!;
+      const { job, resolve, reject } = queue.shift()!;
       const id = next++;
-      pending.set(id, { resolve: job.resolve, reject: job.reject, worker: w });
-      w.postMessage({ id, path: job.path });
+      pending.set(id, { resolve, reject, worker: w });
+      w.postMessage({ id, job });
     }
   }
 
-  function spawn(): Worker {
-    const w = new Worker(new URL('./hash-worker.ts', import.meta.url));
-    w.on('message', (m: { id: number; digest?: string; error?: string }) => {
+  for (let n = 0; n < Math.max(1, size); n++) {
+    const w = new Worker(worker);
+    w.on('message', (m: { id: number; result?: Res; error?: string }) => {
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
       if (m.error !== undefined) p.reject(new Error(m.error));
-      else p.resolve(m.digest!);
+      else p.resolve(m.result as Res);
       idle.push(w);
       pump();
     });
@@ -49,18 +50,13 @@ export function createHashPool(size = availableParallelism()): HashPool {
         }
       }
     });
-    return w;
-  }
-
-  for (let n = 0; n < Math.max(1, size); n++) {
-    const w = spawn();
     workers.push(w);
     idle.push(w);
   }
   return {
-    sha256: (path) =>
+    run: (job) =>
       new Promise((resolve, reject) => {
-        queue.push({ path, resolve, reject });
+        queue.push({ job, resolve, reject });
         pump();
       }),
     async close() {

@@ -12,6 +12,7 @@ import {
   toolRoutes,
   wrappingRoutes,
 } from './v1/leases.ts';
+import { modelRoutes } from './v1/models.ts';
 import { rotationRoutes } from './v1/rotation.ts';
 import { type RouteDef, v1Routes } from './v1/routes.ts';
 import { transitRoutes } from './v1/transit.ts';
@@ -37,4 +38,5 @@ export const vaultRoutes: readonly RouteDef[] = [
   ...providerKeyRoutes,
   ...toolRoutes,
   ...transitRoutes,
+  ...modelRoutes,
 ];

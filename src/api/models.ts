@@ -1,0 +1,92 @@
+import { type Static, Type } from 'typebox';
+import { ModelSignatureBundle } from './model-signing.ts';
+import { op } from './op.ts';
+import { Iso, Strings } from './response-schemas.ts';
+
+/**
+ * Wire contract of the models engine (docs/models.md): a policy per model says which transit key
+ * encrypts its files, who may sign it and which formats it may hold; a release hands out the files'
+ * data keys, under a lease, only once the vault has checked the signature, every digest and the
+ * formats. The data keys are wrapped by the transit key with the file's path and SHA-256 as associated
+ * data (`modelKeyBinding`), so a key opens only for the file it was made for.
+ */
+const Strict = { additionalProperties: false } as const;
+const Name = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9_-]*$' });
+const Pem = Type.String({ minLength: 1, maxLength: 8192, pattern: '-----BEGIN PUBLIC KEY-----' });
+
+/** The associated data a file's data key is wrapped with (transit encrypt): its path and plaintext SHA-256. */
+export const modelKeyBinding = (path: string, sha256: string): Buffer =>
+  Buffer.from(`strongroom-model-file/v1\n${path}\n${sha256}`);
+
+export const ModelPolicyParams = Type.Object({ name: Name }, Strict);
+export type ModelPolicyParams = Static<typeof ModelPolicyParams>;
+
+/** PUT /v1/models/{name} */
+export const ModelPolicyRequest = Type.Object(
+  {
+    /** The transit key (aes256-gcm96) that wraps the files' data keys: the customer-managed key. */
+    key: Name,
+    /** Public keys (PEM) allowed to have signed the model; at least one. */
+    signers: Type.Array(Pem, { minItems: 1, maxItems: 16 }),
+    /** Pickle-based files (.pkl, .pt, .pth, .bin, .ckpt, …) can run code when loaded: refused unless true. */
+    allow_pickle: Type.Optional(Type.Boolean()),
+    /** How long a release's lease lasts, in seconds (default 3600; at most a day). */
+    lease_ttl: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400 })),
+  },
+  Strict,
+);
+export type ModelPolicyRequest = Static<typeof ModelPolicyRequest>;
+
+export const ModelFile = Type.Object(
+  {
+    path: Type.String({ minLength: 1, maxLength: 4096 }),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    size: Type.Integer({ minimum: 0 }),
+    /** The data key wrapped by the policy's transit key (vault:vN:…), bound to path and sha256. */
+    wrapped_key: Type.String({ minLength: 1, maxLength: 512 }),
+  },
+  Strict,
+);
+export type ModelFile = Static<typeof ModelFile>;
+
+/** POST /v1/models/{name}/release */
+export const ModelReleaseRequest = Type.Object(
+  {
+    signature: ModelSignatureBundle,
+    /** Every file of the encrypted model (its manifest's `files`). */
+    files: Type.Array(ModelFile, { minItems: 1, maxItems: 10_000 }),
+  },
+  Strict,
+);
+export type ModelReleaseRequest = Static<typeof ModelReleaseRequest>;
+
+const PolicySchema = Type.Object({
+  name: Type.String(),
+  key: Type.String(),
+  signers: Strings,
+  allow_pickle: Type.Boolean(),
+  lease_ttl: Type.Integer(),
+  updated_at: Iso,
+});
+export type ModelPolicy = Static<typeof PolicySchema>;
+
+export const ModelPolicyWrite = op<ModelPolicyParams & ModelPolicyRequest>()(
+  'model.policy.write',
+  PolicySchema,
+);
+export const ModelPolicyRead = op<ModelPolicyParams>()('model.policy.read', PolicySchema);
+export const ModelPolicyList = op()('model.policy.list', Type.Object({ names: Strings }));
+export const ModelPolicyDelete = op<ModelPolicyParams>()(
+  'model.policy.delete',
+  Type.Object({ deleted: Type.Boolean() }),
+);
+export const ModelRelease = op<ModelPolicyParams & ModelReleaseRequest>()(
+  'model.release',
+  Type.Object({
+    model: Type.String(),
+    lease_id: Type.String(),
+    lease_duration: Type.Integer(),
+    /** Each file's data key (base64): keep it in memory, never write it. */
+    keys: Type.Array(Type.Object({ path: Type.String(), data_key: Type.String() })),
+  }),
+);

@@ -1,0 +1,258 @@
+import { createSecretKey } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import { DEFAULT_IGNORE, type ModelSignatureBundle, type Serialization } from '../../api/model-signing.ts';
+import { type ModelFile, type ModelRelease, modelKeyBinding } from '../../api/models.ts';
+import type { OutputOf } from '../../contract/operation.ts';
+import type { transitClient } from '../transit.ts';
+import { DEFAULT_CHUNK, DecryptStream } from './chunks.ts';
+import type { CryptJob } from './crypt-worker.ts';
+import { ModelFileError, modelFiles } from './files.ts';
+import { createPool } from './pool.ts';
+
+type Transit = ReturnType<typeof transitClient>;
+type Call = <T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown) => Promise<T>;
+
+/** The encrypted model's manifest, beside its files (docs/models.md). */
+const MANIFEST = 'strongroom-model.json';
+export interface EncryptedManifest {
+  format: 'strongroom-model/v1';
+  model: string;
+  /** The transit key that wraps the data keys. */
+  key: string;
+  chunk_size: number;
+  files: ModelFile[];
+}
+
+export type Progress = (done: { bytes: number; total: number; files: number; of: number }) => void;
+
+const encName = (path: string) => `${path}.enc`;
+const ENCRYPT: Serialization = {
+  method: 'files',
+  hash_type: 'sha256',
+  allow_symlinks: false,
+  ignore_paths: DEFAULT_IGNORE,
+};
+
+function cryptPool(files: number) {
+  return createPool<CryptJob, { sha256: string; size: number }>(
+    new URL('./crypt-worker.ts', import.meta.url),
+    Math.min(Math.max(files, 1), availableParallelism()),
+  );
+}
+
+/**
+ * Encrypts every file of a model directory into `out` (docs/models.md): a fresh data key per file from
+ * the transit key `key`, chunked AES-256-GCM (memory bounded by the chunk size, whatever the file's
+ * size), files in parallel on every core; each data key is then wrapped by the transit key bound to the
+ * file's path and SHA-256. The signature (`model.sig`), if any, is copied as it is.
+ */
+export async function encryptModel(
+  transit: Transit,
+  dir: string,
+  key: string,
+  out: string,
+  options: { chunkSize?: number; onProgress?: Progress; name?: string } = {},
+): Promise<EncryptedManifest> {
+  const names = await modelFiles(dir, ENCRYPT);
+  const sizes = await Promise.all(names.map(async (n) => (await stat(join(dir, n))).size));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
+  const pool = cryptPool(names.length);
+  let bytes = 0;
+  let done = 0;
+  try {
+    const files = await Promise.all(
+      names.map(async (path, n): Promise<ModelFile> => {
+        const dst = join(out, encName(path));
+        await mkdir(dirname(dst), { recursive: true });
+        const dk = await transit.dataKey(key, { bits: 256 });
+        try {
+          const r = await pool.run({
+            op: 'encrypt',
+            src: join(dir, path),
+            dst,
+            key: dk.plaintext!.toString('base64'),
+            path,
+            chunkSize,
+          });
+          const wrapped = await transit.encrypt(key, dk.plaintext!, {
+            associatedData: modelKeyBinding(path, r.sha256),
+          });
+          bytes += sizes[n]!;
+          options.onProgress?.({ bytes, total, files: ++done, of: names.length });
+          return { path, sha256: r.sha256, size: r.size, wrapped_key: wrapped.ciphertext };
+        } finally {
+          dk.plaintext?.fill(0);
+        }
+      }),
+    );
+    const manifest: EncryptedManifest = {
+      format: 'strongroom-model/v1',
+      model: options.name ?? basename(resolve(dir)),
+      key,
+      chunk_size: chunkSize,
+      files,
+    };
+    await writeFile(join(out, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    try {
+      await copyFile(join(dir, 'model.sig'), join(out, 'model.sig'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return manifest;
+  } finally {
+    await pool.close();
+  }
+}
+
+async function readManifest(dir: string): Promise<EncryptedManifest> {
+  let m: EncryptedManifest;
+  try {
+    m = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as EncryptedManifest;
+  } catch (err) {
+    throw new ModelFileError(`${join(dir, MANIFEST)}: ${(err as Error).message}`);
+  }
+  if (m.format !== 'strongroom-model/v1' || !Array.isArray(m.files)) {
+    throw new ModelFileError(`${join(dir, MANIFEST)} is not an encrypted model's manifest`);
+  }
+  for (const f of m.files) {
+    // a manifest names files inside the model only
+    if (f.path.startsWith('/') || f.path.split('/').includes('..'))
+      throw new ModelFileError(`${f.path}: not a path inside the model`);
+  }
+  return m;
+}
+
+/** Writes each file's plaintext into `out`, checked against its SHA-256; a file that fails leaves nothing. */
+async function decryptAll(
+  dir: string,
+  out: string,
+  m: EncryptedManifest,
+  keyOf: (f: ModelFile) => Promise<Buffer>,
+  onProgress?: Progress,
+): Promise<void> {
+  const pool = cryptPool(m.files.length);
+  const total = m.files.reduce((a, f) => a + f.size, 0);
+  let bytes = 0;
+  let done = 0;
+  try {
+    await Promise.all(
+      m.files.map(async (f) => {
+        const dst = join(out, f.path);
+        await mkdir(dirname(dst), { recursive: true });
+        const key = await keyOf(f);
+        try {
+          await pool.run({
+            op: 'decrypt',
+            src: join(dir, encName(f.path)),
+            dst,
+            key: key.toString('base64'),
+            path: f.path,
+            sha256: f.sha256,
+          });
+        } finally {
+          key.fill(0);
+        }
+        bytes += f.size;
+        onProgress?.({ bytes, total, files: ++done, of: m.files.length });
+      }),
+    );
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Decrypts an encrypted model with the transit key itself (needs transit.decrypt on it): no policy. */
+export async function decryptModel(
+  transit: Transit,
+  dir: string,
+  out: string,
+  options: { onProgress?: Progress } = {},
+) {
+  const m = await readManifest(dir);
+  await decryptAll(
+    dir,
+    out,
+    m,
+    (f) => transit.decrypt(m.key, f.wrapped_key, { associatedData: modelKeyBinding(f.path, f.sha256) }),
+    options.onProgress,
+  );
+  return m;
+}
+
+export type ModelReleaseResult = OutputOf<typeof ModelRelease>;
+
+/** Asks the vault to check the model and release its data keys (verify, then unwrap). */
+async function release(call: Call, dir: string, policy: string) {
+  const m = await readManifest(dir);
+  let signature: ModelSignatureBundle;
+  try {
+    signature = JSON.parse(await readFile(join(dir, 'model.sig'), 'utf8')) as ModelSignatureBundle;
+  } catch (err) {
+    throw new ModelFileError(
+      `the encrypted model has no readable signature (model.sig): ${(err as Error).message}`,
+    );
+  }
+  const r = await call<ModelReleaseResult>('POST', `/v1/models/${encodeURIComponent(policy)}/release`, {
+    signature,
+    files: m.files,
+  });
+  return {
+    manifest: m,
+    release: r,
+    keys: new Map(r.keys.map((k) => [k.path, Buffer.from(k.data_key, 'base64')])),
+  };
+}
+
+/**
+ * `model fetch`: the vault checks the signature, digests and formats and releases the data keys under a
+ * lease; the files are decrypted into `out`, each checked against its signed SHA-256.
+ */
+export async function fetchModel(
+  call: Call,
+  dir: string,
+  policy: string,
+  out: string,
+  options: { onProgress?: Progress } = {},
+) {
+  const { manifest, release: r, keys } = await release(call, dir, policy);
+  await decryptAll(dir, out, manifest, async (f) => keys.get(f.path)!, options.onProgress);
+  return { model: r.model, lease_id: r.lease_id, files: manifest.files.length };
+}
+
+/**
+ * `models.open(dir)`: the vault releases the keys (verify, then unwrap) and each file is streamed to the
+ * caller decrypted, never written; a stream whose plaintext is not the signed one ends with an error.
+ */
+export async function openModel(call: Call, dir: string, policy: string) {
+  const { manifest, release: r, keys } = await release(call, dir, policy);
+  const byPath = new Map(manifest.files.map((f) => [f.path, f]));
+  return {
+    model: r.model,
+    lease_id: r.lease_id,
+    files: manifest.files.map((f) => f.path),
+    open(path: string): Readable {
+      const f = byPath.get(path);
+      const k = keys.get(path);
+      if (!f || !k) throw new ModelFileError(`${path} is not a file of this model`);
+      const d = new DecryptStream(createSecretKey(k), path);
+      const src = createReadStream(join(dir, encName(path)));
+      src.on('error', (err) => d.destroy(err));
+      d.on('end', () => {
+        const got = d.digest();
+        if (got.sha256 !== f.sha256)
+          d.destroy(new ModelFileError(`${path}: the decrypted file's SHA-256 is not the signed one`));
+      });
+      return src.pipe(d);
+    },
+    /** Forgets the data keys (they also go when this object does). */
+    close() {
+      for (const k of keys.values()) k.fill(0);
+      keys.clear();
+    },
+  };
+}
