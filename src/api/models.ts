@@ -32,6 +32,24 @@ export const ModelPolicyRequest = Type.Object(
     allow_pickle: Type.Optional(Type.Boolean()),
     /** How long a release's lease lasts, in seconds (default 3600; at most a day). */
     lease_ttl: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400 })),
+    /**
+     * The SBOM gate: the model must hold a signed CycloneDX SBOM (`file`, default sbom.cdx.json) and no
+     * component of it may be affected by a loaded advisory at or above `fail_on`.
+     */
+    sbom: Type.Optional(
+      Type.Object(
+        {
+          file: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+          fail_on: Type.Union([
+            Type.Literal('low'),
+            Type.Literal('medium'),
+            Type.Literal('high'),
+            Type.Literal('critical'),
+          ]),
+        },
+        Strict,
+      ),
+    ),
   },
   Strict,
 );
@@ -55,9 +73,23 @@ export const ModelReleaseRequest = Type.Object(
     signature: ModelSignatureBundle,
     /** Every file of the encrypted model (its manifest's `files`). */
     files: Type.Array(ModelFile, { minItems: 1, maxItems: 10_000 }),
+    /** The SBOM file's plaintext, for a policy with an SBOM gate (its digest must be the signed one). */
+    sbom: Type.Optional(Type.String({ maxLength: 8 * 1024 * 1024 })),
   },
   Strict,
 );
+
+/** POST /v1/models/advisories: OSV advisories the SBOM gate checks against (docs/sbom.md). */
+export const ModelAdvisoriesRequest = Type.Object(
+  {
+    advisories: Type.Array(
+      Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: true }),
+      { minItems: 1, maxItems: 2000 },
+    ),
+  },
+  Strict,
+);
+export type ModelAdvisoriesRequest = Static<typeof ModelAdvisoriesRequest>;
 export type ModelReleaseRequest = Static<typeof ModelReleaseRequest>;
 
 const PolicySchema = Type.Object({
@@ -66,6 +98,7 @@ const PolicySchema = Type.Object({
   signers: Strings,
   allow_pickle: Type.Boolean(),
   lease_ttl: Type.Integer(),
+  sbom: Type.Optional(Type.Object({ file: Type.String(), fail_on: Type.String() })),
   updated_at: Iso,
 });
 export type ModelPolicy = Static<typeof PolicySchema>;
@@ -79,6 +112,10 @@ export const ModelPolicyList = op()('model.policy.list', Type.Object({ names: St
 export const ModelPolicyDelete = op<ModelPolicyParams>()(
   'model.policy.delete',
   Type.Object({ deleted: Type.Boolean() }),
+);
+export const ModelAdvisoriesLoad = op<ModelAdvisoriesRequest>()(
+  'model.advisories.load',
+  Type.Object({ stored: Type.Integer(), packages: Type.Integer() }),
 );
 export const ModelRelease = op<ModelPolicyParams & ModelReleaseRequest>()(
   'model.release',

@@ -7,6 +7,7 @@ import { transitClient } from '../sdk/transit.ts';
 import { type CliIO, clientFor, formatOf, UsageError } from './context.ts';
 import { kv, print } from './output.ts';
 import { createProgressBar } from './progress.ts';
+import { loadOsv } from './sbom.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -173,10 +174,22 @@ function policyCommand(m: Command, io: CliIO): void {
     )
     .option('--allow-pickle', 'accept pickle-based files (they can run code when loaded)')
     .option('--lease-ttl <seconds>', 'how long a release’s lease lasts (default 3600)')
+    .option(
+      '--sbom-fail-on <severity>',
+      'the SBOM gate: refuse a model whose signed SBOM has an advisory at or above (low, medium, high, critical)',
+    )
+    .option('--sbom-file <name>', 'the SBOM file in the model (default sbom.cdx.json)')
     .action(
       async (
         name: string,
-        o: { key: string; signer: string[]; allowPickle?: boolean; leaseTtl?: string },
+        o: {
+          key: string;
+          signer: string[];
+          allowPickle?: boolean;
+          leaseTtl?: string;
+          sbomFailOn?: string;
+          sbomFile?: string;
+        },
         cmd: Command,
       ) => {
         const key = transitKey(o.key);
@@ -199,6 +212,9 @@ function policyCommand(m: Command, io: CliIO): void {
             signers,
             ...(o.allowPickle ? { allow_pickle: true } : {}),
             ...(o.leaseTtl ? { lease_ttl: Number(o.leaseTtl) } : {}),
+            ...(o.sbomFailOn
+              ? { sbom: { fail_on: o.sbomFailOn, ...(o.sbomFile ? { file: o.sbomFile } : {}) } }
+              : {}),
           },
         );
         print(io.stdout, formatOf(cmd), r, () =>
@@ -206,4 +222,23 @@ function policyCommand(m: Command, io: CliIO): void {
         );
       },
     );
+
+  m.command('advisories')
+    .command('load')
+    .requiredOption('--osv <path>', 'an OSV export: a directory of advisory JSON files, or OSV’s all.zip')
+    .description('load OSV advisories (npm and PyPI) into the vault, for the SBOM gate of model releases')
+    .action(async (o: { osv: string }, cmd: Command) => {
+      const all = await loadOsv(o.osv);
+      const c = clientFor(io, cmd);
+      let packages = 0;
+      for (let n = 0; n < all.length; n += 1000) {
+        const r = await c.request<{ packages: number }>('POST', '/v1/models/advisories', {
+          advisories: all.slice(n, n + 1000),
+        });
+        packages += r.packages;
+      }
+      print(io.stdout, formatOf(cmd), { advisories: all.length, packages }, () =>
+        kv({ Advisories: all.length, 'Package entries': packages }),
+      );
+    });
 }

@@ -14,6 +14,7 @@ import { policyCommands } from './policy.ts';
 import { projectCommands } from './project.ts';
 import { rotateCommands } from './rotate.ts';
 import { runCommand } from './run.ts';
+import { sbomCommands } from './sbom.ts';
 import { scanCommand } from './scan.ts';
 import { secretCommands } from './secret.ts';
 import { tokenCommands } from './token.ts';
@@ -81,6 +82,7 @@ export function buildProgram(io: CliIO, runServer: (o: ServerCommandOptions) => 
   leaseCommands(program, io);
   transitCommands(program, io);
   modelCommands(program, io);
+  sbomCommands(program, io);
   tokenCommands(program, io);
   policyCommands(program, io);
   auditCommands(program, io);

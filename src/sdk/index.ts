@@ -21,8 +21,8 @@ import { type ClientOptions, createClient } from './client.ts';
 import { gatewayClient } from './gateway.ts';
 import { identityClient } from './identity.ts';
 import { checkoutClient, databaseClient, keepLease, leasesClient, wrappingClient } from './leases.ts';
-import { encryptModel, fetchModel, openModel } from './models/encrypt.ts';
-import { signModel, verifyModel } from './models/sign.ts';
+import type { encryptModel } from './models/encrypt.ts';
+import type { signModel, verifyModel } from './models/sign.ts';
 import { rotateSecret, rotationStatus } from './rotation.ts';
 import { createSecretsCache, type SecretsCache, type SecretsCacheOptions } from './secrets.ts';
 import { createSession, type Session, type SessionOptions } from './session.ts';
@@ -169,14 +169,18 @@ export async function connect(opts: ConnectOptions) {
      * `open`: the vault checks signature, digests and formats, then releases the data keys; each file is
      * streamed decrypted, never written.
      */
+    // loaded when first used: the rest of the SDK needs no package at run time
     models: {
-      sign: (dir: string, key: string, options?: Parameters<typeof signModel>[3]) =>
-        signModel(transitClient(call), dir, key, options),
-      verify: verifyModel,
-      encrypt: (dir: string, key: string, out: string, options?: Parameters<typeof encryptModel>[4]) =>
-        encryptModel(transitClient(call), dir, key, out, options),
-      open: (dir: string, policy: string) => openModel(call, dir, policy),
-      fetch: (dir: string, policy: string, out: string) => fetchModel(call, dir, policy, out),
+      sign: async (dir: string, key: string, options?: Parameters<typeof signModel>[3]) =>
+        (await import('./models/sign.ts')).signModel(transitClient(call), dir, key, options),
+      verify: async (...args: Parameters<typeof verifyModel>) =>
+        (await import('./models/sign.ts')).verifyModel(...args),
+      encrypt: async (dir: string, key: string, out: string, options?: Parameters<typeof encryptModel>[4]) =>
+        (await import('./models/encrypt.ts')).encryptModel(transitClient(call), dir, key, out, options),
+      open: async (dir: string, policy: string) =>
+        (await import('./models/encrypt.ts')).openModel(call, dir, policy),
+      fetch: async (dir: string, policy: string, out: string) =>
+        (await import('./models/encrypt.ts')).fetchModel(call, dir, policy, out),
     },
     /** Who read what, and what nobody reads. */
     usage: {

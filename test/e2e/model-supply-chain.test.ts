@@ -35,6 +35,16 @@ const manifestOf = (dir: string) =>
 const writeManifest = (dir: string, m: Manifest) =>
   writeFileSync(join(dir, 'strongroom-model.json'), JSON.stringify({ ...manifestOf(dir), files: m.files }));
 
+async function refusedByGate(
+  cli: (args: string[]) => Promise<{ code: number; all: string }>,
+  enc: string,
+  reason: RegExp,
+): Promise<void> {
+  const r = await cli(['model', 'fetch', enc, '--policy', 'gated', '--out', `${enc}-gated-out`]);
+  assert.equal(r.code, 1, r.all);
+  assert.match(r.all, reason);
+}
+
 test('verify, then unwrap: a model’s data keys are released only for the signed files, and every tampering is refused and named', {
   timeout: 180_000,
 }, async (t) => {
@@ -307,6 +317,81 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
   assert.equal(sign.code, 1);
   assert.match(sign.all, /tokenizer\/special\.json is a symbolic link that leaves the model directory/);
 
+  // 15. an SBOM gate: a signed SBOM whose library has a critical advisory (an OSV export of our own)
+  const osv = join(dir, 'osv');
+  mkdirSync(osv);
+  writeFileSync(
+    join(osv, 'GHSA-test-0001.json'),
+    JSON.stringify({
+      id: 'GHSA-test-0001',
+      summary: 'remote code execution when loading a tokenizer',
+      affected: [
+        {
+          package: { ecosystem: 'PyPI', name: 'tokenizer-tools' },
+          ranges: [{ type: 'ECOSYSTEM', events: [{ introduced: '0' }, { fixed: '2.0.0' }] }],
+        },
+      ],
+      database_specific: { severity: 'CRITICAL' },
+    }),
+  );
+  await must(['model', 'advisories', 'load', '--osv', osv]);
+  await must([
+    'model',
+    'policy',
+    'write',
+    'gated',
+    '--key',
+    'transit/weights',
+    '--signer',
+    'transit/release',
+    '--sbom-fail-on',
+    'critical',
+  ]);
+  const withSbom = async (name: string, requirement: string) => {
+    const src = join(dir, `${name}-src`);
+    makeModel(src, { 'requirements.txt': `${requirement}\n` });
+    await must(['sbom', src, '--out', join(src, 'sbom.cdx.json')]);
+    await must(['model', 'sign', src, '--key', 'transit/release']);
+    const enc = join(dir, `${name}-enc`);
+    await must([
+      'model',
+      'encrypt',
+      src,
+      '--key',
+      'transit/weights',
+      '--out',
+      enc,
+      '--chunk-size',
+      String(CHUNK),
+    ]);
+    return enc;
+  };
+  const vulnerable = await withSbom('vulnerable', 'tokenizer-tools==1.4.2');
+  const gated = await cli([
+    'model',
+    'fetch',
+    vulnerable,
+    '--policy',
+    'gated',
+    '--out',
+    join(dir, 'out-vulnerable'),
+  ]);
+  assert.equal(gated.code, 1, gated.all);
+  assert.match(
+    gated.all,
+    /model refused: sbom\.cdx\.json: pkg:pypi\/tokenizer-tools@1\.4\.2 is affected by GHSA-test-0001 \(critical/,
+  );
+  const patched = await withSbom('patched', 'tokenizer-tools==2.0.0');
+  await must(['model', 'fetch', patched, '--policy', 'gated', '--out', join(dir, 'out-patched')]);
+  // a model without a signed SBOM does not pass a gate that needs one; an SBOM changed after signing neither
+  await refusedByGate(
+    cli,
+    good.enc,
+    /sbom\.cdx\.json: the policy needs a signed SBOM and the model has none/,
+  );
+  writeFileSync(join(vulnerable, 'sbom.cdx.json'), readFileSync(join(patched, 'sbom.cdx.json')));
+  await refusedByGate(cli, vulnerable, /sbom\.cdx\.json differs from the signed file/);
+
   // every refusal was audited, with its code
   const audit = readFileSync(join(data, 'audit.log'), 'utf8')
     .split('\n')
@@ -315,7 +400,7 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
   const refusals = audit.filter(
     (e) => e.type === 'response' && e.operation === 'model.release' && e.error_code === 'model_refused',
   );
-  assert.equal(refusals.length, 9, 'each refusal by the vault is in the audit log');
+  assert.equal(refusals.length, 12, 'each refusal by the vault is in the audit log');
   assert.ok(
     !readFileSync(join(data, 'audit.log'), 'utf8').includes('data_key":"'),
     'no data key is in the audit log',

@@ -337,6 +337,10 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
     },
   },
   'model.policy.read': { url: '/v1/models/sample' },
+  'model.advisories.load': {
+    url: '/v1/models/advisories',
+    body: { advisories: [{ id: 'GHSA-sample', affected: [] }] },
+  },
   'model.policy.list': { url: '/v1/models' },
   'model.policy.delete': { url: '/v1/models/sample' },
   'model.release': {

@@ -1,6 +1,7 @@
-import { createPublicKey } from 'node:crypto';
+import { createHash, createPublicKey } from 'node:crypto';
 import { SignatureRefused, verifyModelSignature } from '../../api/model-signing.ts';
 import * as api from '../../api/models.ts';
+import { atLeast, checkSbom, type OsvAdvisory, type Severity } from '../../api/osv.ts';
 import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
@@ -24,6 +25,86 @@ function refuse(reason: string): never {
   throw new StrongroomError('model_refused', `model refused: ${reason}; no data key was released`);
 }
 
+/** Where an advisory is kept: under each package it affects, so a release reads only its components'. */
+const advisoryDir = (ecosystem: string, name: string) =>
+  `advisories/${encodeURIComponent(ecosystem)}/${encodeURIComponent(ecosystem === 'PyPI' ? name.toLowerCase().replace(/[-_.]+/g, '-') : name)}/`;
+
+/** The SBOM gate: the signed SBOM's components against the loaded advisories. */
+async function sbomGate(
+  store: BarrierStore,
+  p: api.ModelPolicy,
+  i: api.ModelReleaseRequest,
+  want: Map<string, string>,
+): Promise<void> {
+  if (!p.sbom) return;
+  const file = p.sbom.file;
+  if (!want.has(file)) refuse(`${file}: the policy needs a signed SBOM and the model has none`);
+  if (i.sbom === undefined) refuse(`${file}: the policy checks the SBOM and none was sent with the release`);
+  if (createHash('sha256').update(i.sbom).digest('hex') !== want.get(file)) {
+    refuse(`${file} differs from the signed file (its SHA-256 is not the signed one)`);
+  }
+  let sbom: unknown;
+  try {
+    sbom = JSON.parse(i.sbom);
+  } catch {
+    refuse(`${file} is not JSON`);
+  }
+  // the advisories of the SBOM's packages only, read from the index
+  const advisories = new Map<string, OsvAdvisory>();
+  const comps = JSON.stringify(sbom).match(/"purl":"pkg:[^"]+"/g) ?? [];
+  for (const c of comps) {
+    const m = /pkg:(npm|pypi)\/([^@?#"]+)@/.exec(c);
+    if (!m) continue;
+    const eco = m[1] === 'npm' ? 'npm' : 'PyPI';
+    const dir = advisoryDir(eco, decodeURIComponent(m[2]!));
+    for (const path of await store.list(dir)) {
+      const a = await store.getJson<OsvAdvisory>(path);
+      if (a) advisories.set(a.id, a);
+    }
+  }
+  const blocking = checkSbom(sbom, advisories.values()).find((f) =>
+    atLeast(f.severity, p.sbom!.fail_on as Severity),
+  );
+  if (blocking) {
+    refuse(
+      `${file}: ${blocking.component} is affected by ${blocking.advisory} (${blocking.severity}${blocking.summary ? `: ${blocking.summary}` : ''})`,
+    );
+  }
+}
+
+/** The checks before any key is touched; throws `model_refused` naming what failed first. */
+async function check(store: BarrierStore, p: api.ModelPolicy, i: api.ModelReleaseRequest): Promise<string> {
+  let signed: ReturnType<typeof verifyModelSignature>;
+  try {
+    signed = verifyModelSignature(i.signature, p.signers);
+  } catch (err) {
+    if (err instanceof SignatureRefused) refuse(`the signature: ${err.message}`);
+    throw err;
+  }
+  const want = new Map(signed.resources.map((r) => [r.name, r.digest]));
+  const have = new Map<string, string>();
+  for (const f of i.files) {
+    if (have.has(f.path)) refuse(`${f.path} is listed twice in the encrypted model`);
+    have.set(f.path, f.sha256);
+  }
+  const names = [...new Set([...want.keys(), ...have.keys()])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const n of names) {
+    if (!have.has(n)) refuse(`${n} is signed but not in the encrypted model`);
+    if (!want.has(n)) refuse(`${n} is in the encrypted model but not signed`);
+    if (want.get(n) !== have.get(n))
+      refuse(`${n} differs from the signed file (its SHA-256 is not the signed one)`);
+  }
+  if (!p.allow_pickle) {
+    const pickled = names.find((n) => PICKLE.test(n));
+    if (pickled)
+      refuse(
+        `${pickled} is a pickle-based file, which can run code when loaded (the policy allows safetensors and GGUF)`,
+      );
+  }
+  await sbomGate(store, p, i, want);
+  return signed.model;
+}
+
 /**
  * The models engine (issue 17, item 5; docs/models.md): verify, then unwrap. A release checks, in order,
  * the signature against the policy's signers, that the encrypted model holds exactly the signed files
@@ -42,44 +123,18 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
     return p;
   }
 
-  /** The checks before any key is touched; throws `model_refused` naming what failed first. */
-  function check(p: api.ModelPolicy, i: api.ModelReleaseRequest): string {
-    let signed: ReturnType<typeof verifyModelSignature>;
-    try {
-      signed = verifyModelSignature(i.signature, p.signers);
-    } catch (err) {
-      if (err instanceof SignatureRefused) refuse(`the signature: ${err.message}`);
-      throw err;
-    }
-    const want = new Map(signed.resources.map((r) => [r.name, r.digest]));
-    const have = new Map<string, string>();
-    for (const f of i.files) {
-      if (have.has(f.path)) refuse(`${f.path} is listed twice in the encrypted model`);
-      have.set(f.path, f.sha256);
-    }
-    const names = [...new Set([...want.keys(), ...have.keys()])].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const n of names) {
-      if (!have.has(n)) refuse(`${n} is signed but not in the encrypted model`);
-      if (!want.has(n)) refuse(`${n} is in the encrypted model but not signed`);
-      if (want.get(n) !== have.get(n))
-        refuse(`${n} differs from the signed file (its SHA-256 is not the signed one)`);
-    }
-    if (!p.allow_pickle) {
-      const pickled = names.find((n) => PICKLE.test(n));
-      if (pickled)
-        refuse(
-          `${pickled} is a pickle-based file, which can run code when loaded (the policy allows safetensors and GGUF)`,
-        );
-    }
-    return signed.model;
-  }
-
   function operations(): AnyOperation[] {
     const manage = { action: 'model.manage', auth: 'token' as const, resource: () => SYSTEM };
     return [
       implement(api.ModelPolicyWrite, {
         ...manage,
         async handle(_ctx, i) {
+          if (i.name === 'advisories') {
+            throw new StrongroomError(
+              'invalid_name',
+              '"advisories" names the advisories route: choose another name',
+            );
+          }
           for (const [n, pem] of i.signers.entries()) {
             let ok = false;
             try {
@@ -95,6 +150,7 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
             signers: i.signers,
             allow_pickle: i.allow_pickle ?? false,
             lease_ttl: i.lease_ttl ?? 3600,
+            ...(i.sbom ? { sbom: { file: i.sbom.file ?? 'sbom.cdx.json', fail_on: i.sbom.fail_on } } : {}),
             updated_at: now(),
           };
           await store!.put(policyPath(i.name), Buffer.from(JSON.stringify(p)));
@@ -121,6 +177,25 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
           return { deleted: had };
         },
       }),
+      implement(api.ModelAdvisoriesLoad, {
+        ...manage,
+        async handle(_ctx, i) {
+          let packages = 0;
+          for (const a of i.advisories as OsvAdvisory[]) {
+            for (const aff of a.affected ?? []) {
+              const eco = aff.package?.ecosystem;
+              const name = aff.package?.name;
+              if (!eco || !name || (eco !== 'npm' && eco !== 'PyPI')) continue;
+              await store!.put(
+                `${advisoryDir(eco, name)}${encodeURIComponent(a.id)}`,
+                Buffer.from(JSON.stringify(a)),
+              );
+              packages++;
+            }
+          }
+          return { stored: i.advisories.length, packages };
+        },
+      }),
       implement(api.ModelRelease, {
         action: 'model.release',
         auth: 'token',
@@ -128,7 +203,7 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
         resource: (i) => ({ type: 'System', id: `models/${i.name}` }),
         async handle(ctx, i) {
           const p = await policy(i.name);
-          const model = check(p, i);
+          const model = await check(store!, p, i);
           const { lease, result } = await deps!.leases.issue(
             {
               engine: ENGINE,

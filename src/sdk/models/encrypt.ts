@@ -30,6 +30,8 @@ export interface EncryptedManifest {
 export type Progress = (done: { bytes: number; total: number; files: number; of: number }) => void;
 
 const encName = (path: string) => `${path}.enc`;
+/** The SBOM a model's policy may gate on (docs/sbom.md): copied in the clear beside the encrypted files. */
+const SBOM = 'sbom.cdx.json';
 const ENCRYPT: Serialization = {
   method: 'files',
   hash_type: 'sha256',
@@ -98,10 +100,13 @@ export async function encryptModel(
       files,
     };
     await writeFile(join(out, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-    try {
-      await copyFile(join(dir, 'model.sig'), join(out, 'model.sig'));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    // the signature and the SBOM are not secret, and the vault checks them before any key is released
+    for (const plain of ['model.sig', SBOM]) {
+      try {
+        await copyFile(join(dir, plain), join(out, plain));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
     return manifest;
   } finally {
@@ -197,9 +202,16 @@ async function release(call: Call, dir: string, policy: string) {
       `the encrypted model has no readable signature (model.sig): ${(err as Error).message}`,
     );
   }
+  let sbom: string | undefined;
+  try {
+    sbom = await readFile(join(dir, SBOM), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   const r = await call<ModelReleaseResult>('POST', `/v1/models/${encodeURIComponent(policy)}/release`, {
     signature,
     files: m.files,
+    ...(sbom === undefined ? {} : { sbom }),
   });
   return {
     manifest: m,

@@ -9,6 +9,14 @@ const merged = (r: FastifyRequest) => ({ ...body(r), ...params(r) });
 
 /** Model policies and verify-then-unwrap releases (docs/models.md). */
 export const modelRoutes: RouteDef[] = [
+  {
+    method: 'POST',
+    url: '/v1/models/advisories',
+    operation: m.ModelAdvisoriesLoad,
+    schema: { body: m.ModelAdvisoriesRequest },
+    input: body,
+    bodyLimit: 32 * 1024 * 1024,
+  },
   ...(['PUT', 'POST'] as const).map(
     (method): RouteDef => ({
       method,
