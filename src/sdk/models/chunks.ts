@@ -34,60 +34,93 @@ function aad(pathDigest: Buffer, index: number, last: boolean): Buffer {
 
 const pathDigest = (path: string) => createHash('sha256').update(path).digest();
 
+/** The file header: magic and chunk size. */
+export function header(chunkSize: number): Buffer {
+  const h = Buffer.alloc(HEADER);
+  MAGIC.copy(h);
+  h.writeUInt32BE(chunkSize, MAGIC.length);
+  return h;
+}
+
+/** Chunk `index` of the file `path` sealed: its ciphertext and its tag (written one after the other). */
+export function sealChunk(
+  key: KeyObject,
+  path: Buffer | string,
+  index: number,
+  last: boolean,
+  plain: Buffer,
+): [Buffer, Buffer] {
+  const c = createCipheriv('aes-256-gcm', key, nonce(index));
+  c.setAAD(aad(typeof path === 'string' ? pathDigest(path) : path, index, last));
+  const body = c.update(plain);
+  c.final();
+  return [body, c.getAuthTag()];
+}
+
 /** Encrypts a file's bytes as they stream through; `digest()` afterwards is the plaintext's SHA-256. */
 export class EncryptStream extends Transform {
   #key: KeyObject;
   #path: Buffer;
   #size: number;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
+  // a full chunk waits until more bytes follow it (then it is not the last); a partial one fills up
+  #held: Buffer | undefined;
+  #partial: Buffer[] = [];
+  #partialBytes = 0;
   #index = 0;
   #hash = createHash('sha256');
   #plainBytes = 0;
-  #held: Buffer | undefined;
 
   constructor(key: KeyObject, path: string, chunkSize = DEFAULT_CHUNK) {
     super();
     this.#key = key;
     this.#path = pathDigest(path);
     this.#size = chunkSize;
-    const h = Buffer.alloc(HEADER);
-    MAGIC.copy(h);
-    h.writeUInt32BE(chunkSize, MAGIC.length);
-    this.push(h);
+    this.push(header(chunkSize));
   }
 
   #seal(plain: Buffer, last: boolean): void {
-    const c = createCipheriv('aes-256-gcm', this.#key, nonce(this.#index));
-    c.setAAD(aad(this.#path, this.#index, last));
-    this.push(Buffer.concat([c.update(plain), c.final(), c.getAuthTag()]));
+    // pushed as they come, not joined: a chunk is copied once, by the cipher
+    const [body, tag] = sealChunk(this.#key, this.#path, this.#index, last, plain);
+    this.push(body);
+    this.push(tag);
     this.#index++;
+  }
+
+  #add(piece: Buffer): void {
+    if (this.#held) this.#seal(this.#held, false);
+    this.#held = piece;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.#hash.update(chunk);
     this.#plainBytes += chunk.length;
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    while (this.#pendingBytes >= this.#size) {
-      const all = Buffer.concat(this.#pending);
-      // a full chunk is held back until we know whether it is the last one
-      if (this.#held) this.#seal(this.#held, false);
-      this.#held = all.subarray(0, this.#size);
-      const rest = all.subarray(this.#size);
-      this.#pending = rest.length ? [rest] : [];
-      this.#pendingBytes = rest.length;
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.#partialBytes === 0 && chunk.length - off >= this.#size) {
+        this.#add(chunk.subarray(off, off + this.#size));
+        off += this.#size;
+        continue;
+      }
+      const take = Math.min(this.#size - this.#partialBytes, chunk.length - off);
+      this.#partial.push(chunk.subarray(off, off + take));
+      this.#partialBytes += take;
+      off += take;
+      if (this.#partialBytes === this.#size) {
+        this.#add(Buffer.concat(this.#partial));
+        this.#partial = [];
+        this.#partialBytes = 0;
+      }
     }
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    const rest = Buffer.concat(this.#pending);
-    if (this.#held && rest.length === 0) this.#seal(this.#held, true);
-    else {
+    if (this.#partialBytes > 0) {
       if (this.#held) this.#seal(this.#held, false);
-      // an empty file is one empty, final chunk
-      this.#seal(rest, true);
+      this.#seal(Buffer.concat(this.#partial), true);
+    } else {
+      // the last full chunk, or one empty, final chunk for an empty file
+      this.#seal(this.#held ?? Buffer.alloc(0), true);
     }
     done();
   }

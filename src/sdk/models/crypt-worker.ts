@@ -1,9 +1,9 @@
-import { createSecretKey } from 'node:crypto';
+import { createHash, createSecretKey } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { parentPort } from 'node:worker_threads';
-import { DecryptStream, EncryptStream } from './chunks.ts';
+import { DEFAULT_CHUNK, DecryptStream, header, sealChunk } from './chunks.ts';
 
 /** One file per job (src/sdk/models/pool.ts): encrypt or decrypt, streamed, memory bounded by the chunk size. */
 export interface CryptJob {
@@ -19,13 +19,55 @@ export interface CryptJob {
   sha256?: string;
 }
 
+/**
+ * Encrypts with one reused read buffer and one write in flight: memory stays at a few chunks whatever
+ * the file's size (streams would let a megabyte of garbage pile up per chunk until the next collection).
+ */
+async function encryptFile(job: CryptJob, tmp: string): Promise<{ sha256: string; size: number }> {
+  const key = createSecretKey(Buffer.from(job.key, 'base64'));
+  const size = job.chunkSize ?? DEFAULT_CHUNK;
+  const path = createHash('sha256').update(job.path).digest();
+  const hash = createHash('sha256');
+  const src = await open(job.src, 'r');
+  const dst = await open(tmp, 'w', 0o600);
+  try {
+    const { size: total } = await src.stat();
+    const buf = Buffer.allocUnsafe(size);
+    await dst.write(header(size));
+    let index = 0;
+    let done = 0;
+    do {
+      let got = 0;
+      while (got < size && done + got < total) {
+        const { bytesRead } = await src.read(buf, got, size - got, done + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      const plain = buf.subarray(0, got);
+      hash.update(plain);
+      done += got;
+      const [body, tag] = sealChunk(key, path, index++, done >= total, plain);
+      await dst.writev([body, tag]);
+    } while (done < total);
+    await dst.sync();
+    return { sha256: hash.digest('hex'), size: done };
+  } finally {
+    await src.close();
+    await dst.close();
+  }
+}
+
 async function run(job: CryptJob): Promise<{ sha256: string; size: number }> {
   const key = createSecretKey(Buffer.from(job.key, 'base64'));
   // written beside its final name and moved there only once whole and checked
   const tmp = `${job.dst}.partial`;
-  const stream =
-    job.op === 'encrypt' ? new EncryptStream(key, job.path, job.chunkSize) : new DecryptStream(key, job.path);
+  const stream = new DecryptStream(key, job.path, job.sha256);
   try {
+    if (job.op === 'encrypt') {
+      const d = await encryptFile(job, tmp);
+      await rename(tmp, job.dst);
+      return d;
+    }
     await pipeline(
       createReadStream(job.src, { highWaterMark: 1024 * 1024 }),
       stream,

@@ -53,11 +53,15 @@ export async function modelFiles(dir: string, serialization: Serialization): Pro
 }
 
 /** Every file's SHA-256, hashed on every core at once. */
-export async function hashModel(dir: string, serialization: Serialization): Promise<ModelResource[]> {
+export async function hashModel(
+  dir: string,
+  serialization: Serialization,
+  parallel = availableParallelism(),
+): Promise<ModelResource[]> {
   const names = await modelFiles(dir, serialization);
   const pool = createPool<{ path: string }, string>(
     new URL('./hash-worker.ts', import.meta.url),
-    Math.min(names.length || 1, availableParallelism()),
+    Math.min(names.length || 1, parallel),
   );
   try {
     return await Promise.all(
