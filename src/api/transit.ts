@@ -106,6 +106,11 @@ export const TransitKeyCreateRequest = Type.Object(
     key_size: Type.Optional(Type.Integer({ minimum: 0, maximum: 512 })),
     /** Accepted as Vault sends it; only "0" (no automatic rotation) for now. */
     auto_rotate_period: Type.Optional(Type.Union([Type.Literal(0), Type.Literal('0'), Type.Literal('0s')])),
+    /**
+     * Strongroom: each version made and used inside the HSM of the vault's PKCS#11 seal (aes256-gcm96
+     * only; never exportable). Encryption then goes through PKCS#11.
+     */
+    hsm: Type.Optional(Type.Boolean()),
   },
   Strict,
 );
@@ -336,6 +341,8 @@ const KeyInfoSchema = Data({
   supports_signing: Type.Boolean(),
   auto_rotate_period: Type.Integer(),
   imported_key: Type.Boolean(),
+  /** Strongroom: the key's versions live in the HSM. */
+  hsm: Type.Boolean(),
 });
 export type TransitKeyInfo = Static<typeof KeyInfoSchema>;
 

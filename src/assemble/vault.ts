@@ -27,6 +27,7 @@ import {
 import { metricsModule } from '../engines/metrics/metrics.ts';
 import { modelsModule } from '../engines/models/models.ts';
 import type {
+  HsmPort,
   SecretsPort,
   SecretsReader,
   SecretsWriterPort,
@@ -44,7 +45,7 @@ import type { GatewayDeps } from '../gateway/gateway.ts';
 import type { ProviderKeys } from '../gateway/provider-keys.ts';
 import type { Clock } from '../lib/clock.ts';
 import { policiesModule } from '../policy/operations.ts';
-import type { SealSettings } from '../seal/seal.ts';
+import { hsmFor, type SealSettings } from '../seal/seal.ts';
 import type { StorageBackend } from '../storage/backend.ts';
 import type { LocalEngines } from './gateway-vault/local-vault.ts';
 import { gatewayVaultModule } from './gateway-vault/vault-service.ts';
@@ -60,7 +61,13 @@ import { checkMounts, closeModules, orderModules } from './modules.ts';
  */
 
 /** What every module of the vault may ask for: the core's parts and the ports modules offer each other. */
-export type ModuleDeps = Core & SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort & TransitPort;
+export type ModuleDeps = Core &
+  SecretsPort &
+  SecretsWriterPort &
+  LeasesPort &
+  VirtualKeysPort &
+  TransitPort &
+  HsmPort;
 
 /** The core's own modules (seal and status, tokens, custom policies): every vault has them. */
 export const CORE_MODULES: readonly VaultModule<Core, BarrierStore>[] = [
@@ -219,7 +226,9 @@ export function assembleVault(deps: VaultDeps): Vault {
         idsNamed: (name) => gatewayKeys!.idsNamed(name),
       },
       transit: { unwrap: (name, ciphertext, aad) => transit!.unwrap(name, ciphertext, aad) },
-    } satisfies SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort & TransitPort,
+      // a PKCS#11 seal's HSM may hold transit keys too
+      hsm: hsmFor(deps.seal)?.keys,
+    } satisfies SecretsPort & SecretsWriterPort & LeasesPort & VirtualKeysPort & TransitPort & HsmPort,
     onSuccess: [
       ...(usage.observe ? [usage.observe] : []),
       // a revocation ends open watch streams at once, not at their next heartbeat

@@ -144,3 +144,20 @@ export interface TransitPort {
     unwrap(name: string, ciphertext: string, aad: Buffer): Promise<Buffer>;
   };
 }
+
+/**
+ * AES-256 keys held in the HSM of a PKCS#11 seal (src/seal/pkcs11.ts), for transit keys created with
+ * `hsm: true` (docs/transit.md): undefined when the vault has no HSM.
+ */
+export interface HsmPort {
+  hsm:
+    | {
+        generate(label: string): Promise<void>;
+        /** `iv ‖ ciphertext ‖ tag`, made inside the HSM. */
+        encrypt(label: string, plaintext: Buffer, aad: Buffer | undefined): Promise<Buffer>;
+        /** Undefined when the data does not open (tampered, another key). */
+        decrypt(label: string, data: Buffer, aad: Buffer | undefined): Promise<Buffer | undefined>;
+        destroy(label: string): Promise<void>;
+      }
+    | undefined;
+}

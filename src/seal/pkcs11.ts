@@ -31,6 +31,18 @@ export interface HsmWrapper {
   unwrap(wrapped: Buffer, aad: Buffer): Promise<Buffer>;
   /** Where the key lives, for messages: `token "strongroom", key "strongroom-seal"`. */
   readonly where: string;
+  /** Other AES keys on the same token, by label: the transit keys held in the HSM (docs/transit.md). */
+  readonly keys: HsmKeys;
+}
+
+/** AES-256 keys made and used inside the HSM (CKM_AES_GCM), named by their labels. */
+export interface HsmKeys {
+  generate(label: string): Promise<void>;
+  /** `iv ‖ ciphertext ‖ tag`. */
+  encrypt(label: string, plaintext: Buffer, aad: Buffer | undefined): Promise<Buffer>;
+  /** The plaintext, or undefined when `data` does not open (tampered, another key): not an HSM failure. */
+  decrypt(label: string, data: Buffer, aad: Buffer | undefined): Promise<Buffer | undefined>;
+  destroy(label: string): Promise<void>;
 }
 
 const IV = 12;
@@ -59,8 +71,12 @@ function explain(err: unknown, settings: Pkcs11Settings): string {
 export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promise<string>): HsmWrapper {
   const where = `token "${settings.token_label}", key "${settings.key_label}"`;
 
-  /** Runs `fn` with a logged-in session, one use at a time in this process. */
-  function withSession<T>(fn: (m: P.PKCS11, p: typeof P, session: Buffer) => T): Promise<T> {
+  /**
+   * Runs `fn` with a logged-in session, one use at a time in this process. `sealed`: the use is the
+   * seal's (its messages say the vault stays sealed).
+   */
+  function withSession<T>(fn: (m: P.PKCS11, p: typeof P, session: Buffer) => T, sealed = true): Promise<T> {
+    const suffix = sealed ? '; the vault stays sealed' : '';
     const run = queue.then(async () => {
       const pin = await readPin();
       let p: typeof P;
@@ -93,7 +109,7 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
             .map((s) => JSON.stringify(m.C_GetTokenInfo(s).label.trim()))
             .join(', ');
           throw unavailable(
-            `no PKCS#11 token labelled "${settings.token_label}" in ${settings.lib} (tokens present: ${labels || 'none'}); the vault stays sealed`,
+            `no PKCS#11 token labelled "${settings.token_label}" in ${settings.lib} (tokens present: ${labels || 'none'})${suffix}`,
           );
         }
         const session = m.C_OpenSession(slot, p.CKF_SERIAL_SESSION | p.CKF_RW_SESSION);
@@ -111,11 +127,11 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
         if (err instanceof StrongroomError) throw err;
         if (step === 'start') {
           throw unavailable(
-            `the PKCS#11 library ${settings.lib} could not start (${explain(err, settings)}): is the HSM there? (SoftHSM: does its token directory in SOFTHSM2_CONF exist?); the vault stays sealed`,
+            `the PKCS#11 library ${settings.lib} could not start (${explain(err, settings)}): is the HSM there? (SoftHSM: does its token directory in SOFTHSM2_CONF exist?)${suffix}`,
             err,
           );
         }
-        throw unavailable(`${explain(err, settings)} (${where}); the vault stays sealed`, err);
+        throw unavailable(`${explain(err, settings)} (token "${settings.token_label}")${suffix}`, err);
       } finally {
         if (initialized) m.C_Finalize();
         m.close();
@@ -125,17 +141,20 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
     return run;
   }
 
-  function findKey(m: P.PKCS11, p: typeof P, session: Buffer): Buffer | undefined {
+  function findKey(
+    m: P.PKCS11,
+    p: typeof P,
+    session: Buffer,
+    label = settings.key_label,
+  ): Buffer | undefined {
     m.C_FindObjectsInit(session, [
       { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
-      { type: p.CKA_LABEL, value: settings.key_label },
+      { type: p.CKA_LABEL, value: label },
     ]);
     try {
       const found = m.C_FindObjects(session, 2);
       if (found.length > 1) {
-        throw unavailable(
-          `more than one key labelled "${settings.key_label}" on the token: labels must be unique`,
-        );
+        throw unavailable(`more than one key labelled "${label}" on the token: labels must be unique`);
       }
       return found[0];
     } finally {
@@ -143,12 +162,12 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
     }
   }
 
-  function generateKey(m: P.PKCS11, p: typeof P, session: Buffer): Buffer {
+  function generateKey(m: P.PKCS11, p: typeof P, session: Buffer, label = settings.key_label): Buffer {
     return m.C_GenerateKey(session, { mechanism: p.CKM_AES_KEY_GEN }, [
       { type: p.CKA_CLASS, value: p.CKO_SECRET_KEY },
       { type: p.CKA_KEY_TYPE, value: p.CKK_AES },
       { type: p.CKA_VALUE_LEN, value: 32 },
-      { type: p.CKA_LABEL, value: settings.key_label },
+      { type: p.CKA_LABEL, value: label },
       { type: p.CKA_TOKEN, value: true },
       { type: p.CKA_PRIVATE, value: true },
       { type: p.CKA_SENSITIVE, value: true },
@@ -164,8 +183,50 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
     parameter: { type: p.CK_PARAMS_AES_GCM, iv, aad, ivBits: IV * 8, tagBits: 128 },
   });
 
+  const transitKey = (m: P.PKCS11, p: typeof P, session: Buffer, label: string) => {
+    const key = findKey(m, p, session, label);
+    if (!key)
+      throw unavailable(
+        `no key labelled "${label}" on the token "${settings.token_label}" (deleted from the HSM?)`,
+      );
+    return key;
+  };
+  const keys: HsmKeys = {
+    generate: (label) =>
+      withSession((m, p, session) => {
+        if (findKey(m, p, session, label))
+          throw unavailable(`a key labelled "${label}" is already on the token`);
+        generateKey(m, p, session, label);
+      }, false),
+    encrypt: (label, plaintext, aad) =>
+      withSession((m, p, session) => {
+        const key = transitKey(m, p, session, label);
+        const iv = randomBytes(IV);
+        m.C_EncryptInit(session, gcm(p, iv, aad ?? Buffer.alloc(0)), key);
+        return Buffer.concat([iv, m.C_Encrypt(session, plaintext, Buffer.alloc(plaintext.length + 16))]);
+      }, false),
+    decrypt: (label, data, aad) =>
+      withSession((m, p, session) => {
+        const key = transitKey(m, p, session, label);
+        if (data.length < IV + 16) return undefined;
+        m.C_DecryptInit(session, gcm(p, data.subarray(0, IV), aad ?? Buffer.alloc(0)), key);
+        try {
+          return Buffer.from(m.C_Decrypt(session, data.subarray(IV), Buffer.alloc(data.length)));
+        } catch {
+          // the tag did not verify: the data was changed, or is another key's
+          return undefined;
+        }
+      }, false),
+    destroy: (label) =>
+      withSession((m, p, session) => {
+        const key = findKey(m, p, session, label);
+        if (key) m.C_DestroyObject(session, key);
+      }, false),
+  };
+
   return {
     where,
+    keys,
     wrap(plaintext, aad, opts = {}) {
       return withSession((m, p, session) => {
         let key = findKey(m, p, session);

@@ -7,7 +7,7 @@ import { constantTimeEqual, randomKey } from '../crypto/random.ts';
 import { combineShares, splitSecret } from '../crypto/shamir.ts';
 import { StrongroomError } from '../errors/errors.ts';
 import type { StorageBackend } from '../storage/backend.ts';
-import { createHsmWrapper, type Pkcs11Settings } from './pkcs11.ts';
+import { createHsmWrapper, type HsmWrapper, type Pkcs11Settings } from './pkcs11.ts';
 
 /**
  * The seal protects the root key. The root key (which opens the barrier's
@@ -177,6 +177,11 @@ async function checkShares(
     key?.fill(0);
     for (const p of parsed) p.fill(0);
   }
+}
+
+/** The HSM of a PKCS#11 seal, for the transit keys it may hold too (undefined for other seals). */
+export function hsmFor(settings: SealSettings): HsmWrapper | undefined {
+  return 'pkcs11' in settings ? createHsmWrapper(settings.pkcs11, () => readPin(settings.pkcs11)) : undefined;
 }
 
 /** The HSM user PIN: given (STRONGROOM_HSM_PIN or the configuration), or read from `pin_file`. */

@@ -62,6 +62,8 @@ export interface TestApp {
 export interface TestAppOptions {
   storage?: StorageBackend;
   seal?: 'static' | 'shamir';
+  /** Seal settings as given (a PKCS#11 seal), instead of `seal`. */
+  sealSettings?: SealSettings;
   /** Skip `sys/init` (default: initialise). */
   uninitialized?: boolean;
   shares?: number;
@@ -92,7 +94,8 @@ export async function buildTestApp(t: TestContext, opts: TestAppOptions = {}): P
   const storage = opts.storage ?? createMemoryStorage();
   const sealKind = opts.seal ?? 'static';
   const seal: SealSettings =
-    sealKind === 'static' ? { static: { key_file: opts.keyFile ?? staticKeyFile(t) } } : { shamir: {} };
+    opts.sealSettings ??
+    (sealKind === 'static' ? { static: { key_file: opts.keyFile ?? staticKeyFile(t) } } : { shamir: {} });
   const config = Object.freeze({
     listen: '127.0.0.1:0',
     storage: { memory: {} },

@@ -34,14 +34,14 @@ function noNonce(nonce: string | undefined): void {
 /** Runs `one` on each item; an item's own failure becomes its `error`. Yields to the event loop now and then. */
 async function batch<T extends { reference?: string | undefined }>(
   items: readonly T[],
-  one: (item: T) => api.BatchItem,
+  one: (item: T) => api.BatchItem | Promise<api.BatchItem>,
 ): Promise<api.BatchItem[]> {
   const out: api.BatchItem[] = [];
   for (let n = 0; n < items.length; n++) {
     const item = items[n]!;
     const ref = item.reference === undefined ? {} : { reference: item.reference };
     try {
-      out.push({ ...one(item), ...ref });
+      out.push({ ...(await one(item)), ...ref });
     } catch (err) {
       if (!isStrongroomError(err)) throw err;
       out.push({ error: err.message, ...ref });
@@ -85,6 +85,8 @@ function signOptions(i: {
 interface DataDeps {
   keyring: Keyring;
   resource: (name: string) => Resource;
+  /** The HSM holding `hsm: true` keys' versions, if the vault has one. */
+  hsm: () => crypto.Hsm | undefined;
 }
 
 export const dataOperations = (deps: DataDeps): AnyOperation[] => [
@@ -97,25 +99,35 @@ function encryptionOperations(deps: DataDeps): AnyOperation[] {
   const { keyring } = deps;
   const token = { auth: 'token' as const, resource: (i: { name: string }) => deps.resource(i.name) };
 
-  function encryptOne(k: TransitKeyRecord, item: api.EncryptItem): api.BatchItem {
+  async function encryptOne(k: TransitKeyRecord, item: api.EncryptItem): Promise<api.BatchItem> {
     noNonce(item.nonce);
     const { version, v } = versionForWriting(k, item.key_version);
     const plaintext = Buffer.from(item.plaintext, 'base64');
-    const ciphertext = crypto.encrypt(k.type, version, v, plaintext, {
-      context: contextFor(k, item.context),
-      aad: b64(item.associated_data),
-    });
-    plaintext.fill(0);
-    return { ciphertext, key_version: version };
+    try {
+      const ciphertext = await crypto.encryptVersion(
+        k.type,
+        version,
+        v,
+        plaintext,
+        { context: contextFor(k, item.context), aad: b64(item.associated_data) },
+        deps.hsm(),
+      );
+      return { ciphertext, key_version: version };
+    } finally {
+      plaintext.fill(0);
+    }
   }
 
-  function decryptOne(k: TransitKeyRecord, item: api.DecryptItem): Buffer {
+  async function decryptOne(k: TransitKeyRecord, item: api.DecryptItem): Promise<Buffer> {
     noNonce(item.nonce);
     const { version, bytes } = crypto.parseVersioned(item.ciphertext, 'ciphertext');
-    return crypto.decrypt(k.type, versionForReading(k, version), bytes, {
-      context: contextFor(k, item.context),
-      aad: b64(item.associated_data),
-    });
+    return crypto.decryptVersion(
+      k.type,
+      versionForReading(k, version),
+      bytes,
+      { context: contextFor(k, item.context), aad: b64(item.associated_data) },
+      deps.hsm(),
+    );
   }
 
   return [
@@ -130,7 +142,7 @@ function encryptionOperations(deps: DataDeps): AnyOperation[] {
         }
         if (i.batch_input)
           return { data: { batch_results: await batch(i.batch_input, (it) => encryptOne(k, it)) } };
-        const r = encryptOne(k, {
+        const r = await encryptOne(k, {
           plaintext: single(i.plaintext, 'plaintext'),
           context: i.context,
           associated_data: i.associated_data,
@@ -146,9 +158,13 @@ function encryptionOperations(deps: DataDeps): AnyOperation[] {
       async handle(_ctx, i) {
         const k = await keyring.load(i.name);
         requireEncryption(k, 'decrypt');
-        const one = (it: api.DecryptItem) => ({ plaintext: decryptOne(k, it).toString('base64') });
+        const one = async (it: api.DecryptItem) => ({
+          plaintext: (await decryptOne(k, it)).toString('base64'),
+        });
         if (i.batch_input) return { data: { batch_results: await batch(i.batch_input, one) } };
-        return { data: one({ ...i, ciphertext: single(i.ciphertext, 'ciphertext') } as api.DecryptItem) };
+        return {
+          data: await one({ ...i, ciphertext: single(i.ciphertext, 'ciphertext') } as api.DecryptItem),
+        };
       },
     }),
     implement(api.TransitRewrap, {
@@ -157,10 +173,10 @@ function encryptionOperations(deps: DataDeps): AnyOperation[] {
       async handle(_ctx, i) {
         const k = await keyring.load(i.name);
         requireEncryption(k, 'rewrap');
-        const one = (it: api.DecryptItem): api.BatchItem => {
-          const plaintext = decryptOne(k, it);
+        const one = async (it: api.DecryptItem): Promise<api.BatchItem> => {
+          const plaintext = await decryptOne(k, it);
           try {
-            return encryptOne(k, {
+            return await encryptOne(k, {
               plaintext: plaintext.toString('base64'),
               context: it.context,
               associated_data: it.associated_data,
@@ -171,7 +187,7 @@ function encryptionOperations(deps: DataDeps): AnyOperation[] {
           }
         };
         if (i.batch_input) return { data: { batch_results: await batch(i.batch_input, one) } };
-        const r = one({ ...i, ciphertext: single(i.ciphertext, 'ciphertext') } as api.DecryptItem);
+        const r = await one({ ...i, ciphertext: single(i.ciphertext, 'ciphertext') } as api.DecryptItem);
         return { data: { ciphertext: r.ciphertext!, key_version: r.key_version! } };
       },
     }),
@@ -185,7 +201,14 @@ function encryptionOperations(deps: DataDeps): AnyOperation[] {
         const raw = randomBytes((i.bits ?? 256) / 8);
         try {
           const { version, v } = versionForWriting(k, i.key_version);
-          const ciphertext = crypto.encrypt(k.type, version, v, raw, { context: contextFor(k, i.context) });
+          const ciphertext = await crypto.encryptVersion(
+            k.type,
+            version,
+            v,
+            raw,
+            { context: contextFor(k, i.context) },
+            deps.hsm(),
+          );
           return {
             data: {
               ...(i.kind === 'plaintext' ? { plaintext: raw.toString('base64') } : {}),

@@ -14,6 +14,8 @@ export interface TransitKeyRecord {
   min_decryption_version: number;
   min_encryption_version: number;
   min_available_version: number;
+  /** The versions are keys in the HSM (each version's `hsm_label`), used through PKCS#11. */
+  hsm?: boolean;
   versions: Record<string, KeyVersion>;
   created_at: string;
   updated_at: string;
@@ -60,6 +62,7 @@ export function keyInfo(k: TransitKeyRecord): TransitKeyInfo {
       supports_signing: isSigningKey(k.type),
       auto_rotate_period: 0,
       imported_key: false,
+      hsm: k.hsm === true,
     },
   };
 }
@@ -199,6 +202,12 @@ export function configure(
   }
   if (c.allow_plaintext_backup === false && k.allow_plaintext_backup) {
     throw new StrongroomError('invalid_value', 'allow_plaintext_backup cannot be turned off once on');
+  }
+  if (c.exportable && k.hsm) {
+    throw new StrongroomError(
+      'invalid_value',
+      'a key held in the HSM never leaves it: it cannot be made exportable',
+    );
   }
   if (c.exportable) next.exportable = true;
   if (c.allow_plaintext_backup) next.allow_plaintext_backup = true;

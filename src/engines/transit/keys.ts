@@ -34,7 +34,57 @@ export interface KeyVersion {
   hmac_key: string;
   /** For a key pair: its public key (PEM SPKI; Ed25519: base64 of the 32 raw bytes, as Vault shows it). */
   public_key?: string;
+  /** A version held in the HSM: the label of its key on the token (`key` is then empty). */
+  hsm_label?: string;
   created_at: string;
+}
+
+/** What the HSM does for a version it holds (HsmPort's `hsm`). */
+export interface Hsm {
+  encrypt(label: string, plaintext: Buffer, aad: Buffer | undefined): Promise<Buffer>;
+  decrypt(label: string, data: Buffer, aad: Buffer | undefined): Promise<Buffer | undefined>;
+}
+
+function hsmOf(hsm: Hsm | undefined, context: Buffer | undefined): Hsm {
+  if (!hsm) {
+    throw new StrongroomError(
+      'hsm_unavailable',
+      'this key is held in an HSM and this vault has none configured (seal: pkcs11)',
+    );
+  }
+  if (context)
+    throw new StrongroomError(
+      'unsupported_operation',
+      'a key held in the HSM is not derived: send no context',
+    );
+  return hsm;
+}
+
+/** encrypt(), or through the HSM for a version it holds. */
+export async function encryptVersion(
+  type: KeyType,
+  version: number,
+  v: KeyVersion,
+  plaintext: Buffer,
+  opts: { context?: Buffer | undefined; aad?: Buffer | undefined },
+  hsm: Hsm | undefined,
+): Promise<string> {
+  if (!v.hsm_label) return encrypt(type, version, v, plaintext, opts);
+  return versioned(version, await hsmOf(hsm, opts.context).encrypt(v.hsm_label, plaintext, opts.aad));
+}
+
+/** decrypt(), or through the HSM for a version it holds; the same one answer for what does not open. */
+export async function decryptVersion(
+  type: KeyType,
+  v: KeyVersion,
+  bytes: Buffer,
+  opts: { context?: Buffer | undefined; aad?: Buffer | undefined },
+  hsm: Hsm | undefined,
+): Promise<Buffer> {
+  if (!v.hsm_label) return decrypt(type, v, bytes, opts);
+  const plain = await hsmOf(hsm, opts.context).decrypt(v.hsm_label, bytes, opts.aad);
+  if (!plain) throw new StrongroomError('invalid_ciphertext', 'the ciphertext could not be decrypted');
+  return plain;
 }
 
 const AEAD: Partial<Record<KeyType, { cipher: string; bytes: number }>> = {
@@ -139,7 +189,7 @@ const versioned = (version: number, bytes: Buffer, urlSafe = false) =>
 
 // --- encryption ---
 
-export function encrypt(
+function encrypt(
   type: KeyType,
   version: number,
   v: KeyVersion,
@@ -157,7 +207,7 @@ export function encrypt(
 }
 
 /** The plaintext, or an `invalid_ciphertext` error that says nothing more (no oracle). */
-export function decrypt(
+function decrypt(
   type: KeyType,
   v: KeyVersion,
   bytes: Buffer,

@@ -4,7 +4,7 @@ import type { BarrierStore } from '../../barrier/barrier.ts';
 import type { VaultModule } from '../../contract/module.ts';
 import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { StrongroomError } from '../../errors/errors.ts';
-import type { ClockPort, TransitPort } from '../ports.ts';
+import type { ClockPort, HsmPort, TransitPort } from '../ports.ts';
 import { dataOperations } from './data.ts';
 import {
   configure,
@@ -17,17 +17,18 @@ import {
   versionForReading,
 } from './keyring.ts';
 import {
-  decrypt,
+  decryptVersion,
   exportKey,
   forgetKeyObjects,
   isEncryptionKey,
   isSigningKey,
+  type KeyVersion,
   newVersion,
   nodeHash,
   parseVersioned,
 } from './keys.ts';
 
-export type TransitDeps = ClockPort;
+export type TransitDeps = ClockPort & HsmPort;
 
 const SYSTEM: Resource = { type: 'System', id: 'transit' };
 const keyResource = (name: string): Resource => ({ type: 'TransitKey', id: name, attrs: { name } });
@@ -71,41 +72,13 @@ export function transitModule(
 
   async function create(i: api.TransitKeyParams & api.TransitKeyCreateRequest) {
     const type: api.KeyType = i.type ?? 'aes256-gcm96';
-    if (i.convergent_encryption) {
-      throw new StrongroomError(
-        'unsupported_operation',
-        'convergent encryption is not offered: equal plaintexts would give equal ciphertexts (docs/transit.md)',
-      );
-    }
-    if (i.derived && !isEncryptionKey(type)) {
-      throw new StrongroomError(
-        'unsupported_operation',
-        `a ${type} key cannot be derived: only encryption keys`,
-      );
-    }
-    if (i.key_size !== undefined && i.key_size !== 0 && (type !== 'hmac' || i.key_size < 16)) {
-      throw new StrongroomError('invalid_value', 'key_size is for hmac keys only, from 16 to 512 bytes');
-    }
+    checkCreate(i, type, deps!.hsm !== undefined);
     const existing = await store!.getJson<TransitKeyRecord>(keyPath(i.name));
     if (existing) return sameKind(existing, type);
     // made before the transaction: an RSA key pair takes a while, and a transaction may be re-run
-    const first = await newVersion(type, now(), i.key_size || 32);
+    const first = await makeVersion(type, i.name, i.hsm === true, i.key_size || 32);
     const at = now().toISOString();
-    const record: TransitKeyRecord = {
-      name: i.name,
-      type,
-      derived: i.derived ?? false,
-      exportable: i.exportable ?? false,
-      allow_plaintext_backup: i.allow_plaintext_backup ?? false,
-      deletion_allowed: false,
-      latest_version: 1,
-      min_decryption_version: 1,
-      min_encryption_version: 0,
-      min_available_version: 0,
-      versions: { '1': first },
-      created_at: at,
-      updated_at: at,
-    };
+    const record = newRecord(i, type, first, at);
     return store!.transaction(async (tx) => {
       const raced = await tx.getJson<TransitKeyRecord>(keyPath(i.name));
       if (raced) return sameKind(raced, type);
@@ -114,13 +87,27 @@ export function transitModule(
     });
   }
 
+  /** A new version: made here, or inside the HSM for an `hsm` key (only its label is kept). */
+  async function makeVersion(type: api.KeyType, name: string, inHsm: boolean, hmacBytes: number) {
+    const v = await newVersion(inHsm ? 'hmac' : type, now(), hmacBytes);
+    if (!inHsm) return v;
+    const label = `strongroom-transit/${name}/${randomBytes(8).toString('hex')}`;
+    await deps!.hsm!.generate(label);
+    return { key: '', hmac_key: v.hmac_key, hsm_label: label, created_at: v.created_at };
+  }
+
+  /** Destroys the HSM keys of versions that are gone (after the record that named them is written). */
+  async function destroyHsmKeys(versions: Iterable<{ hsm_label?: string | undefined }>): Promise<void> {
+    for (const v of versions) if (v.hsm_label) await deps!.hsm?.destroy(v.hsm_label);
+  }
+
   // the models engine's way to a data key (TransitPort): checked by its own operation, not by Cedar here
   bind?.({
     async unwrap(name, ciphertext, aad) {
       const k = await keyring.load(name);
       requireEncryption(k, 'decrypt');
       const { version, bytes } = parseVersioned(ciphertext, 'ciphertext');
-      return decrypt(k.type, versionForReading(k, version), bytes, { aad });
+      return decryptVersion(k.type, versionForReading(k, version), bytes, { aad }, deps!.hsm);
     },
   });
 
@@ -151,7 +138,7 @@ export function transitModule(
         ...manage,
         resource: byName,
         async handle(_ctx, i) {
-          await store!.transaction(async (tx) => {
+          const gone = await store!.transaction(async (tx) => {
             const k = await tx.getJson<TransitKeyRecord>(keyPath(i.name));
             if (!k) throw new StrongroomError('not_found', `no transit key named ${JSON.stringify(i.name)}`);
             if (!k.deletion_allowed) {
@@ -161,7 +148,9 @@ export function transitModule(
               );
             }
             await tx.delete(keyPath(i.name));
+            return k;
           });
+          await destroyHsmKeys(Object.values(gone.versions));
           return { deleted: true };
         },
       }),
@@ -175,9 +164,10 @@ export function transitModule(
         resource: byName,
         async handle(_ctx, i) {
           const k = await keyring.load(i.name);
-          const v = await newVersion(
+          const v = await makeVersion(
             k.type,
-            now(),
+            k.name,
+            k.hsm === true,
             k.type === 'hmac' ? Buffer.from(k.versions[k.latest_version]!.key, 'base64').length : 32,
           );
           return keyInfo(
@@ -193,11 +183,22 @@ export function transitModule(
       implement(api.TransitKeyTrim, {
         ...manage,
         resource: byName,
-        handle: async (_ctx, i) =>
-          keyInfo(await update(i.name, (k) => trim(k, i.min_available_version, now()))),
+        async handle(_ctx, i) {
+          let before: TransitKeyRecord | undefined;
+          const after = await update(i.name, (k) => {
+            before = k;
+            return trim(k, i.min_available_version, now());
+          });
+          await destroyHsmKeys(
+            Object.entries(before!.versions)
+              .filter(([n]) => !(n in after.versions))
+              .map(([, v]) => v),
+          );
+          return keyInfo(after);
+        },
       }),
       exportOperation(keyring),
-      ...dataOperations({ keyring, resource: keyResource }),
+      ...dataOperations({ keyring, resource: keyResource, hsm: () => deps!.hsm }),
       ...utilityOperations(),
     ];
   }
@@ -226,7 +227,7 @@ function exportOperation(keyring: Keyring): AnyOperation {
     async handle(_ctx, i) {
       const k = await keyring.load(i.name);
       const kind = i.key_type;
-      if (kind !== 'public-key' && !k.exportable) {
+      if (kind !== 'public-key' && (!k.exportable || k.hsm)) {
         throw new StrongroomError(
           'not_exportable',
           `the key ${k.name} is not exportable: its material never leaves the vault`,
@@ -292,4 +293,61 @@ function sameKind(k: TransitKeyRecord, type: api.KeyType): TransitKeyRecord {
     );
   }
   return k;
+}
+
+/** What a new key may be (Vault's rules, and ours for keys in the HSM). */
+function checkCreate(i: api.TransitKeyCreateRequest, type: api.KeyType, hasHsm: boolean): void {
+  if (i.convergent_encryption) {
+    throw new StrongroomError(
+      'unsupported_operation',
+      'convergent encryption is not offered: equal plaintexts would give equal ciphertexts (docs/transit.md)',
+    );
+  }
+  if (i.derived && !isEncryptionKey(type)) {
+    throw new StrongroomError(
+      'unsupported_operation',
+      `a ${type} key cannot be derived: only encryption keys`,
+    );
+  }
+  if (i.key_size !== undefined && i.key_size !== 0 && (type !== 'hmac' || i.key_size < 16)) {
+    throw new StrongroomError('invalid_value', 'key_size is for hmac keys only, from 16 to 512 bytes');
+  }
+  if (i.hsm) {
+    if (!hasHsm) {
+      throw new StrongroomError(
+        'unsupported_operation',
+        'hsm: true needs a vault sealed by an HSM (seal: pkcs11)',
+      );
+    }
+    if (type !== 'aes256-gcm96' || i.derived || i.exportable) {
+      throw new StrongroomError(
+        'unsupported_operation',
+        'a key held in the HSM is an aes256-gcm96 key, not derived, never exportable',
+      );
+    }
+  }
+}
+
+function newRecord(
+  i: api.TransitKeyParams & api.TransitKeyCreateRequest,
+  type: api.KeyType,
+  first: KeyVersion,
+  at: string,
+): TransitKeyRecord {
+  return {
+    name: i.name,
+    type,
+    derived: i.derived ?? false,
+    ...(i.hsm ? { hsm: true } : {}),
+    exportable: i.exportable ?? false,
+    allow_plaintext_backup: i.allow_plaintext_backup ?? false,
+    deletion_allowed: false,
+    latest_version: 1,
+    min_decryption_version: 1,
+    min_encryption_version: 0,
+    min_available_version: 0,
+    versions: { '1': first },
+    created_at: at,
+    updated_at: at,
+  };
 }
