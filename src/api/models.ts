@@ -14,9 +14,12 @@ const Strict = { additionalProperties: false } as const;
 const Name = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0-9_-]*$' });
 const Pem = Type.String({ minLength: 1, maxLength: 8192, pattern: '-----BEGIN PUBLIC KEY-----' });
 
-/** The associated data a file's data key is wrapped with (transit encrypt): its path and plaintext SHA-256. */
-export const modelKeyBinding = (path: string, sha256: string): Buffer =>
-  Buffer.from(`strongroom-model-file/v1\n${path}\n${sha256}`);
+/**
+ * The associated data a file's data key is wrapped with (transit encrypt): the model's signed name, the
+ * file's path and its plaintext SHA-256, so a key opens only for that file of that model.
+ */
+export const modelKeyBinding = (model: string, path: string, sha256: string): Buffer =>
+  Buffer.from(`strongroom-model-file/v2\n${JSON.stringify([model, path, sha256])}`);
 
 export const ModelPolicyParams = Type.Object({ name: Name }, Strict);
 export type ModelPolicyParams = Static<typeof ModelPolicyParams>;
@@ -26,6 +29,8 @@ export const ModelPolicyRequest = Type.Object(
   {
     /** The transit key (aes256-gcm96) that wraps the files' data keys: the customer-managed key. */
     key: Name,
+    /** The model's name as its signature gives it (the statement's subject); default the policy's name. */
+    model: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
     /** Public keys (PEM) allowed to have signed the model; at least one. */
     signers: Type.Array(Pem, { minItems: 1, maxItems: 16 }),
     /** Pickle-based files (.pkl, .pt, .pth, .bin, .ckpt, …) can run code when loaded: refused unless true. */
@@ -94,6 +99,7 @@ export type ModelReleaseRequest = Static<typeof ModelReleaseRequest>;
 
 const PolicySchema = Type.Object({
   name: Type.String(),
+  model: Type.String(),
   key: Type.String(),
   signers: Strings,
   allow_pickle: Type.Boolean(),

@@ -172,6 +172,7 @@ function policyCommand(m: Command, io: CliIO): void {
       'a public key allowed to sign (PEM file, or a transit key’s); repeatable',
       collect,
     )
+    .option('--model <name>', 'the model’s name as its signature gives it (default: the policy’s name)')
     .option('--allow-pickle', 'accept pickle-based files (they can run code when loaded)')
     .option('--lease-ttl <seconds>', 'how long a release’s lease lasts (default 3600)')
     .option(
@@ -186,6 +187,7 @@ function policyCommand(m: Command, io: CliIO): void {
           key: string;
           signer: string[];
           allowPickle?: boolean;
+          model?: string;
           leaseTtl?: string;
           sbomFailOn?: string;
           sbomFile?: string;
@@ -211,6 +213,7 @@ function policyCommand(m: Command, io: CliIO): void {
             key,
             signers,
             ...(o.allowPickle ? { allow_pickle: true } : {}),
+            ...(o.model ? { model: o.model } : {}),
             ...(o.leaseTtl ? { lease_ttl: Number(o.leaseTtl) } : {}),
             ...(o.sbomFailOn
               ? { sbom: { fail_on: o.sbomFailOn, ...(o.sbomFile ? { file: o.sbomFile } : {}) } }

@@ -73,6 +73,8 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
     'policy',
     'write',
     'llama',
+    '--model',
+    'llama-tiny',
     '--key',
     'transit/weights',
     '--signer',
@@ -86,7 +88,15 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
   ) => {
     const src = join(dir, `${name}-src`);
     makeModel(src, opts.extra);
-    await must(['model', 'sign', src, '--key', `transit/${opts.signer ?? 'release'}`]);
+    await must([
+      'model',
+      'sign',
+      src,
+      '--name',
+      'llama-tiny',
+      '--key',
+      `transit/${opts.signer ?? 'release'}`,
+    ]);
     opts.afterSign?.(src);
     const enc = join(dir, `${name}-enc`);
     await must([
@@ -317,6 +327,34 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
   assert.equal(sign.code, 1);
   assert.match(sign.all, /tokenizer\/special\.json is a symbolic link that leaves the model directory/);
 
+  // 16. a policy for another model, with the same key and signer: the signed name is this one's
+  await must([
+    'model',
+    'policy',
+    'write',
+    'other',
+    '--model',
+    'other-model',
+    '--key',
+    'transit/weights',
+    '--signer',
+    'transit/release',
+  ]);
+  const elsewhere = await cli([
+    'model',
+    'fetch',
+    good.enc,
+    '--policy',
+    'other',
+    '--out',
+    join(dir, 'out-elsewhere'),
+  ]);
+  assert.equal(elsewhere.code, 1, elsewhere.all);
+  assert.match(
+    elsewhere.all,
+    /the signature is for the model "llama-tiny", and this policy is for "other-model"/,
+  );
+
   // 15. an SBOM gate: a signed SBOM whose library has a critical advisory (an OSV export of our own)
   const osv = join(dir, 'osv');
   mkdirSync(osv);
@@ -340,6 +378,8 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
     'policy',
     'write',
     'gated',
+    '--model',
+    'llama-tiny',
     '--key',
     'transit/weights',
     '--signer',
@@ -351,7 +391,7 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
     const src = join(dir, `${name}-src`);
     makeModel(src, { 'requirements.txt': `${requirement}\n` });
     await must(['sbom', src, '--out', join(src, 'sbom.cdx.json')]);
-    await must(['model', 'sign', src, '--key', 'transit/release']);
+    await must(['model', 'sign', src, '--name', 'llama-tiny', '--key', 'transit/release']);
     const enc = join(dir, `${name}-enc`);
     await must([
       'model',
@@ -400,7 +440,7 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
   const refusals = audit.filter(
     (e) => e.type === 'response' && e.operation === 'model.release' && e.error_code === 'model_refused',
   );
-  assert.equal(refusals.length, 12, 'each refusal by the vault is in the audit log');
+  assert.equal(refusals.length, 13, 'each refusal by the vault is in the audit log');
   assert.ok(
     !readFileSync(join(data, 'audit.log'), 'utf8').includes('data_key":"'),
     'no data key is in the audit log',

@@ -80,6 +80,15 @@ test('an aes256-gcm96 key encrypts, decrypts, rotates and rewraps, and old versi
     ciphertext: rewrapped.ciphertext,
   });
   assert.equal(Buffer.from(p2.plaintext, 'base64').toString(), 'card 4111');
+  // a retired version makes nothing new: not a ciphertext, a data key, an HMAC, nor a rewrap into it
+  for (const [url, body] of [
+    ['/v1/transit/encrypt/orders', { plaintext: b64('y'), key_version: 1 }],
+    ['/v1/transit/datakey/plaintext/orders', { key_version: 1 }],
+    ['/v1/transit/hmac/orders', { input: b64('y'), key_version: 1 }],
+    ['/v1/transit/rewrap/orders', { ciphertext: rewrapped.ciphertext, key_version: 1 }],
+  ] as const) {
+    await refused(a, url, body, 'key_version_disallowed');
+  }
   // an encryption may not ask for a version below min_encryption_version
   await ok(a, 'POST', '/v1/transit/keys/orders/config', { min_encryption_version: 2 });
   await refused(

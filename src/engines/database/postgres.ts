@@ -98,6 +98,17 @@ export function render(statement: string, v: Record<string, string | undefined>)
   return out;
 }
 
+/** A failure that another try may not meet: concurrent catalog updates, deadlocks, serialization. */
+function transient(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    e.code === '40001' ||
+    e.code === '40P01' ||
+    e.code === '55P03' ||
+    (e.code === 'XX000' && /tuple concurrently (updated|deleted)/.test(e.message ?? ''))
+  );
+}
+
 /** A message from the database with the values that must never leave it taken out. */
 function sanitize(err: unknown, secrets: readonly string[]): string {
   let m = err instanceof Error ? err.message : String(err);
@@ -135,23 +146,37 @@ export function postgresPlugin(c: Connection): PostgresPlugin {
       `the database refused: ${sanitize(err, [c.password, ...secrets])}`,
     );
 
+  /** One attempt: the statements in one transaction, rolled back on any error. */
+  async function once(statements: readonly string[], secrets: readonly string[]): Promise<unknown> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (err) {
+      throw unavailable(err, secrets);
+    }
+    try {
+      await client.query('BEGIN');
+      for (const s of statements) await client.query(s);
+      await client.query('COMMIT');
+      return undefined;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      return err;
+    } finally {
+      client.release();
+    }
+  }
+
   return {
     async run(statements, secrets) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (err) {
-        throw unavailable(err, secrets);
-      }
-      try {
-        await client.query('BEGIN');
-        for (const s of statements) await client.query(s);
-        await client.query('COMMIT');
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw unavailable(err, secrets);
-      } finally {
-        client.release();
+      // roles made and dropped at once race on the same catalog rows (a tenant role's members): PostgreSQL
+      // answers `tuple concurrently updated`, a deadlock or a serialization failure, and the transaction
+      // (rolled back whole) is simply run again
+      for (let attempt = 1; ; attempt++) {
+        const err = await once(statements, secrets);
+        if (err === undefined) return;
+        if (attempt >= 6 || !transient(err)) throw unavailable(err, secrets);
+        await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20 * attempt));
       }
     },
     async endRole(name, statements) {

@@ -7,9 +7,9 @@ import type { VaultModule } from '../../contract/module.ts';
 import { type AnyOperation, implement, type Resource } from '../../contract/operation.ts';
 import { isStrongroomError, StrongroomError } from '../../errors/errors.ts';
 import type { LeaseRecord, LeasesPort } from '../leases/leases.ts';
-import type { ClockPort, TransitPort } from '../ports.ts';
+import type { AllowsPort, ClockPort, TransitPort } from '../ports.ts';
 
-export type ModelsDeps = ClockPort & LeasesPort & TransitPort;
+export type ModelsDeps = ClockPort & LeasesPort & TransitPort & AllowsPort;
 
 const SYSTEM: Resource = { type: 'System', id: 'models' };
 const ENGINE = 'models';
@@ -81,6 +81,12 @@ async function check(store: BarrierStore, p: api.ModelPolicy, i: api.ModelReleas
     if (err instanceof SignatureRefused) refuse(`the signature: ${err.message}`);
     throw err;
   }
+  // a signature of another model (another policy's, under the same signer) releases nothing here
+  if (signed.model !== p.model) {
+    refuse(
+      `the signature is for the model ${JSON.stringify(signed.model)}, and this policy is for ${JSON.stringify(p.model)}`,
+    );
+  }
   const want = new Map(signed.resources.map((r) => [r.name, r.digest]));
   const have = new Map<string, string>();
   for (const f of i.files) {
@@ -128,7 +134,22 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
     return [
       implement(api.ModelPolicyWrite, {
         ...manage,
-        async handle(_ctx, i) {
+        async handle(ctx, i) {
+          // a policy releases the keys its transit key wraps: only someone who may decrypt with it names it
+          if (
+            !ctx.identity ||
+            !(await deps!.allows(
+              ctx.identity,
+              'transit.decrypt',
+              { type: 'TransitKey', id: i.key, attrs: { name: i.key } },
+              ctx.request,
+            ))
+          ) {
+            throw new StrongroomError(
+              'permission_denied',
+              `permission denied: a model policy naming transit/${i.key} needs transit.decrypt on it`,
+            );
+          }
           if (i.name === 'advisories') {
             throw new StrongroomError(
               'invalid_name',
@@ -146,6 +167,7 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
           }
           const p: api.ModelPolicy = {
             name: i.name,
+            model: i.model ?? i.name,
             key: i.key,
             signers: i.signers,
             allow_pickle: i.allow_pickle ?? false,
@@ -222,7 +244,7 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
                   key = await deps!.transit.unwrap(
                     p.key,
                     f.wrapped_key,
-                    api.modelKeyBinding(f.path, f.sha256),
+                    api.modelKeyBinding(model, f.path, f.sha256),
                   );
                 } catch (err) {
                   if (

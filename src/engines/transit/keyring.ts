@@ -67,7 +67,11 @@ export function keyInfo(k: TransitKeyRecord): TransitKeyInfo {
   };
 }
 
-/** The version new ciphertexts, signatures and HMACs are made with: the latest, or one allowed asked for. */
+/**
+ * The version new ciphertexts, signatures, HMACs and data keys are made with: the latest, or an older one
+ * asked for that the key's policy still allows, never one below min_decryption_version (a retired
+ * version makes nothing new) nor below min_encryption_version.
+ */
 export function versionForWriting(
   k: TransitKeyRecord,
   asked: number | undefined,
@@ -79,10 +83,11 @@ export function versionForWriting(
       `the key ${k.name} has no version ${version} (its latest is ${k.latest_version})`,
     );
   }
-  if (k.min_encryption_version > 0 && version < k.min_encryption_version) {
+  const floor = Math.max(k.min_decryption_version, k.min_encryption_version);
+  if (version < floor) {
     throw new StrongroomError(
       'key_version_disallowed',
-      `version ${version} of the key ${k.name} is below its min_encryption_version (${k.min_encryption_version})`,
+      `version ${version} of the key ${k.name} is retired for new ciphertexts, signatures and HMACs (the oldest allowed is ${floor}: min_decryption_version ${k.min_decryption_version}, min_encryption_version ${k.min_encryption_version})`,
     );
   }
   return { version, v: existing(k, version) };

@@ -1,6 +1,6 @@
 import { createSecretKey } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -60,6 +60,8 @@ export async function encryptModel(
   options: { chunkSize?: number; onProgress?: Progress; name?: string } = {},
 ): Promise<EncryptedManifest> {
   const names = await modelFiles(dir, ENCRYPT);
+  // the model's name is the signature's, if it is signed (the vault binds keys to the signed name)
+  const model = options.name ?? (await signedName(dir)) ?? basename(resolve(dir));
   const sizes = await Promise.all(names.map(async (n) => (await stat(join(dir, n))).size));
   const total = sizes.reduce((a, b) => a + b, 0);
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK;
@@ -82,7 +84,7 @@ export async function encryptModel(
             chunkSize,
           });
           const wrapped = await transit.encrypt(key, dk.plaintext!, {
-            associatedData: modelKeyBinding(path, r.sha256),
+            associatedData: modelKeyBinding(model, path, r.sha256),
           });
           bytes += sizes[n]!;
           options.onProgress?.({ bytes, total, files: ++done, of: names.length });
@@ -94,7 +96,7 @@ export async function encryptModel(
     );
     const manifest: EncryptedManifest = {
       format: 'strongroom-model/v1',
-      model: options.name ?? basename(resolve(dir)),
+      model,
       key,
       chunk_size: chunkSize,
       files,
@@ -102,15 +104,34 @@ export async function encryptModel(
     await writeFile(join(out, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     // the signature and the SBOM are not secret, and the vault checks them before any key is released
     for (const plain of ['model.sig', SBOM]) {
+      let info: Awaited<ReturnType<typeof lstat>>;
       try {
-        await copyFile(join(dir, plain), join(out, plain));
+        info = await lstat(join(dir, plain));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
       }
+      // copied in the clear: a link could point anywhere (~/.aws/credentials), so regular files only
+      if (!info.isFile())
+        throw new ModelFileError(`${plain} is not a regular file (a symbolic link?): it is not copied`);
+      await copyFile(join(dir, plain), join(out, plain));
     }
     return manifest;
   } finally {
     await pool.close();
+  }
+}
+
+/** The model name a directory's signature (model.sig) gives, if it has one. */
+async function signedName(dir: string): Promise<string | undefined> {
+  try {
+    const bundle = JSON.parse(await readFile(join(dir, 'model.sig'), 'utf8')) as ModelSignatureBundle;
+    const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString('utf8')) as {
+      subject?: Array<{ name?: string }>;
+    };
+    return statement.subject?.[0]?.name;
+  } catch {
+    return undefined;
   }
 }
 
@@ -183,7 +204,8 @@ export async function decryptModel(
     dir,
     out,
     m,
-    (f) => transit.decrypt(m.key, f.wrapped_key, { associatedData: modelKeyBinding(f.path, f.sha256) }),
+    (f) =>
+      transit.decrypt(m.key, f.wrapped_key, { associatedData: modelKeyBinding(m.model, f.path, f.sha256) }),
     options.onProgress,
   );
   return m;
