@@ -12,7 +12,7 @@ const Strict = { additionalProperties: false } as const;
 export const GenerateRootStartRequest = Type.Object(
   {
     /** A one-time pad of `otp_length` characters; omitted, the server makes one and answers it once. */
-    otp: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    otp: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9]+$' })),
   },
   Strict,
 );

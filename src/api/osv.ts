@@ -22,9 +22,13 @@ export interface OsvAdvisory {
 export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number] | 'unknown';
 
-/** Whether `s` is at or above `threshold` (unknown counts as nothing). */
+/**
+ * Whether `s` is at or above `threshold`. An advisory whose severity cannot be read (a CVSS v4 vector
+ * only, none at all) counts as high: a gate fails closed on what it cannot weigh.
+ */
 export const atLeast = (s: Severity, threshold: Severity): boolean =>
-  s !== 'unknown' && threshold !== 'unknown' && SEVERITIES.indexOf(s) >= SEVERITIES.indexOf(threshold);
+  SEVERITIES.indexOf(s === 'unknown' ? 'high' : s) >=
+  SEVERITIES.indexOf(threshold === 'unknown' ? 'high' : threshold);
 
 const W: Record<string, Record<string, number>> = {
   AV: { N: 0.85, A: 0.62, L: 0.55, P: 0.2 },

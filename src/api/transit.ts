@@ -47,7 +47,8 @@ const Name = Type.String({ minLength: 1, maxLength: 63, pattern: '^[a-z0-9][a-z0
 const B64 = (maxLength: number) => Type.String({ maxLength, pattern: '^[A-Za-z0-9+/]*={0,2}$' });
 /** Largest plaintext or input of one item, base64: 12 MiB (a 9 MiB value); a request body holds 16 MiB. */
 const DATA = 12 * 1024 * 1024;
-const CONTEXT = B64(4096);
+/** A context, associated data or nonce: at most 1024 bytes (HKDF's `info` limit), in base64. */
+const CONTEXT = B64(1368);
 const Version = Type.Integer({ minimum: 0, maximum: 1_000_000 });
 /** `vault:v<N>:<base64>`: what encrypt, sign and hmac answer. */
 const Versioned = Type.String({ minLength: 1, maxLength: DATA + 64 });
@@ -58,7 +59,7 @@ const Marshaling = Type.Union([Type.Literal('asn1'), Type.Literal('jws')]);
 const SaltLength = Type.Union([
   Type.Literal('auto'),
   Type.Literal('hash'),
-  Type.String({ pattern: '^[0-9]{1,4}$' }),
+  Type.String({ pattern: '^[0-9]{1,3}$' }),
 ]);
 const BATCH = { minItems: 1, maxItems: 1000 } as const;
 /**

@@ -4,6 +4,7 @@ import type { VaultModule } from '../contract/module.ts';
 import { implement } from '../contract/operation.ts';
 import { constantTimeEqual } from '../crypto/random.ts';
 import { StrongroomError } from '../errors/errors.ts';
+import { parseShare } from '../seal/seal.ts';
 import type { Core } from './core.ts';
 
 const SYSTEM = { type: 'System', id: 'sys' } as const;
@@ -104,11 +105,14 @@ export const generateRootModule: VaultModule<Deps> = {
               'the nonce is not the one of the attempt in progress',
             );
           }
-          const key = i.key.trim();
-          // a share already given does not count twice
-          if (!a.shares.some((s) => constantTimeEqual(s, key))) a.shares.push(key);
           const required = await core.seal.quorum();
+          if (attempt !== a)
+            throw new StrongroomError('bad_request', 'the attempt ended meanwhile: start again');
+          // a share already given does not count twice, however it is written (hex, base64, case)
+          const bytes = parseShare(i.key);
+          if (!a.shares.some((s) => constantTimeEqual(parseShare(s), bytes))) a.shares.push(i.key.trim());
           if (a.shares.length < required) return status();
+          // from here on synchronously this attempt is over: a second final share arriving meanwhile finds none
           attempt = undefined;
           try {
             await core.seal.checkQuorum(a.shares);

@@ -70,6 +70,7 @@ function explain(err: unknown, settings: Pkcs11Settings): string {
 
 export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promise<string>): HsmWrapper {
   const where = `token "${settings.token_label}", key "${settings.key_label}"`;
+  let pinRefused: string | undefined;
 
   /**
    * Runs `fn` with a logged-in session, one use at a time in this process. `sealed`: the use is the
@@ -78,6 +79,9 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
   function withSession<T>(fn: (m: P.PKCS11, p: typeof P, session: Buffer) => T, sealed = true): Promise<T> {
     const suffix = sealed ? '; the vault stays sealed' : '';
     const run = queue.then(async () => {
+      // a refused PIN is not tried again: an HSM locks (some wipe) a token after a few wrong PINs, and
+      // anyone may ask a sealed vault to unseal
+      if (pinRefused) throw unavailable(`${pinRefused}${suffix} (not tried again until the server restarts)`);
       const pin = await readPin();
       let p: typeof P;
       try {
@@ -125,6 +129,8 @@ export function createHsmWrapper(settings: Pkcs11Settings, readPin: () => Promis
         }
       } catch (err) {
         if (err instanceof StrongroomError) throw err;
+        if (/CKR_PIN_(INCORRECT|LOCKED|LEN_RANGE|INVALID|EXPIRED)/.test(String(err)))
+          pinRefused = explain(err, settings);
         if (step === 'start') {
           throw unavailable(
             `the PKCS#11 library ${settings.lib} could not start (${explain(err, settings)}): is the HSM there? (SoftHSM: does its token directory in SOFTHSM2_CONF exist?)${suffix}`,

@@ -83,7 +83,7 @@ export interface SealManager {
 }
 
 /** Parses a key share given as hex or base64. */
-function parseShare(input: string): Buffer {
+export function parseShare(input: string): Buffer {
   const s = input.trim();
   let buf: Buffer | undefined;
   if (/^[0-9a-fA-F]+$/.test(s) && s.length === SHARE_BYTES * 2) buf = Buffer.from(s, 'hex');

@@ -74,8 +74,25 @@ test('shares from another vault cancel the attempt and make no token', async (t)
     await post(a, '/v1/sys/generate-root/update', { key: a.keys[0], nonce: again.nonce })
   ).json() as Status;
   assert.deepEqual([twice.progress, thrice.progress, thrice.complete], [1, 1, false]);
+  // nor written another way (base64, upper-case hex)
+  const b64 = Buffer.from(a.keys[0]!, 'hex').toString('base64');
+  const again2 = (
+    await post(a, '/v1/sys/generate-root/update', { key: b64, nonce: again.nonce })
+  ).json() as Status;
+  const upper = (
+    await post(a, '/v1/sys/generate-root/update', { key: a.keys[0]!.toUpperCase(), nonce: again.nonce })
+  ).json() as Status;
+  assert.deepEqual([again2.progress, upper.progress, upper.complete], [1, 1, false]);
   const cancelled = await a.inject({ method: 'DELETE', url: '/v1/sys/generate-root/attempt' });
   assert.equal((cancelled.json() as Status).started, false);
+});
+
+test('a one-time pad that is not 54 letters and digits is refused before any token is made', async (t) => {
+  const a = await buildTestApp(t, { seal: 'shamir', shares: 3, threshold: 2 });
+  const accented = await post(a, '/v1/sys/generate-root/attempt', { otp: `${'a'.repeat(53)}é` });
+  assert.equal(accented.statusCode, 400, accented.body);
+  const short = await post(a, '/v1/sys/generate-root/attempt', { otp: 'abc' });
+  assert.equal(short.statusCode, 400, short.body);
 });
 
 test('a static seal has no key holders: generate-root is refused', async (t) => {

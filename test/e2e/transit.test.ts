@@ -174,6 +174,24 @@ test('a derived key needs its context, and a context opens only what it sealed',
   });
   assert.equal(Buffer.from(p.plaintext, 'base64').toString(), 'acme data');
   await refused(a, '/v1/transit/keys/sig', { type: 'ed25519', derived: true }, 'unsupported_operation');
+  // a context longer than HKDF takes is a 400, in a batch too, never a 500
+  const long = Buffer.alloc(1100, 1).toString('base64');
+  await refused(
+    a,
+    '/v1/transit/encrypt/tenants',
+    { plaintext: b64('x'), context: long },
+    'validation_failed',
+  );
+  const mid = Buffer.alloc(1024, 1).toString('base64');
+  const okBatch = await ok<{ batch_results: Array<{ ciphertext?: string; error?: string }> }>(
+    a,
+    'POST',
+    '/v1/transit/encrypt/tenants',
+    {
+      batch_input: [{ plaintext: b64('x'), context: mid }],
+    },
+  );
+  assert.match(okBatch.batch_results[0]!.ciphertext!, /^vault:v1:/);
   await refused(
     a,
     '/v1/transit/keys/conv',

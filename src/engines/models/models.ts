@@ -19,7 +19,8 @@ const policyPath = (name: string) => `policies/${name}`;
  * File names whose formats run code when loaded (Python pickle: PyTorch's .bin/.pt/.pth checkpoints,
  * joblib, dill): a model's weights should be safetensors or GGUF (docs/models.md).
  */
-const PICKLE = /\.(pkl|pickle|pt|pth|bin|ckpt|joblib|dill|pkl\.gz|mar)$/i;
+const PICKLE =
+  /\.(pkl|pickle|pt|pth|bin|ckpt|joblib|dill|mar|npy|npz|nemo|pdparams|sav|keras|h5|hdf5)(\.(tar|gz|xz|bz2|zst|zip))*$/i;
 
 function refuse(reason: string): never {
   throw new StrongroomError('model_refused', `model refused: ${reason}; no data key was released`);
@@ -53,10 +54,17 @@ async function sbomGate(
   const advisories = new Map<string, OsvAdvisory>();
   const comps = JSON.stringify(sbom).match(/"purl":"pkg:[^"]+"/g) ?? [];
   for (const c of comps) {
-    const m = /pkg:(npm|pypi)\/([^@?#"]+)@/.exec(c);
+    // the name runs to the version's '@' (an npm scope may be written @scope unencoded)
+    const m = /pkg:(npm|pypi)\/([^?#"]+)@[^@?#"]*(?:[?#][^"]*)?"$/i.exec(c);
     if (!m) continue;
-    const eco = m[1] === 'npm' ? 'npm' : 'PyPI';
-    const dir = advisoryDir(eco, decodeURIComponent(m[2]!));
+    const eco = m[1]!.toLowerCase() === 'npm' ? 'npm' : 'PyPI';
+    let name: string;
+    try {
+      name = decodeURIComponent(m[2]!);
+    } catch {
+      refuse(`${file}: the package URL ${c.slice(8, 200)} cannot be read`);
+    }
+    const dir = advisoryDir(eco, name);
     for (const path of await store.list(dir)) {
       const a = await store.getJson<OsvAdvisory>(path);
       if (a) advisories.set(a.id, a);

@@ -165,6 +165,7 @@ export function forgetKeyObjects(): void {
 /** HKDF-SHA256 of the key with the context as info (Vault's `hkdf_sha256` derivation). */
 function derive(v: KeyVersion, bytes: number, context: Buffer | undefined): KeyObject {
   if (!context) return secretKey(v.key);
+  if (context.length > 1024) throw new StrongroomError('invalid_value', 'a context is at most 1024 bytes');
   const raw = Buffer.from(hkdfSync('sha256', Buffer.from(v.key, 'base64'), Buffer.alloc(0), context, bytes));
   return createSecretKey(raw);
 }
@@ -284,7 +285,16 @@ export function sign(
   opts: SignOptions,
 ): string {
   const p = signingParams(type, privateKey(v.key), opts, true);
-  const sig = signData(p.algorithm, input, p.key);
+  let sig: Buffer;
+  try {
+    sig = signData(p.algorithm, input, p.key);
+  } catch {
+    // a salt too long for the key, a hash the key cannot take: the caller's options, not a fault
+    throw new StrongroomError(
+      'invalid_value',
+      'the key cannot sign with these options (salt_length, hash_algorithm)',
+    );
+  }
   return versioned(version, sig, type.startsWith('ecdsa-') && opts.marshaling === 'jws');
 }
 
