@@ -16,10 +16,11 @@ const Pem = Type.String({ minLength: 1, maxLength: 8192, pattern: '-----BEGIN PU
 
 /**
  * The associated data a file's data key is wrapped with (transit encrypt): the model's signed name, the
- * file's path and its plaintext SHA-256, so a key opens only for that file of that model.
+ * file's path, its plaintext SHA-256 and its encrypted file's SHA-256, so a key opens only for that file
+ * of that model, as it was encrypted (the client hashes the encrypted file it holds before it asks).
  */
-export const modelKeyBinding = (model: string, path: string, sha256: string): Buffer =>
-  Buffer.from(`strongroom-model-file/v2\n${JSON.stringify([model, path, sha256])}`);
+export const modelKeyBinding = (model: string, path: string, sha256: string, encSha256: string): Buffer =>
+  Buffer.from(`strongroom-model-file/v3\n${JSON.stringify([model, path, sha256, encSha256])}`);
 
 export const ModelPolicyParams = Type.Object({ name: Name }, Strict);
 export type ModelPolicyParams = Static<typeof ModelPolicyParams>;
@@ -64,6 +65,8 @@ export const ModelFile = Type.Object(
   {
     path: Type.String({ minLength: 1, maxLength: 4096 }),
     sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
+    /** The SHA-256 of the encrypted file (FILE.enc): in a release, as the client found it. */
+    enc_sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }),
     size: Type.Integer({ minimum: 0 }),
     /** The data key wrapped by the policy's transit key (vault:vN:…), bound to path and sha256. */
     wrapped_key: Type.String({ minLength: 1, maxLength: 512 }),

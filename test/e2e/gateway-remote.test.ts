@@ -15,6 +15,7 @@ import { tempDir } from '../helpers/app.ts';
 import { startServerProcess } from '../helpers/process.ts';
 import { makeCsr } from '../helpers/spiffe.ts';
 import { selfSignedCert, startTlsVault } from '../helpers/tls.ts';
+import { awayFromMinuteEdge } from '../helpers/wait.ts';
 
 /**
  * Issue 7 item 1, with nothing stubbed: `strongroom gateway` in its own
@@ -329,6 +330,8 @@ test('a gateway in front of a remote vault over mTLS: the vault decides, holds t
         ttl: '10m',
       })) as { virtual_key: string };
       const before = s.openaiFake.requests.length;
+      // one minute window for the whole burst (the limit counts windows aligned to the minute)
+      await awayFromMinuteEdge();
       const results = await Promise.all(
         Array.from({ length: 100 }, () =>
           fetch(`${s.gw}/v1/chat/completions`, {

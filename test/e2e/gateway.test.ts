@@ -8,6 +8,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type { EchoKeyMode, RecordedRequest } from '../fakes/openai-upstream.ts';
 import { type GatewaySetup, OPENAI_MODELS, type Seen, startGatewaySetup } from '../helpers/gateway.ts';
+import { awayFromMinuteEdge } from '../helpers/wait.ts';
 
 /**
  * The AI gateway end to end (issue 7, "Must show"): the official `openai` and
@@ -956,6 +957,8 @@ test('100 concurrent calls against a virtual key allowed 10 requests a minute: a
   const s = await startGatewaySetup(t);
   const vk = await mintKey(s, { name: 'budgeted', limits: { requests_per_minute: 10 } });
   s.openaiFake.delayMs = 20;
+  // one minute window for the whole burst (the limit counts windows aligned to the minute)
+  await awayFromMinuteEdge();
   const results = await Promise.all(
     Array.from({ length: 100 }, () => rawChat(s, { authorization: `Bearer ${vk.key}` })),
   );

@@ -11,3 +11,13 @@ export async function until(what: string, fn: () => boolean | Promise<boolean>, 
     await sleep(50);
   }
 }
+
+/**
+ * Waits until the clock is at least `margin` ms away from the next minute: request budgets count fixed
+ * one-minute windows aligned to the minute (src/engines/gateway/budgets.ts), so a burst that straddles a
+ * minute's end is rightly served by two windows.
+ */
+export async function awayFromMinuteEdge(margin = 10_000): Promise<void> {
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 60_000 - margin) await sleep(60_000 - intoMinute + 50);
+}

@@ -252,7 +252,7 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
                   key = await deps!.transit.unwrap(
                     p.key,
                     f.wrapped_key,
-                    api.modelKeyBinding(model, f.path, f.sha256),
+                    api.modelKeyBinding(model, f.path, f.sha256, f.enc_sha256),
                   );
                 } catch (err) {
                   if (
@@ -260,7 +260,7 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
                     isStrongroomError(err, 'key_version_disallowed')
                   ) {
                     refuse(
-                      `${f.path}: its data key does not open for this file under transit/${p.key} (${err.message})`,
+                      `${f.path}: its data key does not open for this file as it is now under transit/${p.key}: the encrypted file, its manifest entry or the key was changed (${err.message})`,
                     );
                   }
                   throw err;

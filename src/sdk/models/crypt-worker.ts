@@ -23,17 +23,23 @@ export interface CryptJob {
  * Encrypts with one reused read buffer and one write in flight: memory stays at a few chunks whatever
  * the file's size (streams would let a megabyte of garbage pile up per chunk until the next collection).
  */
-async function encryptFile(job: CryptJob, tmp: string): Promise<{ sha256: string; size: number }> {
+async function encryptFile(
+  job: CryptJob,
+  tmp: string,
+): Promise<{ sha256: string; size: number; enc_sha256?: string }> {
   const key = createSecretKey(Buffer.from(job.key, 'base64'));
   const size = job.chunkSize ?? DEFAULT_CHUNK;
   const path = createHash('sha256').update(job.path).digest();
   const hash = createHash('sha256');
+  const encHash = createHash('sha256');
   const src = await open(job.src, 'r');
   const dst = await open(tmp, 'w', 0o600);
   try {
     const { size: total } = await src.stat();
     const buf = Buffer.allocUnsafe(size);
-    await dst.write(header(size));
+    const head = header(size);
+    encHash.update(head);
+    await dst.write(head);
     let index = 0;
     let done = 0;
     do {
@@ -47,17 +53,18 @@ async function encryptFile(job: CryptJob, tmp: string): Promise<{ sha256: string
       hash.update(plain);
       done += got;
       const [body, tag] = sealChunk(key, path, index++, done >= total, plain);
+      encHash.update(body).update(tag);
       await dst.writev([body, tag]);
     } while (done < total);
     await dst.sync();
-    return { sha256: hash.digest('hex'), size: done };
+    return { sha256: hash.digest('hex'), size: done, enc_sha256: encHash.digest('hex') };
   } finally {
     await src.close();
     await dst.close();
   }
 }
 
-async function run(job: CryptJob): Promise<{ sha256: string; size: number }> {
+async function run(job: CryptJob): Promise<{ sha256: string; size: number; enc_sha256?: string }> {
   const key = createSecretKey(Buffer.from(job.key, 'base64'));
   // written beside its final name and moved there only once whole and checked
   const tmp = `${job.dst}.partial`;

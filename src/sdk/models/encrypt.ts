@@ -40,7 +40,7 @@ const ENCRYPT: Serialization = {
 };
 
 function cryptPool(files: number) {
-  return createPool<CryptJob, { sha256: string; size: number }>(
+  return createPool<CryptJob, { sha256: string; size: number; enc_sha256?: string }>(
     new URL('./crypt-worker.ts', import.meta.url),
     Math.min(Math.max(files, 1), availableParallelism()),
   );
@@ -84,11 +84,17 @@ export async function encryptModel(
             chunkSize,
           });
           const wrapped = await transit.encrypt(key, dk.plaintext!, {
-            associatedData: modelKeyBinding(model, path, r.sha256),
+            associatedData: modelKeyBinding(model, path, r.sha256, r.enc_sha256!),
           });
           bytes += sizes[n]!;
           options.onProgress?.({ bytes, total, files: ++done, of: names.length });
-          return { path, sha256: r.sha256, size: r.size, wrapped_key: wrapped.ciphertext };
+          return {
+            path,
+            sha256: r.sha256,
+            enc_sha256: r.enc_sha256!,
+            size: r.size,
+            wrapped_key: wrapped.ciphertext,
+          };
         } finally {
           dk.plaintext?.fill(0);
         }
@@ -205,7 +211,9 @@ export async function decryptModel(
     out,
     m,
     (f) =>
-      transit.decrypt(m.key, f.wrapped_key, { associatedData: modelKeyBinding(m.model, f.path, f.sha256) }),
+      transit.decrypt(m.key, f.wrapped_key, {
+        associatedData: modelKeyBinding(m.model, f.path, f.sha256, f.enc_sha256),
+      }),
     options.onProgress,
   );
   return m;
@@ -230,9 +238,24 @@ async function release(call: Call, dir: string, policy: string) {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
+  // the encrypted files as they are here: a file changed since it was encrypted gets no key
+  const pool = createPool<{ path: string }, string>(
+    new URL('./hash-worker.ts', import.meta.url),
+    Math.min(m.files.length, availableParallelism()),
+  );
+  let files: ModelFile[];
+  try {
+    files = await Promise.all(
+      m.files.map(async (f) => ({ ...f, enc_sha256: await pool.run({ path: join(dir, encName(f.path)) }) })),
+    );
+  } catch (err) {
+    throw new ModelFileError(`cannot read an encrypted file: ${(err as Error).message}`);
+  } finally {
+    await pool.close();
+  }
   const r = await call<ModelReleaseResult>('POST', `/v1/models/${encodeURIComponent(policy)}/release`, {
     signature,
-    files: m.files,
+    files,
     ...(sbom === undefined ? {} : { sbom }),
   });
   return {
