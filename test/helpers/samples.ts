@@ -355,7 +355,15 @@ export const SAMPLE: Record<string, { url: string; body?: unknown }> = {
           signatures: [{ sig: 'AA==' }],
         },
       },
-      files: [{ path: 'model.safetensors', sha256: '0'.repeat(64), size: 1, wrapped_key: 'vault:v1:AAAA' }],
+      files: [
+        {
+          path: 'model.safetensors',
+          sha256: '0'.repeat(64),
+          enc_sha256: '1'.repeat(64),
+          size: 1,
+          wrapped_key: 'vault:v1:AAAA',
+        },
+      ],
     },
   },
 };
