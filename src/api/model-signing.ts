@@ -1,4 +1,10 @@
-import { createHash, createPublicKey, type KeyObject, verify as verifySignature } from 'node:crypto';
+import {
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  verify as verifySignature,
+  X509Certificate,
+} from 'node:crypto';
 import { type Static, Type } from 'typebox';
 import { Value } from 'typebox/value';
 
@@ -54,10 +60,22 @@ export type Statement = Static<typeof Statement>;
 /** A model signature file, as far as we read it (a Sigstore bundle v0.3 signed with a key). */
 export const ModelSignatureBundle = Type.Object({
   mediaType: Type.Literal(BUNDLE_MEDIA_TYPE),
-  verificationMaterial: Type.Object({
-    publicKey: Type.Object({ hint: Type.String({ pattern: HEX64 }) }),
-    tlogEntries: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 0 })),
-  }),
+  // signed with a key (named by the hint), or with a certificate chain (a workload's X.509-SVID)
+  verificationMaterial: Type.Union([
+    Type.Object({
+      publicKey: Type.Object({ hint: Type.String({ pattern: HEX64 }) }),
+      tlogEntries: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 0 })),
+    }),
+    Type.Object({
+      x509CertificateChain: Type.Object({
+        certificates: Type.Array(Type.Object({ rawBytes: Type.String({ maxLength: 16_384 }) }), {
+          minItems: 1,
+          maxItems: 8,
+        }),
+      }),
+      tlogEntries: Type.Optional(Type.Array(Type.Unknown(), { maxItems: 0 })),
+    }),
+  ]),
   dsseEnvelope: Type.Object({
     payload: Type.String({ maxLength: 32 * 1024 * 1024 }),
     payloadType: Type.Literal(PAYLOAD_TYPE),
@@ -136,21 +154,116 @@ const CURVE_HASH: Record<string, string> = { prime256v1: 'sha256', secp384r1: 's
  * Refuses, with the reason: a malformed bundle, a key not allowed, a signature that does not verify, a
  * statement of another type, resources that do not add up to the subject's digest.
  */
+/** The bundle around a statement signed with a certificate chain's leaf key (leaf first, DER). */
+export function bundleForChain(
+  payload: Buffer,
+  signature: Buffer,
+  chain: readonly Buffer[],
+): ModelSignatureBundle {
+  return {
+    mediaType: BUNDLE_MEDIA_TYPE,
+    verificationMaterial: {
+      x509CertificateChain: { certificates: chain.map((c) => ({ rawBytes: c.toString('base64') })) },
+      tlogEntries: [],
+    },
+    dsseEnvelope: {
+      payload: payload.toString('base64'),
+      payloadType: PAYLOAD_TYPE,
+      signatures: [{ sig: signature.toString('base64'), keyid: '' }],
+    },
+  };
+}
+
+/** Who may have signed: public keys, and/or certificate chains up to a trust bundle, for some SPIFFE IDs. */
+export interface SignerTrust {
+  keys?: readonly (KeyObject | string)[];
+  /** PEM certificates: the trust bundle (a SPIFFE trust domain's CA certificates). */
+  anchors?: string;
+  /** The leaf's SPIFFE ID must be one of these (a trailing `*` matches a prefix); absent: any. */
+  spiffeIds?: readonly string[];
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * The leaf's key, if the chain leads to one of the anchors and the leaf names an allowed SPIFFE ID. A
+ * key-signed bundle carries no trusted time, so the leaf's expiry is not checked (an SVID lives an hour;
+ * its signature outlives it): the issuers must be valid now, and the leaf must not be a CA.
+ */
+function chainKey(
+  certsB64: readonly { rawBytes: string }[],
+  trust: SignerTrust,
+): { key: KeyObject; id: string } {
+  let certs: X509Certificate[];
+  try {
+    certs = certsB64.map((c) => new X509Certificate(Buffer.from(c.rawBytes, 'base64')));
+  } catch {
+    throw new SignatureRefused('the signature’s certificate chain does not parse');
+  }
+  const anchors = (trust.anchors?.match(PEM_CERT) ?? []).map((p) => new X509Certificate(p));
+  if (anchors.length === 0)
+    throw new SignatureRefused('the model was signed with a certificate, and no trust bundle was given');
+  const now = Date.now();
+  const current = (c: X509Certificate) => Date.parse(c.validFrom) <= now && now <= Date.parse(c.validTo);
+  const leaf = certs[0]!;
+  if (leaf.ca) throw new SignatureRefused('the signing certificate is a CA certificate, not a workload’s');
+  if (Date.parse(leaf.validFrom) > now)
+    throw new SignatureRefused('the signing certificate is not valid yet');
+  for (let n = 0; n + 1 < certs.length; n++) {
+    const [child, parent] = [certs[n]!, certs[n + 1]!];
+    if (!parent.ca || !current(parent) || !child.checkIssued(parent) || !child.verify(parent.publicKey)) {
+      throw new SignatureRefused(
+        `certificate ${n} of the signature’s chain is not issued by the next one (or that one is not a valid CA now)`,
+      );
+    }
+  }
+  const top = certs[certs.length - 1]!;
+  const anchored = anchors.some(
+    (a) =>
+      current(a) &&
+      (a.fingerprint256 === top.fingerprint256 || (top.checkIssued(a) && top.verify(a.publicKey))),
+  );
+  if (!anchored)
+    throw new SignatureRefused('the signature’s certificate chain does not lead to the trust bundle');
+  const id = /URI:(spiffe:\/\/[^,\s]+)/.exec(leaf.subjectAltName ?? '')?.[1];
+  if (!id) throw new SignatureRefused('the signing certificate names no SPIFFE ID (URI SAN)');
+  const allowed = trust.spiffeIds;
+  if (allowed && !allowed.some((p) => (p.endsWith('*') ? id.startsWith(p.slice(0, -1)) : p === id))) {
+    throw new SignatureRefused(`the model was signed by ${id}, which is not an allowed signer`);
+  }
+  return { key: leaf.publicKey, id };
+}
+
 export function verifyModelSignature(
   bundle: unknown,
-  allowed: readonly (KeyObject | string)[],
-): SignedManifest & { hint: string } {
+  allowed: readonly (KeyObject | string)[] | SignerTrust,
+): SignedManifest & { hint: string; signer: string } {
+  const trust: SignerTrust = Array.isArray(allowed) ? { keys: allowed } : (allowed as SignerTrust);
   if (!Value.Check(ModelSignatureBundle, bundle)) {
     throw new SignatureRefused(
-      'the signature is not a Sigstore bundle (v0.3) signed with a key, as model signing v1.0 writes it',
+      'the signature is not a Sigstore bundle (v0.3) signed with a key or a certificate chain, as model signing v1.0 writes it',
     );
   }
-  const hint = bundle.verificationMaterial.publicKey.hint;
-  const key = allowed.map(asPublic).find((k) => keyHint(k) === hint);
-  if (!key)
-    throw new SignatureRefused(
-      `the model was signed by a key that is not allowed (key ${hint.slice(0, 16)}…)`,
-    );
+  const material = bundle.verificationMaterial;
+  let key: KeyObject;
+  let hint: string;
+  let signer: string;
+  if ('publicKey' in material) {
+    hint = material.publicKey.hint;
+    const found = (trust.keys ?? []).map(asPublic).find((k) => keyHint(k) === hint);
+    if (!found) {
+      throw new SignatureRefused(
+        `the model was signed by a key that is not allowed (key ${hint.slice(0, 16)}…)`,
+      );
+    }
+    key = found;
+    signer = `key ${hint}`;
+  } else {
+    const c = chainKey(material.x509CertificateChain.certificates, trust);
+    key = c.key;
+    hint = keyHint(c.key);
+    signer = c.id;
+  }
   const payload = Buffer.from(bundle.dsseEnvelope.payload, 'base64');
   const sig = Buffer.from(bundle.dsseEnvelope.signatures[0]!.sig, 'base64');
   const curve = key.asymmetricKeyDetails?.namedCurve;
@@ -182,6 +295,7 @@ export function verifyModelSignature(
   }
   return {
     hint,
+    signer,
     model: statement.subject[0]!.name,
     serialization: statement.predicate.serialization,
     resources: statement.predicate.resources,

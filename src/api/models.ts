@@ -32,8 +32,19 @@ export const ModelPolicyRequest = Type.Object(
     key: Name,
     /** The model's name as its signature gives it (the statement's subject); default the policy's name. */
     model: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })),
-    /** Public keys (PEM) allowed to have signed the model; at least one. */
-    signers: Type.Array(Pem, { minItems: 1, maxItems: 16 }),
+    /** Public keys (PEM) allowed to have signed the model (key-signed bundles). */
+    signers: Type.Optional(Type.Array(Pem, { maxItems: 16 })),
+    /** CA certificates (PEM; a SPIFFE trust bundle) for models signed with a workload's X.509-SVID. */
+    trust_bundle: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 65_536, pattern: '-----BEGIN CERTIFICATE-----' }),
+    ),
+    /** With trust_bundle: the SPIFFE IDs allowed to sign (a trailing `*` matches a prefix). */
+    spiffe_ids: Type.Optional(
+      Type.Array(Type.String({ minLength: 10, maxLength: 2048, pattern: '^spiffe://' }), {
+        minItems: 1,
+        maxItems: 64,
+      }),
+    ),
     /** Pickle-based files (.pkl, .pt, .pth, .bin, .ckpt, …) can run code when loaded: refused unless true. */
     allow_pickle: Type.Optional(Type.Boolean()),
     /** How long a release's lease lasts, in seconds (default 3600; at most a day). */
@@ -105,6 +116,8 @@ const PolicySchema = Type.Object({
   model: Type.String(),
   key: Type.String(),
   signers: Strings,
+  trust_bundle: Type.Optional(Type.String()),
+  spiffe_ids: Type.Optional(Strings),
   allow_pickle: Type.Boolean(),
   lease_ttl: Type.Integer(),
   sbom: Type.Optional(Type.Object({ file: Type.String(), fail_on: Type.String() })),

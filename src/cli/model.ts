@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { decryptModel, encryptModel, fetchModel, type Progress } from '../sdk/models/encrypt.ts';
-import { signModel, verifyModel } from '../sdk/models/sign.ts';
+import { signModel, signModelWithSvid, verifyModel } from '../sdk/models/sign.ts';
 import { transitClient } from '../sdk/transit.ts';
 import { type CliIO, clientFor, formatOf, UsageError } from './context.ts';
 import { kv, print } from './output.ts';
@@ -22,10 +22,12 @@ export function modelCommands(program: Command, io: CliIO): void {
 
   m.command('sign')
     .argument('<dir>', 'the model directory')
-    .requiredOption(
+    .option(
       '--key <transit/NAME>',
       'an ecdsa-p256/p384/p521 transit key: it signs, and never leaves the vault',
     )
+    .option('--svid <cert.pem>', 'or sign with a workload’s X.509-SVID: its certificate chain (PEM)…')
+    .option('--svid-key <key.pem>', '…and its private key (PEM), as the agent writes them')
     .option('--signature <file>', 'where to write the signature (default DIR/model.sig)')
     .option('--name <name>', 'the model’s name in the signature (default the directory’s name)')
     .option(
@@ -38,18 +40,42 @@ export function modelCommands(program: Command, io: CliIO): void {
     .action(
       async (
         dir: string,
-        o: { key: string; signature?: string; name?: string; ignore?: string[]; allowSymlinks?: boolean },
+        o: {
+          key?: string;
+          svid?: string;
+          svidKey?: string;
+          signature?: string;
+          name?: string;
+          ignore?: string[];
+          allowSymlinks?: boolean;
+        },
         cmd: Command,
       ) => {
-        const key = transitKey(o.key);
-        if (!key) throw new UsageError('--key must name a transit key: transit/NAME');
+        if ((o.key === undefined) === (o.svid === undefined)) {
+          throw new UsageError(
+            'sign with --key transit/NAME or with --svid CERT --svid-key KEY, one of them',
+          );
+        }
         const out = o.signature ?? join(dir, 'model.sig');
-        const bundle = await signModel(transitClient(clientFor(io, cmd).request), dir, key, {
+        const options = {
           signatureFile: out,
           ...(o.name ? { name: o.name } : {}),
           ...(o.ignore ? { ignore: o.ignore } : {}),
           ...(o.allowSymlinks ? { allowSymlinks: true } : {}),
-        });
+        };
+        let bundle: Awaited<ReturnType<typeof signModel>>;
+        if (o.svid) {
+          if (!o.svidKey) throw new UsageError('--svid needs --svid-key');
+          bundle = await signModelWithSvid(
+            dir,
+            { certificates: await readFile(o.svid, 'utf8'), privateKey: await readFile(o.svidKey, 'utf8') },
+            options,
+          );
+        } else {
+          const key = transitKey(o.key!);
+          if (!key) throw new UsageError('--key must name a transit key: transit/NAME');
+          bundle = await signModel(transitClient(clientFor(io, cmd).request), dir, key, options);
+        }
         await writeFile(out, `${JSON.stringify(bundle, null, 2)}\n`);
         const files = (
           JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString()) as {
@@ -67,29 +93,51 @@ export function modelCommands(program: Command, io: CliIO): void {
   m.command('verify')
     .argument('<dir>', 'the model directory')
     .option('--signature <file>', 'the signature (default DIR/model.sig)')
-    .requiredOption(
+    .option(
       '--key <pem|transit/NAME>',
       'a public key (PEM file) allowed to have signed, or a transit key (its public keys); repeatable',
       collect,
     )
+    .option(
+      '--trust-bundle <pem>',
+      'CA certificates (a SPIFFE trust bundle) for signatures made with an SVID',
+    )
+    .option(
+      '--signer <spiffe-id>',
+      'with --trust-bundle: a SPIFFE ID allowed to sign (a trailing * matches a prefix); repeatable',
+      collect,
+    )
     .description('check a model against its signature: exits 1 naming the first file that differs')
-    .action(async (dir: string, o: { signature?: string; key: string[] }, cmd: Command) => {
-      const allowed: string[] = [];
-      for (const k of o.key) {
-        const name = transitKey(k);
-        if (name) {
-          const info = await transitClient(clientFor(io, cmd).request).readKey(name);
-          for (const v of Object.values(info.keys)) allowed.push((v as { public_key: string }).public_key);
-        } else allowed.push(await readFile(k, 'utf8'));
-      }
-      const r = await verifyModel(dir, o.signature ?? join(dir, 'model.sig'), allowed);
-      print(io.stdout, formatOf(cmd), r, () =>
-        r.ok
-          ? kv({ Verified: true, Model: r.model, Files: r.files })
-          : kv({ Verified: false, Reason: r.reason }),
-      );
-      if (!r.ok) io.exitCode = 1;
-    });
+    .action(
+      async (
+        dir: string,
+        o: { signature?: string; key?: string[]; trustBundle?: string; signer?: string[] },
+        cmd: Command,
+      ) => {
+        if (!o.key && !o.trustBundle)
+          throw new UsageError('give --key (public keys) or --trust-bundle (for SVID signatures)');
+        if (o.signer && !o.trustBundle) throw new UsageError('--signer goes with --trust-bundle');
+        const allowed: string[] = [];
+        for (const k of o.key ?? []) {
+          const name = transitKey(k);
+          if (name) {
+            const info = await transitClient(clientFor(io, cmd).request).readKey(name);
+            for (const v of Object.values(info.keys)) allowed.push((v as { public_key: string }).public_key);
+          } else allowed.push(await readFile(k, 'utf8'));
+        }
+        const r = await verifyModel(dir, o.signature ?? join(dir, 'model.sig'), {
+          keys: allowed,
+          ...(o.trustBundle ? { anchors: await readFile(o.trustBundle, 'utf8') } : {}),
+          ...(o.signer ? { spiffeIds: o.signer } : {}),
+        });
+        print(io.stdout, formatOf(cmd), r, () =>
+          r.ok
+            ? kv({ Verified: true, Model: r.model, Signer: r.signer, Files: r.files })
+            : kv({ Verified: false, Reason: r.reason }),
+        );
+        if (!r.ok) io.exitCode = 1;
+      },
+    );
 }
 
 /** `model encrypt|decrypt|fetch`: files in parallel, a progress bar on stderr. */
@@ -167,9 +215,15 @@ function policyCommand(m: Command, io: CliIO): void {
     .command('write')
     .argument('<name>')
     .requiredOption('--key <transit/NAME>', 'the transit key that wraps the model’s data keys')
-    .requiredOption(
+    .option(
       '--signer <pem|transit/NAME>',
       'a public key allowed to sign (PEM file, or a transit key’s); repeatable',
+      collect,
+    )
+    .option('--trust-bundle <pem>', 'CA certificates (a SPIFFE trust bundle) for models signed with an SVID')
+    .option(
+      '--spiffe-id <id>',
+      'with --trust-bundle: a SPIFFE ID allowed to sign (a trailing * matches a prefix); repeatable',
       collect,
     )
     .option('--model <name>', 'the model’s name as its signature gives it (default: the policy’s name)')
@@ -185,7 +239,9 @@ function policyCommand(m: Command, io: CliIO): void {
         name: string,
         o: {
           key: string;
-          signer: string[];
+          signer?: string[];
+          trustBundle?: string;
+          spiffeId?: string[];
           allowPickle?: boolean;
           model?: string;
           leaseTtl?: string;
@@ -198,7 +254,7 @@ function policyCommand(m: Command, io: CliIO): void {
         if (!key) throw new UsageError('--key must name a transit key: transit/NAME');
         const c = clientFor(io, cmd);
         const signers: string[] = [];
-        for (const s of o.signer) {
+        for (const s of o.signer ?? []) {
           const t = transitKey(s);
           if (t) {
             for (const v of Object.values((await transitClient(c.request).readKey(t)).keys)) {
@@ -212,6 +268,8 @@ function policyCommand(m: Command, io: CliIO): void {
           {
             key,
             signers,
+            ...(o.trustBundle ? { trust_bundle: await readFile(o.trustBundle, 'utf8') } : {}),
+            ...(o.spiffeId ? { spiffe_ids: o.spiffeId } : {}),
             ...(o.allowPickle ? { allow_pickle: true } : {}),
             ...(o.model ? { model: o.model } : {}),
             ...(o.leaseTtl ? { lease_ttl: Number(o.leaseTtl) } : {}),

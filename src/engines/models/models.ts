@@ -84,7 +84,11 @@ async function sbomGate(
 async function check(store: BarrierStore, p: api.ModelPolicy, i: api.ModelReleaseRequest): Promise<string> {
   let signed: ReturnType<typeof verifyModelSignature>;
   try {
-    signed = verifyModelSignature(i.signature, p.signers);
+    signed = verifyModelSignature(i.signature, {
+      keys: p.signers,
+      ...(p.trust_bundle ? { anchors: p.trust_bundle } : {}),
+      ...(p.spiffe_ids ? { spiffeIds: p.spiffe_ids } : {}),
+    });
   } catch (err) {
     if (err instanceof SignatureRefused) refuse(`the signature: ${err.message}`);
     throw err;
@@ -164,7 +168,16 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
               '"advisories" names the advisories route: choose another name',
             );
           }
-          for (const [n, pem] of i.signers.entries()) {
+          if (!i.signers?.length && !i.trust_bundle) {
+            throw new StrongroomError(
+              'validation_failed',
+              'give signers (public keys) or a trust_bundle (for SVID signatures)',
+            );
+          }
+          if (i.spiffe_ids && !i.trust_bundle) {
+            throw new StrongroomError('validation_failed', 'spiffe_ids go with a trust_bundle');
+          }
+          for (const [n, pem] of (i.signers ?? []).entries()) {
             let ok = false;
             try {
               const k = createPublicKey(pem);
@@ -177,7 +190,9 @@ export function modelsModule(): VaultModule<ModelsDeps, BarrierStore> {
             name: i.name,
             model: i.model ?? i.name,
             key: i.key,
-            signers: i.signers,
+            signers: i.signers ?? [],
+            ...(i.trust_bundle ? { trust_bundle: i.trust_bundle } : {}),
+            ...(i.spiffe_ids ? { spiffe_ids: i.spiffe_ids } : {}),
             allow_pickle: i.allow_pickle ?? false,
             lease_ttl: i.lease_ttl ?? 3600,
             ...(i.sbom ? { sbom: { file: i.sbom.file ?? 'sbom.cdx.json', fail_on: i.sbom.fail_on } } : {}),
