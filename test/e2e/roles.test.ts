@@ -70,7 +70,12 @@ async function snapshot(storage: StorageBackend): Promise<Map<string, string>> {
  */
 async function fixture(t: TestContext) {
   // audited, as a server runs by default, so the audit log is one more route to search
-  const a = await buildTestApp(t, { audit: [{ file: { path: join(tempDir(t), 'audit.log') } }] });
+  // no lease sweeps in the background: a refused request is checked to change nothing in storage, and
+  // the sweeper renews its cluster lease in storage every few seconds
+  const a = await buildTestApp(t, {
+    audit: [{ file: { path: join(tempDir(t), 'audit.log') } }],
+    leases: { sweep_interval_ms: 3_600_000 },
+  });
   ok(await a.call('POST', '/v1/projects', { name: 'llm' }), 201);
   ok(await a.call('POST', '/v1/projects', { name: 'fresh', environments: ['dev'] }), 201);
   for (const env of ['dev', 'prod'] as const) {

@@ -256,7 +256,9 @@ const methodsOf = (route: RouteDef) => (route.method === 'GET' ? ['GET', 'HEAD']
 /** A fresh app on a manual clock with project `llm` (so samples address something real). */
 async function fixture(t: TestContext) {
   const clock = manualClock(Date.now());
-  const a = await buildTestApp(t, { clock });
+  // no lease sweeps in the background: refused calls are checked to change nothing in storage, and the
+  // sweeper renews its cluster lease in storage as the manual clock moves
+  const a = await buildTestApp(t, { clock, leases: { sweep_interval_ms: 3_600_000 } });
   assert.equal((await a.call('POST', '/v1/projects', { name: 'llm' })).statusCode, 201);
   assert.equal(
     (await a.call('PUT', '/v1/secrets/llm/dev/OPENAI_API_KEY', { value: 'sk-x' })).statusCode,
