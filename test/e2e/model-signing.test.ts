@@ -16,7 +16,7 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { keyHint } from '../../src/api/model-signing.ts';
 import { tempDir } from '../helpers/app.ts';
-import { runCli, startServerProcess } from '../helpers/process.ts';
+import { runCli, startDevServer } from '../helpers/process.ts';
 
 function makeModel(dir: string): void {
   mkdirSync(join(dir, 'tokenizer'), { recursive: true });
@@ -30,17 +30,10 @@ test('a model signed through a transit key verifies with the independent sigstor
   timeout: 90_000,
 }, async (t) => {
   const dir = tempDir(t);
-  const server = await startServerProcess(t, [
-    '--dev',
-    '--data',
-    join(dir, 'data'),
-    '--listen',
-    '127.0.0.1:0',
-  ]);
-  while (!/STRONGROOM_TOKEN=(\S+)/.test(server.output())) await new Promise((r) => setTimeout(r, 50));
+  const server = await startDevServer(t, join(dir, 'data'));
   const env = {
     STRONGROOM_ADDR: server.address,
-    STRONGROOM_TOKEN: /STRONGROOM_TOKEN=(\S+)/.exec(server.output())![1]!,
+    STRONGROOM_TOKEN: server.root,
   };
   const cli = (args: string[]) => runCli(args, { env });
   assert.equal((await cli(['transit', 'key', 'create', 'release', '--type', 'ecdsa-p256'])).code, 0);

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { connect } from '../../src/sdk/index.ts';
 import { tempDir } from '../helpers/app.ts';
-import { runCli, startServerProcess } from '../helpers/process.ts';
+import { runCli, startDevServer } from '../helpers/process.ts';
 
 const CHUNK = 4096;
 
@@ -50,11 +50,10 @@ test('verify, then unwrap: a model’s data keys are released only for the signe
 }, async (t) => {
   const dir = tempDir(t);
   const data = join(dir, 'data');
-  const server = await startServerProcess(t, ['--dev', '--data', data, '--listen', '127.0.0.1:0']);
-  while (!/STRONGROOM_TOKEN=(\S+)/.test(server.output())) await new Promise((r) => setTimeout(r, 50));
+  const server = await startDevServer(t, data);
   const env = {
     STRONGROOM_ADDR: server.address,
-    STRONGROOM_TOKEN: /STRONGROOM_TOKEN=(\S+)/.exec(server.output())![1]!,
+    STRONGROOM_TOKEN: server.root,
   };
   const cli = async (args: string[]) => {
     const r = await runCli(args, { env });

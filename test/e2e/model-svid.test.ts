@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/app.ts';
-import { runCli, startServerProcess } from '../helpers/process.ts';
+import { runCli, startDevServer } from '../helpers/process.ts';
 
 /** A CA (a trust domain's) and a workload's SVID with its SPIFFE ID, made by openssl, not by us. */
 function pki(dir: string, name: string, spiffeId: string): { ca: string; cert: string; key: string } {
@@ -114,17 +114,10 @@ test('a model signed with a workload’s X.509-SVID verifies against the trust b
   assert.match(mismatch.stderr, /not the SVID certificate’s/);
 
   // the vault: a policy that trusts the prod bundle for the trainer's SPIFFE ID releases the keys
-  const server = await startServerProcess(t, [
-    '--dev',
-    '--data',
-    join(dir, 'data'),
-    '--listen',
-    '127.0.0.1:0',
-  ]);
-  while (!/STRONGROOM_TOKEN=(\S+)/.test(server.output())) await new Promise((r) => setTimeout(r, 50));
+  const server = await startDevServer(t, join(dir, 'data'));
   const env = {
     STRONGROOM_ADDR: server.address,
-    STRONGROOM_TOKEN: /STRONGROOM_TOKEN=(\S+)/.exec(server.output())![1]!,
+    STRONGROOM_TOKEN: server.root,
   };
   const cli = (args: string[]) => runCli(args, { env });
   assert.equal((await cli(['transit', 'key', 'create', 'weights'])).code, 0);

@@ -80,18 +80,7 @@ test('an HSM seal: the server auto-unseals through SoftHSM, survives kill -9, an
     200,
   );
   // the key on the token, as the token itself lists it: an AES key that is sensitive and never extractable
-  const objects = hsm.run('pkcs11-tool', [
-    '--module',
-    hsm.lib,
-    '--token-label',
-    hsm.label,
-    '--login',
-    '--pin',
-    hsm.pin,
-    '--list-objects',
-    '--type',
-    'secrkey',
-  ]);
+  const objects = hsm.secretKeys();
   assert.match(objects, /label:\s+strongroom-root/);
   assert.match(objects, /sensitive/);
   assert.match(objects, /never extractable/);
@@ -169,20 +158,7 @@ test('an HSM seal: the server auto-unseals through SoftHSM, survives kill -9, an
   await server.stop();
 
   // the key deleted from the token: sealed for good, and said so
-  hsm.run('pkcs11-tool', [
-    '--module',
-    hsm.lib,
-    '--token-label',
-    hsm.label,
-    '--login',
-    '--pin',
-    hsm.pin,
-    '--delete-object',
-    '--type',
-    'secrkey',
-    '--label',
-    'strongroom-root',
-  ]);
+  hsm.tool(['--delete-object', '--type', 'secrkey', '--label', 'strongroom-root']);
   server = await start();
   await until('the missing key to be reported', async () =>
     server.output().includes('the vault stays sealed'),

@@ -5,15 +5,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { tempDir } from '../helpers/app.ts';
-import { runCli, startServerProcess } from '../helpers/process.ts';
+import { runCli, startDevServer } from '../helpers/process.ts';
 
 test('CLI: transit keys, encryption of a binary file, and a signature openssl verifies', {
   timeout: 60_000,
 }, async (t) => {
   const dir = tempDir(t);
-  const server = await startServerProcess(t, ['--dev', '--data', dir, '--listen', '127.0.0.1:0']);
-  while (!/STRONGROOM_TOKEN=(\S+)/.test(server.output())) await new Promise((r) => setTimeout(r, 50));
-  const root = /STRONGROOM_TOKEN=(\S+)/.exec(server.output())![1]!;
+  const server = await startDevServer(t, dir);
+  const root = server.root;
   const env = { STRONGROOM_ADDR: server.address, STRONGROOM_TOKEN: root };
   const cli = (args: string[], input?: string) =>
     runCli(args, { env, ...(input === undefined ? {} : { input }) });

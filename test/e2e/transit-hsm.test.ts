@@ -71,19 +71,7 @@ test('a transit key held in the HSM: made and used inside SoftHSM through PKCS#1
   });
   assert.equal(back.plaintext, dk.plaintext);
   // the token's own listing: two AES keys for this transit key, sensitive and never extractable
-  const list = () =>
-    hsm.run('pkcs11-tool', [
-      '--module',
-      hsm.lib,
-      '--token-label',
-      hsm.label,
-      '--login',
-      '--pin',
-      hsm.pin,
-      '--list-objects',
-      '--type',
-      'secrkey',
-    ]);
+  const list = () => hsm.secretKeys();
   const objects = list();
   assert.equal(objects.match(/label:\s+strongroom-transit\/payments\//g)?.length, 2, objects);
   assert.match(objects, /never extractable/);
