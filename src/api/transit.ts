@@ -140,13 +140,18 @@ export const TransitTrimRequest = Type.Object(
 );
 export type TransitTrimRequest = Static<typeof TransitTrimRequest>;
 
+/** What an encryption or decryption item may add: a derived key's context, associated data, a version. */
+const AeadOptions = {
+  context: Type.Optional(CONTEXT),
+  associated_data: Type.Optional(CONTEXT),
+  nonce: Type.Optional(CONTEXT),
+  key_version: Type.Optional(Version),
+};
+
 const EncryptItem = Type.Object(
   {
     plaintext: B64(DATA),
-    context: Type.Optional(CONTEXT),
-    associated_data: Type.Optional(CONTEXT),
-    nonce: Type.Optional(CONTEXT),
-    key_version: Type.Optional(Version),
+    ...AeadOptions,
     reference: Type.Optional(Reference),
   },
   Strict,
@@ -157,10 +162,7 @@ export type EncryptItem = Static<typeof EncryptItem>;
 export const TransitEncryptRequest = Type.Object(
   {
     plaintext: Single(B64(DATA)),
-    context: Type.Optional(CONTEXT),
-    associated_data: Type.Optional(CONTEXT),
-    nonce: Type.Optional(CONTEXT),
-    key_version: Type.Optional(Version),
+    ...AeadOptions,
     /** Vault creates a missing key on first encrypt when this names its type (an upsert). */
     type: Type.Optional(literals(KEY_TYPES)),
     convergent_encryption: Type.Optional(Type.Boolean()),
@@ -173,10 +175,7 @@ export type TransitEncryptRequest = Static<typeof TransitEncryptRequest>;
 const DecryptItem = Type.Object(
   {
     ciphertext: Versioned,
-    context: Type.Optional(CONTEXT),
-    associated_data: Type.Optional(CONTEXT),
-    nonce: Type.Optional(CONTEXT),
-    key_version: Type.Optional(Version),
+    ...AeadOptions,
     reference: Type.Optional(Reference),
   },
   Strict,

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { tenantDb } from '../fixtures/pg-tenants.ts';
 import { buildTestApp } from '../helpers/app.ts';
+import { hasHvac, PYTHON } from '../helpers/hvac.ts';
 import { postgresSkipReason, postgresTestUrl } from '../helpers/postgres.ts';
 
 const url = await postgresTestUrl();
-/** Debian's python3 with python3-hvac (.ci/run installs it): Vault's own Python client, unchanged. */
-const PYTHON = '/usr/bin/python3';
-const hasHvac = spawnSync(PYTHON, ['-c', 'import hvac'], { stdio: 'ignore' }).status === 0;
-if (!hasHvac && process.env.STRONGROOM_TEST_REQUIRE_HVAC === '1') {
-  throw new Error(
-    'STRONGROOM_TEST_REQUIRE_HVAC=1 but /usr/bin/python3 cannot import hvac (apt-get install python3-hvac)',
-  );
-}
 
 const SCRIPT = `
 import json, os, sys, hvac

@@ -1,16 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { buildTestApp } from '../helpers/app.ts';
-
-/** Debian's python3 with python3-hvac (.ci/run installs it): Vault's own Python client, unchanged. */
-const PYTHON = '/usr/bin/python3';
-const hasHvac = spawnSync(PYTHON, ['-c', 'import hvac'], { stdio: 'ignore' }).status === 0;
-if (!hasHvac && process.env.STRONGROOM_TEST_REQUIRE_HVAC === '1') {
-  throw new Error(
-    'STRONGROOM_TEST_REQUIRE_HVAC=1 but /usr/bin/python3 cannot import hvac (apt-get install python3-hvac)',
-  );
-}
+import { hasHvac, PYTHON } from '../helpers/hvac.ts';
 
 /** What a Vault user's script does with the transit engine, through hvac's own methods only. */
 const SCRIPT = `
